@@ -1,0 +1,3 @@
+from tkedistro.cli import main
+
+main()

@@ -1,0 +1,204 @@
+"""The typer app: parse arguments, call one function per command, map errors to exit codes.
+
+No business logic lives here and nothing else calls ``sys.exit``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from collections.abc import Callable
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from tkedistro import __version__, console
+from tkedistro.errors import Interrupted, TkedistroError
+from tkedistro.workspace import Workspace
+
+app = typer.Typer(
+    name="tkedistro",
+    help="Build a Kubernetes distribution: pinned upstream, patch series, container builds.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=True,
+)
+
+
+@dataclass
+class Globals:
+    root: Path | None = None
+    cache_dir: Path | None = None
+    debug: bool = False
+
+    def workspace(self) -> Workspace:
+        return Workspace.discover(self.root, self.cache_dir)
+
+
+G = Globals()
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        console.out(f"tkedistro {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    root: Annotated[
+        Path | None,
+        typer.Option("--root", help="The distro repo (default: nearest folder up with releases/)."),
+    ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option("--cache-dir", help="Cache folder (default: $TKEDISTRO_CACHE or XDG cache)."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show external commands.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Show version."),
+    ] = None,
+) -> None:
+    G.root, G.cache_dir, G.debug = root, cache_dir, debug
+    console.configure(verbose=verbose)
+
+
+def guarded(fn: Callable[..., None]) -> Callable[..., None]:
+    """Turn expected errors into one clean message and their documented exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            console.error("interrupted")
+            raise typer.Exit(Interrupted.exit_code) from None
+        except TkedistroError as exc:
+            if G.debug:
+                traceback.print_exc()
+            console.error(exc.render())
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper
+
+
+def emit(data: Any, text: str, as_json: bool) -> None:
+    """Print ``data`` as JSON or ``text`` for a person."""
+    console.out(json.dumps(data, indent=2, sort_keys=False) if as_json else text)
+
+
+@app.command("list")
+@guarded
+def list_cmd(as_json: JsonOpt = False) -> None:
+    """List the releases of this distro repo."""
+    from tkedistro import report
+
+    data = report.list_releases(G.workspace())
+    emit(data, report.format_list(data), as_json)
+
+
+@app.command()
+@guarded
+def show(release: str, as_json: JsonOpt = False) -> None:
+    """Show one release: its pin, components, platforms and patch series."""
+    from tkedistro import report
+
+    data = report.show_release(G.workspace(), release)
+    emit(data, report.format_show(data), as_json)
+
+
+@app.command()
+@guarded
+def validate(
+    releases: Annotated[list[str] | None, typer.Argument(help="Releases (default: all).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check manifests and patch files without network."""
+    from tkedistro import validation
+
+    result = validation.validate_releases(G.workspace(), releases or [])
+    emit(result.to_json(), result.format_text(), as_json)
+    result.raise_for_problems()
+
+
+@app.command()
+@guarded
+def source(
+    release: str,
+    upstream: Annotated[
+        str | None,
+        typer.Option("--upstream", envvar="TKEDISTRO_UPSTREAM", help="Fetch from this mirror URL."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Save work in _src to a backup ref, then re-prepare.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fetch and verify the pinned upstream and apply the patch series into _src/RELEASE."""
+    from tkedistro import source as source_mod
+
+    result = source_mod.prepare_source(G.workspace(), release, upstream=upstream, force=force)
+    emit(result.to_json(), result.format_text(), as_json)
+
+
+@app.command()
+@guarded
+def build(
+    release: str,
+    component: Annotated[
+        list[str] | None, typer.Option("--component", "-c", help="Build only these components.")
+    ] = None,
+    platform: Annotated[
+        list[str] | None, typer.Option("--platform", "-p", help="os/arch, e.g. linux/arm64.")
+    ] = None,
+    builder_image: Annotated[
+        str | None, typer.Option("--builder-image", help="Override the manifest's builder image.")
+    ] = None,
+    upstream: Annotated[
+        str | None,
+        typer.Option("--upstream", envvar="TKEDISTRO_UPSTREAM", help="Fetch from this mirror URL."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even when up to date.")] = False,
+    cpus: Annotated[float | None, typer.Option("--cpus", help="CPU limit for the build.")] = None,
+    memory: Annotated[
+        str | None, typer.Option("--memory", help="Memory limit for the build, e.g. 8g.")
+    ] = None,
+    verify_reproducible: Annotated[
+        bool,
+        typer.Option("--verify-reproducible", help="Build twice and compare SHA256SUMS."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build the release's components in the builder container into _output/RELEASE."""
+    from tkedistro.build import pipeline
+
+    options = pipeline.BuildOptions(
+        components=tuple(component or ()),
+        platforms=tuple(platform or ()),
+        builder_image=builder_image,
+        upstream=upstream,
+        force=force,
+        cpus=cpus,
+        memory=memory,
+        verify_reproducible=verify_reproducible,
+    )
+    result = pipeline.build_release(G.workspace(), release, options)
+    emit(result.to_json(), result.format_text(), as_json)
+
+
+def main() -> NoReturn:
+    """Entry point for the ``tkedistro`` script."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.error("interrupted")
+        sys.exit(Interrupted.exit_code)
+    sys.exit(0)

@@ -1,0 +1,258 @@
+"""The release manifest (``releases/<release>.yaml``): a typed, frozen model and its loader.
+
+Nothing outside this module touches raw manifest YAML. The format is documented in
+``docs/manifest.md``; ``SCHEMA_VERSION`` is the version this tool reads.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from tkedistro.errors import ManifestError, ReleaseNotFoundError
+
+SCHEMA_VERSION = 1
+
+COMPONENTS = (
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kube-proxy",
+    "kubelet",
+    "kubectl",
+    "kubeadm",
+)
+PLATFORMS = ("linux/amd64", "linux/arm64")
+
+Component = Literal[
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kube-proxy",
+    "kubelet",
+    "kubectl",
+    "kubeadm",
+]
+Platform = Literal["linux/amd64", "linux/arm64"]
+Hex40 = Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Tag = Annotated[str, Field(pattern=r"^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class Archive(_Frozen):
+    url: str
+    sha256: Sha256
+
+
+class Upstream(_Frozen):
+    url: str = Field(min_length=1)
+    tag: Tag
+    commit: Hex40
+    archive: Archive | None = None
+
+
+class Go(_Frozen):
+    version: Annotated[str, Field(pattern=r"^1\.\d+(\.\d+)?$")]
+
+
+class Builder(_Frozen):
+    image: str = Field(min_length=1)
+
+
+class PatchEntry(_Frozen):
+    """One entry of the ordered series; ``file`` is relative to the distro repo root."""
+
+    file: str = Field(min_length=1)
+    subject: str | None = None  # for plain `git diff` files without mail headers
+
+
+class Manifest(_Frozen):
+    schema_version: Literal[1] = Field(alias="schema")
+    release: Annotated[str, Field(pattern=r"^\d+\.\d+$")]
+    upstream: Upstream
+    distro_version: Annotated[str, Field(pattern=r"^v\d+\.\d+\.\d+-[0-9A-Za-z.-]+$")]
+    go: Go
+    builder: Builder
+    components: tuple[Component, ...] = Field(min_length=1)
+    platforms: tuple[Platform, ...] = Field(default=("linux/amd64",), min_length=1)
+    patches: tuple[PatchEntry, ...] = ()
+
+    # Where it was loaded from (not part of the YAML).
+    path: Path = Field(default=Path(), exclude=True)
+
+    @property
+    def name(self) -> str:
+        return self.release
+
+    def summary(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude={"path"})
+
+
+def _yaml() -> YAML:
+    y = YAML(typ="rt")
+    y.preserve_quotes = True
+    return y
+
+
+def _line_of(data: Any, loc: tuple[int | str, ...]) -> int | None:
+    """1-based line of the deepest node of ``loc`` that exists in the YAML."""
+    line: int | None = None
+    node = data
+    for key in loc:
+        if isinstance(node, CommentedMap) and key in node:
+            line = node.lc.key(key)[0] + 1
+            node = node[key]
+        elif isinstance(node, CommentedSeq) and isinstance(key, int) and key < len(node):
+            line = node.lc.item(key)[0] + 1
+            node = node[key]
+        else:
+            break
+    return line
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The pydantic model that owns the mapping at ``loc`` (for did-you-mean)."""
+    model: Any = Manifest
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) or next(
+            (f for f in model.model_fields.values() if f.alias == part), None
+        )
+        if field is None:
+            return None
+        ann = field.annotation
+        candidates = [ann, *getattr(ann, "__args__", ())]
+        model = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+        if model is None:
+            return None
+    return model if isinstance(model, type) else None
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items() if not f.exclude]
+
+
+_EXPECT = {
+    "upstream.commit": "a full 40-character lowercase hex commit SHA",
+    "upstream.tag": "a tag like v1.20.2",
+    "upstream.archive.sha256": "64 lowercase hex characters",
+    "distro_version": "a version like v1.20.2-tke.1",
+    "release": 'a release name like "1.20" (quote it in YAML)',
+    "go.version": 'a Go version like "1.15.15"',
+}
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = tuple(err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        owner = _model_at(loc[:-1])
+        names = _field_names(owner) if owner else []
+        close = difflib.get_close_matches(str(loc[-1]), names, n=1)
+        guess = f"; did you mean '{close[0]}'?" if close else ""
+        return f"unknown key{guess} (allowed: {', '.join(names)})"
+    if kind == "missing":
+        return "required key is missing"
+    key = _dotted(tuple(p for p in loc if not isinstance(p, int)))
+    if kind == "literal_error" and loc and loc[0] in ("components", "platforms"):
+        allowed = COMPONENTS if loc[0] == "components" else PLATFORMS
+        close = difflib.get_close_matches(str(err.get("input")), allowed, n=1)
+        guess = f"; did you mean '{close[0]}'?" if close else ""
+        return f"unknown value {err.get('input')!r}{guess} (allowed: {', '.join(allowed)})"
+    if kind == "literal_error" and loc == ("schema",):
+        return f"unsupported schema version {err.get('input')!r}; this tkedistro reads {SCHEMA_VERSION}"
+    if kind == "string_pattern_mismatch" and key in _EXPECT:
+        return f"expected {_EXPECT[key]}, got {err.get('input')!r}"
+    return f"{err['msg']} (got {err.get('input')!r})"
+
+
+def parse_manifest(text: str, path: Path, display: str) -> Manifest:
+    """Parse manifest text; every problem is collected into one ``ManifestError``."""
+    try:
+        data = _yaml().load(io.StringIO(text))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{display}:{mark.line + 1}" if mark else display
+        raise ManifestError([f"{where}: YAML syntax error: {exc.problem or exc}"]) from exc
+    if not isinstance(data, CommentedMap):
+        raise ManifestError([f"{display}: expected a mapping of keys at the top level"])
+    try:
+        manifest = Manifest.model_validate({**data, "path": path})
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            line = _line_of(data, loc)
+            where = f"{display}:{line}" if line else display
+            problems.append(f"{where}: {_dotted(loc)}: {_describe(err)}")
+        raise ManifestError(problems) from None
+    expected = path.stem
+    if manifest.release != expected:
+        line = _line_of(data, ("release",))
+        raise ManifestError(
+            [f"{display}:{line}: release: {manifest.release!r} does not match the file name "
+             f"(expected {expected!r})"]
+        )
+    return manifest
+
+
+def load_manifest(path: Path, display: str | None = None) -> Manifest:
+    shown = display or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReleaseNotFoundError([f"{shown}: no such manifest"]) from None
+    return parse_manifest(text, path, shown)
+
+
+def list_release_names(releases_dir: Path) -> list[str]:
+    """Release names from ``releases/*.yaml``, in version order."""
+    names = [p.stem for p in releases_dir.glob("*.yaml")]
+
+    def key(name: str) -> tuple[int, ...] | tuple[float]:
+        try:
+            return tuple(int(x) for x in name.split("."))
+        except ValueError:
+            return (float("inf"),)
+
+    return sorted(names, key=key)
+
+
+def update_pin(path: Path, *, tag: str, commit: str, distro_version: str | None = None,
+               patch_files: list[str] | None = None) -> None:
+    """Rewrite the upstream pin (and optionally version and series) keeping comments."""
+    y = _yaml()
+    data = y.load(path.read_text(encoding="utf-8"))
+    data["upstream"]["tag"] = tag
+    data["upstream"]["commit"] = commit
+    if distro_version is not None:
+        data["distro_version"] = distro_version
+    if patch_files is not None:
+        old = {e["file"]: e for e in data.get("patches") or []}
+        data["patches"] = [old.get(f, {"file": f}) for f in patch_files]
+    buf = io.StringIO()
+    y.dump(data, buf)
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(buf.getvalue(), encoding="utf-8")
+    tmp.replace(path)
