@@ -1,0 +1,115 @@
+"""Build tiny k8s-shaped upstream repositories and distro repos for tests (real git)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FIXED_DATE = "2021-01-13T12:00:00+0000"
+
+
+def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
+    import os
+
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=full_env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@dataclass
+class Upstream:
+    """A non-bare upstream work repo (``work``) and its bare clone served as ``url``."""
+
+    work: Path
+    bare: Path
+    tags: dict[str, str] = field(default_factory=dict)  # tag -> commit sha
+
+    @property
+    def url(self) -> str:
+        return self.bare.as_uri()
+
+    def commit(self, files: Mapping[str, str | bytes | None], message: str, tag: str | None = None) -> str:
+        """Write (or delete, for None) files, commit, optionally tag (annotated), push."""
+        for rel, content in files.items():
+            path = self.work / rel
+            if content is None:
+                path.unlink()
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content)
+        dates = {"GIT_AUTHOR_DATE": FIXED_DATE, "GIT_COMMITTER_DATE": FIXED_DATE}
+        git(self.work, "add", "-A")
+        git(self.work, "commit", "-q", "-m", message, env=dates)
+        sha = git(self.work, "rev-parse", "HEAD")
+        if tag:
+            git(self.work, "tag", "-a", tag, "-m", f"Kubernetes {tag}", env=dates)
+            self.tags[tag] = sha
+        git(self.work, "push", "-q", "--tags", str(self.bare), "HEAD:refs/heads/master")
+        return sha
+
+
+K8S_LIKE_FILES: dict[str, str] = {
+    "go.mod": "module k8s.io/kubernetes\n\ngo 1.15\n",
+    "README.md": "# tiny kubernetes\n",
+    "pkg/version/base.go": 'package version\n\nvar gitVersion = "v0.0.0-master+$Format:%h$"\n',
+    "cmd/kubectl/main.go": 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("kubectl") }\n',
+    "cmd/kubelet/main.go": 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("kubelet") }\n',
+    "pkg/kubelet/cm/limits.go": "package cm\n\nconst kmem = true\n\nconst line2 = 2\nconst line3 = 3\nconst line4 = 4\n",
+}
+
+
+def make_upstream(root: Path, tags: Mapping[str, Mapping[str, str | bytes | None]] | None = None) -> Upstream:
+    """An upstream with k8s-like files; ``tags`` maps tag -> file changes, in order.
+
+    By default two tags: v1.20.0 (K8S_LIKE_FILES) and v1.20.1 (README changed).
+    """
+    work, bare = root / "upstream-work", root / "upstream.git"
+    work.mkdir(parents=True)
+    git(work, "init", "-q", "-b", "master")
+    git(root, "init", "-q", "--bare", str(bare))
+    up = Upstream(work=work, bare=bare)
+    plan = tags or {
+        "v1.20.0": K8S_LIKE_FILES,
+        "v1.20.1": {"README.md": "# tiny kubernetes\n\nv1.20.1\n"},
+    }
+    for tag, files in plan.items():
+        up.commit(files, f"Release {tag}", tag=tag)
+    return up
+
+
+def write_manifest(repo: Path, release: str, *, url: str, tag: str, commit: str,
+                   patches: list[str] | None = None, components: list[str] | None = None,
+                   extra: str = "") -> Path:
+    """Write ``releases/<release>.yaml`` into a distro repo at ``repo``."""
+    (repo / "releases").mkdir(parents=True, exist_ok=True)
+    (repo / "patches" / release).mkdir(parents=True, exist_ok=True)
+    comps = components or ["kubectl", "kubelet"]
+    lines = [
+        "schema: 1",
+        f'release: "{release}"',
+        "upstream:",
+        f"  url: {url}",
+        f"  tag: {tag}",
+        f"  commit: {commit}",
+        f"distro_version: {tag}-tke.1",
+        "go:",
+        '  version: "1.15.15"',
+        "builder:",
+        "  image: tkedistro/builder:go1.15-bullseye",
+        "components: [" + ", ".join(comps) + "]",
+        "platforms: [linux/amd64]",
+    ]
+    if patches:
+        lines.append("patches:")
+        lines += [f"  - file: {p}" for p in patches]
+    else:
+        lines.append("patches: []")
+    path = repo / "releases" / f"{release}.yaml"
+    path.write_text("\n".join(lines) + "\n" + extra)
+    return path
