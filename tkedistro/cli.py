@@ -194,6 +194,31 @@ def build(
     emit(result.to_json(), result.format_text(), as_json)
 
 
+ci_app = typer.Typer(help="GitHub Actions workflows rendered from packaged templates.")
+app.add_typer(ci_app, name="ci")
+
+
+@ci_app.command("render")
+@guarded
+def ci_render() -> None:
+    """Write .github/workflows/*.yml from the templates and the release manifests."""
+    from tkedistro import ci
+
+    ws = G.workspace()
+    written = ci.write_workflows(ws)
+    console.out("\n".join(f"wrote {ws.rel(p)}" for p in written) or "workflows up to date")
+
+
+@ci_app.command("check")
+@guarded
+def ci_check() -> None:
+    """Fail (exit 3) when a checked-in workflow differs from its render."""
+    from tkedistro import ci
+
+    ci.check_workflows(G.workspace())
+    console.out("workflows match their templates")
+
+
 def main() -> NoReturn:
     """Entry point for the ``tkedistro`` script."""
     try:

@@ -1,0 +1,78 @@
+"""GitHub Actions workflows rendered from packaged templates (``tkedistro ci render|check``)."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+
+from tkedistro.errors import TkedistroError
+from tkedistro.manifest import list_release_names, load_manifest
+from tkedistro.render import render
+from tkedistro.workspace import Workspace
+
+WORKFLOWS = ("ci.yml", "nightly.yml")
+
+
+class WorkflowDriftError(TkedistroError):
+    """A checked-in workflow differs from its render (exit 3: the repo's config is stale)."""
+
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class RenderedWorkflow:
+    path: Path
+    text: str
+
+
+def _context(ws: Workspace) -> dict[str, object]:
+    releases = []
+    for name in list_release_names(ws.releases_dir):
+        m = load_manifest(ws.manifest_path(name), ws.rel(ws.manifest_path(name)))
+        releases.append({"name": name, "platforms": list(m.platforms),
+                         "builder_image": m.builder.image})
+    return {"releases": releases, "python": "3.11",
+            "has_conformance": _has_command("conformance"), "has_forecast": _has_command("forecast")}
+
+
+def _has_command(name: str) -> bool:
+    """Whether this tkedistro has the command (the nightly only runs what exists)."""
+    from tkedistro.cli import app
+
+    return any(c.name == name or (c.callback and c.callback.__name__ == name)
+               for c in app.registered_commands)
+
+
+def render_workflows(ws: Workspace) -> list[RenderedWorkflow]:
+    ctx = _context(ws)
+    out_dir = ws.root / ".github" / "workflows"
+    return [RenderedWorkflow(out_dir / name, render(f"ci/{name}.j2", **ctx)) for name in WORKFLOWS]
+
+
+def write_workflows(ws: Workspace) -> list[Path]:
+    written = []
+    for wf in render_workflows(ws):
+        wf.path.parent.mkdir(parents=True, exist_ok=True)
+        if not wf.path.exists() or wf.path.read_text() != wf.text:
+            wf.path.write_text(wf.text)
+            written.append(wf.path)
+    return written
+
+
+def check_workflows(ws: Workspace) -> None:
+    """Raise ``WorkflowDriftError`` with a diff when a checked-in workflow is stale."""
+    problems = []
+    for wf in render_workflows(ws):
+        shown = ws.rel(wf.path)
+        current = wf.path.read_text() if wf.path.exists() else None
+        if current is None:
+            problems.append(f"{shown}: missing")
+        elif current != wf.text:
+            diff = difflib.unified_diff(current.splitlines(), wf.text.splitlines(),
+                                        f"{shown} (checked in)", f"{shown} (rendered)",
+                                        lineterm="", n=1)
+            problems.append(f"{shown}: differs from its render\n" + "\n".join(diff))
+    if problems:
+        raise WorkflowDriftError("\n".join(problems),
+                                 hint="run `tkedistro ci render` and commit the result")
