@@ -1,0 +1,143 @@
+"""`tkedistro doctor`: is this machine ready to prepare, build and test releases?
+
+Each check says what it found and, when something is wrong, the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tkedistro.errors import CommandError, TkedistroError
+from tkedistro.manifest import list_release_names, load_manifest
+from tkedistro.runner import run
+from tkedistro.workspace import Workspace
+
+MIN_FREE_GIB = 20  # a v1.20 tree, its Go cache and the outputs
+
+
+class DoctorError(TkedistroError):
+    """At least one required check failed (exit 9: the machine is not ready)."""
+
+    exit_code = 9
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    checks: tuple[Check, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checks": [asdict(c) for c in self.checks]}
+
+    def format_text(self) -> str:
+        lines = []
+        for c in self.checks:
+            lines.append(f"{'ok ' if c.ok else 'BAD'}  {c.name:<24} {c.detail}")
+            if not c.ok and c.fix:
+                lines.append(f"     {'':<24} fix: {c.fix}")
+        return "\n".join(lines)
+
+    def raise_for_problems(self) -> None:
+        bad = [c.name for c in self.checks if not c.ok]
+        if bad:
+            raise DoctorError(f"not ready: {', '.join(bad)}", hint="see the fix lines above")
+
+
+def check_git() -> Check:
+    try:
+        version = run(["git", "--version"]).stdout.strip()
+    except CommandError:
+        return Check("git", False, "git not found", "apt-get install -y git")
+    return Check("git", True, version)
+
+
+def _dir_size(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
+def check_cache(ws: Workspace) -> Check:
+    if not ws.cache.exists():
+        return Check("cache", True, f"{ws.cache} (empty; made on first use)")
+    if not os.access(ws.cache, os.W_OK):
+        return Check("cache", False, f"{ws.cache} is not writable",
+                     "set --cache-dir or TKEDISTRO_CACHE to a writable folder")
+    size = _dir_size(ws.cache) / 2**30
+    return Check("cache", True, f"{ws.cache} ({size:.2f} GiB)")
+
+
+def check_disk(ws: Workspace) -> list[Check]:
+    checks = []
+    for label, path in (("disk (repo)", ws.root), ("disk (cache)", ws.cache)):
+        probe = path
+        while not probe.exists():
+            probe = probe.parent
+        free = shutil.disk_usage(probe).free / 2**30
+        ok = free >= MIN_FREE_GIB
+        checks.append(Check(label, ok, f"{free:.1f} GiB free at {probe}",
+                            "" if ok else f"free space: a release build wants {MIN_FREE_GIB} GiB"))
+    return checks
+
+
+def check_engine_and_images(ws: Workspace) -> list[Check]:
+    """The container engine answers and each release's builder image is present."""
+    from tkedistro.build.docker import DockerBackend
+
+    backend = DockerBackend()
+    try:
+        backend.check_available()
+    except TkedistroError as exc:
+        return [Check("docker engine", False, exc.message, "make engine  (scripts/ensure-docker.sh)")]
+    checks = [Check("docker engine", True, f"{backend.name} engine answers")]
+    for name in list_release_names(ws.releases_dir):
+        path = ws.manifest_path(name)
+        try:
+            image = load_manifest(path, ws.rel(path)).builder.image
+        except TkedistroError as exc:
+            checks.append(Check(f"builder image {name}", False, exc.message.splitlines()[0],
+                                f"tkedistro validate {name}"))
+            continue
+        info = backend.image_info(image)
+        if info is None:
+            checks.append(Check(f"builder image {name}", False, f"{image} missing",
+                                f"bash scripts/make-builder-image.sh {image}"))
+        else:
+            checks.append(Check(f"builder image {name}", True, f"{image} ({info.id[:19]})"))
+    return checks
+
+
+CHECKS: tuple[Callable[[Workspace], list[Check]], ...] = (
+    lambda ws: [check_git()],
+    check_engine_and_images,
+    lambda ws: [check_cache(ws)],
+    check_disk,
+)
+
+
+def run_doctor(ws: Workspace) -> DoctorReport:
+    checks: list[Check] = []
+    for probe in CHECKS:
+        checks.extend(probe(ws))
+    return DoctorReport(tuple(checks))
