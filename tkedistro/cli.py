@@ -194,6 +194,17 @@ def build(
     emit(result.to_json(), result.format_text(), as_json)
 
 
+@app.command()
+@guarded
+def doctor(as_json: JsonOpt = False) -> None:
+    """Check git, the Docker engine, builder images, disk and cache; say how to fix each."""
+    from tkedistro import doctor as doctor_mod
+
+    report = doctor_mod.run_doctor(G.workspace())
+    emit(report.to_json(), report.format_text(), as_json)
+    report.raise_for_problems()
+
+
 ci_app = typer.Typer(help="GitHub Actions workflows rendered from packaged templates.")
 app.add_typer(ci_app, name="ci")
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
@@ -158,12 +159,12 @@ _EXPECT = {
     "upstream.tag": "a tag like v1.20.2",
     "upstream.archive.sha256": "64 lowercase hex characters",
     "distro_version": "a version like v1.20.2-tke.1",
-    "release": 'a release name like "1.20" (quote it in YAML)',
+    "release": 'a release name like "1.20"',
     "go.version": 'a Go version like "1.15.15"',
 }
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: ErrorDetails) -> str:
     loc = tuple(err["loc"])
     kind = err["type"]
     if kind == "extra_forbidden":
@@ -181,10 +182,54 @@ def _describe(err: dict[str, Any]) -> str:
         guess = f"; did you mean '{close[0]}'?" if close else ""
         return f"unknown value {err.get('input')!r}{guess} (allowed: {', '.join(allowed)})"
     if kind == "literal_error" and loc == ("schema",):
-        return f"unsupported schema version {err.get('input')!r}; this tkedistro reads {SCHEMA_VERSION}"
+        got = err.get("input")
+        return f"unsupported schema version {got!r}; this tkedistro reads {SCHEMA_VERSION}"
     if kind == "string_pattern_mismatch" and key in _EXPECT:
         return f"expected {_EXPECT[key]}, got {err.get('input')!r}"
-    return f"{err['msg']} (got {err.get('input')!r})"
+    return _describe_type(err, key)
+
+
+def _describe_type(err: ErrorDetails, key: str) -> str:
+    """A value of the wrong YAML type: a number for a string, a scalar for a list or mapping."""
+    kind, got = err["type"], err.get("input")
+    if kind == "string_type" and isinstance(got, int | float):
+        expected = _EXPECT.get(key, "a string")
+        return f"expected {expected}, got the number {got!r}; quote it in YAML"
+    if kind in ("tuple_type", "list_type"):
+        empty = " (write [] for an empty list)" if got is None else ""
+        return f"expected a list, got {got!r}{empty}"
+    if kind == "too_short":
+        return f"expected at least one entry, got {got!r}"
+    if kind in ("model_type", "dict_type"):
+        return f"expected a mapping of keys, got {got!r}"
+    return f"{err['msg']} (got {got!r})"
+
+
+def _problems(exc: ValidationError, data: CommentedMap, display: str) -> list[str]:
+    """One message per schema error, in file order; follow-on errors of a bad item are dropped."""
+    errors = exc.errors()
+    bad = {tuple(e["loc"][:-1]) for e in errors if e["type"] == "literal_error"}
+    found: list[tuple[int, str]] = []
+    for err in errors:
+        loc = tuple(err["loc"])
+        if err["type"] == "too_short" and loc in bad:
+            continue  # "at least 1 item" after an unknown value was rejected
+        line = _line_of(data, loc)
+        where = f"{display}:{line}" if line else display
+        found.append((line or 0, f"{where}: {_dotted(loc)}: {_describe(err)}"))
+    return [message for _, message in sorted(found, key=lambda item: item[0])]
+
+
+def _syntax_problem(exc: MarkedYAMLError, display: str) -> str:
+    """``file:line: YAML syntax error: ...`` plus where an unclosed [ { or quote started."""
+    mark = exc.problem_mark or exc.context_mark
+    where = f"{display}:{mark.line + 1}" if mark else display
+    message = f"{where}: YAML syntax error: {exc.problem or exc}"
+    start = exc.context_mark
+    unfinished = exc.context and ("flow" in exc.context or "quoted" in exc.context)
+    if unfinished and start and mark and start.line != mark.line:
+        message += f" ({exc.context} started on line {start.line + 1})"
+    return message
 
 
 def parse_manifest(text: str, path: Path, display: str) -> Manifest:
@@ -192,21 +237,13 @@ def parse_manifest(text: str, path: Path, display: str) -> Manifest:
     try:
         data = _yaml().load(io.StringIO(text))
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{display}:{mark.line + 1}" if mark else display
-        raise ManifestError([f"{where}: YAML syntax error: {exc.problem or exc}"]) from exc
+        raise ManifestError([_syntax_problem(exc, display)]) from exc
     if not isinstance(data, CommentedMap):
         raise ManifestError([f"{display}: expected a mapping of keys at the top level"])
     try:
         manifest = Manifest.model_validate({**data, "path": path})
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            line = _line_of(data, loc)
-            where = f"{display}:{line}" if line else display
-            problems.append(f"{where}: {_dotted(loc)}: {_describe(err)}")
-        raise ManifestError(problems) from None
+        raise ManifestError(_problems(exc, data, display)) from None
     expected = path.stem
     if manifest.release != expected:
         line = _line_of(data, ("release",))

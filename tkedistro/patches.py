@@ -1,0 +1,391 @@
+"""The patch series model: one patch file parsed into a frozen ``PatchFile``.
+
+A patch is either ``git format-patch`` mail (``format="mbox"``) or plain ``git diff``
+output (``format="plain"``). The commit message ends with machine-readable trailers
+(``REQUIRED_TRAILERS``); for a plain diff they sit in the text before the first diff.
+The format is documented in ``docs/patches.md``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import email
+import email.policy
+import email.utils
+import hashlib
+import re
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Literal
+
+from tkedistro.errors import PatchFormatError
+
+REQUIRED_TRAILERS = ("Patch-Kind", "Upstream-Ref", "Upstream-Status")
+KINDS = ("backport", "carry", "fix")
+STATUSES = ("merged", "submitted", "not-submitted", "rejected", "superseded")
+
+_UNIXFROM = re.compile(r"^From \S+ ")
+_GIT_MBOX_SEPARATOR = re.compile(r"^From [0-9a-f]{40,64} Mon Sep 17 00:00:00 2001$", re.M)
+_HEADER = re.compile(r"^[A-Za-z][A-Za-z0-9-]*:")
+_TRAILER = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*):\s*(.*?)\s*$")
+_HUNK = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
+_FULL_INDEX = re.compile(r"^index ([0-9a-f]{40}|[0-9a-f]{64})\.\.([0-9a-f]{40}|[0-9a-f]{64})\b")
+_SUBJECT_PREFIX = re.compile(r"^\s*((\[[^\]]*\]|re:)\s*)+", re.I)
+
+
+@dataclass(frozen=True)
+class PatchFile:
+    path: Path
+    format: Literal["mbox", "plain"]
+    subject: str | None
+    author_name: str | None
+    author_email: str | None
+    date: str | None
+    body: str
+    trailers: dict[str, str]
+    files: tuple[str, ...]
+    binary_without_index: tuple[str, ...]
+    sha256: str
+
+    def trailer(self, key: str) -> str | None:
+        """The value of trailer ``key``, matched without regard to case (None when absent)."""
+        wanted = key.lower()
+        return next((v for k, v in self.trailers.items() if k.lower() == wanted), None)
+
+
+def parse_patch(path: Path, display: str | None = None) -> PatchFile:
+    """Parse one patch file; any problem raises ``PatchFormatError`` naming the file."""
+    shown = display or str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PatchFormatError([f"{shown}: cannot read: {exc.strerror or exc}"]) from None
+    text = data.decode("utf-8", errors="surrogateescape")
+    if not text.strip():
+        raise PatchFormatError([f"{shown}: empty file; expected git format-patch mail or a diff"])
+    if _looks_like_mail(text):
+        return _parse_mail(path, shown, data, text)
+    return _parse_plain(path, shown, data, text)
+
+
+def _looks_like_mail(text: str) -> bool:
+    """Mail headers (after an optional mbox ``From <sha> <date>`` line) naming From or Subject."""
+    head = text.lstrip("\n").split("\n\n", 1)[0].split("\n")
+    if _UNIXFROM.match(head[0]):
+        head = head[1:]
+    names = {line.split(":", 1)[0].lower() for line in head if _HEADER.match(line)}
+    return bool(head) and bool(_HEADER.match(head[0])) and bool(names & {"from", "subject"})
+
+
+def _parse_mail(path: Path, shown: str, data: bytes, text: str) -> PatchFile:
+    if len(_GIT_MBOX_SEPARATOR.findall(text)) > 1:
+        raise PatchFormatError(
+            [f"{shown}: holds several mails; keep one commit per file "
+             "(git format-patch writes one file per commit)"]
+        )
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    assert isinstance(msg, EmailMessage)
+    subject = _clean_subject(str(msg.get("Subject", "")))
+    if not subject:
+        raise PatchFormatError([f"{shown}: mail has no Subject: header (the commit subject)"])
+    name, addr = email.utils.parseaddr(str(msg.get("From", "")))
+    if not addr:
+        raise PatchFormatError([f"{shown}: mail has no From: header with an address (the author)"])
+    content = _mail_payload(msg)
+    message, diff = _split_message(content)
+    diffs = _scan_diffs(diff, shown)
+    return PatchFile(
+        path=path,
+        format="mbox",
+        subject=subject,
+        author_name=name or None,
+        author_email=addr,
+        date=str(msg["Date"]) if msg.get("Date") else None,
+        body=message.strip("\n"),
+        trailers=parse_trailers(message),
+        files=tuple(diffs.files),
+        binary_without_index=tuple(diffs.binary),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def _parse_plain(path: Path, shown: str, data: bytes, text: str) -> PatchFile:
+    preamble, diff = _split_plain(text)
+    if not diff:
+        raise PatchFormatError(
+            [f"{shown}: not a patch: expected git format-patch mail (From:, Subject: headers) "
+             "or a diff (`diff --git` or ---/+++ lines)"]
+        )
+    diffs = _scan_diffs(diff, shown)
+    return PatchFile(
+        path=path,
+        format="plain",
+        subject=None,
+        author_name=None,
+        author_email=None,
+        date=None,
+        body=preamble.strip("\n"),
+        trailers=parse_trailers(preamble),
+        files=tuple(diffs.files),
+        binary_without_index=tuple(diffs.binary),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def _clean_subject(raw: str) -> str:
+    """``[PATCH 1/3] Fix x`` -> ``Fix x``, unfolded onto one line (as ``git am`` does)."""
+    one_line = " ".join(raw.split())
+    return _SUBJECT_PREFIX.sub("", one_line).strip()
+
+
+def _mail_payload(msg: EmailMessage) -> str:
+    raw = msg.get_payload(decode=True)
+    if not isinstance(raw, bytes):
+        return str(msg.get_payload())
+    charset = msg.get_content_charset() or "utf-8"
+    try:
+        return raw.decode(charset, errors="surrogateescape")
+    except LookupError:
+        return raw.decode("utf-8", errors="surrogateescape")
+
+
+def _split_message(content: str) -> tuple[str, str]:
+    """Commit message and diff part of a mail body (split at ``---`` or the first diff)."""
+    lines = content.split("\n")
+    for i, line in enumerate(lines):
+        if line.rstrip() == "---" or line.startswith("diff --git ") or _starts_unified(lines, i):
+            return "\n".join(lines[:i]), "\n".join(lines[i:])
+    return content, ""
+
+
+def _split_plain(text: str) -> tuple[str, str]:
+    """Leading free text (may hold trailers) and the diff part of a plain patch."""
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith("diff --git ") or _starts_unified(lines, i):
+            return "\n".join(lines[:i]), "\n".join(lines[i:])
+    return text, ""
+
+
+def _starts_unified(lines: list[str], i: int) -> bool:
+    return (
+        lines[i].startswith("--- ")
+        and i + 1 < len(lines)
+        and lines[i + 1].startswith("+++ ")
+    )
+
+
+def parse_trailers(message: str) -> dict[str, str]:
+    """``Key: value`` lines of the last paragraph of ``message`` (first value of a key wins)."""
+    paragraphs = [p for p in re.split(r"\n\s*\n", message.strip("\n")) if p.strip()]
+    if not paragraphs:
+        return {}
+    trailers: dict[str, str] = {}
+    last_key: str | None = None
+    for line in paragraphs[-1].split("\n"):
+        match = _TRAILER.match(line)
+        if match:
+            last_key = match.group(1)
+            trailers.setdefault(last_key, match.group(2))
+        elif last_key and line[:1] in (" ", "\t"):
+            trailers[last_key] = f"{trailers[last_key]} {line.strip()}".strip()
+    return trailers
+
+
+@dataclass
+class _Diffs:
+    """What the diff part touches: every file, and binary files ``git apply`` cannot use."""
+
+    files: list[str] = field(default_factory=list)
+    binary: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Section:
+    """Header of one file's diff: what ``git apply`` needs to know which file it touches."""
+
+    git_path: str | None = None
+    old: str | None = None
+    new: str | None = None
+    rename_to: str | None = None
+    full_index: bool = False
+
+    def path(self) -> str | None:
+        if self.new and self.new != "/dev/null":
+            return _strip_prefix(self.new)
+        if self.old and self.old != "/dev/null":
+            return _strip_prefix(self.old)
+        return self.rename_to or self.git_path
+
+
+class _Scanner:
+    """Walk the diff part line by line, counting hunk lines so content is never misread."""
+
+    def __init__(self, shown: str) -> None:
+        self.shown = shown
+        self.out = _Diffs()
+        self.section: _Section | None = None
+        self.in_binary = False
+
+    def scan(self, diff: str) -> _Diffs:
+        lines = diff.split("\n")
+        i = 0
+        while i < len(lines):
+            i = self._line(lines, i)
+        self._close()
+        if not self.out.files:
+            raise PatchFormatError(
+                [f"{self.shown}: no diff found (an empty commit cannot be applied)"]
+            )
+        return self.out
+
+    def _line(self, lines: list[str], i: int) -> int:
+        """Consume the line (or hunk) at ``i``; return the index of the next one."""
+        line = lines[i]
+        if line.startswith("diff --git "):
+            self._open(_Section(git_path=_git_header_path(line[len("diff --git "):])))
+            return i + 1
+        if self.in_binary:
+            return i + 1  # base85 data up to the next "diff --git"
+        if _starts_unified(lines, i) and (self.section is None or self.section.old is not None):
+            self._open(_Section())  # a ---/+++ pair without "diff --git" (diff -u, quilt)
+        if self.section is None:
+            return i + 1  # text before the first diff: a diffstat, a comment
+        return self._header_line(lines, i)
+
+    def _header_line(self, lines: list[str], i: int) -> int:
+        assert self.section is not None
+        line = lines[i]
+        if line.startswith("--- ") and self.section.old is None:
+            self.section.old = _unquote(line[4:].split("\t")[0])
+        elif line.startswith("+++ ") and self.section.new is None:
+            self.section.new = _unquote(line[4:].split("\t")[0])
+        elif line.startswith("rename to "):
+            self.section.rename_to = _unquote(line[len("rename to "):])
+        elif line.startswith("index "):
+            self.section.full_index = bool(_FULL_INDEX.match(line))
+        elif line.startswith("GIT binary patch"):
+            self._binary(needs_index=True)
+        elif line.startswith("Binary files "):
+            self._binary(needs_index=False)
+        elif line.startswith("@@"):
+            return self._hunk(lines, i)
+        return i + 1
+
+    def _binary(self, *, needs_index: bool) -> None:
+        assert self.section is not None
+        path = self.section.path()
+        if path and (not needs_index or not self.section.full_index):
+            self.out.binary.append(path)
+        self.in_binary = True
+
+    def _hunk(self, lines: list[str], i: int) -> int:
+        match = _HUNK.match(lines[i])
+        if not match:
+            raise PatchFormatError([f"{self.shown}: diff line {i + 1}: malformed hunk header"])
+        old, new = int(match.group(1) or "1"), int(match.group(2) or "1")
+        j = i + 1
+        while old > 0 or new > 0:
+            if j >= len(lines):
+                raise PatchFormatError(
+                    [f"{self.shown}: diff line {i + 1}: hunk ends early (the file is truncated "
+                     "or was edited by hand; regenerate it with git format-patch)"]
+                )
+            tag = lines[j][:1]
+            old -= tag in (" ", "-", "")
+            new -= tag in (" ", "+", "")
+            j += 1
+        while j < len(lines) and lines[j].startswith("\\"):
+            j += 1  # "\ No newline at end of file"
+        return j
+
+    def _open(self, section: _Section) -> None:
+        self._close()
+        self.section = section
+        self.in_binary = False
+
+    def _close(self) -> None:
+        if self.section is None:
+            return
+        path = self.section.path()
+        if path and path not in self.out.files:
+            self.out.files.append(path)
+        self.section = None
+
+
+def _scan_diffs(diff: str, shown: str) -> _Diffs:
+    return _Scanner(shown).scan(diff)
+
+
+def _strip_prefix(path: str) -> str:
+    return path[2:] if path[:2] in ("a/", "b/") else path
+
+
+def _unquote(path: str) -> str:
+    """Undo git's C-style quoting of unusual path names (``"a/x\\ty"``)."""
+    path = path.strip()
+    if not (len(path) >= 2 and path[0] == path[-1] == '"'):
+        return path
+    raw = path[1:-1].encode("utf-8", errors="surrogateescape")
+    return raw.decode("unicode_escape").encode("latin-1").decode("utf-8", errors="replace")
+
+
+def _git_header_path(rest: str) -> str | None:
+    """The b/ path of ``diff --git a/P b/P`` (used when no ---/+++ lines follow)."""
+    if rest.startswith('"'):
+        quoted = re.match(r'^"(?:[^"\\]|\\.)*" (.+)$', rest)
+        return _strip_prefix(_unquote(quoted.group(1))) if quoted else None
+    half = (len(rest) - 1) // 2
+    if rest[half] == " " and rest[:half][2:] == rest[half + 1:][2:]:
+        return rest[half + 1:][2:]
+    return rest.rsplit(" b/", 1)[-1] if " b/" in rest else None
+
+
+_EXPECTED = {
+    "Patch-Kind": f"one of {', '.join(KINDS)}",
+    "Upstream-Ref": "an upstream PR or commit URL (https://...), or none",
+    "Upstream-Status": f"one of {', '.join(STATUSES)}",
+}
+
+
+def check_trailers(patch: PatchFile, display: str) -> list[str]:
+    """Problems with the required trailers of ``patch``: missing, empty or not allowed."""
+    problems: list[str] = []
+    for key in REQUIRED_TRAILERS:
+        value = patch.trailer(key)
+        if value is None or not value:
+            state = "missing" if value is None else "empty"
+            problems.append(f"{display}: trailer {key}: {state} (expected {_EXPECTED[key]})")
+        elif (problem := _check_value(key, value)) is not None:
+            problems.append(f"{display}: trailer {key}: {problem}")
+    kind, ref = patch.trailer("Patch-Kind"), patch.trailer("Upstream-Ref")
+    if kind == "backport" and ref == "none":
+        problems.append(
+            f"{display}: trailer Upstream-Ref: a backport must name the upstream PR or commit "
+            "it comes from (got none)"
+        )
+    return problems
+
+
+def _check_value(key: str, value: str) -> str | None:
+    if key == "Upstream-Ref":
+        if value == "none" or re.match(r"^https?://\S+$", value):
+            return None
+        return f"{value!r} is not allowed (expected {_EXPECTED[key]})"
+    allowed = KINDS if key == "Patch-Kind" else STATUSES
+    if value in allowed:
+        return None
+    close = difflib.get_close_matches(value.lower(), allowed, n=1)
+    guess = f"; did you mean '{close[0]}'?" if close else ""
+    return f"{value!r} is not allowed{guess} (expected {_EXPECTED[key]})"
+
+
+def subject_from_filename(path: Path) -> str:
+    """``0003-TKE-FIX-kmem-off.patch`` -> ``TKE FIX kmem off`` (for plain diffs)."""
+    stem = path.name
+    for suffix in (".patch", ".diff"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+    words = re.sub(r"^\d+[-_]", "", stem).replace("_", " ").replace("-", " ").split()
+    return " ".join(words) or stem

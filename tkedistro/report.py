@@ -1,0 +1,120 @@
+"""``tkedistro list`` and ``tkedistro show``: what the release manifests say, as data and text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tkedistro.errors import ManifestError, PatchFormatError, ReleaseNotFoundError
+from tkedistro.manifest import Manifest, PatchEntry, list_release_names, load_manifest
+from tkedistro.patches import parse_patch, subject_from_filename
+from tkedistro.workspace import Workspace
+
+
+def list_releases(ws: Workspace) -> dict[str, Any]:
+    """Every release with its pin, distro version and patch count (all manifests must load)."""
+    manifests, problems = [], []
+    for name in list_release_names(ws.releases_dir):
+        try:
+            manifests.append(_load(ws, name))
+        except ManifestError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ManifestError(problems, hint="run `tkedistro validate` to see every problem")
+    return {"releases": [_list_row(m) for m in manifests]}
+
+
+def _list_row(manifest: Manifest) -> dict[str, Any]:
+    return {
+        "release": manifest.release,
+        "tag": manifest.upstream.tag,
+        "commit": manifest.upstream.commit,
+        "distro_version": manifest.distro_version,
+        "patches": len(manifest.patches),
+    }
+
+
+def format_list(data: dict[str, Any]) -> str:
+    rows = [
+        [r["release"], r["tag"], r["commit"][:12], r["distro_version"], str(r["patches"])]
+        for r in data["releases"]
+    ]
+    if not rows:
+        return "no release manifests in releases/"
+    return _table(["RELEASE", "TAG", "COMMIT", "DISTRO VERSION", "PATCHES"], rows)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+             for row in [header, *rows]]
+    return "\n".join(lines)
+
+
+def show_release(ws: Workspace, release: str) -> dict[str, Any]:
+    """The manifest of ``release`` plus, for each patch, its subject and trailers."""
+    manifest = _load(ws, release)
+    data = manifest.summary()
+    data["manifest"] = ws.rel(manifest.path)
+    data["patches"] = [_patch_info(ws, entry) for entry in manifest.patches]
+    return data
+
+
+def _load(ws: Workspace, release: str) -> Manifest:
+    path = ws.manifest_path(release)
+    names = list_release_names(ws.releases_dir)
+    if release not in names:
+        known = ", ".join(names) or "none"
+        raise ReleaseNotFoundError(
+            [f"unknown release {release!r}: no {ws.rel(path)} (releases: {known})"]
+        )
+    return load_manifest(path, ws.rel(path))
+
+
+def _patch_info(ws: Workspace, entry: PatchEntry) -> dict[str, Any]:
+    """What a reader wants about one patch; a broken patch is shown, not raised (see validate)."""
+    info: dict[str, Any] = {
+        "file": entry.file,
+        "subject": entry.subject or subject_from_filename(ws.root / entry.file),
+        "kind": None,
+        "upstream_ref": None,
+        "upstream_status": None,
+        "problem": None,
+    }
+    try:
+        patch = parse_patch(ws.root / entry.file, entry.file)
+    except PatchFormatError as exc:
+        info["problem"] = exc.problems[0]
+        return info
+    info["subject"] = patch.subject or info["subject"]
+    info["kind"] = patch.trailer("Patch-Kind")
+    info["upstream_ref"] = patch.trailer("Upstream-Ref")
+    info["upstream_status"] = patch.trailer("Upstream-Status")
+    return info
+
+
+def format_show(data: dict[str, Any]) -> str:
+    up = data["upstream"]
+    fields = [
+        ("manifest", f"{data['manifest']} (schema {data['schema']})"),
+        ("upstream", up["url"]),
+        ("tag", up["tag"]),
+        ("commit", up["commit"]),
+        ("distro version", data["distro_version"]),
+        ("go", data["go"]["version"]),
+        ("builder image", data["builder"]["image"]),
+        ("components", ", ".join(data["components"])),
+        ("platforms", ", ".join(data["platforms"])),
+        ("patches", str(len(data["patches"])) if data["patches"] else "none"),
+    ]
+    width = max(len(name) for name, _ in fields)
+    lines = [f"release {data['release']}"]
+    lines += [f"  {name.ljust(width)}  {value}" for name, value in fields]
+    lines += [_patch_line(n, p) for n, p in enumerate(data["patches"], start=1)]
+    return "\n".join(lines)
+
+
+def _patch_line(number: int, patch: dict[str, Any]) -> str:
+    if patch["problem"]:
+        return f"  {number:>4}. {patch['file']}  (unreadable: run tkedistro validate)"
+    meta = f"{patch['kind']}, {patch['upstream_status']}"
+    return f"  {number:>4}. {patch['file']}  [{meta}]  {patch['subject']}"
