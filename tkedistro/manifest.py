@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import io
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -240,6 +241,9 @@ def parse_manifest(text: str, path: Path, display: str) -> Manifest:
         raise ManifestError([_syntax_problem(exc, display)]) from exc
     if not isinstance(data, CommentedMap):
         raise ManifestError([f"{display}: expected a mapping of keys at the top level"])
+    if "path" in data:  # the loader's own field, never a YAML key
+        line = _line_of(data, ("path",))
+        raise ManifestError([f"{display}:{line}: path: unknown key"])
     try:
         manifest = Manifest.model_validate({**data, "path": path})
     except ValidationError as exc:
@@ -280,7 +284,10 @@ def update_pin(path: Path, *, tag: str, commit: str, distro_version: str | None 
                patch_files: list[str] | None = None) -> None:
     """Rewrite the upstream pin (and optionally version and series) keeping comments."""
     y = _yaml()
-    data = y.load(path.read_text(encoding="utf-8"))
+    text = path.read_text(encoding="utf-8")
+    if re.search(r"^[A-Za-z_][\w-]*:[ \t]*(#.*)?\n  - ", text, re.M):
+        y.indent(mapping=2, sequence=4, offset=2)  # keep "key:\n  - item" lists as written
+    data = y.load(text)
     data["upstream"]["tag"] = tag
     data["upstream"]["commit"] = commit
     if distro_version is not None:
