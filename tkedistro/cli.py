@@ -205,6 +205,36 @@ def doctor(as_json: JsonOpt = False) -> None:
     report.raise_for_problems()
 
 
+@app.command()
+@guarded
+def conformance(
+    release: str,
+    kubeconfig: Annotated[
+        Path | None, typer.Option("--kubeconfig", help="Run on this existing cluster.")
+    ] = None,
+    local: Annotated[
+        bool, typer.Option("--local", help="Start a single-node cluster from _output (default).")
+    ] = False,
+    focus: Annotated[
+        str | None, typer.Option("--focus", help="Spec regex (default: every Conformance spec).")
+    ] = None,
+    skip: Annotated[str, typer.Option("--skip", help="Regex of specs to skip.")] = "",
+    quick: Annotated[bool, typer.Option("--quick", help="A small subset, for CI.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Overall limit in minutes.")] = 90.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run Kubernetes conformance on the built binaries (local cluster or --kubeconfig)."""
+    from tkedistro.conformance import pipeline as conf
+
+    if local and kubeconfig:
+        raise typer.BadParameter("--local and --kubeconfig exclude each other")
+    options = conf.ConformanceOptions(
+        kubeconfig=kubeconfig, focus=focus, skip=skip, quick=quick, timeout_min=timeout
+    )
+    result = conf.run_conformance(G.workspace(), release, options)
+    emit(result.to_json(), result.format_text(), as_json)
+
+
 ci_app = typer.Typer(help="GitHub Actions workflows rendered from packaged templates.")
 app.add_typer(ci_app, name="ci")
 

@@ -1,0 +1,67 @@
+"""real_k8s tier: build kubectl from the real patched Kubernetes v1.20.2 tree in the offline
+builder image and check the stamped version by running it.
+
+The distro copy and the tkedistro cache live under /var/tmp/tkedistro-realk8s (not the
+per-test HOME), so the prepared tree and Kubernetes' own Go cache in ``_src/1.20/_output``
+survive between runs: the first run takes minutes, later ones about one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import REPO
+from tkedistro.cli import app
+from tkedistro.manifest import update_pin
+
+pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(3600)]
+
+FIXTURE_COMMIT = "84fe13fd02837506d4ca9e4dbfcd087bb2f26e17"  # scripts/make-k8s-upstream.sh
+PERSIST = Path(os.environ.get("TKEDISTRO_REALK8S_DIR", "/var/tmp/tkedistro-realk8s"))
+
+
+def fixture_repo() -> Path:
+    cache = os.environ.get("TKEDISTRO_REAL_CACHE") or str(Path("~").expanduser() / ".cache")
+    return Path(cache) / "tkedistro" / "fixtures" / "kubernetes-v1.20.2.git"
+
+
+# Resolved at import time, before the autouse fixture points HOME at a temporary folder.
+UPSTREAM = fixture_repo()
+
+
+@pytest.fixture
+def real_distro(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of this distro repo (current manifest and series) re-pinned to the local fixture."""
+    if not (UPSTREAM / "tkedistro-fixture-done").exists():
+        pytest.skip(f"no real upstream fixture at {UPSTREAM}: run scripts/make-k8s-upstream.sh")
+    root = PERSIST / "distro"
+    for folder in ("releases", "patches"):
+        shutil.rmtree(root / folder, ignore_errors=True)
+        shutil.copytree(REPO / folder, root / folder)
+    update_pin(root / "releases" / "1.20.yaml", tag="v1.20.2", commit=FIXTURE_COMMIT)
+    monkeypatch.setenv("TKEDISTRO_CACHE", str(PERSIST / "cache"))
+    monkeypatch.setenv("TKEDISTRO_UPSTREAM", UPSTREAM.as_uri())
+    return root
+
+
+def test_kubectl_from_the_real_tree_reports_the_distro_version(real_distro: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["--root", str(real_distro), "build", "1.20", "-c", "kubectl", "--force"])
+    assert result.exit_code == 0, result.output
+    out = real_distro / "_output" / "1.20"
+    info = json.loads((out / "build-info.json").read_text())
+    assert info["builder"]["go_version"].startswith("1.15.")
+    kubectl = out / "bin" / "linux" / "amd64" / "kubectl"
+    version = subprocess.run([str(kubectl), "version", "--client"], capture_output=True,
+                             text=True, check=True).stdout
+    assert 'GitVersion:"v1.20.2-tke.1"' in version
+    assert f'GitCommit:"{info["tree_commit"]}"' in version
+    assert 'GitTreeState:"clean"' in version
+    assert 'GoVersion:"go1.15.15"' in version

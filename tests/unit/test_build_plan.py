@@ -1,0 +1,292 @@
+"""The pure build plan (make argv, version file, fingerprint, smoke commands) and the build
+command's errors through the CLI, with a fake container backend (no Docker here)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.helpers.gitrepo import git
+from tkedistro.build import output, pipeline, plan, publish
+from tkedistro.build.backend import ContainerSpec, ImageInfo, RunResult
+from tkedistro.cli import app
+from tkedistro.errors import BuilderImageError, ManifestError
+from tkedistro.manifest import parse_manifest
+
+MANIFEST = """schema: 1
+release: "1.20"
+upstream:
+  url: https://github.com/kubernetes/kubernetes.git
+  tag: v1.20.2
+  commit: faecb196815e248d3ecfb03c680a4507229c2a56
+distro_version: v1.20.2-tke.1
+go:
+  version: "1.15.15"
+builder:
+  image: tkedistro/builder:go1.15-bullseye
+components: [kubectl, kubelet, kube-apiserver]
+platforms: [linux/amd64]
+patches: []
+"""
+HEAD = "0123456789abcdef0123456789abcdef01234567"
+
+
+def make(**overrides: object) -> plan.BuildPlan:
+    manifest = parse_manifest(MANIFEST, Path("releases/1.20.yaml"), "releases/1.20.yaml")
+    args: dict[str, object] = {
+        "tree_commit": HEAD, "source_date_epoch": 1610544000, "image": "img:1",
+        "image_id": "sha256:aa", "host_platform": "linux/amd64",
+    }
+    args.update(overrides)
+    return plan.plan_build(manifest, **args)  # type: ignore[arg-type]
+
+
+def test_make_argv_is_a_list_with_what_and_platforms_in_canonical_order() -> None:
+    p = make(components=["kubectl", "kube-apiserver"], platforms=["linux/arm64", "linux/amd64"])
+    assert p.make_argv == ("make", "all", "WHAT=cmd/kube-apiserver cmd/kubectl",
+                           "KUBE_BUILD_PLATFORMS=linux/amd64 linux/arm64")
+    assert [str(t.output_path) for t in p.targets] == [
+        "bin/linux/amd64/kube-apiserver", "bin/linux/amd64/kubectl",
+        "bin/linux/arm64/kube-apiserver", "bin/linux/arm64/kubectl"]
+    assert str(p.targets[3].tree_path) == "_output/local/bin/linux/arm64/kubectl"
+
+
+def test_defaults_come_from_the_manifest() -> None:
+    p = make()
+    assert p.components == ("kube-apiserver", "kubelet", "kubectl")
+    assert p.platforms == ("linux/amd64",)
+
+
+def test_version_file_stamps_distro_version_and_patched_commit() -> None:
+    assert make().version_file == (
+        "KUBE_GIT_VERSION=v1.20.2-tke.1\n"
+        f"KUBE_GIT_COMMIT={HEAD}\n"
+        "KUBE_GIT_TREE_STATE=clean\n"
+        "KUBE_GIT_MAJOR=1\n"
+        "KUBE_GIT_MINOR=20\n")
+    env = make().env
+    assert env["KUBE_GIT_VERSION_FILE"] == "/tkedistro/work/kube-git-version"
+    assert env["SOURCE_DATE_EPOCH"] == "1610544000"
+
+
+def test_smoke_commands_only_for_the_host_platform_with_each_binarys_version_flag() -> None:
+    p = make(components=["kubectl", "kubelet"], platforms=["linux/amd64", "linux/arm64"])
+    assert [c.argv for c in p.smoke] == [
+        ("/tkedistro/out/bin/linux/amd64/kubelet", "--version"),
+        ("/tkedistro/out/bin/linux/amd64/kubectl", "version", "--client")]
+    kubeadm = make(components=["kubeadm"]).smoke[0].argv
+    assert kubeadm[1:] == ("version", "-o", "short")
+
+
+def test_fingerprint_changes_with_every_input_that_changes_the_output() -> None:
+    base = make().fingerprint
+    assert make().fingerprint == base
+    assert make(cpus=1.0, memory="4g").fingerprint == base  # limits do not change binaries
+    for change in ({"tree_commit": "f" * 40}, {"image_id": "sha256:bb"},
+                   {"components": ["kubectl"]}, {"platforms": ["linux/arm64"]},
+                   {"source_date_epoch": 1}):
+        assert make(**change).fingerprint != base, change
+
+
+def test_unknown_component_and_platform_are_named_with_a_suggestion() -> None:
+    with pytest.raises(ManifestError) as err:
+        make(components=["kubectx", "kubelet"], platforms=["linux/amd46"])
+    assert err.value.problems == [
+        "unknown component 'kubectx'; did you mean 'kubectl'? (known: kube-apiserver, "
+        "kube-controller-manager, kube-scheduler, kube-proxy, kubelet, kubectl, kubeadm)",
+    ]
+    with pytest.raises(ManifestError) as err:
+        make(platforms=["linux/amd46"])
+    assert err.value.problems == [
+        "unknown platform 'linux/amd46'; did you mean 'linux/amd64'? "
+        "(known: linux/amd64, linux/arm64)"]
+
+
+@pytest.mark.parametrize(("pinned", "output", "found"), [
+    ("1.15.15", "go version go1.15.15 linux/amd64\n", "1.15.15"),
+    ("1.15", "go version go1.15.7 linux/amd64\n", "1.15.7"),
+])
+def test_go_version_accepted(pinned: str, output: str, found: str) -> None:
+    assert plan.check_go_version(pinned, output, "img") == found
+
+
+@pytest.mark.parametrize(("pinned", "output", "shown"), [
+    ("1.15.15", "go version go1.19.8 linux/amd64\n", "Go 1.19.8"),
+    ("1.15", "go version go1.150.1 linux/amd64\n", "Go 1.150.1"),
+    ("1.15.15", "sh: go: not found\n", "Go unknown (sh: go: not found)"),
+])
+def test_go_version_mismatch_is_refused(pinned: str, output: str, shown: str) -> None:
+    with pytest.raises(BuilderImageError) as err:
+        plan.check_go_version(pinned, output, "img")
+    assert err.value.message == f"builder image img has {shown}, but the manifest pins " \
+                                f"go.version {pinned}"
+    assert err.value.exit_code == 10
+
+
+def test_intact_output_needs_same_fingerprint_and_unchanged_files(tmp_path: Path) -> None:
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "kubectl").write_bytes(b"binary")
+    output.write_sha256sums(tmp_path, ["bin/kubectl"])
+    output.write_state(tmp_path, "fp1")
+    assert output.is_intact(tmp_path, "fp1")
+    assert not output.is_intact(tmp_path, "fp2")
+    (tmp_path / "bin" / "kubectl").write_bytes(b"changed!")
+    assert not output.is_intact(tmp_path, "fp1")
+
+
+def test_publish_swaps_and_a_failed_staging_leaves_the_old_output(tmp_path: Path) -> None:
+    final = tmp_path / "_output" / "1.20"
+    with publish.staging_for(final) as staging:
+        (staging.out / "a").write_text("one")
+        publish.publish(staging.out, final)
+    with pytest.raises(RuntimeError), publish.staging_for(final) as staging:
+        (staging.out / "a").write_text("two")
+        staging.log.write_text("compiler said no\n")
+        raise RuntimeError("build broke")
+    assert (final / "a").read_text() == "one"
+    assert sorted(p.name for p in final.parent.iterdir()) == ["1.20", "1.20.failed.log"]
+    with publish.staging_for(final) as staging:
+        (staging.out / "a").write_text("three")
+        publish.publish(staging.out, final)
+    assert sorted(p.name for p in final.parent.iterdir()) == ["1.20"]
+    assert (final / "a").read_text() == "three"
+
+
+# --- the CLI with a fake backend -------------------------------------------------------
+
+
+@dataclass
+class FakeSession:
+    go: str
+    ran: list[Sequence[str]] = field(default_factory=list)
+
+    @property
+    def container_id(self) -> str:
+        return "fake"
+
+    def run(self, argv: Sequence[str], *, log: Path | None = None,
+            env: Mapping[str, str] | None = None,
+            workdir: PurePosixPath | None = None) -> RunResult:
+        self.ran.append(argv)
+        return RunResult(tuple(argv), 0, self.go if argv[0] == "go" else "")
+
+
+@dataclass
+class FakeBackend:
+    images: dict[str, str]
+    go: str = "go version go1.15.15 linux/amd64\n"
+    name: str = "fake"
+    session_obj: FakeSession | None = None
+
+    def check_available(self) -> None:
+        pass
+
+    def image_info(self, image: str) -> ImageInfo | None:
+        return ImageInfo(image, self.images[image]) if image in self.images else None
+
+    @contextmanager
+    def session(self, spec: ContainerSpec) -> Iterator[FakeSession]:
+        self.session_obj = FakeSession(self.go)
+        yield self.session_obj
+
+
+@dataclass(frozen=True)
+class FakeSource:
+    path: Path
+    head_commit: str
+    upstream_url: str = "https://example.invalid/k8s.git"
+    tag: str = "v1.20.2"
+    base_commit: str = HEAD
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "distro"
+    (root / "releases").mkdir(parents=True)
+    (root / "releases" / "1.20.yaml").write_text(MANIFEST)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    git(tree, "init", "-q")
+    git(tree, "commit", "-q", "--allow-empty", "-m", "base")
+    source = FakeSource(tree, git(tree, "rev-parse", "HEAD"))
+    monkeypatch.setattr(pipeline, "prepare_source", lambda ws, release, options: source)
+    return root
+
+
+def invoke(root: Path, backend: FakeBackend, *args: str, monkeypatch: pytest.MonkeyPatch
+           ) -> tuple[int, str]:
+    monkeypatch.setattr(pipeline, "default_backend", lambda: backend)
+    result = CliRunner().invoke(app, ["--root", str(root), "build", "1.20", *args])
+    return result.exit_code, result.output
+
+
+def test_cli_unknown_component_exits_3_before_any_work(repo: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = FakeBackend({})
+    code, out = invoke(repo, backend, "-c", "kubectx", monkeypatch=monkeypatch)
+    assert code == 3
+    assert "error: unknown component 'kubectx'; did you mean 'kubectl'?" in out
+    assert "hint: pass --component once per component" in out
+
+
+def test_cli_unknown_platform(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out = invoke(repo, FakeBackend({}), "-p", "windows/amd64", monkeypatch=monkeypatch)
+    assert code == 3
+    assert "unknown platform 'windows/amd64'" in out
+
+
+def test_cli_missing_image_names_the_script(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out = invoke(repo, FakeBackend({}), monkeypatch=monkeypatch)
+    assert code == 10
+    assert "error: builder image tkedistro/builder:go1.15-bullseye is not in the fake engine" \
+        in out
+    assert "hint: make it offline with scripts/make-builder-image.sh " \
+           "tkedistro/builder:go1.15-bullseye" in out
+
+
+def test_cli_go_mismatch_exits_10_without_building(repo: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = FakeBackend({"new:go": "sha256:bb"}, go="go version go1.19.8 linux/amd64\n")
+    code, out = invoke(repo, backend, "--builder-image", "new:go", monkeypatch=monkeypatch)
+    assert code == 10
+    assert "error: builder image new:go has Go 1.19.8, but the manifest pins go.version " \
+           "1.15.15" in out
+    assert "Go >= 1.18 compiles, but the binaries crash at run time" in out
+    assert backend.session_obj is not None
+    assert [a[0] for a in backend.session_obj.ran] == ["go"]  # make never ran
+    assert not (repo / "_output" / "1.20").exists()
+
+
+
+
+def test_ctrl_c_during_the_build_exits_130_and_leaves_no_staging(
+        repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Interrupting(FakeSession):
+        def run(self, argv: Sequence[str], **kwargs: object) -> RunResult:
+            if argv[0] == "make":
+                raise KeyboardInterrupt
+            return super().run(argv)
+
+    closed: list[bool] = []
+
+    class Backend(FakeBackend):
+        @contextmanager
+        def session(self, spec: ContainerSpec) -> Iterator[FakeSession]:
+            try:
+                yield Interrupting(self.go)
+            finally:
+                closed.append(True)
+
+    backend = Backend({"tkedistro/builder:go1.15-bullseye": "sha256:aa"})
+    code, out = invoke(repo, backend, monkeypatch=monkeypatch)
+    assert code == 130
+    assert "error: interrupted" in out
+    assert closed == [True]  # the container session was closed (container removed)
+    # no staging folder, no half-written 1.20; the log of the interrupted build is kept
+    assert sorted(p.name for p in (repo / "_output").iterdir()) == [".1.20.lock",
+                                                                    "1.20.failed.log"]

@@ -1,0 +1,107 @@
+"""The container backend protocol: check availability, inspect an image, run argv in a session.
+
+Nothing here knows about Docker. ``build/docker.py`` implements the protocol with the docker
+SDK; podman, a remote host or a Kubernetes Job would each be one more module like it.
+Host paths are ``Path``; paths inside the container are ``PurePosixPath``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+KEEP_CONTAINER_ENV = "TKEDISTRO_KEEP_CONTAINER"
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host folder bind-mounted at ``target`` inside the container."""
+
+    source: Path
+    target: PurePosixPath
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything that decides how a build container runs (frozen, so it can be logged)."""
+
+    image: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    mounts: tuple[Mount, ...] = ()
+    user: str = ""  # "uid:gid"; empty means the image's default
+    network: str = "none"
+    cpus: float | None = None
+    memory: str | None = None  # docker syntax: "8g", "512m"
+    workdir: PurePosixPath = PurePosixPath("/")
+    name: str | None = None
+
+    def describe(self) -> str:
+        limits = f"cpus={self.cpus or 'all'} memory={self.memory or 'unlimited'}"
+        mounts = ", ".join(
+            f"{m.source}:{m.target}{':ro' if m.read_only else ''}" for m in self.mounts
+        )
+        return (
+            f"image={self.image} user={self.user or 'default'} network={self.network} "
+            f"{limits} workdir={self.workdir} mounts=[{mounts}]"
+        )
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the backend knows about a local image."""
+
+    name: str
+    id: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The exit code of one command and its output (all of it, or the tail when logged)."""
+
+    argv: tuple[str, ...]
+    exit_code: int
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+class Session(Protocol):
+    """A running container; commands run in it one after another."""
+
+    @property
+    def container_id(self) -> str: ...
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        log: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: PurePosixPath | None = None,
+    ) -> RunResult:
+        """Run ``argv``; with ``log`` the output is appended there and only its tail kept."""
+        ...
+
+
+class ContainerBackend(Protocol):
+    name: str
+
+    def check_available(self) -> None:
+        """Raise ``BackendUnavailableError`` (saying how to fix it) when no engine answers."""
+        ...
+
+    def image_info(self, image: str) -> ImageInfo | None:
+        """The local image, or None when it does not exist."""
+        ...
+
+    def session(self, spec: ContainerSpec) -> AbstractContextManager[Session]:
+        """Start a container for ``spec``; it is stopped and removed on exit
+        (kept after a failure when ``TKEDISTRO_KEEP_CONTAINER=1``)."""
+        ...

@@ -1,0 +1,85 @@
+"""What a build leaves in ``_output/<release>``: binaries, ``SHA256SUMS``, ``build-info.json``,
+``build.log`` and a small state file that makes the no-op check cheap.
+
+The state file records the plan's fingerprint and the size and mtime of every published file,
+so "nothing changed and the output is intact" is decided without hashing hundreds of MB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+SUMS_NAME = "SHA256SUMS"
+INFO_NAME = "build-info.json"
+LOG_NAME = "build.log"
+STATE_NAME = ".tkedistro-build.json"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_sha256sums(out_dir: Path, rel_paths: Sequence[str]) -> dict[str, str]:
+    """Hash each file (paths relative to ``out_dir``) and write ``SHA256SUMS`` (sha256sum -c)."""
+    sums = {rel: sha256_file(out_dir / rel) for rel in sorted(rel_paths)}
+    text = "".join(f"{sha}  {rel}\n" for rel, sha in sums.items())
+    (out_dir / SUMS_NAME).write_text(text, encoding="utf-8")
+    return sums
+
+
+def read_sha256sums(path: Path) -> dict[str, str]:
+    sums: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        sha, _, rel = line.partition("  ")
+        if sha and rel:
+            sums[rel] = sha
+    return sums
+
+
+def write_build_info(out_dir: Path, info: Mapping[str, Any]) -> None:
+    (out_dir / INFO_NAME).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
+def read_build_info(out_dir: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((out_dir / INFO_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _stat(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def write_state(out_dir: Path, fingerprint: str) -> None:
+    """Record the fingerprint and size+mtime of every file (written last, before publish)."""
+    files = sorted(
+        str(p.relative_to(out_dir)) for p in out_dir.rglob("*")
+        if p.is_file() and p.name != STATE_NAME
+    )
+    state = {"fingerprint": fingerprint, "files": {rel: _stat(out_dir / rel) for rel in files}}
+    (out_dir / STATE_NAME).write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
+
+
+def is_intact(out_dir: Path, fingerprint: str) -> bool:
+    """True when ``out_dir`` was built for ``fingerprint`` and no file changed size or mtime."""
+    try:
+        state = json.loads((out_dir / STATE_NAME).read_text(encoding="utf-8"))
+        if state.get("fingerprint") != fingerprint:
+            return False
+        files: dict[str, list[int]] = state["files"]
+        return SUMS_NAME in files and all(
+            _stat(out_dir / rel) == list(stat) for rel, stat in files.items()
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False

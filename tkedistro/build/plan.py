@@ -1,0 +1,240 @@
+"""Pure build planning: a manifest and the user's options become a ``BuildPlan``.
+
+No Docker, no filesystem, no clock: everything here is unit-tested directly. The plan holds
+the ``make`` argv (a list, never a shell string), the container environment, the content of
+the ``KUBE_GIT_VERSION_FILE`` the Kubernetes Makefile reads, the binaries expected in the tree,
+the smoke-check commands and the fingerprint that decides whether a rebuild is needed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from tkedistro.errors import BuilderImageError, ManifestError
+from tkedistro.manifest import COMPONENTS, PLATFORMS, Manifest
+
+FINGERPRINT_VERSION = 1
+
+# Where things are inside the builder container. The tree sits where upstream's own build
+# container keeps it; the staging dir receives the version file; the cache holds HOME/GOCACHE
+# for builds that do not set their own (Kubernetes keeps its Go cache in the tree).
+CONTAINER_SRC = PurePosixPath("/go/src/k8s.io/kubernetes")
+CONTAINER_WORK = PurePosixPath("/tkedistro/work")
+CONTAINER_OUT = PurePosixPath("/tkedistro/out")
+CONTAINER_CACHE = PurePosixPath("/tkedistro/cache")
+VERSION_FILE_NAME = "kube-git-version"
+
+SMOKE_ARGS: Mapping[str, tuple[str, ...]] = {
+    "kubectl": ("version", "--client"),
+    "kubeadm": ("version", "-o", "short"),
+}
+DEFAULT_SMOKE_ARGS = ("--version",)
+
+GO_VERSION_RE = re.compile(r"\bgo version go(\d+\.\d+(?:\.\d+)?)\S* ")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One binary: a component built for a platform (``os/arch``)."""
+
+    component: str
+    platform: str
+
+    @property
+    def os(self) -> str:
+        return self.platform.split("/")[0]
+
+    @property
+    def arch(self) -> str:
+        return self.platform.split("/")[1]
+
+    @property
+    def tree_path(self) -> PurePosixPath:
+        """Where the Kubernetes build leaves it, relative to the tree."""
+        return PurePosixPath("_output/local/bin", self.os, self.arch, self.component)
+
+    @property
+    def output_path(self) -> PurePosixPath:
+        """Where it is published, relative to ``_output/<release>``."""
+        return PurePosixPath("bin", self.os, self.arch, self.component)
+
+
+@dataclass(frozen=True)
+class SmokeCommand:
+    target: Target
+    argv: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    release: str
+    distro_version: str
+    image: str
+    image_id: str
+    go_version: str  # the manifest's pin
+    tree_commit: str
+    components: tuple[str, ...]
+    platforms: tuple[str, ...]
+    make_argv: tuple[str, ...]
+    env: Mapping[str, str]
+    version_file: str
+    targets: tuple[Target, ...]
+    smoke: tuple[SmokeCommand, ...]
+    fingerprint: str
+    cpus: float | None = None
+    memory: str | None = None
+    fingerprint_inputs: Mapping[str, object] = field(default_factory=dict)
+
+
+def _did_you_mean(value: str, allowed: Sequence[str]) -> str:
+    close = difflib.get_close_matches(value, allowed, n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def select(kind: str, requested: Sequence[str], default: Sequence[str],
+           allowed: Sequence[str]) -> tuple[str, ...]:
+    """The requested values (deduplicated, in the order of ``allowed``) or ``default``."""
+    problems = [
+        f"unknown {kind} {value!r}{_did_you_mean(value, allowed)} (known: {', '.join(allowed)})"
+        for value in requested
+        if value not in allowed
+    ]
+    if problems:
+        raise ManifestError(problems, hint=f"pass --{kind} once per {kind}")
+    chosen = set(requested or default)
+    return tuple(value for value in allowed if value in chosen)
+
+
+def version_file(distro_version: str, tree_commit: str) -> str:
+    """The ``KUBE_GIT_VERSION_FILE`` content (sourced by hack/lib/version.sh)."""
+    major, minor = distro_version.lstrip("v").split(".")[:2]
+    values = {
+        "KUBE_GIT_VERSION": distro_version,
+        "KUBE_GIT_COMMIT": tree_commit,
+        "KUBE_GIT_TREE_STATE": "clean",
+        "KUBE_GIT_MAJOR": major,
+        "KUBE_GIT_MINOR": minor,
+    }
+    return "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
+
+
+def make_argv(components: Sequence[str], platforms: Sequence[str]) -> tuple[str, ...]:
+    what = " ".join(f"cmd/{component}" for component in components)
+    return ("make", "all", f"WHAT={what}", f"KUBE_BUILD_PLATFORMS={' '.join(platforms)}")
+
+
+def container_env(source_date_epoch: int) -> dict[str, str]:
+    return {
+        "KUBE_GIT_VERSION_FILE": str(CONTAINER_WORK / VERSION_FILE_NAME),
+        "SOURCE_DATE_EPOCH": str(source_date_epoch),
+        "HOME": str(CONTAINER_CACHE / "home"),
+        "GOCACHE": str(CONTAINER_CACHE / "go-build"),
+        "GOFLAGS": "",
+        "KUBE_VERBOSE": "1",
+    }
+
+
+def smoke_commands(targets: Sequence[Target], host_platform: str) -> tuple[SmokeCommand, ...]:
+    """Commands that print the version of each binary built for the host platform."""
+    return tuple(
+        SmokeCommand(
+            target,
+            (str(CONTAINER_OUT / target.output_path),
+             *SMOKE_ARGS.get(target.component, DEFAULT_SMOKE_ARGS)),
+        )
+        for target in targets
+        if target.platform == host_platform
+    )
+
+
+def fingerprint(inputs: Mapping[str, object]) -> str:
+    text = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def select_targets(manifest: Manifest, components: Sequence[str],
+                   platforms: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The components and platforms to build (manifest defaults); unknown ones are errors."""
+    return (select("component", components, manifest.components, COMPONENTS),
+            select("platform", platforms, manifest.platforms, PLATFORMS))
+
+
+def plan_build(
+    manifest: Manifest,
+    *,
+    tree_commit: str,
+    source_date_epoch: int,
+    image: str,
+    image_id: str,
+    host_platform: str,
+    components: Sequence[str] = (),
+    platforms: Sequence[str] = (),
+    cpus: float | None = None,
+    memory: str | None = None,
+) -> BuildPlan:
+    comps, plats = select_targets(manifest, components, platforms)
+    targets = tuple(Target(c, p) for p in plats for c in comps)
+    argv = make_argv(comps, plats)
+    env = container_env(source_date_epoch)
+    content = version_file(manifest.distro_version, tree_commit)
+    inputs: dict[str, object] = {
+        "fingerprint_version": FINGERPRINT_VERSION,
+        "tree_commit": tree_commit,
+        "image_id": image_id,  # an image id fixes its Go version
+        "make_argv": list(argv),
+        "env": env,
+        "version_file": content,
+        "components": list(comps),
+        "platforms": list(plats),
+    }
+    return BuildPlan(
+        release=manifest.release,
+        distro_version=manifest.distro_version,
+        image=image,
+        image_id=image_id,
+        go_version=manifest.go.version,
+        tree_commit=tree_commit,
+        components=comps,
+        platforms=plats,
+        make_argv=argv,
+        env=env,
+        version_file=content,
+        targets=targets,
+        smoke=smoke_commands(targets, host_platform),
+        fingerprint=fingerprint(inputs),
+        cpus=cpus,
+        memory=memory,
+        fingerprint_inputs=inputs,
+    )
+
+
+def parse_go_version(output: str) -> str | None:
+    """``go version go1.15.15 linux/amd64`` -> ``1.15.15``."""
+    match = GO_VERSION_RE.search(output + " ")
+    return match.group(1) if match else None
+
+
+def check_go_version(pinned: str, go_version_output: str, image: str) -> str:
+    """The builder's Go version; ``BuilderImageError`` when it is not the pinned one.
+
+    A pin of ``1.15`` accepts any 1.15.x; ``1.15.15`` only that release.
+    """
+    found = parse_go_version(go_version_output)
+    if found is not None and (found == pinned or found.startswith(pinned + ".")):
+        return found
+    shown = found or f"unknown ({go_version_output.strip()[:200] or 'no output'})"
+    raise BuilderImageError(
+        f"builder image {image} has Go {shown}, but the manifest pins go.version {pinned}",
+        details="Kubernetes releases must be built with the Go line upstream used: v1.20 "
+        "built with Go >= 1.18 compiles, but the binaries crash at run time "
+        "(vendored modern-go/reflect2).",
+        hint=f"make a matching image offline with scripts/make-builder-image.sh {image}, "
+        "or pass --builder-image with one that has Go " + pinned,
+    )

@@ -1,0 +1,53 @@
+"""``--verify-reproducible``: build again from a fresh copy of the patched tree at another
+path (host and container) with a cold Go cache, and compare ``SHA256SUMS``."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from tkedistro import console, runner
+from tkedistro.build import output, publish
+from tkedistro.build.backend import ContainerBackend
+from tkedistro.build.plan import BuildPlan
+
+if TYPE_CHECKING:
+    from tkedistro.build.pipeline import SourceInfo
+    from tkedistro.workspace import Workspace
+
+VERIFY_SRC = PurePosixPath("/tkedistro/verify/src/kubernetes")
+
+
+def fresh_tree(src: Path, commit: str, dest: Path) -> None:
+    """A clone of ``src`` at ``commit`` with nothing from earlier builds in it."""
+    runner.run(["git", "clone", "-q", "--no-checkout", src, dest])
+    runner.run(["git", "-C", dest, "checkout", "-q", "--detach", commit])
+
+
+def compare(first: dict[str, str], second: dict[str, str]) -> list[str]:
+    return sorted(rel for rel in first.keys() | second.keys() if first.get(rel) != second.get(rel))
+
+
+def verify_reproducible(backend: ContainerBackend, plan: BuildPlan, ws: Workspace,
+                        src: SourceInfo, final: Path) -> dict[str, Any]:
+    from tkedistro.build.pipeline import build_in_container
+
+    published = output.read_sha256sums(final / output.SUMS_NAME)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{final.name}.verify-", dir=final.parent))
+    try:
+        tree = scratch / "tree"
+        with console.step("verify_reproducible", f"fresh tree at {tree}"):
+            fresh_tree(src.path, plan.tree_commit, tree)
+            second_final = final.with_name(f"{final.name}.verify")  # its failed log lands here
+            with publish.staging_for(second_final) as staging:
+                built = build_in_container(backend, plan, ws, tree, staging, second_final,
+                                           VERIFY_SRC)
+                second = output.write_sha256sums(staging.out, built.binaries)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    differ = compare(published, second)
+    if differ:
+        console.warn("not reproducible: " + ", ".join(differ))
+    return {"second_tree": str(tree), "differ": differ, "second_sha256": second}

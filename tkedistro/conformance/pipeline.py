@@ -1,0 +1,169 @@
+"""``tkedistro conformance RELEASE``: the suite built from the same tree, run against an
+existing cluster (``--kubeconfig``) or a local single-node cluster from ``_output/<release>``.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tkedistro import console
+from tkedistro.conformance import images
+from tkedistro.conformance.cluster import ClusterSpec, LocalCluster, host_address
+from tkedistro.conformance.report import BundleContext, Product, write_bundle
+from tkedistro.conformance.results import Cause, SuiteResults, parse_junit
+from tkedistro.conformance.suite import CONFORMANCE_FOCUS, QUICK_FOCUS, SuiteRun, run_suite
+from tkedistro.errors import ClusterError, ConformanceFailedError
+from tkedistro.manifest import Manifest, load_manifest
+from tkedistro.workspace import Workspace
+
+TOOLS = ("e2e.test", "kubectl")
+
+
+@dataclass(frozen=True)
+class ConformanceOptions:
+    kubeconfig: Path | None = None  # an existing cluster; None means a local cluster
+    focus: str | None = None
+    skip: str = ""
+    quick: bool = False
+    timeout_min: float = 90.0
+    product: Product | None = None
+
+    @property
+    def selected_focus(self) -> str:
+        return self.focus or (QUICK_FOCUS if self.quick else CONFORMANCE_FOCUS)
+
+
+@dataclass(frozen=True)
+class ConformanceResult:
+    release: str
+    report_dir: Path
+    results: SuiteResults
+    cluster: str
+    timed_out: bool = False
+    loaded_images: tuple[str, ...] = ()
+    unavailable_images: tuple[str, ...] = ()
+    files: tuple[Path, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return self.results.failed == 0 and not self.timed_out and self.results.ran > 0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "step": "conformance", "release": self.release, "ok": self.ok,
+            "cluster": self.cluster, "report_dir": str(self.report_dir),
+            "timed_out": self.timed_out, **self.results.to_json(),
+            "loaded_images": list(self.loaded_images),
+            "unavailable_images": list(self.unavailable_images),
+            "files": [str(f) for f in self.files],
+        }
+
+    def format_text(self) -> str:
+        lines = [f"conformance {self.release} on {self.cluster}: {self.results.format_text()}"]
+        if self.timed_out:
+            lines.append("  the suite was stopped at the overall timeout")
+        if self.unavailable_images:
+            lines.append(f"  images unavailable offline ({len(self.unavailable_images)}): "
+                         + ", ".join(self.unavailable_images))
+        lines.append(f"  results: {self.report_dir}")
+        return "\n".join(lines)
+
+
+def _tools(bin_dir: Path) -> None:
+    missing = [t for t in TOOLS if not (bin_dir / t).is_file()]
+    if missing:
+        raise ClusterError(
+            f"conformance tools missing in {bin_dir}: {', '.join(missing)}",
+            hint="build e2e.test and ginkgo from the same tree: tkedistro build RELEASE",
+        )
+
+
+def _load_images(ws: Workspace, release: str, manifest: Manifest, spec: ClusterSpec,
+                 bin_dir: Path) -> tuple[list[str], list[str]]:
+    """Build and load what can be built offline; returns (loaded, unavailable)."""
+    expected = images.expected_images(bin_dir / "e2e.test")
+    conf = ws.output_dir(release) / "conformance"
+    src = ws.src_dir(release)
+    binaries: dict[str, Path] = {}
+    if src.is_dir():
+        from tkedistro.build.pipeline import default_backend
+
+        tool = images.backend_build_tool(default_backend(), manifest.builder.image)
+        binaries = images.build_binaries(src, conf / "images" / "bin", tool)
+    else:
+        console.warn(f"{ws.rel(src)} missing: pause and agnhost cannot be built")
+    with console.step("conformance_images", "load into containerd"):
+        loaded = images.load(images.plans(expected, binaries, src), conf / "images", spec.sock)
+    return loaded, [i for i in expected if i not in loaded]
+
+
+def _suite(options: ConformanceOptions, bin_dir: Path, kubeconfig: Path,
+           report_dir: Path) -> bool:
+    run = SuiteRun(e2e_test=bin_dir / "e2e.test", kubectl=bin_dir / "kubectl",
+                   kubeconfig=kubeconfig, report_dir=report_dir, focus=options.selected_focus,
+                   skip=options.skip, timeout_s=options.timeout_min * 60)
+    with console.step("conformance", f"focus {run.focus}"):
+        return run_suite(run)
+
+
+def _command(release: str, options: ConformanceOptions) -> str:
+    argv = ["tkedistro", "conformance", release]
+    if options.kubeconfig:
+        argv += ["--kubeconfig", str(options.kubeconfig)]
+    if options.focus:
+        argv += ["--focus", options.focus]
+    if options.skip:
+        argv += ["--skip", options.skip]
+    if options.quick:
+        argv.append("--quick")
+    return shlex.join(argv)
+
+
+def run_conformance(ws: Workspace, release: str, options: ConformanceOptions) -> ConformanceResult:
+    """Run the suite; raises ``ConformanceFailedError`` when a selected spec failed."""
+    manifest = load_manifest(ws.manifest_path(release), ws.rel(ws.manifest_path(release)))
+    out = ws.output_dir(release)
+    bin_dir, report_dir = out / "bin" / "linux" / "amd64", out / "conformance"
+    _tools(bin_dir)
+    loaded: list[str] = []
+    unavailable: list[str] = []
+    start = time.monotonic()
+    if options.kubeconfig is not None:
+        cluster = f"existing cluster ({options.kubeconfig})"
+        timed_out = _suite(options, bin_dir, options.kubeconfig, report_dir)
+    else:
+        spec = ClusterSpec(bin_dir=bin_dir, root=report_dir / "cluster", address=host_address())
+        cluster = f"local single-node cluster on {spec.address}"
+        with LocalCluster(spec):
+            loaded, unavailable = _load_images(ws, release, manifest, spec, bin_dir)
+            timed_out = _suite(options, bin_dir, spec.kubeconfig, report_dir)
+    console.verbose(f"conformance took {time.monotonic() - start:.0f}s")
+    result = _finish(ws, release, manifest, options, report_dir, cluster, timed_out,
+                     loaded, unavailable)
+    if not result.ok:
+        raise ConformanceFailedError(result.format_text(),
+                                     hint=f"details: {report_dir / 'e2e.log'}")
+    return result
+
+
+def _finish(ws: Workspace, release: str, manifest: Manifest, options: ConformanceOptions,
+            report_dir: Path, cluster: str, timed_out: bool, loaded: list[str],
+            unavailable: list[str]) -> ConformanceResult:
+    results = parse_junit(report_dir / "junit_01.xml")
+    product = options.product or Product(name="tkedistro", version=manifest.distro_version)
+    ctx = BundleContext(product=product, manifest=manifest, results=results, cluster=cluster,
+                        focus=options.selected_focus, skip=options.skip,
+                        unavailable_images=tuple(unavailable), command=_command(release, options))
+    files = write_bundle(ctx, report_dir)
+    result = ConformanceResult(release, report_dir, results, cluster, timed_out,
+                               tuple(loaded), tuple(unavailable), tuple(files))
+    summary = report_dir / "summary.json"
+    summary.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
+    return result
+
+
+__all__ = ["Cause", "ConformanceOptions", "ConformanceResult", "run_conformance"]
