@@ -260,6 +260,15 @@ def ci_check() -> None:
     console.out("workflows match their templates")
 
 
+def _register_maintainer_commands() -> None:
+    from tkedistro import cli_maintainer
+
+    cli_maintainer.register(app)
+
+
+_register_maintainer_commands()
+
+
 def main() -> NoReturn:
     """Entry point for the ``tkedistro`` script."""
     try:

@@ -1,0 +1,128 @@
+"""Maintainer commands: rebase, forecast, new release line, patches export/import.
+
+Mounted by ``tkedistro.cli`` with ``cli_maintainer.register(app)``; no business logic here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+UpstreamOpt = Annotated[
+    str | None,
+    typer.Option("--upstream", envvar="TKEDISTRO_UPSTREAM", help="Fetch from this mirror URL."),
+]
+
+patches_app = typer.Typer(help="Work on a release's patch series.", no_args_is_help=True)
+
+
+def rebase_cmd(
+    release: str,
+    onto: Annotated[
+        str | None, typer.Option("--onto", help="The upstream tag to rebase onto.")
+    ] = None,
+    commit: Annotated[
+        str | None, typer.Option("--commit", help="Pin the tag's commit SHA (checked).")
+    ] = None,
+    upstream: UpstreamOpt = None,
+    cont: Annotated[bool, typer.Option("--continue", help="Carry on after resolving.")] = False,
+    skip: Annotated[bool, typer.Option("--skip", help="Drop the conflicting patch.")] = False,
+    abort: Annotated[bool, typer.Option("--abort", help="Put everything back.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replay RELEASE's patch series on a new upstream tag (resumable)."""
+    from tkedistro import rebase as rb
+    from tkedistro.cli import G, emit
+
+    chosen = [name for name, on in (("--onto", onto is not None), ("--continue", cont),
+                                    ("--skip", skip), ("--abort", abort)) if on]
+    if len(chosen) != 1:
+        raise typer.BadParameter("give exactly one of --onto TAG, --continue, --skip, --abort")
+    ws = G.workspace()
+    if abort:
+        result = rb.abort_rebase(ws, release)
+    elif skip:
+        result = rb.skip_patch(ws, release)
+    elif cont:
+        result = rb.continue_rebase(ws, release)
+    else:
+        assert onto is not None
+        result = rb.rebase(ws, release, onto, commit=commit, upstream=upstream)
+    emit(result.to_json(), result.format_text(), as_json)
+    result.raise_for_conflict()
+
+
+def forecast_cmd(
+    release: str,
+    onto: Annotated[list[str], typer.Option("--onto", help="Tags to try (repeat or list).")],
+    more: Annotated[
+        list[str] | None, typer.Argument(help="More tags to try.", metavar="[TAG]...")
+    ] = None,
+    upstream: UpstreamOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Dry run: how the series would fare on each tag (changes nothing)."""
+    from tkedistro import forecast as fc
+    from tkedistro.cli import G, emit
+
+    result = fc.forecast(G.workspace(), release, [*onto, *(more or [])], upstream=upstream)
+    emit(result.to_json(), result.format_text(), as_json)
+    result.raise_for_errors()
+
+
+def new_cmd(
+    release: str,
+    from_release: Annotated[str, typer.Option("--from", help="The release line to start from.")],
+    onto: Annotated[str, typer.Option("--onto", help="The upstream tag of the new line.")],
+    commit: Annotated[str | None, typer.Option("--commit", help="Pin the tag's commit.")] = None,
+    upstream: UpstreamOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start release line RELEASE from OLD's series, rebased onto TAG."""
+    from tkedistro import newrelease
+    from tkedistro.cli import G, emit
+
+    result = newrelease.new_release(G.workspace(), release, from_release, onto, commit=commit,
+                                    upstream=upstream)
+    emit(result.to_json(), result.format_text(), as_json)
+    result.raise_for_conflict()
+
+
+def export_cmd(release: str, as_json: JsonOpt = False) -> None:
+    """Write the commits of _src/RELEASE back as patch files (only what changed)."""
+    from tkedistro import export
+    from tkedistro.cli import G, emit
+
+    result = export.export_series(G.workspace(), release)
+    emit(result.to_json(), result.format_text(), as_json)
+
+
+def import_cmd(
+    release: str,
+    from_dir: Annotated[Path, typer.Option("--from", help="Folder of plain git diff files.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Import a folder of plain `git diff` files (file-name order) as this release's patches."""
+    from tkedistro import series_import
+    from tkedistro.cli import G, emit
+
+    result = series_import.import_series(G.workspace(), release, from_dir)
+    emit(result.to_json(), result.format_text(), as_json)
+    result.raise_for_problems()
+
+
+def register(app: typer.Typer, patches: typer.Typer | None = None) -> None:
+    """Add the maintainer commands to ``app`` (``patches`` defaults to a new group)."""
+    from tkedistro.cli import guarded
+
+    app.command("rebase")(guarded(rebase_cmd))
+    app.command("forecast")(guarded(forecast_cmd))
+    app.command("new")(guarded(new_cmd))
+    group = patches if patches is not None else patches_app
+    group.command("export")(guarded(export_cmd))
+    group.command("import")(guarded(import_cmd))
+    if patches is None:
+        app.add_typer(patches_app, name="patches")

@@ -1,0 +1,237 @@
+"""Write the commits of ``_src/<release>`` (base..HEAD) back as the release's patch files.
+
+Deterministic and minimal: a commit whose message, author and diff equal its existing
+file's keeps that file's bytes; only changed patches are rewritten; existing names and
+numbers stay; a new commit gets the next free number and a name from its subject.
+Files are written by ``git format-patch --no-signature --zero-commit --full-index``
+(no tool-version footer, no changing hash, index lines kept so 3-way works).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from tkedistro import console
+from tkedistro.errors import PatchFormatError, RebaseStateError, WorkInProgressError
+from tkedistro.manifest import Manifest, load_manifest, update_pin
+from tkedistro.patches import parse_patch, subject_from_filename
+from tkedistro.rebase_state import assert_not_rebasing, write_atomic
+from tkedistro.replay import git, patch_id, rev
+from tkedistro.workspace import Workspace
+
+Action = Literal["unchanged", "rewritten", "added", "removed"]
+FORMAT_ARGS = ("format-patch", "--no-signature", "--zero-commit", "--full-index", "--binary",
+               "-N", "--no-stat", "--stdout")
+
+
+@dataclass(frozen=True)
+class ExportEntry:
+    file: str
+    subject: str
+    action: Action
+    commit: str = ""  # the commit it comes from ("" for a removed patch)
+
+
+@dataclass
+class ExportResult:
+    release: str
+    entries: list[ExportEntry] = field(default_factory=list)
+    bytes_written: int = 0
+    manifest_updated: bool = False
+
+    @property
+    def series(self) -> list[str]:
+        return [e.file for e in self.entries if e.action != "removed"]
+
+    def changed(self) -> bool:
+        return any(e.action != "unchanged" for e in self.entries) or self.manifest_updated
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "release": self.release,
+            "patches": [{"file": e.file, "subject": e.subject, "action": e.action}
+                        for e in self.entries],
+            "bytes_written": self.bytes_written,
+            "manifest_updated": self.manifest_updated,
+        }
+
+    def format_text(self) -> str:
+        lines = [f"{e.action:<10} {e.file}  {e.subject}" for e in self.entries]
+        counts = {a: sum(e.action == a for e in self.entries)
+                  for a in ("unchanged", "rewritten", "added", "removed")}
+        summary = ", ".join(f"{n} {a}" for a, n in counts.items() if n)
+        lines.append(f"{self.release}: {summary or 'no patches'}; "
+                     f"{self.bytes_written} bytes written")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class _Commit:
+    sha: str
+    author: str
+    subject: str
+    body: str
+    text: str  # git format-patch output
+
+
+@dataclass(frozen=True)
+class _Existing:
+    file: str
+    subject: str
+    key: tuple[str, str, str, str] | None  # author, subject, body, diff (None: unreadable)
+    text: str
+
+
+def export_series(ws: Workspace, release: str) -> ExportResult:
+    """``tkedistro patches export RELEASE``: commits base..HEAD of ``_src`` into patch files."""
+    assert_not_rebasing(ws, release)
+    manifest = load_manifest(ws.manifest_path(release), ws.rel(ws.manifest_path(release)))
+    repo = ws.src_dir(release)
+    if not (repo / ".git").exists():
+        raise WorkInProgressError(f"{ws.rel(repo)}: no prepared source tree to export from",
+                                  hint=f"run: tkedistro source {release}")
+    dirty = git(repo, "status", "--porcelain", "--untracked-files=no").stdout.strip()
+    if dirty:
+        console.warn(f"{ws.rel(repo)} has uncommitted changes; they are not exported "
+                     "(commit them first)")
+    result = export_commits(ws, manifest, repo, manifest.upstream.commit)
+    if result.manifest_updated:
+        update_pin(manifest.path, tag=manifest.upstream.tag, commit=manifest.upstream.commit,
+                   patch_files=result.series)
+    return result
+
+
+def export_commits(ws: Workspace, manifest: Manifest, repo: Path, base: str,
+                   *, dry_run: bool = False) -> ExportResult:
+    """Match commits to existing patch files and write only what changed.
+
+    ``manifest_updated`` says whether the series (names or order) differs from the
+    manifest's; writing the manifest is the caller's business.
+    """
+    if rev(repo, base) is None or git(repo, "merge-base", "--is-ancestor", base, "HEAD",
+                                      check=False).returncode != 0:
+        raise RebaseStateError(
+            f"{ws.rel(repo)}: HEAD is not based on {base[:12]} (the pinned upstream commit)",
+            hint=f"run: tkedistro source {manifest.release}",
+        )
+    commits = _commits(repo, base)
+    existing = [_existing(ws, e.file, e.subject) for e in manifest.patches]
+    pairs = _match(repo, commits, existing)
+    result = ExportResult(manifest.release)
+    folder = ws.patches_dir(manifest.release)
+    next_no = _next_number(folder, [e.file for e in existing])
+    for commit in commits:
+        old = pairs.get(commit.sha)
+        if old is not None and _same(old.key, _key_of_commit(commit)):
+            result.entries.append(ExportEntry(old.file, commit.subject, "unchanged", commit.sha))
+            continue
+        if old is None:
+            path = folder / f"{next_no:04d}-{_slug(commit.subject)}.patch"
+            next_no += 1
+            entry = ExportEntry(ws.rel(path), commit.subject, "added", commit.sha)
+        else:
+            path = ws.root / old.file
+            entry = ExportEntry(old.file, commit.subject, "rewritten", commit.sha)
+        if not dry_run:
+            write_atomic(path, commit.text.encode("utf-8", errors="surrogateescape"))
+        result.bytes_written += len(commit.text.encode("utf-8", errors="surrogateescape"))
+        result.entries.append(entry)
+    used = {e.file for e in pairs.values()}
+    for old in existing:
+        if old.file not in used:
+            result.entries.append(ExportEntry(old.file, old.subject, "removed"))
+            if not dry_run:
+                (ws.root / old.file).unlink(missing_ok=True)
+    result.manifest_updated = result.series != [e.file for e in manifest.patches]
+    return result
+
+
+def _commits(repo: Path, base: str) -> list[_Commit]:
+    shas = git(repo, "rev-list", "--reverse", "--no-merges", f"{base}..HEAD").stdout.split()
+    out = []
+    for sha in shas:
+        meta = git(repo, "log", "-1", "--format=%an <%ae>%x00%s%x00%b", sha).stdout
+        author, subject, body = meta.split("\0", 2)
+        text = format_commit(repo, sha)
+        out.append(_Commit(sha, author, subject, body.strip(), text))
+    return out
+
+
+def format_commit(repo: Path, sha: str) -> str:
+    """One commit as a patch file's text (stable: no footer, zeroed hash, full index)."""
+    return git(repo, *FORMAT_ARGS, "-1", sha).stdout
+
+
+def _existing(ws: Workspace, file: str, subject: str | None) -> _Existing:
+    path = ws.root / file
+    try:
+        patch = parse_patch(path, file)
+    except PatchFormatError:
+        return _Existing(file, subject or subject_from_filename(path), None, "")
+    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+    title = patch.subject or subject or subject_from_filename(path)
+    author = f"{patch.author_name or ''} <{patch.author_email}>" if patch.author_email else ""
+    return _Existing(file, title, (author, title, patch.body.strip(), _diff_part(text)), text)
+
+
+def _key_of_commit(c: _Commit) -> tuple[str, str, str, str]:
+    return (c.author, c.subject, c.body, _diff_part(c.text))
+
+
+def _same(old: tuple[str, str, str, str] | None, new: tuple[str, str, str, str]) -> bool:
+    """Same message and diff; a plain diff file (no author) matches any author."""
+    if old is None:
+        return False
+    return (old[0] in ("", new[0])) and old[1:] == new[1:]
+
+
+def _match(repo: Path, commits: list[_Commit], existing: list[_Existing]) -> dict[str, _Existing]:
+    """Commit -> existing patch: same subject first, then same patch-id (a reworded commit)."""
+    free = list(existing)
+    pairs: dict[str, _Existing] = {}
+    for c in commits:
+        hit = next((e for e in free if e.subject == c.subject), None)
+        if hit is not None:
+            pairs[c.sha] = hit
+            free.remove(hit)
+    ids = {e.file: patch_id(repo, e.text) for e in free if e.text}
+    for c in commits:
+        if c.sha in pairs or not free:
+            continue
+        mine = patch_id(repo, c.text)
+        hit = next((e for e in free if mine and ids.get(e.file) == mine), None)
+        if hit is not None:
+            pairs[c.sha] = hit
+            free.remove(hit)
+    return pairs
+
+
+_SIGNATURE = re.compile(r"\n-- \n[^\n]*\n*\Z")
+
+
+def _diff_part(text: str) -> str:
+    """The diff of a patch without index lines or a trailing version footer."""
+    start = text.find("diff --git ")
+    if start < 0:
+        start = 0
+    diff = _SIGNATURE.sub("\n", text[start:])
+    lines = [line for line in diff.split("\n") if not line.startswith("index ")]
+    return "\n".join(lines).rstrip()
+
+
+def _next_number(folder: Path, files: list[str]) -> int:
+    names = [Path(f).name for f in files]
+    if folder.is_dir():
+        names += [p.name for p in folder.iterdir()]
+    numbers = [int(m.group(1)) for n in names if (m := re.match(r"^(\d+)-", n))]
+    return max(numbers, default=0) + 1
+
+
+def _slug(subject: str) -> str:
+    """A file name from a subject, as git format-patch makes one."""
+    slug = re.sub(r"[^A-Za-z0-9._]+", "-", subject).strip(".-")
+    slug = re.sub(r"\.+", ".", slug)
+    return slug[:52].rstrip(".-") or "patch"

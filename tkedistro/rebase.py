@@ -1,0 +1,342 @@
+"""``tkedistro rebase RELEASE --onto TAG``: replay the series on a new tag, resumable.
+
+The series (the manifest's patch files) is replayed in ``_src/<release>`` on the new tag
+with ``git am --3way`` (one session for the run of patches that go in; the first that
+does not is replayed alone). A conflict stops with ``git am`` in progress; the state
+in ``ws.state_dir(release)`` survives a crash, and ``--continue``, ``--skip`` or ``--abort``
+pick it up. ``--abort`` puts the manifest, the patch files and ``_src`` back byte for byte.
+On success the manifest's pin and series are updated and the patch files regenerated.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from tkedistro import console
+from tkedistro.errors import PatchApplyError, RebaseStateError, WorkInProgressError
+from tkedistro.export import export_commits
+from tkedistro.manifest import Manifest, load_manifest, update_pin
+from tkedistro.rebase_report import RebaseResult
+from tkedistro.rebase_state import (
+    RebaseState,
+    assert_not_rebasing,
+    clear,
+    is_rebasing,
+    load_state,
+    release_lock,
+    restore,
+    save_state,
+    snapshot,
+)
+from tkedistro.replay import (
+    PatchOutcome,
+    am_in_progress,
+    apply_batch,
+    apply_job,
+    commit_date,
+    conflicted_files,
+    ensure_old_base,
+    fetch_tag,
+    git,
+    head,
+    make_job,
+    rev,
+)
+from tkedistro.source_tree import BRANCH, TOOL_EMAIL, Tree
+from tkedistro.workspace import Workspace
+
+__all__ = ["RebaseResult", "abort_rebase", "assert_not_rebasing", "continue_rebase", "rebase",
+           "skip_patch", "suggest_version"]
+
+
+def suggest_version(old_version: str, old_tag: str, new_tag: str) -> str:
+    """``v1.20.2-tke.3`` rebased from v1.20.2 onto v1.20.3 -> ``v1.20.3-tke.1``."""
+    suffix = old_version[len(old_tag) + 1:] if old_version.startswith(old_tag + "-") else "tke.1"
+    return f"{new_tag}-" + re.sub(r"\d+$", "1", suffix)
+
+
+def rebase(ws: Workspace, release: str, onto: str, *, commit: str | None = None,
+           upstream: str | None = None) -> RebaseResult:
+    """Start a rebase of ``release``'s series onto tag ``onto`` (``commit`` pins its SHA)."""
+    with release_lock(ws, release):
+        return _rebase_locked(ws, release, onto, commit=commit, upstream=upstream)
+
+
+def _rebase_locked(ws: Workspace, release: str, onto: str, *, commit: str | None = None,
+                   upstream: str | None = None) -> RebaseResult:
+    if is_rebasing(ws, release):
+        state = load_state(ws, release)
+        raise RebaseStateError(
+            f"release {release} is already mid-rebase onto {state.onto_tag}",
+            hint=f"tkedistro rebase {release} --continue | --skip | --abort",
+        )
+    manifest = _manifest(ws, release)
+    repo = ws.src_dir(release)
+    src_existed = (repo / ".git").exists()
+    if src_existed:
+        check_work_in_progress(ws, manifest, repo)
+    for i, entry in enumerate(manifest.patches, 1):  # a bad patch fails before any change
+        make_job(i, ws.root / entry.file, entry.file, entry.subject)
+    with console.step("fetch_source", f"{onto} from {upstream or manifest.upstream.url}"):
+        mirror, onto_commit = fetch_tag(ws, manifest, onto, commit=commit, upstream=upstream)
+        if not ensure_old_base(ws, manifest, upstream):
+            console.warn(f"cannot fetch the old base {manifest.upstream.tag}; patches already "
+                         "upstream are found by content only")
+    console.info(f"{onto} is commit {onto_commit}")
+    orig_head = rev(repo, "HEAD") if src_existed else None
+    branch = (git(repo, "symbolic-ref", "-q", "--short", "HEAD", check=False).stdout.strip()
+              if src_existed else BRANCH)
+    snapshot(ws, release)
+    state = RebaseState(
+        release=release, onto_tag=onto, onto_commit=onto_commit,
+        old_tag=manifest.upstream.tag, old_commit=manifest.upstream.commit,
+        url=upstream or manifest.upstream.url,
+        series=[e.file for e in manifest.patches],
+        subjects={e.file: e.subject for e in manifest.patches if e.subject},
+        src_existed=src_existed, orig_head=orig_head, orig_branch=branch or None,
+        distro_version=manifest.distro_version,
+    )
+    save_state(ws, state)  # from here on, --abort can put everything back
+    if not src_existed:
+        Tree(repo, ws.rel(repo)).create(mirror, onto_commit)
+    git(repo, "checkout", "-q", "-f", "--detach", onto_commit)
+    return _drive(ws, state)
+
+
+def continue_rebase(ws: Workspace, release: str) -> RebaseResult:
+    """``--continue``: after a resolved conflict, or after a crash, carry on."""
+    with release_lock(ws, release):
+        return _continue_rebase_locked(ws, release)
+
+
+def _continue_rebase_locked(ws: Workspace, release: str) -> RebaseResult:
+    state = load_state(ws, release)
+    repo = ws.src_dir(release)
+    if state.phase == "conflict":
+        _finish_conflict(ws, state, repo)
+    elif state.phase == "replay":
+        _recover_replay(ws, state, repo)
+    return _drive(ws, state)
+
+
+def skip_patch(ws: Workspace, release: str) -> RebaseResult:
+    """``--skip``: drop the patch that stopped the rebase from the series, and carry on."""
+    with release_lock(ws, release):
+        return _skip_patch_locked(ws, release)
+
+
+def _skip_patch_locked(ws: Workspace, release: str) -> RebaseResult:
+    state = load_state(ws, release)
+    repo = ws.src_dir(release)
+    if state.phase == "finalize":
+        raise RebaseStateError(f"release {release}: all patches are replayed; nothing to skip",
+                               hint=f"tkedistro rebase {release} --continue")
+    if am_in_progress(repo):
+        git(repo, "am", "--skip", check=False)
+        if am_in_progress(repo):
+            git(repo, "am", "--abort", check=False)
+    if state.pre_head:
+        git(repo, "reset", "-q", "--hard", state.pre_head)
+    file = state.series[state.position]
+    previous = state.outcomes.pop() if state.phase == "conflict" and state.outcomes else None
+    subject = previous.subject if previous else Path(file).name
+    state.outcomes.append(PatchOutcome(state.position + 1, file, subject, "skipped"))
+    state.position += 1
+    state.phase = "replay"
+    save_state(ws, state)
+    return _drive(ws, state)
+
+
+def abort_rebase(ws: Workspace, release: str) -> RebaseResult:
+    """``--abort``: manifest, patch files and ``_src`` exactly as before the rebase."""
+    with release_lock(ws, release):
+        return _abort_rebase_locked(ws, release)
+
+
+def _abort_rebase_locked(ws: Workspace, release: str) -> RebaseResult:
+    state = load_state(ws, release)
+    repo = ws.src_dir(release)
+    if not state.src_existed:
+        shutil.rmtree(repo, ignore_errors=True)
+    else:
+        _restore_src(repo, state)
+    restore(ws, release)
+    clear(ws, release)
+    return RebaseResult.from_state(state, "aborted")
+
+
+def _restore_src(repo: Path, state: RebaseState) -> None:
+    if state.orig_head is not None:
+        _save_leftovers(repo, state.release)
+    if am_in_progress(repo):
+        git(repo, "am", "--abort", check=False)
+    if state.orig_head is None:
+        git(repo, "symbolic-ref", "HEAD", f"refs/heads/{state.orig_branch or 'master'}")
+        git(repo, "read-tree", "--empty")
+    else:
+        target = ["-B", state.orig_branch] if state.orig_branch else ["--detach"]
+        git(repo, "checkout", "-q", "-f", *target, state.orig_head)
+    git(repo, "clean", "-fdq")
+
+
+def check_work_in_progress(ws: Workspace, manifest: Manifest, repo: Path) -> None:
+    """Refuse when ``_src`` holds uncommitted changes or commits not in the patch files."""
+    shown = ws.rel(repo)
+    tree = Tree(repo, shown)
+    busy = tree.operation_in_progress()
+    changed = tree.status()
+    if busy or changed:
+        what = busy or f"uncommitted changes in {len(changed)} file(s)"
+        raise WorkInProgressError(
+            f"{shown} holds work in progress ({what}); a rebase would lose it",
+            details="\n".join(f"  {path}" for path in changed[:20]) or None,
+            hint=(f"commit them and run `tkedistro patches export {manifest.release}`, or "
+                  f"discard them with `git -C {shown} reset --hard && git -C {shown} clean -fd`"),
+        )
+    if rev(repo, "HEAD") is None:
+        return
+    if git(repo, "merge-base", "--is-ancestor", manifest.upstream.commit, "HEAD",
+           check=False).returncode != 0:
+        raise WorkInProgressError(
+            f"{shown} is not based on the pinned commit {manifest.upstream.commit[:12]}",
+            hint=f"run `tkedistro source {manifest.release}` first",
+        )
+    pending = export_commits(ws, manifest, repo, manifest.upstream.commit, dry_run=True)
+    # A commit the tool made from a patch file that has changed (or gone) since is merely
+    # stale: the file is the newer truth. A maintainer's own commit is work to keep.
+    mine = [e for e in pending.entries if e.action in ("added", "rewritten")
+            and git(repo, "log", "-1", "--format=%ce", e.commit).stdout.strip() != TOOL_EMAIL]
+    if mine:
+        changed = [f"  {e.action}: {e.file}" for e in mine]
+        raise WorkInProgressError(
+            f"{shown} holds commits that are not in the patch files; a rebase would lose them",
+            details="\n".join(changed),
+            hint=f"run `tkedistro patches export {manifest.release}` first, then rebase",
+        )
+
+
+def _manifest(ws: Workspace, release: str) -> Manifest:
+    return load_manifest(ws.manifest_path(release), ws.rel(ws.manifest_path(release)))
+
+
+def _drive(ws: Workspace, state: RebaseState) -> RebaseResult:
+    """Replay from ``state.position`` on; stop at a conflict, else finish.
+
+    The remaining patches go in with one ``git am``; the first that does not go in cleanly
+    is replayed alone, so its conflict is left in progress for the maintainer.
+    """
+    repo = ws.src_dir(state.release)
+    mbox = ws.state_dir(state.release) / "current.patch"
+    total = len(state.series)
+    while state.phase == "replay" and state.position < total:
+        date = commit_date(repo, state.onto_commit)
+        jobs = [make_job(n + 1, ws.root / f, f, state.subjects.get(f), date)
+                for n, f in enumerate(state.series) if n >= state.position]
+        state.pre_head = head(repo)
+        save_state(ws, state)
+        for outcome in apply_batch(repo, jobs, mbox, old_base=state.old_commit,
+                                   new_base=state.onto_commit):
+            _record(ws, state, outcome, total)
+        if state.position >= total:
+            break
+        state.pre_head = head(repo)
+        save_state(ws, state)
+        job = jobs[state.position - jobs[0].position + 1]
+        outcome = apply_job(repo, job, mbox, old_base=state.old_commit,
+                            new_base=state.onto_commit)
+        if outcome.status == "conflict":
+            console.info(f"[{job.position}/{total}] {job.file}: {outcome.label()}")
+            state.outcomes.append(outcome)
+            state.phase = "conflict"
+            save_state(ws, state)
+            return RebaseResult.from_state(state, "stopped")
+        _record(ws, state, outcome, total)
+    if state.phase == "conflict":
+        return RebaseResult.from_state(state, "stopped")
+    return _finalize(ws, state)
+
+
+def _record(ws: Workspace, state: RebaseState, outcome: PatchOutcome, total: int) -> None:
+    console.info(f"[{outcome.position}/{total}] {outcome.file}: {outcome.label()}")
+    state.outcomes.append(outcome)
+    state.position += 1
+    state.pre_head = None
+    save_state(ws, state)
+
+
+def _finish_conflict(ws: Workspace, state: RebaseState, repo: Path) -> None:
+    file = state.series[state.position]
+    job = make_job(state.position + 1, ws.root / file, file, state.subjects.get(file),
+                   commit_date(repo, state.onto_commit))
+    if am_in_progress(repo):
+        res = git(repo, "am", "--continue", check=False, env=job.env())
+        if res.returncode != 0:
+            left = conflicted_files(repo)
+            what = ("still conflicted: " + ", ".join(left)) if left else "git am refused"
+            raise PatchApplyError(
+                f"patch {job.position} ({file}): {what}",
+                details=(res.stderr or res.stdout).strip() or None,
+                hint=(f"resolve, `git -C {ws.rel(repo)} add FILE`, then tkedistro rebase "
+                      f"{state.release} --continue; or --skip to drop this patch; or --abort"),
+            )
+    elif state.pre_head and head(repo) == state.pre_head:
+        raise RebaseStateError(
+            f"patch {job.position} ({file}) is neither applied nor in progress in "
+            f"{ws.rel(repo)} (was `git am --abort` run by hand?)",
+            hint=f"tkedistro rebase {state.release} --skip to drop it, or --abort",
+        )
+    outcome = state.outcomes[-1]
+    outcome.status, outcome.conflicts, outcome.detail = "resolved", [], ""
+    state.position += 1
+    state.phase = "replay"
+    save_state(ws, state)
+
+
+def _recover_replay(ws: Workspace, state: RebaseState, repo: Path) -> None:
+    """After a crash while replaying: go back to where that step began and redo it.
+
+    Commits made since ``pre_head`` came from the patch files, so nothing is lost.
+    """
+    if am_in_progress(repo):
+        git(repo, "am", "--abort", check=False)
+    if state.pre_head is None:
+        return
+    if git(repo, "merge-base", "--is-ancestor", state.pre_head, "HEAD",
+           check=False).returncode != 0:
+        raise RebaseStateError(
+            f"{ws.rel(repo)}: HEAD {head(repo)[:12]} is not where the interrupted rebase left it",
+            hint=f"tkedistro rebase {state.release} --abort puts everything back",
+        )
+    git(repo, "reset", "-q", "--hard", state.pre_head)
+    git(repo, "clean", "-fdq")
+
+
+def _finalize(ws: Workspace, state: RebaseState) -> RebaseResult:
+    """Regenerate the patch files, update the manifest pin, move the branch, forget state."""
+    state.phase = "finalize"
+    save_state(ws, state)
+    repo = ws.src_dir(state.release)
+    manifest = _manifest(ws, state.release)
+    exported = export_commits(ws, manifest, repo, state.onto_commit)
+    version = suggest_version(state.distro_version, state.old_tag, state.onto_tag)
+    update_pin(manifest.path, tag=state.onto_tag, commit=state.onto_commit,
+               distro_version=version, patch_files=exported.series)
+    if state.orig_head:
+        git(repo, "update-ref", f"refs/tkedistro/pre-rebase/{state.old_tag}", state.orig_head)
+    if state.orig_branch:
+        git(repo, "checkout", "-q", "-B", state.orig_branch)
+    result = RebaseResult.from_state(state, "done")
+    result.new_version = version
+    result.export = exported.to_json()
+    clear(ws, state.release)
+    return result
+
+
+def _save_leftovers(repo: Path, release: str) -> None:
+    """Keep edits made during a conflict on a backup ref before --abort throws them away."""
+    tree = Tree(repo, f"_src/{release}")
+    if tree.status():
+        ref = tree.backup(f"tkedistro: edits left when the rebase of {release} was aborted")
+        console.warn(f"edits made during the rebase were saved to {ref}")

@@ -1,0 +1,171 @@
+"""The in-progress state of a rebase: JSON in ``ws.state_dir(release)``, written atomically.
+
+Before a rebase touches anything it copies the manifest and every file of the release's
+patch folder (their bytes) and records ``_src``'s HEAD and branch, so ``--abort`` can put
+them back byte for byte, even after a crash or a reboot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from tkedistro.errors import LockedError, RebaseStateError
+from tkedistro.replay import PatchOutcome
+from tkedistro.workspace import Workspace
+
+STATE_FILE = "rebase.json"
+STATE_VERSION = 1
+
+
+@dataclass
+class RebaseState:
+    release: str
+    onto_tag: str
+    onto_commit: str
+    old_tag: str
+    old_commit: str
+    url: str
+    series: list[str]  # repo-relative patch files, in order
+    subjects: dict[str, str]  # file -> subject from the manifest (plain diffs)
+    src_existed: bool
+    orig_head: str | None
+    orig_branch: str | None
+    distro_version: str
+    position: int = 0  # index into series of the patch being replayed
+    pre_head: str | None = None  # HEAD before the current patch
+    phase: str = "replay"  # replay | conflict | finalize
+    outcomes: list[PatchOutcome] = field(default_factory=list)
+    version: int = STATE_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["outcomes"] = [o.to_json() for o in self.outcomes]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RebaseState:
+        data = dict(data)
+        data["outcomes"] = [PatchOutcome.from_json(o) for o in data.get("outcomes", [])]
+        return cls(**data)
+
+
+def state_path(ws: Workspace, release: str) -> Path:
+    return ws.state_dir(release) / STATE_FILE
+
+
+def backup_dir(ws: Workspace, release: str) -> Path:
+    return ws.state_dir(release) / "rebase-backup"
+
+
+def is_rebasing(ws: Workspace, release: str) -> bool:
+    return state_path(ws, release).exists()
+
+
+def assert_not_rebasing(ws: Workspace, release: str) -> None:
+    """Refuse to touch a release that is mid-rebase (called by source, build, export)."""
+    if is_rebasing(ws, release):
+        state = load_state(ws, release)
+        raise RebaseStateError(
+            f"release {release} is mid-rebase onto {state.onto_tag}; "
+            "finish or abandon the rebase first",
+            hint=f"tkedistro rebase {release} --continue | --skip | --abort",
+        )
+
+
+@contextmanager
+def release_lock(ws: Workspace, release: str) -> Iterator[None]:
+    """The lock `tkedistro source` takes on a release, so the two never run at once."""
+    folder = ws.state_dir(release)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder / "source.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise LockedError(
+            f"another tkedistro run is working on _src/{release} (lock {lock.lock_file})",
+            hint="wait for it to finish; the lock is freed when that process exits",
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def save_state(ws: Workspace, state: RebaseState) -> None:
+    text = json.dumps(state.to_json(), indent=2, sort_keys=True) + "\n"
+    write_atomic(state_path(ws, state.release), text.encode())
+
+
+def load_state(ws: Workspace, release: str) -> RebaseState:
+    path = state_path(ws, release)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return RebaseState.from_json(data)
+    except FileNotFoundError:
+        raise RebaseStateError(
+            f"release {release} is not being rebased (no {path.name} in {path.parent})",
+            hint=f"start one with: tkedistro rebase {release} --onto TAG",
+        ) from None
+    except (ValueError, TypeError, KeyError) as exc:
+        raise RebaseStateError(
+            f"{path}: rebase state unreadable ({exc})",
+            hint=f"tkedistro rebase {release} --abort restores the saved files if they exist",
+        ) from None
+
+
+def snapshot(ws: Workspace, release: str) -> None:
+    """Copy the manifest and the patch folder's files (bytes) into the backup folder."""
+    dest = backup_dir(ws, release)
+    if dest.exists():
+        shutil.rmtree(dest)
+    (dest / "patches").mkdir(parents=True)
+    shutil.copyfile(ws.manifest_path(release), dest / "manifest.yaml")
+    src = ws.patches_dir(release)
+    names = sorted(p.name for p in src.iterdir() if p.is_file()) if src.is_dir() else []
+    for name in names:
+        shutil.copyfile(src / name, dest / "patches" / name)
+    listing = {"patches_dir_existed": src.is_dir(), "files": names}
+    write_atomic(dest / "listing.json", json.dumps(listing).encode())
+
+
+def restore(ws: Workspace, release: str) -> None:
+    """Put the manifest and patch folder back exactly as ``snapshot`` found them."""
+    dest = backup_dir(ws, release)
+    listing = json.loads((dest / "listing.json").read_text())
+    write_atomic(ws.manifest_path(release), (dest / "manifest.yaml").read_bytes())
+    target = ws.patches_dir(release)
+    keep = set(listing["files"])
+    if target.is_dir():
+        for path in target.iterdir():
+            if path.is_file() and path.name not in keep:
+                path.unlink()
+    for name in listing["files"]:
+        write_atomic(target / name, (dest / "patches" / name).read_bytes())
+    if not listing["patches_dir_existed"] and target.is_dir() and not any(target.iterdir()):
+        target.rmdir()
+
+
+def clear(ws: Workspace, release: str) -> None:
+    """Forget the rebase: the state file goes first, then the backups."""
+    state_path(ws, release).unlink(missing_ok=True)
+    shutil.rmtree(backup_dir(ws, release), ignore_errors=True)
+    (ws.state_dir(release) / "current.patch").unlink(missing_ok=True)
