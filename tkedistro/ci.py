@@ -31,7 +31,8 @@ def _context(ws: Workspace) -> dict[str, object]:
     for name in list_release_names(ws.releases_dir):
         m = load_manifest(ws.manifest_path(name), ws.rel(ws.manifest_path(name)))
         releases.append({"name": name, "platforms": list(m.platforms),
-                         "builder_image": m.builder.image})
+                         "builder_image": m.builder.image, "tag": m.upstream.tag,
+                         "url": m.upstream.url})
     return {"releases": releases, "python": "3.11",
             "has_conformance": _has_command("conformance"), "has_forecast": _has_command("forecast")}
 

@@ -122,6 +122,9 @@ def prepare_source(
     ws: Workspace, release: str, *, upstream: str | None = None, force: bool = False
 ) -> SourceResult:
     """Fetch and verify the pinned upstream and apply the series into ``_src/<release>``."""
+    from tkedistro.rebase_state import assert_not_rebasing
+
+    assert_not_rebasing(ws, release)
     tree = Tree(ws.src_dir(release), f"_src/{release}")
     state_dir = ws.state_dir(release)
     if state_dir.is_dir() and ws.manifest_path(release).is_file():

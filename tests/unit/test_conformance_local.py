@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 import tarfile
 import time
 from pathlib import Path, PurePosixPath
@@ -109,7 +111,7 @@ def test_supervisor_stops_services_and_their_children(tmp_path: Path) -> None:
 
     marker = f"{tmp_path}/marker"
     sup = Supervisor(tmp_path / "logs")
-    child = f"python3 -c 'import time; time.sleep(300)' {marker}"
+    child = f"{shlex.quote(sys.executable)} -c 'import time; time.sleep(300)' {marker}"
     sup.start("parent", ["sh", "-c", f"{child} & {child} & wait"])
     sup.start("quitter", ["sh", "-c", "echo bye; exit 3"])
     for _ in range(200):

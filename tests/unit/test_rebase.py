@@ -15,7 +15,6 @@ from tests.helpers.gitrepo import git
 from tests.helpers.series import Distro, fingerprint, make_distro
 from tkedistro import rebase as rebase_mod
 from tkedistro import replay
-from tkedistro.cli_maintainer import register
 from tkedistro.errors import RebaseStateError
 from tkedistro.manifest import load_manifest
 from tkedistro.rebase import abort_rebase, continue_rebase, rebase, suggest_version
@@ -38,11 +37,8 @@ NEXT = [
 
 
 def make_app() -> typer.Typer:
-    from tkedistro.cli import _main
+    from tkedistro.cli import app
 
-    app = typer.Typer()
-    app.callback()(_main)
-    register(app)
     return app
 
 
@@ -178,8 +174,10 @@ def test_other_commands_refuse_mid_rebase(distro: Distro) -> None:
     assert cli(distro, "rebase", "1.20", "--onto", "v1.20.2").exit_code == 7
     expected = ("error: release 1.20 is mid-rebase onto v1.20.2; finish or abandon the rebase "
                 "first\nhint: tkedistro rebase 1.20 --continue | --skip | --abort\n")
-    res = cli(distro, "patches", "export", "1.20")
-    assert (res.exit_code, res.stderr) == (17, expected)
+    for command in (("patches", "export", "1.20"), ("source", "1.20"), ("build", "1.20")):
+        res = cli(distro, *command)
+        assert res.exit_code == 17, command
+        assert res.stderr.endswith(expected), command  # build announces its first step
     again = cli(distro, "rebase", "1.20", "--onto", "v1.20.1")
     assert again.exit_code == 17
     assert again.stderr.startswith("error: release 1.20 is already mid-rebase onto v1.20.2\n")
