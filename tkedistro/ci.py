@@ -33,8 +33,12 @@ def _context(ws: Workspace) -> dict[str, object]:
         releases.append({"name": name, "platforms": list(m.platforms),
                          "builder_image": m.builder.image, "tag": m.upstream.tag,
                          "url": m.upstream.url})
-    return {"releases": releases, "python": "3.11",
-            "has_conformance": _has_command("conformance"), "has_forecast": _has_command("forecast")}
+    return {
+        "releases": releases,
+        "python": "3.11",
+        "has_conformance": _has_command("conformance"),
+        "has_forecast": _has_command("forecast"),
+    }
 
 
 def _has_command(name: str) -> bool:

@@ -9,13 +9,12 @@ import functools
 import json
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Annotated, Any, NoReturn
 
 import typer
-
 from tkedistro import __version__, console
 from tkedistro.errors import Interrupted, TkedistroError
 from tkedistro.workspace import Workspace
@@ -60,7 +59,9 @@ def _main(
         Path | None,
         typer.Option("--cache-dir", help="Cache folder (default: $TKEDISTRO_CACHE or XDG cache)."),
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show external commands.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show external commands.")
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
     version: Annotated[
         bool | None,

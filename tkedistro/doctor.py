@@ -109,7 +109,8 @@ def check_engine_and_images(ws: Workspace) -> list[Check]:
     try:
         backend.check_available()
     except TkedistroError as exc:
-        return [Check("docker engine", False, exc.message, "make engine  (scripts/ensure-docker.sh)")]
+        fix = "make engine  (scripts/ensure-docker.sh)"
+        return [Check("docker engine", False, exc.message, fix)]
     checks = [Check("docker engine", True, f"{backend.name} engine answers")]
     for name in list_release_names(ws.releases_dir):
         path = ws.manifest_path(name)

@@ -31,7 +31,9 @@ class Upstream:
     def url(self) -> str:
         return self.bare.as_uri()
 
-    def commit(self, files: Mapping[str, str | bytes | None], message: str, tag: str | None = None) -> str:
+    def commit(
+        self, files: Mapping[str, str | bytes | None], message: str, tag: str | None = None
+    ) -> str:
         """Write (or delete, for None) files, commit, optionally tag (annotated), push."""
         for rel, content in files.items():
             path = self.work / rel
@@ -54,17 +56,23 @@ class Upstream:
         return sha
 
 
+_MAIN = 'package main\n\nimport "fmt"\n\nfunc main() {{ fmt.Println("{name}") }}\n'
+
 K8S_LIKE_FILES: dict[str, str] = {
     "go.mod": "module k8s.io/kubernetes\n\ngo 1.15\n",
     "README.md": "# tiny kubernetes\n",
     "pkg/version/base.go": 'package version\n\nvar gitVersion = "v0.0.0-master+$Format:%h$"\n',
-    "cmd/kubectl/main.go": 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("kubectl") }\n',
-    "cmd/kubelet/main.go": 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("kubelet") }\n',
-    "pkg/kubelet/cm/limits.go": "package cm\n\nconst kmem = true\n\nconst line2 = 2\nconst line3 = 3\nconst line4 = 4\n",
+    "cmd/kubectl/main.go": _MAIN.format(name="kubectl"),
+    "cmd/kubelet/main.go": _MAIN.format(name="kubelet"),
+    "pkg/kubelet/cm/limits.go": (
+        "package cm\n\nconst kmem = true\n\nconst line2 = 2\nconst line3 = 3\nconst line4 = 4\n"
+    ),
 }
 
 
-def make_upstream(root: Path, tags: Mapping[str, Mapping[str, str | bytes | None]] | None = None) -> Upstream:
+def make_upstream(
+    root: Path, tags: Mapping[str, Mapping[str, str | bytes | None]] | None = None
+) -> Upstream:
     """An upstream with k8s-like files; ``tags`` maps tag -> file changes, in order.
 
     By default two tags: v1.20.0 (K8S_LIKE_FILES) and v1.20.1 (README changed).

@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from tkedistro.manifest import load_manifest
 from tests.conftest import REPO
+from tkedistro.manifest import load_manifest
 
 pytestmark = pytest.mark.docker
 

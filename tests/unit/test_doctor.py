@@ -28,13 +28,16 @@ def test_no_engine_is_reported_with_docker_host_and_the_fix(
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
     result = runner.invoke(app, ["--root", str(repo_copy), "doctor"])
     assert result.exit_code == 9
-    assert f"BAD  docker engine            no Docker engine answers at unix://{tmp_path}/no-engine.sock" in result.output
+    sock = f"unix://{tmp_path}/no-engine.sock"
+    assert f"BAD  docker engine            no Docker engine answers at {sock}" in result.output
     assert "fix: make engine  (scripts/ensure-docker.sh)" in result.output
     assert "ok   git" in result.output
     assert "error: not ready: docker engine" in result.output
 
 
-def test_json_lists_every_check(repo_copy: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_json_lists_every_check(
+    repo_copy: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     import json
 
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
