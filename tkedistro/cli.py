@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+
 from tkedistro import __version__, console
 from tkedistro.errors import Interrupted, TkedistroError
 from tkedistro.workspace import Workspace
