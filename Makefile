@@ -5,12 +5,13 @@ BUILDER_IMAGE ?= tkedistro/builder:go1.15-bullseye
 NEWEST := $(shell ls releases/*.yaml 2>/dev/null | sed 's|releases/||; s|\.yaml$$||' | sort -t. -k1,1n -k2,2n | tail -n 1)
 RELEASE ?= $(NEWEST)
 
-.PHONY: all install install-python engine builder-image test test-unit test-docker test-real lint bench build source conformance clean
+.PHONY: all install install-python engine builder-image conformance-host test test-unit test-docker test-real lint bench build source conformance clean
 
 all: build
 
-## install: the package with test tools, a running Docker engine and the offline builder image
-install: install-python engine builder-image
+## install: the package with test tools, a running Docker engine, the offline builder image
+## and the Debian packages the local conformance cluster runs from
+install: install-python engine builder-image conformance-host
 
 install-python:
 	$(PIP) install --quiet --disable-pip-version-check -e '.[test]'
@@ -20,6 +21,9 @@ engine:
 
 builder-image: engine
 	bash scripts/make-builder-image.sh $(BUILDER_IMAGE)
+
+conformance-host:
+	PYTHON=$(PYTHON) bash scripts/install-conformance-host.sh
 
 ## test: unit tier + docker tier (the README's test command; CI runs it)
 test:

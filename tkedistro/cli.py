@@ -177,6 +177,11 @@ def build(
         bool,
         typer.Option("--verify-reproducible", help="Build twice and compare SHA256SUMS."),
     ] = False,
+    with_conformance_tools: Annotated[
+        bool,
+        typer.Option("--with-conformance-tools",
+                     help="Also build e2e.test and ginkgo (for tkedistro conformance)."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Build the release's components in the builder container into _output/RELEASE."""
@@ -191,6 +196,7 @@ def build(
         cpus=cpus,
         memory=memory,
         verify_reproducible=verify_reproducible,
+        conformance_tools=with_conformance_tools,
     )
     result = pipeline.build_release(G.workspace(), release, options)
     emit(result.to_json(), result.format_text(), as_json)
@@ -223,6 +229,17 @@ def conformance(
     skip: Annotated[str, typer.Option("--skip", help="Regex of specs to skip.")] = "",
     quick: Annotated[bool, typer.Option("--quick", help="A small subset, for CI.")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Overall limit in minutes.")] = 90.0,
+    build_missing: Annotated[
+        bool,
+        typer.Option("--build/--no-build",
+                     help="Build missing binaries and e2e.test/ginkgo first "
+                          "(tkedistro build RELEASE --with-conformance-tools)."),
+    ] = True,
+    upstream: Annotated[
+        str | None,
+        typer.Option("--upstream", envvar="TKEDISTRO_UPSTREAM",
+                     help="For that build: fetch from this mirror URL."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run Kubernetes conformance on the built binaries (local cluster or --kubeconfig)."""
@@ -231,7 +248,8 @@ def conformance(
     if local and kubeconfig:
         raise typer.BadParameter("--local and --kubeconfig exclude each other")
     options = conf.ConformanceOptions(
-        kubeconfig=kubeconfig, focus=focus, skip=skip, quick=quick, timeout_min=timeout
+        kubeconfig=kubeconfig, focus=focus, skip=skip, quick=quick, timeout_min=timeout,
+        build=build_missing, upstream=upstream,
     )
     result = conf.run_conformance(G.workspace(), release, options)
     emit(result.to_json(), result.format_text(), as_json)

@@ -71,10 +71,17 @@ for platform in ${KUBE_BUILD_PLATFORMS}; do
   mkdir -p "${out}"
   for what in ${WHAT}; do
     echo "+++ building ${what} for ${platform}"
-    GOOS=${os} GOARCH=${arch} CGO_ENABLED=0 go build -trimpath \\
+    # like k8s: *.test targets are `go test -c` of their folder; vendor/X builds package X
+    case "${what}" in
+      *.test) cmd=(test -c); pkg="./${what%/*}" ;;
+      vendor/*) cmd=(build -mod=vendor); pkg="${what#vendor/}" ;;
+      *) cmd=(build); pkg="./${what}" ;;
+    esac
+    GOOS=${os} GOARCH=${arch} CGO_ENABLED=0 go "${cmd[@]}" -trimpath \\
       -ldflags "-s -w -buildid= -X main.gitVersion=${KUBE_GIT_VERSION} \\
-                -X main.gitCommit=${KUBE_GIT_COMMIT}" \\
-      -o "${out}/${what##*/}" "./${what}"
+                -X main.gitCommit=${KUBE_GIT_COMMIT} \\
+                -X k8s.io/kubernetes/test/e2e.gitVersion=${KUBE_GIT_VERSION}" \\
+      -o "${out}/${what##*/}" "${pkg}"
   done
 done
 """
@@ -90,6 +97,44 @@ def upstream_files() -> dict[str, str | bytes | None]:
     for name in COMPONENTS:
         files[f"cmd/{name}/main.go"] = MAIN_GO.replace("FORMAT", FORMATS[name])
     return files
+
+
+# The conformance tools in miniature: an e2e package built with `go test -c` that prints the
+# stamp for --version (as test/e2e does), and a vendored ginkgo that prints its own version.
+E2E_TEST_GO = '''package e2e
+
+import (
+\t"flag"
+\t"fmt"
+\t"os"
+\t"testing"
+)
+
+var gitVersion = "v0.0.0-master+$Format:%h$"
+
+func TestMain(m *testing.M) {
+\tversion := flag.Bool("version", false, "print the version")
+\tflag.Parse()
+\tif *version {
+\t\tfmt.Println(gitVersion)
+\t\tos.Exit(0)
+\t}
+\tos.Exit(m.Run())
+}
+'''
+GINKGO_GO = '''package main
+
+import "fmt"
+
+func main() { fmt.Println("Ginkgo Version 1.11.0") }
+'''
+TOOL_FILES: dict[str, str | bytes | None] = {
+    "go.mod": "module k8s.io/kubernetes\n\ngo 1.15\n\nrequire github.com/onsi/ginkgo v1.11.0\n",
+    "test/e2e/e2e_test.go": E2E_TEST_GO,
+    "vendor/github.com/onsi/ginkgo/ginkgo/main.go": GINKGO_GO,
+    "vendor/modules.txt": "# github.com/onsi/ginkgo v1.11.0\n## explicit\n"
+                          "github.com/onsi/ginkgo/ginkgo\n",
+}
 
 
 BROKEN = {"cmd/kubelet/main.go": "package main\n\nfunc main() { this is not go }\n"}
@@ -132,7 +177,8 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def distro(tmp_path: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Distro:
     monkeypatch.setenv("TKEDISTRO_CACHE", str(shared_cache))
     upstream = make_upstream(tmp_path / "up", {"v1.20.0": upstream_files(), "v1.20.1": BROKEN,
-                                               "v1.20.2": UNSTAMPED, "v1.20.3": SLOW})
+                                               "v1.20.2": UNSTAMPED, "v1.20.3": SLOW,
+                                               "v1.20.4": {**upstream_files(), **TOOL_FILES}})
     root = tmp_path / "distro"
     d = Distro(root, upstream)
     d.pin("v1.20.0")
@@ -314,3 +360,24 @@ def test_arm64_is_cross_compiled_and_only_host_binaries_are_run(distro: Distro) 
     assert sorted(info["binaries"]) == ["bin/linux/amd64/kubectl", "bin/linux/arm64/kubectl"]
     assert [(s["component"], s["platform"]) for s in info["smoke"]] == [
         ("kubectl", "linux/amd64")]
+
+
+def test_conformance_tools_are_built_stamped_and_published_beside_the_components(
+        distro: Distro) -> None:
+    distro.pin("v1.20.4")
+    assert distro.build()[0] == 0
+    code, out = distro.build("--with-conformance-tools")
+    assert code == 0, out
+    assert "runs: v1.20.4-tke.1" in out and "ginkgo" in out
+    bins = distro.out / "bin" / "linux" / "amd64"
+    assert run_binary(bins / "e2e.test", "--version") == "v1.20.4-tke.1"
+    assert run_binary(bins / "ginkgo", "version") == "Ginkgo Version 1.11.0"
+    sums = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=distro.out,
+                          capture_output=True, text=True)
+    assert sums.returncode == 0 and sums.stdout.count(": OK") == 5, sums.stdout
+    info = json.loads((distro.out / "build-info.json").read_text())
+    assert info["tools"] == ["e2e.test", "ginkgo"]
+    assert [(s["component"], s["version"]) for s in info["smoke"]][-2:] == [
+        ("e2e.test", "v1.20.4-tke.1"), ("ginkgo", None)]
+    code, out = distro.build("--with-conformance-tools")
+    assert code == 0 and "1.20 is up to date" in out

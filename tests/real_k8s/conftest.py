@@ -51,3 +51,33 @@ def copy_distro(dest: Path, upstream: Path) -> Path:
     text = re.sub(r"(?m)^(  commit:).*$", rf"\1 {FIXTURE_COMMIT}", text)
     (dest / "releases" / "1.20.yaml").write_text(text, encoding="utf-8")
     return dest
+
+
+# --- the persistent distro of the build tier ---------------------------------------------
+# tests/real_k8s/test_build_real.py keeps a copy of this distro repo and the tkedistro cache
+# under /var/tmp/tkedistro-realk8s, so the prepared tree and Kubernetes' Go cache in
+# ``_src/1.20/_output`` survive between runs. Tests that need really built binaries build
+# there through the tool: a warm second build is a no-op.
+PERSIST = Path(os.environ.get("TKEDISTRO_REALK8S_DIR", "/var/tmp/tkedistro-realk8s"))
+# Resolved at import time, before the autouse fixture points HOME at a temporary folder.
+REAL_UPSTREAM = Path(
+    os.environ.get("TKEDISTRO_REAL_CACHE") or Path("~/.cache").expanduser()
+) / "tkedistro" / "fixtures" / "kubernetes-v1.20.2.git"
+
+
+def refresh_persistent_distro(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``PERSIST/distro`` with this repo's current manifest and series, re-pinned to the local
+    fixture; the cache and upstream variables point at the persistent ones."""
+    from tkedistro.manifest import update_pin
+
+    if not (REAL_UPSTREAM / "tkedistro-fixture-done").exists():
+        pytest.skip(f"no real upstream fixture at {REAL_UPSTREAM}: "
+                    "run scripts/make-k8s-upstream.sh")
+    root = PERSIST / "distro"
+    for folder in ("releases", "patches"):
+        shutil.rmtree(root / folder, ignore_errors=True)
+        shutil.copytree(REPO / folder, root / folder)
+    update_pin(root / "releases" / "1.20.yaml", tag=FIXTURE_TAG, commit=FIXTURE_COMMIT)
+    monkeypatch.setenv("TKEDISTRO_CACHE", str(PERSIST / "cache"))
+    monkeypatch.setenv("TKEDISTRO_UPSTREAM", REAL_UPSTREAM.as_uri())
+    return root

@@ -1,10 +1,15 @@
 """The local conformance cluster from really built v1.20 binaries: a focused subset passes and
 teardown leaves no processes, mounts or network devices.
 
-Needs root, the host packages of ``tkedistro.conformance.hostcheck``, and a bin folder with
-the components plus e2e.test built from the same tree. Point at them with
-``TKEDISTRO_REAL_BIN_DIR`` (default: ``_output/1.20/bin/linux/amd64`` of this repo) and at the
-tree with ``TKEDISTRO_REAL_SRC`` (default: ``_src/1.20``; used to build pause and agnhost).
+By default everything comes through the tool: the persistent distro of the build tier
+(``/var/tmp/tkedistro-realk8s/distro``, see conftest.py) is built with
+``tkedistro build 1.20 --with-conformance-tools`` (a no-op when warm), then the quick subset
+runs on a local cluster from its ``_output/1.20``. Needs root, Docker with the builder image,
+and the host packages of ``tkedistro.conformance.hostcheck`` (``make install``).
+
+To test binaries built elsewhere instead, point ``TKEDISTRO_REAL_BIN_DIR`` at a bin folder with
+the components plus e2e.test and ginkgo, and ``TKEDISTRO_REAL_SRC`` at the tree they came from
+(default: ``_src/1.20`` of this repo; used to build pause and agnhost).
 """
 
 from __future__ import annotations
@@ -16,40 +21,41 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from tests.real_k8s.conftest import PERSIST, refresh_persistent_distro
+from tkedistro.cli import app
 from tkedistro.conformance import hostcheck, teardown
 from tkedistro.conformance.cluster import BRIDGE, COMPONENTS
-from tkedistro.conformance.pipeline import ConformanceOptions, run_conformance
+from tkedistro.conformance.pipeline import TOOLS, ConformanceOptions, run_conformance
 from tkedistro.conformance.processes import pids_matching
 from tkedistro.workspace import Workspace
 
-pytestmark = [pytest.mark.real_k8s, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(3600)]
 
 REPO = Path(__file__).resolve().parents[2]
-BIN = Path(os.environ.get("TKEDISTRO_REAL_BIN_DIR", REPO / "_output/1.20/bin/linux/amd64"))
+BIN_OVERRIDE = os.environ.get("TKEDISTRO_REAL_BIN_DIR")
 SRC = Path(os.environ.get("TKEDISTRO_REAL_SRC", REPO / "_src/1.20"))
 IMAGE_BIN_CACHE = Path("/var/tmp/tkedistro-real-cache/images-bin")
 
 
-def _skip_reason() -> str | None:
+def _host_skip_reason() -> str | None:
     if os.geteuid() != 0:
         return "the local cluster needs root"
-    if missing := hostcheck.missing_binaries(BIN, (*COMPONENTS, "e2e.test")):
-        return f"not built in {BIN}: {', '.join(missing)} (set TKEDISTRO_REAL_BIN_DIR)"
     if packages := hostcheck.missing_packages():
-        return "host packages missing: apt-get install -y " + " ".join(packages)
+        return "host packages missing (make install): apt-get install -y " + " ".join(packages)
     return None
 
 
-@pytest.fixture
-def workspace() -> Iterator[Workspace]:
-    if reason := _skip_reason():
-        pytest.skip(reason)
+def _given_binaries(bin_dir: Path) -> Iterator[Workspace]:
+    """A throwaway distro repo whose _output/1.20 bin folder is ``bin_dir`` (no build)."""
+    if missing := hostcheck.missing_binaries(bin_dir, (*COMPONENTS, *TOOLS)):
+        pytest.skip(f"not built in {bin_dir}: {', '.join(missing)} (TKEDISTRO_REAL_BIN_DIR)")
     root = Path(tempfile.mkdtemp(prefix="tkc-", dir="/var/tmp"))  # short: unix socket paths
     (root / "releases").mkdir()
     shutil.copy(REPO / "releases/1.20.yaml", root / "releases/1.20.yaml")
     (root / "_output/1.20/bin/linux").mkdir(parents=True)
-    (root / "_output/1.20/bin/linux/amd64").symlink_to(BIN.resolve())
+    (root / "_output/1.20/bin/linux/amd64").symlink_to(bin_dir.resolve())
     (root / "_src").mkdir()
     (root / "_src/1.20").symlink_to(SRC.resolve())
     IMAGE_BIN_CACHE.mkdir(parents=True, exist_ok=True)
@@ -59,9 +65,31 @@ def workspace() -> Iterator[Workspace]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+def _built_by_the_tool(monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    """The persistent distro, built with the conformance tools through the CLI."""
+    root = refresh_persistent_distro(monkeypatch)
+    result = CliRunner().invoke(
+        app, ["--root", str(root), "build", "1.20", "--with-conformance-tools"])
+    assert result.exit_code == 0, result.output
+    return Workspace(root=root, cache=PERSIST / "cache")
+
+
+@pytest.fixture
+def workspace(monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
+    if reason := _host_skip_reason():
+        pytest.skip(reason)
+    if BIN_OVERRIDE:
+        yield from _given_binaries(Path(BIN_OVERRIDE))
+    else:
+        yield _built_by_the_tool(monkeypatch)
+
+
 def test_local_cluster_runs_crd_conformance_specs_and_cleans_up(workspace: Workspace) -> None:
+    bin_dir = workspace.output_dir("1.20") / "bin/linux/amd64"
+    assert hostcheck.missing_binaries(bin_dir, (*COMPONENTS, *TOOLS)) == []
     netns_before = teardown.netns_names()
-    result = run_conformance(workspace, "1.20", ConformanceOptions(quick=True, timeout_min=20))
+    options = ConformanceOptions(quick=True, timeout_min=20, build=False)
+    result = run_conformance(workspace, "1.20", options)
 
     assert result.ok, result.format_text()
     assert result.results.passed >= 5

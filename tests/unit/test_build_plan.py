@@ -83,6 +83,36 @@ def test_smoke_commands_only_for_the_host_platform_with_each_binarys_version_fla
     assert kubeadm[1:] == ("version", "-o", "short")
 
 
+def test_conformance_tools_are_built_by_the_same_make_beside_the_components() -> None:
+    p = make(components=["kubectl"], platforms=["linux/amd64", "linux/arm64"],
+             conformance_tools=True)
+    assert p.make_argv == ("make", "all", "WHAT=cmd/kubectl test/e2e/e2e.test "
+                           "vendor/github.com/onsi/ginkgo/ginkgo",
+                           "KUBE_BUILD_PLATFORMS=linux/amd64 linux/arm64")
+    assert p.tools == ("e2e.test", "ginkgo")
+    assert p.components == ("kubectl",)
+    assert [str(t.output_path) for t in p.targets] == [
+        "bin/linux/amd64/kubectl", "bin/linux/amd64/e2e.test", "bin/linux/amd64/ginkgo",
+        "bin/linux/arm64/kubectl", "bin/linux/arm64/e2e.test", "bin/linux/arm64/ginkgo"]
+    assert str(p.targets[1].tree_path) == "_output/local/bin/linux/amd64/e2e.test"
+    assert p.version_file == make(components=["kubectl"]).version_file  # same stamp
+
+
+def test_conformance_tools_smoke_check_e2e_version_and_ginkgo_runs() -> None:
+    smoke = make(components=["kubectl"], conformance_tools=True).smoke
+    assert [(c.argv, c.stamped) for c in smoke] == [
+        (("/tkedistro/out/bin/linux/amd64/kubectl", "version", "--client"), True),
+        (("/tkedistro/out/bin/linux/amd64/e2e.test", "--version"), True),
+        (("/tkedistro/out/bin/linux/amd64/ginkgo", "version"), False)]
+
+
+def test_conformance_tools_change_the_fingerprint_and_leave_the_old_one_alone() -> None:
+    without = make()
+    assert "tools" not in without.fingerprint_inputs  # outputs built before stay up to date
+    assert make(conformance_tools=True).fingerprint != without.fingerprint
+    assert make(conformance_tools=True).fingerprint == make(conformance_tools=True).fingerprint
+
+
 def test_fingerprint_changes_with_every_input_that_changes_the_output() -> None:
     base = make().fingerprint
     assert make().fingerprint == base
@@ -290,3 +320,57 @@ def test_ctrl_c_during_the_build_exits_130_and_leaves_no_staging(
     # no staging folder, no half-written 1.20; the log of the interrupted build is kept
     assert sorted(p.name for p in (repo / "_output").iterdir()) == [".1.20.lock",
                                                                     "1.20.failed.log"]
+
+
+def test_smoke_check_accepts_ginkgo_own_version_but_not_an_unstamped_e2e_test() -> None:
+    from tkedistro.build.smoke import run_smoke_check
+    from tkedistro.errors import SmokeCheckError
+
+    outputs = {"e2e.test": "v1.20.2-tke.1\n", "ginkgo": "Ginkgo Version 1.11.0\n"}
+
+    class Session(FakeSession):
+        def run(self, argv: Sequence[str], **kwargs: object) -> RunResult:
+            return RunResult(tuple(argv), 0, outputs[PurePosixPath(argv[0]).name])
+
+    smoke = make(components=["kubectl"], conformance_tools=True).smoke[1:]
+    results = run_smoke_check(Session(""), smoke, "v1.20.2-tke.1")
+    assert [(r.component, r.version) for r in results] == [("e2e.test", "v1.20.2-tke.1"),
+                                                           ("ginkgo", None)]
+    outputs["e2e.test"] = "v0.0.0-master\n"
+    with pytest.raises(SmokeCheckError) as err:
+        run_smoke_check(Session(""), smoke, "v1.20.2-tke.1")
+    assert err.value.message == "smoke check failed: 1 of 2 binaries"
+    assert "e2e.test (linux/amd64): reports v0.0.0-master, expected v1.20.2-tke.1" \
+        in str(err.value.details)
+
+
+def test_conformance_without_its_tools_and_no_build_names_the_build_command(
+        repo: Path, tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("")
+    result = CliRunner().invoke(app, ["--root", str(repo), "conformance", "1.20",
+                                      "--kubeconfig", str(kubeconfig), "--no-build"])
+    assert result.exit_code == 16
+    assert "error: not built in _output/1.20/bin/linux/amd64: e2e.test, ginkgo, kubectl" \
+        in result.output
+    assert "hint: build them from the same tree first: " \
+           "tkedistro build 1.20 --with-conformance-tools" in result.output
+
+
+def test_conformance_builds_its_missing_tools_through_the_build_pipeline(
+        repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[pipeline.BuildOptions] = []
+
+    def build_release(ws: object, release: str, options: pipeline.BuildOptions) -> None:
+        asked.append(options)
+        raise BuilderImageError("stop here")
+
+    monkeypatch.setattr(pipeline, "build_release", build_release)
+    monkeypatch.delenv("TKEDISTRO_UPSTREAM", raising=False)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("")
+    result = CliRunner().invoke(app, ["--root", str(repo), "conformance", "1.20",
+                                      "--kubeconfig", str(kubeconfig)])
+    assert result.exit_code == 10, result.output
+    assert "running tkedistro build 1.20 --with-conformance-tools" in result.output
+    assert asked == [pipeline.BuildOptions(conformance_tools=True)]

@@ -50,6 +50,7 @@ class BuildOptions:
     cpus: float | None = None
     memory: str | None = None
     verify_reproducible: bool = False
+    conformance_tools: bool = False  # also e2e.test and ginkgo (plan.CONFORMANCE_TOOLS)
 
 
 class SourceInfo(Protocol):
@@ -77,6 +78,7 @@ class BuildResult:
     platforms: tuple[str, ...]
     tree_commit: str
     image: str
+    tools: tuple[str, ...]
     go_version: str | None
     binaries: dict[str, str] = field(default_factory=dict)
     smoke: list[SmokeResult] = field(default_factory=list)
@@ -91,6 +93,7 @@ class BuildResult:
             "distro_version": self.distro_version,
             "components": list(self.components),
             "platforms": list(self.platforms),
+            "tools": list(self.tools),
             "tree_commit": self.tree_commit,
             "builder_image": self.image,
             "go_version": self.go_version,
@@ -106,7 +109,8 @@ class BuildResult:
                     "--force rebuilds")
         lines = [f"built {self.release} ({self.distro_version}) in {self.seconds:.1f}s "
                  f"-> {self.output_dir}"]
-        versions = {s.component + "@" + s.platform: s.version for s in self.smoke}
+        versions = {s.component + "@" + s.platform: s.version if s.stamped else "exit 0"
+                    for s in self.smoke}
         for rel, sha in self.binaries.items():
             parts = rel.split("/")
             key = f"{parts[-1]}@{parts[-3]}/{parts[-2]}"
@@ -167,6 +171,7 @@ def make_plan(manifest: Manifest, src: SourceInfo, image: ImageInfo,
         platforms=options.platforms,
         cpus=options.cpus,
         memory=options.memory,
+        conformance_tools=options.conformance_tools,
     )
 
 
@@ -209,7 +214,8 @@ def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
 def run_make(session: Session, plan: BuildPlan, log: Path, final: Path) -> None:
     with log.open("a", encoding="utf-8") as handle:
         handle.write(f"$ {' '.join(plan.make_argv)}\n")
-    with console.step("build", " ".join(plan.components) + " for " + " ".join(plan.platforms)):
+    what = " ".join((*plan.components, *plan.tools))
+    with console.step("build", what + " for " + " ".join(plan.platforms)):
         result = session.run(plan.make_argv, log=log)
     if not result.ok:
         kept = publish.failed_log_path(final)
@@ -254,6 +260,7 @@ def build_info(plan: BuildPlan, manifest: Manifest, ws: Workspace, src: SourceIn
         "builder": {"image": plan.image, "image_id": plan.image_id, "go_version": go_version},
         "platforms": list(plan.platforms),
         "components": list(plan.components),
+        "tools": list(plan.tools),
         "make": list(plan.make_argv),
         "started_at": time.strftime(stamp, time.gmtime(started)),
         "finished_at": time.strftime(stamp, time.gmtime()),
@@ -355,6 +362,7 @@ def _result(plan: BuildPlan, final: Path, status: str, info: dict[str, Any] | No
         platforms=plan.platforms,
         tree_commit=plan.tree_commit,
         image=plan.image,
+        tools=plan.tools,
         go_version=info.get("builder", {}).get("go_version"),
         binaries=dict(info.get("binaries", {})),
         seconds=time.time() - started,

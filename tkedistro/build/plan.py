@@ -22,6 +22,14 @@ from tkedistro.manifest import COMPONENTS, PLATFORMS, Manifest
 
 FINGERPRINT_VERSION = 1
 
+# The conformance tools built beside the components (``--with-conformance-tools``): the e2e
+# suite and its runner, from the same patched tree, by the same ``make`` (k8s builds
+# ``*.test`` targets with ``go test -c``). Name in ``_output`` -> package in the tree.
+CONFORMANCE_TOOLS: Mapping[str, str] = {
+    "e2e.test": "test/e2e/e2e.test",
+    "ginkgo": "vendor/github.com/onsi/ginkgo/ginkgo",
+}
+
 # Where things are inside the builder container. The tree sits where upstream's own build
 # container keeps it; the staging dir receives the version file; the cache holds HOME/GOCACHE
 # for builds that do not set their own (Kubernetes keeps its Go cache in the tree).
@@ -34,7 +42,10 @@ VERSION_FILE_NAME = "kube-git-version"
 SMOKE_ARGS: Mapping[str, tuple[str, ...]] = {
     "kubectl": ("version", "--client"),
     "kubeadm": ("version", "-o", "short"),
+    "ginkgo": ("version",),
 }
+# Binaries whose version is not the distro's (ginkgo reports its own): they only must run.
+UNSTAMPED = frozenset({"ginkgo"})
 DEFAULT_SMOKE_ARGS = ("--version",)
 
 GO_VERSION_RE = re.compile(r"\bgo version go(\d+\.\d+(?:\.\d+)?)\S* ")
@@ -56,6 +67,11 @@ class Target:
         return self.platform.split("/")[1]
 
     @property
+    def package(self) -> str:
+        """The ``WHAT=`` entry that builds it."""
+        return CONFORMANCE_TOOLS.get(self.component, f"cmd/{self.component}")
+
+    @property
     def tree_path(self) -> PurePosixPath:
         """Where the Kubernetes build leaves it, relative to the tree."""
         return PurePosixPath("_output/local/bin", self.os, self.arch, self.component)
@@ -70,6 +86,7 @@ class Target:
 class SmokeCommand:
     target: Target
     argv: tuple[str, ...]
+    stamped: bool = True  # must report the distro version (else: only exit 0)
 
 
 @dataclass(frozen=True)
@@ -90,6 +107,7 @@ class BuildPlan:
     fingerprint: str
     cpus: float | None = None
     memory: str | None = None
+    tools: tuple[str, ...] = ()  # conformance tools built beside the components
     fingerprint_inputs: Mapping[str, object] = field(default_factory=dict)
 
 
@@ -125,8 +143,10 @@ def version_file(distro_version: str, tree_commit: str) -> str:
     return "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
 
 
-def make_argv(components: Sequence[str], platforms: Sequence[str]) -> tuple[str, ...]:
-    what = " ".join(f"cmd/{component}" for component in components)
+def make_argv(components: Sequence[str], platforms: Sequence[str],
+              tools: Sequence[str] = ()) -> tuple[str, ...]:
+    what = " ".join([*(f"cmd/{component}" for component in components),
+                     *(CONFORMANCE_TOOLS[tool] for tool in tools)])
     return ("make", "all", f"WHAT={what}", f"KUBE_BUILD_PLATFORMS={' '.join(platforms)}")
 
 
@@ -148,6 +168,7 @@ def smoke_commands(targets: Sequence[Target], host_platform: str) -> tuple[Smoke
             target,
             (str(CONTAINER_OUT / target.output_path),
              *SMOKE_ARGS.get(target.component, DEFAULT_SMOKE_ARGS)),
+            stamped=target.component not in UNSTAMPED,
         )
         for target in targets
         if target.platform == host_platform
@@ -178,10 +199,12 @@ def plan_build(
     platforms: Sequence[str] = (),
     cpus: float | None = None,
     memory: str | None = None,
+    conformance_tools: bool = False,
 ) -> BuildPlan:
     comps, plats = select_targets(manifest, components, platforms)
-    targets = tuple(Target(c, p) for p in plats for c in comps)
-    argv = make_argv(comps, plats)
+    tools = tuple(CONFORMANCE_TOOLS) if conformance_tools else ()
+    targets = tuple(Target(c, p) for p in plats for c in (*comps, *tools))
+    argv = make_argv(comps, plats, tools)
     env = container_env(source_date_epoch)
     content = version_file(manifest.distro_version, tree_commit)
     inputs: dict[str, object] = {
@@ -194,6 +217,8 @@ def plan_build(
         "components": list(comps),
         "platforms": list(plats),
     }
+    if tools:  # absent when not asked for: earlier fingerprints stay valid
+        inputs["tools"] = list(tools)
     return BuildPlan(
         release=manifest.release,
         distro_version=manifest.distro_version,
@@ -204,6 +229,7 @@ def plan_build(
         components=comps,
         platforms=plats,
         make_argv=argv,
+        tools=tools,
         env=env,
         version_file=content,
         targets=targets,

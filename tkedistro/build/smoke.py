@@ -1,5 +1,7 @@
 """Smoke check: run every binary built for the host platform and check its stamped version.
 
+ginkgo (a conformance tool) reports its own version, not the distro's: it only has to run.
+
 A Kubernetes v1.20 binary built with the wrong Go can compile and still crash when run, and a
 binary built without the version file reports ``v0.0.0-master``: both fail the build here.
 """
@@ -25,6 +27,7 @@ class SmokeResult:
     exit_code: int
     output: str
     version: str | None
+    stamped: bool = True
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -50,7 +53,7 @@ def _problem(result: SmokeResult, expected: str) -> str | None:
     if result.exit_code != 0:
         return f"{result.component} ({result.platform}): `{' '.join(result.argv[1:])}` " \
                f"exited {result.exit_code}\n{tail}"
-    if result.version != expected:
+    if result.stamped and result.version != expected:
         return f"{result.component} ({result.platform}): reports " \
                f"{result.version or 'no version'}, expected {expected}\n{tail}"
     return None
@@ -71,6 +74,7 @@ def run_smoke_check(
                 exit_code=run.exit_code,
                 output=run.output,
                 version=reported_version(run.output, expected),
+                stamped=command.stamped,
             )
         )
     problems = [p for r in results if (p := _problem(r, expected))]

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tkedistro import console
-from tkedistro.conformance import images
-from tkedistro.conformance.cluster import ClusterSpec, LocalCluster, host_address
+from tkedistro.conformance import hostcheck, images
+from tkedistro.conformance.cluster import COMPONENTS, ClusterSpec, LocalCluster, host_address
 from tkedistro.conformance.report import BundleContext, Product, write_bundle
 from tkedistro.conformance.results import Cause, SuiteResults, parse_junit
 from tkedistro.conformance.suite import CONFORMANCE_FOCUS, QUICK_FOCUS, SuiteRun, run_suite
@@ -20,7 +20,7 @@ from tkedistro.errors import ClusterError, ConformanceFailedError
 from tkedistro.manifest import Manifest, load_manifest
 from tkedistro.workspace import Workspace
 
-TOOLS = ("e2e.test", "kubectl")
+TOOLS = ("e2e.test", "ginkgo", "kubectl")
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class ConformanceOptions:
     quick: bool = False
     timeout_min: float = 90.0
     product: Product | None = None
+    build: bool = True  # build what is missing: tkedistro build RELEASE --with-conformance-tools
+    upstream: str | None = None  # for that build: fetch from this mirror
 
     @property
     def selected_focus(self) -> str:
@@ -73,13 +75,31 @@ class ConformanceResult:
         return "\n".join(lines)
 
 
-def _tools(bin_dir: Path) -> None:
-    missing = [t for t in TOOLS if not (bin_dir / t).is_file()]
-    if missing:
-        raise ClusterError(
-            f"conformance tools missing in {bin_dir}: {', '.join(missing)}",
-            hint="build e2e.test and ginkgo from the same tree: tkedistro build RELEASE",
-        )
+def build_command(release: str) -> str:
+    return f"tkedistro build {release} --with-conformance-tools"
+
+
+def ensure_binaries(ws: Workspace, release: str, options: ConformanceOptions,
+                    bin_dir: Path) -> None:
+    """Build the conformance tools (and the cluster's components) when any is missing.
+
+    They come from one build of the same patched tree, so they carry the same version stamp
+    as the binaries under test; an output that has them all is used as it is.
+    """
+    names = (*TOOLS, *(COMPONENTS if options.kubeconfig is None else ()))
+    missing = hostcheck.missing_binaries(bin_dir, tuple(dict.fromkeys(names)))
+    if not missing:
+        return
+    command = build_command(release)
+    if not options.build:
+        raise ClusterError(f"not built in {ws.rel(bin_dir)}: {', '.join(missing)}",
+                           hint=f"build them from the same tree first: {command}")
+    if options.kubeconfig is None:
+        hostcheck.require_root()  # refuse before a long build, not after it
+    from tkedistro.build.pipeline import BuildOptions, build_release
+
+    console.info(f"missing in {ws.rel(bin_dir)}: {', '.join(missing)}; running {command}")
+    build_release(ws, release, BuildOptions(upstream=options.upstream, conformance_tools=True))
 
 
 def _load_images(ws: Workspace, release: str, manifest: Manifest, spec: ClusterSpec,
@@ -128,7 +148,7 @@ def run_conformance(ws: Workspace, release: str, options: ConformanceOptions) ->
     manifest = load_manifest(ws.manifest_path(release), ws.rel(ws.manifest_path(release)))
     out = ws.output_dir(release)
     bin_dir, report_dir = out / "bin" / "linux" / "amd64", out / "conformance"
-    _tools(bin_dir)
+    ensure_binaries(ws, release, options, bin_dir)
     loaded: list[str] = []
     unavailable: list[str] = []
     start = time.monotonic()
