@@ -17,15 +17,14 @@ from pathlib import Path
 from tkedistro import console
 from tkedistro.errors import PatchApplyError, RebaseStateError, WorkInProgressError
 from tkedistro.export import export_commits
+from tkedistro.locks import is_rebasing, release_lock
 from tkedistro.manifest import Manifest, load_manifest, update_pin
 from tkedistro.rebase_report import RebaseResult
 from tkedistro.rebase_state import (
     RebaseState,
     assert_not_rebasing,
     clear,
-    is_rebasing,
     load_state,
-    release_lock,
     restore,
     save_state,
     snapshot,

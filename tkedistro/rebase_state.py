@@ -10,19 +10,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
-from tkedistro.errors import LockedError, RebaseStateError
+from tkedistro.errors import RebaseStateError
+from tkedistro.locks import is_rebasing, rebase_state_path
 from tkedistro.replay import PatchOutcome
 from tkedistro.workspace import Workspace
 
-STATE_FILE = "rebase.json"
 STATE_VERSION = 1
 
 
@@ -59,15 +55,11 @@ class RebaseState:
 
 
 def state_path(ws: Workspace, release: str) -> Path:
-    return ws.state_dir(release) / STATE_FILE
+    return rebase_state_path(ws, release)
 
 
 def backup_dir(ws: Workspace, release: str) -> Path:
     return ws.state_dir(release) / "rebase-backup"
-
-
-def is_rebasing(ws: Workspace, release: str) -> bool:
-    return state_path(ws, release).exists()
 
 
 def assert_not_rebasing(ws: Workspace, release: str) -> None:
@@ -81,23 +73,6 @@ def assert_not_rebasing(ws: Workspace, release: str) -> None:
         )
 
 
-@contextmanager
-def release_lock(ws: Workspace, release: str) -> Iterator[None]:
-    """The lock `tkedistro source` takes on a release, so the two never run at once."""
-    folder = ws.state_dir(release)
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(folder / "source.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise LockedError(
-            f"another tkedistro run is working on _src/{release} (lock {lock.lock_file})",
-            hint="wait for it to finish; the lock is freed when that process exits",
-        ) from None
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -19,10 +19,11 @@ from typing import Any, Literal
 from tkedistro import console
 from tkedistro.errors import PatchApplyError, PatchFormatError, WorkInProgressError
 from tkedistro.export import format_commit
+from tkedistro.locks import release_lock
 from tkedistro.manifest import load_manifest, update_pin
 from tkedistro.patches import REQUIRED_TRAILERS, PatchFile, parse_patch, subject_from_filename
 from tkedistro.rebase import check_work_in_progress
-from tkedistro.rebase_state import assert_not_rebasing, release_lock, write_atomic
+from tkedistro.rebase_state import assert_not_rebasing, write_atomic
 from tkedistro.replay import AM_OPTIONS, am_in_progress, git, head
 from tkedistro.source_tree import TOOL_EMAIL, TOOL_NAME, failed_hunks
 from tkedistro.workspace import Workspace

@@ -22,16 +22,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from filelock import FileLock, Timeout
-
 from tkedistro import console
-from tkedistro.errors import CommandError, LockedError, PatchApplyError, WorkInProgressError
+from tkedistro.errors import CommandError, PatchApplyError, WorkInProgressError
+from tkedistro.locks import is_rebasing, release_lock
 from tkedistro.mirror import Pin, ensure_pin
 from tkedistro.patches import PatchFile, parse_patch, subject_from_filename
 from tkedistro.runner import Result
@@ -122,13 +119,14 @@ def prepare_source(
     ws: Workspace, release: str, *, upstream: str | None = None, force: bool = False
 ) -> SourceResult:
     """Fetch and verify the pinned upstream and apply the series into ``_src/<release>``."""
-    from tkedistro.rebase_state import assert_not_rebasing
+    if is_rebasing(ws, release):
+        from tkedistro.rebase_state import assert_not_rebasing
 
-    assert_not_rebasing(ws, release)
+        assert_not_rebasing(ws, release)
     tree = Tree(ws.src_dir(release), f"_src/{release}")
     state_dir = ws.state_dir(release)
     if state_dir.is_dir() and ws.manifest_path(release).is_file():
-        with _release_lock(state_dir, tree.shown):
+        with release_lock(ws, release):
             if quick := _quick_up_to_date(ws, release, tree, state_dir, upstream):
                 return quick
     from tkedistro.manifest import load_manifest  # pydantic: only when there may be work
@@ -138,7 +136,7 @@ def prepare_source(
     inputs = _inputs(ws, manifest)
     digest = _inputs_digest(ws.manifest_path(release), [i.path for i in inputs])
     state_dir.mkdir(parents=True, exist_ok=True)
-    with _release_lock(state_dir, tree.shown):
+    with release_lock(ws, release):
         state = _load_state(state_dir)
         stamp = _stamp(manifest.upstream.commit, inputs)
         url = upstream or manifest.upstream.url
@@ -175,22 +173,6 @@ def _inputs_digest(manifest: Path, files: list[Path]) -> str:
         digest.update(f"\0{path}\0".encode())
         digest.update(path.read_bytes() if path.is_file() else b"\0missing")
     return digest.hexdigest()
-
-
-@contextmanager
-def _release_lock(state_dir: Path, shown: str) -> Iterator[None]:
-    lock = FileLock(str(state_dir / "source.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise LockedError(
-            f"another tkedistro run is preparing {shown} (lock {lock.lock_file})",
-            hint="wait for it to finish; the lock is freed when that process exits",
-        ) from None
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 def _parse_series(inputs: list[_Input], shown: str) -> list[PatchFile]:

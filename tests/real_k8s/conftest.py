@@ -26,9 +26,8 @@ FIXTURES = Path(
 ).resolve()
 
 
-@pytest.fixture(scope="session")
-def k8s_upstream() -> Path:
-    """The bare fixture repository (made by the project's script when missing)."""
+def ensure_k8s_upstream() -> Path:
+    """The bare fixture repository, made by the project's script when missing."""
     dest = FIXTURES / "kubernetes-v1.20.2.git"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     made = subprocess.run([str(REPO / "scripts" / "make-k8s-upstream.sh"), str(dest)],
@@ -39,6 +38,11 @@ def k8s_upstream() -> Path:
                            capture_output=True, text=True, check=True).stdout.strip()
     assert found == FIXTURE_COMMIT, f"{dest}: {FIXTURE_TAG} is {found}, expected {FIXTURE_COMMIT}"
     return dest
+
+
+@pytest.fixture(scope="session")
+def k8s_upstream() -> Path:
+    return ensure_k8s_upstream()
 
 
 def copy_distro(dest: Path, upstream: Path) -> Path:
@@ -59,10 +63,6 @@ def copy_distro(dest: Path, upstream: Path) -> Path:
 # ``_src/1.20/_output`` survive between runs. Tests that need really built binaries build
 # there through the tool: a warm second build is a no-op.
 PERSIST = Path(os.environ.get("TKEDISTRO_REALK8S_DIR", "/var/tmp/tkedistro-realk8s"))
-# Resolved at import time, before the autouse fixture points HOME at a temporary folder.
-REAL_UPSTREAM = Path(
-    os.environ.get("TKEDISTRO_REAL_CACHE") or Path("~/.cache").expanduser()
-) / "tkedistro" / "fixtures" / "kubernetes-v1.20.2.git"
 
 
 def refresh_persistent_distro(monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -70,14 +70,12 @@ def refresh_persistent_distro(monkeypatch: pytest.MonkeyPatch) -> Path:
     fixture; the cache and upstream variables point at the persistent ones."""
     from tkedistro.manifest import update_pin
 
-    if not (REAL_UPSTREAM / "tkedistro-fixture-done").exists():
-        pytest.skip(f"no real upstream fixture at {REAL_UPSTREAM}: "
-                    "run scripts/make-k8s-upstream.sh")
+    upstream = ensure_k8s_upstream()
     root = PERSIST / "distro"
     for folder in ("releases", "patches"):
         shutil.rmtree(root / folder, ignore_errors=True)
         shutil.copytree(REPO / folder, root / folder)
     update_pin(root / "releases" / "1.20.yaml", tag=FIXTURE_TAG, commit=FIXTURE_COMMIT)
     monkeypatch.setenv("TKEDISTRO_CACHE", str(PERSIST / "cache"))
-    monkeypatch.setenv("TKEDISTRO_UPSTREAM", REAL_UPSTREAM.as_uri())
+    monkeypatch.setenv("TKEDISTRO_UPSTREAM", upstream.as_uri())
     return root

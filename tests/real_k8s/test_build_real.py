@@ -9,46 +9,23 @@ survive between runs: the first run takes minutes, later ones about one.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import REPO
+from tests.real_k8s.conftest import refresh_persistent_distro
 from tkedistro.cli import app
-from tkedistro.manifest import update_pin
 
 pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(3600)]
 
-FIXTURE_COMMIT = "84fe13fd02837506d4ca9e4dbfcd087bb2f26e17"  # scripts/make-k8s-upstream.sh
-PERSIST = Path(os.environ.get("TKEDISTRO_REALK8S_DIR", "/var/tmp/tkedistro-realk8s"))
-
-
-def fixture_repo() -> Path:
-    cache = os.environ.get("TKEDISTRO_REAL_CACHE") or str(Path("~").expanduser() / ".cache")
-    return Path(cache) / "tkedistro" / "fixtures" / "kubernetes-v1.20.2.git"
-
-
-# Resolved at import time, before the autouse fixture points HOME at a temporary folder.
-UPSTREAM = fixture_repo()
 
 
 @pytest.fixture
 def real_distro(monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of this distro repo (current manifest and series) re-pinned to the local fixture."""
-    if not (UPSTREAM / "tkedistro-fixture-done").exists():
-        pytest.skip(f"no real upstream fixture at {UPSTREAM}: run scripts/make-k8s-upstream.sh")
-    root = PERSIST / "distro"
-    for folder in ("releases", "patches"):
-        shutil.rmtree(root / folder, ignore_errors=True)
-        shutil.copytree(REPO / folder, root / folder)
-    update_pin(root / "releases" / "1.20.yaml", tag="v1.20.2", commit=FIXTURE_COMMIT)
-    monkeypatch.setenv("TKEDISTRO_CACHE", str(PERSIST / "cache"))
-    monkeypatch.setenv("TKEDISTRO_UPSTREAM", UPSTREAM.as_uri())
-    return root
+    """The persistent copy of this distro repo (current manifest and series), re-pinned."""
+    return refresh_persistent_distro(monkeypatch)
 
 
 def test_kubectl_from_the_real_tree_reports_the_distro_version(real_distro: Path) -> None:

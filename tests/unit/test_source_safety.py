@@ -230,7 +230,7 @@ def test_a_second_run_at_the_same_time_is_refused(prepared: Distro) -> None:
         result = source(prepared)
     assert result.exit_code == 13
     assert result.stderr.splitlines() == [
-        f"error: another tkedistro run is preparing _src/1.20 (lock {lock})",
+        f"error: another tkedistro run is working on _src/1.20 (lock {lock})",
         "hint: wait for it to finish; the lock is freed when that process exits",
     ]
 

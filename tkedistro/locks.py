@@ -1,0 +1,44 @@
+"""The per-release lock and the mid-rebase marker, shared by source, rebase and import.
+
+Cheap to import (no pydantic, no git): ``tkedistro source``'s up-to-date path uses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from tkedistro.errors import LockedError
+from tkedistro.workspace import Workspace
+
+REBASE_STATE_FILE = "rebase.json"
+
+
+def rebase_state_path(ws: Workspace, release: str) -> Path:
+    return ws.state_dir(release) / REBASE_STATE_FILE
+
+
+def is_rebasing(ws: Workspace, release: str) -> bool:
+    return rebase_state_path(ws, release).exists()
+
+
+@contextmanager
+def release_lock(ws: Workspace, release: str) -> Iterator[None]:
+    """Exclusive use of ``_src/<release>``; a second run fails at once (exit 13)."""
+    folder = ws.state_dir(release)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder / "source.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise LockedError(
+            f"another tkedistro run is working on _src/{release} (lock {lock.lock_file})",
+            hint="wait for it to finish; the lock is freed when that process exits",
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
