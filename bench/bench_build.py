@@ -8,7 +8,11 @@
 
 Prints medians and ratios. Cold builds take minutes each on 2 cores.
 
-usage: bench/bench_build.py --root DISTRO [--release 1.20] [--noop-runs 5] [--make-runs 3]
+With no --root, a distro copy of this repo re-pinned to the local v1.20.2 fixture
+(scripts/make-k8s-upstream.sh) is made under /var/tmp/tkedistro-bench/distro (kept: the
+no-op rows need a built tree; the first run builds it).
+
+usage: bench/bench_build.py [--root DISTRO] [--release 1.20] [--noop-runs 5] [--make-runs 3]
                             [--cold-runs 1] [--skip-cold] [--skip-noop]
 """
 
@@ -90,9 +94,28 @@ def bench_cold(args: argparse.Namespace, scratch: Path) -> list[tuple[str, float
             row("cold kubectl: raw docker run make", raw_runs)]
 
 
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE_COMMIT = "84fe13fd02837506d4ca9e4dbfcd087bb2f26e17"  # scripts/make-k8s-upstream.sh
+
+
+def default_distro() -> Path:
+    """This repo's manifest and series under /var/tmp, pinned to the local v1.20.2 fixture."""
+    from tkedistro.manifest import update_pin
+
+    upstream = subprocess.run([str(REPO / "scripts" / "make-k8s-upstream.sh")], check=True,
+                              capture_output=True, text=True).stdout.strip()
+    root = Path("/var/tmp/tkedistro-bench/distro")
+    for folder in ("releases", "patches"):
+        shutil.rmtree(root / folder, ignore_errors=True)
+        shutil.copytree(REPO / folder, root / folder)
+    update_pin(root / "releases" / "1.20.yaml", tag="v1.20.2", commit=FIXTURE_COMMIT)
+    os.environ["TKEDISTRO_UPSTREAM"] = Path(upstream).as_uri()
+    return root
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--root", type=Path, default=None)
     parser.add_argument("--release", default="1.20")
     parser.add_argument("--noop-runs", type=int, default=5)
     parser.add_argument("--make-runs", type=int, default=3)
@@ -100,6 +123,8 @@ def main() -> None:
     parser.add_argument("--skip-noop", action="store_true")
     parser.add_argument("--skip-cold", action="store_true")
     args = parser.parse_args()
+    if args.root is None:
+        args.root = default_distro()
     rows: list[tuple[str, float, str]] = []
     with tempfile.TemporaryDirectory() as scratch:
         if not args.skip_noop:
