@@ -1,4 +1,7 @@
-"""The per-release lock and the mid-rebase marker, shared by source, rebase and import.
+"""The per-release locks and the mid-rebase marker.
+
+``release_lock`` guards ``_src/<release>`` (source, rebase, import); ``output_lock`` guards
+``_output/<release>`` (a build publishing it, a local conformance cluster running from it).
 
 Cheap to import (no pydantic, no git): ``tkedistro source``'s up-to-date path uses it.
 """
@@ -37,6 +40,27 @@ def release_lock(ws: Workspace, release: str) -> Iterator[None]:
         raise LockedError(
             f"another tkedistro run is working on _src/{release} (lock {lock.lock_file})",
             hint="wait for it to finish; the lock is freed when that process exits",
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextmanager
+def output_lock(ws: Workspace, release: str, doing: str) -> Iterator[None]:
+    """Exclusive use of ``_output/<release>``; a second run fails at once (exit 13)."""
+    path = ws.output_dir(release).with_name(f".{release}.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise LockedError(
+            f"another tkedistro run is using _output/{release} (lock {path}); "
+            f"cannot {doing} now",
+            hint="wait for that build or conformance run to finish; "
+                 "the lock is freed when its process exits",
         ) from None
     try:
         yield

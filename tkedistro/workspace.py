@@ -1,4 +1,5 @@
-"""Every path tkedistro uses: the distro repo, ``_src/<release>``, ``_output/<release>``, caches."""
+"""Every path tkedistro uses: the distro repo, ``_src/<release>``, ``_output/<release>``,
+``_cluster/<release>``, caches."""
 
 from __future__ import annotations
 
@@ -62,6 +63,11 @@ class Workspace:
 
     def output_dir(self, release: str) -> Path:
         return self.root / "_output" / release
+
+    def cluster_dir(self, release: str) -> Path:
+        """Runtime files of a local conformance cluster (kept out of ``_output``: the kubelet
+        mounts under it, and a build must be able to replace ``_output/<release>``)."""
+        return self.root / "_cluster" / release
 
     def state_dir(self, release: str) -> Path:
         """Tool state for a release that must survive crashes (rebase, build stamps)."""

@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 
 BUILDER = load_manifest(REPO / "releases" / "1.20.yaml").builder.image
 FAKE_GO_IMAGE = "tkedistro-test/fake-go:go1.19"
+FAKE_GO_LABEL = "tkedistro-test=fake-go"
 COMPONENTS = ["kubectl", "kubelet", "kubeadm"]
 
 MAIN_GO = '''package main
@@ -191,10 +192,14 @@ def fake_go_image() -> Iterator[str]:
     script = "printf '#!/bin/sh\\necho go version go1.19.8 linux/amd64\\n' > /usr/local/bin/go"
     name = "tkedistro-test-fake-go"
     subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    # images of earlier runs that were killed before their cleanup (untagged by the commit)
+    subprocess.run(["docker", "image", "prune", "-f", "--filter", f"label={FAKE_GO_LABEL}"],
+                   capture_output=True)
     subprocess.run(["docker", "run", "--name", name, "--user", "0", BUILDER, "sh", "-c",
                     f"rm -f /usr/local/bin/go && {script} && chmod 755 /usr/local/bin/go"],
                    check=True, capture_output=True)
-    subprocess.run(["docker", "commit", name, FAKE_GO_IMAGE], check=True, capture_output=True)
+    subprocess.run(["docker", "commit", "--change", f"LABEL {FAKE_GO_LABEL}", name,
+                    FAKE_GO_IMAGE], check=True, capture_output=True)
     subprocess.run(["docker", "rm", "-f", name], check=True, capture_output=True)
     yield FAKE_GO_IMAGE
     subprocess.run(["docker", "rmi", "-f", FAKE_GO_IMAGE], capture_output=True)
@@ -256,6 +261,26 @@ def test_compile_error_exits_11_with_log_tail_and_keeps_previous_output(distro: 
     assert (distro.out / "SHA256SUMS").read_text() == before
     assert sorted(p.name for p in (distro.root / "_output").iterdir()) == [
         ".1.20.lock", "1.20", "1.20.failed.log"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+def test_a_mount_left_under_the_old_output_does_not_fail_the_new_build(distro: Distro) -> None:
+    # what a killed conformance run of an older tkedistro left: the kubelet's bind mount
+    assert distro.build()[0] == 0
+    point = distro.out / "conformance" / "cluster" / "kubelet"
+    point.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(point)], check=True)
+    try:
+        code, out = distro.build("--force")
+        assert code == 0, out
+        assert "built 1.20" in out and "could not remove" in out
+        assert run_binary(distro.out / "bin/linux/amd64/kubeadm", "version") == "v1.20.0-tke.1"
+    finally:
+        for line in Path("/proc/self/mounts").read_text().splitlines():
+            if str(distro.root) in line.split()[1]:
+                subprocess.run(["umount", line.split()[1]], check=False)
+    assert distro.build("--force")[0] == 0  # the next build sweeps the freed leftover
+    assert sorted(p.name for p in (distro.root / "_output").iterdir()) == [".1.20.lock", "1.20"]
 
 
 def test_binary_that_crashes_or_reports_another_version_fails_the_smoke_check(

@@ -99,7 +99,7 @@ def test_local_cluster_runs_crd_conformance_specs_and_cleans_up(workspace: Works
         assert (report / name).is_file(), name
     assert "k8s.gcr.io/pause:3.2" in result.loaded_images
 
-    cluster_root = report / "cluster"
+    cluster_root = workspace.cluster_dir("1.20")
     assert pids_matching(str(cluster_root)) == []
     assert teardown.mounts_under(cluster_root) == []
     assert not Path(f"/sys/class/net/{BRIDGE}").exists()

@@ -187,6 +187,41 @@ def test_publish_swaps_and_a_failed_staging_leaves_the_old_output(tmp_path: Path
     assert (final / "a").read_text() == "three"
 
 
+def test_staging_left_by_a_killed_build_is_removed_by_the_next_one(tmp_path: Path) -> None:
+    final = tmp_path / "_output" / "1.20"
+    for leftover in (".1.20.tmp-killed/out/bin", ".1.20.old-4242/bin"):
+        (final.parent / leftover).mkdir(parents=True)
+    with publish.staging_for(final) as staging:
+        (staging.out / "a").write_text("new")
+        publish.publish(staging.out, final)
+    assert sorted(p.name for p in final.parent.iterdir()) == ["1.20"]
+
+
+def test_previous_output_that_cannot_be_removed_is_reported_not_fatal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # a stand-in for a mount point under the old output (EBUSY); the docker tier mounts one
+    final = tmp_path / "_output" / "1.20"
+    with publish.staging_for(final) as staging:
+        (staging.out / "a").write_text("old")
+        publish.publish(staging.out, final)
+    real_rmtree = publish.shutil.rmtree
+
+    def busy(path: Path, *args: object, **kwargs: object) -> None:
+        if kwargs.get("ignore_errors"):
+            return
+        raise OSError(16, "Device or resource busy", str(path))
+
+    monkeypatch.setattr(publish.shutil, "rmtree", busy)
+    with publish.staging_for(final) as staging:
+        (staging.out / "a").write_text("new")
+        publish.publish(staging.out, final)
+    monkeypatch.setattr(publish.shutil, "rmtree", real_rmtree)
+    assert (final / "a").read_text() == "new"
+    err = capsys.readouterr().err
+    assert "could not remove" in err and "Device or resource busy" in err
+
+
 # --- the CLI with a fake backend -------------------------------------------------------
 
 
@@ -262,6 +297,21 @@ def test_cli_unknown_component_exits_3_before_any_work(repo: Path,
     assert code == 3
     assert "error: unknown component 'kubectx'; did you mean 'kubectl'?" in out
     assert "hint: pass --component once per component" in out
+
+
+def test_cli_build_while_conformance_runs_from_the_output_is_refused_13(
+        repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from filelock import FileLock
+
+    backend = FakeBackend({"tkedistro/builder:go1.15-bullseye": "sha256:aa"})
+    lock = repo / "_output" / ".1.20.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock)):
+        code, out = invoke(repo, backend, monkeypatch=monkeypatch)
+    assert code == 13
+    assert f"error: another tkedistro run is using _output/1.20 (lock {lock}); " \
+           "cannot build 1.20 now" in out
+    assert not (repo / "_output" / "1.20").exists()
 
 
 def test_cli_unknown_platform(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
-import filelock
-
 from tkedistro import __version__, console, runner
 from tkedistro.build import output, publish
 from tkedistro.build.backend import ContainerBackend, ContainerSpec, ImageInfo, Mount, Session
@@ -33,7 +31,8 @@ from tkedistro.build.plan import (
     select_targets,
 )
 from tkedistro.build.smoke import SmokeResult, run_smoke_check
-from tkedistro.errors import BuilderImageError, BuildError, LockedError
+from tkedistro.errors import BuilderImageError, BuildError
+from tkedistro.locks import output_lock
 from tkedistro.manifest import Manifest, load_manifest
 from tkedistro.workspace import Workspace
 
@@ -297,23 +296,12 @@ def build_in_container(backend: ContainerBackend, plan: BuildPlan, ws: Workspace
     return _Built(go_version, binaries, smoke)
 
 
-def locked(ws: Workspace, release: str) -> filelock.BaseFileLock:
-    path = ws.root / "_output" / f".{release}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return filelock.FileLock(str(path), timeout=0)
-
-
 def build_release(ws: Workspace, release: str, options: BuildOptions,
                   backend: ContainerBackend | None = None) -> BuildResult:
     manifest = load_manifest(ws.manifest_path(release), f"releases/{release}.yaml")
     select_targets(manifest, options.components, options.platforms)  # fail before any work
-    try:
-        with locked(ws, release):
-            return _build_locked(ws, manifest, options, backend or default_backend())
-    except filelock.Timeout:
-        raise LockedError(f"another tkedistro run is building {release}",
-                          hint=f"wait for it, or remove _output/.{release}.lock if none runs") \
-            from None
+    with output_lock(ws, release, f"build {release}"):
+        return _build_locked(ws, manifest, options, backend or default_backend())
 
 
 def _build_locked(ws: Workspace, manifest: Manifest, options: BuildOptions,

@@ -1,8 +1,9 @@
 """A real single-node cluster from ``_output/<release>/bin/linux/amd64`` on this host.
 
-Every file lives under ``_output/<release>/conformance/cluster/``. ``LocalCluster`` is a
-context manager: on exit, failure or Ctrl-C it stops every process and removes mounts,
-network namespaces and devices it made (``teardown``).
+Every file lives under ``_cluster/<release>/``. ``LocalCluster`` is a context manager: on exit,
+failure or Ctrl-C it stops every process and removes mounts, network namespaces and devices it
+made (``teardown``). What a killed run left there (processes, mounts) is cleaned at the next
+start.
 """
 
 from __future__ import annotations
@@ -166,8 +167,8 @@ def _sigint_ignored() -> Iterator[None]:
 
 def prepare_dir(spec: ClusterSpec) -> None:
     """A fresh cluster folder: certificates, kubeconfigs, containerd/CNI/kubelet configs."""
-    if spec.root.exists():
-        teardown.unmount_under(spec.root)
+    if spec.root.exists():  # left by a run that was killed before its teardown
+        teardown.stop_stale(spec)
         shutil.rmtree(spec.root)
     for sub in ("containerd", "cni/net.d", "cni/ipam", "kubelet", "etcd", "logs"):
         (spec.root / sub).mkdir(parents=True, exist_ok=True)

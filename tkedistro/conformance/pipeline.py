@@ -17,6 +17,7 @@ from tkedistro.conformance.report import BundleContext, Product, write_bundle
 from tkedistro.conformance.results import Cause, SuiteResults, parse_junit
 from tkedistro.conformance.suite import CONFORMANCE_FOCUS, QUICK_FOCUS, SuiteRun, run_suite
 from tkedistro.errors import ClusterError, ConformanceFailedError
+from tkedistro.locks import output_lock
 from tkedistro.manifest import Manifest, load_manifest
 from tkedistro.workspace import Workspace
 
@@ -152,15 +153,18 @@ def run_conformance(ws: Workspace, release: str, options: ConformanceOptions) ->
     loaded: list[str] = []
     unavailable: list[str] = []
     start = time.monotonic()
-    if options.kubeconfig is not None:
-        cluster = f"existing cluster ({options.kubeconfig})"
-        timed_out = _suite(options, bin_dir, options.kubeconfig, report_dir)
-    else:
-        spec = ClusterSpec(bin_dir=bin_dir, root=report_dir / "cluster", address=host_address())
-        cluster = f"local single-node cluster on {spec.address}"
-        with LocalCluster(spec):
-            loaded, unavailable = _load_images(ws, release, manifest, spec, bin_dir)
-            timed_out = _suite(options, bin_dir, spec.kubeconfig, report_dir)
+    # a build must not swap _output/<release> while the suite or cluster runs from it
+    with output_lock(ws, release, f"run conformance on {release}"):
+        if options.kubeconfig is not None:
+            cluster = f"existing cluster ({options.kubeconfig})"
+            timed_out = _suite(options, bin_dir, options.kubeconfig, report_dir)
+        else:
+            spec = ClusterSpec(bin_dir=bin_dir, root=ws.cluster_dir(release),
+                               address=host_address())
+            cluster = f"local single-node cluster on {spec.address}"
+            with LocalCluster(spec):
+                loaded, unavailable = _load_images(ws, release, manifest, spec, bin_dir)
+                timed_out = _suite(options, bin_dir, spec.kubeconfig, report_dir)
     console.verbose(f"conformance took {time.monotonic() - start:.0f}s")
     result = _finish(ws, release, manifest, options, report_dir, cluster, timed_out,
                      loaded, unavailable)

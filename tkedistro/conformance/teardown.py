@@ -46,6 +46,13 @@ def unmount_under(root: Path) -> None:
             run(["umount", "-l", point], check=False)
 
 
+def stop_stale(spec: ClusterSpec) -> None:
+    """What a killed run left in the cluster folder: its processes, shims and mounts."""
+    kill_shims(spec)
+    kill_pids([p for p in pids_matching(str(spec.root)) if p != os.getpid()])
+    unmount_under(spec.root)
+
+
 def _parents() -> dict[int, int]:
     parents = {}
     for entry in Path("/proc").iterdir():
