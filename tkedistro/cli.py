@@ -229,6 +229,12 @@ def conformance(
     skip: Annotated[str, typer.Option("--skip", help="Regex of specs to skip.")] = "",
     quick: Annotated[bool, typer.Option("--quick", help="A small subset, for CI.")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Overall limit in minutes.")] = 90.0,
+    nodes: Annotated[
+        int,
+        typer.Option("--nodes", min=1,
+                     help="Parallel ginkgo nodes for specs not tagged [Serial] (those run "
+                          "after, one by one); 1 runs everything serially."),
+    ] = 4,
     build_missing: Annotated[
         bool,
         typer.Option("--build/--no-build",
@@ -249,7 +255,7 @@ def conformance(
         raise typer.BadParameter("--local and --kubeconfig exclude each other")
     options = conf.ConformanceOptions(
         kubeconfig=kubeconfig, focus=focus, skip=skip, quick=quick, timeout_min=timeout,
-        build=build_missing, upstream=upstream,
+        nodes=nodes, build=build_missing, upstream=upstream,
     )
     result = conf.run_conformance(G.workspace(), release, options)
     emit(result.to_json(), result.format_text(), as_json)

@@ -22,6 +22,7 @@ from tkedistro.manifest import Manifest, load_manifest
 from tkedistro.workspace import Workspace
 
 TOOLS = ("e2e.test", "ginkgo", "kubectl")
+DEFAULT_NODES = 4
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class ConformanceOptions:
     skip: str = ""
     quick: bool = False
     timeout_min: float = 90.0
+    nodes: int = DEFAULT_NODES  # ginkgo nodes for the specs not tagged [Serial]; 1: all serially
     product: Product | None = None
     build: bool = True  # build what is missing: tkedistro build RELEASE --with-conformance-tools
     upstream: str | None = None  # for that build: fetch from this mirror
@@ -126,7 +128,8 @@ def _suite(options: ConformanceOptions, bin_dir: Path, kubeconfig: Path,
            report_dir: Path) -> bool:
     run = SuiteRun(e2e_test=bin_dir / "e2e.test", kubectl=bin_dir / "kubectl",
                    kubeconfig=kubeconfig, report_dir=report_dir, focus=options.selected_focus,
-                   skip=options.skip, timeout_s=options.timeout_min * 60)
+                   skip=options.skip, timeout_s=options.timeout_min * 60,
+                   nodes=options.nodes, ginkgo=bin_dir / "ginkgo")
     with console.step("conformance", f"focus {run.focus}"):
         return run_suite(run)
 
@@ -141,6 +144,8 @@ def _command(release: str, options: ConformanceOptions) -> str:
         argv += ["--skip", options.skip]
     if options.quick:
         argv.append("--quick")
+    if options.nodes != DEFAULT_NODES:
+        argv += ["--nodes", str(options.nodes)]
     return shlex.join(argv)
 
 

@@ -1,4 +1,5 @@
-"""Parse the suite's ``junit_01.xml`` into passed / failed / skipped, failures grouped by cause.
+"""Parse the suite's ``junit_01.xml`` into passed / failed / skipped, failures grouped by cause;
+merge the junit files of a parallel and a serial pass into one.
 
 Pure: no I/O beyond reading the file given, so it is unit-tested with small XML fixtures.
 """
@@ -145,6 +146,38 @@ def parse_junit_text(text: str, source: str = "junit_01.xml") -> SuiteResults:
                 continue  # a passing suite hook is not a spec
             specs.append(spec)
     return SuiteResults(tuple(specs), seconds)
+
+
+_RANK = {Status.SKIPPED: 0, Status.PASSED: 1, Status.FAILED: 2}
+
+
+def merge_junit(texts: list[str], seconds: float) -> str:
+    """One ``<testsuite>`` from the junit files of several passes or ginkgo nodes.
+
+    Each pass lists every spec (those it did not run as skipped), so a spec is kept once with
+    the result of the pass that ran it; a failure wins (a suite hook can fail on one node only).
+    ``seconds`` is the wall time of the whole run (the nodes' own times overlap).
+    """
+    kept: dict[str, tuple[Status, ET.Element]] = {}
+    for index, text in enumerate(texts):
+        try:
+            root = ET.fromstring(text)
+        except ET.ParseError as exc:
+            raise ConformanceFailedError(f"junit file {index + 1}: not valid XML: {exc}") \
+                from exc
+        suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+        for case in (c for suite in suites for c in suite.iter("testcase")):
+            status = _spec(case).status
+            name = case.get("name", "").strip()
+            if name not in kept or _RANK[status] > _RANK[kept[name][0]]:
+                kept[name] = (status, case)
+    statuses = [status for status, _ in kept.values()]
+    merged = ET.Element("testsuite", {
+        "name": "Kubernetes e2e suite", "tests": str(len(kept)),
+        "failures": str(statuses.count(Status.FAILED)), "errors": "0",
+        "skipped": str(statuses.count(Status.SKIPPED)), "time": f"{seconds:.3f}"})
+    merged.extend(case for _, case in kept.values())
+    return ET.tostring(merged, encoding="unicode") + "\n"
 
 
 def parse_junit(path: Path) -> SuiteResults:

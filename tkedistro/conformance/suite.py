@@ -2,7 +2,11 @@
 
 Writes ``e2e.log`` and ``junit_01.xml`` into the conformance folder, shows progress
 (specs done / selected, failures so far) and stops the suite at an overall timeout.
-Specs run serially (one e2e.test process), so serial specs need no separate pass.
+
+With ``nodes`` > 1 the specs run in two passes, as upstream's own e2e runs do: every selected
+spec not tagged ``[Serial]`` in parallel under ``ginkgo -nodes=N``, then the ``[Serial]`` ones in
+one e2e.test process. Each pass writes its own junit files (``--report-prefix``); they are merged
+into one ``junit_01.xml``.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from pathlib import Path
 from typing import TextIO
 
 from tkedistro import console
+from tkedistro.conformance.results import merge_junit
 from tkedistro.errors import ClusterError
 from tkedistro.runner import clean_env
 
 CONFORMANCE_FOCUS = r"\[Conformance\]"
+SERIAL = r"\[Serial\]"
 QUICK_FOCUS = r"\[sig-api-machinery\] CustomResourceDefinition resources .*\[Conformance\]"
 _WILL_RUN = re.compile(r"Will run (\d+) of (\d+) specs")
 
@@ -37,6 +43,8 @@ class SuiteRun:
     focus: str = CONFORMANCE_FOCUS
     skip: str = ""
     timeout_s: float = 90 * 60
+    nodes: int = 1
+    ginkgo: Path | None = None
 
     @property
     def log(self) -> Path:
@@ -68,18 +76,63 @@ class Progress:
         return f"{self.done}/{total} specs done, {self.failed} failed so far"
 
 
-def suite_argv(spec: SuiteRun) -> list[str]:
-    argv = [str(spec.e2e_test), "--provider=skeleton", f"--kubeconfig={spec.kubeconfig}",
-            f"--kubectl-path={spec.kubectl}", f"--report-dir={spec.report_dir}",
-            "--disable-log-dump", "--ginkgo.noColor", f"--ginkgo.focus={spec.focus}"]
-    if spec.skip:
-        argv.append(f"--ginkgo.skip={spec.skip}")
+def e2e_flags(spec: SuiteRun, report_prefix: str = "") -> list[str]:
+    """The e2e.test flags that are not ginkgo's."""
+    flags = ["--provider=skeleton", f"--kubeconfig={spec.kubeconfig}",
+             f"--kubectl-path={spec.kubectl}", f"--report-dir={spec.report_dir}",
+             "--disable-log-dump"]
+    if report_prefix:
+        flags.append(f"--report-prefix={report_prefix}")
+    return flags
+
+
+def suite_argv(spec: SuiteRun, focus: str | None = None, skip: str | None = None,
+               report_prefix: str = "") -> list[str]:
+    """One e2e.test process running the specs of ``focus`` (default: the run's) one by one."""
+    argv = [str(spec.e2e_test), *e2e_flags(spec, report_prefix), "--ginkgo.noColor",
+            f"--ginkgo.focus={spec.focus if focus is None else focus}"]
+    skip = spec.skip if skip is None else skip
+    if skip:
+        argv.append(f"--ginkgo.skip={skip}")
     return argv
 
 
-def count_selected(spec: SuiteRun) -> int:
-    """How many specs the focus/skip selects (a dry run; takes a few seconds)."""
-    argv = [*suite_argv(spec), "--ginkgo.dryRun"]
+def serial_focus(focus: str) -> str | None:
+    """A regex for the ``[Serial]`` specs among those ``focus`` selects (Go's regexp has no
+    lookahead, so both orders are spelled out); None when ``focus`` is anchored."""
+    if "^" in focus or "$" in focus:
+        return None
+    return f"{SERIAL}.*(?:{focus})|(?:{focus}).*{SERIAL}"
+
+
+def _either(a: str, b: str) -> str:
+    return f"(?:{a})|(?:{b})" if a else b
+
+
+@dataclass(frozen=True)
+class Pass:
+    name: str
+    argv: list[str]
+    focus: str
+    skip: str
+
+
+def passes(spec: SuiteRun) -> list[Pass]:
+    """One serial pass, or a parallel pass without [Serial] specs and a serial pass of them."""
+    both = serial_focus(spec.focus)
+    if spec.nodes <= 1 or spec.ginkgo is None or both is None:
+        return [Pass("serial", suite_argv(spec), spec.focus, spec.skip)]
+    parallel_skip = _either(spec.skip, SERIAL)
+    parallel = [str(spec.ginkgo), f"-nodes={spec.nodes}", "-noColor",
+                f"-focus={spec.focus}", f"-skip={parallel_skip}", str(spec.e2e_test), "--",
+                *e2e_flags(spec, "parallel_")]
+    return [Pass(f"parallel ({spec.nodes} nodes)", parallel, spec.focus, parallel_skip),
+            Pass("serial", suite_argv(spec, both, spec.skip, "serial_"), both, spec.skip)]
+
+
+def count_selected(spec: SuiteRun, focus: str | None = None, skip: str | None = None) -> int:
+    """How many specs a focus/skip selects (a dry run; takes a few seconds)."""
+    argv = [*suite_argv(spec, focus, skip), "--ginkgo.dryRun"]
     proc = subprocess.run(argv, capture_output=True, text=True, env=clean_env(), check=False)
     m = _WILL_RUN.search(proc.stdout)
     return int(m.group(1)) if m else 0
@@ -97,38 +150,72 @@ def _interrupt(proc: subprocess.Popen[str]) -> None:
 def run_suite(spec: SuiteRun) -> bool:
     """Run the suite; returns True when it stopped at the timeout. Never raises on failures."""
     spec.report_dir.mkdir(parents=True, exist_ok=True)
-    spec.junit.unlink(missing_ok=True)
-    argv = suite_argv(spec)
-    console.info("$ " + " ".join(argv))
-    timed_out = threading.Event()
+    for old in spec.report_dir.glob("junit_*.xml"):
+        old.unlink()
+    deadline = time.monotonic() + spec.timeout_s
+    planned = passes(spec)
+    started = time.monotonic()
     with spec.log.open("w", encoding="utf-8") as log:
-        try:
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    text=True, env=clean_env({"KUBECONFIG": str(spec.kubeconfig)}),
-                                    start_new_session=True)
-        except OSError as exc:
-            raise ClusterError(f"cannot start {spec.e2e_test}: {exc}") from exc
+        for step in planned:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                log.write(f"=== {step.name} pass not started: overall timeout reached\n")
+                return True
+            selected = count_selected(spec, step.focus, step.skip) if len(planned) > 1 else 0
+            if len(planned) > 1 and selected == 0:
+                log.write(f"=== {step.name} pass: no spec selected\n")
+                continue
+            log.write(f"=== {step.name} pass: $ {' '.join(step.argv)}\n")
+            log.flush()
+            console.info(f"[conformance] {step.name} pass"
+                         + (f": {selected} specs" if selected else ""))
+            if _run_pass(step.argv, spec.kubeconfig, log, left, Progress(selected=selected)):
+                _merge(spec, time.monotonic() - started, len(planned))
+                return True
+    _merge(spec, time.monotonic() - started, len(planned))
+    return False
 
-        def on_timeout() -> None:
-            timed_out.set()
-            _interrupt(proc)
 
-        timer = threading.Timer(spec.timeout_s, on_timeout)
-        timer.start()
-        try:
-            _follow(proc, log)
-        except BaseException:
-            _interrupt(proc)
-            raise
-        finally:
-            timer.cancel()
-            proc.wait()
+def _merge(spec: SuiteRun, seconds: float, pass_count: int) -> None:
+    if pass_count == 1:
+        return  # the single pass wrote junit_01.xml itself
+    parts = sorted(spec.report_dir.glob("junit_parallel_*.xml")) + \
+        sorted(spec.report_dir.glob("junit_serial_*.xml"))
+    if parts:
+        texts = [p.read_text(encoding="utf-8") for p in parts]
+        spec.junit.write_text(merge_junit(texts, seconds), encoding="utf-8")
+
+
+def _run_pass(argv: list[str], kubeconfig: Path, log: TextIO, timeout_s: float,
+              progress: Progress) -> bool:
+    """One e2e.test (or ginkgo) process; True when it was stopped at the timeout."""
+    timed_out = threading.Event()
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env=clean_env({"KUBECONFIG": str(kubeconfig)}),
+                                start_new_session=True)
+    except OSError as exc:
+        raise ClusterError(f"cannot start {argv[0]}: {exc}") from exc
+
+    def on_timeout() -> None:
+        timed_out.set()
+        _interrupt(proc)
+
+    timer = threading.Timer(timeout_s, on_timeout)
+    timer.start()
+    try:
+        _follow(proc, log, progress)
+    except BaseException:
+        _interrupt(proc)
+        raise
+    finally:
+        timer.cancel()
+        proc.wait()
     return timed_out.is_set()
 
 
-def _follow(proc: subprocess.Popen[str], log: TextIO) -> None:
+def _follow(proc: subprocess.Popen[str], log: TextIO, progress: Progress) -> None:
     assert proc.stdout is not None
-    progress = Progress()
     last = 0.0
     for line in proc.stdout:
         log.write(line)
