@@ -21,6 +21,7 @@ Codes are documented in the README ("Exit codes"); keep that table in step.
     15  conformance: the suite ran and specs failed
     16  conformance: the cluster or the suite could not be started
     17  a release is mid-rebase / rebase state problem
+    18  --verify-reproducible: the second build differs (output published; both kept)
     130 interrupted (Ctrl-C)
 """
 
@@ -141,6 +142,10 @@ class ClusterError(TkedistroError):
 
 class RebaseStateError(TkedistroError):
     exit_code = 17
+
+
+class NotReproducibleError(TkedistroError):
+    exit_code = 18
 
 
 class Interrupted(TkedistroError):

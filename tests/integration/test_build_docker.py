@@ -148,6 +148,8 @@ UNSTAMPED = {
 
 
 SLOW = {"hack/build.sh": "echo '+++ slow build starts'\nsleep 300\n"}
+# no -trimpath: the source path ends up in the binaries (Go's file table)
+PATH_DEPENDENT = {"hack/build.sh": BUILD_SH.replace(" -trimpath", "")}
 
 
 @dataclass
@@ -179,7 +181,8 @@ def distro(tmp_path: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("TKEDISTRO_CACHE", str(shared_cache))
     upstream = make_upstream(tmp_path / "up", {"v1.20.0": upstream_files(), "v1.20.1": BROKEN,
                                                "v1.20.2": UNSTAMPED, "v1.20.3": SLOW,
-                                               "v1.20.4": {**upstream_files(), **TOOL_FILES}})
+                                               "v1.20.4": {**upstream_files(), **TOOL_FILES},
+                                               "v1.20.5": PATH_DEPENDENT})
     root = tmp_path / "distro"
     d = Distro(root, upstream)
     d.pin("v1.20.0")
@@ -345,6 +348,20 @@ def test_verify_reproducible_builds_again_elsewhere_and_compares(distro: Distro)
     assert "reproducible: yes, SHA256SUMS identical" in out
     leftovers = [p.name for p in (distro.root / "_output").iterdir() if "verify" in p.name]
     assert leftovers == []
+
+
+def test_a_build_that_depends_on_its_path_fails_verification_with_18(distro: Distro) -> None:
+    distro.pin("v1.20.5")  # no -trimpath: the source path is compiled into the binaries
+    code, out = distro.build("--verify-reproducible")
+    assert code == 18, out
+    assert "error: not reproducible: bin/linux/amd64/kubeadm, bin/linux/amd64/kubectl, " \
+           "bin/linux/amd64/kubelet differ between _output/1.20 and a second build" in out
+    kept = distro.root / "_output" / "1.20.verify" / "bin" / "linux" / "amd64" / "kubectl"
+    published = distro.out / "bin" / "linux" / "amd64" / "kubectl"
+    assert b"/go/src/k8s.io/kubernetes/cmd/kubectl" in published.read_bytes()
+    assert b"/tkedistro/verify/src/kubernetes/cmd/kubectl" in kept.read_bytes()
+    assert run_binary(published, "version", "--client").startswith(
+        'Client Version: version.Info{GitVersion:"v1.20.5-tke.1"')  # published all the same
 
 
 def test_ctrl_c_stops_and_removes_the_container_and_exits_130(distro: Distro) -> None:

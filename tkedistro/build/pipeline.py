@@ -31,7 +31,7 @@ from tkedistro.build.plan import (
     select_targets,
 )
 from tkedistro.build.smoke import SmokeResult, run_smoke_check
-from tkedistro.errors import BuilderImageError, BuildError
+from tkedistro.errors import BuilderImageError, BuildError, NotReproducibleError
 from tkedistro.locks import output_lock
 from tkedistro.manifest import Manifest, load_manifest
 from tkedistro.workspace import Workspace
@@ -319,6 +319,13 @@ def _build_locked(ws: Workspace, manifest: Manifest, options: BuildOptions,
         from tkedistro.build.reproduce import verify_reproducible
 
         result.reproducible = verify_reproducible(backend, plan, ws, src, final)
+        if differ := result.reproducible["differ"]:
+            kept = ws.rel(Path(result.reproducible["kept"]))
+            raise NotReproducibleError(
+                f"not reproducible: {', '.join(differ)} differ between {ws.rel(final)} and a "
+                f"second build of the same tree at another path (kept in {kept})",
+                hint=f"compare them, e.g. cmp -l {ws.rel(final)}/{differ[0]} {kept}/{differ[0]}; "
+                     f"{ws.rel(final)} is complete and published")
     return result
 
 

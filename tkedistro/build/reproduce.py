@@ -1,5 +1,8 @@
 """``--verify-reproducible``: build again from a fresh copy of the patched tree at another
-path (host and container) with a cold Go cache, and compare ``SHA256SUMS``."""
+path (host and container) with a cold Go cache, and compare ``SHA256SUMS``.
+
+When they differ the second build is kept as ``_output/<release>.verify`` (beside the published
+output) so the binaries can be compared; a later identical verification removes it."""
 
 from __future__ import annotations
 
@@ -35,19 +38,22 @@ def verify_reproducible(backend: ContainerBackend, plan: BuildPlan, ws: Workspac
     from tkedistro.build.pipeline import build_in_container
 
     published = output.read_sha256sums(final / output.SUMS_NAME)
+    second_final = final.with_name(f"{final.name}.verify")  # kept only when they differ
     scratch = Path(tempfile.mkdtemp(prefix=f".{final.name}.verify-", dir=final.parent))
     try:
         tree = scratch / "tree"
         with console.step("verify_reproducible", f"fresh tree at {tree}"):
             fresh_tree(src.path, plan.tree_commit, tree)
-            second_final = final.with_name(f"{final.name}.verify")  # its failed log lands here
             with publish.staging_for(second_final) as staging:
                 built = build_in_container(backend, plan, ws, tree, staging, second_final,
                                            VERIFY_SRC)
                 second = output.write_sha256sums(staging.out, built.binaries)
+                differ = compare(published, second)
+                if differ:
+                    publish.publish(staging.out, second_final)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    differ = compare(published, second)
-    if differ:
-        console.warn("not reproducible: " + ", ".join(differ))
-    return {"second_tree": str(tree), "differ": differ, "second_sha256": second}
+    if not differ:
+        shutil.rmtree(second_final, ignore_errors=True)
+    return {"second_tree": str(tree), "differ": differ, "second_sha256": second,
+            "kept": str(second_final) if differ else None}
