@@ -174,5 +174,6 @@ EXIT_CODES: dict[int, str] = {
     15: "conformance specs failed",
     16: "conformance cluster or suite could not start",
     17: "release is mid-rebase / rebase state problem",
+    18: "--verify-reproducible: the second build differs",
     130: "interrupted (Ctrl-C)",
 }
