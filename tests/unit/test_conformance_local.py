@@ -87,6 +87,16 @@ def test_image_archive_is_docker_save_layout(tmp_path: Path) -> None:
             assert inner.extractfile("pause").read() == b"\x7fELF fake"  # type: ignore[union-attr]
 
 
+def test_ldd_output_gives_libraries_and_loader_by_lookup_path() -> None:
+    text = ("\tlinux-vdso.so.1 (0x00007ffc)\n"
+            "\tlibcurl.so.4 => /lib/x86_64-linux-gnu/libcurl.so.4 (0x00007f01)\n"
+            "\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f02)\n"
+            "\t/lib64/ld-linux-x86-64.so.2 (0x00007f03)\n")
+    assert images.parse_ldd(text) == [PurePosixPath("/lib/x86_64-linux-gnu/libcurl.so.4"),
+                                      PurePosixPath("/lib/x86_64-linux-gnu/libc.so.6"),
+                                      PurePosixPath("/lib64/ld-linux-x86-64.so.2")]
+
+
 def test_only_buildable_images_are_planned(tmp_path: Path) -> None:
     expected = ["k8s.gcr.io/pause:3.2", "docker.io/library/nginx:1.14-alpine",
                 "gcr.io/k8s-authenticated-test/agnhost:2.6"]

@@ -2,7 +2,9 @@
 and report which images the suite expects that are still unavailable.
 
 Buildable without a registry: ``pause`` (the tree's ``build/pause/linux/pause.c``, static gcc),
-``agnhost`` (``test/images/agnhost``, vendored Go) and ``busybox`` (Debian's busybox-static).
+``agnhost`` (``test/images/agnhost``, vendored Go, with busybox and the host's ``curl`` and its
+libraries, as upstream's agnhost carries curl: the network specs dial through it) and
+``busybox`` (Debian's busybox-static).
 Images are written as docker-archive tars (``manifest.json`` + config + one layer) that
 ``ctr images import`` reads; no Docker engine is needed to assemble them.
 """
@@ -14,6 +16,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +28,7 @@ from tkedistro.errors import BuildError, ClusterError
 from tkedistro.runner import run
 
 BUSYBOX = Path("/usr/bin/busybox")
+CURL = Path("/usr/bin/curl")
 BUILDABLE = ("pause", "agnhost", "busybox")
 
 
@@ -107,6 +111,28 @@ def busybox_files(prefix: str = "/bin") -> tuple[ImageFile, ...]:
     return (ImageFile(PurePosixPath(prefix) / "busybox", BUSYBOX), *links)
 
 
+def parse_ldd(text: str) -> list[PurePosixPath]:
+    """The libraries (and the loader) ``ldd`` lists, by the path the binary will look up."""
+    found = []
+    for line in text.splitlines():
+        line = line.strip()
+        path = line.split("=>", 1)[1] if "=>" in line else line
+        path = path.split("(", 1)[0].strip()
+        if path.startswith("/"):
+            found.append(PurePosixPath(path))
+    return found
+
+
+def host_binary_files(binary: Path) -> tuple[ImageFile, ...]:
+    """A dynamically linked host binary and every library it loads, at the same paths."""
+    libs = parse_ldd(run(["ldd", binary], message=f"ldd {binary} failed").stdout)
+    def same(path: PurePosixPath) -> ImageFile:  # with the host's mode: the loader runs
+        real = Path(path).resolve()
+        return ImageFile(path, real, mode=stat.S_IMODE(real.stat().st_mode))
+
+    return tuple(same(p) for p in (PurePosixPath(binary), *libs))
+
+
 def pause_plan(name: str, binary: Path) -> ImagePlan:
     return ImagePlan(name, (ImageFile(PurePosixPath("/pause"), binary),), ("/pause",))
 
@@ -122,6 +148,7 @@ def agnhost_plan(name: str, binary: Path, porter: Path) -> ImagePlan:
         ImageFile(PurePosixPath("/agnhost-2"), link="agnhost"),
         ImageFile(PurePosixPath("/localhost.crt"), porter / "localhost.crt", mode=0o644),
         ImageFile(PurePosixPath("/localhost.key"), porter / "localhost.key", mode=0o644),
+        *(host_binary_files(CURL) if CURL.exists() else ()),
     )
     return ImagePlan(name, files, ("/agnhost",), ("pause",))
 
