@@ -33,6 +33,11 @@ REQUIREMENTS = (
     Requirement("mount", "mount"),
     Requirement("ip", "iproute2"),
     Requirement("busybox", "busybox-static"),
+    # for the offline agnhost image: upstream's carries curl and OpenBSD netcat (and a shell
+    # that finds them on PATH: dash)
+    Requirement("curl", "curl"),
+    Requirement("dash", "dash"),
+    Requirement("nc.openbsd", "netcat-openbsd"),
 )
 
 

@@ -2,8 +2,9 @@
 and report which images the suite expects that are still unavailable.
 
 Buildable without a registry: ``pause`` (the tree's ``build/pause/linux/pause.c``, static gcc),
-``agnhost`` (``test/images/agnhost``, vendored Go, with busybox and the host's ``curl`` and its
-libraries, as upstream's agnhost carries curl: the network specs dial through it) and
+``agnhost`` (``test/images/agnhost``, vendored Go, with busybox and the host's ``curl`` and
+OpenBSD ``nc`` with their libraries, as upstream's agnhost carries them: the network specs dial
+through them; busybox's nc has no ``-u``) and
 ``busybox`` (Debian's busybox-static).
 Images are written as docker-archive tars (``manifest.json`` + config + one layer) that
 ``ctr images import`` reads; no Docker engine is needed to assemble them.
@@ -29,6 +30,11 @@ from tkedistro.runner import run
 
 BUSYBOX = Path("/usr/bin/busybox")
 CURL = Path("/usr/bin/curl")
+# host binary -> its path in the agnhost image. /bin/sh is dash: busybox's sh runs its own
+# applets before PATH, so `sh -c "nc -u ..."` would never reach OpenBSD nc in /usr/bin.
+AGNHOST_TOOLS = ((CURL, PurePosixPath("/usr/bin/curl")),
+                 (Path("/usr/bin/nc.openbsd"), PurePosixPath("/usr/bin/nc")),
+                 (Path("/usr/bin/dash"), PurePosixPath("/bin/sh")))
 BUILDABLE = ("pause", "agnhost", "busybox")
 
 
@@ -123,14 +129,24 @@ def parse_ldd(text: str) -> list[PurePosixPath]:
     return found
 
 
-def host_binary_files(binary: Path) -> tuple[ImageFile, ...]:
-    """A dynamically linked host binary and every library it loads, at the same paths."""
+def host_binary_files(binary: Path, inside: PurePosixPath) -> tuple[ImageFile, ...]:
+    """A dynamically linked host binary (at ``inside``) and every library it loads, at the
+    paths it looks them up."""
     libs = parse_ldd(run(["ldd", binary], message=f"ldd {binary} failed").stdout)
-    def same(path: PurePosixPath) -> ImageFile:  # with the host's mode: the loader runs
-        real = Path(path).resolve()
+
+    def same(source: Path, path: PurePosixPath) -> ImageFile:  # host's mode: the loader runs
+        real = source.resolve()
         return ImageFile(path, real, mode=stat.S_IMODE(real.stat().st_mode))
 
-    return tuple(same(p) for p in (PurePosixPath(binary), *libs))
+    return (same(binary, inside), *(same(Path(lib), lib) for lib in libs))
+
+
+def agnhost_tools() -> tuple[ImageFile, ...]:
+    files: dict[PurePosixPath, ImageFile] = {}
+    for binary, inside in AGNHOST_TOOLS:
+        if binary.exists():
+            files.update((f.inside, f) for f in host_binary_files(binary, inside))
+    return tuple(files.values())
 
 
 def pause_plan(name: str, binary: Path) -> ImagePlan:
@@ -142,15 +158,16 @@ def busybox_plan(name: str) -> ImagePlan:
 
 
 def agnhost_plan(name: str, binary: Path, porter: Path) -> ImagePlan:
-    files = (
+    layers = (
         *busybox_files(),
+        *agnhost_tools(),  # replaces busybox's /bin/sh link
         ImageFile(PurePosixPath("/agnhost"), binary),
         ImageFile(PurePosixPath("/agnhost-2"), link="agnhost"),
         ImageFile(PurePosixPath("/localhost.crt"), porter / "localhost.crt", mode=0o644),
         ImageFile(PurePosixPath("/localhost.key"), porter / "localhost.key", mode=0o644),
-        *(host_binary_files(CURL) if CURL.exists() else ()),
     )
-    return ImagePlan(name, files, ("/agnhost",), ("pause",))
+    files = {f.inside: f for f in layers}  # a later file at the same path wins
+    return ImagePlan(name, tuple(files.values()), ("/agnhost",), ("pause",))
 
 
 BuildTool = Callable[[Path, Path, list[str]], None]
