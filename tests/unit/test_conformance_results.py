@@ -105,6 +105,10 @@ def test_image_named_in_pull_error(results: SuiteResults) -> None:
     [
         ("Back-off pulling image: ImagePullBackOff", Cause.IMAGE_UNAVAILABLE),
         ("context deadline exceeded", Cause.TIMEOUT),
+        ("service is not reachable within 2m0s timeout on endpoint externalname-service:80 "
+         "over TCP protocol", Cause.SERVICE_NAME),
+        ("service is not reachable within 2m0s timeout on endpoint 10.0.0.12:80 over TCP "
+         "protocol", Cause.TIMEOUT),
         ("Expected <int>: 1 to equal <int>: 0", Cause.OTHER),
     ],
 )

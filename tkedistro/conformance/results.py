@@ -23,6 +23,7 @@ class Status(StrEnum):
 
 class Cause(StrEnum):
     IMAGE_UNAVAILABLE = "image unavailable"
+    SERVICE_NAME = "service name unreachable (no cluster DNS)"
     TIMEOUT = "timeout"
     OTHER = "other"
 
@@ -32,6 +33,8 @@ _IMAGE_RE = re.compile(
     r"failed to resolve reference|pull access denied|image not present"
 )
 _IMAGE_NAME_RE = re.compile(r'(?:pull image|image|reference) \\?"([^"\\\s]+)\\?"')
+# a Service dialled by name, not by IP: the local cluster runs no DNS add-on (no CoreDNS image)
+_SERVICE_NAME_RE = re.compile(r"not reachable .* on endpoint (?![\d.]+:)[a-z][-a-z0-9.]*:\d+")
 _TIMEOUT_RE = re.compile(r"timed out|[Tt]imeout|context deadline exceeded|deadline exceeded")
 
 
@@ -58,6 +61,8 @@ def classify(message: str, output: str = "") -> Cause:
     text = message + "\n" + output
     if _IMAGE_RE.search(text):
         return Cause.IMAGE_UNAVAILABLE
+    if _SERVICE_NAME_RE.search(message):
+        return Cause.SERVICE_NAME
     if _TIMEOUT_RE.search(message):
         return Cause.TIMEOUT
     return Cause.OTHER
