@@ -9,7 +9,13 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from tkedistro.conformance.results import merge_junit, parse_junit, parse_junit_text
+from tkedistro.conformance.results import (
+    RECOVERED,
+    junit_from_log,
+    merge_junit,
+    parse_junit,
+    parse_junit_text,
+)
 from tkedistro.conformance.suite import SERIAL, SuiteRun, passes, run_suite, serial_focus
 
 SPECS = [
@@ -133,3 +139,16 @@ def test_merge_keeps_the_pass_that_ran_a_spec_and_a_failure_wins() -> None:
     results = parse_junit_text(merged)
     assert {s.name: s.status.value for s in results.specs} == {
         "a": "passed", "b": "passed", "[BeforeSuite]": "failed"}
+
+
+def test_results_of_a_node_stopped_before_its_junit_are_recovered_from_the_log() -> None:
+    log = ('{"msg":"PASSED [sig-a] one [Conformance]","total":-1,"completed":1}\n'
+           'noise\n'
+           '{"msg":"FAILED [sig-b] two \\"quoted\\" [Conformance]","total":-1,"failed":1}\n')
+    node2 = '<testsuite><testcase name="[sig-c] three [Conformance]" time="4"/></testsuite>'
+    results = parse_junit_text(merge_junit([node2, junit_from_log(log)], 60.0))
+    status = {s.name: s.status.value for s in results.specs}
+    assert status == {"[sig-c] three [Conformance]": "passed",
+                      "[sig-a] one [Conformance]": "passed",
+                      '[sig-b] two "quoted" [Conformance]': "failed"}
+    assert results.by_status(results.specs[2].status)[0].message == RECOVERED

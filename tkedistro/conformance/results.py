@@ -154,6 +154,21 @@ def parse_junit_text(text: str, source: str = "junit_01.xml") -> SuiteResults:
 
 
 _RANK = {Status.SKIPPED: 0, Status.PASSED: 1, Status.FAILED: 2}
+# the e2e suite's progress line after every spec, on every ginkgo node
+_LOG_RESULT = re.compile(r'^\{"msg":"(PASSED|FAILED) (.+?)","total":', re.MULTILINE)
+RECOVERED = ("recovered from e2e.log: the ginkgo node that ran this spec was stopped before it "
+             "wrote its junit file; the failure is described in e2e.log")
+
+
+def junit_from_log(log: str) -> str:
+    """A junit text of the specs the log reports as passed or failed (for a node that was
+    stopped at the timeout before writing its own junit file)."""
+    suite = ET.Element("testsuite", {"name": "recovered from e2e.log"})
+    for verdict, name in _LOG_RESULT.findall(log):
+        case = ET.SubElement(suite, "testcase", {"name": name.replace('\\"', '"'), "time": "0"})
+        if verdict == "FAILED":
+            ET.SubElement(case, "failure", {"message": RECOVERED})
+    return ET.tostring(suite, encoding="unicode")
 
 
 def merge_junit(texts: list[str], seconds: float) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TextIO
 
 from tkedistro import console
-from tkedistro.conformance.results import merge_junit
+from tkedistro.conformance.results import junit_from_log, merge_junit
 from tkedistro.errors import ClusterError
 from tkedistro.runner import clean_env
 
@@ -155,12 +155,13 @@ def run_suite(spec: SuiteRun) -> bool:
     deadline = time.monotonic() + spec.timeout_s
     planned = passes(spec)
     started = time.monotonic()
+    timed_out = True  # unless every pass ran to its end
     with spec.log.open("w", encoding="utf-8") as log:
         for step in planned:
             left = deadline - time.monotonic()
             if left <= 0:
                 log.write(f"=== {step.name} pass not started: overall timeout reached\n")
-                return True
+                break
             selected = count_selected(spec, step.focus, step.skip) if len(planned) > 1 else 0
             if len(planned) > 1 and selected == 0:
                 log.write(f"=== {step.name} pass: no spec selected\n")
@@ -170,20 +171,27 @@ def run_suite(spec: SuiteRun) -> bool:
             console.info(f"[conformance] {step.name} pass"
                          + (f": {selected} specs" if selected else ""))
             if _run_pass(step.argv, spec.kubeconfig, log, left, Progress(selected=selected)):
-                _merge(spec, time.monotonic() - started, len(planned))
-                return True
+                log.write(f"=== {step.name} pass stopped at the overall timeout\n")
+                break
+        else:
+            timed_out = False
     _merge(spec, time.monotonic() - started, len(planned))
-    return False
+    return timed_out
 
 
 def _merge(spec: SuiteRun, seconds: float, pass_count: int) -> None:
+    """One junit_01.xml from every pass and node; specs whose node was stopped before writing
+    its junit file are taken from the log's per-spec result lines."""
     if pass_count == 1:
-        return  # the single pass wrote junit_01.xml itself
-    parts = sorted(spec.report_dir.glob("junit_parallel_*.xml")) + \
-        sorted(spec.report_dir.glob("junit_serial_*.xml"))
-    if parts:
-        texts = [p.read_text(encoding="utf-8") for p in parts]
-        spec.junit.write_text(merge_junit(texts, seconds), encoding="utf-8")
+        parts = [spec.junit] if spec.junit.exists() else []
+    else:
+        parts = sorted(spec.report_dir.glob("junit_parallel_*.xml")) + \
+            sorted(spec.report_dir.glob("junit_serial_*.xml"))
+    texts = [p.read_text(encoding="utf-8") for p in parts]
+    recovered = junit_from_log(spec.log.read_text(encoding="utf-8", errors="replace"))
+    if not texts and "<testcase" not in recovered:
+        return  # nothing ran: no junit_01.xml, and the report says to read e2e.log
+    spec.junit.write_text(merge_junit([*texts, recovered], seconds), encoding="utf-8")
 
 
 def _run_pass(argv: list[str], kubeconfig: Path, log: TextIO, timeout_s: float,
