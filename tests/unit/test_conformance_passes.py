@@ -86,6 +86,15 @@ def test_serial_focus_selects_only_serial_specs_of_the_focus() -> None:
     assert serial_focus(r"^\[sig-apps\]") is None  # anchored: cannot be combined
 
 
+def test_serial_focus_of_a_focus_that_names_serial_specs_and_others() -> None:
+    # `--focus '\[Serial\].*\[Conformance\]|Deployment rolls'`: every [Serial] conformance
+    # spec, plus one named spec (not serial: the parallel pass runs it)
+    focus = r"\[Serial\].*\[Conformance\]|Deployment (rolls|x\|y)|[|]never"
+    both = serial_focus(focus)
+    assert both is not None
+    assert [s for s in SPECS if re.search(both, s)] == [SPECS[1], SPECS[4]]
+
+
 def test_parallel_pass_skips_serial_specs_and_keeps_the_users_skip(tmp_path: Path) -> None:
     run = suite(tmp_path, nodes=3, skip="Deployment")
     parallel, serial = passes(run)

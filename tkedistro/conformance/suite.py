@@ -97,12 +97,47 @@ def suite_argv(spec: SuiteRun, focus: str | None = None, skip: str | None = None
     return argv
 
 
+def top_level_alternatives(regex: str) -> list[str]:
+    """``a|b(c|d)|[|]`` -> ``["a", "b(c|d)", "[|]"]``: split at ``|`` outside groups and
+    character classes."""
+    parts: list[str] = []
+    current: list[str] = []
+    depth, in_class, escaped = 0, False, False
+    for char in regex:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
 def serial_focus(focus: str) -> str | None:
     """A regex for the ``[Serial]`` specs among those ``focus`` selects (Go's regexp has no
-    lookahead, so both orders are spelled out); None when ``focus`` is anchored."""
+    lookahead, so both orders are spelled out for each alternative; an alternative that names
+    ``[Serial]`` itself is kept as it is); None when ``focus`` is anchored."""
     if "^" in focus or "$" in focus:
         return None
-    return f"{SERIAL}.*(?:{focus})|(?:{focus}).*{SERIAL}"
+    composed = []
+    for alt in top_level_alternatives(focus):
+        if SERIAL in alt:
+            composed.append(alt)
+        else:
+            composed += [f"{SERIAL}.*(?:{alt})", f"(?:{alt}).*{SERIAL}"]
+    return "|".join(composed)
 
 
 def _either(a: str, b: str) -> str:
