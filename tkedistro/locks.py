@@ -18,6 +18,7 @@ from tkedistro.errors import LockedError
 from tkedistro.workspace import Workspace
 
 REBASE_STATE_FILE = "rebase.json"
+LOCK_HINT = "wait for it to finish; the lock is freed when that process exits"
 
 
 def rebase_state_path(ws: Workspace, release: str) -> Path:
@@ -29,18 +30,14 @@ def is_rebasing(ws: Workspace, release: str) -> bool:
 
 
 @contextmanager
-def release_lock(ws: Workspace, release: str) -> Iterator[None]:
-    """Exclusive use of ``_src/<release>``; a second run fails at once (exit 13)."""
-    folder = ws.state_dir(release)
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(folder / "source.lock"))
+def _exclusive(path: Path, busy: str) -> Iterator[None]:
+    """Hold ``path``'s file lock; another holder makes it a ``LockedError`` at once (exit 13)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path))
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        raise LockedError(
-            f"another tkedistro run is working on _src/{release} (lock {lock.lock_file})",
-            hint="wait for it to finish; the lock is freed when that process exits",
-        ) from None
+        raise LockedError(busy, hint=LOCK_HINT) from None
     try:
         yield
     finally:
@@ -48,21 +45,17 @@ def release_lock(ws: Workspace, release: str) -> Iterator[None]:
 
 
 @contextmanager
+def release_lock(ws: Workspace, release: str) -> Iterator[None]:
+    """Exclusive use of ``_src/<release>``; a second run fails at once (exit 13)."""
+    path = ws.state_dir(release) / "source.lock"
+    with _exclusive(path, f"another tkedistro run is working on _src/{release} (lock {path})"):
+        yield
+
+
+@contextmanager
 def output_lock(ws: Workspace, release: str, doing: str) -> Iterator[None]:
     """Exclusive use of ``_output/<release>``; a second run fails at once (exit 13)."""
     path = ws.output_dir(release).with_name(f".{release}.lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise LockedError(
-            f"another tkedistro run is using _output/{release} (lock {path}); "
-            f"cannot {doing} now",
-            hint="wait for that build or conformance run to finish; "
-                 "the lock is freed when its process exits",
-        ) from None
-    try:
+    with _exclusive(path, f"another tkedistro run is using _output/{release} (lock {path}); "
+                          f"cannot {doing} now"):
         yield
-    finally:
-        lock.release()

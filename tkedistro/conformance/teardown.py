@@ -126,10 +126,7 @@ def teardown(spec: ClusterSpec, supervisor: Supervisor, netns_before: set[str],
     supervisor.stop_all()
     if spec.with_proxy:  # its iptables chains outlive it; it removes them itself
         run([spec.bin_dir / "kube-proxy", "--cleanup"], check=False)
-    kill_shims(spec)
-    kill_pids([p for p in pids_matching(str(spec.root)) if p != os.getpid()])
-    if spec.root.exists():
-        unmount_under(spec.root)
+    stop_stale(spec)  # what the supervisor did not start itself: shims, containers, mounts
     remove_netns(netns_before)
     network.delete_bridge(bridge)
     network.remove_forwarding(bridge)
