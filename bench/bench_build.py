@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tkedistro.build.plan import CONTAINER_SRC, VERSION_FILE_NAME, make_argv, version_file
-from tkedistro.manifest import load_manifest
+from tkedistro.model.manifest import load_manifest
 
 
 def timed(fn: Callable[[], None]) -> float:
@@ -100,7 +100,7 @@ FIXTURE_COMMIT = "84fe13fd02837506d4ca9e4dbfcd087bb2f26e17"  # scripts/make-k8s-
 
 def default_distro() -> Path:
     """This repo's manifest and series under /var/tmp, pinned to the local v1.20.2 fixture."""
-    from tkedistro.manifest import update_pin
+    from tkedistro.model.manifest import update_pin
 
     upstream = subprocess.run([str(REPO / "scripts" / "make-k8s-upstream.sh")], check=True,
                               capture_output=True, text=True).stdout.strip()

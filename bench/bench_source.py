@@ -65,7 +65,7 @@ class Bench:
         manifest.write_text(text + f"\n  - file: {self.last.relative_to(self.distro)}\n")
 
     def _series(self) -> list[Path]:
-        from tkedistro.manifest import load_manifest
+        from tkedistro.model.manifest import load_manifest
 
         manifest = load_manifest(self.distro / "releases" / "1.20.yaml")
         return [self.distro / p.file for p in manifest.patches]
@@ -76,8 +76,8 @@ class Bench:
            env={"TKEDISTRO_CACHE": str(self.cache)})
 
     def in_process(self) -> None:
-        from tkedistro.source import prepare_source
-        from tkedistro.workspace import Workspace
+        from tkedistro.core.workspace import Workspace
+        from tkedistro.source.prepare import prepare_source
 
         with contextlib.redirect_stderr(io.StringIO()):
             prepare_source(Workspace(self.distro, self.cache), "1.20")

@@ -1,3 +1,3 @@
-from tkedistro.cli import main
+from tkedistro.cli.app import main
 
 main()

@@ -25,7 +25,7 @@ from tests.helpers.gitrepo import (
     make_upstream,
     write_manifest,
 )
-from tkedistro.workspace import Workspace
+from tkedistro.core.workspace import Workspace
 
 TRAILERS = "Patch-Kind: carry\nUpstream-Ref: none\nUpstream-Status: not-submitted"
 BACKPORT = ("Patch-Kind: backport\nUpstream-Ref: https://github.com/kubernetes/kubernetes/pull/9"
@@ -129,7 +129,7 @@ def make_distro(tmp: Path, *, prepare: bool = True) -> Distro:
 
 def prepare_src(d: Distro) -> None:
     """``tkedistro source``: the pinned commit plus one commit per patch in ``_src``."""
-    from tkedistro.source import prepare_source
+    from tkedistro.source.prepare import prepare_source
 
     prepare_source(d.workspace(), d.release)
 

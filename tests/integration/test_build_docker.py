@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 
 from tests.conftest import REPO
 from tests.helpers.gitrepo import Upstream, make_upstream, write_manifest
-from tkedistro.cli import app
-from tkedistro.manifest import load_manifest
+from tkedistro.cli.app import app
+from tkedistro.model.manifest import load_manifest
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from tests.conftest import REPO
-from tkedistro.manifest import load_manifest
+from tkedistro.model.manifest import load_manifest
 
 pytestmark = pytest.mark.docker
 

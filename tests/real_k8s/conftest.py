@@ -68,7 +68,7 @@ PERSIST = Path(os.environ.get("TKEDISTRO_REALK8S_DIR", "/var/tmp/tkedistro-realk
 def refresh_persistent_distro(monkeypatch: pytest.MonkeyPatch) -> Path:
     """``PERSIST/distro`` with this repo's current manifest and series, re-pinned to the local
     fixture; the cache and upstream variables point at the persistent ones."""
-    from tkedistro.manifest import update_pin
+    from tkedistro.model.manifest import update_pin
 
     upstream = ensure_k8s_upstream()
     root = PERSIST / "distro"

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.real_k8s.conftest import refresh_persistent_distro
-from tkedistro.cli import app
+from tkedistro.cli.app import app
 
 pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(3600)]
 

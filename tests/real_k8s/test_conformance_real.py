@@ -24,12 +24,12 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.real_k8s.conftest import PERSIST, refresh_persistent_distro
-from tkedistro.cli import app
+from tkedistro.cli.app import app
 from tkedistro.conformance import hostcheck, teardown
 from tkedistro.conformance.cluster import BRIDGE, COMPONENTS
 from tkedistro.conformance.pipeline import TOOLS, ConformanceOptions, run_conformance
 from tkedistro.conformance.processes import pids_matching
-from tkedistro.workspace import Workspace
+from tkedistro.core.workspace import Workspace
 
 pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(3600)]
 

@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 
 from tests.real_k8s.conftest import FIXTURE_TAG, copy_distro
 from tests.unit.test_rebase import make_app
-from tkedistro.manifest import load_manifest
-from tkedistro.source import prepare_source
-from tkedistro.workspace import Workspace
+from tkedistro.core.workspace import Workspace
+from tkedistro.model.manifest import load_manifest
+from tkedistro.source.prepare import prepare_source
 
 pytestmark = [pytest.mark.real_k8s, pytest.mark.timeout(900)]
 

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from tests.real_k8s.conftest import FIXTURE_COMMIT, copy_distro
-from tkedistro.manifest import load_manifest
+from tkedistro.model.manifest import load_manifest
 
 pytestmark = [pytest.mark.real_k8s, pytest.mark.timeout(900)]
 
@@ -19,7 +19,7 @@ runner = CliRunner()
 
 
 def source(root: Path, *args: str) -> Result:
-    from tkedistro.cli import app
+    from tkedistro.cli.app import app
 
     return runner.invoke(app, ["--root", str(root), "source", "1.20", *args])
 

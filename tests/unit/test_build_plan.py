@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from tests.helpers.gitrepo import git
 from tkedistro.build import output, pipeline, plan, publish
 from tkedistro.build.backend import ContainerSpec, ImageInfo, RunResult
-from tkedistro.cli import app
-from tkedistro.errors import BuilderImageError, ManifestError
-from tkedistro.manifest import parse_manifest
+from tkedistro.cli.app import app
+from tkedistro.core.errors import BuilderImageError, ManifestError
+from tkedistro.model.manifest import parse_manifest
 
 MANIFEST = """schema: 1
 release: "1.20"
@@ -374,7 +374,7 @@ def test_ctrl_c_during_the_build_exits_130_and_leaves_no_staging(
 
 def test_smoke_check_accepts_ginkgo_own_version_but_not_an_unstamped_e2e_test() -> None:
     from tkedistro.build.smoke import run_smoke_check
-    from tkedistro.errors import SmokeCheckError
+    from tkedistro.core.errors import SmokeCheckError
 
     outputs = {"e2e.test": "v1.20.2-tke.1\n", "ginkgo": "Ginkgo Version 1.11.0\n"}
 

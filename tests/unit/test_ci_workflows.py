@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import REPO
-from tkedistro.cli import app
+from tkedistro.cli.app import app
 
 runner = CliRunner()
 

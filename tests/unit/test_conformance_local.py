@@ -13,7 +13,7 @@ import pytest
 
 from tkedistro.conformance import cluster, hostcheck, images
 from tkedistro.conformance.suite import SuiteRun, suite_argv
-from tkedistro.errors import ClusterError
+from tkedistro.core.errors import ClusterError
 
 
 def test_refuses_when_not_root(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,8 +19,8 @@ from tkedistro.conformance.results import (
     parse_junit_text,
 )
 from tkedistro.conformance.suite import QUICK_FOCUS, Progress
-from tkedistro.errors import ConformanceFailedError
-from tkedistro.manifest import parse_manifest
+from tkedistro.core.errors import ConformanceFailedError
+from tkedistro.model.manifest import parse_manifest
 
 CRD = "[sig-api-machinery] CustomResourceDefinition resources [Privileged:ClusterAdmin] "
 JUNIT = f"""<?xml version="1.0" encoding="UTF-8"?>

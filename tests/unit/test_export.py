@@ -10,8 +10,8 @@ import pytest
 from tests.helpers.gitrepo import FIXED_DATE, git
 from tests.helpers.series import Distro, make_distro
 from tests.unit.test_rebase import P, cli
-from tkedistro.export import export_series
-from tkedistro.manifest import load_manifest
+from tkedistro.model.manifest import load_manifest
+from tkedistro.series.export import export_series
 
 DATES = {"GIT_AUTHOR_DATE": FIXED_DATE, "GIT_COMMITTER_DATE": FIXED_DATE}
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from tests.helpers.gitrepo import K8S_LIKE_FILES, git
 from tests.helpers.series import make_distro
 from tests.unit.test_rebase import P, cli
-from tkedistro.manifest import load_manifest
-from tkedistro.patches import check_trailers, parse_patch
+from tkedistro.model.manifest import load_manifest
+from tkedistro.model.patches import check_trailers, parse_patch
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
 

@@ -8,8 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from tests.conftest import REPO
-from tkedistro.errors import ManifestError, ReleaseNotFoundError
-from tkedistro.manifest import (
+from tkedistro.core.errors import ManifestError, ReleaseNotFoundError
+from tkedistro.model.manifest import (
     COMPONENTS,
     SCHEMA_VERSION,
     list_release_names,

@@ -10,8 +10,8 @@ import pytest
 
 from tests.conftest import REPO
 from tests.helpers.gitrepo import FIXED_DATE, K8S_LIKE_FILES, git
-from tkedistro.errors import PatchFormatError
-from tkedistro.patches import check_trailers, parse_patch, subject_from_filename
+from tkedistro.core.errors import PatchFormatError
+from tkedistro.model.patches import check_trailers, parse_patch, subject_from_filename
 
 TRAILERS = "Patch-Kind: carry\nUpstream-Ref: none\nUpstream-Status: not-submitted"
 DATES = {"GIT_AUTHOR_DATE": FIXED_DATE, "GIT_COMMITTER_DATE": FIXED_DATE}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from tests.conftest import REPO
-from tkedistro.cli import app
-from tkedistro.errors import EXIT_CODES
+from tkedistro.cli.app import app
+from tkedistro.core.errors import EXIT_CODES
 
 README = (REPO / "README.md").read_text()
 

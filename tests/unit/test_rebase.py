@@ -13,13 +13,13 @@ from typer.testing import CliRunner, Result
 
 from tests.helpers.gitrepo import git
 from tests.helpers.series import Distro, fingerprint, make_distro
-from tkedistro import rebase as rebase_mod
-from tkedistro import replay
-from tkedistro.errors import RebaseStateError
-from tkedistro.manifest import load_manifest
-from tkedistro.rebase import abort_rebase, continue_rebase, rebase, suggest_version
-from tkedistro.rebase_state import assert_not_rebasing, state_path
-from tkedistro.source import prepare_source
+from tkedistro.core.errors import RebaseStateError
+from tkedistro.model.manifest import load_manifest
+from tkedistro.series import rebase as rebase_mod
+from tkedistro.series import replay
+from tkedistro.series.rebase import abort_rebase, continue_rebase, rebase, suggest_version
+from tkedistro.series.state import assert_not_rebasing, state_path
+from tkedistro.source.prepare import prepare_source
 
 P = [
     "patches/1.20/0001-kubectl-print-tke.patch",
@@ -37,7 +37,7 @@ NEXT = [
 
 
 def make_app() -> typer.Typer:
-    from tkedistro.cli import app
+    from tkedistro.cli.app import app
 
     return app
 

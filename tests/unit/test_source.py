@@ -12,7 +12,7 @@ from typer.testing import CliRunner, Result
 
 from tests.helpers.gitrepo import git
 from tests.unit.test_source_helpers import Distro, big, make_distro
-from tkedistro.cli import app
+from tkedistro.cli.app import app
 
 runner = CliRunner()
 
@@ -316,12 +316,12 @@ def test_quick_up_to_date_path_does_not_load_the_manifest(
     distro: Distro, series: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert source(distro).exit_code == 0
-    import tkedistro.manifest
+    import tkedistro.model.manifest
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the quick path parsed the manifest")
 
-    monkeypatch.setattr(tkedistro.manifest, "load_manifest", refuse)
+    monkeypatch.setattr(tkedistro.model.manifest, "load_manifest", refuse)
     result = source(distro)
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("_src/1.20: up to date: ")

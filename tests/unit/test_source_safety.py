@@ -14,8 +14,8 @@ from typer.testing import CliRunner, Result
 
 from tests.helpers.gitrepo import git
 from tests.unit.test_source_helpers import Distro, big, make_distro
-from tkedistro import source_tree
-from tkedistro.cli import app
+from tkedistro.cli.app import app
+from tkedistro.git import tree as source_tree
 
 runner = CliRunner()
 
@@ -214,7 +214,7 @@ def test_interrupted_fetch_leftovers_are_cleaned_up(prepared: Distro) -> None:
 def test_half_created_mirror_is_rebuilt(tmp_path: Path) -> None:
     distro = make_distro(tmp_path)
     distro.manifest([])
-    from tkedistro.mirror import mirror_path
+    from tkedistro.git.mirror import mirror_path
 
     path = mirror_path(Path(os.environ["TKEDISTRO_CACHE"]) / "mirrors", distro.upstream.url)
     path.mkdir(parents=True)

@@ -14,7 +14,7 @@ from tests.conftest import REPO
 from tests.helpers.gitrepo import git, write_manifest
 from tests.unit.test_patches import TRAILERS, format_patch, make_work_repo
 from tkedistro import __version__
-from tkedistro.cli import app
+from tkedistro.cli.app import app
 
 M = "releases/1.20.yaml"
 P1 = "patches/1.20/0001-kubelet-disable-kmem-accounting.patch"

@@ -23,14 +23,14 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tkedistro import console
 from tkedistro.build.backend import (
     KEEP_CONTAINER_ENV,
     ContainerSpec,
     ImageInfo,
     RunResult,
 )
-from tkedistro.errors import BackendUnavailableError, BuildError
+from tkedistro.core import console
+from tkedistro.core.errors import BackendUnavailableError, BuildError
 
 TAIL_CHARS = 64_000
 CONTAINER_LABEL = "org.tkedistro.build"

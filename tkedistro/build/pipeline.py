@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
-from tkedistro import __version__, console, runner
+from tkedistro import __version__
 from tkedistro.build import output, publish
 from tkedistro.build.backend import ContainerBackend, ContainerSpec, ImageInfo, Mount, Session
 from tkedistro.build.plan import (
@@ -31,10 +31,11 @@ from tkedistro.build.plan import (
     select_targets,
 )
 from tkedistro.build.smoke import SmokeResult, run_smoke_check
-from tkedistro.errors import BuilderImageError, BuildError, NotReproducibleError
-from tkedistro.locks import output_lock
-from tkedistro.manifest import Manifest, load_manifest
-from tkedistro.workspace import Workspace
+from tkedistro.core import console, runner
+from tkedistro.core.errors import BuilderImageError, BuildError, NotReproducibleError
+from tkedistro.core.locks import output_lock
+from tkedistro.core.workspace import Workspace
+from tkedistro.model.manifest import Manifest, load_manifest
 
 LOG_TAIL_LINES = 20
 
@@ -53,7 +54,7 @@ class BuildOptions:
 
 
 class SourceInfo(Protocol):
-    """What the build needs from ``tkedistro.source.SourceResult``."""
+    """What the build needs from ``tkedistro.source.prepare.SourceResult``."""
 
     @property
     def path(self) -> Path: ...
@@ -134,7 +135,7 @@ def default_backend() -> ContainerBackend:
 
 
 def prepare_source(ws: Workspace, release: str, options: BuildOptions) -> SourceInfo:
-    from tkedistro import source
+    from tkedistro.source import prepare as source
 
     with console.step("prepare_source", release):
         result: SourceInfo = source.prepare_source(ws, release, upstream=options.upstream)

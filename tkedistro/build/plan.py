@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from tkedistro.errors import BuilderImageError, ManifestError
-from tkedistro.manifest import COMPONENTS, PLATFORMS, Manifest
+from tkedistro.core.errors import BuilderImageError, ManifestError
+from tkedistro.model.manifest import COMPONENTS, PLATFORMS, Manifest
 
 FINGERPRINT_VERSION = 1
 

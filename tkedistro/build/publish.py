@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tkedistro import console
 from tkedistro.build.output import LOG_NAME
+from tkedistro.core import console
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100

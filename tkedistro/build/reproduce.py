@@ -11,14 +11,14 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from tkedistro import console, runner
 from tkedistro.build import output, publish
 from tkedistro.build.backend import ContainerBackend
 from tkedistro.build.plan import BuildPlan
+from tkedistro.core import console, runner
 
 if TYPE_CHECKING:
     from tkedistro.build.pipeline import SourceInfo
-    from tkedistro.workspace import Workspace
+    from tkedistro.core.workspace import Workspace
 
 VERIFY_SRC = PurePosixPath("/tkedistro/verify/src/kubernetes")
 

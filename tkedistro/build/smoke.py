@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from tkedistro.build.backend import Session
 from tkedistro.build.plan import SmokeCommand
-from tkedistro.errors import SmokeCheckError
+from tkedistro.core.errors import SmokeCheckError
 
 VERSION_RE = re.compile(r"v\d+\.\d+\.\d+[0-9A-Za-z.+-]*")
 

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from tkedistro import console
 from tkedistro.conformance import hostcheck, network, pki, teardown
 from tkedistro.conformance.processes import Supervisor
-from tkedistro.errors import ClusterError
-from tkedistro.runner import run
+from tkedistro.core import console
+from tkedistro.core.errors import ClusterError
+from tkedistro.core.runner import run
 
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kubectl")
 SERVICE_CIDR = "10.0.0.0/24"

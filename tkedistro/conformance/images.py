@@ -23,10 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from tkedistro import console
 from tkedistro.build.backend import ContainerBackend, ContainerSpec, Mount
-from tkedistro.errors import BuildError, ClusterError
-from tkedistro.runner import run
+from tkedistro.core import console
+from tkedistro.core.errors import BuildError, ClusterError
+from tkedistro.core.runner import run
 
 BUSYBOX = Path("/usr/bin/busybox")
 CURL = Path("/usr/bin/curl")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from tkedistro.runner import run
+from tkedistro.core.runner import run
 
 COMMENT = "tkedistro-conformance"
 

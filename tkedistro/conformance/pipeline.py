@@ -10,16 +10,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tkedistro import console
 from tkedistro.conformance import hostcheck, images
 from tkedistro.conformance.cluster import COMPONENTS, ClusterSpec, LocalCluster, host_address
 from tkedistro.conformance.report import BundleContext, Product, write_bundle
 from tkedistro.conformance.results import Cause, SuiteResults, parse_junit
 from tkedistro.conformance.suite import CONFORMANCE_FOCUS, QUICK_FOCUS, SuiteRun, run_suite
-from tkedistro.errors import ClusterError, ConformanceFailedError
-from tkedistro.locks import output_lock
-from tkedistro.manifest import Manifest, load_manifest
-from tkedistro.workspace import Workspace
+from tkedistro.core import console
+from tkedistro.core.errors import ClusterError, ConformanceFailedError
+from tkedistro.core.locks import output_lock
+from tkedistro.core.workspace import Workspace
+from tkedistro.model.manifest import Manifest, load_manifest
 
 TOOLS = ("e2e.test", "ginkgo", "kubectl")
 DEFAULT_NODES = 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tkedistro.runner import run
+from tkedistro.core.runner import run
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from tkedistro import console
-from tkedistro.errors import ClusterError
-from tkedistro.runner import clean_env
+from tkedistro.core import console
+from tkedistro.core.errors import ClusterError
+from tkedistro.core.runner import clean_env
 
 
 @dataclass

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tkedistro.conformance.results import SuiteResults
-from tkedistro.manifest import Manifest
-from tkedistro.render import render
+from tkedistro.core.render import render
+from tkedistro.model.manifest import Manifest
 
 # The oldest Kubernetes minor CNCF accepts for new certifications (it moves; checked 2026).
 OLDEST_CERTIFIABLE_MINOR = (1, 31)

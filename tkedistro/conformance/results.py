@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from tkedistro.errors import ConformanceFailedError
+from tkedistro.core.errors import ConformanceFailedError
 
 
 class Status(StrEnum):

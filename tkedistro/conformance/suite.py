@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from tkedistro import console
 from tkedistro.conformance.results import junit_from_log, merge_junit
-from tkedistro.errors import ClusterError
-from tkedistro.runner import clean_env
+from tkedistro.core import console
+from tkedistro.core.errors import ClusterError
+from tkedistro.core.runner import clean_env
 
 CONFORMANCE_FOCUS = r"\[Conformance\]"
 SERIAL = r"\[Serial\]"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from tkedistro.conformance import network
 from tkedistro.conformance.processes import Supervisor, kill_pids, pids_matching
-from tkedistro.runner import run
+from tkedistro.core.runner import run
 
 if TYPE_CHECKING:
     from tkedistro.conformance.cluster import ClusterSpec

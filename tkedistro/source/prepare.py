@@ -11,9 +11,9 @@ re-run hashes the manifest and patch bytes (no YAML or patch parsing, no fetch) 
 Everything a maintainer may have done in the tree (edits, untracked files, own commits, a
 ``git am`` in progress) is work in progress: refused, or with ``force`` saved to
 ``refs/tkedistro/backup/<time>`` first. Objects of the pinned upstream are borrowed from the
-mirror (``tkedistro.mirror``) through ``objects/info/alternates``, so no tree copies them.
+mirror (``tkedistro.git.mirror``) through ``objects/info/alternates``, so no tree copies them.
 
-All git calls go through ``tkedistro.runner.run`` (argv lists, inherited ``GIT_*`` removed);
+All git calls go through ``tkedistro.core.runner.run`` (argv lists, inherited ``GIT_*`` removed);
 this module does not need GitPython's object model, so it does not import it.
 """
 
@@ -26,17 +26,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from tkedistro import console
-from tkedistro.errors import CommandError, PatchApplyError, WorkInProgressError
-from tkedistro.locks import is_rebasing, release_lock
-from tkedistro.mirror import Pin, ensure_pin
-from tkedistro.patches import PatchFile, parse_patch, subject_from_filename
-from tkedistro.runner import Result
-from tkedistro.source_tree import Tree, failed_hunks
-from tkedistro.workspace import Workspace
+from tkedistro.core import console
+from tkedistro.core.errors import CommandError, PatchApplyError, WorkInProgressError
+from tkedistro.core.locks import is_rebasing, release_lock
+from tkedistro.core.runner import Result
+from tkedistro.core.workspace import Workspace
+from tkedistro.git.mirror import Pin, ensure_pin
+from tkedistro.git.tree import Tree, failed_hunks
+from tkedistro.model.patches import PatchFile, parse_patch, subject_from_filename
 
 if TYPE_CHECKING:
-    from tkedistro.manifest import Manifest
+    from tkedistro.model.manifest import Manifest
 
 STATE_VERSION = 1
 
@@ -120,7 +120,7 @@ def prepare_source(
 ) -> SourceResult:
     """Fetch and verify the pinned upstream and apply the series into ``_src/<release>``."""
     if is_rebasing(ws, release):
-        from tkedistro.rebase_state import assert_not_rebasing
+        from tkedistro.series.state import assert_not_rebasing
 
         assert_not_rebasing(ws, release)
     tree = Tree(ws.src_dir(release), f"_src/{release}")
@@ -129,7 +129,7 @@ def prepare_source(
         with release_lock(ws, release):
             if quick := _quick_up_to_date(ws, release, tree, state_dir, upstream):
                 return quick
-    from tkedistro.manifest import load_manifest  # pydantic: only when there may be work
+    from tkedistro.model.manifest import load_manifest  # pydantic: only when there may be work
 
     display = f"releases/{release}.yaml"
     manifest = load_manifest(ws.manifest_path(release), display)

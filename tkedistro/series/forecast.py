@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tkedistro import console
-from tkedistro.errors import FetchError, TkedistroError
-from tkedistro.manifest import load_manifest
-from tkedistro.rebase_report import outcome_table
-from tkedistro.replay import (
+from tkedistro.core import console
+from tkedistro.core.errors import FetchError, TkedistroError
+from tkedistro.core.workspace import Workspace
+from tkedistro.git.tree import Tree
+from tkedistro.model.manifest import load_manifest
+from tkedistro.series.replay import (
     LABELS,
     Job,
     PatchOutcome,
@@ -29,8 +30,7 @@ from tkedistro.replay import (
     git,
     make_job,
 )
-from tkedistro.source_tree import Tree
-from tkedistro.workspace import Workspace
+from tkedistro.series.report import outcome_table
 
 
 @dataclass

@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tkedistro.errors import CommandError, TkedistroError
-from tkedistro.manifest import list_release_names, load_manifest
-from tkedistro.runner import run
-from tkedistro.workspace import Workspace
+from tkedistro.core.errors import CommandError, TkedistroError
+from tkedistro.core.runner import run
+from tkedistro.core.workspace import Workspace
+from tkedistro.model.manifest import list_release_names, load_manifest
 
 MIN_FREE_GIB = 20  # a v1.20 tree, its Go cache and the outputs
 

@@ -1,6 +1,6 @@
 """Maintainer commands: rebase, forecast, new release line, patches export/import.
 
-Mounted by ``tkedistro.cli`` with ``cli_maintainer.register(app)``; no business logic here.
+Mounted by ``tkedistro.cli.app`` through ``register(app)``; no business logic here.
 """
 
 from __future__ import annotations
@@ -10,11 +10,7 @@ from typing import Annotated
 
 import typer
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
-UpstreamOpt = Annotated[
-    str | None,
-    typer.Option("--upstream", envvar="TKEDISTRO_UPSTREAM", help="Fetch from this mirror URL."),
-]
+from tkedistro.cli.common import G, JsonOpt, UpstreamOpt, emit, guarded
 
 patches_app = typer.Typer(help="Work on a release's patch series.", no_args_is_help=True)
 
@@ -34,8 +30,7 @@ def rebase_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Replay RELEASE's patch series on a new upstream tag (resumable)."""
-    from tkedistro import rebase as rb
-    from tkedistro.cli import G, emit
+    from tkedistro.series import rebase as rb
 
     chosen = [name for name, on in (("--onto", onto is not None), ("--continue", cont),
                                     ("--skip", skip), ("--abort", abort)) if on]
@@ -65,8 +60,7 @@ def forecast_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Dry run: how the series would fare on each tag (changes nothing)."""
-    from tkedistro import forecast as fc
-    from tkedistro.cli import G, emit
+    from tkedistro.series import forecast as fc
 
     result = fc.forecast(G.workspace(), release, [*onto, *(more or [])], upstream=upstream)
     emit(result.to_json(), result.format_text(), as_json)
@@ -82,8 +76,7 @@ def new_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Start release line RELEASE from OLD's series, rebased onto TAG."""
-    from tkedistro import newrelease
-    from tkedistro.cli import G, emit
+    from tkedistro.series import newline as newrelease
 
     result = newrelease.new_release(G.workspace(), release, from_release, onto, commit=commit,
                                     upstream=upstream)
@@ -93,8 +86,7 @@ def new_cmd(
 
 def export_cmd(release: str, as_json: JsonOpt = False) -> None:
     """Write the commits of _src/RELEASE back as patch files (only what changed)."""
-    from tkedistro import export
-    from tkedistro.cli import G, emit
+    from tkedistro.series import export
 
     result = export.export_series(G.workspace(), release)
     emit(result.to_json(), result.format_text(), as_json)
@@ -106,8 +98,7 @@ def import_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Import a folder of plain `git diff` files (file-name order) as this release's patches."""
-    from tkedistro import series_import
-    from tkedistro.cli import G, emit
+    from tkedistro.series import importer as series_import
 
     result = series_import.import_series(G.workspace(), release, from_dir)
     emit(result.to_json(), result.format_text(), as_json)
@@ -116,8 +107,6 @@ def import_cmd(
 
 def register(app: typer.Typer, patches: typer.Typer | None = None) -> None:
     """Add the maintainer commands to ``app`` (``patches`` defaults to a new group)."""
-    from tkedistro.cli import guarded
-
     app.command("rebase")(guarded(rebase_cmd))
     app.command("forecast")(guarded(forecast_cmd))
     app.command("new")(guarded(new_cmd))

@@ -6,10 +6,10 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from tkedistro.errors import TkedistroError
-from tkedistro.manifest import list_release_names, load_manifest
-from tkedistro.render import render
-from tkedistro.workspace import Workspace
+from tkedistro.core.errors import TkedistroError
+from tkedistro.core.render import render
+from tkedistro.core.workspace import Workspace
+from tkedistro.model.manifest import list_release_names, load_manifest
 
 WORKFLOWS = ("ci.yml", "nightly.yml")
 
@@ -36,17 +36,9 @@ def _context(ws: Workspace) -> dict[str, object]:
     return {
         "releases": releases,
         "python": "3.11",
-        "has_conformance": _has_command("conformance"),
-        "has_forecast": _has_command("forecast"),
+        "has_conformance": True,
+        "has_forecast": True,
     }
-
-
-def _has_command(name: str) -> bool:
-    """Whether this tkedistro has the command (the nightly only runs what exists)."""
-    from tkedistro.cli import app
-
-    return any(c.name == name or (c.callback and c.callback.__name__ == name)
-               for c in app.registered_commands)
 
 
 def render_workflows(ws: Workspace) -> list[RenderedWorkflow]:

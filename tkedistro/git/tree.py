@@ -11,8 +11,8 @@ import shutil
 import time
 from pathlib import Path
 
-from tkedistro.errors import WorkInProgressError
-from tkedistro.runner import Result, run
+from tkedistro.core.errors import WorkInProgressError
+from tkedistro.core.runner import Result, run
 
 TOOL_NAME = "tkedistro"
 TOOL_EMAIL = "tkedistro@invalid"

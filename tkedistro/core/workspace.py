@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tkedistro.errors import ManifestError
+from tkedistro.core.errors import ManifestError
 
 
 def find_root(start: Path | None = None) -> Path:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from tkedistro.errors import ManifestError, PatchFormatError, ReleaseNotFoundError
-from tkedistro.manifest import Manifest, PatchEntry, list_release_names, load_manifest
-from tkedistro.patches import parse_patch, subject_from_filename
-from tkedistro.workspace import Workspace
+from tkedistro.core.errors import ManifestError, PatchFormatError, ReleaseNotFoundError
+from tkedistro.core.workspace import Workspace
+from tkedistro.model.manifest import Manifest, PatchEntry, list_release_names, load_manifest
+from tkedistro.model.patches import parse_patch, subject_from_filename
 
 
 def list_releases(ws: Workspace) -> dict[str, Any]:

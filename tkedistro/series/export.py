@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tkedistro import console
-from tkedistro.errors import PatchFormatError, RebaseStateError, WorkInProgressError
-from tkedistro.manifest import Manifest, load_manifest, update_pin
-from tkedistro.patches import parse_patch, subject_from_filename
-from tkedistro.rebase_state import assert_not_rebasing, write_atomic
-from tkedistro.replay import git, patch_id, rev
-from tkedistro.workspace import Workspace
+from tkedistro.core import console
+from tkedistro.core.errors import PatchFormatError, RebaseStateError, WorkInProgressError
+from tkedistro.core.workspace import Workspace
+from tkedistro.model.manifest import Manifest, load_manifest, update_pin
+from tkedistro.model.patches import parse_patch, subject_from_filename
+from tkedistro.series.replay import git, patch_id, rev
+from tkedistro.series.state import assert_not_rebasing, write_atomic
 
 Action = Literal["unchanged", "rewritten", "added", "removed"]
 FORMAT_ARGS = ("format-patch", "--no-signature", "--zero-commit", "--full-index", "--binary",

@@ -19,7 +19,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Literal
 
-from tkedistro.errors import PatchFormatError
+from tkedistro.core.errors import PatchFormatError
 
 REQUIRED_TRAILERS = ("Patch-Kind", "Upstream-Ref", "Upstream-Status")
 KINDS = ("backport", "carry", "fix")

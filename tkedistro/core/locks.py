@@ -14,8 +14,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from tkedistro.errors import LockedError
-from tkedistro.workspace import Workspace
+from tkedistro.core.errors import LockedError
+from tkedistro.core.workspace import Workspace
 
 REBASE_STATE_FILE = "rebase.json"
 LOCK_HINT = "wait for it to finish; the lock is freed when that process exits"

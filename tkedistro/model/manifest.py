@@ -18,7 +18,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from tkedistro.errors import ManifestError, ReleaseNotFoundError
+from tkedistro.core.errors import ManifestError, ReleaseNotFoundError
 
 SCHEMA_VERSION = 1
 

@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tkedistro.errors import RebaseStateError
-from tkedistro.locks import is_rebasing, rebase_state_path
-from tkedistro.replay import PatchOutcome
-from tkedistro.workspace import Workspace
+from tkedistro.core.errors import RebaseStateError
+from tkedistro.core.locks import is_rebasing, rebase_state_path
+from tkedistro.core.workspace import Workspace
+from tkedistro.series.replay import PatchOutcome
 
 STATE_VERSION = 1
 

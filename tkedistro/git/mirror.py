@@ -19,9 +19,9 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from tkedistro import console
-from tkedistro.errors import CommandError, CommitMismatchError, FetchError, LockedError
-from tkedistro.runner import run
+from tkedistro.core import console
+from tkedistro.core.errors import CommandError, CommitMismatchError, FetchError, LockedError
+from tkedistro.core.runner import run
 
 LOCK_WAIT_SECONDS = 1800.0
 

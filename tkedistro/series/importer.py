@@ -16,17 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tkedistro import console
-from tkedistro.errors import PatchApplyError, PatchFormatError, WorkInProgressError
-from tkedistro.export import format_commit
-from tkedistro.locks import release_lock
-from tkedistro.manifest import load_manifest, update_pin
-from tkedistro.patches import REQUIRED_TRAILERS, PatchFile, parse_patch, subject_from_filename
-from tkedistro.rebase import check_work_in_progress
-from tkedistro.rebase_state import assert_not_rebasing, write_atomic
-from tkedistro.replay import AM_OPTIONS, am_in_progress, git, head
-from tkedistro.source_tree import TOOL_EMAIL, TOOL_NAME, failed_hunks
-from tkedistro.workspace import Workspace
+from tkedistro.core import console
+from tkedistro.core.errors import PatchApplyError, PatchFormatError, WorkInProgressError
+from tkedistro.core.locks import release_lock
+from tkedistro.core.workspace import Workspace
+from tkedistro.git.tree import TOOL_EMAIL, TOOL_NAME, failed_hunks
+from tkedistro.model.manifest import load_manifest, update_pin
+from tkedistro.model.patches import REQUIRED_TRAILERS, PatchFile, parse_patch, subject_from_filename
+from tkedistro.series.export import format_commit
+from tkedistro.series.rebase import check_work_in_progress
+from tkedistro.series.replay import AM_OPTIONS, am_in_progress, git, head
+from tkedistro.series.state import assert_not_rebasing, write_atomic
 
 Status = Literal["imported", "imported-3way", "failed"]
 _URL = re.compile(r"https://github\.com/kubernetes/kubernetes/(pull|commit)/[0-9a-f]+")

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tkedistro.errors import ManifestError, PatchFormatError
-from tkedistro.manifest import Manifest, list_release_names, load_manifest
-from tkedistro.patches import check_trailers, parse_patch
-from tkedistro.workspace import Workspace
+from tkedistro.core.errors import ManifestError, PatchFormatError
+from tkedistro.core.workspace import Workspace
+from tkedistro.model.manifest import Manifest, list_release_names, load_manifest
+from tkedistro.model.patches import check_trailers, parse_patch
 
 ProblemKind = Literal["manifest", "patch"]
 PATCH_SUFFIXES = (".patch", ".diff")

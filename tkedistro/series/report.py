@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tkedistro.errors import PatchApplyError
-from tkedistro.rebase_state import RebaseState
-from tkedistro.replay import PatchOutcome
+from tkedistro.core.errors import PatchApplyError
+from tkedistro.series.replay import PatchOutcome
+from tkedistro.series.state import RebaseState
 
 Phase = Literal["stopped", "done", "aborted"]
 

@@ -14,13 +14,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tkedistro.errors import CommitMismatchError, FetchError
-from tkedistro.manifest import Manifest
-from tkedistro.mirror import Pin, ensure_pin
-from tkedistro.patches import PatchFile, parse_patch, subject_from_filename
-from tkedistro.runner import Result, run
-from tkedistro.source_tree import COMMITTER_ENV, TOOL_EMAIL, TOOL_NAME, Tree
-from tkedistro.workspace import Workspace
+from tkedistro.core.errors import CommitMismatchError, FetchError
+from tkedistro.core.runner import Result, run
+from tkedistro.core.workspace import Workspace
+from tkedistro.git.mirror import Pin, ensure_pin
+from tkedistro.git.tree import COMMITTER_ENV, TOOL_EMAIL, TOOL_NAME, Tree
+from tkedistro.model.manifest import Manifest
+from tkedistro.model.patches import PatchFile, parse_patch, subject_from_filename
 
 # The options `tkedistro source` gives `git am`, so a replayed commit has the same SHA.
 AM_OPTIONS = ("--whitespace=nowarn", "--committer-date-is-author-date", "--no-message-id",
@@ -123,7 +123,7 @@ def fetch_tag(ws: Workspace, manifest: Manifest, tag: str, *, commit: str | None
 
 
 def _mirror_commit(ws: Workspace, url: str, tag: str) -> str | None:
-    from tkedistro.mirror import mirror_path
+    from tkedistro.git.mirror import mirror_path
 
     path = mirror_path(ws.mirrors_dir, url)
     if not (path / "HEAD").is_file():

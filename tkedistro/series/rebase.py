@@ -14,22 +14,14 @@ import re
 import shutil
 from pathlib import Path
 
-from tkedistro import console
-from tkedistro.errors import PatchApplyError, RebaseStateError, WorkInProgressError
-from tkedistro.export import export_commits
-from tkedistro.locks import is_rebasing, release_lock
-from tkedistro.manifest import Manifest, load_manifest, update_pin
-from tkedistro.rebase_report import RebaseResult
-from tkedistro.rebase_state import (
-    RebaseState,
-    assert_not_rebasing,
-    clear,
-    load_state,
-    restore,
-    save_state,
-    snapshot,
-)
-from tkedistro.replay import (
+from tkedistro.core import console
+from tkedistro.core.errors import PatchApplyError, RebaseStateError, WorkInProgressError
+from tkedistro.core.locks import is_rebasing, release_lock
+from tkedistro.core.workspace import Workspace
+from tkedistro.git.tree import BRANCH, TOOL_EMAIL, Tree
+from tkedistro.model.manifest import Manifest, load_manifest, update_pin
+from tkedistro.series.export import export_commits
+from tkedistro.series.replay import (
     PatchOutcome,
     am_in_progress,
     apply_batch,
@@ -43,8 +35,16 @@ from tkedistro.replay import (
     make_job,
     rev,
 )
-from tkedistro.source_tree import BRANCH, TOOL_EMAIL, Tree
-from tkedistro.workspace import Workspace
+from tkedistro.series.report import RebaseResult
+from tkedistro.series.state import (
+    RebaseState,
+    assert_not_rebasing,
+    clear,
+    load_state,
+    restore,
+    save_state,
+    snapshot,
+)
 
 __all__ = ["RebaseResult", "abort_rebase", "assert_not_rebasing", "continue_rebase", "rebase",
            "skip_patch", "suggest_version"]

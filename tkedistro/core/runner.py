@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tkedistro import console
-from tkedistro.errors import CommandError
+from tkedistro.core import console
+from tkedistro.core.errors import CommandError
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,74 @@
+"""Commands that build: build, doctor."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tkedistro.cli.common import G, JsonOpt, emit, guarded
+
+
+def register(app: typer.Typer) -> None:
+    app.command("build")(guarded(build))
+    app.command("doctor")(guarded(doctor))
+
+
+def build(
+    release: str,
+    component: Annotated[
+        list[str] | None, typer.Option("--component", "-c", help="Build only these components.")
+    ] = None,
+    platform: Annotated[
+        list[str] | None, typer.Option("--platform", "-p", help="os/arch, e.g. linux/arm64.")
+    ] = None,
+    builder_image: Annotated[
+        str | None, typer.Option("--builder-image", help="Override the manifest's builder image.")
+    ] = None,
+    upstream: Annotated[
+        str | None,
+        typer.Option("--upstream", envvar="TKEDISTRO_UPSTREAM", help="Fetch from this mirror URL."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even when up to date.")] = False,
+    cpus: Annotated[float | None, typer.Option("--cpus", help="CPU limit for the build.")] = None,
+    memory: Annotated[
+        str | None, typer.Option("--memory", help="Memory limit for the build, e.g. 8g.")
+    ] = None,
+    verify_reproducible: Annotated[
+        bool,
+        typer.Option("--verify-reproducible", help="Build twice and compare SHA256SUMS."),
+    ] = False,
+    with_conformance_tools: Annotated[
+        bool,
+        typer.Option("--with-conformance-tools",
+                     help="Also build e2e.test and ginkgo (for tkedistro conformance)."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build the release's components in the builder container into _output/RELEASE."""
+    from tkedistro.build import pipeline
+
+    options = pipeline.BuildOptions(
+        components=tuple(component or ()),
+        platforms=tuple(platform or ()),
+        builder_image=builder_image,
+        upstream=upstream,
+        force=force,
+        cpus=cpus,
+        memory=memory,
+        verify_reproducible=verify_reproducible,
+        conformance_tools=with_conformance_tools,
+    )
+    result = pipeline.build_release(G.workspace(), release, options)
+    emit(result.to_json(), result.format_text(), as_json)
+
+
+def doctor(as_json: JsonOpt = False) -> None:
+    """Check git, the Docker engine, builder images, disk and cache; say how to fix each."""
+    from tkedistro.build import doctor as doctor_mod
+
+    report = doctor_mod.run_doctor(G.workspace())
+    emit(report.to_json(), report.format_text(), as_json)
+    report.raise_for_problems()
+
+
