@@ -27,7 +27,7 @@ def test_no_engine_is_reported_with_docker_host_and_the_fix(
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
     result = runner.invoke(app, ["--root", str(repo_copy), "doctor"])
-    assert result.exit_code == 9
+    assert result.exit_code == 19
     sock = f"unix://{tmp_path}/no-engine.sock"
     assert f"BAD  docker engine            no Docker engine answers at {sock}" in result.output
     assert "fix: make engine  (scripts/ensure-docker.sh)" in result.output

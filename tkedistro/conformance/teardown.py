@@ -8,14 +8,11 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tkedistro.conformance import network
 from tkedistro.conformance.processes import Supervisor, kill_pids, pids_matching
+from tkedistro.conformance.spec import ClusterSpec
 from tkedistro.core.runner import run
-
-if TYPE_CHECKING:
-    from tkedistro.conformance.cluster import ClusterSpec
 
 NETNS_DIR = Path("/var/run/netns")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
