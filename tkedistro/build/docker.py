@@ -18,9 +18,9 @@ import json
 import os
 import socket
 import urllib.parse
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from tkedistro.build.backend import (
@@ -94,8 +94,6 @@ class DockerSession:
         argv: Sequence[str],
         *,
         log: Path | None = None,
-        env: Mapping[str, str] | None = None,
-        workdir: PurePosixPath | None = None,
     ) -> RunResult:
         api = self._client.api
         exec_id = api.exec_create(
@@ -103,8 +101,7 @@ class DockerSession:
             list(argv),
             stdout=True,
             stderr=True,
-            environment=dict(env or {}),
-            workdir=str(workdir or self._spec.workdir),
+            workdir=str(self._spec.workdir),
             user=self._spec.user or "",
         )["Id"]
         output = _collect(api.exec_start(exec_id, stream=True), log)
@@ -174,9 +171,7 @@ class DockerBackend:
             if status == 404:
                 return None
             if status == 200:
-                data = json.loads(body)
-                labels = (data.get("Config") or {}).get("Labels") or {}
-                return ImageInfo(name=image, id=str(data["Id"]), labels=dict(labels))
+                return ImageInfo(name=image, id=str(json.loads(body)["Id"]))
         return self._image_info_sdk(image)
 
     def _image_info_sdk(self, image: str) -> ImageInfo | None:
@@ -190,7 +185,7 @@ class DockerBackend:
             if exc.status_code == 404:
                 return None
             raise _unavailable(exc) from exc
-        return ImageInfo(name=image, id=str(found.id), labels=dict(found.labels or {}))
+        return ImageInfo(name=image, id=str(found.id))
 
     @contextmanager
     def session(self, spec: ContainerSpec) -> Iterator[DockerSession]:
@@ -231,7 +226,6 @@ def _start(client: Any, spec: ContainerSpec) -> Any:
             ["sleep", "infinity"],
             detach=True,
             init=True,
-            name=spec.name,
             user=spec.user or None,
             network_mode=spec.network,
             cap_drop=["ALL"],
