@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.helpers.manifests import manifest_text
+
 FIXED_DATE = "2021-01-13T12:00:00+0000"
 
 
@@ -97,27 +99,9 @@ def write_manifest(repo: Path, release: str, *, url: str, tag: str, commit: str,
     """Write ``releases/<release>.yaml`` into a distro repo at ``repo``."""
     (repo / "releases").mkdir(parents=True, exist_ok=True)
     (repo / "patches" / release).mkdir(parents=True, exist_ok=True)
-    comps = components or ["kubectl", "kubelet"]
-    lines = [
-        "schema: 1",
-        f'release: "{release}"',
-        "upstream:",
-        f"  url: {url}",
-        f"  tag: {tag}",
-        f"  commit: {commit}",
-        f"distro_version: {tag}-tke.1",
-        "go:",
-        '  version: "1.15.15"',
-        "builder:",
-        "  image: tkedistro/builder:go1.15-bullseye",
-        "components: [" + ", ".join(comps) + "]",
-        "platforms: [linux/amd64]",
-    ]
-    if patches:
-        lines.append("patches:")
-        lines += [f"  - file: {p}" for p in patches]
-    else:
-        lines.append("patches: []")
+    text = manifest_text(release=release, url=url, tag=tag, commit=commit,
+                         components=components or ("kubectl", "kubelet"), patches=patches or (),
+                         extra=extra)
     path = repo / "releases" / f"{release}.yaml"
-    path.write_text("\n".join(lines) + "\n" + extra)
+    path.write_text(text)
     return path
