@@ -9,9 +9,11 @@ from __future__ import annotations
 import ast
 import importlib
 import pkgutil
+import re
 from pathlib import Path
 
 import tkedistro
+from tests.conftest import REPO
 from tkedistro.core import errors
 
 PACKAGE = Path(tkedistro.__file__).parent
@@ -175,3 +177,27 @@ def test_exit_codes_are_computed_from_the_classes() -> None:
     assert errors.EXIT_CODES[0] == "success"
     listed = [line for line in (errors.__doc__ or "").splitlines() if line.strip()[:2].isdigit()]
     assert listed == []
+
+
+def _package_folders() -> set[str]:
+    return {p.name for p in PACKAGE.iterdir() if p.is_dir() and not p.name.startswith("__")}
+
+
+def test_readme_layout_and_architecture_doc_name_every_package_folder_and_only_those() -> None:
+    readme = (REPO / "README.md").read_text()
+    layout = readme.split("## Layout\n", 1)[1].split("\n## ", 1)[0]
+    # the indented rows under "tkedistro/": "      build/ series/   what they hold"
+    rows = [line.strip().split("  ")[0] for line in layout.splitlines()
+            if line.startswith(" " * 6) and not line.startswith(" " * 7)]
+    named = set(re.findall(r"([a-z]+)/", " ".join(rows)))
+    assert named == _package_folders()
+    doc = (REPO / "docs" / "architecture.md").read_text()
+    missing = sorted(f for f in _package_folders() - {"templates"} if f"`{f}/`" not in doc)
+    assert missing == []
+    assert set(LAYERS) == _package_folders() - {"templates"}
+
+
+def test_readme_layout_names_every_test_tier() -> None:
+    layout = (REPO / "README.md").read_text().split("## Layout\n", 1)[1].split("\n## ", 1)[0]
+    tiers = {p.name for p in (REPO / "tests").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert sorted(t for t in tiers if f"tests/{t}" not in layout) == []
