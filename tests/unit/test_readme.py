@@ -35,4 +35,5 @@ def test_every_command_is_in_the_readme_table() -> None:
 
 def test_exit_code_table_is_the_one_rendered_from_the_error_classes() -> None:
     section = README.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
-    assert section.strip() == exit_code_table().strip()
+    table = [line for line in section.splitlines() if line.startswith("|")]
+    assert table == exit_code_table().splitlines()
