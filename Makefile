@@ -39,13 +39,16 @@ test-docker:
 test-real:
 	$(PYTHON) -m pytest -q -m real_k8s tests/real_k8s
 
+## lint: ruff, mypy, and the unit tier on the lowest dependency versions pyproject.toml allows
 lint:
 	$(PYTHON) -m ruff check tkedistro tests bench
 	$(PYTHON) -m mypy
+	PYTHON=$(PYTHON) bash scripts/check-floors.sh
 
 bench:
 	$(PYTHON) bench/bench_source.py
 	$(PYTHON) bench/bench_build.py
+	$(PYTHON) bench/bench_docker_probe.py
 
 source:
 	tkedistro source $(RELEASE)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.helpers.manifests import manifest_text
 
 FIXED_DATE = "2021-01-13T12:00:00+0000"
 
 
 def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
-    import os
-
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         ["git", *args], cwd=cwd, env=full_env, check=True, capture_output=True, text=True
@@ -76,7 +80,29 @@ def make_upstream(
     """An upstream with k8s-like files; ``tags`` maps tag -> file changes, in order.
 
     By default two tags: v1.20.0 (K8S_LIKE_FILES) and v1.20.1 (README changed).
+    Each distinct upstream is made once per test run and copied (fixed dates and identity
+    make the commits the same anyway); the copy under ``root`` is the test's own.
     """
+    identity = tuple(os.environ.get(k, "") for k in _IDENTITY)
+    key = repr((identity, list((tags or {}).items())))
+    if key not in _MADE:
+        template = Path(tempfile.mkdtemp(prefix="tkedistro-test-upstream-"))
+        atexit.register(shutil.rmtree, template, True)
+        _MADE[key] = _build_upstream(template, tags)
+    made = _MADE[key]
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(made.work, root / "upstream-work", symlinks=True)
+    shutil.copytree(made.bare, root / "upstream.git", symlinks=True)
+    return Upstream(work=root / "upstream-work", bare=root / "upstream.git", tags=dict(made.tags))
+
+
+_IDENTITY = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL")
+_MADE: dict[str, Upstream] = {}
+
+
+def _build_upstream(
+    root: Path, tags: Mapping[str, Mapping[str, str | bytes | None]] | None
+) -> Upstream:
     work, bare = root / "upstream-work", root / "upstream.git"
     work.mkdir(parents=True)
     git(work, "init", "-q", "-b", "master")
@@ -97,27 +123,9 @@ def write_manifest(repo: Path, release: str, *, url: str, tag: str, commit: str,
     """Write ``releases/<release>.yaml`` into a distro repo at ``repo``."""
     (repo / "releases").mkdir(parents=True, exist_ok=True)
     (repo / "patches" / release).mkdir(parents=True, exist_ok=True)
-    comps = components or ["kubectl", "kubelet"]
-    lines = [
-        "schema: 1",
-        f'release: "{release}"',
-        "upstream:",
-        f"  url: {url}",
-        f"  tag: {tag}",
-        f"  commit: {commit}",
-        f"distro_version: {tag}-tke.1",
-        "go:",
-        '  version: "1.15.15"',
-        "builder:",
-        "  image: tkedistro/builder:go1.15-bullseye",
-        "components: [" + ", ".join(comps) + "]",
-        "platforms: [linux/amd64]",
-    ]
-    if patches:
-        lines.append("patches:")
-        lines += [f"  - file: {p}" for p in patches]
-    else:
-        lines.append("patches: []")
+    text = manifest_text(release=release, url=url, tag=tag, commit=commit,
+                         components=components or ("kubectl", "kubelet"), patches=patches or (),
+                         extra=extra)
     path = repo / "releases" / f"{release}.yaml"
-    path.write_text("\n".join(lines) + "\n" + extra)
+    path.write_text(text)
     return path

@@ -3,7 +3,7 @@ command's errors through the CLI, with a fake container backend (no Docker here)
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -12,27 +12,14 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.helpers.gitrepo import git
+from tests.helpers.manifests import manifest_text
 from tkedistro.build import output, pipeline, plan, publish
 from tkedistro.build.backend import ContainerSpec, ImageInfo, RunResult
 from tkedistro.cli.app import app
 from tkedistro.core.errors import BuilderImageError, ManifestError
 from tkedistro.model.manifest import parse_manifest
 
-MANIFEST = """schema: 1
-release: "1.20"
-upstream:
-  url: https://github.com/kubernetes/kubernetes.git
-  tag: v1.20.2
-  commit: faecb196815e248d3ecfb03c680a4507229c2a56
-distro_version: v1.20.2-tke.1
-go:
-  version: "1.15.15"
-builder:
-  image: tkedistro/builder:go1.15-bullseye
-components: [kubectl, kubelet, kube-apiserver]
-platforms: [linux/amd64]
-patches: []
-"""
+MANIFEST = manifest_text(components=("kubectl", "kubelet", "kube-apiserver"))
 HEAD = "0123456789abcdef0123456789abcdef01234567"
 
 
@@ -234,9 +221,7 @@ class FakeSession:
     def container_id(self) -> str:
         return "fake"
 
-    def run(self, argv: Sequence[str], *, log: Path | None = None,
-            env: Mapping[str, str] | None = None,
-            workdir: PurePosixPath | None = None) -> RunResult:
+    def run(self, argv: Sequence[str], *, log: Path | None = None) -> RunResult:
         self.ran.append(argv)
         return RunResult(tuple(argv), 0, self.go if argv[0] == "go" else "")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from tests.helpers.manifests import manifest_text
 from tkedistro.conformance.pipeline import ConformanceOptions, ConformanceResult
 from tkedistro.conformance.report import BundleContext, Product, is_internal, write_bundle
 from tkedistro.conformance.results import (
@@ -52,19 +53,7 @@ to equal
 </testsuite>
 """
 
-MANIFEST = """schema: 1
-release: "1.20"
-upstream:
-  url: https://github.com/kubernetes/kubernetes.git
-  tag: v1.20.2
-  commit: faecb196815e248d3ecfb03c680a4507229c2a56
-distro_version: v1.20.2-tke.1
-go:
-  version: "1.15.15"
-builder:
-  image: tkedistro/builder:go1.15-bullseye
-components: [kubectl]
-"""
+MANIFEST = manifest_text(components=("kubectl",), platforms=None, patches=None)
 
 
 @pytest.fixture

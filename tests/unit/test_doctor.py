@@ -27,7 +27,7 @@ def test_no_engine_is_reported_with_docker_host_and_the_fix(
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
     result = runner.invoke(app, ["--root", str(repo_copy), "doctor"])
-    assert result.exit_code == 9
+    assert result.exit_code == 19
     sock = f"unix://{tmp_path}/no-engine.sock"
     assert f"BAD  docker engine            no Docker engine answers at {sock}" in result.output
     assert "fix: make engine  (scripts/ensure-docker.sh)" in result.output
@@ -46,3 +46,14 @@ def test_json_lists_every_check(
     assert data["ok"] is False
     assert [c["name"] for c in data["checks"]] == [
         "git", "docker engine", "cache", "disk (repo)", "disk (cache)"]
+
+
+def test_a_tcp_docker_host_that_refuses_is_reported_through_the_sdk(
+    repo_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a unix socket: the docker SDK answers; its requests errors become exit-19 lines."""
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
+    result = runner.invoke(app, ["--root", str(repo_copy), "doctor"])
+    assert result.exit_code == 19
+    assert "BAD  docker engine            no Docker engine answers at tcp://127.0.0.1:1" in (
+        result.output)

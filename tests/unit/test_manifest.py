@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from tests.conftest import REPO
+from tests.helpers.manifests import manifest_text
 from tkedistro.core.errors import ManifestError, ReleaseNotFoundError
 from tkedistro.model.manifest import (
     COMPONENTS,
@@ -18,24 +19,12 @@ from tkedistro.model.manifest import (
     update_pin,
 )
 
-GOOD = """\
-schema: 1
-release: "1.20"
-upstream:
-  url: https://github.com/kubernetes/kubernetes.git
-  tag: v1.20.2
-  commit: faecb196815e248d3ecfb03c680a4507229c2a56
-distro_version: v1.20.2-tke.1
-go:
-  version: "1.15.15"
-builder:
-  image: tkedistro/builder:go1.15-bullseye
-components: [kubelet, kubectl]
+GOOD = manifest_text(components=("kubelet", "kubectl"), platforms=None, patches=None, extra="""\
 patches:
   - file: patches/1.20/0001-kmem.patch
   - file: patches/1.20/0002-plain.diff
     subject: Plain diff
-"""
+""")
 FILE = "releases/1.20.yaml"
 
 

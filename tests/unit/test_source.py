@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from tests.helpers.distro import Distro, big, make_distro
 from tests.helpers.gitrepo import git
-from tests.unit.test_source_helpers import Distro, big, make_distro
 from tkedistro.cli.app import app
 
 runner = CliRunner()

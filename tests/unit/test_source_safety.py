@@ -12,8 +12,8 @@ import pytest
 from filelock import FileLock
 from typer.testing import CliRunner, Result
 
+from tests.helpers.distro import Distro, big, make_distro
 from tests.helpers.gitrepo import git
-from tests.unit.test_source_helpers import Distro, big, make_distro
 from tkedistro.cli.app import app
 from tkedistro.git import tree as source_tree
 

@@ -37,7 +37,6 @@ class ContainerSpec:
     cpus: float | None = None
     memory: str | None = None  # docker syntax: "8g", "512m"
     workdir: PurePosixPath = PurePosixPath("/")
-    name: str | None = None
 
     def describe(self) -> str:
         limits = f"cpus={self.cpus or 'all'} memory={self.memory or 'unlimited'}"
@@ -56,7 +55,6 @@ class ImageInfo:
 
     name: str
     id: str
-    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -83,10 +81,9 @@ class Session(Protocol):
         argv: Sequence[str],
         *,
         log: Path | None = None,
-        env: Mapping[str, str] | None = None,
-        workdir: PurePosixPath | None = None,
     ) -> RunResult:
-        """Run ``argv``; with ``log`` the output is appended there and only its tail kept."""
+        """Run ``argv`` in the spec's workdir; with ``log`` the output is appended there
+        and only its tail kept."""
         ...
 
 

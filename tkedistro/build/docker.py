@@ -4,10 +4,11 @@ A session is one long-lived container (``sleep infinity`` under docker's init) i
 commands run with ``exec``; it runs unprivileged (the invoking uid:gid, all capabilities
 dropped, no-new-privileges, no network) and is removed on exit.
 
-The SDK (with ``requests``) takes a third of a second to import, too much for a no-op build
-that must answer in under one: ``check_available`` and ``image_info`` speak the engine's
-HTTP API over its unix socket with the standard library, and the SDK is imported only to run
-containers (or when ``DOCKER_HOST`` is not a unix socket).
+The SDK (with ``requests``) costs about 0.3 s per start (``bench/bench_docker_probe.py``: 282 ms
+more than the stdlib probe here), too much for a no-op build that must answer in under one:
+``check_available`` and ``image_info`` speak the engine's HTTP API over its unix socket with
+the standard library, and the SDK is imported only to run containers (or when ``DOCKER_HOST``
+is not a unix socket).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import json
 import os
 import socket
 import urllib.parse
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from tkedistro.build.backend import (
@@ -94,8 +95,6 @@ class DockerSession:
         argv: Sequence[str],
         *,
         log: Path | None = None,
-        env: Mapping[str, str] | None = None,
-        workdir: PurePosixPath | None = None,
     ) -> RunResult:
         api = self._client.api
         exec_id = api.exec_create(
@@ -103,8 +102,7 @@ class DockerSession:
             list(argv),
             stdout=True,
             stderr=True,
-            environment=dict(env or {}),
-            workdir=str(workdir or self._spec.workdir),
+            workdir=str(self._spec.workdir),
             user=self._spec.user or "",
         )["Id"]
         output = _collect(api.exec_start(exec_id, stream=True), log)
@@ -144,12 +142,11 @@ class DockerBackend:
     def _connect(self) -> Any:
         if self._client is None:
             import docker  # type: ignore[import-untyped]
-            import requests.exceptions
 
             try:
                 client = docker.from_env(timeout=600)
                 client.ping()
-            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            except (docker.errors.DockerException, OSError) as exc:  # requests' errors are OSErrors
                 raise _unavailable(exc) from exc
             self._client = client
         return self._client
@@ -174,9 +171,7 @@ class DockerBackend:
             if status == 404:
                 return None
             if status == 200:
-                data = json.loads(body)
-                labels = (data.get("Config") or {}).get("Labels") or {}
-                return ImageInfo(name=image, id=str(data["Id"]), labels=dict(labels))
+                return ImageInfo(name=image, id=str(json.loads(body)["Id"]))
         return self._image_info_sdk(image)
 
     def _image_info_sdk(self, image: str) -> ImageInfo | None:
@@ -190,7 +185,7 @@ class DockerBackend:
             if exc.status_code == 404:
                 return None
             raise _unavailable(exc) from exc
-        return ImageInfo(name=image, id=str(found.id), labels=dict(found.labels or {}))
+        return ImageInfo(name=image, id=str(found.id))
 
     @contextmanager
     def session(self, spec: ContainerSpec) -> Iterator[DockerSession]:
@@ -231,7 +226,6 @@ def _start(client: Any, spec: ContainerSpec) -> Any:
             ["sleep", "infinity"],
             detach=True,
             init=True,
-            name=spec.name,
             user=spec.user or None,
             network_mode=spec.network,
             cap_drop=["ALL"],

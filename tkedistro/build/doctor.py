@@ -12,18 +12,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tkedistro.core.errors import CommandError, TkedistroError
+from tkedistro.core.errors import CommandError, HostNotReadyError, TkedistroError
 from tkedistro.core.runner import run
 from tkedistro.core.workspace import Workspace
 from tkedistro.model.manifest import list_release_names, load_manifest
 
 MIN_FREE_GIB = 20  # a v1.20 tree, its Go cache and the outputs
-
-
-class DoctorError(TkedistroError):
-    """At least one required check failed (exit 9: the machine is not ready)."""
-
-    exit_code = 9
 
 
 @dataclass(frozen=True)
@@ -56,7 +50,7 @@ class DoctorReport:
     def raise_for_problems(self) -> None:
         bad = [c.name for c in self.checks if not c.ok]
         if bad:
-            raise DoctorError(f"not ready: {', '.join(bad)}", hint="see the fix lines above")
+            raise HostNotReadyError(f"not ready: {', '.join(bad)}", hint="see the fix lines above")
 
 
 def check_git() -> Check:

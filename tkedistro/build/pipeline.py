@@ -1,43 +1,29 @@
 """``tkedistro build RELEASE``: prepare_source, check_builder, build, smoke_check, publish.
 
-Each step is a small function; the container work goes through the backend protocol, the
-decisions come from the pure ``plan``. A failed or interrupted build leaves the previous
-``_output/<release>`` untouched (see ``publish.py``).
+Each step is a small function; the container work (``container.py``) goes through the backend
+protocol, the decisions come from the pure ``plan``. A failed or interrupted build leaves the
+previous ``_output/<release>`` untouched (see ``publish.py``).
 """
 
 from __future__ import annotations
 
-import os
 import platform
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Protocol
 
 from tkedistro import __version__
-from tkedistro.build import output, publish
-from tkedistro.build.backend import ContainerBackend, ContainerSpec, ImageInfo, Mount, Session
-from tkedistro.build.plan import (
-    CONTAINER_CACHE,
-    CONTAINER_OUT,
-    CONTAINER_SRC,
-    CONTAINER_WORK,
-    VERSION_FILE_NAME,
-    BuildPlan,
-    check_go_version,
-    plan_build,
-    select_targets,
-)
-from tkedistro.build.smoke import SmokeResult, run_smoke_check
+from tkedistro.build import container, output, publish
+from tkedistro.build.backend import ContainerBackend, ImageInfo
+from tkedistro.build.plan import BuildPlan, plan_build, select_targets
+from tkedistro.build.smoke import SmokeResult
 from tkedistro.core import console, runner
-from tkedistro.core.errors import BuilderImageError, BuildError, NotReproducibleError
+from tkedistro.core.errors import BuilderImageError, NotReproducibleError
 from tkedistro.core.locks import output_lock
 from tkedistro.core.workspace import Workspace
 from tkedistro.model.manifest import Manifest, load_manifest
-
-LOG_TAIL_LINES = 20
 
 
 @dataclass(frozen=True)
@@ -175,75 +161,6 @@ def make_plan(manifest: Manifest, src: SourceInfo, image: ImageInfo,
     )
 
 
-def container_spec(plan: BuildPlan, ws: Workspace, tree: Path, work: Path, out: Path,
-                   src_target: PurePosixPath = CONTAINER_SRC) -> ContainerSpec:
-    cache = ws.gocache_dir
-    for sub in ("home", "go-build"):
-        (cache / sub).mkdir(parents=True, exist_ok=True)
-    return ContainerSpec(
-        image=plan.image,
-        env=dict(plan.env),
-        mounts=(
-            Mount(tree, src_target),
-            Mount(work, CONTAINER_WORK, read_only=True),
-            Mount(out, CONTAINER_OUT, read_only=True),
-            Mount(cache, CONTAINER_CACHE),
-        ),
-        user=f"{os.getuid()}:{os.getgid()}",
-        network="none",
-        cpus=plan.cpus,
-        memory=plan.memory,
-        workdir=src_target,
-    )
-
-
-def check_builder(session: Session, plan: BuildPlan) -> str:
-    with console.step("check_builder", f"{plan.image}: go version"):
-        result = session.run(["go", "version"])
-        return check_go_version(plan.go_version, result.output, plan.image)
-
-
-def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        text = log.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.rstrip().splitlines()[-lines:])
-
-
-def run_make(session: Session, plan: BuildPlan, log: Path, final: Path) -> None:
-    with log.open("a", encoding="utf-8") as handle:
-        handle.write(f"$ {' '.join(plan.make_argv)}\n")
-    what = " ".join((*plan.components, *plan.tools))
-    with console.step("build", what + " for " + " ".join(plan.platforms)):
-        result = session.run(plan.make_argv, log=log)
-    if not result.ok:
-        kept = publish.failed_log_path(final)
-        raise BuildError(
-            f"build failed: `{' '.join(plan.make_argv)}` exited {result.exit_code} "
-            f"in the builder container",
-            details=f"last lines of the log:\n{log_tail(log)}\nfull log: {kept}",
-            hint=f"the previous {final.name} output is untouched",
-        )
-
-
-def collect_binaries(plan: BuildPlan, tree: Path, out: Path, final: Path) -> list[str]:
-    rel_paths = []
-    for target in plan.targets:
-        built = tree / target.tree_path
-        if not built.is_file():
-            raise BuildError(
-                f"build finished but {target.component} for {target.platform} is missing: "
-                f"{built}",
-                details=f"full log: {publish.failed_log_path(final)}",
-            )
-        dest = out / target.output_path
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(built, dest)
-        rel_paths.append(str(target.output_path))
-    return rel_paths
-
-
 def build_info(plan: BuildPlan, manifest: Manifest, ws: Workspace, src: SourceInfo,
                go_version: str, started: float, sums: dict[str, str],
                smoke: Sequence[SmokeResult]) -> dict[str, Any]:
@@ -271,32 +188,6 @@ def build_info(plan: BuildPlan, manifest: Manifest, ws: Workspace, src: SourceIn
     }
 
 
-@dataclass
-class _Built:
-    go_version: str
-    binaries: list[str]
-    smoke: list[SmokeResult]
-
-
-def build_in_container(backend: ContainerBackend, plan: BuildPlan, ws: Workspace, tree: Path,
-                       staging: publish.Staging, final: Path,
-                       src_target: PurePosixPath = CONTAINER_SRC) -> _Built:
-    """check_builder, build and smoke_check in one builder container."""
-    (staging.work / VERSION_FILE_NAME).write_text(plan.version_file, encoding="utf-8")
-    spec = container_spec(plan, ws, tree, staging.work, staging.out, src_target)
-    staging.log.write_text(f"# tkedistro {__version__} build of {plan.release}\n"
-                           f"# container: {spec.describe()}\n", encoding="utf-8")
-    with backend.session(spec) as session:
-        with staging.log.open("a", encoding="utf-8") as handle:
-            handle.write(f"# container id: {session.container_id}\n")
-        go_version = check_builder(session, plan)
-        run_make(session, plan, staging.log, final)
-        binaries = collect_binaries(plan, tree, staging.out, final)
-        with console.step("smoke_check", f"{len(plan.smoke)} binaries"):
-            smoke = run_smoke_check(session, plan.smoke, plan.distro_version)
-    return _Built(go_version, binaries, smoke)
-
-
 def build_release(ws: Workspace, release: str, options: BuildOptions,
                   backend: ContainerBackend | None = None) -> BuildResult:
     manifest = load_manifest(ws.manifest_path(release), f"releases/{release}.yaml")
@@ -319,7 +210,7 @@ def _build_locked(ws: Workspace, manifest: Manifest, options: BuildOptions,
     if options.verify_reproducible:
         from tkedistro.build.reproduce import verify_reproducible
 
-        result.reproducible = verify_reproducible(backend, plan, ws, src, final)
+        result.reproducible = verify_reproducible(backend, plan, ws, src.path, final)
         if differ := result.reproducible["differ"]:
             kept = ws.rel(Path(result.reproducible["kept"]))
             raise NotReproducibleError(
@@ -334,7 +225,7 @@ def _build_and_publish(backend: ContainerBackend, plan: BuildPlan, manifest: Man
                        ws: Workspace, src: SourceInfo, final: Path,
                        started: float) -> BuildResult:
     with publish.staging_for(final) as staging:
-        built = build_in_container(backend, plan, ws, src.path, staging, final)
+        built = container.build_in_container(backend, plan, ws, src.path, staging, final)
         sums = output.write_sha256sums(staging.out, built.binaries)
         info = build_info(plan, manifest, ws, src, built.go_version, started, sums, built.smoke)
         output.write_build_info(staging.out, info)

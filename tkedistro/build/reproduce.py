@@ -9,16 +9,14 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tkedistro.build import output, publish
 from tkedistro.build.backend import ContainerBackend
+from tkedistro.build.container import build_in_container
 from tkedistro.build.plan import BuildPlan
 from tkedistro.core import console, runner
-
-if TYPE_CHECKING:
-    from tkedistro.build.pipeline import SourceInfo
-    from tkedistro.core.workspace import Workspace
+from tkedistro.core.workspace import Workspace
 
 VERIFY_SRC = PurePosixPath("/tkedistro/verify/src/kubernetes")
 
@@ -34,16 +32,15 @@ def compare(first: dict[str, str], second: dict[str, str]) -> list[str]:
 
 
 def verify_reproducible(backend: ContainerBackend, plan: BuildPlan, ws: Workspace,
-                        src: SourceInfo, final: Path) -> dict[str, Any]:
-    from tkedistro.build.pipeline import build_in_container
-
+                        src_tree: Path, final: Path) -> dict[str, Any]:
+    """Build ``plan`` again from a fresh clone of ``src_tree``; compare with ``final``."""
     published = output.read_sha256sums(final / output.SUMS_NAME)
     second_final = final.with_name(f"{final.name}.verify")  # kept only when they differ
     scratch = Path(tempfile.mkdtemp(prefix=f".{final.name}.verify-", dir=final.parent))
     try:
         tree = scratch / "tree"
         with console.step("verify_reproducible", f"fresh tree at {tree}"):
-            fresh_tree(src.path, plan.tree_commit, tree)
+            fresh_tree(src_tree, plan.tree_commit, tree)
             with publish.staging_for(second_final) as staging:
                 built = build_in_container(backend, plan, ws, tree, staging, second_final,
                                            VERIFY_SRC)

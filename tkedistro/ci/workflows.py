@@ -6,18 +6,12 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from tkedistro.core.errors import TkedistroError
+from tkedistro.core.errors import WorkflowDriftError
 from tkedistro.core.render import render
 from tkedistro.core.workspace import Workspace
 from tkedistro.model.manifest import list_release_names, load_manifest
 
 WORKFLOWS = ("ci.yml", "nightly.yml")
-
-
-class WorkflowDriftError(TkedistroError):
-    """A checked-in workflow differs from its render (exit 3: the repo's config is stale)."""
-
-    exit_code = 3
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from types import TracebackType
 
 from tkedistro.conformance import hostcheck, network, pki, teardown
 from tkedistro.conformance.processes import Supervisor
+from tkedistro.conformance.spec import ClusterSpec
 from tkedistro.core import console
 from tkedistro.core.errors import ClusterError
 from tkedistro.core.runner import run
@@ -34,37 +35,6 @@ DNS_IP = "10.0.0.10"
 POD_CIDR = "10.88.0.0/16"
 BRIDGE = "tkecni0"
 PAUSE_IMAGE = "k8s.gcr.io/pause:3.2"
-
-
-@dataclass(frozen=True)
-class ClusterSpec:
-    bin_dir: Path
-    root: Path
-    address: str
-    node: str = "tke-conformance"
-    etcd_port: int = 2379
-    api_port: int = 6443
-
-    @property
-    def with_proxy(self) -> bool:
-        """kube-proxy runs when it was built (Service specs need it; CRD specs do not)."""
-        return (self.bin_dir / "kube-proxy").is_file()
-
-    @property
-    def pki(self) -> Path:
-        return self.root / "pki"
-
-    @property
-    def sock(self) -> Path:
-        return self.root / "containerd" / "containerd.sock"
-
-    @property
-    def kubeconfig(self) -> Path:
-        return self.root / "admin.kubeconfig"
-
-    @property
-    def server(self) -> str:
-        return f"https://{self.address}:{self.api_port}"
 
 
 def host_address() -> str:

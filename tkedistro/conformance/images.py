@@ -16,7 +16,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import stat
 import tarfile
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from pathlib import Path, PurePosixPath
 
 from tkedistro.build.backend import ContainerBackend, ContainerSpec, Mount
 from tkedistro.core import console
-from tkedistro.core.errors import BuildError, ClusterError
+from tkedistro.core.errors import BuildError
 from tkedistro.core.runner import run
 
 BUSYBOX = Path("/usr/bin/busybox")
@@ -35,7 +34,6 @@ CURL = Path("/usr/bin/curl")
 AGNHOST_TOOLS = ((CURL, PurePosixPath("/usr/bin/curl")),
                  (Path("/usr/bin/nc.openbsd"), PurePosixPath("/usr/bin/nc")),
                  (Path("/usr/bin/dash"), PurePosixPath("/bin/sh")))
-BUILDABLE = ("pause", "agnhost", "busybox")
 
 
 @dataclass(frozen=True)
@@ -243,8 +241,3 @@ def load(plan_list: list[ImagePlan], tars: Path, sock: Path) -> list[str]:
             message=f"importing {plan.name} into containerd failed")
         loaded.append(plan.name)
     return loaded
-
-
-def require_tools() -> None:
-    if shutil.which("ctr") is None:
-        raise ClusterError("ctr not found", hint="apt-get install -y containerd")

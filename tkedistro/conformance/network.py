@@ -50,10 +50,14 @@ TABLES = ("filter", "nat", "mangle")
 
 
 def _kube_rules(table: str) -> tuple[list[list[str]], list[str]]:
-    """Jumps into KUBE-* chains from other chains, and the KUBE-* chains of ``table``."""
-    lines = run(["iptables", "-t", table, "-S"], check=False).stdout.splitlines()
+    return parse_kube_rules(run(["iptables", "-t", table, "-S"], check=False).stdout)
+
+
+def parse_kube_rules(listing: str) -> tuple[list[list[str]], list[str]]:
+    """From ``iptables -S`` output: the ``-D`` rules that undo jumps into KUBE-* chains from
+    other chains, and the KUBE-* chains themselves."""
     jumps, chains = [], []
-    for line in lines:
+    for line in listing.splitlines():
         parts = shlex.split(line)
         if parts[:1] == ["-N"] and parts[1].startswith("KUBE-"):
             chains.append(parts[1])

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tkedistro.conformance import hostcheck, images
-from tkedistro.conformance.cluster import COMPONENTS, ClusterSpec, LocalCluster, host_address
+from tkedistro.conformance.cluster import COMPONENTS, LocalCluster, host_address
 from tkedistro.conformance.report import BundleContext, Product, write_bundle
 from tkedistro.conformance.results import Cause, SuiteResults, parse_junit
+from tkedistro.conformance.spec import ClusterSpec
 from tkedistro.conformance.suite import CONFORMANCE_FOCUS, QUICK_FOCUS, SuiteRun, run_suite
 from tkedistro.core import console
 from tkedistro.core.errors import ClusterError, ConformanceFailedError

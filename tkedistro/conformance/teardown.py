@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tkedistro.conformance import network
 from tkedistro.conformance.processes import Supervisor, kill_pids, pids_matching
+from tkedistro.conformance.spec import ClusterSpec
 from tkedistro.core.runner import run
-
-if TYPE_CHECKING:
-    from tkedistro.conformance.cluster import ClusterSpec
 
 NETNS_DIR = Path("/var/run/netns")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -31,9 +29,14 @@ def _unescape(field: str) -> str:
 
 def mounts_under(root: Path) -> list[Path]:
     """Mount points at or below ``root``, deepest first."""
-    prefix = str(root.resolve())
+    mountinfo = Path("/proc/self/mountinfo").read_text(encoding="utf-8")
+    return parse_mounts_under(mountinfo, str(root.resolve()))
+
+
+def parse_mounts_under(mountinfo: str, prefix: str) -> list[Path]:
+    """Mount points of a ``/proc/<pid>/mountinfo`` text at or below ``prefix``, deepest first."""
     found = []
-    for line in Path("/proc/self/mountinfo").read_text(encoding="utf-8").splitlines():
+    for line in mountinfo.splitlines():
         point = _unescape(line.split()[4])
         if point == prefix or point.startswith(prefix + "/"):
             found.append(Path(point))
@@ -53,13 +56,25 @@ def stop_stale(spec: ClusterSpec) -> None:
     unmount_under(spec.root)
 
 
+@dataclass(frozen=True)
+class ProcStat:
+    state: str
+    parent: int
+
+
+def stat_fields(stat: str) -> ProcStat:
+    """State and parent pid of a ``/proc/<pid>/stat`` line (the command in parentheses may
+    itself hold spaces and parentheses, so fields are counted after the last ``)``)."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return ProcStat(state=fields[0], parent=int(fields[1]))
+
+
 def _parents() -> dict[int, int]:
     parents = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError, ValueError, IndexError):
-                stat = (entry / "stat").read_text()
-                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+                parents[int(entry.name)] = stat_fields((entry / "stat").read_text()).parent
     return parents
 
 
@@ -115,10 +130,9 @@ def leftovers(spec: ClusterSpec, bridge: str) -> list[str]:
 
 def _alive(pid: int) -> bool:
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
+        return stat_fields(Path(f"/proc/{pid}/stat").read_text()).state != "Z"
+    except (OSError, ValueError, IndexError):
         return False
-    return state != "Z"
 
 
 def teardown(spec: ClusterSpec, supervisor: Supervisor, netns_before: set[str],

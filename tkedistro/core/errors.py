@@ -1,39 +1,22 @@
 """Every user-facing error of tkedistro and its exit code.
 
-The CLI turns a ``TkedistroError`` into one clean message and ``exit_code``.
-Codes are documented in the README ("Exit codes"); keep that table in step.
-
-    0   success
-    1   unexpected internal error (a bug: traceback printed)
-    2   bad command line (typer/click usage error)
-    3   manifest invalid or release unknown
-    4   patch file invalid (unparseable, missing trailers)
-    5   upstream fetch failed / cache problem
-    6   pinned commit does not match the upstream tag
-    7   a patch of the series does not apply
-    8   _src/<release> holds work in progress (refused to touch it)
-    9   container backend unavailable (no Docker engine answering)
-    10  builder image missing or unsuitable (wrong Go version)
-    11  build failed inside the container
-    12  smoke check failed: a built binary crashed or reports another version
-    13  another tkedistro run holds the lock
-    14  external command failed (git, tar, ...)
-    15  conformance: the suite ran and specs failed
-    16  conformance: the cluster or the suite could not be started
-    17  a release is mid-rebase / rebase state problem
-    18  --verify-reproducible: the second build differs (output published; both kept)
-    130 interrupted (Ctrl-C)
+Each class carries its ``exit_code`` and a one-line ``meaning``; ``EXIT_CODES`` (and the
+README's "Exit codes" table, which a unit test renders from it) are computed from the classes,
+so a new error is documented where it is defined. The CLI turns a ``TkedistroError`` into one
+clean message and its ``exit_code`` (``tkedistro/cli/common.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 
 class TkedistroError(Exception):
     """Base of every expected error. ``str()`` is the message shown to the user."""
 
-    exit_code = 1
+    exit_code: ClassVar[int] = 1
+    meaning: ClassVar[str] = "unexpected internal error (a bug; traceback printed)"
 
     def __init__(self, message: str, *, hint: str | None = None, details: str | None = None):
         super().__init__(message)
@@ -54,6 +37,7 @@ class ManifestError(TkedistroError):
     """One or more problems in a release manifest; ``problems`` lists them all."""
 
     exit_code = 3
+    meaning = "manifest invalid"
 
     def __init__(self, problems: Sequence[str], *, hint: str | None = None):
         self.problems = list(problems)
@@ -61,11 +45,19 @@ class ManifestError(TkedistroError):
 
 
 class ReleaseNotFoundError(ManifestError):
-    pass
+    meaning = "release unknown"
+
+
+class WorkflowDriftError(TkedistroError):
+    """A checked-in CI workflow differs from its render: the repository's config is stale."""
+
+    exit_code = 3
+    meaning = "a checked-in workflow differs from its render"
 
 
 class PatchFormatError(TkedistroError):
     exit_code = 4
+    meaning = "patch file invalid (unparseable, missing or bad trailers)"
 
     def __init__(self, problems: Sequence[str], *, hint: str | None = None):
         self.problems = list(problems)
@@ -74,44 +66,61 @@ class PatchFormatError(TkedistroError):
 
 class FetchError(TkedistroError):
     exit_code = 5
+    meaning = "upstream fetch failed"
 
 
 class CommitMismatchError(TkedistroError):
     exit_code = 6
+    meaning = "pinned commit does not match the upstream tag"
 
 
 class PatchApplyError(TkedistroError):
     exit_code = 7
+    meaning = "a patch of the series does not apply"
 
 
 class WorkInProgressError(TkedistroError):
     exit_code = 8
+    meaning = (
+        "`_src/<release>` holds uncommitted or extra work (refused; `--force` backs it up first)"
+    )
 
 
 class BackendUnavailableError(TkedistroError):
     exit_code = 9
+    meaning = "container backend unavailable (no Docker engine answering)"
 
 
 class BuilderImageError(TkedistroError):
     exit_code = 10
+    meaning = "builder image missing or wrong Go version"
 
 
 class BuildError(TkedistroError):
     exit_code = 11
+    meaning = "build failed"
 
 
 class SmokeCheckError(TkedistroError):
     exit_code = 12
+    meaning = (
+        "smoke check failed (a built binary crashed or reports another version)"
+    )
 
 
 class LockedError(TkedistroError):
     exit_code = 13
+    meaning = (
+        "another tkedistro run holds the lock (`_src/<release>`, or `_output/<release>` "
+        "during a build or conformance run)"
+    )
 
 
 class CommandError(TkedistroError):
     """An external command exited non-zero; carries argv, exit code and output."""
 
     exit_code = 14
+    meaning = "external command failed"
 
     def __init__(
         self,
@@ -134,46 +143,68 @@ class CommandError(TkedistroError):
 
 class ConformanceFailedError(TkedistroError):
     exit_code = 15
+    meaning = "conformance specs failed"
 
 
 class ClusterError(TkedistroError):
     exit_code = 16
+    meaning = "conformance cluster or suite could not start"
 
 
 class RebaseStateError(TkedistroError):
     exit_code = 17
+    meaning = "release is mid-rebase / rebase state problem"
 
 
 class NotReproducibleError(TkedistroError):
     exit_code = 18
+    meaning = (
+        "`--verify-reproducible`: the second build differs (the output is published; "
+        "the second build is kept as `_output/<release>.verify`)"
+    )
 
 
 class Interrupted(TkedistroError):
     exit_code = 130
+    meaning = "interrupted (Ctrl-C); nothing half-written is left"
 
     def __init__(self, message: str = "interrupted"):
         super().__init__(message)
 
 
-EXIT_CODES: dict[int, str] = {
-    0: "success",
-    1: "unexpected internal error (a bug; traceback printed)",
-    2: "bad command line",
-    3: "manifest invalid or release unknown",
-    4: "patch file invalid",
-    5: "upstream fetch failed",
-    6: "pinned commit does not match the upstream tag",
-    7: "a patch of the series does not apply",
-    8: "_src/<release> holds uncommitted or extra work (refused)",
-    9: "container backend unavailable",
-    10: "builder image missing or wrong Go version",
-    11: "build failed",
-    12: "smoke check failed",
-    13: "another tkedistro run holds the lock",
-    14: "external command failed",
-    15: "conformance specs failed",
-    16: "conformance cluster or suite could not start",
-    17: "release is mid-rebase / rebase state problem",
-    18: "--verify-reproducible: the second build differs",
-    130: "interrupted (Ctrl-C)",
-}
+class HostNotReadyError(TkedistroError):
+    """``tkedistro doctor``: at least one required check of this machine failed."""
+
+    exit_code = 19
+    meaning = "`tkedistro doctor`: this machine is not ready (a check failed; its fix is printed)"
+
+
+# Exit codes that no exception carries: the CLI's own.
+_NOT_RAISED = {0: "success", 2: "bad command line (usage error)"}
+
+
+def _subclasses(cls: type[TkedistroError]) -> list[type[TkedistroError]]:
+    found = []
+    for sub in cls.__subclasses__():
+        found.append(sub)
+        found.extend(_subclasses(sub))
+    return found
+
+
+def exit_codes() -> dict[int, str]:
+    """Each exit code and what it means, from the classes; one code may have several causes."""
+    meanings: dict[int, list[str]] = {code: [text] for code, text in _NOT_RAISED.items()}
+    classes: list[type[TkedistroError]] = [TkedistroError, *_subclasses(TkedistroError)]
+    for cls in classes:
+        if "meaning" in vars(cls):
+            meanings.setdefault(cls.exit_code, []).append(cls.meaning)
+    return {code: "; ".join(meanings[code]) for code in sorted(meanings)}
+
+
+def exit_code_table() -> str:
+    """The README's "Exit codes" table (Markdown)."""
+    rows = [f"| {code} | {text} |" for code, text in exit_codes().items()]
+    return "\n".join(["| code | meaning |", "|---|---|", *rows]) + "\n"
+
+
+EXIT_CODES: dict[int, str] = exit_codes()

@@ -3,6 +3,7 @@
 ``release_lock`` guards ``_src/<release>`` (source, rebase, import); ``output_lock`` guards
 ``_output/<release>`` (a build publishing it, a local conformance cluster running from it).
 
+``exclusive_lock`` is the one file-lock helper (fail at once, or wait a while first).
 Cheap to import (no pydantic, no git): ``tkedistro source``'s up-to-date path uses it.
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from tkedistro.core import console
 from tkedistro.core.errors import LockedError
 from tkedistro.core.workspace import Workspace
 
@@ -30,14 +32,26 @@ def is_rebasing(ws: Workspace, release: str) -> bool:
 
 
 @contextmanager
-def _exclusive(path: Path, busy: str) -> Iterator[None]:
-    """Hold ``path``'s file lock; another holder makes it a ``LockedError`` at once (exit 13)."""
+def exclusive_lock(path: Path, busy: str, *, wait: float = 0, waiting: str = "",
+                   hint: str = LOCK_HINT) -> Iterator[None]:
+    """Hold ``path``'s file lock for the ``with`` block.
+
+    Another holder makes it a ``LockedError`` saying ``busy`` (exit 13): at once, or with
+    ``wait`` seconds after printing ``waiting`` and waiting that long for the lock.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(path))
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        raise LockedError(busy, hint=LOCK_HINT) from None
+        if wait <= 0:
+            raise LockedError(busy, hint=hint) from None
+        if waiting:
+            console.info(waiting)
+        try:
+            lock.acquire(timeout=wait)
+        except Timeout:
+            raise LockedError(busy, hint=hint) from None
     try:
         yield
     finally:
@@ -48,7 +62,7 @@ def _exclusive(path: Path, busy: str) -> Iterator[None]:
 def release_lock(ws: Workspace, release: str) -> Iterator[None]:
     """Exclusive use of ``_src/<release>``; a second run fails at once (exit 13)."""
     path = ws.state_dir(release) / "source.lock"
-    with _exclusive(path, f"another tkedistro run is working on _src/{release} (lock {path})"):
+    with exclusive_lock(path, f"another tkedistro run is working on _src/{release} (lock {path})"):
         yield
 
 
@@ -56,6 +70,6 @@ def release_lock(ws: Workspace, release: str) -> Iterator[None]:
 def output_lock(ws: Workspace, release: str, doing: str) -> Iterator[None]:
     """Exclusive use of ``_output/<release>``; a second run fails at once (exit 13)."""
     path = ws.output_dir(release).with_name(f".{release}.lock")
-    with _exclusive(path, f"another tkedistro run is using _output/{release} (lock {path}); "
+    with exclusive_lock(path, f"another tkedistro run is using _output/{release} (lock {path}); "
                           f"cannot {doing} now"):
         yield

@@ -16,11 +16,12 @@ from typing import Any, Literal
 
 from tkedistro.core import console
 from tkedistro.core.errors import PatchFormatError, RebaseStateError, WorkInProgressError
+from tkedistro.core.files import write_atomic
 from tkedistro.core.workspace import Workspace
 from tkedistro.model.manifest import Manifest, load_manifest, update_pin
 from tkedistro.model.patches import parse_patch, subject_from_filename
 from tkedistro.series.replay import git, patch_id, rev
-from tkedistro.series.state import assert_not_rebasing, write_atomic
+from tkedistro.series.state import assert_not_rebasing
 
 Action = Literal["unchanged", "rewritten", "added", "removed"]
 FORMAT_ARGS = ("format-patch", "--no-signature", "--zero-commit", "--full-index", "--binary",

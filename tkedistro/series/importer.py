@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from tkedistro.core import console
 from tkedistro.core.errors import PatchApplyError, PatchFormatError, WorkInProgressError
+from tkedistro.core.files import write_atomic
 from tkedistro.core.locks import release_lock
 from tkedistro.core.workspace import Workspace
 from tkedistro.git.tree import TOOL_EMAIL, TOOL_NAME, failed_hunks
@@ -26,7 +27,7 @@ from tkedistro.model.patches import REQUIRED_TRAILERS, PatchFile, parse_patch, s
 from tkedistro.series.export import format_commit
 from tkedistro.series.rebase import check_work_in_progress
 from tkedistro.series.replay import AM_OPTIONS, am_in_progress, git, head
-from tkedistro.series.state import assert_not_rebasing, write_atomic
+from tkedistro.series.state import assert_not_rebasing
 
 Status = Literal["imported", "imported-3way", "failed"]
 _URL = re.compile(r"https://github\.com/kubernetes/kubernetes/(pull|commit)/[0-9a-f]+")

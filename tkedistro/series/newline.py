@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 
 from tkedistro.core.errors import ManifestError
+from tkedistro.core.files import write_atomic
 from tkedistro.core.workspace import Workspace
 from tkedistro.model.manifest import load_manifest, parse_manifest
 from tkedistro.series.rebase import RebaseResult, rebase
-from tkedistro.series.state import write_atomic
 
 
 def new_release(ws: Workspace, release: str, from_release: str, onto: str, *,

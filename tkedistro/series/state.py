@@ -8,13 +8,13 @@ them back byte for byte, even after a crash or a reboot.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tkedistro.core.errors import RebaseStateError
+from tkedistro.core.files import write_atomic
 from tkedistro.core.locks import is_rebasing, rebase_state_path
 from tkedistro.core.workspace import Workspace
 from tkedistro.series.replay import PatchOutcome
@@ -73,16 +73,6 @@ def assert_not_rebasing(ws: Workspace, release: str) -> None:
         )
 
 
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def save_state(ws: Workspace, state: RebaseState) -> None:

@@ -1,4 +1,4 @@
-"""Helpers (no tests) for test_source*.py: an upstream whose tags move context, patches."""
+"""A distro repo for the source tests: an upstream whose tags move context, and patches."""
 
 from __future__ import annotations
 

@@ -1,0 +1,203 @@
+"""The package keeps its shape: imports point one way, no cycles, small modules, one error home.
+
+Imports are read from the source with ``ast`` (module level, inside functions and under
+``TYPE_CHECKING`` alike), so a lazy import cannot hide a cycle.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import pkgutil
+import re
+from pathlib import Path
+
+import tkedistro
+from tests.conftest import REPO
+from tkedistro.core import errors
+
+PACKAGE = Path(tkedistro.__file__).parent
+MAX_LINES = 400
+# Over the limit today and being split on another branch (engineer "git" moves the git
+# plumbing of source/prepare.py into tkedistro/git/); delete the entry once it is under.
+LONG_FOR_NOW = {"tkedistro.source.prepare"}
+
+# Lower number = lower layer. A module may import its own layer or below, never above.
+LAYERS = {
+    "core": 0,
+    "git": 1, "model": 1,
+    "source": 2, "series": 2, "build": 2, "conformance": 2, "ci": 2,
+    "cli": 3,
+}
+TOP_LEVEL = {"tkedistro": 0, "tkedistro.__main__": 3}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+MODULES = _modules()
+
+
+def _resolve(name: str) -> str | None:
+    """The tkedistro module an import names (``from pkg import mod`` may name a module)."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def _imports(module: str, path: Path) -> set[str]:
+    """The tkedistro modules ``module`` imports anywhere in its source."""
+    found: set[str] = set()
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {_resolve(alias.name) or "" for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.rsplit(".", node.level - 1)[0]
+                base = f"{anchor}.{base}" if base else anchor
+            for alias in node.names:
+                submodule = f"{base}.{alias.name}"
+                found.add(submodule if submodule in MODULES else _resolve(base) or "")
+    return {name for name in found if name.startswith("tkedistro")} - {module}
+
+
+GRAPH = {module: _imports(module, path) for module, path in MODULES.items()}
+
+
+def _layer(module: str) -> int:
+    if module in TOP_LEVEL:
+        return TOP_LEVEL[module]
+    return LAYERS[module.split(".")[1]]
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected group of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return groups
+
+
+def test_every_package_folder_has_a_layer() -> None:
+    folders = {m.split(".")[1] for m in MODULES if m.count(".") >= 1 and m not in TOP_LEVEL}
+    assert sorted(folders - set(LAYERS)) == []
+
+
+def test_no_import_cycles() -> None:
+    assert _cycles(GRAPH) == []
+
+
+def test_cycle_finder_sees_a_cycle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_lower_layers_never_import_higher_ones() -> None:
+    upward = sorted(f"{m} -> {t}" for m, targets in GRAPH.items() for t in targets
+                    if _layer(t) > _layer(m))
+    assert upward == []
+
+
+def test_the_import_reader_counts_lazy_and_type_checking_imports(tmp_path: Path) -> None:
+    source = tmp_path / "example.py"
+    source.write_text("from typing import TYPE_CHECKING\n"
+                      "from tkedistro.core import console\n"
+                      "if TYPE_CHECKING:\n    from tkedistro.core.workspace import Workspace\n"
+                      "def f():\n    import tkedistro.build.plan\n")
+    assert _imports("tkedistro.core.example", source) == {
+        "tkedistro.core.console", "tkedistro.core.workspace", "tkedistro.build.plan"}
+
+
+def test_no_module_is_over_400_lines() -> None:
+    long = sorted(f"{m}: {len(p.read_text().splitlines())} lines" for m, p in MODULES.items()
+                  if len(p.read_text().splitlines()) > MAX_LINES and m not in LONG_FOR_NOW)
+    assert long == []
+
+
+def _all_error_classes() -> list[type[errors.TkedistroError]]:
+    for info in pkgutil.walk_packages([str(PACKAGE)], "tkedistro."):
+        if info.name != "tkedistro.__main__":
+            importlib.import_module(info.name)
+    found: list[type[errors.TkedistroError]] = []
+    todo = [errors.TkedistroError]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+def test_every_user_facing_error_lives_in_core_errors() -> None:
+    outside = sorted(f"{c.__module__}.{c.__qualname__}" for c in _all_error_classes()
+                     if c.__module__ != errors.__name__)
+    assert outside == []
+
+
+def test_every_error_with_its_own_exit_code_says_what_the_code_means() -> None:
+    silent = sorted(c.__name__ for c in _all_error_classes()
+                    if "exit_code" in vars(c) and "meaning" not in vars(c))
+    assert silent == []
+
+
+def test_exit_codes_are_computed_from_the_classes() -> None:
+    assert errors.EXIT_CODES[errors.HostNotReadyError.exit_code] == errors.HostNotReadyError.meaning
+    assert errors.EXIT_CODES[3] == ("manifest invalid; release unknown; "
+                                    "a checked-in workflow differs from its render")
+    assert errors.EXIT_CODES[0] == "success"
+    listed = [line for line in (errors.__doc__ or "").splitlines() if line.strip()[:2].isdigit()]
+    assert listed == []
+
+
+def _package_folders() -> set[str]:
+    return {p.name for p in PACKAGE.iterdir() if p.is_dir() and not p.name.startswith("__")}
+
+
+def test_readme_layout_and_architecture_doc_name_every_package_folder_and_only_those() -> None:
+    readme = (REPO / "README.md").read_text()
+    layout = readme.split("## Layout\n", 1)[1].split("\n## ", 1)[0]
+    # the indented rows under "tkedistro/": "      build/ series/   what they hold"
+    rows = [line.strip().split("  ")[0] for line in layout.splitlines()
+            if line.startswith(" " * 6) and not line.startswith(" " * 7)]
+    named = set(re.findall(r"([a-z]+)/", " ".join(rows)))
+    assert named == _package_folders()
+    doc = (REPO / "docs" / "architecture.md").read_text()
+    missing = sorted(f for f in _package_folders() - {"templates"} if f"`{f}/`" not in doc)
+    assert missing == []
+    assert set(LAYERS) == _package_folders() - {"templates"}
+
+
+def test_readme_layout_names_every_test_tier() -> None:
+    layout = (REPO / "README.md").read_text().split("## Layout\n", 1)[1].split("\n## ", 1)[0]
+    tiers = {p.name for p in (REPO / "tests").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert sorted(t for t in tiers if f"tests/{t}" not in layout) == []

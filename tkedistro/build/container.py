@@ -1,0 +1,126 @@
+"""One builder container: check_builder, build (``make``), collect the binaries, smoke_check.
+
+Shared by the build pipeline and ``--verify-reproducible`` (``reproduce.py``); it knows the
+backend protocol only, never Docker.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from tkedistro import __version__
+from tkedistro.build import publish
+from tkedistro.build.backend import ContainerBackend, ContainerSpec, Mount, Session
+from tkedistro.build.plan import (
+    CONTAINER_CACHE,
+    CONTAINER_OUT,
+    CONTAINER_SRC,
+    CONTAINER_WORK,
+    VERSION_FILE_NAME,
+    BuildPlan,
+    check_go_version,
+)
+from tkedistro.build.smoke import SmokeResult, run_smoke_check
+from tkedistro.core import console
+from tkedistro.core.errors import BuildError
+from tkedistro.core.workspace import Workspace
+
+LOG_TAIL_LINES = 20
+
+
+def container_spec(plan: BuildPlan, ws: Workspace, tree: Path, work: Path, out: Path,
+                   src_target: PurePosixPath = CONTAINER_SRC) -> ContainerSpec:
+    cache = ws.gocache_dir
+    for sub in ("home", "go-build"):
+        (cache / sub).mkdir(parents=True, exist_ok=True)
+    return ContainerSpec(
+        image=plan.image,
+        env=dict(plan.env),
+        mounts=(
+            Mount(tree, src_target),
+            Mount(work, CONTAINER_WORK, read_only=True),
+            Mount(out, CONTAINER_OUT, read_only=True),
+            Mount(cache, CONTAINER_CACHE),
+        ),
+        user=f"{os.getuid()}:{os.getgid()}",
+        network="none",
+        cpus=plan.cpus,
+        memory=plan.memory,
+        workdir=src_target,
+    )
+
+
+def check_builder(session: Session, plan: BuildPlan) -> str:
+    with console.step("check_builder", f"{plan.image}: go version"):
+        result = session.run(["go", "version"])
+        return check_go_version(plan.go_version, result.output, plan.image)
+
+
+def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def run_make(session: Session, plan: BuildPlan, log: Path, final: Path) -> None:
+    with log.open("a", encoding="utf-8") as handle:
+        handle.write(f"$ {' '.join(plan.make_argv)}\n")
+    what = " ".join((*plan.components, *plan.tools))
+    with console.step("build", what + " for " + " ".join(plan.platforms)):
+        result = session.run(plan.make_argv, log=log)
+    if not result.ok:
+        kept = publish.failed_log_path(final)
+        raise BuildError(
+            f"build failed: `{' '.join(plan.make_argv)}` exited {result.exit_code} "
+            f"in the builder container",
+            details=f"last lines of the log:\n{log_tail(log)}\nfull log: {kept}",
+            hint=f"the previous {final.name} output is untouched",
+        )
+
+
+def collect_binaries(plan: BuildPlan, tree: Path, out: Path, final: Path) -> list[str]:
+    rel_paths = []
+    for target in plan.targets:
+        built = tree / target.tree_path
+        if not built.is_file():
+            raise BuildError(
+                f"build finished but {target.component} for {target.platform} is missing: "
+                f"{built}",
+                details=f"full log: {publish.failed_log_path(final)}",
+            )
+        dest = out / target.output_path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(built, dest)
+        rel_paths.append(str(target.output_path))
+    return rel_paths
+
+
+@dataclass
+class Built:
+    go_version: str
+    binaries: list[str]
+    smoke: list[SmokeResult]
+
+
+def build_in_container(backend: ContainerBackend, plan: BuildPlan, ws: Workspace, tree: Path,
+                       staging: publish.Staging, final: Path,
+                       src_target: PurePosixPath = CONTAINER_SRC) -> Built:
+    """check_builder, build and smoke_check in one builder container."""
+    (staging.work / VERSION_FILE_NAME).write_text(plan.version_file, encoding="utf-8")
+    spec = container_spec(plan, ws, tree, staging.work, staging.out, src_target)
+    staging.log.write_text(f"# tkedistro {__version__} build of {plan.release}\n"
+                           f"# container: {spec.describe()}\n", encoding="utf-8")
+    with backend.session(spec) as session:
+        with staging.log.open("a", encoding="utf-8") as handle:
+            handle.write(f"# container id: {session.container_id}\n")
+        go_version = check_builder(session, plan)
+        run_make(session, plan, staging.log, final)
+        binaries = collect_binaries(plan, tree, staging.out, final)
+        with console.step("smoke_check", f"{len(plan.smoke)} binaries"):
+            smoke = run_smoke_check(session, plan.smoke, plan.distro_version)
+    return Built(go_version, binaries, smoke)
