@@ -14,12 +14,14 @@ import email.policy
 import email.utils
 import hashlib
 import re
+import stat
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Literal
 
 from tkedistro.core.errors import PatchFormatError
+from tkedistro.core.workspace import MAX_PATCH_BYTES
 
 REQUIRED_TRAILERS = ("Patch-Kind", "Upstream-Ref", "Upstream-Status")
 KINDS = ("backport", "carry", "fix")
@@ -58,7 +60,7 @@ def parse_patch(path: Path, display: str | None = None) -> PatchFile:
     """Parse one patch file; any problem raises ``PatchFormatError`` naming the file."""
     shown = display or str(path)
     try:
-        data = path.read_bytes()
+        data = _read_regular(path, shown)
     except OSError as exc:
         raise PatchFormatError([f"{shown}: cannot read: {exc.strerror or exc}"]) from None
     text = data.decode("utf-8", errors="surrogateescape")
@@ -67,6 +69,18 @@ def parse_patch(path: Path, display: str | None = None) -> PatchFile:
     if _looks_like_mail(text):
         return _parse_mail(path, shown, data, text)
     return _parse_plain(path, shown, data, text)
+
+
+def _read_regular(path: Path, shown: str) -> bytes:
+    """The bytes of a regular file of at most ``MAX_PATCH_BYTES`` (never a FIFO or device)."""
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise PatchFormatError([f"{shown}: not a regular file; a patch is a plain text file"])
+    if info.st_size > MAX_PATCH_BYTES:
+        raise PatchFormatError([f"{shown}: {info.st_size} bytes is more than the "
+                                f"{MAX_PATCH_BYTES // 2**20} MiB a patch file may have"])
+    with path.open("rb") as handle:
+        return handle.read(MAX_PATCH_BYTES + 1)[:MAX_PATCH_BYTES]
 
 
 def _looks_like_mail(text: str) -> bool:
