@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tkedistro.core.errors import ManifestError, PatchFormatError
-from tkedistro.core.workspace import Workspace, check_release_name, path_problem
+from tkedistro.core.workspace import RELEASE_NAME, Workspace, check_release_name, path_problem
 from tkedistro.model.manifest import Manifest, list_release_names, load_manifest
 from tkedistro.model.patches import check_trailers, parse_patch
 
@@ -109,13 +109,13 @@ def _misnamed(ws: Workspace, path: Path) -> ReleaseCheck:
 
 
 def validate_release(ws: Workspace, release: str) -> ReleaseCheck:
-    path = ws.manifest_path(check_release_name(release))
-    check = ReleaseCheck(release=release, manifest=f"releases/{path.name}")
+    check = ReleaseCheck(release=release, manifest=f"releases/{release}.yaml")
     try:
-        manifest = load_manifest(path, check.manifest)
+        manifest = load_manifest(ws.manifest_path(check_release_name(release)), check.manifest)
     except ManifestError as exc:
         check.add("manifest", exc.problems)
-        _check_patch_dir_files(ws, release, check)
+        if RELEASE_NAME.fullmatch(release):
+            _check_patch_dir_files(ws, release, check)
         return check
     check.patches = len(manifest.patches)
     _check_series(ws, manifest, check)
