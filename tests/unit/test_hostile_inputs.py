@@ -129,7 +129,7 @@ def test_upstream_option_and_env_are_checked_on_every_command(
     assert result.exit_code == 2
     assert (f"Invalid value for '--upstream' (env var: 'TKEDISTRO_UPSTREAM'): "
             f"{UPLOAD_PACK!r} starts with '-', which git would read as an option; expected a "
-            f"git URL like {URL_EXAMPLES} (from --upstream or TKEDISTRO_UPSTREAM)"
+            f"git URL like {URL_EXAMPLES}"
             ) in usage_error(result)
     assert not distro.src.exists()
 
@@ -521,3 +521,21 @@ def test_json_result_is_not_followed_by_a_second_document(distro: Distro) -> Non
 
     assert result.exit_code == 3
     assert json.loads(result.stdout)["ok"] is False  # one document: the validation result
+
+
+def test_import_refuses_a_patch_folder_that_is_a_symlink_out(prepared: Distro,
+                                                             tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(str(prepared.patch_dir), elsewhere)
+    prepared.patch_dir.symlink_to(elsewhere)
+    series = tmp_path / "series"
+    series.mkdir()
+    before = sorted(p.name for p in elsewhere.iterdir())
+
+    result = cli(prepared, "patches", "import", "1.20", "--from", str(series))
+
+    assert result.exit_code == 3
+    assert result.stderr == (f"error: patch folder: patches/1.20 resolves outside the repo "
+                             f"through a symlink (to {elsewhere}); copy the patch into "
+                             "patches/<release>/\n")
+    assert sorted(p.name for p in elsewhere.iterdir()) == before

@@ -42,7 +42,7 @@ COMMIT = re.compile(r"[0-9a-f]{40}")
 def check_upstream(value: str | None) -> str | None:
     """``--upstream``/``TKEDISTRO_UPSTREAM``: the manifest's URL allow-list (exit 2)."""
     if value is not None and (problem := url_problem(value, local_paths=True)):
-        raise typer.BadParameter(f"{problem} (from --upstream or TKEDISTRO_UPSTREAM)")
+        raise typer.BadParameter(problem)  # click names --upstream and TKEDISTRO_UPSTREAM
     return value
 
 

@@ -93,6 +93,7 @@ def import_series(ws: Workspace, release: str, from_dir: Path) -> ImportResult:
                                   hint=f"run: tkedistro source {release}")
     files = sorted(p for p in from_dir.iterdir() if p.suffix in (".patch", ".diff"))
     folder = ws.patches_dir(release)
+    ws.repo_file(f"patches/{release}", "patch folder", must_exist=False)  # written into
     clash = [p.name for p in files if (folder / p.name).exists()]
     if clash:
         raise PatchFormatError([f"{ws.rel(folder / n)}: already exists; not importing over it"
