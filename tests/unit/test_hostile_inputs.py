@@ -72,7 +72,15 @@ def prepared(tmp_path: Path) -> Distro:
 
 # --- 1. code execution through the upstream URL -------------------------------------------
 
-UPLOAD_PACK = "--upload-pack=touch /tmp/tkedistro-pwned;"
+UPLOAD_PACK = "--upload-pack=touch $PWNED;"  # what the shell git starts it with would run
+
+
+@pytest.fixture(autouse=True)
+def pwned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where an injected command would leave its mark (checked absent after each test)."""
+    mark = tmp_path / "pwned"
+    monkeypatch.setenv("PWNED", str(mark))
+    return mark
 
 
 @pytest.mark.parametrize(("url", "problem"), [
@@ -90,7 +98,7 @@ UPLOAD_PACK = "--upload-pack=touch /tmp/tkedistro-pwned;"
                                      ["forecast", "1.20", "--onto", "v1.20.1"]],
                          ids=["validate", "source", "show", "forecast"])
 def test_manifest_url_that_is_not_a_git_url_is_refused_by_every_command(
-        distro: Distro, url: str, problem: str, command: list[str]) -> None:
+        distro: Distro, url: str, problem: str, command: list[str], pwned: Path) -> None:
     set_url(distro, url)
 
     result = cli(distro, *command)
@@ -99,7 +107,7 @@ def test_manifest_url_that_is_not_a_git_url_is_refused_by_every_command(
     message = f"error: {M}:4: upstream.url: {problem}\n"
     assert result.stderr == (message + f"{VALIDATE_HINT}\n" if command == ["validate"]
                              else message)
-    assert not Path("/tmp/tkedistro-pwned").exists()
+    assert not pwned.exists()
     assert not distro.src.exists()
 
 
@@ -120,7 +128,7 @@ def test_ordinary_git_urls_are_accepted(distro: Distro, url: str) -> None:
 ], ids=["source", "build", "conformance", "forecast", "rebase", "new"])
 @pytest.mark.parametrize("how", ["option", "env"])
 def test_upstream_option_and_env_are_checked_on_every_command(
-        distro: Distro, command: list[str], how: str) -> None:
+        distro: Distro, command: list[str], how: str, pwned: Path) -> None:
     if how == "option":
         result = cli(distro, *command, "--upstream", UPLOAD_PACK)
     else:
@@ -132,6 +140,7 @@ def test_upstream_option_and_env_are_checked_on_every_command(
             f"git URL like {URL_EXAMPLES}"
             ) in usage_error(result)
     assert not distro.src.exists()
+    assert not pwned.exists()
 
 
 def test_upstream_option_takes_a_local_mirror_path(prepared: Distro) -> None:
