@@ -311,8 +311,9 @@ def test_rebase_and_forecast_refuse_an_entry_outside_the_repo(distro: Distro, tm
     ["source", EVIL], ["build", EVIL], ["show", EVIL], ["validate", EVIL],
     ["conformance", EVIL], ["patches", "export", EVIL], ["forecast", EVIL, "--onto", "v1.20.1"],
     ["rebase", EVIL, "--abort"], ["new", "1.21", "--from", EVIL, "--onto", "v1.20.1"],
+    ["new", EVIL, "--from", "1.20", "--onto", "v1.20.1"],
 ], ids=["source", "build", "show", "validate", "conformance", "export", "forecast", "rebase",
-        "new-from"])
+        "new-from", "new"])
 def test_a_release_argument_that_is_a_path_is_refused(distro: Distro, command: list[str],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(distro.root)

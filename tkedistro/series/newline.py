@@ -19,10 +19,8 @@ from tkedistro.series.state import write_atomic
 def new_release(ws: Workspace, release: str, from_release: str, onto: str, *,
                 commit: str | None = None, upstream: str | None = None) -> RebaseResult:
     """Create release line ``release`` from ``from_release``'s series, rebased onto ``onto``."""
-    target = ws.manifest_path(release)
+    target = ws.manifest_path(release)  # checks the release name (1.21, 1.21-tke)
     shown = ws.rel(target)
-    if not re.fullmatch(r"\d+\.\d+", release):
-        raise ManifestError([f"{release!r}: a release name is like 1.21 (major.minor)"])
     if target.exists():
         raise ManifestError([f"{shown}: already exists"],
                             hint=f"to move it to a new tag: tkedistro rebase {release} --onto TAG")
