@@ -8,12 +8,22 @@ from pathlib import Path
 
 from tests.helpers.gitrepo import K8S_LIKE_FILES, Upstream, git, make_upstream, write_manifest
 
+TRAILERS = "Patch-Kind: carry\nUpstream-Ref: none\nUpstream-Status: not-submitted"
 BIG = "".join(f"l{i:02d}\n" for i in range(1, 21))  # pkg/big/lines.go: l01 .. l20
 
 
 def big(**changes: str) -> str:
     """``big(l07="L07")``: BIG with some lines replaced."""
     return "".join(f"{changes.get(f'l{i:02d}', f'l{i:02d}')}\n" for i in range(1, 21))
+
+
+def with_trailers(message: str) -> str:
+    """``message`` with the required trailers it lacks added to its trailer block."""
+    missing = [t for t in TRAILERS.splitlines() if t.split(":", 1)[0] + ":" not in message]
+    if not missing:
+        return message
+    sep = "\n" if "Patch-Kind:" in message else "\n\n"
+    return message + sep + "\n".join(missing)
 
 
 def make_context_upstream(root: Path) -> Upstream:
@@ -44,15 +54,19 @@ class Distro:
     def mbox(self, name: str, files: dict[str, str | bytes], subject: str, *,
              base: str = "v1.20.0", author: str = "Jane Maintainer <jane@example.invalid>",
              date: str = "2021-02-03T04:05:06+0100", extra: tuple[str, ...] = ()) -> str:
-        """Commit ``files`` on ``base`` in the scratch clone; ``git format-patch`` it."""
-        self._commit_on(base, files, subject, author, date)
+        """Commit ``files`` on ``base`` in the scratch clone; ``git format-patch`` it.
+
+        The required trailers are added unless ``subject`` (the whole message) has them."""
+        self._commit_on(base, files, with_trailers(subject), author, date)
         out = git(self.scratch, "format-patch", "-1", "--stdout", *extra)
         (self.patches / name).write_text(out + "\n")
         return f"patches/1.20/{name}"
 
     def plain(self, name: str, files: dict[str, str | bytes], *, base: str = "v1.20.0",
               preamble: str = "", extra: tuple[str, ...] = ()) -> str:
-        """A plain ``git diff`` file (no mail headers), optionally with leading text."""
+        """A plain ``git diff`` file (no mail headers), optionally with leading text; the
+        required trailers lead it unless ``preamble`` has them."""
+        preamble = with_trailers(preamble.rstrip("\n")).lstrip("\n") + "\n\n"
         self._commit_on(base, files, "scratch", "S <s@example.invalid>", "2021-01-01T00:00:00Z")
         diff = git(self.scratch, "diff", "HEAD~", "HEAD", *extra)
         (self.patches / name).write_text(preamble + diff + "\n")

@@ -172,8 +172,9 @@ def test_every_error_with_its_own_exit_code_says_what_the_code_means() -> None:
 
 def test_exit_codes_are_computed_from_the_classes() -> None:
     assert errors.EXIT_CODES[errors.HostNotReadyError.exit_code] == errors.HostNotReadyError.meaning
-    assert errors.EXIT_CODES[3] == ("manifest invalid; release unknown; "
-                                    "a checked-in workflow differs from its render")
+    assert errors.EXIT_CODES[3] == "; ".join([errors.ManifestError.meaning,
+                                              errors.ReleaseNotFoundError.meaning,
+                                              errors.WorkflowDriftError.meaning])
     assert errors.EXIT_CODES[0] == "success"
     listed = [line for line in (errors.__doc__ or "").splitlines() if line.strip()[:2].isdigit()]
     assert listed == []

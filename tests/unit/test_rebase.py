@@ -12,7 +12,7 @@ import typer
 from typer.testing import CliRunner, Result
 
 from tests.helpers.gitrepo import git
-from tests.helpers.series import Distro, fingerprint, make_distro
+from tests.helpers.series import TRAILERS, Distro, fingerprint, make_distro
 from tkedistro.core.errors import RebaseStateError
 from tkedistro.model.manifest import load_manifest
 from tkedistro.series import rebase as rebase_mod
@@ -320,7 +320,8 @@ def test_new_release_line_from_an_old_series(distro: Distro) -> None:
 def test_a_plain_diff_in_the_series_is_replayed_and_kept_as_it_is(tmp_path: Path) -> None:
     d = make_distro(tmp_path, prepare=False)
     mail = (d.root / P[4]).read_text()
-    (d.root / P[4]).write_text(mail[mail.index("diff --git"):].removesuffix("-- \n2.39.5\n\n"))
+    diff = mail[mail.index("diff --git"):].removesuffix("-- \n2.39.5\n\n")
+    (d.root / P[4]).write_text(f"{TRAILERS}\n\n{diff}")  # source checks trailers
     text = d.manifest.read_text().replace(f"  - file: {P[4]}\n",
                                           f"  - file: {P[4]}\n    subject: 'kubelet: print tke'\n")
     d.manifest.write_text(text)

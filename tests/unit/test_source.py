@@ -39,7 +39,8 @@ def series(distro: Distro) -> list[str]:
     """A clean mbox patch, one that needs 3-way on v1.20.1, and a plain diff."""
     clean = distro.mbox("0001-kubectl-quiet.patch",
                         {"cmd/kubectl/main.go": "package main\n\nfunc main() {}\n"},
-                        "kubectl: print nothing\n\nQuiet please.\n\nPatch-Kind: carry")
+                        "kubectl: print nothing\n\nQuiet please.\n\n"
+                        "Patch-Kind: carry\nUpstream-Ref: none\nUpstream-Status: not-submitted")
     threeway = distro.mbox("0002-lines-ten.patch", {"pkg/big/lines.go": big(l10="ours10")},
                            "lines: change ten", author="Kim Dev <kim@example.invalid>")
     plain = distro.plain("0003-TKE-readme.diff", {"go.mod": "module k8s.io/kubernetes\n"})
@@ -70,7 +71,8 @@ def test_series_is_applied_one_commit_per_patch_with_authors_kept(
         "tkedistro <tkedistro@invalid> 2021-02-03T04:05:06+01:00 | kubectl: print nothing",
     ]
     assert git(distro.src, "log", "-1", "--format=%B", "HEAD~2") == (
-        "kubectl: print nothing\n\nQuiet please.\n\nPatch-Kind: carry")
+        "kubectl: print nothing\n\nQuiet please.\n\n"
+        "Patch-Kind: carry\nUpstream-Ref: none\nUpstream-Status: not-submitted")
     assert git(distro.src, "rev-parse", "HEAD~3") == base
     assert (distro.src / "pkg/big/lines.go").read_text() == big(l07="L07", l10="ours10")
     assert (distro.src / "go.mod").read_text() == "module k8s.io/kubernetes\n"
@@ -222,11 +224,13 @@ def test_binary_diff_with_full_index_applies(distro: Distro) -> None:
 
 def test_plain_diff_without_subject_takes_it_from_the_file_name(distro: Distro) -> None:
     plain = distro.plain("0001-TKE-FIX-kmem_off.patch", {"go.mod": "module x\n"},
-                         preamble="Turn kmem off.\n\nPatch-Kind: fix\n\n")
+                         preamble="Turn kmem off.\n\nPatch-Kind: fix\nUpstream-Ref: none\n"
+                                  "Upstream-Status: not-submitted\n\n")
     distro.manifest([plain])
     assert source(distro).exit_code == 0
     assert git(distro.src, "log", "-1", "--format=%B") == (
-        "TKE FIX kmem off\n\nTurn kmem off.\n\nPatch-Kind: fix")
+        "TKE FIX kmem off\n\nTurn kmem off.\n\nPatch-Kind: fix\nUpstream-Ref: none\n"
+        "Upstream-Status: not-submitted")
 
 
 def test_pin_mismatch_names_tag_pinned_and_found_commit(distro: Distro) -> None:

@@ -119,9 +119,9 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], None], int, list[str]]] = [
       "got 'faecb19'"]),
     ("bad-tag", edit_manifest("tag: v1.20.1", "tag: release-1.20"), 3,
      [f"{M}:5: upstream.tag: expected a tag like v1.20.2, got 'release-1.20'"]),
-    ("bad-sha256", add_archive("d41d8cd98f00b204e9800998ecf8427e"), 3,
-     [f"{M}:9: upstream.archive.sha256: expected 64 lowercase hex characters, "
-      "got 'd41d8cd98f00b204e9800998ecf8427e'"]),
+    ("archive-no-longer-supported", add_archive("d41d8cd98f00b204e9800998ecf8427e"), 3,
+     [f"{M}:7: upstream.archive: no longer supported: tkedistro always fetches upstream with "
+      "git; delete upstream.archive"]),
     ("schema-version", edit_manifest("schema: 1", "schema: 2"), 3,
      [f"{M}:1: schema: unsupported schema version 2; this tkedistro reads 1"]),
     ("unknown-component", edit_manifest("[kubectl, kubelet]", "[kubectl, kubelett]"), 3,
@@ -311,7 +311,6 @@ def test_show_json_of_the_real_repo() -> None:
         "url": "https://github.com/kubernetes/kubernetes.git",
         "tag": "v1.20.2",
         "commit": "faecb196815e248d3ecfb03c680a4507229c2a56",
-        "archive": None,
     }
     assert data["distro_version"] == "v1.20.2-tke.1"
     assert data["components"] == [
@@ -342,7 +341,7 @@ def test_show_unknown_release(repo: Path) -> None:
     result = run(repo, "show", "1.2")
 
     assert result.exit_code == 3
-    assert result.stderr == "error: unknown release '1.2': no releases/1.2.yaml (releases: 1.20)\n"
+    assert result.stderr == "error: releases/1.2.yaml: no such manifest (releases: 1.20)\n"
 
 
 def test_list_refuses_a_broken_manifest(repo: Path) -> None:

@@ -23,7 +23,7 @@ from tkedistro.core import console, runner
 from tkedistro.core.errors import BuilderImageError, NotReproducibleError
 from tkedistro.core.locks import output_lock
 from tkedistro.core.workspace import Workspace
-from tkedistro.model.manifest import Manifest, load_manifest
+from tkedistro.model.manifest import Manifest, load_release
 
 
 @dataclass(frozen=True)
@@ -190,10 +190,12 @@ def build_info(plan: BuildPlan, manifest: Manifest, ws: Workspace, src: SourceIn
 
 def build_release(ws: Workspace, release: str, options: BuildOptions,
                   backend: ContainerBackend | None = None) -> BuildResult:
-    manifest = load_manifest(ws.manifest_path(release), f"releases/{release}.yaml")
+    manifest = load_release(ws, release)
     select_targets(manifest, options.components, options.platforms)  # fail before any work
+    backend = backend or default_backend()
+    backend.check_available()  # no engine: fail before fetching and checking out the source
     with output_lock(ws, release, f"build {release}"):
-        return _build_locked(ws, manifest, options, backend or default_backend())
+        return _build_locked(ws, manifest, options, backend)
 
 
 def _build_locked(ws: Workspace, manifest: Manifest, options: BuildOptions,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tkedistro.cli.common import G, JsonOpt, emit, guarded
+from tkedistro.cli.common import G, JsonOpt, UpstreamOpt, emit, guarded
 
 
 def register(app: typer.Typer) -> None:
@@ -25,10 +25,7 @@ def build(
     builder_image: Annotated[
         str | None, typer.Option("--builder-image", help="Override the manifest's builder image.")
     ] = None,
-    upstream: Annotated[
-        str | None,
-        typer.Option("--upstream", envvar="TKEDISTRO_UPSTREAM", help="Fetch from this mirror URL."),
-    ] = None,
+    upstream: UpstreamOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even when up to date.")] = False,
     cpus: Annotated[float | None, typer.Option("--cpus", help="CPU limit for the build.")] = None,
     memory: Annotated[

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import typer
 from tkedistro.core import console
 from tkedistro.core.errors import Interrupted, TkedistroError
 from tkedistro.core.workspace import Workspace
+from tkedistro.model.url import url_problem
 
 
 @dataclass
@@ -25,6 +27,7 @@ class Globals:
     root: Path | None = None
     cache_dir: Path | None = None
     debug: bool = False
+    emitted: bool = False  # a command printed its result (JSON or text) on stdout
 
     def workspace(self) -> Workspace:
         return Workspace.discover(self.root, self.cache_dir)
@@ -32,10 +35,42 @@ class Globals:
 
 G = Globals()
 
+TAG = re.compile(r"v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?")
+COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def check_upstream(value: str | None) -> str | None:
+    """``--upstream``/``TKEDISTRO_UPSTREAM``: the manifest's URL allow-list (exit 2)."""
+    if value is not None and (problem := url_problem(value, local_paths=True)):
+        raise typer.BadParameter(problem)  # click names --upstream and TKEDISTRO_UPSTREAM
+    return value
+
+
+def check_tag(value: str | None) -> str | None:
+    """An upstream tag given on the command line: ``v1.20.2``-shaped, never an option."""
+    if value is not None and not TAG.fullmatch(value):
+        raise typer.BadParameter(f"expected an upstream tag like v1.20.2, got {value!r}")
+    return value
+
+
+def check_tags(values: list[str] | None) -> list[str] | None:
+    for value in values or []:
+        check_tag(value)
+    return values
+
+
+def check_commit(value: str | None) -> str | None:
+    if value is not None and not COMMIT.fullmatch(value):
+        raise typer.BadParameter(
+            f"expected a full 40-character lowercase hex commit SHA, got {value!r}")
+    return value
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 UpstreamOpt = Annotated[
     str | None,
-    typer.Option("--upstream", envvar="TKEDISTRO_UPSTREAM", help="Fetch from this mirror URL."),
+    typer.Option("--upstream", envvar="TKEDISTRO_UPSTREAM", callback=check_upstream,
+                 help="Fetch from this mirror URL."),
 ]
 
 
@@ -44,6 +79,7 @@ def guarded(fn: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> None:
+        G.emitted = False
         try:
             fn(*args, **kwargs)
         except KeyboardInterrupt:
@@ -53,13 +89,23 @@ def guarded(fn: Callable[..., None]) -> Callable[..., None]:
             if G.debug:
                 traceback.print_exc()
             console.error(exc.render())
+            if kwargs.get("as_json") and not G.emitted:
+                _emit_error(exc)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper
 
 
+def _emit_error(exc: TkedistroError) -> None:
+    """With ``--json``, a failed command still prints one JSON document on stdout."""
+    error = {"exit_code": exc.exit_code, "type": type(exc).__name__, "message": exc.message,
+             "hint": exc.hint}
+    console.out(json.dumps({"ok": False, "error": error}, indent=2))
+
+
 def emit(data: Any, text: str, as_json: bool) -> None:
     """Print ``data`` as JSON or ``text`` for a person."""
+    G.emitted = True
     console.out(json.dumps(data, indent=2, sort_keys=False) if as_json else text)
 
 

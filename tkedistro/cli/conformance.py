@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tkedistro.cli.common import G, JsonOpt, emit, guarded
+from tkedistro.cli.common import G, JsonOpt, check_upstream, emit, guarded
 
 
 def register(app: typer.Typer) -> None:
@@ -42,7 +42,7 @@ def conformance(
     ] = True,
     upstream: Annotated[
         str | None,
-        typer.Option("--upstream", envvar="TKEDISTRO_UPSTREAM",
+        typer.Option("--upstream", envvar="TKEDISTRO_UPSTREAM", callback=check_upstream,
                      help="For that build: fetch from this mirror URL."),
     ] = None,
     as_json: JsonOpt = False,

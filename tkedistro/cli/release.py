@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tkedistro.cli.common import G, JsonOpt, emit, guarded
+from tkedistro.cli.common import G, JsonOpt, UpstreamOpt, emit, guarded
 
 
 def register(app: typer.Typer) -> None:
@@ -46,10 +46,7 @@ def validate(
 
 def source(
     release: str,
-    upstream: Annotated[
-        str | None,
-        typer.Option("--upstream", envvar="TKEDISTRO_UPSTREAM", help="Fetch from this mirror URL."),
-    ] = None,
+    upstream: UpstreamOpt = None,
     force: Annotated[
         bool, typer.Option("--force", help="Save work in _src to a backup ref, then re-prepare.")
     ] = False,

@@ -10,7 +10,16 @@ from typing import Annotated
 
 import typer
 
-from tkedistro.cli.common import G, JsonOpt, UpstreamOpt, emit, guarded
+from tkedistro.cli.common import (
+    G,
+    JsonOpt,
+    UpstreamOpt,
+    check_commit,
+    check_tag,
+    check_tags,
+    emit,
+    guarded,
+)
 
 patches_app = typer.Typer(help="Work on a release's patch series.", no_args_is_help=True)
 
@@ -18,10 +27,12 @@ patches_app = typer.Typer(help="Work on a release's patch series.", no_args_is_h
 def rebase_cmd(
     release: str,
     onto: Annotated[
-        str | None, typer.Option("--onto", help="The upstream tag to rebase onto.")
+        str | None,
+        typer.Option("--onto", callback=check_tag, help="The upstream tag to rebase onto."),
     ] = None,
     commit: Annotated[
-        str | None, typer.Option("--commit", help="Pin the tag's commit SHA (checked).")
+        str | None,
+        typer.Option("--commit", callback=check_commit, help="Pin the tag's commit SHA (checked)."),
     ] = None,
     upstream: UpstreamOpt = None,
     cont: Annotated[bool, typer.Option("--continue", help="Carry on after resolving.")] = False,
@@ -52,9 +63,13 @@ def rebase_cmd(
 
 def forecast_cmd(
     release: str,
-    onto: Annotated[list[str], typer.Option("--onto", help="Tags to try (repeat or list).")],
+    onto: Annotated[
+        list[str],
+        typer.Option("--onto", callback=check_tags, help="Tags to try (repeat or list)."),
+    ],
     more: Annotated[
-        list[str] | None, typer.Argument(help="More tags to try.", metavar="[TAG]...")
+        list[str] | None,
+        typer.Argument(callback=check_tags, help="More tags to try.", metavar="[TAG]..."),
     ] = None,
     upstream: UpstreamOpt = None,
     as_json: JsonOpt = False,
@@ -70,8 +85,12 @@ def forecast_cmd(
 def new_cmd(
     release: str,
     from_release: Annotated[str, typer.Option("--from", help="The release line to start from.")],
-    onto: Annotated[str, typer.Option("--onto", help="The upstream tag of the new line.")],
-    commit: Annotated[str | None, typer.Option("--commit", help="Pin the tag's commit.")] = None,
+    onto: Annotated[
+        str, typer.Option("--onto", callback=check_tag, help="The upstream tag of the new line.")
+    ],
+    commit: Annotated[
+        str | None, typer.Option("--commit", callback=check_commit, help="Pin the tag's commit.")
+    ] = None,
     upstream: UpstreamOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -94,7 +113,11 @@ def export_cmd(release: str, as_json: JsonOpt = False) -> None:
 
 def import_cmd(
     release: str,
-    from_dir: Annotated[Path, typer.Option("--from", help="Folder of plain git diff files.")],
+    from_dir: Annotated[
+        Path,
+        typer.Option("--from", exists=True, file_okay=False, dir_okay=True, readable=True,
+                     help="Folder of plain git diff files."),
+    ],
     as_json: JsonOpt = False,
 ) -> None:
     """Import a folder of plain `git diff` files (file-name order) as this release's patches."""

@@ -20,7 +20,7 @@ from tkedistro.core import console
 from tkedistro.core.errors import ClusterError, ConformanceFailedError
 from tkedistro.core.locks import output_lock
 from tkedistro.core.workspace import Workspace
-from tkedistro.model.manifest import Manifest, load_manifest
+from tkedistro.model.manifest import Manifest, load_release
 
 TOOLS = ("e2e.test", "ginkgo", "kubectl")
 DEFAULT_NODES = 4
@@ -152,7 +152,7 @@ def _command(release: str, options: ConformanceOptions) -> str:
 
 def run_conformance(ws: Workspace, release: str, options: ConformanceOptions) -> ConformanceResult:
     """Run the suite; raises ``ConformanceFailedError`` when a selected spec failed."""
-    manifest = load_manifest(ws.manifest_path(release), ws.rel(ws.manifest_path(release)))
+    manifest = load_release(ws, release)
     out = ws.output_dir(release)
     bin_dir, report_dir = out / "bin" / "linux" / "amd64", out / "conformance"
     ensure_binaries(ws, release, options, bin_dir)
@@ -171,9 +171,10 @@ def run_conformance(ws: Workspace, release: str, options: ConformanceOptions) ->
             with LocalCluster(spec):
                 loaded, unavailable = _load_images(ws, release, manifest, spec, bin_dir)
                 timed_out = _suite(options, bin_dir, spec.kubeconfig, report_dir)
+        # the report goes under _output/<release>: write it before a build may replace that
+        result = _finish(ws, release, manifest, options, report_dir, cluster, timed_out,
+                         loaded, unavailable)
     console.verbose(f"conformance took {time.monotonic() - start:.0f}s")
-    result = _finish(ws, release, manifest, options, report_dir, cluster, timed_out,
-                     loaded, unavailable)
     if not result.ok:
         raise ConformanceFailedError(result.format_text(),
                                      hint=f"details: {report_dir / 'e2e.log'}")

@@ -37,7 +37,8 @@ class ManifestError(TkedistroError):
     """One or more problems in a release manifest; ``problems`` lists them all."""
 
     exit_code = 3
-    meaning = "manifest invalid"
+    meaning = ("manifest invalid (also a manifest-named file outside the repo or not a "
+               "regular file)")
 
     def __init__(self, problems: Sequence[str], *, hint: str | None = None):
         self.problems = list(problems)
@@ -45,7 +46,7 @@ class ManifestError(TkedistroError):
 
 
 class ReleaseNotFoundError(ManifestError):
-    meaning = "release unknown"
+    meaning = "release unknown or not a release name"
 
 
 class WorkflowDriftError(TkedistroError):
@@ -180,7 +181,11 @@ class HostNotReadyError(TkedistroError):
 
 
 # Exit codes that no exception carries: the CLI's own.
-_NOT_RAISED = {0: "success", 2: "bad command line (usage error)"}
+_NOT_RAISED = {
+    0: "success",
+    2: "bad command line (also an `--upstream`/`TKEDISTRO_UPSTREAM` URL, tag or commit of the "
+       "wrong shape, a `--from` that is not a folder)",
+}
 
 
 def _subclasses(cls: type[TkedistroError]) -> list[type[TkedistroError]]:

@@ -4,10 +4,73 @@
 from __future__ import annotations
 
 import os
+import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from tkedistro.core.errors import ManifestError
+
+RELEASE_NAME = re.compile(r"\d+\.\d+(?:[.-][A-Za-z0-9]+)*")
+MAX_PATCH_BYTES = 32 * 1024 * 1024  # the largest real backports are a few MiB
+
+
+def check_release_name(release: str) -> str:
+    """``release`` when it is a release name (1.20, 1.20-tke), else ``ManifestError``."""
+    if RELEASE_NAME.fullmatch(release):
+        return release
+    raise ManifestError(
+        [f"{release!r} is not a release name; release names look like 1.20 or 1.20-tke "
+         "(digits and dots, then optional .suffix or -suffix parts; no slashes)"],
+        hint="run `tkedistro list` to see the releases of this repo",
+    )
+
+
+def path_problem(root: Path, name: str, *, must_exist: bool = True,
+                 max_bytes: int = MAX_PATCH_BYTES) -> str | None:
+    """Why the repo file ``name`` (as a manifest gives it) may not be used, or None.
+
+    The one path policy for every file a manifest names: relative to the repo root, no
+    ``..`` out of it, no symlink out of it, and (``must_exist``) a regular file no larger
+    than ``max_bytes``: not a folder, FIFO or device.
+    """
+    if Path(name).is_absolute():
+        return (f"{name} is an absolute path; give it relative to the repo root, "
+                "like patches/1.20/0001-fix.patch")
+    normal = os.path.normpath(name)
+    if normal == ".." or normal.startswith(".." + os.sep):
+        return f"{name} is outside the repo; patch files live under patches/<release>/"
+    real_root = root.resolve()
+    real = (root / name).resolve()
+    if not real.is_relative_to(real_root):
+        return (f"{name} resolves outside the repo through a symlink (to {real}); "
+                "copy the patch into patches/<release>/")
+    if not must_exist:
+        return None
+    try:
+        info = real.stat()
+    except FileNotFoundError:
+        return f"no such file {name}"
+    except OSError as exc:
+        return f"{name}: cannot read: {exc.strerror or exc}"
+    if not stat.S_ISREG(info.st_mode):
+        return f"{name} is not a regular file ({_kind(info.st_mode)})"
+    if info.st_size > max_bytes:
+        return (f"{name} is {info.st_size} bytes, more than the {max_bytes // 2**20} MiB "
+                "a patch file may have")
+    return None
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a plain file"
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -53,25 +116,33 @@ class Workspace:
         return self.root / "releases"
 
     def manifest_path(self, release: str) -> Path:
-        return self.releases_dir / f"{release}.yaml"
+        return self.releases_dir / f"{check_release_name(release)}.yaml"
 
     def patches_dir(self, release: str) -> Path:
-        return self.root / "patches" / release
+        return self.root / "patches" / check_release_name(release)
 
     def src_dir(self, release: str) -> Path:
-        return self.root / "_src" / release
+        return self.root / "_src" / check_release_name(release)
 
     def output_dir(self, release: str) -> Path:
-        return self.root / "_output" / release
+        return self.root / "_output" / check_release_name(release)
 
     def cluster_dir(self, release: str) -> Path:
         """Runtime files of a local conformance cluster (kept out of ``_output``: the kubelet
         mounts under it, and a build must be able to replace ``_output/<release>``)."""
-        return self.root / "_cluster" / release
+        return self.root / "_cluster" / check_release_name(release)
 
     def state_dir(self, release: str) -> Path:
         """Tool state for a release that must survive crashes (rebase, build stamps)."""
-        return self.root / "_src" / f".{release}.tkedistro"
+        return self.root / "_src" / f".{check_release_name(release)}.tkedistro"
+
+    def repo_file(self, name: str, where: str | None = None, *, must_exist: bool = True) -> Path:
+        """The real path of the manifest-named file ``name``; ``ManifestError`` (naming
+        ``where``, e.g. ``releases/1.20.yaml: patches[2].file``) when the policy refuses it."""
+        problem = path_problem(self.root, name, must_exist=must_exist)
+        if problem:
+            raise ManifestError([f"{where}: {problem}" if where else problem])
+        return (self.root / name).resolve()
 
     @property
     def mirrors_dir(self) -> Path:

@@ -12,13 +12,15 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from tkedistro.core.errors import ManifestError, ReleaseNotFoundError
+from tkedistro.core.workspace import RELEASE_NAME, Workspace, check_release_name
+from tkedistro.model.url import url_problem
 
 SCHEMA_VERSION = 1
 
@@ -46,22 +48,28 @@ Platform = Literal["linux/amd64", "linux/arm64"]
 Hex40 = Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Tag = Annotated[str, Field(pattern=r"^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")]
+MAX_MANIFEST_BYTES = 1024 * 1024  # real manifests are about 1 KiB
+MAX_YAML_NODES = 100_000  # after expanding aliases; stops "billion laughs" alias bombs
+
+
+def _checked_url(url: str) -> str:
+    problem = url_problem(url)
+    if problem:
+        raise ValueError(problem)
+    return url
+
+
+UpstreamUrl = Annotated[str, Field(min_length=1), AfterValidator(_checked_url)]
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
-class Archive(_Frozen):
-    url: str
-    sha256: Sha256
-
-
 class Upstream(_Frozen):
-    url: str = Field(min_length=1)
+    url: UpstreamUrl
     tag: Tag
     commit: Hex40
-    archive: Archive | None = None
 
 
 class Go(_Frozen):
@@ -81,7 +89,7 @@ class PatchEntry(_Frozen):
 
 class Manifest(_Frozen):
     schema_version: Literal[1] = Field(alias="schema")
-    release: Annotated[str, Field(pattern=r"^\d+\.\d+$")]
+    release: Annotated[str, Field(pattern=f"^{RELEASE_NAME.pattern}$")]
     upstream: Upstream
     distro_version: Annotated[str, Field(pattern=r"^v\d+\.\d+\.\d+-[0-9A-Za-z.-]+$")]
     go: Go
@@ -92,10 +100,6 @@ class Manifest(_Frozen):
 
     # Where it was loaded from (not part of the YAML).
     path: Path = Field(default=Path(), exclude=True)
-
-    @property
-    def name(self) -> str:
-        return self.release
 
     def summary(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude={"path"})
@@ -158,7 +162,6 @@ def _field_names(model: type[BaseModel]) -> list[str]:
 _EXPECT = {
     "upstream.commit": "a full 40-character lowercase hex commit SHA",
     "upstream.tag": "a tag like v1.20.2",
-    "upstream.archive.sha256": "64 lowercase hex characters",
     "distro_version": "a version like v1.20.2-tke.1",
     "release": 'a release name like "1.20"',
     "go.version": 'a Go version like "1.15.15"',
@@ -168,6 +171,11 @@ _EXPECT = {
 def _describe(err: ErrorDetails) -> str:
     loc = tuple(err["loc"])
     kind = err["type"]
+    if kind == "extra_forbidden" and loc == ("upstream", "archive"):
+        return ("no longer supported: tkedistro always fetches upstream with git; "
+                "delete upstream.archive")
+    if kind == "value_error":
+        return str(err.get("ctx", {}).get("error", err["msg"]))
     if kind == "extra_forbidden":
         owner = _model_at(loc[:-1])
         names = _field_names(owner) if owner else []
@@ -184,6 +192,9 @@ def _describe(err: ErrorDetails) -> str:
         return f"unknown value {err.get('input')!r}{guess} (allowed: {', '.join(allowed)})"
     if kind == "literal_error" and loc == ("schema",):
         got = err.get("input")
+        if isinstance(got, str) and got.strip() == str(SCHEMA_VERSION):
+            return (f"expected the number {SCHEMA_VERSION}, got the string {got!r}; "
+                    f"write schema: {SCHEMA_VERSION} without quotes")
         return f"unsupported schema version {got!r}; this tkedistro reads {SCHEMA_VERSION}"
     if kind == "string_pattern_mismatch" and key in _EXPECT:
         return f"expected {_EXPECT[key]}, got {err.get('input')!r}"
@@ -233,12 +244,51 @@ def _syntax_problem(exc: MarkedYAMLError, display: str) -> str:
     return message
 
 
-def parse_manifest(text: str, path: Path, display: str) -> Manifest:
-    """Parse manifest text; every problem is collected into one ``ManifestError``."""
+def _expanded_size(data: Any, display: str) -> int:
+    """How many nodes ``data`` has with every alias expanded (what pydantic would walk)."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: Any) -> int:
+        if not isinstance(node, dict | list):
+            return 1
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise ManifestError([f"{display}: YAML alias refers to itself (a recursive "
+                                 "structure); a manifest holds plain values"])
+        active.add(key)
+        children = node.values() if isinstance(node, dict) else node
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > MAX_YAML_NODES:
+                break
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    return size(data)
+
+
+def _load_yaml(text: str, display: str) -> Any:
     try:
         data = _yaml().load(io.StringIO(text))
     except MarkedYAMLError as exc:
         raise ManifestError([_syntax_problem(exc, display)]) from exc
+    except RecursionError:
+        raise ManifestError([f"{display}: YAML nested too deeply"]) from None
+    if _expanded_size(data, display) > MAX_YAML_NODES:
+        raise ManifestError([f"{display}: YAML anchors and aliases expand to more than "
+                             f"{MAX_YAML_NODES} values (an alias bomb?); write the values "
+                             "out instead of using aliases"])
+    return data
+
+
+def parse_manifest(text: str, path: Path, display: str) -> Manifest:
+    """Parse manifest text; every problem is collected into one ``ManifestError``."""
+    data = _load_yaml(text, display)
     if not isinstance(data, CommentedMap):
         raise ManifestError([f"{display}: expected a mapping of keys at the top level"])
     if "path" in data:  # the loader's own field, never a YAML key
@@ -259,12 +309,40 @@ def parse_manifest(text: str, path: Path, display: str) -> Manifest:
 
 
 def load_manifest(path: Path, display: str | None = None) -> Manifest:
+    """Load and check the manifest at ``path`` (shown as ``display`` in messages)."""
     shown = display or str(path)
+    return parse_manifest(_read_text(path, shown), path, shown)
+
+
+def load_release(ws: Workspace, release: str) -> Manifest:
+    """The manifest of ``release`` in ``ws``: the one loader every command uses."""
+    path = ws.manifest_path(check_release_name(release))
+    return load_manifest(path, f"releases/{path.name}")
+
+
+def _read_text(path: Path, shown: str) -> str:
+    """The manifest's text; a missing, odd, huge or non-UTF-8 file is a ``ManifestError``."""
     try:
-        text = path.read_text(encoding="utf-8")
+        info = path.stat()
     except FileNotFoundError:
-        raise ReleaseNotFoundError([f"{shown}: no such manifest"]) from None
-    return parse_manifest(text, path, shown)
+        names = list_release_names(path.parent) if path.parent.is_dir() else []
+        known = ", ".join(names) or "none"
+        raise ReleaseNotFoundError([f"{shown}: no such manifest (releases: {known})"]) from None
+    if path.is_dir():
+        raise ManifestError([f"{shown}: is a folder, not a manifest file"])
+    if not path.is_file():
+        raise ManifestError([f"{shown}: not a regular file (a FIFO or device?); "
+                             "a manifest is a plain YAML file"])
+    if info.st_size > MAX_MANIFEST_BYTES:
+        raise ManifestError([f"{shown}: {info.st_size} bytes is more than the "
+                             f"{MAX_MANIFEST_BYTES // 1024} KiB a manifest may have"])
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ManifestError([f"{shown}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x} "
+                             "cannot be decoded); save the manifest as UTF-8"]) from None
 
 
 def list_release_names(releases_dir: Path) -> list[str]:

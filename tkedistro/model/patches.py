@@ -14,12 +14,15 @@ import email.policy
 import email.utils
 import hashlib
 import re
-from dataclasses import dataclass, field
+import stat
+from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Literal
 
 from tkedistro.core.errors import PatchFormatError
+from tkedistro.core.workspace import MAX_PATCH_BYTES
+from tkedistro.model.diffscan import scan_diffs, starts_unified
 
 REQUIRED_TRAILERS = ("Patch-Kind", "Upstream-Ref", "Upstream-Status")
 KINDS = ("backport", "carry", "fix")
@@ -29,8 +32,6 @@ _UNIXFROM = re.compile(r"^From \S+ ")
 _GIT_MBOX_SEPARATOR = re.compile(r"^From [0-9a-f]{40,64} Mon Sep 17 00:00:00 2001$", re.M)
 _HEADER = re.compile(r"^[A-Za-z][A-Za-z0-9-]*:")
 _TRAILER = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*):\s*(.*?)\s*$")
-_HUNK = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
-_FULL_INDEX = re.compile(r"^index ([0-9a-f]{40}|[0-9a-f]{64})\.\.([0-9a-f]{40}|[0-9a-f]{64})\b")
 _SUBJECT_PREFIX = re.compile(r"^\s*((\[[^\]]*\]|re:)\s*)+", re.I)
 
 
@@ -58,7 +59,7 @@ def parse_patch(path: Path, display: str | None = None) -> PatchFile:
     """Parse one patch file; any problem raises ``PatchFormatError`` naming the file."""
     shown = display or str(path)
     try:
-        data = path.read_bytes()
+        data = _read_regular(path, shown)
     except OSError as exc:
         raise PatchFormatError([f"{shown}: cannot read: {exc.strerror or exc}"]) from None
     text = data.decode("utf-8", errors="surrogateescape")
@@ -67,6 +68,18 @@ def parse_patch(path: Path, display: str | None = None) -> PatchFile:
     if _looks_like_mail(text):
         return _parse_mail(path, shown, data, text)
     return _parse_plain(path, shown, data, text)
+
+
+def _read_regular(path: Path, shown: str) -> bytes:
+    """The bytes of a regular file of at most ``MAX_PATCH_BYTES`` (never a FIFO or device)."""
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise PatchFormatError([f"{shown}: not a regular file; a patch is a plain text file"])
+    if info.st_size > MAX_PATCH_BYTES:
+        raise PatchFormatError([f"{shown}: {info.st_size} bytes is more than the "
+                                f"{MAX_PATCH_BYTES // 2**20} MiB a patch file may have"])
+    with path.open("rb") as handle:
+        return handle.read(MAX_PATCH_BYTES + 1)[:MAX_PATCH_BYTES]
 
 
 def _looks_like_mail(text: str) -> bool:
@@ -94,7 +107,7 @@ def _parse_mail(path: Path, shown: str, data: bytes, text: str) -> PatchFile:
         raise PatchFormatError([f"{shown}: mail has no From: header with an address (the author)"])
     content = _mail_payload(msg)
     message, diff = _split_message(content)
-    diffs = _scan_diffs(diff, shown)
+    diffs = scan_diffs(diff, shown)
     return PatchFile(
         path=path,
         format="mbox",
@@ -117,7 +130,7 @@ def _parse_plain(path: Path, shown: str, data: bytes, text: str) -> PatchFile:
             [f"{shown}: not a patch: expected git format-patch mail (From:, Subject: headers) "
              "or a diff (`diff --git` or ---/+++ lines)"]
         )
-    diffs = _scan_diffs(diff, shown)
+    diffs = scan_diffs(diff, shown)
     return PatchFile(
         path=path,
         format="plain",
@@ -154,7 +167,7 @@ def _split_message(content: str) -> tuple[str, str]:
     """Commit message and diff part of a mail body (split at ``---`` or the first diff)."""
     lines = content.split("\n")
     for i, line in enumerate(lines):
-        if line.rstrip() == "---" or line.startswith("diff --git ") or _starts_unified(lines, i):
+        if line.rstrip() == "---" or line.startswith("diff --git ") or starts_unified(lines, i):
             return "\n".join(lines[:i]), "\n".join(lines[i:])
     return content, ""
 
@@ -163,17 +176,9 @@ def _split_plain(text: str) -> tuple[str, str]:
     """Leading free text (may hold trailers) and the diff part of a plain patch."""
     lines = text.split("\n")
     for i, line in enumerate(lines):
-        if line.startswith("diff --git ") or _starts_unified(lines, i):
+        if line.startswith("diff --git ") or starts_unified(lines, i):
             return "\n".join(lines[:i]), "\n".join(lines[i:])
     return text, ""
-
-
-def _starts_unified(lines: list[str], i: int) -> bool:
-    return (
-        lines[i].startswith("--- ")
-        and i + 1 < len(lines)
-        and lines[i + 1].startswith("+++ ")
-    )
 
 
 def parse_trailers(message: str) -> dict[str, str]:
@@ -191,155 +196,6 @@ def parse_trailers(message: str) -> dict[str, str]:
         elif last_key and line[:1] in (" ", "\t"):
             trailers[last_key] = f"{trailers[last_key]} {line.strip()}".strip()
     return trailers
-
-
-@dataclass
-class _Diffs:
-    """What the diff part touches: every file, and binary files ``git apply`` cannot use."""
-
-    files: list[str] = field(default_factory=list)
-    binary: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Section:
-    """Header of one file's diff: what ``git apply`` needs to know which file it touches."""
-
-    git_path: str | None = None
-    old: str | None = None
-    new: str | None = None
-    rename_to: str | None = None
-    full_index: bool = False
-
-    def path(self) -> str | None:
-        if self.new and self.new != "/dev/null":
-            return _strip_prefix(self.new)
-        if self.old and self.old != "/dev/null":
-            return _strip_prefix(self.old)
-        return self.rename_to or self.git_path
-
-
-class _Scanner:
-    """Walk the diff part line by line, counting hunk lines so content is never misread."""
-
-    def __init__(self, shown: str) -> None:
-        self.shown = shown
-        self.out = _Diffs()
-        self.section: _Section | None = None
-        self.in_binary = False
-
-    def scan(self, diff: str) -> _Diffs:
-        lines = diff.split("\n")
-        i = 0
-        while i < len(lines):
-            i = self._line(lines, i)
-        self._close()
-        if not self.out.files:
-            raise PatchFormatError(
-                [f"{self.shown}: no diff found (an empty commit cannot be applied)"]
-            )
-        return self.out
-
-    def _line(self, lines: list[str], i: int) -> int:
-        """Consume the line (or hunk) at ``i``; return the index of the next one."""
-        line = lines[i]
-        if line.startswith("diff --git "):
-            self._open(_Section(git_path=_git_header_path(line[len("diff --git "):])))
-            return i + 1
-        if self.in_binary:
-            return i + 1  # base85 data up to the next "diff --git"
-        if _starts_unified(lines, i) and (self.section is None or self.section.old is not None):
-            self._open(_Section())  # a ---/+++ pair without "diff --git" (diff -u, quilt)
-        if self.section is None:
-            return i + 1  # text before the first diff: a diffstat, a comment
-        return self._header_line(lines, i)
-
-    def _header_line(self, lines: list[str], i: int) -> int:
-        assert self.section is not None
-        line = lines[i]
-        if line.startswith("--- ") and self.section.old is None:
-            self.section.old = _unquote(line[4:].split("\t")[0])
-        elif line.startswith("+++ ") and self.section.new is None:
-            self.section.new = _unquote(line[4:].split("\t")[0])
-        elif line.startswith("rename to "):
-            self.section.rename_to = _unquote(line[len("rename to "):])
-        elif line.startswith("index "):
-            self.section.full_index = bool(_FULL_INDEX.match(line))
-        elif line.startswith("GIT binary patch"):
-            self._binary(needs_index=True)
-        elif line.startswith("Binary files "):
-            self._binary(needs_index=False)
-        elif line.startswith("@@"):
-            return self._hunk(lines, i)
-        return i + 1
-
-    def _binary(self, *, needs_index: bool) -> None:
-        assert self.section is not None
-        path = self.section.path()
-        if path and (not needs_index or not self.section.full_index):
-            self.out.binary.append(path)
-        self.in_binary = True
-
-    def _hunk(self, lines: list[str], i: int) -> int:
-        match = _HUNK.match(lines[i])
-        if not match:
-            raise PatchFormatError([f"{self.shown}: diff line {i + 1}: malformed hunk header"])
-        old, new = int(match.group(1) or "1"), int(match.group(2) or "1")
-        j = i + 1
-        while old > 0 or new > 0:
-            if j >= len(lines):
-                raise PatchFormatError(
-                    [f"{self.shown}: diff line {i + 1}: hunk ends early (the file is truncated "
-                     "or was edited by hand; regenerate it with git format-patch)"]
-                )
-            tag = lines[j][:1]
-            old -= tag in (" ", "-", "")
-            new -= tag in (" ", "+", "")
-            j += 1
-        while j < len(lines) and lines[j].startswith("\\"):
-            j += 1  # "\ No newline at end of file"
-        return j
-
-    def _open(self, section: _Section) -> None:
-        self._close()
-        self.section = section
-        self.in_binary = False
-
-    def _close(self) -> None:
-        if self.section is None:
-            return
-        path = self.section.path()
-        if path and path not in self.out.files:
-            self.out.files.append(path)
-        self.section = None
-
-
-def _scan_diffs(diff: str, shown: str) -> _Diffs:
-    return _Scanner(shown).scan(diff)
-
-
-def _strip_prefix(path: str) -> str:
-    return path[2:] if path[:2] in ("a/", "b/") else path
-
-
-def _unquote(path: str) -> str:
-    """Undo git's C-style quoting of unusual path names (``"a/x\\ty"``)."""
-    path = path.strip()
-    if not (len(path) >= 2 and path[0] == path[-1] == '"'):
-        return path
-    raw = path[1:-1].encode("utf-8", errors="surrogateescape")
-    return raw.decode("unicode_escape").encode("latin-1").decode("utf-8", errors="replace")
-
-
-def _git_header_path(rest: str) -> str | None:
-    """The b/ path of ``diff --git a/P b/P`` (used when no ---/+++ lines follow)."""
-    if rest.startswith('"'):
-        quoted = re.match(r'^"(?:[^"\\]|\\.)*" (.+)$', rest)
-        return _strip_prefix(_unquote(quoted.group(1))) if quoted else None
-    half = (len(rest) - 1) // 2
-    if rest[half] == " " and rest[:half][2:] == rest[half + 1:][2:]:
-        return rest[half + 1:][2:]
-    return rest.rsplit(" b/", 1)[-1] if " b/" in rest else None
 
 
 _EXPECTED = {

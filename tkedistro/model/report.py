@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tkedistro.core.errors import ManifestError, PatchFormatError, ReleaseNotFoundError
-from tkedistro.core.workspace import Workspace
-from tkedistro.model.manifest import Manifest, PatchEntry, list_release_names, load_manifest
+from tkedistro.core.errors import ManifestError, PatchFormatError
+from tkedistro.core.workspace import Workspace, path_problem
+from tkedistro.model.manifest import Manifest, PatchEntry, list_release_names, load_release
 from tkedistro.model.patches import parse_patch, subject_from_filename
 
 
@@ -15,7 +15,7 @@ def list_releases(ws: Workspace) -> dict[str, Any]:
     manifests, problems = [], []
     for name in list_release_names(ws.releases_dir):
         try:
-            manifests.append(_load(ws, name))
+            manifests.append(load_release(ws, name))
         except ManifestError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -52,22 +52,11 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def show_release(ws: Workspace, release: str) -> dict[str, Any]:
     """The manifest of ``release`` plus, for each patch, its subject and trailers."""
-    manifest = _load(ws, release)
+    manifest = load_release(ws, release)
     data = manifest.summary()
     data["manifest"] = ws.rel(manifest.path)
     data["patches"] = [_patch_info(ws, entry) for entry in manifest.patches]
     return data
-
-
-def _load(ws: Workspace, release: str) -> Manifest:
-    path = ws.manifest_path(release)
-    names = list_release_names(ws.releases_dir)
-    if release not in names:
-        known = ", ".join(names) or "none"
-        raise ReleaseNotFoundError(
-            [f"unknown release {release!r}: no {ws.rel(path)} (releases: {known})"]
-        )
-    return load_manifest(path, ws.rel(path))
 
 
 def _patch_info(ws: Workspace, entry: PatchEntry) -> dict[str, Any]:
@@ -80,6 +69,10 @@ def _patch_info(ws: Workspace, entry: PatchEntry) -> dict[str, Any]:
         "upstream_status": None,
         "problem": None,
     }
+    problem = path_problem(ws.root, entry.file)
+    if problem:
+        info["problem"] = problem
+        return info
     try:
         patch = parse_patch(ws.root / entry.file, entry.file)
     except PatchFormatError as exc:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tkedistro.core.errors import ManifestError, PatchFormatError
-from tkedistro.core.workspace import Workspace
+from tkedistro.core.workspace import RELEASE_NAME, Workspace, check_release_name, path_problem
 from tkedistro.model.manifest import Manifest, list_release_names, load_manifest
 from tkedistro.model.patches import check_trailers, parse_patch
 
@@ -109,18 +109,13 @@ def _misnamed(ws: Workspace, path: Path) -> ReleaseCheck:
 
 
 def validate_release(ws: Workspace, release: str) -> ReleaseCheck:
-    path = ws.manifest_path(release)
-    check = ReleaseCheck(release=release, manifest=ws.rel(path))
-    names = list_release_names(ws.releases_dir)
-    if release not in names:
-        known = ", ".join(names) or "none"
-        check.add("manifest", [f"{check.manifest}: no such manifest (releases: {known})"])
-        return check
+    check = ReleaseCheck(release=release, manifest=f"releases/{release}.yaml")
     try:
-        manifest = load_manifest(path, check.manifest)
+        manifest = load_manifest(ws.manifest_path(check_release_name(release)), check.manifest)
     except ManifestError as exc:
         check.add("manifest", exc.problems)
-        _check_patch_dir_files(ws, release, check)
+        if RELEASE_NAME.fullmatch(release):
+            _check_patch_dir_files(ws, release, check)
         return check
     check.patches = len(manifest.patches)
     _check_series(ws, manifest, check)
@@ -150,30 +145,11 @@ def _check_series(ws: Workspace, manifest: Manifest, check: ReleaseCheck) -> Non
 
 def _resolve_entry(ws: Workspace, file: str, where: str, check: ReleaseCheck) -> Path | None:
     """The real path of ``file``, or None after recording why it cannot be used."""
-    problem = _entry_problem(ws.root, file)
+    problem = path_problem(ws.root, file)
     if problem:
         check.add("manifest", [f"{where}: {problem}"])
         return None
     return (ws.root / file).resolve()
-
-
-def _entry_problem(root: Path, file: str) -> str | None:
-    if Path(file).is_absolute():
-        return (f"{file} is an absolute path; give it relative to the repo root, "
-                "like patches/1.20/0001-fix.patch")
-    normal = os.path.normpath(file)
-    if normal == ".." or normal.startswith(".." + os.sep):
-        return f"{file} is outside the repo; patch files live under patches/<release>/"
-    real_root = root.resolve()
-    real = (root / file).resolve()
-    if not real.is_relative_to(real_root):
-        return (f"{file} resolves outside the repo through a symlink (to {real}); "
-                "copy the patch into patches/<release>/")
-    if not real.exists():
-        return f"no such file {file}"
-    if not real.is_file():
-        return f"{file} is not a file"
-    return None
 
 
 def _check_patch_file(path: Path, display: str, check: ReleaseCheck) -> None:
@@ -200,7 +176,7 @@ def _patch_dir_files(ws: Workspace, release: str) -> list[Path]:
 def _check_patch_dir_files(ws: Workspace, release: str, check: ReleaseCheck) -> None:
     """When the manifest cannot be read, still check the patch files that are there."""
     for path in _patch_dir_files(ws, release):
-        if path.resolve().is_relative_to(ws.root.resolve()) and path.is_file():
+        if path_problem(ws.root, _shown(ws, path)) is None:
             _check_patch_file(path, _shown(ws, path), check)
 
 

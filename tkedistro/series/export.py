@@ -17,8 +17,9 @@ from typing import Any, Literal
 from tkedistro.core import console
 from tkedistro.core.errors import PatchFormatError, RebaseStateError, WorkInProgressError
 from tkedistro.core.files import write_atomic
+from tkedistro.core.locks import release_lock
 from tkedistro.core.workspace import Workspace
-from tkedistro.model.manifest import Manifest, load_manifest, update_pin
+from tkedistro.model.manifest import Manifest, load_release, update_pin
 from tkedistro.model.patches import parse_patch, subject_from_filename
 from tkedistro.series.replay import git, patch_id, rev
 from tkedistro.series.state import assert_not_rebasing
@@ -87,21 +88,25 @@ class _Existing:
 
 
 def export_series(ws: Workspace, release: str) -> ExportResult:
-    """``tkedistro patches export RELEASE``: commits base..HEAD of ``_src`` into patch files."""
+    """``tkedistro patches export RELEASE``: commits base..HEAD of ``_src`` into patch files.
+
+    Holds the release lock: ``patches/`` and the manifest are rewritten from ``_src``.
+    """
     assert_not_rebasing(ws, release)
-    manifest = load_manifest(ws.manifest_path(release), ws.rel(ws.manifest_path(release)))
+    manifest = load_release(ws, release)
     repo = ws.src_dir(release)
     if not (repo / ".git").exists():
         raise WorkInProgressError(f"{ws.rel(repo)}: no prepared source tree to export from",
                                   hint=f"run: tkedistro source {release}")
-    dirty = git(repo, "status", "--porcelain", "--untracked-files=no").stdout.strip()
-    if dirty:
-        console.warn(f"{ws.rel(repo)} has uncommitted changes; they are not exported "
-                     "(commit them first)")
-    result = export_commits(ws, manifest, repo, manifest.upstream.commit)
-    if result.manifest_updated:
-        update_pin(manifest.path, tag=manifest.upstream.tag, commit=manifest.upstream.commit,
-                   patch_files=result.series)
+    with release_lock(ws, release):
+        dirty = git(repo, "status", "--porcelain", "--untracked-files=no").stdout.strip()
+        if dirty:
+            console.warn(f"{ws.rel(repo)} has uncommitted changes; they are not exported "
+                         "(commit them first)")
+        result = export_commits(ws, manifest, repo, manifest.upstream.commit)
+        if result.manifest_updated:
+            update_pin(manifest.path, tag=manifest.upstream.tag,
+                       commit=manifest.upstream.commit, patch_files=result.series)
     return result
 
 
@@ -118,6 +123,10 @@ def export_commits(ws: Workspace, manifest: Manifest, repo: Path, base: str,
             f"{ws.rel(repo)}: HEAD is not based on {base[:12]} (the pinned upstream commit)",
             hint=f"run: tkedistro source {manifest.release}",
         )
+    where = f"releases/{manifest.release}.yaml"
+    for index, listed in enumerate(manifest.patches):  # export writes and deletes these
+        ws.repo_file(listed.file, f"{where}: patches[{index}].file", must_exist=False)
+    ws.repo_file(f"patches/{manifest.release}", "patch folder", must_exist=False)
     commits = _commits(repo, base)
     existing = [_existing(ws, e.file, e.subject) for e in manifest.patches]
     pairs = _match(repo, commits, existing)

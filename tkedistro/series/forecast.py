@@ -17,7 +17,7 @@ from tkedistro.core import console
 from tkedistro.core.errors import FetchError, TkedistroError
 from tkedistro.core.workspace import Workspace
 from tkedistro.git.tree import Tree
-from tkedistro.model.manifest import load_manifest
+from tkedistro.model.manifest import load_release
 from tkedistro.series.replay import (
     LABELS,
     Job,
@@ -93,8 +93,9 @@ class ForecastResult:
 def forecast(ws: Workspace, release: str, tags: list[str], *,
              upstream: str | None = None) -> ForecastResult:
     """Replay the series on each of ``tags`` in a temporary tree; change nothing."""
-    manifest = load_manifest(ws.manifest_path(release), ws.rel(ws.manifest_path(release)))
-    jobs = [make_job(i, ws.root / e.file, e.file, e.subject)
+    manifest = load_release(ws, release)
+    jobs = [make_job(i, ws.repo_file(e.file, f"releases/{release}.yaml: patches[{i - 1}].file"),
+                     e.file, e.subject)
             for i, e in enumerate(manifest.patches, 1)]
     result = ForecastResult(release, manifest.upstream.tag, manifest.upstream.commit, len(jobs))
     have_old = ensure_old_base(ws, manifest, upstream)

@@ -22,7 +22,7 @@ from tkedistro.core.files import write_atomic
 from tkedistro.core.locks import release_lock
 from tkedistro.core.workspace import Workspace
 from tkedistro.git.tree import TOOL_EMAIL, TOOL_NAME, failed_hunks
-from tkedistro.model.manifest import load_manifest, update_pin
+from tkedistro.model.manifest import load_release, update_pin
 from tkedistro.model.patches import REQUIRED_TRAILERS, PatchFile, parse_patch, subject_from_filename
 from tkedistro.series.export import format_commit
 from tkedistro.series.rebase import check_work_in_progress
@@ -84,13 +84,17 @@ class ImportResult:
 def import_series(ws: Workspace, release: str, from_dir: Path) -> ImportResult:
     """Import every ``*.patch``/``*.diff`` of ``from_dir`` (name order) onto ``_src``."""
     assert_not_rebasing(ws, release)
-    manifest = load_manifest(ws.manifest_path(release), ws.rel(ws.manifest_path(release)))
+    manifest = load_release(ws, release)
+    if not from_dir.is_dir():
+        what = "no such folder" if not from_dir.exists() else "not a folder"
+        raise PatchFormatError([f"{from_dir}: {what}; --from names a folder of patch files"])
     repo = ws.src_dir(release)
     if not (repo / ".git").exists():
         raise WorkInProgressError(f"{ws.rel(repo)}: no prepared source tree to import onto",
                                   hint=f"run: tkedistro source {release}")
     files = sorted(p for p in from_dir.iterdir() if p.suffix in (".patch", ".diff"))
     folder = ws.patches_dir(release)
+    ws.repo_file(f"patches/{release}", "patch folder", must_exist=False)  # written into
     clash = [p.name for p in files if (folder / p.name).exists()]
     if clash:
         raise PatchFormatError([f"{ws.rel(folder / n)}: already exists; not importing over it"

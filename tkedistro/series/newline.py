@@ -12,21 +12,19 @@ import re
 from tkedistro.core.errors import ManifestError
 from tkedistro.core.files import write_atomic
 from tkedistro.core.workspace import Workspace
-from tkedistro.model.manifest import load_manifest, parse_manifest
+from tkedistro.model.manifest import load_release, parse_manifest
 from tkedistro.series.rebase import RebaseResult, rebase
 
 
 def new_release(ws: Workspace, release: str, from_release: str, onto: str, *,
                 commit: str | None = None, upstream: str | None = None) -> RebaseResult:
     """Create release line ``release`` from ``from_release``'s series, rebased onto ``onto``."""
-    target = ws.manifest_path(release)
+    target = ws.manifest_path(release)  # checks the release name (1.21, 1.21-tke)
     shown = ws.rel(target)
-    if not re.fullmatch(r"\d+\.\d+", release):
-        raise ManifestError([f"{release!r}: a release name is like 1.21 (major.minor)"])
     if target.exists():
         raise ManifestError([f"{shown}: already exists"],
                             hint=f"to move it to a new tag: tkedistro rebase {release} --onto TAG")
-    old = load_manifest(ws.manifest_path(from_release), ws.rel(ws.manifest_path(from_release)))
+    old = load_release(ws, from_release)
     folder = ws.patches_dir(release)
     clash = [e.file for e in old.patches if (folder / _name(e.file)).exists()]
     if clash:
@@ -34,7 +32,7 @@ def new_release(ws: Workspace, release: str, from_release: str, onto: str, *,
     text = _retarget(old.path.read_text(encoding="utf-8"), from_release, release)
     parse_manifest(text, target, shown)  # never write a manifest that does not load
     for entry in old.patches:
-        write_atomic(folder / _name(entry.file), (ws.root / entry.file).read_bytes())
+        write_atomic(folder / _name(entry.file), ws.repo_file(entry.file).read_bytes())
     write_atomic(target, text.encode("utf-8"))
     result = rebase(ws, release, onto, commit=commit, upstream=upstream)
     result.notes.insert(0, f"created {shown} and {ws.rel(folder)}/ ({len(old.patches)} patches) "

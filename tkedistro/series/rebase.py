@@ -19,7 +19,7 @@ from tkedistro.core.errors import PatchApplyError, RebaseStateError, WorkInProgr
 from tkedistro.core.locks import is_rebasing, release_lock
 from tkedistro.core.workspace import Workspace
 from tkedistro.git.tree import BRANCH, TOOL_EMAIL, Tree
-from tkedistro.model.manifest import Manifest, load_manifest, update_pin
+from tkedistro.model.manifest import Manifest, load_release, update_pin
 from tkedistro.series.export import export_commits
 from tkedistro.series.replay import (
     PatchOutcome,
@@ -77,7 +77,8 @@ def _rebase_locked(ws: Workspace, release: str, onto: str, *, commit: str | None
     if src_existed:
         check_work_in_progress(ws, manifest, repo)
     for i, entry in enumerate(manifest.patches, 1):  # a bad patch fails before any change
-        make_job(i, ws.root / entry.file, entry.file, entry.subject)
+        make_job(i, ws.repo_file(entry.file, f"releases/{release}.yaml: patches[{i - 1}].file"),
+                 entry.file, entry.subject)
     with console.step("fetch_source", f"{onto} from {upstream or manifest.upstream.url}"):
         mirror, onto_commit = fetch_tag(ws, manifest, onto, commit=commit, upstream=upstream)
         if not ensure_old_base(ws, manifest, upstream):
@@ -217,7 +218,7 @@ def check_work_in_progress(ws: Workspace, manifest: Manifest, repo: Path) -> Non
 
 
 def _manifest(ws: Workspace, release: str) -> Manifest:
-    return load_manifest(ws.manifest_path(release), ws.rel(ws.manifest_path(release)))
+    return load_release(ws, release)
 
 
 def _drive(ws: Workspace, state: RebaseState) -> RebaseResult:

@@ -27,13 +27,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from tkedistro.core import console
-from tkedistro.core.errors import CommandError, PatchApplyError, WorkInProgressError
+from tkedistro.core.errors import (
+    CommandError,
+    ManifestError,
+    PatchApplyError,
+    PatchFormatError,
+    WorkInProgressError,
+)
 from tkedistro.core.locks import is_rebasing, release_lock
 from tkedistro.core.runner import Result
-from tkedistro.core.workspace import Workspace
+from tkedistro.core.workspace import Workspace, path_problem
 from tkedistro.git.mirror import Pin, ensure_pin
 from tkedistro.git.tree import Tree, failed_hunks
-from tkedistro.model.patches import PatchFile, parse_patch, subject_from_filename
+from tkedistro.model.patches import PatchFile, check_trailers, parse_patch, subject_from_filename
 
 if TYPE_CHECKING:
     from tkedistro.model.manifest import Manifest
@@ -129,11 +135,11 @@ def prepare_source(
         with release_lock(ws, release):
             if quick := _quick_up_to_date(ws, release, tree, state_dir, upstream):
                 return quick
-    from tkedistro.model.manifest import load_manifest  # pydantic: only when there may be work
+    from tkedistro.model.manifest import load_release  # pydantic: only when there may be work
 
     display = f"releases/{release}.yaml"
-    manifest = load_manifest(ws.manifest_path(release), display)
-    inputs = _inputs(ws, manifest)
+    manifest = load_release(ws, release)
+    inputs = _inputs(ws, manifest, display)
     digest = _inputs_digest(ws.manifest_path(release), [i.path for i in inputs])
     state_dir.mkdir(parents=True, exist_ok=True)
     with release_lock(ws, release):
@@ -159,6 +165,8 @@ def _quick_up_to_date(ws: Workspace, release: str, tree: Tree, state_dir: Path,
     state = _load_state(state_dir)
     if state is None or state.inputs is None:
         return None
+    if any(path_problem(ws.root, a.file) for a in state.applied):
+        return None  # the full run says what is wrong with the file
     files = [ws.root / a.file for a in state.applied]
     if _inputs_digest(ws.manifest_path(release), files) != state.inputs:
         return None
@@ -176,8 +184,15 @@ def _inputs_digest(manifest: Path, files: list[Path]) -> str:
 
 
 def _parse_series(inputs: list[_Input], shown: str) -> list[PatchFile]:
-    """Parse every patch and refuse binary diffs without full index before touching git."""
+    """Parse every patch, check its trailers (as ``validate`` does) and refuse binary diffs
+    without full index before touching git."""
     patches = [parse_patch(inp.path, inp.file) for inp in inputs]
+    problems = [message for inp, patch in zip(inputs, patches, strict=True)
+                for message in check_trailers(patch, inp.file)]
+    if problems:
+        raise PatchFormatError(problems + [f"nothing was changed in {shown}"],
+                               hint="patch format: docs/patches.md; `tkedistro validate` "
+                                    "checks every patch")
     bad = [(inp, p) for inp, p in zip(inputs, patches, strict=True) if p.binary_without_index]
     if bad:
         total = len(inputs)
@@ -191,11 +206,19 @@ def _parse_series(inputs: list[_Input], shown: str) -> list[PatchFile]:
     return patches
 
 
-def _inputs(ws: Workspace, manifest: Manifest) -> list[_Input]:
-    inputs = []
+def _inputs(ws: Workspace, manifest: Manifest, display: str) -> list[_Input]:
+    """The series entries, each through the workspace's path policy; listed twice is refused."""
+    inputs: list[_Input] = []
+    seen: dict[Path, int] = {}
     for i, entry in enumerate(manifest.patches, start=1):
+        where = f"{display}: patches[{i - 1}].file"
+        real = ws.repo_file(entry.file, where)
+        if real in seen:
+            raise ManifestError([f"{where}: {entry.file} is listed twice (first as "
+                                 f"patches[{seen[real]}].file); list each patch once"])
+        seen[real] = i - 1
         path = ws.root / entry.file
-        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
         key = hashlib.sha256(f"{entry.file}\0{entry.subject or ''}\0{digest}".encode()).hexdigest()
         inputs.append(_Input(i, entry.file, path, entry.subject, key))
     return inputs
