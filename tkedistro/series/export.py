@@ -17,14 +17,12 @@ from typing import Any, Literal
 from tkedistro.core import console
 from tkedistro.core.errors import PatchFormatError, RebaseStateError, WorkInProgressError
 from tkedistro.core.workspace import Workspace
+from tkedistro.git.repo import Repo
 from tkedistro.model.manifest import Manifest, load_manifest, update_pin
 from tkedistro.model.patches import parse_patch, subject_from_filename
-from tkedistro.series.replay import git, patch_id, rev
 from tkedistro.series.state import assert_not_rebasing, write_atomic
 
 Action = Literal["unchanged", "rewritten", "added", "removed"]
-FORMAT_ARGS = ("format-patch", "--no-signature", "--zero-commit", "--full-index", "--binary",
-               "-N", "--no-stat", "--stdout")
 
 
 @dataclass(frozen=True)
@@ -89,13 +87,12 @@ def export_series(ws: Workspace, release: str) -> ExportResult:
     """``tkedistro patches export RELEASE``: commits base..HEAD of ``_src`` into patch files."""
     assert_not_rebasing(ws, release)
     manifest = load_manifest(ws.manifest_path(release), ws.rel(ws.manifest_path(release)))
-    repo = ws.src_dir(release)
-    if not (repo / ".git").exists():
-        raise WorkInProgressError(f"{ws.rel(repo)}: no prepared source tree to export from",
+    repo = Repo(ws.src_dir(release), ws.rel(ws.src_dir(release)))
+    if not repo.exists():
+        raise WorkInProgressError(f"{repo.shown}: no prepared source tree to export from",
                                   hint=f"run: tkedistro source {release}")
-    dirty = git(repo, "status", "--porcelain", "--untracked-files=no").stdout.strip()
-    if dirty:
-        console.warn(f"{ws.rel(repo)} has uncommitted changes; they are not exported "
+    if repo.tracked_changes():
+        console.warn(f"{repo.shown} has uncommitted changes; they are not exported "
                      "(commit them first)")
     result = export_commits(ws, manifest, repo, manifest.upstream.commit)
     if result.manifest_updated:
@@ -104,17 +101,16 @@ def export_series(ws: Workspace, release: str) -> ExportResult:
     return result
 
 
-def export_commits(ws: Workspace, manifest: Manifest, repo: Path, base: str,
+def export_commits(ws: Workspace, manifest: Manifest, repo: Repo, base: str,
                    *, dry_run: bool = False) -> ExportResult:
     """Match commits to existing patch files and write only what changed.
 
     ``manifest_updated`` says whether the series (names or order) differs from the
     manifest's; writing the manifest is the caller's business.
     """
-    if rev(repo, base) is None or git(repo, "merge-base", "--is-ancestor", base, "HEAD",
-                                      check=False).returncode != 0:
+    if repo.rev(base) is None or not repo.is_ancestor(base, "HEAD"):
         raise RebaseStateError(
-            f"{ws.rel(repo)}: HEAD is not based on {base[:12]} (the pinned upstream commit)",
+            f"{repo.shown}: HEAD is not based on {base[:12]} (the pinned upstream commit)",
             hint=f"run: tkedistro source {manifest.release}",
         )
     commits = _commits(repo, base)
@@ -149,20 +145,12 @@ def export_commits(ws: Workspace, manifest: Manifest, repo: Path, base: str,
     return result
 
 
-def _commits(repo: Path, base: str) -> list[_Commit]:
-    shas = git(repo, "rev-list", "--reverse", "--no-merges", f"{base}..HEAD").stdout.split()
+def _commits(repo: Repo, base: str) -> list[_Commit]:
     out = []
-    for sha in shas:
-        meta = git(repo, "log", "-1", "--format=%an <%ae>%x00%s%x00%b", sha).stdout
-        author, subject, body = meta.split("\0", 2)
-        text = format_commit(repo, sha)
-        out.append(_Commit(sha, author, subject, body.strip(), text))
+    for sha in repo.commits(base):
+        author, subject, body = repo.metadata(sha)
+        out.append(_Commit(sha, author, subject, body, repo.format_patch(sha)))
     return out
-
-
-def format_commit(repo: Path, sha: str) -> str:
-    """One commit as a patch file's text (stable: no footer, zeroed hash, full index)."""
-    return git(repo, *FORMAT_ARGS, "-1", sha).stdout
 
 
 def _existing(ws: Workspace, file: str, subject: str | None) -> _Existing:
@@ -188,7 +176,7 @@ def _same(old: tuple[str, str, str, str] | None, new: tuple[str, str, str, str])
     return (old[0] in ("", new[0])) and old[1:] == new[1:]
 
 
-def _match(repo: Path, commits: list[_Commit], existing: list[_Existing]) -> dict[str, _Existing]:
+def _match(repo: Repo, commits: list[_Commit], existing: list[_Existing]) -> dict[str, _Existing]:
     """Commit -> existing patch: same subject first, then same patch-id (a reworded commit)."""
     free = list(existing)
     pairs: dict[str, _Existing] = {}
@@ -197,11 +185,11 @@ def _match(repo: Path, commits: list[_Commit], existing: list[_Existing]) -> dic
         if hit is not None:
             pairs[c.sha] = hit
             free.remove(hit)
-    ids = {e.file: patch_id(repo, e.text) for e in free if e.text}
+    ids = {e.file: repo.patch_id(e.text) for e in free if e.text}
     for c in commits:
         if c.sha in pairs or not free:
             continue
-        mine = patch_id(repo, c.text)
+        mine = repo.patch_id(c.text)
         hit = next((e for e in free if mine and ids.get(e.file) == mine), None)
         if hit is not None:
             pairs[c.sha] = hit
