@@ -83,7 +83,7 @@ class Repo:
             status, out, err = self.gitpy.git.execute(
                 argv, istream=stdin, with_extended_output=True, with_exceptions=False,
                 stdout_as_string=False, strip_newline_in_stdout=False,
-                env={**IDENTITY, **(env or {})}, preexec_fn=child_setup)
+                env={**IDENTITY, **(env or {})}, **_die_with_us(args))
         result = Result(tuple(argv), status, _text(out), _text(err))
         if check and status != 0:
             raise CommandError(argv, status, result.stdout, result.stderr)
@@ -411,8 +411,21 @@ class Repo:
 
         argv = ["git", "ls-remote", "--", checked(url, "URL"), *refs]
         status, out, err = gitpython.Git().execute(
-            argv, with_extended_output=True, with_exceptions=False, preexec_fn=child_setup)
+            argv, with_extended_output=True, with_exceptions=False, stdout_as_string=False)
         return Result(tuple(argv), status, _text(out), _text(err))
+
+
+# Commands that write a repository (index, refs, work tree, objects). They die with this
+# process, so none is still writing when the next run takes the lock. Only these: the
+# ``preexec_fn`` that arranges it costs a fork instead of a vfork (about 5 ms a command).
+_WRITES = frozenset({"am", "apply", "checkout", "reset", "commit", "commit-tree", "read-tree",
+                     "add", "clean", "fetch", "update-ref", "symbolic-ref", "rebase",
+                     "write-tree"})
+
+
+def _die_with_us(args: tuple[str, ...]) -> dict[str, Any]:
+    writes = bool(args) and args[0] in _WRITES and "--check" not in args
+    return {"preexec_fn": child_setup} if writes else {}
 
 
 def _text(data: Any) -> str:
