@@ -15,7 +15,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,10 +67,19 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def child_setup() -> None:
-    """``preexec_fn`` of every child: die with this process (Linux ``PR_SET_PDEATHSIG``)."""
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+def child_setup(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn`` that makes the child die with ``parent`` (Linux ``PR_SET_PDEATHSIG``).
+
+    A parent that died before the child asked is caught by comparing ``getppid``.
+    """
+
+    def setup() -> None:
+        if _PRCTL is not None:
+            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != parent:
+                os._exit(137)
+
+    return setup
 
 
 def run(
@@ -102,7 +111,7 @@ def run(
             text=True,
             capture_output=capture,
             check=False,
-            preexec_fn=child_setup if die_with_us else None,
+            preexec_fn=child_setup(os.getpid()) if die_with_us else None,
         )
     except FileNotFoundError as exc:
         raise CommandError(

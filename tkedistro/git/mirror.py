@@ -62,15 +62,14 @@ def ensure_pin(mirrors_dir: Path, pin: Pin, fetch_url: str | None = None) -> Mir
     with _locked(path.with_name(path.name + ".lock"), path):
         _ensure_bare(path)
         _remove_stale_locks(path)
-        if damage := pack_damage(path / "objects"):
-            _discard_damaged(path, damage)
+        if damage := _damage(path, pin):
+            console.warn(f"the cache mirror {path} is damaged ({'; '.join(damage)}); "
+                         "deleting it and fetching again")
+            shutil.rmtree(path)
+            _ensure_bare(path)
         repo = Repo(path)
         try:
             found = _peeled(repo, pin.tag)
-            if found == pin.commit and (broken := repo.missing_objects(pin.commit)):
-                repo.close()
-                _discard_damaged(path, [broken])
-                repo, found = Repo(path), None
             if found != pin.commit:
                 fetch_tag(repo, source, pin.tag)
                 found = _peeled(repo, pin.tag)
@@ -81,6 +80,23 @@ def ensure_pin(mirrors_dir: Path, pin: Pin, fetch_url: str | None = None) -> Mir
         finally:
             repo.close()
     return MirrorResult(path=path, fetch_url=source)
+
+
+def _damage(path: Path, pin: Pin) -> list[str]:
+    """What is missing in the mirror that this run would read: packs, the tag, the tree."""
+    if damage := pack_damage(path / "objects"):
+        return damage
+    repo = Repo(path)
+    try:
+        tag = f"refs/tags/{check_tag(pin.tag)}"
+        found = repo.rev(tag)
+        if found is None and repo.ref_target(tag):
+            return [f"{tag} names a missing object"]
+        if found == pin.commit and (missing := repo.missing_objects(pin.commit)):
+            return [missing]
+        return []
+    finally:
+        repo.close()
 
 
 def _mismatch(repo: Repo, pin: Pin, source: str, found: str | None) -> CommitMismatchError:
@@ -122,13 +138,6 @@ def pack_damage(objects: Path) -> list[str]:
     return problems
 
 
-def _discard_damaged(path: Path, damage: list[str]) -> None:
-    console.warn(f"the cache mirror {path} is damaged ({'; '.join(damage)}); "
-                 "deleting it and fetching again")
-    shutil.rmtree(path)
-    _ensure_bare(path)
-
-
 @contextmanager
 def _locked(lock_path: Path, mirror: Path) -> Iterator[None]:
     lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -157,7 +166,8 @@ def _ensure_bare(path: Path) -> None:
         return
     tmp = path.with_name(path.name + ".creating")
     shutil.rmtree(tmp, ignore_errors=True)
-    Repo.init_bare(tmp, {"gc": {"pruneExpire": "never"}})
+    # fetched objects always stay in packs, whose damage `pack_damage` finds without git
+    Repo.init_bare(tmp, {"gc": {"pruneExpire": "never"}, "fetch": {"unpackLimit": "1"}})
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
 

@@ -14,11 +14,13 @@ they look like an option.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,6 +60,29 @@ def checked(value: str, what: str) -> str:
         raise CommandError(["git"], 128, "", "", message=(
             f"refusing {what} {value!r}: it starts with '-', so git would read it as an option"))
     return value
+
+
+@dataclass(frozen=True)
+class Work:
+    """Work in progress in a tree: an operation, changed paths, commits not the tool's."""
+
+    operation: str | None = None
+    changed: tuple[str, ...] = ()
+    commits: tuple[tuple[str, str], ...] = ()  # (sha, subject), newest first
+
+    def describe(self) -> str | None:
+        """The first kind of work found, in one line; None when there is none."""
+        if self.operation:
+            return self.operation
+        if self.changed:
+            more = " ..." if len(self.changed) > 5 else ""
+            return (f"uncommitted changes in {len(self.changed)} file(s): "
+                    f"{', '.join(self.changed[:5])}{more}")
+        if self.commits:
+            listed = "; ".join(f"{sha[:12]} {subject}" for sha, subject in self.commits[:5])
+            more = " ..." if len(self.commits) > 5 else ""
+            return f"{len(self.commits)} commit(s) not made by tkedistro: {listed}{more}"
+        return None
 
 
 class Repo:
@@ -251,28 +276,20 @@ class Repo:
 
     # -- work protection ------------------------------------------------------------------
 
-    def work_in_progress(self, bases: list[str], ours: set[str]) -> str | None:
-        """What a maintainer did here that a re-prepare would lose, or None.
+    def work_in_progress(self, bases: list[str], ours: set[str]) -> Work:
+        """What a maintainer has here that resetting the tree would lose (the one rule).
 
-        A commit is the tool's only if its SHA is in ``ours`` (recorded when it was made),
-        never by its committer name or e-mail, which anyone can set.
+        An operation in progress, changed or untracked files, and commits above ``bases``
+        that are not ``ours``: a commit is the tool's only if its SHA was recorded when it
+        was made (``note_made``), never by its committer name or e-mail, which anyone sets.
         """
-        if why := self.operation_in_progress():
-            return why
-        if changed := self.status():
-            more = " ..." if len(changed) > 5 else ""
-            return f"uncommitted changes in {len(changed)} file(s): {', '.join(changed[:5])}{more}"
-        if foreign := self.foreign_commits(bases, ours):
-            listed = "; ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
-            return f"{len(foreign)} commit(s) not made by tkedistro: {listed}"
-        return None
-
-    def foreign_commits(self, bases: list[str], ours: set[str]) -> list[str]:
-        """``<sha> <subject>`` of the commits on HEAD above ``bases`` that are not ``ours``."""
+        if self.rev("HEAD") is None:  # no commit yet
+            return Work(self.operation_in_progress(), tuple(self.status()))
         known = [b for b in dict.fromkeys(bases) if self.has_commit(b)]
-        out = self.run("log", "-n", "50", "--format=%H%x00%s", "HEAD", "--not", *known, "--")
-        return [f"{sha[:12]} {subject}" for sha, _, subject in
-                (line.partition("\0") for line in out.stdout.splitlines()) if sha not in ours]
+        out = self.run("log", "--format=%H%x00%s", "HEAD", "--not", *known, "--").stdout
+        commits = tuple((sha, subject) for sha, _, subject in
+                        (line.partition("\0") for line in out.splitlines()) if sha not in ours)
+        return Work(self.operation_in_progress(), tuple(self.status()), commits)
 
     def made(self) -> set[str]:
         """The commits the tool made in this tree (recorded by ``note_made``)."""
@@ -388,6 +405,11 @@ class Repo:
             return (res.stderr.strip().splitlines() or ["cannot read " + commit])[0]
         return f"{len(missing)} object(s) missing, e.g. {missing[0]}" if missing else None
 
+    def ref_target(self, ref: str) -> str | None:
+        """The object ``ref`` names, even one that is missing (``rev`` needs the object)."""
+        out = self.run("for-each-ref", "--format=%(objectname)", "--", ref).stdout.split()
+        return out[0] if out else None
+
     def rev_raw(self, name: str) -> str | None:
         """The object ``name`` names (a tag stays a tag), or None."""
         res = self.run("rev-parse", "--verify", "-q", checked(name, "revision"), check=False)
@@ -425,7 +447,7 @@ _WRITES = frozenset({"am", "apply", "checkout", "reset", "commit", "commit-tree"
 
 def _die_with_us(args: tuple[str, ...]) -> dict[str, Any]:
     writes = bool(args) and args[0] in _WRITES and "--check" not in args
-    return {"preexec_fn": child_setup} if writes else {}
+    return {"preexec_fn": child_setup(os.getpid())} if writes else {}
 
 
 def _text(data: Any) -> str:

@@ -21,6 +21,7 @@ from tkedistro.git.repo import Repo
 from tkedistro.model.manifest import Manifest, load_manifest, update_pin
 from tkedistro.model.patches import parse_patch, subject_from_filename
 from tkedistro.series.state import assert_not_rebasing, write_atomic
+from tkedistro.source.prepare import recorded_commits
 
 Action = Literal["unchanged", "rewritten", "added", "removed"]
 
@@ -99,6 +100,40 @@ def export_series(ws: Workspace, release: str) -> ExportResult:
         update_pin(manifest.path, tag=manifest.upstream.tag, commit=manifest.upstream.commit,
                    patch_files=result.series)
     return result
+
+
+def check_work_in_progress(ws: Workspace, manifest: Manifest, repo: Repo) -> None:
+    """Refuse when ``_src`` holds work a rebase or an import would lose.
+
+    The rule is ``Repo.work_in_progress``; a commit the patch files hold unchanged is safe
+    too, and one the tool made from a file that has changed since is merely stale.
+    """
+    shown, pinned = repo.shown, manifest.upstream.commit
+    based = repo.rev("HEAD") is not None and repo.is_ancestor(pinned, "HEAD")
+    pending = export_commits(ws, manifest, repo, pinned, dry_run=True).entries if based else []
+    safe = {e.commit for e in pending if e.action == "unchanged"}
+    work = repo.work_in_progress([pinned], repo.made() | recorded_commits(
+        ws.state_dir(manifest.release)) | safe)
+    if work.operation or work.changed:
+        what = work.operation or f"uncommitted changes in {len(work.changed)} file(s)"
+        raise WorkInProgressError(
+            f"{shown} holds work in progress ({what}); a rebase would lose it",
+            details="\n".join(f"  {path}" for path in work.changed[:20]) or None,
+            hint=(f"commit them and run `tkedistro patches export {manifest.release}`, or "
+                  f"discard them with `git -C {shown} reset --hard && git -C {shown} clean -fd`"),
+        )
+    if repo.rev("HEAD") is not None and not based:
+        raise WorkInProgressError(
+            f"{shown} is not based on the pinned commit {pinned[:12]}",
+            hint=f"run `tkedistro source {manifest.release}` first",
+        )
+    foreign = {sha for sha, _ in work.commits}
+    if foreign:
+        raise WorkInProgressError(
+            f"{shown} holds commits that are not in the patch files; a rebase would lose them",
+            details="\n".join(f"  {e.action}: {e.file}" for e in pending if e.commit in foreign),
+            hint=f"run `tkedistro patches export {manifest.release}` first, then rebase",
+        )
 
 
 def export_commits(ws: Workspace, manifest: Manifest, repo: Repo, base: str,

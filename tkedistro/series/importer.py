@@ -24,7 +24,7 @@ from tkedistro.git.mbox import crlf_note, diff_part, failed_hunks, to_mbox
 from tkedistro.git.repo import Repo
 from tkedistro.model.manifest import load_manifest, update_pin
 from tkedistro.model.patches import REQUIRED_TRAILERS, PatchFile, parse_patch, subject_from_filename
-from tkedistro.series.rebase import check_work_in_progress
+from tkedistro.series.export import check_work_in_progress
 from tkedistro.series.state import assert_not_rebasing, write_atomic
 
 Status = Literal["imported", "imported-3way", "failed"]

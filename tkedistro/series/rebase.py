@@ -15,12 +15,12 @@ import shutil
 from pathlib import Path
 
 from tkedistro.core import console
-from tkedistro.core.errors import PatchApplyError, RebaseStateError, WorkInProgressError
+from tkedistro.core.errors import PatchApplyError, RebaseStateError
 from tkedistro.core.locks import is_rebasing, release_lock
 from tkedistro.core.workspace import Workspace
 from tkedistro.git.repo import BRANCH, Repo
 from tkedistro.model.manifest import Manifest, load_manifest, update_pin
-from tkedistro.series.export import export_commits
+from tkedistro.series.export import check_work_in_progress, export_commits
 from tkedistro.series.replay import (
     PatchOutcome,
     apply_batch,
@@ -40,7 +40,8 @@ from tkedistro.series.state import (
     snapshot,
 )
 
-__all__ = ["RebaseResult", "abort_rebase", "assert_not_rebasing", "continue_rebase", "rebase",
+__all__ = ["RebaseResult", "abort_rebase", "assert_not_rebasing", "check_work_in_progress",
+           "continue_rebase", "rebase",
            "skip_patch", "suggest_version"]
 
 
@@ -169,49 +170,6 @@ def _restore_src(repo: Repo, state: RebaseState) -> None:
     else:
         repo.switch(state.orig_head, branch=state.orig_branch)
     repo.clean()
-
-
-def check_work_in_progress(ws: Workspace, manifest: Manifest, repo: Repo) -> None:
-    """Refuse when ``_src`` holds uncommitted changes or commits not in the patch files."""
-    shown = repo.shown
-    busy = repo.operation_in_progress()
-    changed = repo.status()
-    if busy or changed:
-        what = busy or f"uncommitted changes in {len(changed)} file(s)"
-        raise WorkInProgressError(
-            f"{shown} holds work in progress ({what}); a rebase would lose it",
-            details="\n".join(f"  {path}" for path in changed[:20]) or None,
-            hint=(f"commit them and run `tkedistro patches export {manifest.release}`, or "
-                  f"discard them with `git -C {shown} reset --hard && git -C {shown} clean -fd`"),
-        )
-    if repo.rev("HEAD") is None:
-        return
-    if not repo.is_ancestor(manifest.upstream.commit, "HEAD"):
-        raise WorkInProgressError(
-            f"{shown} is not based on the pinned commit {manifest.upstream.commit[:12]}",
-            hint=f"run `tkedistro source {manifest.release}` first",
-        )
-    pending = export_commits(ws, manifest, repo, manifest.upstream.commit, dry_run=True)
-    # A commit the tool made from a patch file that has changed (or gone) since is merely
-    # stale: the file is the newer truth. A maintainer's own commit is work to keep; the
-    # tool's are those it recorded making (an e-mail address proves nothing).
-    ours = repo.made() | _source_commits(ws, manifest.release)
-    mine = [e for e in pending.entries if e.action in ("added", "rewritten")
-            and e.commit not in ours]
-    if mine:
-        changed = [f"  {e.action}: {e.file}" for e in mine]
-        raise WorkInProgressError(
-            f"{shown} holds commits that are not in the patch files; a rebase would lose them",
-            details="\n".join(changed),
-            hint=f"run `tkedistro patches export {manifest.release}` first, then rebase",
-        )
-
-
-def _source_commits(ws: Workspace, release: str) -> set[str]:
-    """The commits ``tkedistro source`` recorded making (trees prepared before the ledger)."""
-    from tkedistro.source.prepare import recorded_commits
-
-    return recorded_commits(ws.state_dir(release))
 
 
 def _repo(ws: Workspace, release: str) -> Repo:

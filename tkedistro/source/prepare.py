@@ -114,6 +114,7 @@ class _State:
     tag: str = ""
     url: str = ""
     inputs: str | None = None  # digest of the manifest's and the patches' bytes when done
+    packs: tuple[str, ...] = ()  # the mirror's packs the tree borrowed from when done
 
 
 def prepare_source(
@@ -214,11 +215,23 @@ def _tree_matches(tree: Repo, state: _State, state_dir: Path) -> bool:
     try:
         if not tree.exists() or tree.head() != state.head:
             return False
-        if any(pack_damage(objects) for objects in tree.borrowed_objects()):
+        if not _mirror_intact(tree, state):
             return False  # the cache mirror lost objects: the full run repairs it
         return not tree.status() and tree.operation_in_progress() is None
     except CommandError:  # e.g. the cache (and the objects it lends) was deleted
         return False
+
+
+def _packs(tree: Repo) -> tuple[str, ...]:
+    return tuple(sorted(str(idx) for objects in tree.borrowed_objects()
+                        for idx in (objects / "pack").glob("pack-*.idx")))
+
+
+def _mirror_intact(tree: Repo, state: _State) -> bool:
+    """The packs the tree borrowed from are all there, none cut short (no git run needed)."""
+    if any(not Path(idx).is_file() for idx in state.packs):
+        return False
+    return not any(pack_damage(objects) for objects in tree.borrowed_objects())
 
 
 def _result(release: str, tree: Repo, url: str, state: _State, *,
@@ -281,7 +294,7 @@ class _Run:
         tree = self.tree
         bases = [self.base] + ([self.state.base] if self.state else [])
         ours = tree.made() | {a.commit for a in self.state.applied} if self.state else tree.made()
-        problem = tree.work_in_progress(bases, ours)
+        problem = tree.work_in_progress(bases, ours).describe()
         if problem is None:
             return None
         if not force:
@@ -389,7 +402,8 @@ class _Run:
     def _save(self, stamp: str | None) -> _State:
         up = self.manifest.upstream
         state = _State(self.base, self.tree.head(), stamp, tuple(self.applied), tag=up.tag,
-                       url=up.url, inputs=self.digest if stamp else None)
+                       url=up.url, inputs=self.digest if stamp else None,
+                       packs=_packs(self.tree) if stamp else ())
         _write_state(self.state_dir, state)
         return state
 
@@ -401,7 +415,8 @@ def _load_state(state_dir: Path) -> _State | None:
             return None
         applied = tuple(_Applied(**a) for a in data["applied"])
         return _State(data["base"], data["head"], data["stamp"], applied,
-                      tag=data.get("tag", ""), url=data.get("url", ""), inputs=data.get("inputs"))
+                      tag=data.get("tag", ""), url=data.get("url", ""), inputs=data.get("inputs"),
+                      packs=tuple(data.get("packs", ())))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
