@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from tkedistro.build import output, publish
 from tkedistro.build.backend import ContainerBackend
 from tkedistro.build.plan import BuildPlan
-from tkedistro.core import console, runner
+from tkedistro.core import console
+from tkedistro.git.repo import Repo
 
 if TYPE_CHECKING:
     from tkedistro.build.pipeline import SourceInfo
@@ -25,8 +26,7 @@ VERIFY_SRC = PurePosixPath("/tkedistro/verify/src/kubernetes")
 
 def fresh_tree(src: Path, commit: str, dest: Path) -> None:
     """A clone of ``src`` at ``commit`` with nothing from earlier builds in it."""
-    runner.run(["git", "clone", "-q", "--no-checkout", src, dest])
-    runner.run(["git", "-C", dest, "checkout", "-q", "--detach", commit])
+    Repo.clone_at(src, commit, dest).close()
 
 
 def compare(first: dict[str, str], second: dict[str, str]) -> list[str]:

@@ -6,7 +6,8 @@ child dies with this process (``runner.child_setup``), so a killed run leaves no
 into a tree after its lock is gone. GitPython is imported on first use: the unchanged re-run
 of ``tkedistro source`` needs only ``rev-parse`` and ``status`` (``Repo.head``/``status``).
 
-The rules kept here once: the ``git am`` options, the C locale for parsed output (GitPython
+The rules kept here once (with ``patching.py``, the patch half of the class): the ``git am``
+options, the C locale for parsed output (GitPython
 sets ``LC_ALL=C``), the committer identity, the date of plain diffs (``commit_date``), what
 counts as work in progress, and that user values reach git after ``--`` or not at all when
 they look like an option.
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from tkedistro.core import console
 from tkedistro.core.errors import CommandError, WorkInProgressError
 from tkedistro.core.runner import Result, child_setup, run
+from tkedistro.git.patching import Patching, checked
 
 if TYPE_CHECKING:
     import git as gitpython
@@ -42,9 +44,6 @@ CONFIG = (
     "-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null", "-c", "core.autocrlf=false",
     "-c", f"user.name={TOOL_NAME}", "-c", f"user.email={TOOL_EMAIL}",
 )
-# `git am` options that make a replayed commit's SHA depend on the patch and its base only.
-AM_OPTIONS = ("--whitespace=nowarn", "--committer-date-is-author-date", "--no-message-id",
-              "--no-keep-cr", "--no-scissors", "--no-signoff")
 _OPERATIONS = {
     "rebase-apply": "a `git am` or rebase is in progress",
     "rebase-merge": "a rebase is in progress",
@@ -52,14 +51,6 @@ _OPERATIONS = {
     "CHERRY_PICK_HEAD": "a cherry-pick is in progress",
     "REVERT_HEAD": "a revert is in progress",
 }
-
-
-def checked(value: str, what: str) -> str:
-    """``value`` if git cannot take it for an option; refuse it otherwise."""
-    if value.startswith("-"):
-        raise CommandError(["git"], 128, "", "", message=(
-            f"refusing {what} {value!r}: it starts with '-', so git would read it as an option"))
-    return value
 
 
 @dataclass(frozen=True)
@@ -85,7 +76,7 @@ class Work:
         return None
 
 
-class Repo:
+class Repo(Patching):
     """A git repository at ``path`` (a work tree, or a bare mirror); ``shown`` in messages."""
 
     def __init__(self, path: Path, shown: str | None = None) -> None:
@@ -323,75 +314,6 @@ class Repo:
         self.update_ref(name, commit)
         return name
 
-    # -- patches --------------------------------------------------------------------------
-
-    def am(self, mbox: Path, *, three_way: bool = True, quiet: bool = False,
-           date: str | None = None) -> Result:
-        """``git am`` of ``mbox`` with the tool's options; a failure leaves the session."""
-        env = {"GIT_COMMITTER_DATE": date} if date else None
-        flags = [*(["--3way"] if three_way else []), *(["-q"] if quiet else [])]
-        return self.run("am", *flags, *AM_OPTIONS, "--", str(mbox), check=False, env=env)
-
-    def am_continue(self, date: str | None = None) -> Result:
-        env = {"GIT_COMMITTER_DATE": date} if date else None
-        return self.run("am", "--continue", check=False, env=env)
-
-    def am_skip(self) -> None:
-        self.run("am", "--skip", check=False)
-
-    def am_abort(self) -> None:
-        self.run("am", "--abort", check=False)
-
-    def am_quit(self) -> None:
-        self.run("am", "--quit")
-
-    def applies(self, patch: Path, *, reverse: bool = False) -> bool:
-        """Whether ``patch`` applies to the work tree as it is (``reverse``: is in it)."""
-        return self.run("apply", "--check", "--whitespace=nowarn", *(["-R"] if reverse else []),
-                        "--", str(patch), check=False).returncode == 0
-
-    def apply_check_verbose(self, patch: Path) -> str:
-        """git's report of why ``patch`` does not apply (stderr of ``apply --check -v``)."""
-        return self.run("apply", "--check", "-v", "--", str(patch), check=False).stderr
-
-    def apply_plain(self, patch: Path, message: str, date: str) -> tuple[str, Result]:
-        """``git apply`` (3-way when the plain apply fails), then a commit dated ``date``.
-
-        Returns the method (``applied`` or ``3-way``) and the last git result.
-        """
-        method = "applied" if self.applies(patch) else "3-way"
-        how = "--index" if method == "applied" else "--3way"
-        result = self.run("apply", how, "--whitespace=nowarn", "--", str(patch), check=False)
-        if result.returncode == 0:
-            env = {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
-            result = self.run("commit", "-q", "--no-verify", "--cleanup=whitespace", "-F", "-",
-                              env=env, input=message, check=False)
-        return method, result
-
-    def patch_ids(self, text: str) -> list[tuple[str, str]]:
-        """``(patch-id, commit)`` of each patch in ``text`` (``git patch-id --stable``)."""
-        out = self.run("patch-id", "--stable", input=text).stdout
-        return [(p[0], p[1]) for p in (line.split() for line in out.splitlines()) if len(p) == 2]
-
-    def patch_id(self, text: str) -> str | None:
-        ids = self.patch_ids(text)
-        return ids[0][0] if ids else None
-
-    def log_patches(self, span: str, files: Iterable[str]) -> str:
-        """``git log -p`` of the non-merge commits of ``span`` touching ``files``."""
-        return self.run("log", "-p", "--no-merges", "--format=commit %H", span, "--",
-                        *files).stdout
-
-    def last_commit(self, span: str, files: Iterable[str]) -> str | None:
-        out = self.run("log", "-1", "--no-merges", "--format=%H", span, "--", *files).stdout
-        return out.strip() or None
-
-    def format_patch(self, sha: str) -> str:
-        """One commit as a patch file's text (stable: no footer, zeroed hash, full index)."""
-        return self.run("format-patch", "--no-signature", "--zero-commit", "--full-index",
-                        "--binary", "-N", "--no-stat", "--stdout", "-1",
-                        checked(sha, "commit"), "--").stdout
-
     def missing_objects(self, commit: str) -> str | None:
         """None when ``commit``, its tree and every tree and blob in it can be found.
 
@@ -425,6 +347,19 @@ class Repo:
                 for key, value in values.items():
                     writer.set_value(section, key, value)
         repo.close()
+
+    @staticmethod
+    def clone_at(src: Path, commit: str, dest: Path) -> Repo:
+        """A fresh clone of ``src`` with ``commit`` checked out (detached), nothing else."""
+        run(["git", "clone", "-q", "--no-checkout", "--", str(src), str(dest)], die_with_us=True)
+        repo = Repo(dest)
+        repo.switch(commit, branch=None)
+        return repo
+
+    def commit_epoch(self, sha: str) -> int:
+        """The committer time of ``sha`` in seconds since 1970 (SOURCE_DATE_EPOCH)."""
+        return int(self.run("show", "-s", "--format=%ct", checked(sha, "commit"), "--")
+                   .stdout.strip())
 
     @staticmethod
     def ls_remote(url: str, refs: list[str]) -> Result:

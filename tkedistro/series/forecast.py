@@ -115,7 +115,9 @@ def _try_tag(mirror: Path, commit: str, jobs: list[Job],
         tree = Repo(Path(tmp) / "tree", "forecast tree")
         tree.create(mirror, commit)
         try:
-            return _replay_all(tree, Path(tmp) / "current.patch", jobs, old_base, commit)
+            date = tree.commit_date(commit)  # plain diffs are dated as their base
+            return _replay_all(tree, Path(tmp) / "current.patch",
+                               [job.on_base(date) for job in jobs], old_base, commit)
         finally:
             tree.close()
 

@@ -10,7 +10,7 @@ so the same inputs give the same SHAs.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -150,13 +150,21 @@ class Job:
     mbox: str
     subject: str
     date: str  # the author date, also used as committer date
+    given_subject: str | None = None  # the manifest's subject for the patch, if any
+
+    def on_base(self, base_date: str) -> Job:
+        """This job for a tree whose base commit is dated ``base_date`` (plain diffs only)."""
+        if self.patch.format == "mbox":
+            return self
+        mbox = mbox_for(self.patch, self.given_subject, base_date)
+        return replace(self, mbox=mbox, date=base_date)
 
 
 def make_job(position: int, path: Path, display: str, subject: str | None = None,
              plain_date: str = "") -> Job:
     patch = parse_patch(path, display)
     return Job(position, display, patch, mbox_for(patch, subject, plain_date),
-               patch_subject(patch, subject), patch.date or plain_date or PLAIN_DATE)
+               patch_subject(patch, subject), patch.date or plain_date or PLAIN_DATE, subject)
 
 
 def apply_job(repo: Repo, job: Job, mbox_path: Path, *, old_base: str | None,
