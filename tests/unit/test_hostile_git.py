@@ -107,6 +107,25 @@ def test_source_forecast_and_rebase_never_run_a_url_option(
     assert not pwned.exists()
 
 
+def test_an_ext_url_never_runs_its_command_even_when_config_allows_ext(
+    distro: Distro, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pwned = tmp_path / "pwned-ext"
+    url = f"ext::sh -c touch% {pwned}"
+    monkeypatch.delenv("GIT_ALLOW_PROTOCOL")
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "protocol.ext.allow")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "always")
+    result = source(distro, "--upstream", url)
+    assert result.exit_code in (FetchError.exit_code, ManifestError.exit_code), result.output
+    assert "ext::sh" in result.output
+    with pytest.raises(FetchError) as listing:
+        remote_tag_commit(url, "v1.20.1")
+    assert listing.value.message == f"cannot list tags of {url} (git exit code 128)"
+    assert "fatal: transport 'ext' not allowed" in (listing.value.details or "")
+    assert not pwned.exists()
+
+
 # -- 6: a damaged cache mirror ------------------------------------------------------------
 
 

@@ -43,6 +43,7 @@ IDENTITY = {"GIT_COMMITTER_NAME": TOOL_NAME, "GIT_COMMITTER_EMAIL": TOOL_EMAIL,
 CONFIG = (
     "-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null", "-c", "core.autocrlf=false",
     "-c", f"user.name={TOOL_NAME}", "-c", f"user.email={TOOL_EMAIL}",
+    "-c", "protocol.ext.allow=never",  # an ext:: URL runs a command; no config may allow it
 )
 _OPERATIONS = {
     "rebase-apply": "a `git am` or rebase is in progress",
@@ -366,7 +367,7 @@ class Repo(Patching):
         """``git ls-remote`` of ``refs`` at ``url``; no repository needed."""
         import git as gitpython
 
-        argv = ["git", "ls-remote", "--", checked(url, "URL"), *refs]
+        argv = ["git", *CONFIG, "ls-remote", "--", checked(url, "URL"), *refs]
         status, out, err = gitpython.Git().execute(
             argv, with_extended_output=True, with_exceptions=False, stdout_as_string=False)
         return Result(tuple(argv), status, _text(out), _text(err))
