@@ -331,6 +331,21 @@ def test_git_config_from_the_environment_reaches_the_fetch(
     assert git(distro.src, "log", "-1", "--format=%s") == "ten"
 
 
+def test_library_callers_get_the_same_clean_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not through the CLI: the git layer cleans os.environ itself before GitPython runs git."""
+    from tests.helpers.series import prepare_src
+
+    d = make_series_distro(tmp_path, prepare=False)
+    monkeypatch.setenv("GIT_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("GIT_INDEX_FILE", str(tmp_path / "other-index"))
+    prepare_src(d)
+    assert "GIT_DIR" not in os.environ and "GIT_INDEX_FILE" not in os.environ
+    assert not (tmp_path / "elsewhere").exists() and not (tmp_path / "other-index").exists()
+    assert git(d.src, "log", "-1", "--format=%s") == "kubelet: print tke"
+
+
 # -- 12: pins that name a tag object; CRLF plain diffs -------------------------------------
 
 

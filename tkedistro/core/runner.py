@@ -10,7 +10,7 @@ when this process dies (``kill -9`` included) instead of outliving the locks.
 
 from __future__ import annotations
 
-import ctypes
+import functools
 import os
 import signal
 import subprocess
@@ -33,8 +33,6 @@ GIT_ENV_KEPT = frozenset({
 })
 _GIT_ENV_KEPT_PREFIXES = ("GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_")
 _PR_SET_PDEATHSIG = 1
-# Looked up once here: a forked child must not load libraries (preexec_fn runs after fork).
-_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
 
 
 @dataclass(frozen=True)
@@ -72,14 +70,25 @@ def child_setup(parent: int) -> Callable[[], None]:
 
     A parent that died before the child asked is caught by comparing ``getppid``.
     """
+    prctl = _prctl()  # looked up here: a forked child must not load libraries
 
     def setup() -> None:
-        if _PRCTL is not None:
-            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
             if os.getppid() != parent:
                 os._exit(137)
 
     return setup
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes  # only when a child must die with us: ~2 ms of start-up otherwise
+
+    prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    return prctl
 
 
 def run(

@@ -1,34 +1,32 @@
 """The one repository class: every git command line tkedistro runs is written here.
 
-Commands run through GitPython (``git.Repo(...).git.execute``) with the tool's settings and
-identity; the process environment was cleaned once at start (``core.runner``), and every git
-child dies with this process (``runner.child_setup``), so a killed run leaves no git writing
-into a tree after its lock is gone. GitPython is imported on first use: the unchanged re-run
-of ``tkedistro source`` needs only ``rev-parse`` and ``status`` (``Repo.head``/``status``).
+``Repo`` (with ``patching.py``, its patch half) builds the command lines; ``execute.py`` runs
+them through GitPython's ``Git.execute`` with a clean environment, the tool's settings and
+identity, and makes writing commands die with this process, so a killed run leaves no git
+writing into a tree after its lock is gone. GitPython also creates repositories and writes
+their config. It is imported on first use: the unchanged re-run of ``tkedistro source``
+needs only ``Repo.head`` and ``Repo.status``, two plain ``git`` runs.
 
-The rules kept here once (with ``patching.py``, the patch half of the class): the ``git am``
-options, the C locale for parsed output (GitPython
-sets ``LC_ALL=C``), the committer identity, the date of plain diffs (``commit_date``), what
-counts as work in progress, and that user values reach git after ``--`` or not at all when
-they look like an option.
+Rules kept here once: the ``git am`` options, the C locale for parsed output (GitPython sets
+``LC_ALL=C``), the committer identity, the date of plain diffs (``commit_date``: the base
+commit's), what counts as work in progress and which commits are the tool's, and that user
+values reach git after ``--``, or not at all when they look like an option.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tkedistro.core import console
 from tkedistro.core.errors import CommandError, WorkInProgressError
-from tkedistro.core.runner import Result, child_setup, run
+from tkedistro.core.runner import Result, run
+from tkedistro.git.execute import execute, gitpython_module
 from tkedistro.git.patching import Patching, checked
 
 if TYPE_CHECKING:
@@ -87,23 +85,17 @@ class Repo(Patching):
 
     @cached_property
     def gitpy(self) -> gitpython.Repo:
-        import git as gitpython  # 60 ms of start-up the unchanged `source` re-run does without
-
-        return gitpython.Repo(self.path)
+        repo: gitpython.Repo = gitpython_module().Repo(self.path)
+        return repo
 
     def run(self, *args: str, check: bool = True, env: dict[str, str] | None = None,
             input: str | None = None) -> Result:
         """``git <args>`` in this repository with the tool's settings and identity."""
         argv = ["git", *CONFIG, *args]
         console.verbose("$ " + " ".join(argv) + f"   (in {self.path})")
-        with _stdin(input) as stdin:
-            status, out, err = self.gitpy.git.execute(
-                argv, istream=stdin, with_extended_output=True, with_exceptions=False,
-                stdout_as_string=False, strip_newline_in_stdout=False,
-                env={**IDENTITY, **(env or {})}, **_die_with_us(args))
-        result = Result(tuple(argv), status, _text(out), _text(err))
-        if check and status != 0:
-            raise CommandError(argv, status, result.stdout, result.stderr)
+        result = execute(self.gitpy.git, argv, env={**IDENTITY, **(env or {})}, input=input)
+        if check and result.returncode != 0:
+            raise CommandError(argv, result.returncode, result.stdout, result.stderr)
         return result
 
     def close(self) -> None:
@@ -227,9 +219,7 @@ class Repo(Patching):
 
     @staticmethod
     def _init_borrowing(tmp: Path, mirror: Path) -> None:
-        import git as gitpython
-
-        repo = gitpython.Repo.init(tmp, initial_branch=BRANCH)
+        repo = gitpython_module().Repo.init(tmp, initial_branch=BRANCH)
         with repo.config_writer() as config:
             config.set_value("core", "untrackedCache", "true")
         repo.close()
@@ -340,9 +330,7 @@ class Repo(Patching):
 
     @staticmethod
     def init_bare(path: Path, config: dict[str, dict[str, str]]) -> None:
-        import git as gitpython
-
-        repo = gitpython.Repo.init(path, bare=True, mkdir=True)
+        repo = gitpython_module().Repo.init(path, bare=True, mkdir=True)
         with repo.config_writer() as writer:
             for section, values in config.items():
                 for key, value in values.items():
@@ -365,41 +353,5 @@ class Repo(Patching):
     @staticmethod
     def ls_remote(url: str, refs: list[str]) -> Result:
         """``git ls-remote`` of ``refs`` at ``url``; no repository needed."""
-        import git as gitpython
-
         argv = ["git", *CONFIG, "ls-remote", "--", checked(url, "URL"), *refs]
-        status, out, err = gitpython.Git().execute(
-            argv, with_extended_output=True, with_exceptions=False, stdout_as_string=False)
-        return Result(tuple(argv), status, _text(out), _text(err))
-
-
-# Commands that write a repository (index, refs, work tree, objects). They die with this
-# process, so none is still writing when the next run takes the lock. Only these: the
-# ``preexec_fn`` that arranges it costs a fork instead of a vfork (about 5 ms a command).
-_WRITES = frozenset({"am", "apply", "checkout", "reset", "commit", "commit-tree", "read-tree",
-                     "add", "clean", "fetch", "update-ref", "symbolic-ref", "rebase",
-                     "write-tree"})
-
-
-def _die_with_us(args: tuple[str, ...]) -> dict[str, Any]:
-    writes = bool(args) and args[0] in _WRITES and "--check" not in args
-    return {"preexec_fn": child_setup(os.getpid())} if writes else {}
-
-
-def _text(data: Any) -> str:
-    if isinstance(data, bytes):
-        return data.decode("utf-8", errors="surrogateescape")
-    return str(data or "")
-
-
-@contextmanager
-def _stdin(text: str | None) -> Iterator[Any]:
-    """GitPython takes stdin as a file: ``text`` in an unnamed temporary file."""
-    if text is None:
-        yield None
-        return
-    with tempfile.TemporaryFile() as handle:
-        handle.write(text.encode("utf-8", errors="surrogateescape"))
-        handle.seek(0)
-        yield handle
-
+        return execute(gitpython_module().Git(), argv)
