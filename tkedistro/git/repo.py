@@ -81,7 +81,9 @@ class Repo(Patching):
     def __init__(self, path: Path, shown: str | None = None) -> None:
         self.path = path
         self.shown = shown or str(path)
-        self.gitdir = path / ".git" if not (path / "HEAD").is_file() else path
+        bare = not (path / ".git").exists() and (path / "HEAD").is_file() \
+            and (path / "objects").is_dir()
+        self.gitdir = path if bare else path / ".git"
 
     @cached_property
     def gitpy(self) -> gitpython.Repo:

@@ -31,7 +31,6 @@ from tkedistro.core.errors import CommandError, PatchApplyError, WorkInProgressE
 from tkedistro.core.locks import is_rebasing, release_lock
 from tkedistro.core.runner import Result
 from tkedistro.core.workspace import Workspace
-from tkedistro.git.mbox import crlf_note, failed_hunks
 from tkedistro.git.mirror import Pin, ensure_pin, pack_damage
 from tkedistro.git.repo import Repo
 from tkedistro.model.patches import PatchFile, parse_patch, subject_from_filename
@@ -364,6 +363,8 @@ class _Run:
         return self.tree.commit_date(self.base)
 
     def _fail(self, inp: _Input, failed: Result, plain: bool) -> NoReturn:
+        from tkedistro.git.mbox import crlf_note, failed_hunks  # only when a patch fails
+
         self.tree.discard_changes()
         hunks = failed_hunks(self.tree.path, inp.path)
         self._finish_failed()
