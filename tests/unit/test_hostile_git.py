@@ -149,6 +149,9 @@ def test_damaged_mirror_is_fetched_again_not_called_up_to_date(
             pack.unlink()
             pack.with_suffix(".idx").unlink()
             pack.with_suffix(".rev").unlink(missing_ok=True)
+    stuck = cli.invoke(app, ["--root", str(distro.root), "patches", "export", "1.20"])
+    assert stuck.exit_code == 17
+    assert stuck.stderr.rstrip().endswith("hint: run: tkedistro source 1.20")
     result = source(distro, *(["--force"] if force else []))
     assert result.exit_code == 0, result.output
     assert "up to date" not in result.stdout

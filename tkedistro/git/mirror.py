@@ -166,10 +166,14 @@ def _ensure_bare(path: Path) -> None:
         return
     tmp = path.with_name(path.name + ".creating")
     shutil.rmtree(tmp, ignore_errors=True)
-    # fetched objects always stay in packs, whose damage `pack_damage` finds without git
-    Repo.init_bare(tmp, {"gc": {"pruneExpire": "never"}, "fetch": {"unpackLimit": "1"}})
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
+    try:
+        # fetched objects always stay in packs, whose damage `pack_damage` finds without git
+        Repo.init_bare(tmp, {"gc": {"pruneExpire": "never"}, "fetch": {"unpackLimit": "1"}})
+        shutil.rmtree(path, ignore_errors=True)
+        tmp.rename(path)
+    except BaseException:  # Ctrl-C included: nothing half-made is left
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _remove_stale_locks(path: Path) -> None:
