@@ -87,7 +87,12 @@ class Repo(Patching):
 
     @cached_property
     def gitpy(self) -> gitpython.Repo:
-        repo: gitpython.Repo = gitpython_module().Repo(self.path)
+        gitpy = gitpython_module()
+        try:
+            repo: gitpython.Repo = gitpy.Repo(self.path)
+        except (gitpy.exc.NoSuchPathError, gitpy.exc.InvalidGitRepositoryError) as exc:
+            raise CommandError(["git"], 128, "", str(exc),
+                               message=f"{self.shown} is not a git repository") from None
         return repo
 
     def run(self, *args: str, check: bool = True, env: dict[str, str] | None = None,
