@@ -162,8 +162,9 @@ class Repo(Patching):
                         f"{checked(base, 'commit')}..{head}", "--").stdout.split()
 
     def branch(self) -> str | None:
-        res = self.run("symbolic-ref", "-q", "--short", "HEAD", check=False)
-        return res.stdout.strip() or None
+        """The branch HEAD is on (born or not), None when detached (GitPython reads HEAD)."""
+        head = self.gitpy.head
+        return None if head.is_detached else str(head.reference.name)
 
     def update_ref(self, name: str, sha: str) -> None:
         self.run("update-ref", name, checked(sha, "commit"))
