@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tkedistro.git.repo import TOOL_EMAIL, TOOL_NAME, Repo
 
-PLAIN_DATE = "Thu, 1 Jan 1970 00:00:00 +0000"  # when no base date is known (a dry run)
+PLAIN_DATE = "Thu, 1 Jan 1970 00:00:00 +0000"  # a placeholder for jobs parsed, never applied
 _ZERO = "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
 
 
