@@ -16,8 +16,15 @@ from tests.helpers.manifests import manifest_text
 FIXED_DATE = "2021-01-13T12:00:00+0000"
 
 
+# The identity tests commit with: the CLI removes inherited GIT_* identity variables from
+# the process environment (tkedistro.core.runner.clean_process_env), so it is given here.
+IDENTITY = {"GIT_AUTHOR_NAME": "Test Author", "GIT_AUTHOR_EMAIL": "author@example.invalid",
+            "GIT_COMMITTER_NAME": "Test Committer",
+            "GIT_COMMITTER_EMAIL": "committer@example.invalid"}
+
+
 def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
-    full_env = {**os.environ, **(env or {})}
+    full_env = {**os.environ, **IDENTITY, **(env or {})}
     return subprocess.run(
         ["git", *args], cwd=cwd, env=full_env, check=True, capture_output=True, text=True
     ).stdout.strip()

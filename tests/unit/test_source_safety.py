@@ -13,9 +13,9 @@ from filelock import FileLock
 from typer.testing import CliRunner, Result
 
 from tests.helpers.distro import Distro, big, make_distro
-from tests.helpers.gitrepo import git
+from tests.helpers.gitrepo import IDENTITY, git
 from tkedistro.cli.app import app
-from tkedistro.git import tree as source_tree
+from tkedistro.git import repo as source_tree
 
 runner = CliRunner()
 
@@ -122,7 +122,7 @@ def test_amended_tool_commit_counts_as_work_in_progress(prepared: Distro) -> Non
 def test_maintainer_git_am_in_progress_is_refused(prepared: Distro) -> None:
     bad = prepared.mbox("0003-seven.patch", {"pkg/big/lines.go": big(l07="x")}, "seven")
     proc = subprocess.run(["git", "am", "-q", str(prepared.root / bad)],
-                          cwd=prepared.src, capture_output=True)
+                          cwd=prepared.src, capture_output=True, env={**os.environ, **IDENTITY})
     assert proc.returncode != 0
     result = source(prepared)
     assert result.exit_code == 8
@@ -147,14 +147,14 @@ def test_killed_apply_is_recovered_on_the_next_run(
 ) -> None:
     first = git(prepared.src, "rev-parse", "HEAD~1")
     conflicting = prepared.mbox("0009-seven.patch", {"pkg/big/lines.go": big(l07="x")}, "seven")
-    real_am = source_tree.Tree.am
+    real_am = source_tree.Repo.am
 
-    def killed(self: source_tree.Tree, patch: Path) -> object:
+    def killed(self: source_tree.Repo, patch: Path) -> object:
         real_am(self, prepared.root / conflicting)  # leaves a `git am` stopped mid-way
         raise SystemExit(137)  # like kill -9: no clean-up code runs
 
     prepared.mbox("0002-ten.patch", {"pkg/big/lines.go": big(l10="ten2")}, "ten2")
-    monkeypatch.setattr(source_tree.Tree, "am", killed)
+    monkeypatch.setattr(source_tree.Repo, "am", killed)
     assert source(prepared).exit_code == 137
     monkeypatch.undo()
     assert (prepared.src / ".git" / "rebase-apply").exists()
@@ -175,14 +175,14 @@ def test_ctrl_c_while_applying_leaves_a_clean_tree_and_says_where(
 ) -> None:
     first = git(prepared.src, "rev-parse", "HEAD~1")
     conflicting = prepared.mbox("0009-seven.patch", {"pkg/big/lines.go": big(l07="x")}, "seven")
-    real_am = source_tree.Tree.am
+    real_am = source_tree.Repo.am
 
-    def interrupted(self: source_tree.Tree, patch: Path) -> object:
+    def interrupted(self: source_tree.Repo, patch: Path) -> object:
         real_am(self, prepared.root / conflicting)
         raise KeyboardInterrupt
 
     prepared.mbox("0002-ten.patch", {"pkg/big/lines.go": big(l10="ten2")}, "ten2")
-    monkeypatch.setattr(source_tree.Tree, "am", interrupted)
+    monkeypatch.setattr(source_tree.Repo, "am", interrupted)
     result = source(prepared)
     assert result.exit_code == 130
     assert errors(result) == (

@@ -19,10 +19,11 @@ from tkedistro.build import container, output, publish
 from tkedistro.build.backend import ContainerBackend, ImageInfo
 from tkedistro.build.plan import BuildPlan, plan_build, select_targets
 from tkedistro.build.smoke import SmokeResult
-from tkedistro.core import console, runner
+from tkedistro.core import console
 from tkedistro.core.errors import BuilderImageError, NotReproducibleError
 from tkedistro.core.locks import output_lock
 from tkedistro.core.workspace import Workspace
+from tkedistro.git.repo import Repo
 from tkedistro.model.manifest import Manifest, load_release
 
 
@@ -140,8 +141,7 @@ def lookup_image(backend: ContainerBackend, image: str) -> ImageInfo:
 
 
 def commit_epoch(tree: Path, commit: str) -> int:
-    result = runner.run(["git", "-C", tree, "show", "-s", "--format=%ct", commit])
-    return int(result.stdout.strip())
+    return Repo(tree).commit_epoch(commit)
 
 
 def make_plan(manifest: Manifest, src: SourceInfo, image: ImageInfo,

@@ -15,16 +15,16 @@ from tkedistro.build import output, publish
 from tkedistro.build.backend import ContainerBackend
 from tkedistro.build.container import build_in_container
 from tkedistro.build.plan import BuildPlan
-from tkedistro.core import console, runner
+from tkedistro.core import console
 from tkedistro.core.workspace import Workspace
+from tkedistro.git.repo import Repo
 
 VERIFY_SRC = PurePosixPath("/tkedistro/verify/src/kubernetes")
 
 
 def fresh_tree(src: Path, commit: str, dest: Path) -> None:
     """A clone of ``src`` at ``commit`` with nothing from earlier builds in it."""
-    runner.run(["git", "clone", "-q", "--no-checkout", src, dest])
-    runner.run(["git", "-C", dest, "checkout", "-q", "--detach", commit])
+    Repo.clone_at(src, commit, dest).close()
 
 
 def compare(first: dict[str, str], second: dict[str, str]) -> list[str]:

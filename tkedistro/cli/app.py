@@ -15,7 +15,7 @@ import typer
 from tkedistro import __version__
 from tkedistro.cli import build, ci, conformance, release, series
 from tkedistro.cli.common import G
-from tkedistro.core import console
+from tkedistro.core import console, runner
 from tkedistro.core.errors import Interrupted
 
 app = typer.Typer(
@@ -52,6 +52,7 @@ def _main(
         typer.Option("--version", callback=_version_callback, is_eager=True, help="Show version."),
     ] = None,
 ) -> None:
+    runner.clean_process_env()  # once, so GitPython and subprocess see the same environment
     G.root, G.cache_dir, G.debug = root, cache_dir, debug
     console.configure(verbose=verbose)
 

@@ -10,6 +10,7 @@ verified pin gets ``refs/tkedistro/pins/<commit>`` so its objects outlive a move
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -20,8 +21,8 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from tkedistro.core import console
-from tkedistro.core.errors import CommandError, CommitMismatchError, FetchError, LockedError
-from tkedistro.core.runner import run
+from tkedistro.core.errors import CommitMismatchError, FetchError, LockedError
+from tkedistro.git.repo import Repo
 
 LOCK_WAIT_SECONDS = 1800.0
 
@@ -40,7 +41,6 @@ class Pin:
 class MirrorResult:
     path: Path
     fetch_url: str
-    fetched: bool
 
 
 def mirror_path(mirrors_dir: Path, url: str) -> Path:
@@ -53,28 +53,89 @@ def mirror_path(mirrors_dir: Path, url: str) -> Path:
 
 
 def ensure_pin(mirrors_dir: Path, pin: Pin, fetch_url: str | None = None) -> MirrorResult:
-    """Make the mirror hold ``pin.tag`` at ``pin.commit``; fetch only when it does not."""
+    """Make the mirror hold ``pin.tag`` at ``pin.commit``; fetch only when it does not.
+
+    A mirror whose packs are damaged (deleted or truncated) is thrown away and fetched anew.
+    """
     path = mirror_path(mirrors_dir, pin.url)
     source = fetch_url or pin.url
     with _locked(path.with_name(path.name + ".lock"), path):
         _ensure_bare(path)
         _remove_stale_locks(path)
-        fetched = False
-        found = _peeled(path, pin.tag)
-        if found != pin.commit:
-            _fetch_tag(path, source, pin.tag)
-            fetched = True
-            found = _peeled(path, pin.tag)
-        if found != pin.commit:
-            raise CommitMismatchError(
-                f"tag {pin.tag} of {source} points to commit {found}, "
-                f"but {pin.manifest} pins upstream.commit {pin.commit}",
-                hint="the tag moved or was tampered with; check the upstream and change the "
-                "pin only if you trust the new commit",
-            )
-        if fetched or not (path / "refs" / "tkedistro" / "pins" / pin.commit).is_file():
-            _git(path, "update-ref", f"refs/tkedistro/pins/{pin.commit}", pin.commit)
-    return MirrorResult(path=path, fetch_url=source, fetched=fetched)
+        if damage := _damage(path, pin):
+            console.warn(f"the cache mirror {path} is damaged ({'; '.join(damage)}); "
+                         "deleting it and fetching again")
+            shutil.rmtree(path)
+            _ensure_bare(path)
+        repo = Repo(path)
+        try:
+            found = _peeled(repo, pin.tag)
+            if found != pin.commit:
+                fetch_tag(repo, source, pin.tag)
+                found = _peeled(repo, pin.tag)
+            if found != pin.commit:
+                raise _mismatch(repo, pin, source, found)
+            if not (path / "refs" / "tkedistro" / "pins" / pin.commit).is_file():
+                repo.update_ref(f"refs/tkedistro/pins/{pin.commit}", pin.commit)
+        finally:
+            repo.close()
+    return MirrorResult(path=path, fetch_url=source)
+
+
+def _damage(path: Path, pin: Pin) -> list[str]:
+    """What is missing in the mirror that this run would read: packs, the tag, the tree."""
+    if damage := pack_damage(path / "objects"):
+        return damage
+    repo = Repo(path)
+    try:
+        tag = f"refs/tags/{check_tag(pin.tag)}"
+        found = repo.rev(tag)
+        if found is None and repo.ref_target(tag):
+            return [f"{tag} names a missing object"]
+        if found == pin.commit and (missing := repo.missing_objects(pin.commit)):
+            return [missing]
+        return []
+    finally:
+        repo.close()
+
+
+def _mismatch(repo: Repo, pin: Pin, source: str, found: str | None) -> CommitMismatchError:
+    """The pin does not match the tag; say so exactly when it names the tag object itself."""
+    tag_object = repo.rev_raw(f"refs/tags/{pin.tag}")
+    if tag_object == pin.commit and repo.object_type(pin.commit) == "tag":
+        return CommitMismatchError(
+            f"{pin.manifest} pins upstream.commit {pin.commit}, which is the annotated tag "
+            f"object of {pin.tag}, not a commit; the commit it points to is {found}",
+            hint=f"set upstream.commit: {found} in {pin.manifest}",
+        )
+    return CommitMismatchError(
+        f"tag {pin.tag} of {source} points to commit {found}, "
+        f"but {pin.manifest} pins upstream.commit {pin.commit}",
+        hint="the tag moved or was tampered with; check the upstream and change the "
+        "pin only if you trust the new commit",
+    )
+
+
+def pack_damage(objects: Path) -> list[str]:
+    """Deleted or truncated packs under ``objects`` (cheap: file names and 20-byte trailers).
+
+    A pack ends with the checksum of its contents; its ``.idx`` repeats that checksum just
+    before its own. A pack whose tail differs was cut short; an index without its pack
+    lost it.
+    """
+    problems = []
+    for idx in sorted((objects / "pack").glob("pack-*.idx")):
+        pack = idx.with_suffix(".pack")
+        if not pack.is_file():
+            problems.append(f"{pack.name} is missing (its index {idx.name} is there)")
+            continue
+        with idx.open("rb") as index, pack.open("rb") as data:
+            index.seek(-40, os.SEEK_END)
+            size = data.seek(0, os.SEEK_END)
+            data.seek(max(size - 20, 0))
+            if size < 32 or data.read(20) != index.read(20):
+                problems.append(f"{pack.name} is truncated or damaged")
+    return problems
 
 
 @contextmanager
@@ -105,10 +166,14 @@ def _ensure_bare(path: Path) -> None:
         return
     tmp = path.with_name(path.name + ".creating")
     shutil.rmtree(tmp, ignore_errors=True)
-    _git(tmp.parent, "init", "-q", "--bare", str(tmp))
-    _git(tmp, "config", "gc.pruneExpire", "never")
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
+    try:
+        # fetched objects always stay in packs, whose damage `pack_damage` finds without git
+        Repo.init_bare(tmp, {"gc": {"pruneExpire": "never"}, "fetch": {"unpackLimit": "1"}})
+        shutil.rmtree(path, ignore_errors=True)
+        tmp.rename(path)
+    except BaseException:  # Ctrl-C included: nothing half-made is left
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _remove_stale_locks(path: Path) -> None:
@@ -123,33 +188,61 @@ def _remove_stale_locks(path: Path) -> None:
             item.unlink(missing_ok=True)
 
 
-def _peeled(path: Path, tag: str) -> str | None:
-    result = run(
-        ["git", "rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}"],
-        cwd=path,
-        check=False,
-    )
-    if result.returncode != 0:
-        return None
-    return result.stdout.strip() or None
+def _peeled(repo: Repo, tag: str) -> str | None:
+    return repo.rev(f"refs/tags/{check_tag(tag)}")
 
 
-def _fetch_tag(path: Path, url: str, tag: str) -> None:
+_BAD_REF = re.compile(r"[\x00-\x20~^:?*\[\\]|\.\.|@\{|^-|^/|/$|\.lock$|//")
+
+
+def check_tag(tag: str) -> str:
+    """``tag`` if it can only name a tag (no option, no refspec syntax); refuse it otherwise."""
+    if not tag or _BAD_REF.search(tag):
+        raise FetchError(f"refusing tag name {tag!r}: not a valid git tag name",
+                         hint="give the tag as upstream names it, e.g. v1.20.2")
+    return tag
+
+
+def check_url(url: str) -> str:
+    """``url`` if git cannot read it as an option; refuse it otherwise."""
+    if url.startswith("-"):
+        raise FetchError(f"refusing upstream URL {url!r}: it starts with '-', so git would "
+                         "read it as an option",
+                         hint="give a repository URL (https://, ssh://, git@host:path or a path)")
+    return url
+
+
+def fetch_tag(repo: Repo, url: str, tag: str) -> None:
+    """Fetch ``tag`` (full history behind it, nothing else) from ``url`` into ``repo``."""
     console.info(f"fetching {tag} from {url}")
-    refspec = f"+refs/tags/{tag}:refs/tags/{tag}"
-    try:
-        run(["git", "fetch", "--no-tags", "--no-write-fetch-head", "-q", url, refspec],
-            cwd=path, env={"LC_ALL": "C", "LANGUAGE": "C"})  # the stderr is parsed
-    except CommandError as exc:
-        missing = "couldn't find remote ref" in exc.stderr
+    refspec = f"+refs/tags/{check_tag(tag)}:refs/tags/{tag}"
+    res = repo.run("fetch", "--no-tags", "--no-write-fetch-head", "-q", "--", check_url(url),
+                   refspec, check=False)
+    if res.returncode != 0:
+        missing = "couldn't find remote ref" in res.stderr
         raise FetchError(
             f"upstream {url} has no tag {tag}" if missing
-            else f"cannot fetch tag {tag} from {url} (git exit code {exc.returncode})",
-            details=exc.stderr.strip() or None,
+            else f"cannot fetch tag {tag} from {url} (git exit code {res.returncode})",
+            details=res.stderr.strip() or None,
             hint="check upstream.url and upstream.tag in the manifest, or fetch from a "
             "reachable mirror with --upstream URL (TKEDISTRO_UPSTREAM)",
-        ) from None
+        )
 
 
-def _git(cwd: Path, *args: str) -> str:
-    return run(["git", *args], cwd=cwd).stdout.strip()
+def remote_tag_commit(url: str, tag: str) -> str:
+    """The commit ``tag`` points to at ``url`` (``git ls-remote``, nothing fetched)."""
+    ref = f"refs/tags/{check_tag(tag)}"
+    res = Repo.ls_remote(check_url(url), [ref, f"{ref}^{{}}"])
+    refs: dict[str, str] = {}
+    for line in res.stdout.splitlines():
+        sha, _, name = line.partition("\t")
+        refs[name] = sha
+    found = refs.get(f"{ref}^{{}}") or refs.get(ref)
+    if res.returncode != 0 or not found:
+        raise FetchError(
+            f"upstream {url} has no tag {tag}" if res.returncode == 0
+            else f"cannot list tags of {url} (git exit code {res.returncode})",
+            details=res.stderr.strip() or None,
+            hint="check the tag name, or fetch from a reachable mirror with --upstream URL",
+        )
+    return found

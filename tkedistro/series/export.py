@@ -19,14 +19,13 @@ from tkedistro.core.errors import PatchFormatError, RebaseStateError, WorkInProg
 from tkedistro.core.files import write_atomic
 from tkedistro.core.locks import release_lock
 from tkedistro.core.workspace import Workspace
+from tkedistro.git.repo import Repo
 from tkedistro.model.manifest import Manifest, load_release, update_pin
 from tkedistro.model.patches import parse_patch, subject_from_filename
-from tkedistro.series.replay import git, patch_id, rev
 from tkedistro.series.state import assert_not_rebasing
+from tkedistro.source.prepare import recorded_commits
 
 Action = Literal["unchanged", "rewritten", "added", "removed"]
-FORMAT_ARGS = ("format-patch", "--no-signature", "--zero-commit", "--full-index", "--binary",
-               "-N", "--no-stat", "--stdout")
 
 
 @dataclass(frozen=True)
@@ -94,14 +93,13 @@ def export_series(ws: Workspace, release: str) -> ExportResult:
     """
     assert_not_rebasing(ws, release)
     manifest = load_release(ws, release)
-    repo = ws.src_dir(release)
-    if not (repo / ".git").exists():
-        raise WorkInProgressError(f"{ws.rel(repo)}: no prepared source tree to export from",
+    repo = Repo(ws.src_dir(release), ws.rel(ws.src_dir(release)))
+    if not repo.exists():
+        raise WorkInProgressError(f"{repo.shown}: no prepared source tree to export from",
                                   hint=f"run: tkedistro source {release}")
     with release_lock(ws, release):
-        dirty = git(repo, "status", "--porcelain", "--untracked-files=no").stdout.strip()
-        if dirty:
-            console.warn(f"{ws.rel(repo)} has uncommitted changes; they are not exported "
+        if repo.tracked_changes():
+            console.warn(f"{repo.shown} has uncommitted changes; they are not exported "
                          "(commit them first)")
         result = export_commits(ws, manifest, repo, manifest.upstream.commit)
         if result.manifest_updated:
@@ -110,17 +108,50 @@ def export_series(ws: Workspace, release: str) -> ExportResult:
     return result
 
 
-def export_commits(ws: Workspace, manifest: Manifest, repo: Path, base: str,
+def check_work_in_progress(ws: Workspace, manifest: Manifest, repo: Repo) -> None:
+    """Refuse when ``_src`` holds work a rebase or an import would lose.
+
+    The rule is ``Repo.work_in_progress``; a commit the patch files hold unchanged is safe
+    too, and one the tool made from a file that has changed since is merely stale.
+    """
+    shown, pinned = repo.shown, manifest.upstream.commit
+    based = repo.rev("HEAD") is not None and repo.is_ancestor(pinned, "HEAD")
+    pending = export_commits(ws, manifest, repo, pinned, dry_run=True).entries if based else []
+    safe = {e.commit for e in pending if e.action == "unchanged"}
+    work = repo.work_in_progress([pinned], repo.made() | recorded_commits(
+        ws.state_dir(manifest.release)) | safe)
+    if work.operation or work.changed:
+        what = work.operation or f"uncommitted changes in {len(work.changed)} file(s)"
+        raise WorkInProgressError(
+            f"{shown} holds work in progress ({what}); a rebase would lose it",
+            details="\n".join(f"  {path}" for path in work.changed[:20]) or None,
+            hint=(f"commit them and run `tkedistro patches export {manifest.release}`, or "
+                  f"discard them with `git -C {shown} reset --hard && git -C {shown} clean -fd`"),
+        )
+    if repo.rev("HEAD") is not None and not based:
+        raise WorkInProgressError(
+            f"{shown} is not based on the pinned commit {pinned[:12]}",
+            hint=f"run `tkedistro source {manifest.release}` first",
+        )
+    foreign = {sha for sha, _ in work.commits}
+    if foreign:
+        raise WorkInProgressError(
+            f"{shown} holds commits that are not in the patch files; a rebase would lose them",
+            details="\n".join(f"  {e.action}: {e.file}" for e in pending if e.commit in foreign),
+            hint=f"run `tkedistro patches export {manifest.release}` first, then rebase",
+        )
+
+
+def export_commits(ws: Workspace, manifest: Manifest, repo: Repo, base: str,
                    *, dry_run: bool = False) -> ExportResult:
     """Match commits to existing patch files and write only what changed.
 
     ``manifest_updated`` says whether the series (names or order) differs from the
     manifest's; writing the manifest is the caller's business.
     """
-    if rev(repo, base) is None or git(repo, "merge-base", "--is-ancestor", base, "HEAD",
-                                      check=False).returncode != 0:
+    if repo.rev(base) is None or not repo.is_ancestor(base, "HEAD"):
         raise RebaseStateError(
-            f"{ws.rel(repo)}: HEAD is not based on {base[:12]} (the pinned upstream commit)",
+            f"{repo.shown}: HEAD is not based on {base[:12]} (the pinned upstream commit)",
             hint=f"run: tkedistro source {manifest.release}",
         )
     where = f"releases/{manifest.release}.yaml"
@@ -159,20 +190,12 @@ def export_commits(ws: Workspace, manifest: Manifest, repo: Path, base: str,
     return result
 
 
-def _commits(repo: Path, base: str) -> list[_Commit]:
-    shas = git(repo, "rev-list", "--reverse", "--no-merges", f"{base}..HEAD").stdout.split()
+def _commits(repo: Repo, base: str) -> list[_Commit]:
     out = []
-    for sha in shas:
-        meta = git(repo, "log", "-1", "--format=%an <%ae>%x00%s%x00%b", sha).stdout
-        author, subject, body = meta.split("\0", 2)
-        text = format_commit(repo, sha)
-        out.append(_Commit(sha, author, subject, body.strip(), text))
+    for sha in repo.commits(base):
+        author, subject, body = repo.metadata(sha)
+        out.append(_Commit(sha, author, subject, body, repo.format_patch(sha)))
     return out
-
-
-def format_commit(repo: Path, sha: str) -> str:
-    """One commit as a patch file's text (stable: no footer, zeroed hash, full index)."""
-    return git(repo, *FORMAT_ARGS, "-1", sha).stdout
 
 
 def _existing(ws: Workspace, file: str, subject: str | None) -> _Existing:
@@ -198,7 +221,7 @@ def _same(old: tuple[str, str, str, str] | None, new: tuple[str, str, str, str])
     return (old[0] in ("", new[0])) and old[1:] == new[1:]
 
 
-def _match(repo: Path, commits: list[_Commit], existing: list[_Existing]) -> dict[str, _Existing]:
+def _match(repo: Repo, commits: list[_Commit], existing: list[_Existing]) -> dict[str, _Existing]:
     """Commit -> existing patch: same subject first, then same patch-id (a reworded commit)."""
     free = list(existing)
     pairs: dict[str, _Existing] = {}
@@ -207,11 +230,11 @@ def _match(repo: Path, commits: list[_Commit], existing: list[_Existing]) -> dic
         if hit is not None:
             pairs[c.sha] = hit
             free.remove(hit)
-    ids = {e.file: patch_id(repo, e.text) for e in free if e.text}
+    ids = {e.file: repo.patch_id(e.text) for e in free if e.text}
     for c in commits:
         if c.sha in pairs or not free:
             continue
-        mine = patch_id(repo, c.text)
+        mine = repo.patch_id(c.text)
         hit = next((e for e in free if mine and ids.get(e.file) == mine), None)
         if hit is not None:
             pairs[c.sha] = hit

@@ -16,18 +16,16 @@ from typing import Any
 from tkedistro.core import console
 from tkedistro.core.errors import FetchError, TkedistroError
 from tkedistro.core.workspace import Workspace
-from tkedistro.git.tree import Tree
+from tkedistro.git.repo import Repo
 from tkedistro.model.manifest import load_release
 from tkedistro.series.replay import (
     LABELS,
     Job,
     PatchOutcome,
-    am_in_progress,
     apply_batch,
     apply_job,
     ensure_old_base,
     fetch_tag,
-    git,
     make_job,
 )
 from tkedistro.series.report import outcome_table
@@ -115,20 +113,30 @@ def forecast(ws: Workspace, release: str, tags: list[str], *,
 def _try_tag(mirror: Path, commit: str, jobs: list[Job],
              old_base: str | None) -> list[PatchOutcome]:
     with tempfile.TemporaryDirectory(prefix="tkedistro-forecast-") as tmp:
-        tree = Tree(Path(tmp) / "tree", "forecast tree")
+        tree = Repo(Path(tmp) / "tree", "forecast tree")
         tree.create(mirror, commit)
-        mbox = Path(tmp) / "current.patch"
-        outcomes: list[PatchOutcome] = []
-        rest = jobs
-        while rest:
-            done = apply_batch(tree.path, rest, mbox, old_base=old_base, new_base=commit)
-            outcomes += done
-            rest = rest[len(done):]
-            if not rest:
-                break
-            outcome = apply_job(tree.path, rest[0], mbox, old_base=old_base, new_base=commit)
-            if outcome.status == "conflict" and am_in_progress(tree.path):
-                git(tree.path, "am", "--abort", check=False)
-            outcomes.append(outcome)
-            rest = rest[1:]
-        return outcomes
+        try:
+            date = tree.commit_date(commit)  # plain diffs are dated as their base
+            return _replay_all(tree, Path(tmp) / "current.patch",
+                               [job.on_base(date) for job in jobs], old_base, commit)
+        finally:
+            tree.close()
+
+
+def _replay_all(tree: Repo, mbox: Path, jobs: list[Job], old_base: str | None,
+                commit: str) -> list[PatchOutcome]:
+    """Every job in turn; a conflicting one is recorded, aborted and left out."""
+    outcomes: list[PatchOutcome] = []
+    rest = jobs
+    while rest:
+        done = apply_batch(tree, rest, mbox, old_base=old_base, new_base=commit)
+        outcomes += done
+        rest = rest[len(done):]
+        if not rest:
+            break
+        outcome = apply_job(tree, rest[0], mbox, old_base=old_base, new_base=commit)
+        if outcome.status == "conflict" and tree.am_in_progress():
+            tree.am_abort()
+        outcomes.append(outcome)
+        rest = rest[1:]
+    return outcomes

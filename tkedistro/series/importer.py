@@ -21,12 +21,11 @@ from tkedistro.core.errors import PatchApplyError, PatchFormatError, WorkInProgr
 from tkedistro.core.files import write_atomic
 from tkedistro.core.locks import release_lock
 from tkedistro.core.workspace import Workspace
-from tkedistro.git.tree import TOOL_EMAIL, TOOL_NAME, failed_hunks
+from tkedistro.git.mbox import crlf_note, diff_part, failed_hunks, to_mbox
+from tkedistro.git.repo import Repo
 from tkedistro.model.manifest import load_release, update_pin
 from tkedistro.model.patches import REQUIRED_TRAILERS, PatchFile, parse_patch, subject_from_filename
-from tkedistro.series.export import format_commit
-from tkedistro.series.rebase import check_work_in_progress
-from tkedistro.series.replay import AM_OPTIONS, am_in_progress, git, head
+from tkedistro.series.export import check_work_in_progress
 from tkedistro.series.state import assert_not_rebasing
 
 Status = Literal["imported", "imported-3way", "failed"]
@@ -88,9 +87,9 @@ def import_series(ws: Workspace, release: str, from_dir: Path) -> ImportResult:
     if not from_dir.is_dir():
         what = "no such folder" if not from_dir.exists() else "not a folder"
         raise PatchFormatError([f"{from_dir}: {what}; --from names a folder of patch files"])
-    repo = ws.src_dir(release)
-    if not (repo / ".git").exists():
-        raise WorkInProgressError(f"{ws.rel(repo)}: no prepared source tree to import onto",
+    repo = Repo(ws.src_dir(release), ws.rel(ws.src_dir(release)))
+    if not repo.exists():
+        raise WorkInProgressError(f"{repo.shown}: no prepared source tree to import onto",
                                   hint=f"run: tkedistro source {release}")
     files = sorted(p for p in from_dir.iterdir() if p.suffix in (".patch", ".diff"))
     folder = ws.patches_dir(release)
@@ -102,8 +101,7 @@ def import_series(ws: Workspace, release: str, from_dir: Path) -> ImportResult:
     result = ImportResult(release, str(from_dir))
     with release_lock(ws, release):
         check_work_in_progress(ws, manifest, repo)
-        date = git(repo, "log", "-1", "--format=%cd", "--date=rfc2822",
-                   manifest.upstream.commit).stdout.strip()
+        date = repo.commit_date(manifest.upstream.commit)
         scratch = ws.state_dir(release) / "import.patch"
         for path in files:
             entry = _import_one(ws, repo, path, folder, scratch, date)
@@ -117,7 +115,7 @@ def import_series(ws: Workspace, release: str, from_dir: Path) -> ImportResult:
     return result
 
 
-def _import_one(ws: Workspace, repo: Path, path: Path, folder: Path, scratch: Path,
+def _import_one(ws: Workspace, repo: Repo, path: Path, folder: Path, scratch: Path,
                 date: str) -> ImportEntry:
     try:
         patch = parse_patch(path, path.name)
@@ -127,20 +125,23 @@ def _import_one(ws: Workspace, repo: Path, path: Path, folder: Path, scratch: Pa
         return ImportEntry(path.name, "failed", reason="binary diff without full index lines "
                            f"(git cannot apply it): {', '.join(patch.binary_without_index)}")
     subject = patch.subject or subject_from_filename(path)
-    write_atomic(scratch, to_mbox(patch, subject, date).encode("utf-8", "surrogateescape"))
-    before = head(repo)
-    res = git(repo, "am", "-q", "--3way", *AM_OPTIONS, str(scratch), check=False)
+    write_atomic(scratch, mail_of(patch, subject, date).encode("utf-8", "surrogateescape"))
+    before = repo.head()
+    res = repo.am(scratch, quiet=True)
     if res.returncode != 0:
-        if am_in_progress(repo):
-            git(repo, "am", "--abort", check=False)
-        hunks = failed_hunks(repo, scratch)
+        if repo.am_in_progress():
+            repo.am_abort()
+        hunks = failed_hunks(repo.path, scratch)
         reason = "; ".join(hunks) or (res.stderr.strip().splitlines() or ["git am failed"])[0]
-        return ImportEntry(path.name, "failed", subject=subject, reason=f"does not apply: {reason}")
-    if head(repo) == before:
+        crlf = crlf_note(path, path.name)
+        return ImportEntry(path.name, "failed", subject=subject,
+                           reason=f"does not apply: {reason}" + (f"; {crlf}" if crlf else ""))
+    if repo.head() == before:
         return ImportEntry(path.name, "failed", subject=subject,
                            reason="changes nothing (already in the tree)")
+    repo.note_made([repo.head()])
     target = folder / path.name
-    write_atomic(target, format_commit(repo, "HEAD").encode("utf-8", "surrogateescape"))
+    write_atomic(target, repo.format_patch("HEAD").encode("utf-8", "surrogateescape"))
     status: Status = "imported-3way" if "3-way" in res.stdout + res.stderr else "imported"
     return ImportEntry(path.name, status, file=ws.rel(target), subject=subject)
 
@@ -157,20 +158,15 @@ def fill_trailers(patch: PatchFile) -> dict[str, str]:
     return {key: patch.trailers.get(key) or known[key] for key in REQUIRED_TRAILERS}
 
 
-def to_mbox(patch: PatchFile, subject: str, date: str) -> str:
+def mail_of(patch: PatchFile, subject: str, date: str) -> str:
     """A ``git am``-able mail of ``patch`` with ``subject`` and the required trailers."""
     text = patch.path.read_bytes().decode("utf-8", errors="surrogateescape")
-    start = text.find("diff --git ")
-    diff = text[start:] if start >= 0 else text[text.find("--- "):]
     trailers = fill_trailers(patch)
     body_lines = [line for line in patch.body.splitlines()
                   if line.split(":", 1)[0] not in trailers]
     body = "\n".join(body_lines).strip()
+    message = (f"{body}\n\n" if body else "") + "\n".join(f"{k}: {v}" for k, v in trailers.items())
     if patch.format == "mbox":
         author = f"{patch.author_name or ''} <{patch.author_email}>"
-        date = patch.date or date
-    else:
-        author = f"{TOOL_NAME} <{TOOL_EMAIL}>"
-    message = (f"{body}\n\n" if body else "") + "\n".join(f"{k}: {v}" for k, v in trailers.items())
-    return ("From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
-            f"From: {author}\nDate: {date}\nSubject: [PATCH] {subject}\n\n{message}\n---\n{diff}")
+        return to_mbox(diff_part(text), subject, message, author=author, date=patch.date or date)
+    return to_mbox(diff_part(text), subject, message, date=date)

@@ -15,25 +15,19 @@ import shutil
 from pathlib import Path
 
 from tkedistro.core import console
-from tkedistro.core.errors import PatchApplyError, RebaseStateError, WorkInProgressError
+from tkedistro.core.errors import PatchApplyError, RebaseStateError
 from tkedistro.core.locks import is_rebasing, release_lock
 from tkedistro.core.workspace import Workspace
-from tkedistro.git.tree import BRANCH, TOOL_EMAIL, Tree
+from tkedistro.git.repo import BRANCH, Repo
 from tkedistro.model.manifest import Manifest, load_release, update_pin
-from tkedistro.series.export import export_commits
+from tkedistro.series.export import check_work_in_progress, export_commits
 from tkedistro.series.replay import (
     PatchOutcome,
-    am_in_progress,
     apply_batch,
     apply_job,
-    commit_date,
-    conflicted_files,
     ensure_old_base,
     fetch_tag,
-    git,
-    head,
     make_job,
-    rev,
 )
 from tkedistro.series.report import RebaseResult
 from tkedistro.series.state import (
@@ -46,7 +40,8 @@ from tkedistro.series.state import (
     snapshot,
 )
 
-__all__ = ["RebaseResult", "abort_rebase", "assert_not_rebasing", "continue_rebase", "rebase",
+__all__ = ["RebaseResult", "abort_rebase", "assert_not_rebasing", "check_work_in_progress",
+           "continue_rebase", "rebase",
            "skip_patch", "suggest_version"]
 
 
@@ -72,8 +67,8 @@ def _rebase_locked(ws: Workspace, release: str, onto: str, *, commit: str | None
             hint=f"tkedistro rebase {release} --continue | --skip | --abort",
         )
     manifest = _manifest(ws, release)
-    repo = ws.src_dir(release)
-    src_existed = (repo / ".git").exists()
+    repo = Repo(ws.src_dir(release), ws.rel(ws.src_dir(release)))
+    src_existed = repo.exists()
     if src_existed:
         check_work_in_progress(ws, manifest, repo)
     for i, entry in enumerate(manifest.patches, 1):  # a bad patch fails before any change
@@ -85,9 +80,8 @@ def _rebase_locked(ws: Workspace, release: str, onto: str, *, commit: str | None
             console.warn(f"cannot fetch the old base {manifest.upstream.tag}; patches already "
                          "upstream are found by content only")
     console.info(f"{onto} is commit {onto_commit}")
-    orig_head = rev(repo, "HEAD") if src_existed else None
-    branch = (git(repo, "symbolic-ref", "-q", "--short", "HEAD", check=False).stdout.strip()
-              if src_existed else BRANCH)
+    orig_head = repo.rev("HEAD") if src_existed else None
+    branch = repo.branch() if src_existed else BRANCH
     snapshot(ws, release)
     state = RebaseState(
         release=release, onto_tag=onto, onto_commit=onto_commit,
@@ -100,8 +94,8 @@ def _rebase_locked(ws: Workspace, release: str, onto: str, *, commit: str | None
     )
     save_state(ws, state)  # from here on, --abort can put everything back
     if not src_existed:
-        Tree(repo, ws.rel(repo)).create(mirror, onto_commit)
-    git(repo, "checkout", "-q", "-f", "--detach", onto_commit)
+        repo.create(mirror, onto_commit)
+    repo.switch(onto_commit, branch=None)
     return _drive(ws, state)
 
 
@@ -113,7 +107,7 @@ def continue_rebase(ws: Workspace, release: str) -> RebaseResult:
 
 def _continue_rebase_locked(ws: Workspace, release: str) -> RebaseResult:
     state = load_state(ws, release)
-    repo = ws.src_dir(release)
+    repo = _repo(ws, release)
     if state.phase == "conflict":
         _finish_conflict(ws, state, repo)
     elif state.phase == "replay":
@@ -129,16 +123,16 @@ def skip_patch(ws: Workspace, release: str) -> RebaseResult:
 
 def _skip_patch_locked(ws: Workspace, release: str) -> RebaseResult:
     state = load_state(ws, release)
-    repo = ws.src_dir(release)
+    repo = _repo(ws, release)
     if state.phase == "finalize":
         raise RebaseStateError(f"release {release}: all patches are replayed; nothing to skip",
                                hint=f"tkedistro rebase {release} --continue")
-    if am_in_progress(repo):
-        git(repo, "am", "--skip", check=False)
-        if am_in_progress(repo):
-            git(repo, "am", "--abort", check=False)
+    if repo.am_in_progress():
+        repo.am_skip()
+        if repo.am_in_progress():
+            repo.am_abort()
     if state.pre_head:
-        git(repo, "reset", "-q", "--hard", state.pre_head)
+        repo.reset_hard(state.pre_head)
     file = state.series[state.position]
     previous = state.outcomes.pop() if state.phase == "conflict" and state.outcomes else None
     subject = previous.subject if previous else Path(file).name
@@ -157,9 +151,9 @@ def abort_rebase(ws: Workspace, release: str) -> RebaseResult:
 
 def _abort_rebase_locked(ws: Workspace, release: str) -> RebaseResult:
     state = load_state(ws, release)
-    repo = ws.src_dir(release)
+    repo = _repo(ws, release)
     if not state.src_existed:
-        shutil.rmtree(repo, ignore_errors=True)
+        shutil.rmtree(repo.path, ignore_errors=True)
     else:
         _restore_src(repo, state)
     restore(ws, release)
@@ -167,54 +161,20 @@ def _abort_rebase_locked(ws: Workspace, release: str) -> RebaseResult:
     return RebaseResult.from_state(state, "aborted")
 
 
-def _restore_src(repo: Path, state: RebaseState) -> None:
+def _restore_src(repo: Repo, state: RebaseState) -> None:
     if state.orig_head is not None:
         _save_leftovers(repo, state.release)
-    if am_in_progress(repo):
-        git(repo, "am", "--abort", check=False)
+    if repo.am_in_progress():
+        repo.am_abort()
     if state.orig_head is None:
-        git(repo, "symbolic-ref", "HEAD", f"refs/heads/{state.orig_branch or 'master'}")
-        git(repo, "read-tree", "--empty")
+        repo.set_head_branch(state.orig_branch or "master")
     else:
-        target = ["-B", state.orig_branch] if state.orig_branch else ["--detach"]
-        git(repo, "checkout", "-q", "-f", *target, state.orig_head)
-    git(repo, "clean", "-fdq")
+        repo.switch(state.orig_head, branch=state.orig_branch)
+    repo.clean()
 
 
-def check_work_in_progress(ws: Workspace, manifest: Manifest, repo: Path) -> None:
-    """Refuse when ``_src`` holds uncommitted changes or commits not in the patch files."""
-    shown = ws.rel(repo)
-    tree = Tree(repo, shown)
-    busy = tree.operation_in_progress()
-    changed = tree.status()
-    if busy or changed:
-        what = busy or f"uncommitted changes in {len(changed)} file(s)"
-        raise WorkInProgressError(
-            f"{shown} holds work in progress ({what}); a rebase would lose it",
-            details="\n".join(f"  {path}" for path in changed[:20]) or None,
-            hint=(f"commit them and run `tkedistro patches export {manifest.release}`, or "
-                  f"discard them with `git -C {shown} reset --hard && git -C {shown} clean -fd`"),
-        )
-    if rev(repo, "HEAD") is None:
-        return
-    if git(repo, "merge-base", "--is-ancestor", manifest.upstream.commit, "HEAD",
-           check=False).returncode != 0:
-        raise WorkInProgressError(
-            f"{shown} is not based on the pinned commit {manifest.upstream.commit[:12]}",
-            hint=f"run `tkedistro source {manifest.release}` first",
-        )
-    pending = export_commits(ws, manifest, repo, manifest.upstream.commit, dry_run=True)
-    # A commit the tool made from a patch file that has changed (or gone) since is merely
-    # stale: the file is the newer truth. A maintainer's own commit is work to keep.
-    mine = [e for e in pending.entries if e.action in ("added", "rewritten")
-            and git(repo, "log", "-1", "--format=%ce", e.commit).stdout.strip() != TOOL_EMAIL]
-    if mine:
-        changed = [f"  {e.action}: {e.file}" for e in mine]
-        raise WorkInProgressError(
-            f"{shown} holds commits that are not in the patch files; a rebase would lose them",
-            details="\n".join(changed),
-            hint=f"run `tkedistro patches export {manifest.release}` first, then rebase",
-        )
+def _repo(ws: Workspace, release: str) -> Repo:
+    return Repo(ws.src_dir(release), ws.rel(ws.src_dir(release)))
 
 
 def _manifest(ws: Workspace, release: str) -> Manifest:
@@ -227,21 +187,21 @@ def _drive(ws: Workspace, state: RebaseState) -> RebaseResult:
     The remaining patches go in with one ``git am``; the first that does not go in cleanly
     is replayed alone, so its conflict is left in progress for the maintainer.
     """
-    repo = ws.src_dir(state.release)
+    repo = _repo(ws, state.release)
     mbox = ws.state_dir(state.release) / "current.patch"
     total = len(state.series)
     while state.phase == "replay" and state.position < total:
-        date = commit_date(repo, state.onto_commit)
+        date = repo.commit_date(state.onto_commit)
         jobs = [make_job(n + 1, ws.root / f, f, state.subjects.get(f), date)
                 for n, f in enumerate(state.series) if n >= state.position]
-        state.pre_head = head(repo)
+        state.pre_head = repo.head()
         save_state(ws, state)
         for outcome in apply_batch(repo, jobs, mbox, old_base=state.old_commit,
                                    new_base=state.onto_commit):
             _record(ws, state, outcome, total)
         if state.position >= total:
             break
-        state.pre_head = head(repo)
+        state.pre_head = repo.head()
         save_state(ws, state)
         job = jobs[state.position - jobs[0].position + 1]
         outcome = apply_job(repo, job, mbox, old_base=state.old_commit,
@@ -266,25 +226,25 @@ def _record(ws: Workspace, state: RebaseState, outcome: PatchOutcome, total: int
     save_state(ws, state)
 
 
-def _finish_conflict(ws: Workspace, state: RebaseState, repo: Path) -> None:
+def _finish_conflict(ws: Workspace, state: RebaseState, repo: Repo) -> None:
     file = state.series[state.position]
     job = make_job(state.position + 1, ws.root / file, file, state.subjects.get(file),
-                   commit_date(repo, state.onto_commit))
-    if am_in_progress(repo):
-        res = git(repo, "am", "--continue", check=False, env=job.env())
+                   repo.commit_date(state.onto_commit))
+    if repo.am_in_progress():
+        res = repo.am_continue(date=job.date)
         if res.returncode != 0:
-            left = conflicted_files(repo)
+            left = repo.conflicted_files()
             what = ("still conflicted: " + ", ".join(left)) if left else "git am refused"
             raise PatchApplyError(
                 f"patch {job.position} ({file}): {what}",
                 details=(res.stderr or res.stdout).strip() or None,
-                hint=(f"resolve, `git -C {ws.rel(repo)} add FILE`, then tkedistro rebase "
+                hint=(f"resolve, `git -C {repo.shown} add FILE`, then tkedistro rebase "
                       f"{state.release} --continue; or --skip to drop this patch; or --abort"),
             )
-    elif state.pre_head and head(repo) == state.pre_head:
+    elif state.pre_head and repo.head() == state.pre_head:
         raise RebaseStateError(
             f"patch {job.position} ({file}) is neither applied nor in progress in "
-            f"{ws.rel(repo)} (was `git am --abort` run by hand?)",
+            f"{repo.shown} (was `git am --abort` run by hand?)",
             hint=f"tkedistro rebase {state.release} --skip to drop it, or --abort",
         )
     outcome = state.outcomes[-1]
@@ -294,39 +254,39 @@ def _finish_conflict(ws: Workspace, state: RebaseState, repo: Path) -> None:
     save_state(ws, state)
 
 
-def _recover_replay(ws: Workspace, state: RebaseState, repo: Path) -> None:
+def _recover_replay(ws: Workspace, state: RebaseState, repo: Repo) -> None:
     """After a crash while replaying: go back to where that step began and redo it.
 
     Commits made since ``pre_head`` came from the patch files, so nothing is lost.
     """
-    if am_in_progress(repo):
-        git(repo, "am", "--abort", check=False)
+    if repo.am_in_progress():
+        repo.am_abort()
     if state.pre_head is None:
         return
-    if git(repo, "merge-base", "--is-ancestor", state.pre_head, "HEAD",
-           check=False).returncode != 0:
+    if not repo.is_ancestor(state.pre_head, "HEAD"):
         raise RebaseStateError(
-            f"{ws.rel(repo)}: HEAD {head(repo)[:12]} is not where the interrupted rebase left it",
+            f"{repo.shown}: HEAD {repo.head()[:12]} is not where the interrupted rebase left it",
             hint=f"tkedistro rebase {state.release} --abort puts everything back",
         )
-    git(repo, "reset", "-q", "--hard", state.pre_head)
-    git(repo, "clean", "-fdq")
+    repo.reset_hard(state.pre_head)
+    repo.clean()
 
 
 def _finalize(ws: Workspace, state: RebaseState) -> RebaseResult:
     """Regenerate the patch files, update the manifest pin, move the branch, forget state."""
     state.phase = "finalize"
     save_state(ws, state)
-    repo = ws.src_dir(state.release)
+    repo = _repo(ws, state.release)
     manifest = _manifest(ws, state.release)
+    repo.note_made(repo.commits(state.onto_commit))  # the series' commits, as replayed
     exported = export_commits(ws, manifest, repo, state.onto_commit)
     version = suggest_version(state.distro_version, state.old_tag, state.onto_tag)
     update_pin(manifest.path, tag=state.onto_tag, commit=state.onto_commit,
                distro_version=version, patch_files=exported.series)
     if state.orig_head:
-        git(repo, "update-ref", f"refs/tkedistro/pre-rebase/{state.old_tag}", state.orig_head)
+        repo.update_ref(f"refs/tkedistro/pre-rebase/{state.old_tag}", state.orig_head)
     if state.orig_branch:
-        git(repo, "checkout", "-q", "-B", state.orig_branch)
+        repo.switch("HEAD", branch=state.orig_branch)
     result = RebaseResult.from_state(state, "done")
     result.new_version = version
     result.export = exported.to_json()
@@ -334,9 +294,8 @@ def _finalize(ws: Workspace, state: RebaseState) -> RebaseResult:
     return result
 
 
-def _save_leftovers(repo: Path, release: str) -> None:
+def _save_leftovers(repo: Repo, release: str) -> None:
     """Keep edits made during a conflict on a backup ref before --abort throws them away."""
-    tree = Tree(repo, f"_src/{release}")
-    if tree.status():
-        ref = tree.backup(f"tkedistro: edits left when the rebase of {release} was aborted")
+    if repo.status():
+        ref = repo.backup(f"tkedistro: edits left when the rebase of {release} was aborted")
         console.warn(f"edits made during the rebase were saved to {ref}")

@@ -13,8 +13,8 @@ Everything a maintainer may have done in the tree (edits, untracked files, own c
 ``refs/tkedistro/backup/<time>`` first. Objects of the pinned upstream are borrowed from the
 mirror (``tkedistro.git.mirror``) through ``objects/info/alternates``, so no tree copies them.
 
-All git calls go through ``tkedistro.core.runner.run`` (argv lists, inherited ``GIT_*`` removed);
-this module does not need GitPython's object model, so it does not import it.
+All git calls go through the one repository class, ``tkedistro.git.repo.Repo``; the
+unchanged re-run uses only its ``head`` and ``status``, which do not load GitPython.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from tkedistro.core.errors import (
 from tkedistro.core.locks import is_rebasing, release_lock
 from tkedistro.core.runner import Result
 from tkedistro.core.workspace import Workspace, path_problem
-from tkedistro.git.mirror import Pin, ensure_pin
-from tkedistro.git.tree import Tree, failed_hunks
+from tkedistro.git.mirror import Pin, ensure_pin, pack_damage
+from tkedistro.git.repo import Repo
 from tkedistro.model.patches import PatchFile, check_trailers, parse_patch, subject_from_filename
 
 if TYPE_CHECKING:
@@ -119,6 +119,7 @@ class _State:
     tag: str = ""
     url: str = ""
     inputs: str | None = None  # digest of the manifest's and the patches' bytes when done
+    packs: tuple[str, ...] = ()  # the mirror's packs the tree borrowed from when done
 
 
 def prepare_source(
@@ -129,7 +130,7 @@ def prepare_source(
         from tkedistro.series.state import assert_not_rebasing
 
         assert_not_rebasing(ws, release)
-    tree = Tree(ws.src_dir(release), f"_src/{release}")
+    tree = Repo(ws.src_dir(release), f"_src/{release}")
     state_dir = ws.state_dir(release)
     if state_dir.is_dir() and ws.manifest_path(release).is_file():
         with release_lock(ws, release):
@@ -159,7 +160,7 @@ def prepare_source(
         return _result(release, tree, mirror.fetch_url, final, kept=job.kept, backup=backup)
 
 
-def _quick_up_to_date(ws: Workspace, release: str, tree: Tree, state_dir: Path,
+def _quick_up_to_date(ws: Workspace, release: str, tree: Repo, state_dir: Path,
                       upstream: str | None) -> SourceResult | None:
     """Up to date without parsing anything: same manifest and patch bytes, same HEAD, clean."""
     state = _load_state(state_dir)
@@ -229,19 +230,33 @@ def _stamp(base: str, inputs: list[_Input]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _tree_matches(tree: Tree, state: _State, state_dir: Path) -> bool:
+def _tree_matches(tree: Repo, state: _State, state_dir: Path) -> bool:
     """HEAD is the recorded one and nothing is changed, untracked or half-done in the tree."""
     if (state_dir / "source.applying").exists():
         return False
     try:
         if not tree.exists() or tree.head() != state.head:
             return False
+        if not _mirror_intact(tree, state):
+            return False  # the cache mirror lost objects: the full run repairs it
         return not tree.status() and tree.operation_in_progress() is None
     except CommandError:  # e.g. the cache (and the objects it lends) was deleted
         return False
 
 
-def _result(release: str, tree: Tree, url: str, state: _State, *,
+def _packs(tree: Repo) -> tuple[str, ...]:
+    return tuple(sorted(str(idx) for objects in tree.borrowed_objects()
+                        for idx in (objects / "pack").glob("pack-*.idx")))
+
+
+def _mirror_intact(tree: Repo, state: _State) -> bool:
+    """The packs the tree borrowed from are all there, none cut short (no git run needed)."""
+    if any(not Path(idx).is_file() for idx in state.packs):
+        return False
+    return not any(pack_damage(objects) for objects in tree.borrowed_objects())
+
+
+def _result(release: str, tree: Repo, url: str, state: _State, *,
             kept: int, backup: str | None) -> SourceResult:
     """``kept`` leading patches were already applied (-1: all, nothing was done at all)."""
     up_to_date = kept < 0
@@ -260,7 +275,7 @@ def _result(release: str, tree: Tree, url: str, state: _State, *,
 class _Run:
     """One non-trivial preparation: check/save work in progress, then apply from a point."""
 
-    def __init__(self, tree: Tree, state_dir: Path, manifest: Manifest,
+    def __init__(self, tree: Repo, state_dir: Path, manifest: Manifest,
                  inputs: list[_Input], state: _State | None, stamp: str, digest: str) -> None:
         self.tree, self.state_dir, self.manifest = tree, state_dir, manifest
         self.inputs, self.state, self.stamp, self.digest = inputs, state, stamp, digest
@@ -300,7 +315,8 @@ class _Run:
     def _check_work_in_progress(self, force: bool) -> str | None:
         tree = self.tree
         bases = [self.base] + ([self.state.base] if self.state else [])
-        problem = tree.work_in_progress(bases)
+        ours = tree.made() | {a.commit for a in self.state.applied} if self.state else tree.made()
+        problem = tree.work_in_progress(bases, ours).describe()
         if problem is None:
             return None
         if not force:
@@ -352,14 +368,16 @@ class _Run:
     def _apply_one(self, inp: _Input, patch: PatchFile) -> None:
         if patch.format == "mbox":
             subject = patch.subject or subject_from_filename(inp.path)
-            outcome = self.tree.am(inp.path)
+            result = self.tree.am(inp.path)
+            method = "3-way" if "3-way merge" in result.stdout + result.stderr else "applied"
         else:
             subject = inp.subject or subject_from_filename(inp.path)
             message = subject + (f"\n\n{patch.body}" if patch.body.strip() else "")
-            outcome = self.tree.apply_plain(inp.path, message, self._plain_date())
-        if isinstance(outcome, Result):
-            self._fail(inp, outcome, plain=patch.format == "plain")
-        method, commit = outcome
+            method, result = self.tree.apply_plain(inp.path, message, self._plain_date())
+        if result.returncode != 0:
+            self._fail(inp, result, plain=patch.format == "plain")
+        commit = self.tree.head()
+        self.tree.note_made([commit])
         self.applied.append(_Applied(inp.key, inp.file, subject, method, commit))
         console.verbose(f"{inp.position}/{len(self.inputs)} {method} {inp.file}")
 
@@ -368,6 +386,8 @@ class _Run:
         return self.tree.commit_date(self.base)
 
     def _fail(self, inp: _Input, failed: Result, plain: bool) -> NoReturn:
+        from tkedistro.git.mbox import crlf_note, failed_hunks  # only when a patch fails
+
         self.tree.discard_changes()
         hunks = failed_hunks(self.tree.path, inp.path)
         self._finish_failed()
@@ -376,12 +396,13 @@ class _Run:
             line for line in (failed.stderr + "\n" + failed.stdout).splitlines()
             if line.strip() and not line.startswith("hint:")
         )
+        crlf = crlf_note(inp.path, inp.file)
         raise PatchApplyError(
             f"patch {inp.position}/{total} does not apply: {inp.file}\n"
             + ("\n".join(f"  {h}" for h in hunks) or "  (git named no failing hunk)")
-            + "\n" + self._where_now(),
+            + (f"\n  {crlf}" if crlf else "") + "\n" + self._where_now(),
             details=f"git said:\n{stderr}" if stderr else None,
-            hint=self._refresh_hint(inp, plain),
+            hint=crlf or self._refresh_hint(inp, plain),
         )
 
     def _refresh_hint(self, inp: _Input, plain: bool) -> str:
@@ -405,7 +426,8 @@ class _Run:
     def _save(self, stamp: str | None) -> _State:
         up = self.manifest.upstream
         state = _State(self.base, self.tree.head(), stamp, tuple(self.applied), tag=up.tag,
-                       url=up.url, inputs=self.digest if stamp else None)
+                       url=up.url, inputs=self.digest if stamp else None,
+                       packs=_packs(self.tree) if stamp else ())
         _write_state(self.state_dir, state)
         return state
 
@@ -417,7 +439,8 @@ def _load_state(state_dir: Path) -> _State | None:
             return None
         applied = tuple(_Applied(**a) for a in data["applied"])
         return _State(data["base"], data["head"], data["stamp"], applied,
-                      tag=data.get("tag", ""), url=data.get("url", ""), inputs=data.get("inputs"))
+                      tag=data.get("tag", ""), url=data.get("url", ""), inputs=data.get("inputs"),
+                      packs=tuple(data.get("packs", ())))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -427,3 +450,9 @@ def _write_state(state_dir: Path, state: _State) -> None:
     tmp = state_dir / "source.json.tmp"
     tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     tmp.replace(state_dir / "source.json")
+
+
+def recorded_commits(state_dir: Path) -> set[str]:
+    """The commits ``source.json`` says this tool made (one per applied patch)."""
+    state = _load_state(state_dir)
+    return {a.commit for a in state.applied} if state else set()

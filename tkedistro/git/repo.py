@@ -1,0 +1,365 @@
+"""The one repository class: every git command line tkedistro runs is written here.
+
+``Repo`` (with ``patching.py``, its patch half) builds the command lines; ``execute.py`` runs
+them through GitPython's ``Git.execute`` with a clean environment, the tool's settings and
+identity, and makes writing commands die with this process, so a killed run leaves no git
+writing into a tree after its lock is gone. GitPython also creates repositories and writes
+their config. It is imported on first use: the unchanged re-run of ``tkedistro source``
+needs only ``Repo.head`` and ``Repo.status``, two plain ``git`` runs.
+
+Rules kept here once: the ``git am`` options, the C locale for parsed output (GitPython sets
+``LC_ALL=C``), the committer identity, the date of plain diffs (``commit_date``: the base
+commit's), what counts as work in progress and which commits are the tool's, and that user
+values reach git after ``--``, or not at all when they look like an option.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tkedistro.core import console
+from tkedistro.core.errors import CommandError, WorkInProgressError
+from tkedistro.core.runner import Result, run
+from tkedistro.git.execute import execute, gitpython_module
+from tkedistro.git.patching import Patching, checked
+
+if TYPE_CHECKING:
+    import git as gitpython
+
+TOOL_NAME = "tkedistro"
+TOOL_EMAIL = "tkedistro@invalid"
+BRANCH = "tkedistro"
+IDENTITY = {"GIT_COMMITTER_NAME": TOOL_NAME, "GIT_COMMITTER_EMAIL": TOOL_EMAIL,
+            "GIT_AUTHOR_NAME": TOOL_NAME, "GIT_AUTHOR_EMAIL": TOOL_EMAIL}
+# Settings a user's config could change and that would change the commits we make.
+CONFIG = (
+    "-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null", "-c", "core.autocrlf=false",
+    "-c", f"user.name={TOOL_NAME}", "-c", f"user.email={TOOL_EMAIL}",
+    "-c", "protocol.ext.allow=never",  # an ext:: URL runs a command; no config may allow it
+)
+_OPERATIONS = {
+    "rebase-apply": "a `git am` or rebase is in progress",
+    "rebase-merge": "a rebase is in progress",
+    "MERGE_HEAD": "a merge is in progress",
+    "CHERRY_PICK_HEAD": "a cherry-pick is in progress",
+    "REVERT_HEAD": "a revert is in progress",
+}
+
+
+@dataclass(frozen=True)
+class Work:
+    """Work in progress in a tree: an operation, changed paths, commits not the tool's."""
+
+    operation: str | None = None
+    changed: tuple[str, ...] = ()
+    commits: tuple[tuple[str, str], ...] = ()  # (sha, subject), newest first
+
+    def describe(self) -> str | None:
+        """The first kind of work found, in one line; None when there is none."""
+        if self.operation:
+            return self.operation
+        if self.changed:
+            more = " ..." if len(self.changed) > 5 else ""
+            return (f"uncommitted changes in {len(self.changed)} file(s): "
+                    f"{', '.join(self.changed[:5])}{more}")
+        if self.commits:
+            listed = "; ".join(f"{sha[:12]} {subject}" for sha, subject in self.commits[:5])
+            more = " ..." if len(self.commits) > 5 else ""
+            return f"{len(self.commits)} commit(s) not made by tkedistro: {listed}{more}"
+        return None
+
+
+class Repo(Patching):
+    """A git repository at ``path`` (a work tree, or a bare mirror); ``shown`` in messages."""
+
+    def __init__(self, path: Path, shown: str | None = None) -> None:
+        self.path = path
+        self.shown = shown or str(path)
+        bare = not (path / ".git").exists() and (path / "HEAD").is_file() \
+            and (path / "objects").is_dir()
+        self.gitdir = path if bare else path / ".git"
+
+    @cached_property
+    def gitpy(self) -> gitpython.Repo:
+        gitpy = gitpython_module()
+        try:
+            repo: gitpython.Repo = gitpy.Repo(self.path)
+        except (gitpy.exc.NoSuchPathError, gitpy.exc.InvalidGitRepositoryError) as exc:
+            raise CommandError(["git"], 128, "", str(exc),
+                               message=f"{self.shown} is not a git repository") from None
+        return repo
+
+    def run(self, *args: str, check: bool = True, env: dict[str, str] | None = None,
+            input: str | None = None) -> Result:
+        """``git <args>`` in this repository with the tool's settings and identity."""
+        argv = ["git", *CONFIG, *args]
+        console.verbose("$ " + " ".join(argv) + f"   (in {self.path})")
+        result = execute(self.gitpy.git, argv, env={**IDENTITY, **(env or {})}, input=input)
+        if check and result.returncode != 0:
+            raise CommandError(argv, result.returncode, result.stdout, result.stderr)
+        return result
+
+    def close(self) -> None:
+        if "gitpy" in self.__dict__:
+            self.gitpy.close()
+
+    # -- refs and commits ------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return self.gitdir.is_dir()
+
+    def head(self) -> str:
+        # a plain subprocess: part of the unchanged `source` re-run, which skips GitPython
+        return run(["git", "rev-parse", "HEAD"], cwd=self.path).stdout.strip()
+
+    def rev(self, name: str) -> str | None:
+        """The commit ``name`` names, or None."""
+        res = self.run("rev-parse", "--verify", "-q", f"{checked(name, 'revision')}^{{commit}}",
+                       check=False)
+        if res.returncode != 0:
+            return None
+        return res.stdout.strip() or None
+
+    def has_commit(self, sha: str) -> bool:
+        return self.rev(sha) is not None
+
+    def object_type(self, sha: str) -> str | None:
+        res = self.run("cat-file", "-t", checked(sha, "object"), check=False)
+        return res.stdout.strip() if res.returncode == 0 else None
+
+    def commit_date(self, sha: str) -> str:
+        """The committer date of ``sha`` (RFC 2822): the date plain diffs are committed with."""
+        return self.run("log", "-1", "--format=%cd", "--date=rfc2822", checked(sha, "commit"),
+                        "--").stdout.strip()
+
+    def subject(self, sha: str) -> str:
+        return self.run("log", "-1", "--format=%s", checked(sha, "commit"), "--").stdout.strip()
+
+    def metadata(self, sha: str) -> tuple[str, str, str]:
+        """(``Name <email>`` of the author, subject, body) of ``sha``."""
+        out = self.run("log", "-1", "--format=%an <%ae>%x00%s%x00%b", checked(sha, "commit"),
+                       "--").stdout
+        author, subject, body = out.split("\0", 2)
+        return author, subject, body.strip()
+
+    def is_ancestor(self, old: str, new: str) -> bool:
+        return self.run("merge-base", "--is-ancestor", checked(old, "commit"),
+                        checked(new, "commit"), check=False).returncode == 0
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        res = self.run("merge-base", checked(a, "commit"), checked(b, "commit"), check=False)
+        return res.stdout.strip() or None
+
+    def commits(self, base: str, head: str = "HEAD") -> list[str]:
+        """Non-merge commits of ``base..head``, oldest first."""
+        return self.run("rev-list", "--reverse", "--no-merges",
+                        f"{checked(base, 'commit')}..{head}", "--").stdout.split()
+
+    def branch(self) -> str | None:
+        """The branch HEAD is on (born or not), None when detached (GitPython reads HEAD)."""
+        head = self.gitpy.head
+        return None if head.is_detached else str(head.reference.name)
+
+    def update_ref(self, name: str, sha: str) -> None:
+        self.run("update-ref", name, checked(sha, "commit"))
+
+    def set_head_branch(self, branch: str) -> None:
+        """HEAD on ``branch`` with an empty index (a tree that had no commit yet)."""
+        self.run("symbolic-ref", "HEAD", f"refs/heads/{checked(branch, 'branch')}")
+        self.run("read-tree", "--empty")
+
+    # -- the work tree ------------------------------------------------------------------------
+
+    def status(self) -> list[str]:
+        """Changed and untracked (not ignored) paths; ``_output/`` is ignored."""
+        # a plain subprocess: part of the unchanged `source` re-run, which skips GitPython
+        out = run(["git", "status", "--porcelain", "-z", "--untracked-files=normal"],
+                  cwd=self.path).stdout
+        return [entry[3:] for entry in out.split("\0") if len(entry) > 3]
+
+    def tracked_changes(self) -> list[str]:
+        out = self.run("status", "--porcelain", "--untracked-files=no").stdout
+        return [line[3:] for line in out.splitlines() if line.strip()]
+
+    def refresh_status_cache(self) -> None:
+        """One full ``git status`` so the index holds the untracked cache for fast re-runs."""
+        self.run("status", "--porcelain", "--untracked-files=normal")
+
+    def operation_in_progress(self) -> str | None:
+        return next((why for name, why in _OPERATIONS.items() if (self.gitdir / name).exists()),
+                    None)
+
+    def am_in_progress(self) -> bool:
+        return (self.gitdir / "rebase-apply").is_dir()
+
+    def conflicted_files(self) -> list[str]:
+        out = self.run("diff", "--name-only", "--diff-filter=U").stdout
+        return [line for line in out.splitlines() if line]
+
+    def create(self, mirror: Path, base: str) -> None:
+        """Check out ``base`` into a new tree, borrowing objects from ``mirror``; atomic.
+
+        The half-made tree is removed on any failure, Ctrl-C included.
+        """
+        if self.path.exists() and any(self.path.iterdir()):
+            raise WorkInProgressError(
+                f"{self.shown} exists but is not a git work tree; refusing to touch it",
+                hint=f"move {self.shown} away (or delete it), then run again",
+            )
+        tmp = self.path.with_name(f".{self.path.name}.creating")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._init_borrowing(tmp, mirror)
+            Repo(tmp).run("checkout", "-q", "-f", "-B", BRANCH, checked(base, "commit"), "--")
+            if self.path.exists():
+                self.path.rmdir()
+            tmp.rename(self.path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @staticmethod
+    def _init_borrowing(tmp: Path, mirror: Path) -> None:
+        repo = gitpython_module().Repo.init(tmp, initial_branch=BRANCH)
+        with repo.config_writer() as config:
+            config.set_value("core", "untrackedCache", "true")
+        repo.close()
+        (tmp / ".git" / "objects" / "info" / "alternates").write_text(f"{mirror / 'objects'}\n")
+        with (tmp / ".git" / "info" / "exclude").open("a") as exclude:
+            exclude.write("/_output/\n")
+
+    def borrowed_objects(self) -> list[Path]:
+        """The object folders this tree borrows from (the mirror's), from ``alternates``."""
+        alternates = self.gitdir / "objects" / "info" / "alternates"
+        if not alternates.is_file():
+            return []
+        return [Path(line) for line in alternates.read_text().splitlines() if line.strip()]
+
+    def switch(self, commit: str, *, branch: str | None = BRANCH) -> None:
+        """HEAD (on ``branch``, or detached) at ``commit``, work tree forced to match."""
+        target = ["-B", checked(branch, "branch")] if branch else ["--detach"]
+        self.run("checkout", "-q", "-f", *target, checked(commit, "commit"), "--")
+
+    def reset_hard(self, commit: str = "HEAD") -> None:
+        self.run("reset", "-q", "--hard", checked(commit, "commit"), "--")
+
+    def clean(self) -> None:
+        self.run("clean", "-fdq")
+
+    def discard_changes(self) -> None:
+        """Abort a `git am`/rebase and reset to HEAD; untracked files go, ignored stay."""
+        (self.gitdir / "index.lock").unlink(missing_ok=True)
+        if (self.gitdir / "rebase-apply").exists():
+            self.am_abort()
+            shutil.rmtree(self.gitdir / "rebase-apply", ignore_errors=True)
+        if (self.gitdir / "rebase-merge").exists():
+            self.run("rebase", "--abort", check=False)
+        self.reset_hard()
+        self.clean()
+
+    # -- work protection ------------------------------------------------------------------
+
+    def work_in_progress(self, bases: list[str], ours: set[str]) -> Work:
+        """What a maintainer has here that resetting the tree would lose (the one rule).
+
+        An operation in progress, changed or untracked files, and commits above ``bases``
+        that are not ``ours``: a commit is the tool's only if its SHA was recorded when it
+        was made (``note_made``), never by its committer name or e-mail, which anyone sets.
+        """
+        if self.rev("HEAD") is None:  # no commit yet
+            return Work(self.operation_in_progress(), tuple(self.status()))
+        known = [b for b in dict.fromkeys(bases) if self.has_commit(b)]
+        out = self.run("log", "--format=%H%x00%s", "HEAD", "--not", *known, "--").stdout
+        commits = tuple((sha, subject) for sha, _, subject in
+                        (line.partition("\0") for line in out.splitlines()) if sha not in ours)
+        return Work(self.operation_in_progress(), tuple(self.status()), commits)
+
+    def made(self) -> set[str]:
+        """The commits the tool made in this tree (recorded by ``note_made``)."""
+        ledger = self.gitdir / "tkedistro-made"
+        return set(ledger.read_text().split()) if ledger.is_file() else set()
+
+    def note_made(self, shas: Iterable[str]) -> None:
+        """Record commits the tool made here: the only proof a commit is the tool's."""
+        new = [sha for sha in dict.fromkeys(shas) if sha]
+        if new:
+            with (self.gitdir / "tkedistro-made").open("a") as ledger:
+                ledger.write("".join(f"{sha}\n" for sha in new))
+
+    def backup(self, message: str) -> str:
+        """Save HEAD plus uncommitted and untracked files as a commit under a new ref."""
+        commit = self.head()
+        if self.status():
+            index = self.gitdir / "tkedistro-backup.index"
+            env = {"GIT_INDEX_FILE": str(index)}
+            self.run("read-tree", "HEAD", env=env)
+            self.run("add", "-A", env=env)
+            tree = self.run("write-tree", env=env).stdout.strip()
+            commit = self.run("commit-tree", tree, "-p", commit, "-m", message,
+                              env=env).stdout.strip()
+            index.unlink(missing_ok=True)
+        ref = f"refs/tkedistro/backup/{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+        name, n = ref, 1
+        while self.run("rev-parse", "-q", "--verify", name, check=False).returncode == 0:
+            n += 1
+            name = f"{ref}-{n}"
+        self.update_ref(name, commit)
+        return name
+
+    def missing_objects(self, commit: str) -> str | None:
+        """None when ``commit``, its tree and every tree and blob in it can be found.
+
+        Checks presence (``rev-list --objects --missing=print``), without reading blobs and
+        without walking history: what a checkout of ``commit`` needs.
+        """
+        res = self.run("rev-list", "--objects", "--no-walk", "--missing=print",
+                       checked(commit, "commit"), "--", check=False)
+        missing = [line[1:] for line in res.stdout.splitlines() if line.startswith("?")]
+        if res.returncode != 0:
+            return (res.stderr.strip().splitlines() or ["cannot read " + commit])[0]
+        return f"{len(missing)} object(s) missing, e.g. {missing[0]}" if missing else None
+
+    def ref_target(self, ref: str) -> str | None:
+        """The object ``ref`` names, even one that is missing (``rev`` needs the object)."""
+        out = self.run("for-each-ref", "--format=%(objectname)", "--", ref).stdout.split()
+        return out[0] if out else None
+
+    def rev_raw(self, name: str) -> str | None:
+        """The object ``name`` names (a tag stays a tag), or None."""
+        res = self.run("rev-parse", "--verify", "-q", checked(name, "revision"), check=False)
+        return res.stdout.strip() or None if res.returncode == 0 else None
+
+    @staticmethod
+    def init_bare(path: Path, config: dict[str, dict[str, str]]) -> None:
+        repo = gitpython_module().Repo.init(path, bare=True, mkdir=True)
+        with repo.config_writer() as writer:
+            for section, values in config.items():
+                for key, value in values.items():
+                    writer.set_value(section, key, value)
+        repo.close()
+
+    @staticmethod
+    def clone_at(src: Path, commit: str, dest: Path) -> Repo:
+        """A fresh clone of ``src`` with ``commit`` checked out (detached), nothing else."""
+        run(["git", "clone", "-q", "--no-checkout", "--", str(src), str(dest)], die_with_us=True)
+        repo = Repo(dest)
+        repo.switch(commit, branch=None)
+        return repo
+
+    def commit_epoch(self, sha: str) -> int:
+        """The committer time of ``sha`` in seconds since 1970 (SOURCE_DATE_EPOCH)."""
+        return int(self.run("show", "-s", "--format=%ct", checked(sha, "commit"), "--")
+                   .stdout.strip())
+
+    @staticmethod
+    def ls_remote(url: str, refs: list[str]) -> Result:
+        """``git ls-remote`` of ``refs`` at ``url``; no repository needed."""
+        argv = ["git", *CONFIG, "ls-remote", "--", checked(url, "URL"), *refs]
+        return execute(gitpython_module().Git(), argv)
