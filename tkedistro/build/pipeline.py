@@ -41,7 +41,7 @@ class BuildOptions:
 
 
 class SourceInfo(Protocol):
-    """What the build needs from ``tkedistro.source.prepare.SourceResult``."""
+    """What the build needs from ``tkedistro.source.result.SourceResult``."""
 
     @property
     def path(self) -> Path: ...

@@ -13,15 +13,13 @@ import hashlib
 import os
 import re
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from tkedistro.core import console
-from tkedistro.core.errors import CommitMismatchError, FetchError, LockedError
+from tkedistro.core.errors import CommitMismatchError, FetchError
+from tkedistro.core.locks import exclusive_lock
 from tkedistro.git.repo import Repo
 
 LOCK_WAIT_SECONDS = 1800.0
@@ -138,26 +136,15 @@ def pack_damage(objects: Path) -> list[str]:
     return problems
 
 
-@contextmanager
-def _locked(lock_path: Path, mirror: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(lock_path))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        console.info(f"waiting for another tkedistro run to finish with {mirror} ...")
-        try:
-            lock.acquire(timeout=LOCK_WAIT_SECONDS)
-        except Timeout:
-            raise LockedError(
-                f"another tkedistro run has held the mirror lock {lock_path} "
-                f"for {LOCK_WAIT_SECONDS:.0f} s",
-                hint="wait for it to finish (the lock is freed when that process exits)",
-            ) from None
-    try:
-        yield
-    finally:
-        lock.release()
+def _locked(lock_path: Path, mirror: Path) -> AbstractContextManager[None]:
+    """The mirror's lock: a second run waits for the first (up to ``LOCK_WAIT_SECONDS``)."""
+    return exclusive_lock(
+        lock_path,
+        f"another tkedistro run has held the mirror lock {lock_path} for "
+        f"{LOCK_WAIT_SECONDS:.0f} s",
+        wait=LOCK_WAIT_SECONDS,
+        waiting=f"waiting for another tkedistro run to finish with {mirror} ...",
+    )
 
 
 def _ensure_bare(path: Path) -> None:

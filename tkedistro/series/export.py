@@ -23,7 +23,7 @@ from tkedistro.git.repo import Repo
 from tkedistro.model.manifest import Manifest, load_release, update_pin
 from tkedistro.model.patches import parse_patch, subject_from_filename
 from tkedistro.series.state import assert_not_rebasing
-from tkedistro.source.prepare import recorded_commits
+from tkedistro.source.state import recorded_commits
 
 Action = Literal["unchanged", "rewritten", "added", "removed"]
 

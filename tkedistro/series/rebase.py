@@ -10,9 +10,12 @@ On success the manifest's pin and series are updated and the patch files regener
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 from tkedistro.core import console
 from tkedistro.core.errors import PatchApplyError, RebaseStateError
@@ -44,6 +47,22 @@ __all__ = ["RebaseResult", "abort_rebase", "assert_not_rebasing", "check_work_in
            "continue_rebase", "rebase",
            "skip_patch", "suggest_version"]
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _under_release_lock(
+    fn: Callable[Concatenate[Workspace, str, P], R],
+) -> Callable[Concatenate[Workspace, str, P], R]:
+    """Run ``fn(ws, release, ...)`` holding the release lock (a second run: exit 13)."""
+
+    @functools.wraps(fn)
+    def locked(ws: Workspace, release: str, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with release_lock(ws, release):
+            return fn(ws, release, *args, **kwargs)
+
+    return locked
+
 
 def suggest_version(old_version: str, old_tag: str, new_tag: str) -> str:
     """``v1.20.2-tke.3`` rebased from v1.20.2 onto v1.20.3 -> ``v1.20.3-tke.1``."""
@@ -51,15 +70,10 @@ def suggest_version(old_version: str, old_tag: str, new_tag: str) -> str:
     return f"{new_tag}-" + re.sub(r"\d+$", "1", suffix)
 
 
+@_under_release_lock
 def rebase(ws: Workspace, release: str, onto: str, *, commit: str | None = None,
            upstream: str | None = None) -> RebaseResult:
     """Start a rebase of ``release``'s series onto tag ``onto`` (``commit`` pins its SHA)."""
-    with release_lock(ws, release):
-        return _rebase_locked(ws, release, onto, commit=commit, upstream=upstream)
-
-
-def _rebase_locked(ws: Workspace, release: str, onto: str, *, commit: str | None = None,
-                   upstream: str | None = None) -> RebaseResult:
     if is_rebasing(ws, release):
         state = load_state(ws, release)
         raise RebaseStateError(
@@ -99,13 +113,9 @@ def _rebase_locked(ws: Workspace, release: str, onto: str, *, commit: str | None
     return _drive(ws, state)
 
 
+@_under_release_lock
 def continue_rebase(ws: Workspace, release: str) -> RebaseResult:
     """``--continue``: after a resolved conflict, or after a crash, carry on."""
-    with release_lock(ws, release):
-        return _continue_rebase_locked(ws, release)
-
-
-def _continue_rebase_locked(ws: Workspace, release: str) -> RebaseResult:
     state = load_state(ws, release)
     repo = _repo(ws, release)
     if state.phase == "conflict":
@@ -115,13 +125,9 @@ def _continue_rebase_locked(ws: Workspace, release: str) -> RebaseResult:
     return _drive(ws, state)
 
 
+@_under_release_lock
 def skip_patch(ws: Workspace, release: str) -> RebaseResult:
     """``--skip``: drop the patch that stopped the rebase from the series, and carry on."""
-    with release_lock(ws, release):
-        return _skip_patch_locked(ws, release)
-
-
-def _skip_patch_locked(ws: Workspace, release: str) -> RebaseResult:
     state = load_state(ws, release)
     repo = _repo(ws, release)
     if state.phase == "finalize":
@@ -143,13 +149,9 @@ def _skip_patch_locked(ws: Workspace, release: str) -> RebaseResult:
     return _drive(ws, state)
 
 
+@_under_release_lock
 def abort_rebase(ws: Workspace, release: str) -> RebaseResult:
     """``--abort``: manifest, patch files and ``_src`` exactly as before the rebase."""
-    with release_lock(ws, release):
-        return _abort_rebase_locked(ws, release)
-
-
-def _abort_rebase_locked(ws: Workspace, release: str) -> RebaseResult:
     state = load_state(ws, release)
     repo = _repo(ws, release)
     if not state.src_existed:

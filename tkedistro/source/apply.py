@@ -1,0 +1,185 @@
+"""One non-trivial ``tkedistro source`` run: recover or refuse what is in the tree, then
+apply the series from the first changed patch, recording each commit as it is made."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from tkedistro.core import console
+from tkedistro.core.errors import PatchApplyError, WorkInProgressError
+from tkedistro.core.runner import Result
+from tkedistro.git.repo import Repo
+from tkedistro.model.patches import PatchFile, subject_from_filename
+from tkedistro.source.state import Applied, Input, Series, State, write_state
+
+if TYPE_CHECKING:
+    from tkedistro.model.manifest import Manifest
+
+
+def borrowed_packs(tree: Repo) -> tuple[str, ...]:
+    return tuple(sorted(str(idx) for objects in tree.borrowed_objects()
+                        for idx in (objects / "pack").glob("pack-*.idx")))
+
+
+class SeriesRun:
+    """One non-trivial preparation: check/save work in progress, then apply from a point."""
+
+    def __init__(self, tree: Repo, state_dir: Path, manifest: Manifest, series: Series,
+                 previous: State | None) -> None:
+        self.tree, self.state_dir, self.manifest = tree, state_dir, manifest
+        self.inputs, self.stamp, self.digest = series.inputs, series.stamp, series.digest
+        self.previous = previous  # what the last run recorded (None: a new tree)
+        self.base = manifest.upstream.commit
+        self.marker = state_dir / "source.applying"
+        self.applied: list[Applied] = []
+        self.kept = 0
+        self.created = False
+
+    def prepare_tree(self, mirror: Path, force: bool) -> str | None:
+        """Recover, refuse or save work in progress, then put HEAD on the resume point."""
+        tree = self.tree
+        if self.marker.exists() and tree.exists():
+            self._recover()
+        self.marker.write_text(str(time.time()))
+        if not tree.exists():
+            tree.create(mirror, self.base)
+            self.previous, self.created = None, True
+        backup = self._check_work_in_progress(force)
+        self.applied = self._kept()
+        self.kept = len(self.applied)
+        start = self.applied[-1].commit if self.applied else self.base
+        if tree.head() != start:
+            tree.switch(start)
+        return backup
+
+    def _recover(self) -> None:
+        """A run was killed mid-way: drop its partial changes (saved first, to be safe)."""
+        tree = self.tree
+        message = f"{tree.shown}: recovering from an interrupted tkedistro run"
+        if tree.operation_in_progress() or tree.status():
+            ref = tree.backup(f"tkedistro backup of {tree.shown} before crash recovery")
+            message += f" (its leftover changes are saved to {ref})"
+        console.warn(message)
+        tree.discard_changes()
+
+    def _check_work_in_progress(self, force: bool) -> str | None:
+        tree = self.tree
+        previous = self.previous
+        bases = [self.base] + ([previous.base] if previous else [])
+        ours = tree.made() | ({a.commit for a in previous.applied} if previous else set())
+        problem = tree.work_in_progress(bases, ours).describe()
+        if problem is None:
+            return None
+        if not force:
+            self.marker.unlink(missing_ok=True)
+            raise WorkInProgressError(
+                f"{tree.shown} holds work in progress: {problem}; refusing to touch it",
+                hint=f"keep it: commit it in {tree.shown} and export it with `git format-patch` "
+                f"into patches/ (and list it in releases/{self.manifest.release}.yaml); "
+                f"discard it: `git -C {tree.shown} reset --hard && git -C {tree.shown} clean -fd`"
+                "; or run again with --force to save it to a backup ref first",
+            )
+        ref = tree.backup(f"tkedistro backup of work in progress in {tree.shown}")
+        console.warn(
+            f"saved the work in progress of {tree.shown} to {ref} "
+            f"(restore: git -C {tree.shown} checkout -b my-work {ref})"
+        )
+        tree.discard_changes()
+        return ref
+
+    def _kept(self) -> list[Applied]:
+        """Applied entries still valid: the common prefix of recorded and current keys."""
+        state = self.previous
+        if state is None or state.base != self.base:
+            return []
+        kept: list[Applied] = []
+        for inp, done in zip(self.inputs, state.applied, strict=False):
+            if inp.key != done.key or not self.tree.has_commit(done.commit):
+                break
+            kept.append(done)
+        return kept
+
+    def apply_series(self, patches: list[PatchFile]) -> State:
+        start = len(self.applied)
+        try:
+            for inp, patch in zip(self.inputs[start:], patches[start:], strict=True):
+                self._apply_one(inp, patch)
+                self._save(stamp=None)
+        except KeyboardInterrupt:
+            self.tree.discard_changes()
+            self._finish_failed()
+            console.warn(f"interrupted: {self._where_now()}")
+            raise
+        if self.created:  # later index writes keep the untracked cache up to date
+            self.tree.refresh_status_cache()
+        final = self._save(stamp=self.stamp)
+        self.marker.unlink(missing_ok=True)
+        return final
+
+    def _apply_one(self, inp: Input, patch: PatchFile) -> None:
+        if patch.format == "mbox":
+            subject = patch.subject or subject_from_filename(inp.path)
+            result = self.tree.am(inp.path)
+            method = "3-way" if "3-way merge" in result.stdout + result.stderr else "applied"
+        else:
+            subject = inp.subject or subject_from_filename(inp.path)
+            message = subject + (f"\n\n{patch.body}" if patch.body.strip() else "")
+            method, result = self.tree.apply_plain(inp.path, message, self._plain_date())
+        if result.returncode != 0:
+            self._fail(inp, result, plain=patch.format == "plain")
+        commit = self.tree.head()
+        self.tree.note_made([commit])
+        self.applied.append(Applied(inp.key, inp.file, subject, method, commit))
+        console.verbose(f"{inp.position}/{len(self.inputs)} {method} {inp.file}")
+
+    def _plain_date(self) -> str:
+        """Plain diffs carry no date: use the pinned commit's, so SHAs stay reproducible."""
+        return self.tree.commit_date(self.base)
+
+    def _fail(self, inp: Input, failed: Result, plain: bool) -> NoReturn:
+        from tkedistro.git.mbox import crlf_note, failed_hunks  # only when a patch fails
+
+        self.tree.discard_changes()
+        hunks = failed_hunks(self.tree.path, inp.path)
+        self._finish_failed()
+        total = len(self.inputs)
+        stderr = "\n".join(
+            line for line in (failed.stderr + "\n" + failed.stdout).splitlines()
+            if line.strip() and not line.startswith("hint:")
+        )
+        crlf = crlf_note(inp.path, inp.file)
+        raise PatchApplyError(
+            f"patch {inp.position}/{total} does not apply: {inp.file}\n"
+            + ("\n".join(f"  {h}" for h in hunks) or "  (git named no failing hunk)")
+            + (f"\n  {crlf}" if crlf else "") + "\n" + self._where_now(),
+            details=f"git said:\n{stderr}" if stderr else None,
+            hint=crlf or self._refresh_hint(inp, plain),
+        )
+
+    def _refresh_hint(self, inp: Input, plain: bool) -> str:
+        release, tag, shown = self.manifest.release, self.manifest.upstream.tag, self.tree.shown
+        how = (f"`git apply -3 ../../{inp.file}`, resolve, `git diff HEAD > ../../{inp.file}`"
+               if plain else f"`git am -3 ../../{inp.file}`, resolve, `git am --continue`, "
+               f"`git format-patch -1 -o ../../patches/{release}/`")
+        return (f"refresh the patch against {tag}: in {shown} run {how}, then "
+                f"`git reset --hard HEAD~` if you committed; or drop it from "
+                f"releases/{release}.yaml; then run `tkedistro source {release}` again")
+
+    def _where_now(self) -> str:
+        n, total, head = len(self.applied), len(self.inputs), self.tree.head()[:12]
+        upto = f"patches 1-{n} of {total} are applied" if n else "no patch is applied"
+        return f"{self.tree.shown} is left clean at HEAD {head}: {upto}"
+
+    def _finish_failed(self) -> None:
+        self._save(stamp=None)
+        self.marker.unlink(missing_ok=True)
+
+    def _save(self, stamp: str | None) -> State:
+        up = self.manifest.upstream
+        state = State(self.base, self.tree.head(), stamp, tuple(self.applied), tag=up.tag,
+                       url=up.url, inputs=self.digest if stamp else None,
+                       packs=borrowed_packs(self.tree) if stamp else ())
+        write_state(self.state_dir, state)
+        return state
