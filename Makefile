@@ -33,7 +33,7 @@ test-unit:
 	$(PYTHON) -m pytest -q tests/unit
 
 test-docker:
-	$(PYTHON) -m pytest -q -m docker
+	$(PYTHON) -m pytest -q -m 'docker and not real_k8s'
 
 ## test-real: the real Kubernetes v1.20.2 tree (slow: builds kubectl, runs go test)
 test-real:

@@ -412,8 +412,8 @@ def test_import_from_a_missing_folder_or_a_file_is_a_usage_error(prepared: Distr
     result = cli(prepared, "patches", "import", "1.20", "--from", str(source))
 
     assert result.exit_code == 2
-    what = "does not exist" if kind == "missing" else "is a file"
-    assert f"Invalid value for '--from': dir '{source}' {what}." in usage_error(result)
+    what = f"no such folder: {source}" if kind == "missing" else f"{source} is not a folder"
+    assert f"Invalid value for '--from': {what}" in usage_error(result)
 
 
 def test_import_series_refuses_a_from_that_is_not_a_folder(prepared: Distro,

@@ -53,10 +53,19 @@ def check_tag(value: str | None) -> str | None:
     return value
 
 
-def check_tags(values: list[str] | None) -> list[str] | None:
+def check_tags(values: list[str] | None) -> list[str]:
     for value in values or []:
         check_tag(value)
-    return values
+    return list(values or [])  # never None: typer < 0.17 takes len() of what a callback returns
+
+
+def check_folder(value: Path) -> Path:
+    """A folder to read from (our own words: click's differ between versions)."""
+    if not value.exists():
+        raise typer.BadParameter(f"no such folder: {value}")
+    if not value.is_dir():
+        raise typer.BadParameter(f"{value} is not a folder")
+    return value
 
 
 def check_commit(value: str | None) -> str | None:

@@ -15,6 +15,7 @@ from tkedistro.cli.common import (
     JsonOpt,
     UpstreamOpt,
     check_commit,
+    check_folder,
     check_tag,
     check_tags,
     emit,
@@ -115,8 +116,7 @@ def import_cmd(
     release: str,
     from_dir: Annotated[
         Path,
-        typer.Option("--from", exists=True, file_okay=False, dir_okay=True, readable=True,
-                     help="Folder of plain git diff files."),
+        typer.Option("--from", callback=check_folder, help="Folder of plain git diff files."),
     ],
     as_json: JsonOpt = False,
 ) -> None:
