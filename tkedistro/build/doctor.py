@@ -15,7 +15,7 @@ from typing import Any
 from tkedistro.core.errors import CommandError, HostNotReadyError, TkedistroError
 from tkedistro.core.runner import run
 from tkedistro.core.workspace import Workspace
-from tkedistro.model.manifest import list_release_names, load_manifest
+from tkedistro.model.manifest import list_release_names, load_release
 
 MIN_FREE_GIB = 20  # a v1.20 tree, its Go cache and the outputs
 
@@ -107,9 +107,8 @@ def check_engine_and_images(ws: Workspace) -> list[Check]:
         return [Check("docker engine", False, exc.message, fix)]
     checks = [Check("docker engine", True, f"{backend.name} engine answers")]
     for name in list_release_names(ws.releases_dir):
-        path = ws.manifest_path(name)
         try:
-            image = load_manifest(path, ws.rel(path)).builder.image
+            image = load_release(ws, name).builder.image
         except TkedistroError as exc:
             checks.append(Check(f"builder image {name}", False, exc.message.splitlines()[0],
                                 f"tkedistro validate {name}"))

@@ -9,7 +9,7 @@ from pathlib import Path
 from tkedistro.core.errors import WorkflowDriftError
 from tkedistro.core.render import render
 from tkedistro.core.workspace import Workspace
-from tkedistro.model.manifest import list_release_names, load_manifest
+from tkedistro.model.manifest import list_release_names, load_release
 
 WORKFLOWS = ("ci.yml", "nightly.yml")
 
@@ -23,7 +23,7 @@ class RenderedWorkflow:
 def _context(ws: Workspace) -> dict[str, object]:
     releases = []
     for name in list_release_names(ws.releases_dir):
-        m = load_manifest(ws.manifest_path(name), ws.rel(ws.manifest_path(name)))
+        m = load_release(ws, name)
         releases.append({"name": name, "platforms": list(m.platforms),
                          "builder_image": m.builder.image, "tag": m.upstream.tag,
                          "url": m.upstream.url})
