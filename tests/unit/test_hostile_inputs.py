@@ -549,3 +549,49 @@ def test_import_refuses_a_patch_folder_that_is_a_symlink_out(prepared: Distro,
                              f"through a symlink (to {elsewhere}); copy the patch into "
                              "patches/<release>/\n")
     assert sorted(p.name for p in elsewhere.iterdir()) == before
+
+
+def test_conformance_writes_its_report_while_it_still_holds_the_output_lock(
+    distro: Distro, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build may replace _output/<release>; it must wait until the report is written."""
+    from tkedistro.conformance import pipeline as conf
+    from tkedistro.core.errors import LockedError
+    from tkedistro.core.locks import output_lock
+
+    ws = distro.workspace()
+    bin_dir = ws.output_dir("1.20") / "bin" / "linux" / "amd64"
+    bin_dir.mkdir(parents=True)
+    for tool in conf.TOOLS:
+        (bin_dir / tool).write_text("#!/bin/sh\n")
+        (bin_dir / tool).chmod(0o755)
+
+    def suite(options: object, bins: Path, kubeconfig: Path, report_dir: Path) -> bool:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        (report_dir / "junit_01.xml").write_text(
+            '<testsuite tests="1" failures="0"><testcase name="[sig-x] y [Conformance]" '
+            'classname="Kubernetes e2e suite" time="1"/></testsuite>\n')
+        return False
+
+    refused: list[str] = []
+    real_write = conf.write_bundle
+
+    def write_bundle(*args: object, **kwargs: object) -> object:
+        try:
+            with output_lock(ws, "1.20", "build 1.20"):
+                pass
+        except LockedError as exc:
+            refused.append(exc.message)
+        return real_write(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(conf, "_suite", suite)
+    monkeypatch.setattr(conf, "write_bundle", write_bundle)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\n")
+    result = conf.run_conformance(ws, "1.20", conf.ConformanceOptions(kubeconfig=kubeconfig,
+                                                                      build=False))
+
+    assert result.ok
+    assert len(refused) == 1 and refused[0].startswith(
+        "another tkedistro run is using _output/1.20")
+    assert (ws.output_dir("1.20") / "conformance" / "summary.json").is_file()
