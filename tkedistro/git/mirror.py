@@ -10,7 +10,6 @@ verified pin gets ``refs/tkedistro/pins/<commit>`` so its objects outlive a move
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
 from contextlib import AbstractContextManager
@@ -20,6 +19,7 @@ from pathlib import Path
 from tkedistro.core import console
 from tkedistro.core.errors import CommitMismatchError, FetchError
 from tkedistro.core.locks import exclusive_lock
+from tkedistro.git.packs import pack_damage
 from tkedistro.git.repo import Repo
 
 LOCK_WAIT_SECONDS = 1800.0
@@ -112,28 +112,6 @@ def _mismatch(repo: Repo, pin: Pin, source: str, found: str | None) -> CommitMis
         hint="the tag moved or was tampered with; check the upstream and change the "
         "pin only if you trust the new commit",
     )
-
-
-def pack_damage(objects: Path) -> list[str]:
-    """Deleted or truncated packs under ``objects`` (cheap: file names and 20-byte trailers).
-
-    A pack ends with the checksum of its contents; its ``.idx`` repeats that checksum just
-    before its own. A pack whose tail differs was cut short; an index without its pack
-    lost it.
-    """
-    problems = []
-    for idx in sorted((objects / "pack").glob("pack-*.idx")):
-        pack = idx.with_suffix(".pack")
-        if not pack.is_file():
-            problems.append(f"{pack.name} is missing (its index {idx.name} is there)")
-            continue
-        with idx.open("rb") as index, pack.open("rb") as data:
-            index.seek(-40, os.SEEK_END)
-            size = data.seek(0, os.SEEK_END)
-            data.seek(max(size - 20, 0))
-            if size < 32 or data.read(20) != index.read(20):
-                problems.append(f"{pack.name} is truncated or damaged")
-    return problems
 
 
 def _locked(lock_path: Path, mirror: Path) -> AbstractContextManager[None]:

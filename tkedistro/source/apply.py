@@ -3,16 +3,36 @@ apply the series from the first changed patch, recording each commit as it is ma
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from tkedistro.core import console
-from tkedistro.core.errors import PatchApplyError, WorkInProgressError
+from tkedistro.core.errors import (
+    ManifestError,
+    PatchApplyError,
+    PatchFormatError,
+    WorkInProgressError,
+)
+from tkedistro.core.locks import release_lock
 from tkedistro.core.runner import Result
+from tkedistro.core.workspace import Workspace
+from tkedistro.git.mirror import Pin, ensure_pin
 from tkedistro.git.repo import Repo
-from tkedistro.model.patches import PatchFile, subject_from_filename
-from tkedistro.source.state import Applied, Input, Series, State, write_state
+from tkedistro.model.patches import PatchFile, check_trailers, parse_patch, subject_from_filename
+from tkedistro.source.result import SourceResult, result_of
+from tkedistro.source.state import (
+    Applied,
+    Input,
+    Series,
+    State,
+    inputs_digest,
+    load_state,
+    stamp_of,
+    tree_matches,
+    write_state,
+)
 
 if TYPE_CHECKING:
     from tkedistro.model.manifest import Manifest
@@ -183,3 +203,73 @@ class SeriesRun:
                        packs=borrowed_packs(self.tree) if stamp else ())
         write_state(self.state_dir, state)
         return state
+
+
+def prepare_fully(ws: Workspace, release: str, tree: Repo, *, upstream: str | None,
+                  force: bool) -> SourceResult:
+    """The full ``tkedistro source`` run: load and check the series, fetch and verify the pin,
+    then apply from the first patch whose input changed."""
+    from tkedistro.model.manifest import load_release
+
+    state_dir = ws.state_dir(release)
+    display = f"releases/{release}.yaml"
+    manifest = load_release(ws, release)
+    inputs = series_inputs(ws, manifest, display)
+    digest = inputs_digest(ws.manifest_path(release), [i.path for i in inputs])
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with release_lock(ws, release):
+        state = load_state(state_dir)
+        stamp = stamp_of(manifest.upstream.commit, inputs)
+        url = upstream or manifest.upstream.url
+        if state and state.stamp == stamp and tree_matches(tree, state, state_dir):
+            return result_of(release, tree.path, url, state, kept=-1, backup=None)
+        patches = parse_series(inputs, tree.shown)
+        pin = Pin(manifest.upstream.url, manifest.upstream.tag, manifest.upstream.commit, display)
+        with console.step("fetch_source", f"{pin.tag} {pin.commit[:12]}"):
+            mirror = ensure_pin(ws.mirrors_dir, pin, upstream)
+        job = SeriesRun(tree, state_dir, manifest, Series(tuple(inputs), stamp, digest), state)
+        backup = job.prepare_tree(mirror.path, force)
+        with console.step("apply_patches", f"{len(inputs)} in the series"):
+            final = job.apply_series(patches)
+        return result_of(release, tree.path, mirror.fetch_url, final, kept=job.kept, backup=backup)
+
+
+def parse_series(inputs: list[Input], shown: str) -> list[PatchFile]:
+    """Parse every patch, check its trailers (as ``validate`` does) and refuse binary diffs
+    without full index before touching git."""
+    patches = [parse_patch(inp.path, inp.file) for inp in inputs]
+    problems = [message for inp, patch in zip(inputs, patches, strict=True)
+                for message in check_trailers(patch, inp.file)]
+    if problems:
+        raise PatchFormatError(problems + [f"nothing was changed in {shown}"],
+                               hint="patch format: docs/patches.md; `tkedistro validate` "
+                                    "checks every patch")
+    bad = [(inp, p) for inp, p in zip(inputs, patches, strict=True) if p.binary_without_index]
+    if bad:
+        total = len(inputs)
+        lines = [f"  patch {inp.position}/{total} {inp.file}: {', '.join(p.binary_without_index)}"
+                 for inp, p in bad]
+        raise PatchApplyError(
+            "binary diffs without full index lines cannot be applied (git needs the blob ids):\n"
+            + "\n".join(lines) + f"\nnothing was changed in {shown}",
+            hint="regenerate these patches with `git format-patch --binary --full-index`",
+        )
+    return patches
+
+
+def series_inputs(ws: Workspace, manifest: Manifest, display: str) -> list[Input]:
+    """The series entries, each through the workspace's path policy; listed twice is refused."""
+    inputs: list[Input] = []
+    seen: dict[Path, int] = {}
+    for i, entry in enumerate(manifest.patches, start=1):
+        where = f"{display}: patches[{i - 1}].file"
+        real = ws.repo_file(entry.file, where)
+        if real in seen:
+            raise ManifestError([f"{where}: {entry.file} is listed twice (first as "
+                                 f"patches[{seen[real]}].file); list each patch once"])
+        seen[real] = i - 1
+        path = ws.root / entry.file
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        key = hashlib.sha256(f"{entry.file}\0{entry.subject or ''}\0{digest}".encode()).hexdigest()
+        inputs.append(Input(i, entry.file, path, entry.subject, key))
+    return inputs

@@ -9,6 +9,10 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tkedistro.core.errors import CommandError
+from tkedistro.git.packs import pack_damage
+from tkedistro.git.repo import Repo
+
 STATE_VERSION = 1
 
 
@@ -83,3 +87,32 @@ def recorded_commits(state_dir: Path) -> set[str]:
     """The commits ``source.json`` says this tool made (one per applied patch)."""
     state = load_state(state_dir)
     return {a.commit for a in state.applied} if state else set()
+
+
+def inputs_digest(manifest: Path, files: list[Path]) -> str:
+    digest = hashlib.sha256(manifest.read_bytes())
+    for path in files:
+        digest.update(f"\0{path}\0".encode())
+        digest.update(path.read_bytes() if path.is_file() else b"\0missing")
+    return digest.hexdigest()
+
+
+def tree_matches(tree: Repo, state: State, state_dir: Path) -> bool:
+    """HEAD is the recorded one and nothing is changed, untracked or half-done in the tree."""
+    if (state_dir / "source.applying").exists():
+        return False
+    try:
+        if not tree.exists() or tree.head() != state.head:
+            return False
+        if not mirror_intact(tree, state):
+            return False  # the cache mirror lost objects: the full run repairs it
+        return not tree.status() and tree.operation_in_progress() is None
+    except CommandError:  # e.g. the cache (and the objects it lends) was deleted
+        return False
+
+
+def mirror_intact(tree: Repo, state: State) -> bool:
+    """The packs the tree borrowed from are all there, none cut short (no git run needed)."""
+    if any(not Path(idx).is_file() for idx in state.packs):
+        return False
+    return not any(pack_damage(objects) for objects in tree.borrowed_objects())
