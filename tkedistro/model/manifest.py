@@ -10,7 +10,7 @@ import difflib
 import io
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
@@ -24,17 +24,6 @@ from tkedistro.model.url import url_problem
 
 SCHEMA_VERSION = 1
 
-COMPONENTS = (
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kube-proxy",
-    "kubelet",
-    "kubectl",
-    "kubeadm",
-)
-PLATFORMS = ("linux/amd64", "linux/arm64")
-
 Component = Literal[
     "kube-apiserver",
     "kube-controller-manager",
@@ -45,6 +34,8 @@ Component = Literal[
     "kubeadm",
 ]
 Platform = Literal["linux/amd64", "linux/arm64"]
+COMPONENTS: tuple[str, ...] = get_args(Component)
+PLATFORMS: tuple[str, ...] = get_args(Platform)
 Hex40 = Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Tag = Annotated[str, Field(pattern=r"^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")]
