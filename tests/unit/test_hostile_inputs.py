@@ -260,8 +260,20 @@ def _dotdot(d: Distro, tmp_path: Path) -> tuple[str, str]:
             "patches/<release>/")
 
 
+def _nul(d: Distro, tmp_path: Path) -> tuple[str, str]:
+    return ('"patches/1.20/a\\0b.patch"',  # YAML's escape: the loaded name holds a NUL byte
+            "'patches/1.20/a\\x00b.patch' contains the control character '\\x00'; "
+            "file names in a manifest are plain text")
+
+
+def _loop(d: Distro, tmp_path: Path) -> tuple[str, str]:
+    (d.patch_dir / "loop").symlink_to("loop")
+    return ("patches/1.20/loop", "patches/1.20/loop: cannot resolve: a symlink loop")
+
+
 PATH_CASES = {"absolute": _absolute, "dotdot": _dotdot, "symlink-out": _symlink_out,
-              "dev-zero": _device, "fifo": _fifo, "folder": _folder}
+              "dev-zero": _device, "fifo": _fifo, "folder": _folder, "nul": _nul,
+              "loop": _loop}
 
 
 @pytest.mark.parametrize("case", PATH_CASES)
@@ -280,7 +292,7 @@ def test_source_applies_the_path_policy_validate_enforces(distro: Distro, tmp_pa
     assert not distro.src.exists()
 
 
-@pytest.mark.parametrize("case", ["fifo", "dev-zero", "symlink-out"])
+@pytest.mark.parametrize("case", ["fifo", "dev-zero", "symlink-out", "nul", "loop"])
 def test_show_marks_an_unusable_patch_file_and_does_not_read_it(
         distro: Distro, tmp_path: Path, case: str) -> None:
     entry, problem = PATH_CASES[case](distro, tmp_path)
