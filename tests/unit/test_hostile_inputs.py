@@ -607,3 +607,46 @@ def test_conformance_writes_its_report_while_it_still_holds_the_output_lock(
     assert len(refused) == 1 and refused[0].startswith(
         "another tkedistro run is using _output/1.20")
     assert (ws.output_dir("1.20") / "conformance" / "summary.json").is_file()
+
+
+# --- build resource limits are checked before they reach docker ----------------------------
+
+@pytest.mark.parametrize(("args", "option", "problem"), [
+    (["--memory", "8GiB"], "--memory",
+     "expected a memory size like 512m or 8g (a number, then b, k, m or g), got '8GiB'"),
+    (["--memory", "abc"], "--memory",
+     "expected a memory size like 512m or 8g (a number, then b, k, m or g), got 'abc'"),
+    (["--memory", "0"], "--memory",
+     "expected a memory size like 512m or 8g (a number, then b, k, m or g), got '0'"),
+    (["--cpus", "inf"], "--cpus", "expected a number of CPUs above 0 like 4 or 1.5, got inf"),
+    (["--cpus", "nan"], "--cpus", "expected a number of CPUs above 0 like 4 or 1.5, got nan"),
+    (["--cpus", "0"], "--cpus", "expected a number of CPUs above 0 like 4 or 1.5, got 0.0"),
+    (["--cpus", "-2"], "--cpus", "expected a number of CPUs above 0 like 4 or 1.5, got -2.0"),
+], ids=["memory-gib", "memory-word", "memory-zero", "cpus-inf", "cpus-nan", "cpus-zero",
+        "cpus-negative"])
+def test_build_limits_are_checked_on_the_command_line(
+        distro: Distro, args: list[str], option: str, problem: str) -> None:
+    result = cli(distro, "build", "1.20", *args)
+
+    assert result.exit_code == 2
+    assert f"Invalid value for '{option}': {problem}" in usage_error(result)
+    assert not distro.src.exists()
+
+
+def test_a_limit_docker_py_refuses_is_a_build_error_not_a_traceback() -> None:
+    import docker
+
+    from tkedistro.build.backend import ContainerSpec
+    from tkedistro.build.docker import _start
+    from tkedistro.core.errors import BuildError
+
+    client = docker.DockerClient(base_url="unix:///nonexistent.sock", version="1.41")
+    spec = ContainerSpec(image="builder:1", memory="8GiB")
+
+    with pytest.raises(BuildError) as caught:
+        _start(client, spec)  # docker-py refuses the size before it talks to an engine
+
+    assert caught.value.exit_code == 11
+    assert caught.value.message == (
+        "could not start a container from builder:1: The specified value for memory (8Gi) "
+        "should specify the units. The postfix should be one of the `b` `k` `m` `g` characters")

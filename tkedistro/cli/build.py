@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from tkedistro.cli.common import G, JsonOpt, UpstreamOpt, emit, guarded
+from tkedistro.cli.common import (
+    G,
+    JsonOpt,
+    UpstreamOpt,
+    check_cpus,
+    check_memory,
+    emit,
+    guarded,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -27,10 +35,10 @@ def build(
     ] = None,
     upstream: UpstreamOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even when up to date.")] = False,
-    cpus: Annotated[float | None, typer.Option("--cpus", help="CPU limit for the build.")] = None,
-    memory: Annotated[
-        str | None, typer.Option("--memory", help="Memory limit for the build, e.g. 8g.")
-    ] = None,
+    cpus: Annotated[float | None, typer.Option(
+        "--cpus", callback=check_cpus, help="CPU limit for the build, e.g. 4 or 1.5.")] = None,
+    memory: Annotated[str | None, typer.Option(
+        "--memory", callback=check_memory, help="Memory limit for the build, e.g. 8g.")] = None,
     verify_reproducible: Annotated[
         bool,
         typer.Option("--verify-reproducible", help="Build twice and compare SHA256SUMS."),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 import traceback
 from collections.abc import Callable
@@ -37,6 +38,7 @@ G = Globals()
 
 TAG = re.compile(r"v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?")
 COMMIT = re.compile(r"[0-9a-f]{40}")
+MEMORY = re.compile(r"(\d+(?:\.\d+)?)([kmg]?b|[kmg])?", re.IGNORECASE)  # docker-py's units
 
 
 def check_upstream(value: str | None) -> str | None:
@@ -72,6 +74,23 @@ def check_commit(value: str | None) -> str | None:
     if value is not None and not COMMIT.fullmatch(value):
         raise typer.BadParameter(
             f"expected a full 40-character lowercase hex commit SHA, got {value!r}")
+    return value
+
+
+def check_memory(value: str | None) -> str | None:
+    """``--memory``: a positive size in docker's units (512m, 8g, 8gb), checked before docker."""
+    match = MEMORY.fullmatch(value) if value is not None else None
+    if value is not None and (match is None or float(match.group(1)) <= 0):
+        raise typer.BadParameter(
+            f"expected a memory size like 512m or 8g (a number, then b, k, m or g), "
+            f"got {value!r}")
+    return value
+
+
+def check_cpus(value: float | None) -> float | None:
+    """``--cpus``: a finite number of CPUs above 0 (0 would silently mean no limit)."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"expected a number of CPUs above 0 like 4 or 1.5, got {value}")
     return value
 
 
