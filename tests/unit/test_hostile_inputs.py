@@ -650,3 +650,29 @@ def test_a_limit_docker_py_refuses_is_a_build_error_not_a_traceback() -> None:
     assert caught.value.message == (
         "could not start a container from builder:1: The specified value for memory (8Gi) "
         "should specify the units. The postfix should be one of the `b` `k` `m` `g` characters")
+
+
+def test_build_info_hashes_patches_through_the_path_policy(distro: Distro,
+                                                           tmp_path: Path) -> None:
+    """A patch swapped for a symlink out of the repo after the source step is not read."""
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from tkedistro.core.errors import ManifestError
+    from tkedistro.core.workspace import Workspace
+    from tkedistro.model.manifest import load_release
+
+    ws = Workspace.discover(distro.root, tmp_path / "cache")
+    manifest = load_release(ws, "1.20")
+    first = distro.root / patch_files(distro)[0]
+    first.unlink()
+    (tmp_path / "secret").write_text("root:x:0:0\n")
+    first.symlink_to(tmp_path / "secret")
+    plan = cast(Any, SimpleNamespace(release="1.20"))
+
+    with pytest.raises(ManifestError) as caught:
+        pipeline.build_info(plan, manifest, ws, cast(Any, None), "go1.15", 0.0, {}, [])
+
+    assert caught.value.render() == (
+        f"{M}: patches[0].file: {patch_files(distro)[0]} resolves outside the repo through a "
+        f"symlink (to {tmp_path / 'secret'}); copy the patch into patches/<release>/")
