@@ -676,3 +676,48 @@ def test_build_info_hashes_patches_through_the_path_policy(distro: Distro,
     assert caught.value.render() == (
         f"{M}: patches[0].file: {patch_files(distro)[0]} resolves outside the repo through a "
         f"symlink (to {tmp_path / 'secret'}); copy the patch into patches/<release>/")
+
+
+# --- the builder image is an image reference before it reaches the Docker engine ------------
+
+IMAGE_RULE = ("expected an image reference like golang:1.15.15 or "
+              "registry.example.com:5000/tke/builder:1.20@sha256:<64 hex> "
+              "(lowercase path; no spaces, no leading '-'), got ")
+BAD_IMAGES = ["-evil", "Tke/Builder:1", "tke/builder:1 --privileged", "reg.io/../etc:1",
+              "tke/builder:1@sha256:abc", "tke//builder"]
+
+
+def set_image(d: Distro, image: str) -> None:
+    text = d.manifest.read_text()
+    d.manifest.write_text(re.sub(r"(?m)^  image: .*$", f"  image: {json.dumps(image)}", text))
+
+
+@pytest.mark.parametrize("image", BAD_IMAGES)
+def test_a_manifest_builder_image_that_is_not_an_image_reference_is_refused(
+        distro: Distro, image: str) -> None:
+    set_image(distro, image)
+
+    result = cli(distro, "validate", "1.20")
+
+    assert result.exit_code == 3
+    assert result.stderr == (f"error: {M}:11: builder.image: {IMAGE_RULE}{image!r}\n"
+                             f"{VALIDATE_HINT}\n")
+
+
+@pytest.mark.parametrize("image", BAD_IMAGES)
+def test_a_builder_image_option_that_is_not_an_image_reference_is_a_usage_error(
+        distro: Distro, image: str) -> None:
+    result = cli(distro, "build", "1.20", f"--builder-image={image}")
+
+    assert result.exit_code == 2
+    assert f"Invalid value for '--builder-image': {IMAGE_RULE}{image!r}" in usage_error(result)
+    assert not distro.src.exists()
+
+
+@pytest.mark.parametrize("image", [
+    "golang:1.15.15", "tkedistro/builder:go1.15-bullseye", "localhost:5000/tke/builder",
+    "registry.example.com:5000/tke/kube_builder__x:1.20-rc.1@sha256:" + "a" * 64])
+def test_ordinary_image_references_are_accepted(distro: Distro, image: str) -> None:
+    set_image(distro, image)
+
+    assert cli(distro, "validate", "1.20").exit_code == 0

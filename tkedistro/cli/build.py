@@ -11,6 +11,7 @@ from tkedistro.cli.common import (
     JsonOpt,
     UpstreamOpt,
     check_cpus,
+    check_image,
     check_memory,
     emit,
     guarded,
@@ -31,7 +32,8 @@ def build(
         list[str] | None, typer.Option("--platform", "-p", help="os/arch, e.g. linux/arm64.")
     ] = None,
     builder_image: Annotated[
-        str | None, typer.Option("--builder-image", help="Override the manifest's builder image.")
+        str | None, typer.Option("--builder-image", callback=check_image,
+                                 help="Override the manifest's builder image.")
     ] = None,
     upstream: UpstreamOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even when up to date.")] = False,

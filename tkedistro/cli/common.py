@@ -20,6 +20,7 @@ import typer
 from tkedistro.core import console
 from tkedistro.core.errors import Interrupted, TkedistroError
 from tkedistro.core.workspace import Workspace
+from tkedistro.model.refs import COMMIT_PATTERN, TAG_PATTERN, image_problem
 from tkedistro.model.url import url_problem
 
 
@@ -36,8 +37,8 @@ class Globals:
 
 G = Globals()
 
-TAG = re.compile(r"v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?")
-COMMIT = re.compile(r"[0-9a-f]{40}")
+TAG = re.compile(TAG_PATTERN)
+COMMIT = re.compile(COMMIT_PATTERN)
 MEMORY = re.compile(r"(\d+(?:\.\d+)?)([kmg]?b|[kmg])?", re.IGNORECASE)  # docker-py's units
 
 
@@ -74,6 +75,13 @@ def check_commit(value: str | None) -> str | None:
     if value is not None and not COMMIT.fullmatch(value):
         raise typer.BadParameter(
             f"expected a full 40-character lowercase hex commit SHA, got {value!r}")
+    return value
+
+
+def check_image(value: str | None) -> str | None:
+    """``--builder-image``: a Docker image reference (the manifest's rule), before docker."""
+    if value is not None and (problem := image_problem(value)):
+        raise typer.BadParameter(problem)
     return value
 
 
