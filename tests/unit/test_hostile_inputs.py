@@ -721,3 +721,30 @@ def test_ordinary_image_references_are_accepted(distro: Distro, image: str) -> N
     set_image(distro, image)
 
     assert cli(distro, "validate", "1.20").exit_code == 0
+
+
+# --- user text on a terminal is printed as it is, never read as rich markup ----------------
+
+def test_user_text_in_steps_and_warnings_is_not_rich_markup(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``conformance --focus '[/x]'`` used to raise rich's MarkupError on a terminal, and a
+    ``[kubelet]`` in a warning vanished."""
+    import io
+
+    from rich.console import Console
+
+    from tkedistro.core import console
+
+    screen = io.StringIO()
+    monkeypatch.setattr(console, "_err", Console(file=screen, force_terminal=True, width=200,
+                                                 color_system=None))
+    monkeypatch.setattr(console._settings, "plain", False)
+
+    with console.step("conformance", "focus [/x]"):
+        pass
+    console.warn("[kubelet] is not built for linux/arm64")
+
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())  # the spinner's cursor moves
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    assert lines[-2].startswith("✓ conformance: focus [/x] (")
+    assert lines[-1] == "warning: [kubelet] is not built for linux/arm64"
