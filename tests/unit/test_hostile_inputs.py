@@ -748,3 +748,30 @@ def test_user_text_in_steps_and_warnings_is_not_rich_markup(
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     assert lines[-2].startswith("✓ conformance: focus [/x] (")
     assert lines[-1] == "warning: [kubelet] is not built for linux/arm64"
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "inf", "nan"])
+def test_conformance_timeout_must_be_minutes_above_zero(distro: Distro, value: str) -> None:
+    result = cli(distro, "conformance", "1.20", "--timeout", value)
+
+    assert result.exit_code == 2
+    assert (f"Invalid value for '--timeout': expected a number of minutes above 0 like 90, "
+            f"got {float(value)}") in usage_error(result)
+
+
+def test_doctor_reports_an_engine_lost_mid_check_as_a_failed_image_check(
+        distro: Distro, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tkedistro.build.docker import DockerBackend
+
+    def gone(self: DockerBackend, image: str) -> None:
+        raise BackendUnavailableError("no Docker engine answers at unix:///gone.sock")
+
+    monkeypatch.setattr(DockerBackend, "check_available", lambda self: None)
+    monkeypatch.setattr(DockerBackend, "image_info", gone)
+
+    result = cli(distro, "doctor")
+
+    assert result.exit_code == 19
+    assert re.search(r"BAD  builder image 1\.20 +no Docker engine answers at unix:///gone\.sock",
+                     result.output)
+    assert "fix: make engine  (scripts/ensure-docker.sh)" in result.output

@@ -102,6 +102,13 @@ def check_cpus(value: float | None) -> float | None:
     return value
 
 
+def check_minutes(value: float) -> float:
+    """A time limit in minutes: finite and above 0 (0 or less would stop before starting)."""
+    if not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"expected a number of minutes above 0 like 90, got {value}")
+    return value
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 UpstreamOpt = Annotated[
     str | None,
