@@ -19,6 +19,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from tkedistro.core.errors import ManifestError, ReleaseNotFoundError
+from tkedistro.core.files import write_atomic
 from tkedistro.core.workspace import RELEASE_NAME, Workspace, check_release_name
 from tkedistro.model.refs import COMMIT_PATTERN, TAG_PATTERN, image_problem
 from tkedistro.model.url import url_problem
@@ -377,6 +378,4 @@ def update_pin(path: Path, *, tag: str, commit: str, distro_version: str | None 
         data["patches"] = [old.get(f, {"file": f}) for f in patch_files]
     buf = io.StringIO()
     y.dump(data, buf)
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, buf.getvalue().encode("utf-8"))
