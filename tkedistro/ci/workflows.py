@@ -28,12 +28,7 @@ def _context(ws: Workspace) -> dict[str, object]:
         releases.append({"name": name, "platforms": list(m.platforms),
                          "builder_image": m.builder.image, "tag": m.upstream.tag,
                          "url": m.upstream.url})
-    return {
-        "releases": releases,
-        "python": "3.11",
-        "has_conformance": True,
-        "has_forecast": True,
-    }
+    return {"releases": releases, "python": "3.11"}
 
 
 def render_workflows(ws: Workspace) -> list[RenderedWorkflow]:
