@@ -309,10 +309,13 @@ def test_clean_process_env_keeps_mirror_settings_and_drops_redirections(
     kept = {"GIT_SSH_COMMAND": "ssh -i deploy_key", "GIT_SSL_CAINFO": "/etc/company-ca.pem",
             "GIT_ASKPASS": "/bin/false", "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "a.b",
             "GIT_CONFIG_VALUE_0": "c", "GIT_ALLOW_PROTOCOL": "file", "GIT_SSL_NO_VERIFY": "1",
-            "GIT_HTTP_PROXY_AUTHMETHOD": "basic", "https_proxy": "http://proxy:3128"}
+            "GIT_HTTP_PROXY_AUTHMETHOD": "basic", "https_proxy": "http://proxy:3128",
+            "GIT_CONFIG_GLOBAL": "/etc/ci/gitconfig", "GIT_CONFIG_SYSTEM": "/etc/gitconfig",
+            "GIT_PROXY_COMMAND": "/usr/bin/corkscrew"}
     dropped = {"GIT_DIR": "/elsewhere", "GIT_WORK_TREE": "/elsewhere", "GIT_INDEX_FILE": "/x",
                "GIT_OBJECT_DIRECTORY": "/x", "GIT_ALTERNATE_OBJECT_DIRECTORIES": "/x",
-               "GIT_COMMON_DIR": "/x", "GIT_NAMESPACE": "x", "GIT_CEILING_DIRECTORIES": "/"}
+               "GIT_COMMON_DIR": "/x", "GIT_NAMESPACE": "x", "GIT_CEILING_DIRECTORIES": "/",
+               "GIT_EXEC_PATH": "/tmp/evil-git-core"}
     for key, value in {**kept, **dropped}.items():
         monkeypatch.setenv(key, value)
     assert set(dropped) <= set(runner.clean_process_env())

@@ -260,8 +260,20 @@ def _dotdot(d: Distro, tmp_path: Path) -> tuple[str, str]:
             "patches/<release>/")
 
 
+def _nul(d: Distro, tmp_path: Path) -> tuple[str, str]:
+    return ('"patches/1.20/a\\0b.patch"',  # YAML's escape: the loaded name holds a NUL byte
+            "'patches/1.20/a\\x00b.patch' contains the control character '\\x00'; "
+            "file names in a manifest are plain text")
+
+
+def _loop(d: Distro, tmp_path: Path) -> tuple[str, str]:
+    (d.patch_dir / "loop").symlink_to("loop")
+    return ("patches/1.20/loop", "patches/1.20/loop: cannot resolve: a symlink loop")
+
+
 PATH_CASES = {"absolute": _absolute, "dotdot": _dotdot, "symlink-out": _symlink_out,
-              "dev-zero": _device, "fifo": _fifo, "folder": _folder}
+              "dev-zero": _device, "fifo": _fifo, "folder": _folder, "nul": _nul,
+              "loop": _loop}
 
 
 @pytest.mark.parametrize("case", PATH_CASES)
@@ -280,7 +292,7 @@ def test_source_applies_the_path_policy_validate_enforces(distro: Distro, tmp_pa
     assert not distro.src.exists()
 
 
-@pytest.mark.parametrize("case", ["fifo", "dev-zero", "symlink-out"])
+@pytest.mark.parametrize("case", ["fifo", "dev-zero", "symlink-out", "nul", "loop"])
 def test_show_marks_an_unusable_patch_file_and_does_not_read_it(
         distro: Distro, tmp_path: Path, case: str) -> None:
     entry, problem = PATH_CASES[case](distro, tmp_path)
@@ -595,3 +607,171 @@ def test_conformance_writes_its_report_while_it_still_holds_the_output_lock(
     assert len(refused) == 1 and refused[0].startswith(
         "another tkedistro run is using _output/1.20")
     assert (ws.output_dir("1.20") / "conformance" / "summary.json").is_file()
+
+
+# --- build resource limits are checked before they reach docker ----------------------------
+
+@pytest.mark.parametrize(("args", "option", "problem"), [
+    (["--memory", "8GiB"], "--memory",
+     "expected a memory size like 512m or 8g (a number, then b, k, m or g), got '8GiB'"),
+    (["--memory", "abc"], "--memory",
+     "expected a memory size like 512m or 8g (a number, then b, k, m or g), got 'abc'"),
+    (["--memory", "0"], "--memory",
+     "expected a memory size like 512m or 8g (a number, then b, k, m or g), got '0'"),
+    (["--cpus", "inf"], "--cpus", "expected a number of CPUs above 0 like 4 or 1.5, got inf"),
+    (["--cpus", "nan"], "--cpus", "expected a number of CPUs above 0 like 4 or 1.5, got nan"),
+    (["--cpus", "0"], "--cpus", "expected a number of CPUs above 0 like 4 or 1.5, got 0.0"),
+    (["--cpus", "-2"], "--cpus", "expected a number of CPUs above 0 like 4 or 1.5, got -2.0"),
+], ids=["memory-gib", "memory-word", "memory-zero", "cpus-inf", "cpus-nan", "cpus-zero",
+        "cpus-negative"])
+def test_build_limits_are_checked_on_the_command_line(
+        distro: Distro, args: list[str], option: str, problem: str) -> None:
+    result = cli(distro, "build", "1.20", *args)
+
+    assert result.exit_code == 2
+    assert f"Invalid value for '{option}': {problem}" in usage_error(result)
+    assert not distro.src.exists()
+
+
+def test_a_limit_docker_py_refuses_is_a_build_error_not_a_traceback() -> None:
+    import docker
+
+    from tkedistro.build.backend import ContainerSpec
+    from tkedistro.build.docker import _start
+    from tkedistro.core.errors import BuildError
+
+    client = docker.DockerClient(base_url="unix:///nonexistent.sock", version="1.41")
+    spec = ContainerSpec(image="builder:1", memory="8GiB")
+
+    with pytest.raises(BuildError) as caught:
+        _start(client, spec)  # docker-py refuses the size before it talks to an engine
+
+    assert caught.value.exit_code == 11
+    assert caught.value.message == (
+        "could not start a container from builder:1: The specified value for memory (8Gi) "
+        "should specify the units. The postfix should be one of the `b` `k` `m` `g` characters")
+
+
+def test_build_info_hashes_patches_through_the_path_policy(distro: Distro,
+                                                           tmp_path: Path) -> None:
+    """A patch swapped for a symlink out of the repo after the source step is not read."""
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from tkedistro.core.errors import ManifestError
+    from tkedistro.core.workspace import Workspace
+    from tkedistro.model.manifest import load_release
+
+    ws = Workspace.discover(distro.root, tmp_path / "cache")
+    manifest = load_release(ws, "1.20")
+    first = distro.root / patch_files(distro)[0]
+    first.unlink()
+    (tmp_path / "secret").write_text("root:x:0:0\n")
+    first.symlink_to(tmp_path / "secret")
+    plan = cast(Any, SimpleNamespace(release="1.20"))
+
+    with pytest.raises(ManifestError) as caught:
+        pipeline.build_info(plan, manifest, ws, cast(Any, None), "go1.15", 0.0, {}, [])
+
+    assert caught.value.render() == (
+        f"{M}: patches[0].file: {patch_files(distro)[0]} resolves outside the repo through a "
+        f"symlink (to {tmp_path / 'secret'}); copy the patch into patches/<release>/")
+
+
+# --- the builder image is an image reference before it reaches the Docker engine ------------
+
+IMAGE_RULE = ("expected an image reference like golang:1.15.15 or "
+              "registry.example.com:5000/tke/builder:1.20@sha256:<64 hex> "
+              "(lowercase path; no spaces, no leading '-'), got ")
+BAD_IMAGES = ["-evil", "Tke/Builder:1", "tke/builder:1 --privileged", "reg.io/../etc:1",
+              "tke/builder:1@sha256:abc", "tke//builder"]
+
+
+def set_image(d: Distro, image: str) -> None:
+    text = d.manifest.read_text()
+    d.manifest.write_text(re.sub(r"(?m)^  image: .*$", f"  image: {json.dumps(image)}", text))
+
+
+@pytest.mark.parametrize("image", BAD_IMAGES)
+def test_a_manifest_builder_image_that_is_not_an_image_reference_is_refused(
+        distro: Distro, image: str) -> None:
+    set_image(distro, image)
+
+    result = cli(distro, "validate", "1.20")
+
+    assert result.exit_code == 3
+    assert result.stderr == (f"error: {M}:11: builder.image: {IMAGE_RULE}{image!r}\n"
+                             f"{VALIDATE_HINT}\n")
+
+
+@pytest.mark.parametrize("image", BAD_IMAGES)
+def test_a_builder_image_option_that_is_not_an_image_reference_is_a_usage_error(
+        distro: Distro, image: str) -> None:
+    result = cli(distro, "build", "1.20", f"--builder-image={image}")
+
+    assert result.exit_code == 2
+    assert f"Invalid value for '--builder-image': {IMAGE_RULE}{image!r}" in usage_error(result)
+    assert not distro.src.exists()
+
+
+@pytest.mark.parametrize("image", [
+    "golang:1.15.15", "tkedistro/builder:go1.15-bullseye", "localhost:5000/tke/builder",
+    "registry.example.com:5000/tke/kube_builder__x:1.20-rc.1@sha256:" + "a" * 64])
+def test_ordinary_image_references_are_accepted(distro: Distro, image: str) -> None:
+    set_image(distro, image)
+
+    assert cli(distro, "validate", "1.20").exit_code == 0
+
+
+# --- user text on a terminal is printed as it is, never read as rich markup ----------------
+
+def test_user_text_in_steps_and_warnings_is_not_rich_markup(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``conformance --focus '[/x]'`` used to raise rich's MarkupError on a terminal, and a
+    ``[kubelet]`` in a warning vanished."""
+    import io
+
+    from rich.console import Console
+
+    from tkedistro.core import console
+
+    screen = io.StringIO()
+    monkeypatch.setattr(console, "_err", Console(file=screen, force_terminal=True, width=200,
+                                                 color_system=None))
+    monkeypatch.setattr(console._settings, "plain", False)
+
+    with console.step("conformance", "focus [/x]"):
+        pass
+    console.warn("[kubelet] is not built for linux/arm64")
+
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())  # the spinner's cursor moves
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    assert lines[-2].startswith("✓ conformance: focus [/x] (")
+    assert lines[-1] == "warning: [kubelet] is not built for linux/arm64"
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "inf", "nan"])
+def test_conformance_timeout_must_be_minutes_above_zero(distro: Distro, value: str) -> None:
+    result = cli(distro, "conformance", "1.20", "--timeout", value)
+
+    assert result.exit_code == 2
+    assert (f"Invalid value for '--timeout': expected a number of minutes above 0 like 90, "
+            f"got {float(value)}") in usage_error(result)
+
+
+def test_doctor_reports_an_engine_lost_mid_check_as_a_failed_image_check(
+        distro: Distro, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tkedistro.build.docker import DockerBackend
+
+    def gone(self: DockerBackend, image: str) -> None:
+        raise BackendUnavailableError("no Docker engine answers at unix:///gone.sock")
+
+    monkeypatch.setattr(DockerBackend, "check_available", lambda self: None)
+    monkeypatch.setattr(DockerBackend, "image_info", gone)
+
+    result = cli(distro, "doctor")
+
+    assert result.exit_code == 19
+    assert re.search(r"BAD  builder image 1\.20 +no Docker engine answers at unix:///gone\.sock",
+                     result.output)
+    assert "fix: make engine  (scripts/ensure-docker.sh)" in result.output

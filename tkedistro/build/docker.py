@@ -242,6 +242,11 @@ def _start(client: Any, spec: ContainerSpec) -> Any:
             f"could not start a container from {spec.image}: {exc.explanation or exc}",
             details=spec.describe(),
         ) from exc
+    except docker.errors.DockerException as exc:  # refused by docker-py before the engine
+        raise BuildError(
+            f"could not start a container from {spec.image}: {exc}",
+            details=spec.describe(),
+        ) from exc
 
 
 def _remove(container: Any) -> None:

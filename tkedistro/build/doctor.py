@@ -12,7 +12,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tkedistro.core.errors import CommandError, HostNotReadyError, TkedistroError
+from tkedistro.core.errors import (
+    BackendUnavailableError,
+    CommandError,
+    HostNotReadyError,
+    TkedistroError,
+)
 from tkedistro.core.runner import run
 from tkedistro.core.workspace import Workspace
 from tkedistro.model.manifest import list_release_names, load_release
@@ -113,7 +118,12 @@ def check_engine_and_images(ws: Workspace) -> list[Check]:
             checks.append(Check(f"builder image {name}", False, exc.message.splitlines()[0],
                                 f"tkedistro validate {name}"))
             continue
-        info = backend.image_info(image)
+        try:
+            info = backend.image_info(image)
+        except BackendUnavailableError as exc:  # the engine went away mid-loop
+            checks.append(Check(f"builder image {name}", False, exc.message.splitlines()[0],
+                                "make engine  (scripts/ensure-docker.sh)"))
+            continue
         if info is None:
             checks.append(Check(f"builder image {name}", False, f"{image} missing",
                                 f"bash scripts/make-builder-image.sh {image}"))

@@ -164,8 +164,10 @@ def make_plan(manifest: Manifest, src: SourceInfo, image: ImageInfo,
 def build_info(plan: BuildPlan, manifest: Manifest, ws: Workspace, src: SourceInfo,
                go_version: str, started: float, sums: dict[str, str],
                smoke: Sequence[SmokeResult]) -> dict[str, Any]:
-    patches = [{"file": p.file, "sha256": output.sha256_file(ws.root / p.file)}
-               for p in manifest.patches]
+    where = f"releases/{plan.release}.yaml"
+    patches = [{"file": p.file, "sha256": output.sha256_file(
+                    ws.repo_file(p.file, f"{where}: patches[{i}].file"))}
+               for i, p in enumerate(manifest.patches)]
     stamp = "%Y-%m-%dT%H:%M:%SZ"
     return {
         "release": plan.release,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tkedistro.core.errors import WorkflowDriftError
+from tkedistro.core.files import write_atomic
 from tkedistro.core.render import render
 from tkedistro.core.workspace import Workspace
 from tkedistro.model.manifest import list_release_names, load_release
@@ -27,12 +28,7 @@ def _context(ws: Workspace) -> dict[str, object]:
         releases.append({"name": name, "platforms": list(m.platforms),
                          "builder_image": m.builder.image, "tag": m.upstream.tag,
                          "url": m.upstream.url})
-    return {
-        "releases": releases,
-        "python": "3.11",
-        "has_conformance": True,
-        "has_forecast": True,
-    }
+    return {"releases": releases, "python": "3.11"}
 
 
 def render_workflows(ws: Workspace) -> list[RenderedWorkflow]:
@@ -44,9 +40,8 @@ def render_workflows(ws: Workspace) -> list[RenderedWorkflow]:
 def write_workflows(ws: Workspace) -> list[Path]:
     written = []
     for wf in render_workflows(ws):
-        wf.path.parent.mkdir(parents=True, exist_ok=True)
         if not wf.path.exists() or wf.path.read_text() != wf.text:
-            wf.path.write_text(wf.text)
+            write_atomic(wf.path, wf.text.encode("utf-8"))
             written.append(wf.path)
     return written
 

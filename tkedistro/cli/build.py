@@ -6,7 +6,16 @@ from typing import Annotated
 
 import typer
 
-from tkedistro.cli.common import G, JsonOpt, UpstreamOpt, emit, guarded
+from tkedistro.cli.common import (
+    G,
+    JsonOpt,
+    UpstreamOpt,
+    check_cpus,
+    check_image,
+    check_memory,
+    emit,
+    guarded,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -23,14 +32,15 @@ def build(
         list[str] | None, typer.Option("--platform", "-p", help="os/arch, e.g. linux/arm64.")
     ] = None,
     builder_image: Annotated[
-        str | None, typer.Option("--builder-image", help="Override the manifest's builder image.")
+        str | None, typer.Option("--builder-image", callback=check_image,
+                                 help="Override the manifest's builder image.")
     ] = None,
     upstream: UpstreamOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even when up to date.")] = False,
-    cpus: Annotated[float | None, typer.Option("--cpus", help="CPU limit for the build.")] = None,
-    memory: Annotated[
-        str | None, typer.Option("--memory", help="Memory limit for the build, e.g. 8g.")
-    ] = None,
+    cpus: Annotated[float | None, typer.Option(
+        "--cpus", callback=check_cpus, help="CPU limit for the build, e.g. 4 or 1.5.")] = None,
+    memory: Annotated[str | None, typer.Option(
+        "--memory", callback=check_memory, help="Memory limit for the build, e.g. 8g.")] = None,
     verify_reproducible: Annotated[
         bool,
         typer.Option("--verify-reproducible", help="Build twice and compare SHA256SUMS."),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 import traceback
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import typer
 from tkedistro.core import console
 from tkedistro.core.errors import Interrupted, TkedistroError
 from tkedistro.core.workspace import Workspace
+from tkedistro.model.refs import COMMIT_PATTERN, TAG_PATTERN, image_problem
 from tkedistro.model.url import url_problem
 
 
@@ -35,8 +37,9 @@ class Globals:
 
 G = Globals()
 
-TAG = re.compile(r"v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?")
-COMMIT = re.compile(r"[0-9a-f]{40}")
+TAG = re.compile(TAG_PATTERN)
+COMMIT = re.compile(COMMIT_PATTERN)
+MEMORY = re.compile(r"(\d+(?:\.\d+)?)([kmg]?b|[kmg])?", re.IGNORECASE)  # docker-py's units
 
 
 def check_upstream(value: str | None) -> str | None:
@@ -72,6 +75,37 @@ def check_commit(value: str | None) -> str | None:
     if value is not None and not COMMIT.fullmatch(value):
         raise typer.BadParameter(
             f"expected a full 40-character lowercase hex commit SHA, got {value!r}")
+    return value
+
+
+def check_image(value: str | None) -> str | None:
+    """``--builder-image``: a Docker image reference (the manifest's rule), before docker."""
+    if value is not None and (problem := image_problem(value)):
+        raise typer.BadParameter(problem)
+    return value
+
+
+def check_memory(value: str | None) -> str | None:
+    """``--memory``: a positive size in docker's units (512m, 8g, 8gb), checked before docker."""
+    match = MEMORY.fullmatch(value) if value is not None else None
+    if value is not None and (match is None or float(match.group(1)) <= 0):
+        raise typer.BadParameter(
+            f"expected a memory size like 512m or 8g (a number, then b, k, m or g), "
+            f"got {value!r}")
+    return value
+
+
+def check_cpus(value: float | None) -> float | None:
+    """``--cpus``: a finite number of CPUs above 0 (0 would silently mean no limit)."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"expected a number of CPUs above 0 like 4 or 1.5, got {value}")
+    return value
+
+
+def check_minutes(value: float) -> float:
+    """A time limit in minutes: finite and above 0 (0 or less would stop before starting)."""
+    if not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"expected a number of minutes above 0 like 90, got {value}")
     return value
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tkedistro.cli.common import G, JsonOpt, check_upstream, emit, guarded
+from tkedistro.cli.common import G, JsonOpt, UpstreamOpt, check_minutes, emit, guarded
 
 
 def register(app: typer.Typer) -> None:
@@ -27,7 +27,8 @@ def conformance(
     ] = None,
     skip: Annotated[str, typer.Option("--skip", help="Regex of specs to skip.")] = "",
     quick: Annotated[bool, typer.Option("--quick", help="A small subset, for CI.")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Overall limit in minutes.")] = 90.0,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", callback=check_minutes, help="Overall limit in minutes.")] = 90.0,
     nodes: Annotated[
         int,
         typer.Option("--nodes", min=1,
@@ -40,11 +41,7 @@ def conformance(
                      help="Build missing binaries and e2e.test/ginkgo first "
                           "(tkedistro build RELEASE --with-conformance-tools)."),
     ] = True,
-    upstream: Annotated[
-        str | None,
-        typer.Option("--upstream", envvar="TKEDISTRO_UPSTREAM", callback=check_upstream,
-                     help="For that build: fetch from this mirror URL."),
-    ] = None,
+    upstream: UpstreamOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run Kubernetes conformance on the built binaries (local cluster or --kubeconfig)."""

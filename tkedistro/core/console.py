@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from rich.console import Console
+from rich.markup import escape
 
 
 @dataclass
@@ -52,7 +53,8 @@ def warn(message: str) -> None:
     if _settings.plain:
         print(f"{_stamp()} warning: {message}", file=sys.stderr, flush=True)
     else:
-        _err.print(f"[yellow]warning:[/yellow] {message}")
+        _err.print("[yellow]warning:[/yellow] ", end="")
+        _err.print(message, markup=False, highlight=False)
 
 
 def error(message: str) -> None:
@@ -78,6 +80,6 @@ def step(name: str, detail: str = "") -> Iterator[None]:
         yield
         info(f"[{name}] done in {time.monotonic() - start:.1f}s")
         return
-    with _err.status(f"[bold]{label}[/bold]", spinner="dots"):
+    with _err.status(f"[bold]{escape(label)}[/bold]", spinner="dots"):
         yield
-    _err.print(f"[green]✓[/green] {label} [dim]({time.monotonic() - start:.1f}s)[/dim]")
+    _err.print(f"[green]✓[/green] {escape(label)} [dim]({time.monotonic() - start:.1f}s)[/dim]")

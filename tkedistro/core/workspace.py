@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -34,14 +35,20 @@ def path_problem(root: Path, name: str, *, must_exist: bool = True,
     ``..`` out of it, no symlink out of it, and (``must_exist``) a regular file no larger
     than ``max_bytes``: not a folder, FIFO or device.
     """
+    if bad := next((c for c in name if ord(c) < 0x20 or ord(c) == 0x7F), None):
+        return (f"{name!r} contains the control character {bad!r}; "
+                "file names in a manifest are plain text")
     if Path(name).is_absolute():
         return (f"{name} is an absolute path; give it relative to the repo root, "
                 "like patches/1.20/0001-fix.patch")
     normal = os.path.normpath(name)
     if normal == ".." or normal.startswith(".." + os.sep):
         return f"{name} is outside the repo; patch files live under patches/<release>/"
-    real_root = root.resolve()
-    real = (root / name).resolve()
+    try:
+        real_root = root.resolve()
+        real = (root / name).resolve()
+    except (OSError, ValueError, RuntimeError) as exc:  # a symlink loop, a name too long
+        return f"{name}: cannot resolve: {_reason(exc)}"
     if not real.is_relative_to(real_root):
         return (f"{name} resolves outside the repo through a symlink (to {real}); "
                 "copy the patch into patches/<release>/")
@@ -51,14 +58,24 @@ def path_problem(root: Path, name: str, *, must_exist: bool = True,
         info = real.stat()
     except FileNotFoundError:
         return f"no such file {name}"
-    except OSError as exc:
-        return f"{name}: cannot read: {exc.strerror or exc}"
+    except (OSError, ValueError) as exc:
+        return f"{name}: cannot read: {_reason(exc)}"
     if not stat.S_ISREG(info.st_mode):
         return f"{name} is not a regular file ({_kind(info.st_mode)})"
     if info.st_size > max_bytes:
         return (f"{name} is {info.st_size} bytes, more than the {max_bytes // 2**20} MiB "
                 "a patch file may have")
     return None
+
+
+def _reason(exc: Exception) -> str:
+    """The OS's words for ``exc`` (no Python exception names)."""
+    loop = isinstance(exc, RuntimeError) and "loop" in str(exc)
+    if loop or (isinstance(exc, OSError) and exc.errno == errno.ELOOP):
+        return "a symlink loop"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
 
 
 def _kind(mode: int) -> str:

@@ -19,7 +19,9 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from tkedistro.core.errors import ManifestError, ReleaseNotFoundError
+from tkedistro.core.files import write_atomic
 from tkedistro.core.workspace import RELEASE_NAME, Workspace, check_release_name
+from tkedistro.model.refs import COMMIT_PATTERN, TAG_PATTERN, image_problem
 from tkedistro.model.url import url_problem
 
 SCHEMA_VERSION = 1
@@ -36,9 +38,9 @@ Component = Literal[
 Platform = Literal["linux/amd64", "linux/arm64"]
 COMPONENTS: tuple[str, ...] = get_args(Component)
 PLATFORMS: tuple[str, ...] = get_args(Platform)
-Hex40 = Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")]
+Hex40 = Annotated[str, Field(pattern=f"^{COMMIT_PATTERN}$")]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-Tag = Annotated[str, Field(pattern=r"^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")]
+Tag = Annotated[str, Field(pattern=f"^{TAG_PATTERN}$")]
 MAX_MANIFEST_BYTES = 1024 * 1024  # real manifests are about 1 KiB
 MAX_YAML_NODES = 100_000  # after expanding aliases; stops "billion laughs" alias bombs
 
@@ -51,6 +53,16 @@ def _checked_url(url: str) -> str:
 
 
 UpstreamUrl = Annotated[str, Field(min_length=1), AfterValidator(_checked_url)]
+
+
+def _checked_image(image: str) -> str:
+    problem = image_problem(image)
+    if problem:
+        raise ValueError(problem)
+    return image
+
+
+ImageRef = Annotated[str, Field(min_length=1), AfterValidator(_checked_image)]
 
 
 class _Frozen(BaseModel):
@@ -68,7 +80,7 @@ class Go(_Frozen):
 
 
 class Builder(_Frozen):
-    image: str = Field(min_length=1)
+    image: ImageRef
 
 
 class PatchEntry(_Frozen):
@@ -366,6 +378,4 @@ def update_pin(path: Path, *, tag: str, commit: str, distro_version: str | None 
         data["patches"] = [old.get(f, {"file": f}) for f in patch_files]
     buf = io.StringIO()
     y.dump(data, buf)
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, buf.getvalue().encode("utf-8"))

@@ -1,0 +1,31 @@
+"""The shapes of the names tkedistro hands to git and Docker: one pattern per rule.
+
+The manifest model and the command-line callbacks both use these, so a tag, a commit or a
+builder image is held to the same rule wherever it comes from.
+"""
+
+from __future__ import annotations
+
+import re
+
+TAG_PATTERN = r"v\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?"  # an upstream tag: v1.20.2, v1.21.0-rc.1
+COMMIT_PATTERN = r"[0-9a-f]{40}"  # a full lowercase hex commit SHA
+
+# An image reference as Docker's reference grammar has it:
+# [registry[:port]/]path[:tag][@sha256:digest]; path components are lowercase.
+_DOMAIN_PART = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_DOMAIN = rf"{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*(?::\d+)?"
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_PATTERN = (rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*"
+                 r"(?::\w[\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?")
+IMAGE = re.compile(IMAGE_PATTERN)
+IMAGE_EXAMPLES = "golang:1.15.15 or registry.example.com:5000/tke/builder:1.20@sha256:<64 hex>"
+MAX_IMAGE_CHARS = 255 + 1 + 128 + 72  # name, ':' tag, '@sha256:' digest
+
+
+def image_problem(image: str) -> str | None:
+    """Why ``image`` is not a Docker image reference, or None when it is one."""
+    if len(image) <= MAX_IMAGE_CHARS and IMAGE.fullmatch(image):
+        return None
+    return (f"expected an image reference like {IMAGE_EXAMPLES} "
+            f"(lowercase path; no spaces, no leading '-'), got {image!r}")
