@@ -134,7 +134,7 @@ def _mirror(distro: Distro) -> Path:
     return mirror_path(Path(os.environ["TKEDISTRO_CACHE"]) / "mirrors", distro.upstream.url)
 
 
-@pytest.mark.parametrize("damage", ["truncate", "delete"])
+@pytest.mark.parametrize("damage", ["truncate", "delete", "empty-idx"])
 @pytest.mark.parametrize("force", [False, True])
 def test_damaged_mirror_is_fetched_again_not_called_up_to_date(
     distro: Distro, damage: str, force: bool
@@ -146,6 +146,8 @@ def test_damaged_mirror_is_fetched_again_not_called_up_to_date(
     for pack in packs:
         if damage == "truncate":
             os.truncate(pack, pack.stat().st_size // 2)
+        elif damage == "empty-idx":  # shorter than its 40-byte trailer: no seek may fail
+            os.truncate(pack.with_suffix(".idx"), 0)
         else:
             pack.unlink()
             pack.with_suffix(".idx").unlink()
