@@ -382,3 +382,29 @@ def test_crlf_plain_diff_that_fails_says_crlf_and_how_to_fix(distro: Distro) -> 
     assert f"error: patch 1/1 does not apply: {name}\n" in result.stderr
     assert f"  {note}\n" in result.stderr
     assert result.stderr.rstrip().endswith(f"hint: {note}")
+
+
+# -- a harmless manifest edit: the re-run after it is the quick one again -----------------
+
+
+def _source_imports(distro: Distro) -> subprocess.CompletedProcess[str]:
+    """``tkedistro source`` in a real process; its stderr lists the modules it imported."""
+    env = {**os.environ, **IDENTITY, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "tkedistro", "--root",
+                           str(distro.root), "source", "1.20"], env=env, cwd=REPO,
+                          capture_output=True, text=True, check=False)
+    return proc
+
+
+def test_a_comment_in_the_manifest_costs_one_full_run_not_every_run(distro: Distro) -> None:
+    assert source(distro).exit_code == 0
+    manifest = distro.root / "releases/1.20.yaml"
+    manifest.write_text("# a harmless comment\n" + manifest.read_text())
+    first = _source_imports(distro)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("_src/1.20: up to date")
+    assert "tkedistro.model.manifest" in first.stderr  # it had to read the YAML once
+    second = _source_imports(distro)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.startswith("_src/1.20: up to date")
+    assert "tkedistro.model.manifest" not in second.stderr  # the quick re-run again

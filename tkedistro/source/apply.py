@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -222,6 +223,9 @@ def prepare_fully(ws: Workspace, release: str, tree: Repo, *, upstream: str | No
         stamp = stamp_of(manifest.upstream.commit, inputs)
         url = upstream or manifest.upstream.url
         if state and state.stamp == stamp and tree_matches(tree, state, state_dir):
+            if state.inputs != digest:  # e.g. a comment changed: record it, so the next
+                state = replace(state, inputs=digest)  # re-run is the quick one again
+                write_state(state_dir, state)
             return result_of(release, tree.path, url, state, kept=-1, backup=None)
         patches = parse_series(inputs, tree.shown)
         pin = Pin(manifest.upstream.url, manifest.upstream.tag, manifest.upstream.commit, display)
