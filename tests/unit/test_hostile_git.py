@@ -408,3 +408,46 @@ def test_a_comment_in_the_manifest_costs_one_full_run_not_every_run(distro: Dist
     assert second.returncode == 0, second.stderr
     assert second.stdout.startswith("_src/1.20: up to date")
     assert "tkedistro.model.manifest" not in second.stderr  # the quick re-run again
+
+
+# -- a run that died between making a commit and recording it -----------------------------
+
+
+def _backup_ref(stderr: str) -> str:
+    return stderr.split("saved", 1)[1].split("refs/tkedistro/backup/", 1)[1].split()[0] \
+        .rstrip(")")
+
+
+def test_a_commit_made_but_not_recorded_by_a_killed_run_is_recovered(distro: Distro) -> None:
+    assert source(distro).exit_code == 0
+    recorded = git(distro.src, "rev-parse", "HEAD")
+    made = _hand_commit_as_the_tool(distro.src)  # as `git am` leaves it, before note_made
+    (distro.root / "_src/.1.20.tkedistro/source.applying").write_text("0")  # the run died
+    result = source(distro)
+    assert result.exit_code == 0, result.output
+    assert ("warning: _src/1.20: recovering from an interrupted tkedistro run (its leftover "
+            "changes are saved to refs/tkedistro/backup/") in result.stderr
+    assert "not made by tkedistro" not in result.output
+    ref = "refs/tkedistro/backup/" + _backup_ref(result.stderr)
+    assert git(distro.src, "rev-parse", ref) == made
+    assert git(distro.src, "rev-parse", "HEAD") == recorded
+    assert source(distro).stdout.startswith("_src/1.20: up to date")
+
+
+def test_ctrl_c_between_a_commit_and_its_record_does_not_leave_a_foreign_commit(
+    distro: Distro, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(self: Repo, shas: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Repo, "note_made", interrupted)
+    result = source(distro)
+    assert result.exit_code == 130
+    assert ("warning: _src/1.20: 1 commit(s) made before the interrupt were not recorded; "
+            "saved them to refs/tkedistro/backup/") in result.stderr
+    made = git(distro.src, "rev-parse", "refs/tkedistro/backup/" + _backup_ref(result.stderr))
+    assert git(distro.src, "rev-parse", "HEAD") == git(distro.src, "rev-parse", f"{made}~1")
+    monkeypatch.undo()
+    rerun = source(distro)
+    assert rerun.exit_code == 0, rerun.output
+    assert "1/2  applied" in rerun.stdout

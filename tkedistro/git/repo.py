@@ -161,6 +161,12 @@ class Repo(Patching):
         return self.run("rev-list", "--reverse", "--no-merges",
                         f"{checked(base, 'commit')}..{head}", "--").stdout.split()
 
+    def first_parents(self, count: int) -> list[str]:
+        """HEAD and its first parents, newest first, at most ``count``; [] without HEAD."""
+        res = self.run("rev-list", "--first-parent", f"--max-count={count}", "HEAD", "--",
+                       check=False)
+        return res.stdout.split() if res.returncode == 0 else []
+
     def branch(self) -> str | None:
         """The branch HEAD is on (born or not), None when detached (GitPython reads HEAD)."""
         head = self.gitpy.head

@@ -44,6 +44,11 @@ def borrowed_packs(tree: Repo) -> tuple[str, ...]:
                         for idx in (objects / "pack").glob("pack-*.idx")))
 
 
+# how far below HEAD recovery looks for the last commit a run recorded (a killed run leaves
+# at most one unrecorded commit; a few killed runs in a row, a few)
+_RECOVERY_DEPTH = 20
+
+
 class SeriesRun:
     """One non-trivial preparation: check/save work in progress, then apply from a point."""
 
@@ -76,14 +81,42 @@ class SeriesRun:
         return backup
 
     def _recover(self) -> None:
-        """A run was killed mid-way: drop its partial changes (saved first, to be safe)."""
+        """A run was killed mid-way: drop its partial changes and the commits it made but
+        did not record (saved first, to be safe)."""
         tree = self.tree
         message = f"{tree.shown}: recovering from an interrupted tkedistro run"
-        if tree.operation_in_progress() or tree.status():
+        recorded, extra = self._unrecorded_above()
+        if tree.operation_in_progress() or tree.status() or extra:
             ref = tree.backup(f"tkedistro backup of {tree.shown} before crash recovery")
             message += f" (its leftover changes are saved to {ref})"
         console.warn(message)
         tree.discard_changes()
+        if extra:
+            tree.reset_hard(recorded)
+
+    def _unrecorded_above(self) -> tuple[str, int]:
+        """The newest recorded commit at or below HEAD and how many commits above it no run
+        recorded (made by a run that died before ``note_made``); (HEAD, 0) when none are."""
+        previous = self.previous
+        recorded = self.tree.made() | {a.commit for a in self.applied} | {self.base}
+        if previous:
+            recorded |= {a.commit for a in previous.applied} | {previous.head, previous.base}
+        line = self.tree.first_parents(_RECOVERY_DEPTH)
+        for above, sha in enumerate(line):
+            if sha in recorded:
+                return sha, above
+        return (line[0] if line else ""), 0
+
+    def _drop_unrecorded(self) -> None:
+        """Ctrl-C between making a commit and recording it: save it to a backup ref and put
+        HEAD back on the last recorded commit, so the next run does not call it foreign."""
+        recorded, extra = self._unrecorded_above()
+        if extra:
+            tree = self.tree
+            ref = tree.backup(f"tkedistro backup of {tree.shown} after an interrupt")
+            tree.reset_hard(recorded)
+            console.warn(f"{tree.shown}: {extra} commit(s) made before the interrupt were not "
+                         f"recorded; saved them to {ref}")
 
     def _check_work_in_progress(self, force: bool) -> str | None:
         tree = self.tree
@@ -130,6 +163,7 @@ class SeriesRun:
                 self._save(stamp=None)
         except KeyboardInterrupt:
             self.tree.discard_changes()
+            self._drop_unrecorded()
             self._finish_failed()
             console.warn(f"interrupted: {self._where_now()}")
             raise
