@@ -451,3 +451,36 @@ def test_ctrl_c_between_a_commit_and_its_record_does_not_leave_a_foreign_commit(
     rerun = source(distro)
     assert rerun.exit_code == 0, rerun.output
     assert "1/2  applied" in rerun.stdout
+
+
+# -- no git on PATH -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prepared", [False, True])
+def test_without_git_on_path_source_says_so(distro: Distro, tmp_path: Path,
+                                            prepared: bool) -> None:
+    if prepared:
+        assert source(distro).exit_code == 0
+    empty = tmp_path / "no-git-here"
+    empty.mkdir()
+    env = {**os.environ, **IDENTITY, "PYTHONPATH": str(REPO), "PATH": str(empty)}
+    env.pop("GIT_PYTHON_REFRESH", None)
+    proc = subprocess.run([sys.executable, "-m", "tkedistro", "--root", str(distro.root),
+                           "source", "1.20"], env=env, cwd=REPO, capture_output=True,
+                          text=True, check=False)
+    assert proc.returncode == 14, proc.stderr
+    assert "error: command not found: git\n" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_without_git_on_path_the_git_layer_raises_command_not_found(
+    distro: Distro, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(CommandError) as init:
+        Repo.init_bare(tmp_path / "bare.git", {})
+    with pytest.raises(CommandError) as listing:
+        Repo.ls_remote(distro.upstream.url, ["refs/tags/v1.20.0"])
+    for raised in (init, listing):
+        assert raised.value.message == "command not found: git"
+        assert raised.value.exit_code == 14

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from tkedistro.core import console
 from tkedistro.core.errors import CommandError, WorkInProgressError
 from tkedistro.core.runner import Result, run
-from tkedistro.git.execute import execute, gitpython_module
+from tkedistro.git.execute import execute, git_found, gitpython_module
 from tkedistro.git.patching import Patching, checked
 
 if TYPE_CHECKING:
@@ -233,7 +233,8 @@ class Repo(Patching):
 
     @staticmethod
     def _init_borrowing(tmp: Path, mirror: Path) -> None:
-        repo = gitpython_module().Repo.init(tmp, initial_branch=BRANCH)
+        with git_found():
+            repo = gitpython_module().Repo.init(tmp, initial_branch=BRANCH)
         with repo.config_writer() as config:
             config.set_value("core", "untrackedCache", "true")
         repo.close()
@@ -344,7 +345,8 @@ class Repo(Patching):
 
     @staticmethod
     def init_bare(path: Path, config: dict[str, dict[str, str]]) -> None:
-        repo = gitpython_module().Repo.init(path, bare=True, mkdir=True)
+        with git_found():
+            repo = gitpython_module().Repo.init(path, bare=True, mkdir=True)
         with repo.config_writer() as writer:
             for section, values in config.items():
                 for key, value in values.items():
