@@ -19,6 +19,7 @@ from typer.testing import CliRunner, Result
 
 from tests.helpers.distro import Distro, big, make_distro
 from tests.helpers.gitrepo import IDENTITY, git
+from tests.helpers.series import Distro as SeriesDistro
 from tests.helpers.series import make_distro as make_series_distro
 from tkedistro.cli.app import app
 from tkedistro.core import runner
@@ -484,3 +485,50 @@ def test_without_git_on_path_the_git_layer_raises_command_not_found(
     for raised in (init, listing):
         assert raised.value.message == "command not found: git"
         assert raised.value.exit_code == 14
+
+
+# -- a rebase state this tool did not write ------------------------------------------------
+
+
+def _stopped_rebase(tmp_path: Path) -> tuple[SeriesDistro, Path, dict[str, object]]:
+    """A rebase stopped at its conflict (patch 4 of 5), and its state file."""
+    d = make_series_distro(tmp_path)
+    stopped = cli.invoke(app, ["--root", str(d.root), "rebase", "1.20", "--onto", "v1.20.2"])
+    assert stopped.exit_code == 7, stopped.output
+    path = d.root / "_src/.1.20.tkedistro/rebase.json"
+    return d, path, json.loads(path.read_text())
+
+
+@pytest.mark.parametrize(("key", "value", "why"), [
+    ("phase", "done", "unknown phase 'done' (known: replay, conflict, finalize)"),
+    ("version", 2, "version 2 is not 1, the one this tkedistro writes"),
+    ("position", 9, "position 9 is outside the series of 5 patch(es)"),
+])
+def test_a_rebase_state_of_unknown_shape_is_refused_and_nothing_is_written(
+    tmp_path: Path, key: str, value: object, why: str
+) -> None:
+    d, path, data = _stopped_rebase(tmp_path)
+    manifest = (d.root / "releases/1.20.yaml").read_bytes()
+    path.write_text(json.dumps({**data, key: value}))
+    for how in ("--continue", "--skip"):
+        result = cli.invoke(app, ["--root", str(d.root), "rebase", "1.20", how])
+        assert result.exit_code == 17, result.output
+        assert f"error: {path}: rebase state unreadable ({why})" in result.stderr
+    assert (d.root / "releases/1.20.yaml").read_bytes() == manifest
+
+
+def test_a_rebase_state_that_cannot_be_read_is_exit_17(tmp_path: Path) -> None:
+    d, path, _ = _stopped_rebase(tmp_path)
+    path.unlink()
+    path.mkdir()
+    result = cli.invoke(app, ["--root", str(d.root), "rebase", "1.20", "--continue"])
+    assert result.exit_code == 17, result.output
+    assert f"error: {path}: rebase state cannot be read (Is a directory)" in result.stderr
+
+
+def test_skip_with_every_patch_replayed_says_nothing_to_skip(tmp_path: Path) -> None:
+    d, path, data = _stopped_rebase(tmp_path)
+    path.write_text(json.dumps({**data, "phase": "replay", "position": 5}))
+    result = cli.invoke(app, ["--root", str(d.root), "rebase", "1.20", "--skip"])
+    assert result.exit_code == 17, result.output
+    assert "error: release 1.20: all patches are replayed; nothing to skip" in result.stderr
