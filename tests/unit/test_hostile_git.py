@@ -532,3 +532,38 @@ def test_skip_with_every_patch_replayed_says_nothing_to_skip(tmp_path: Path) -> 
     result = cli.invoke(app, ["--root", str(d.root), "rebase", "1.20", "--skip"])
     assert result.exit_code == 17, result.output
     assert "error: release 1.20: all patches are replayed; nothing to skip" in result.stderr
+
+
+# -- a rebase that starts while a run waits for the release lock --------------------------
+
+
+@pytest.mark.parametrize("command", [["patches", "export", "1.20"], ["source", "1.20"]])
+def test_a_rebase_begun_before_the_lock_is_seen_under_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    from collections.abc import Iterator
+    from contextlib import contextmanager
+
+    from tkedistro.core import locks
+    from tkedistro.core.workspace import Workspace
+    from tkedistro.series import export
+    from tkedistro.source import apply, prepare
+
+    d, path, data = _stopped_rebase(tmp_path)
+    assert cli.invoke(app, ["--root", str(d.root), "rebase", "1.20", "--abort"]).exit_code == 0
+    manifest = (d.root / "releases/1.20.yaml").read_bytes()
+    real_lock = locks.release_lock
+
+    @contextmanager
+    def rebase_got_there_first(ws: Workspace, release: str) -> Iterator[None]:
+        path.write_text(json.dumps(data))  # the rebase that held the lock a moment ago
+        with real_lock(ws, release):
+            yield
+
+    for module in (export, apply, prepare):
+        monkeypatch.setattr(module, "release_lock", rebase_got_there_first)
+    result = cli.invoke(app, ["--root", str(d.root), *command])
+    assert result.exit_code == 17, result.output
+    assert ("error: release 1.20 is mid-rebase onto v1.20.2; finish or abandon the rebase "
+            "first") in result.stderr
+    assert (d.root / "releases/1.20.yaml").read_bytes() == manifest

@@ -30,6 +30,7 @@ from tkedistro.source.state import (
     State,
     inputs_digest,
     load_state,
+    refuse_if_rebasing,
     stamp_of,
     tree_matches,
     write_state,
@@ -248,11 +249,13 @@ def prepare_fully(ws: Workspace, release: str, tree: Repo, *, upstream: str | No
 
     state_dir = ws.state_dir(release)
     display = f"releases/{release}.yaml"
-    manifest = load_release(ws, release)
-    inputs = series_inputs(ws, manifest, display)
-    digest = inputs_digest(ws.manifest_path(release), [i.path for i in inputs])
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with release_lock(ws, release):
+    if not ws.manifest_path(release).is_file():
+        load_release(ws, release)  # an unknown release is said before the lock makes a folder
+    with release_lock(ws, release):  # what is checked and read here is what gets written
+        refuse_if_rebasing(ws, release)
+        manifest = load_release(ws, release)
+        inputs = series_inputs(ws, manifest, display)
+        digest = inputs_digest(ws.manifest_path(release), [i.path for i in inputs])
         state = load_state(state_dir)
         stamp = stamp_of(manifest.upstream.commit, inputs)
         url = upstream or manifest.upstream.url

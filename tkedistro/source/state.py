@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tkedistro.core.errors import CommandError
+from tkedistro.core.locks import is_rebasing
+from tkedistro.core.workspace import Workspace
 from tkedistro.git.packs import pack_damage
 from tkedistro.git.repo import Repo
 
@@ -116,3 +118,11 @@ def mirror_intact(tree: Repo, state: State) -> bool:
     if any(not Path(idx).is_file() for idx in state.packs):
         return False
     return not any(pack_damage(objects) for objects in tree.borrowed_objects())
+
+
+def refuse_if_rebasing(ws: Workspace, release: str) -> None:
+    """A release mid-rebase is the rebase's (checked under the release lock; cheap when not)."""
+    if is_rebasing(ws, release):
+        from tkedistro.series.state import assert_not_rebasing
+
+        assert_not_rebasing(ws, release)
