@@ -567,3 +567,20 @@ def test_a_rebase_begun_before_the_lock_is_seen_under_it(
     assert ("error: release 1.20 is mid-rebase onto v1.20.2; finish or abandon the rebase "
             "first") in result.stderr
     assert (d.root / "releases/1.20.yaml").read_bytes() == manifest
+
+
+# -- `tkedistro new` writes its patch folder only inside the repo ---------------------------
+
+
+def test_new_refuses_a_patch_folder_that_is_a_symlink_out(tmp_path: Path) -> None:
+    d = make_series_distro(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (d.root / "patches/1.21").symlink_to(elsewhere)
+    result = cli.invoke(app, ["--root", str(d.root), "new", "1.21", "--from", "1.20",
+                              "--onto", "v1.20.1"])
+    assert result.exit_code == 3, result.output
+    assert result.stderr.startswith("error: patch folder: patches/1.21 resolves outside the "
+                                    f"repo through a symlink (to {elsewhere})"), result.stderr
+    assert list(elsewhere.iterdir()) == []
+    assert not (d.root / "releases/1.21.yaml").exists()

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tkedistro.core.errors import CommandError
+from tkedistro.core.files import write_atomic
 from tkedistro.core.locks import is_rebasing
 from tkedistro.core.workspace import Workspace
 from tkedistro.git.packs import pack_damage
@@ -80,9 +81,7 @@ def load_state(state_dir: Path) -> State | None:
 
 def write_state(state_dir: Path, state: State) -> None:
     data = {"version": STATE_VERSION, **asdict(state)}
-    tmp = state_dir / "source.json.tmp"
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(state_dir / "source.json")
+    write_atomic(state_dir / "source.json", (json.dumps(data, indent=1) + "\n").encode())
 
 
 def recorded_commits(state_dir: Path) -> set[str]:
