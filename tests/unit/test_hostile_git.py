@@ -584,3 +584,16 @@ def test_new_refuses_a_patch_folder_that_is_a_symlink_out(tmp_path: Path) -> Non
                                     f"repo through a symlink (to {elsewhere})"), result.stderr
     assert list(elsewhere.iterdir()) == []
     assert not (d.root / "releases/1.21.yaml").exists()
+
+
+# -- a renamed file is one change, named by its new path ------------------------------------
+
+
+def test_a_renamed_file_is_named_once_by_its_new_path(distro: Distro) -> None:
+    assert source(distro).exit_code == 0
+    git(distro.src, "mv", "README.md", "READ2.md")
+    assert Repo(distro.src).status() == ["READ2.md"]
+    result = source(distro)
+    assert result.exit_code == 8
+    assert ("error: _src/1.20 holds work in progress: uncommitted changes in 1 file(s): "
+            "READ2.md; refusing to touch it") in result.stderr

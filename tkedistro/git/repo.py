@@ -52,6 +52,19 @@ _OPERATIONS = {
 }
 
 
+def porcelain_paths(out: str) -> list[str]:
+    """The paths of ``git status --porcelain -z``: ``XY path``; a rename or copy (R or C in
+    XY) is followed by one more field, the path it came from, which is not an entry."""
+    fields = iter(out.split("\0"))
+    paths = []
+    for entry in fields:
+        if len(entry) > 3:
+            paths.append(entry[3:])
+            if "R" in entry[:2] or "C" in entry[:2]:
+                next(fields, None)
+    return paths
+
+
 @dataclass(frozen=True)
 class Work:
     """Work in progress in a tree: an operation, changed paths, commits not the tool's."""
@@ -187,7 +200,7 @@ class Repo(Patching):
         # a plain subprocess: part of the unchanged `source` re-run, which skips GitPython
         out = run(["git", "status", "--porcelain", "-z", "--untracked-files=normal"],
                   cwd=self.path).stdout
-        return [entry[3:] for entry in out.split("\0") if len(entry) > 3]
+        return porcelain_paths(out)
 
     def tracked_changes(self) -> list[str]:
         out = self.run("status", "--porcelain", "--untracked-files=no").stdout
