@@ -1,16 +1,21 @@
-"""The one repository class: every git command line tkedistro runs is written here.
+"""The one repository class; with ``patching.py`` (its patch half: ``git am``/``apply``,
+``format-patch``) and ``mirror.py`` (the fetch) it holds every git command line tkedistro
+runs.
 
-``Repo`` (with ``patching.py``, its patch half) builds the command lines; ``execute.py`` runs
-them through GitPython's ``Git.execute`` with a clean environment, the tool's settings and
-identity, and makes writing commands die with this process, so a killed run leaves no git
-writing into a tree after its lock is gone. GitPython also creates repositories and writes
-their config. It is imported on first use: the unchanged re-run of ``tkedistro source``
-needs only ``Repo.head`` and ``Repo.status``, two plain ``git`` runs.
+Most commands go through ``Repo.run`` (``ls_remote``, which needs no repository, calls
+``execute`` itself): ``execute.py`` runs them with GitPython's
+``Git.execute`` with a clean environment, the tool's settings and identity, and makes writing
+commands die with this process, so a killed run leaves no git writing into a tree after its
+lock is gone (GitPython sets ``LC_ALL=C``, so parsed output is English). Three go through
+``core.runner.run`` as plain subprocesses instead: ``head`` and ``status`` (the unchanged
+re-run of ``tkedistro source`` needs only these two and never loads GitPython) and
+``clone_at``'s ``git clone``. GitPython also creates repositories and writes their config.
 
-Rules kept here once: the ``git am`` options, the C locale for parsed output (GitPython sets
-``LC_ALL=C``), the committer identity, the date of plain diffs (``commit_date``: the base
-commit's), what counts as work in progress and which commits are the tool's, and that user
-values reach git after ``--``, or not at all when they look like an option.
+Rules kept here once: the committer identity and the settings a user's config must not
+change (``CONFIG``), what counts as work in progress and which commits are the tool's, and
+that user values reach git after ``--``, or not at all when they look like an option
+(``checked``), and the date plain diffs are committed with (``commit_date``: the base
+commit's). The ``git am`` options are ``patching.py``'s (``AM_OPTIONS``).
 """
 
 from __future__ import annotations

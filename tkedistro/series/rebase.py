@@ -36,7 +36,6 @@ from tkedistro.series.report import RebaseResult
 from tkedistro.series.state import (
     Phase,
     RebaseState,
-    assert_not_rebasing,
     clear,
     load_state,
     restore,
@@ -44,9 +43,8 @@ from tkedistro.series.state import (
     snapshot,
 )
 
-__all__ = ["RebaseResult", "abort_rebase", "assert_not_rebasing", "check_work_in_progress",
-           "continue_rebase", "rebase",
-           "skip_patch", "suggest_version"]
+__all__ = ["RebaseResult", "abort_rebase", "continue_rebase", "rebase", "skip_patch",
+           "suggest_version"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
