@@ -427,7 +427,8 @@ def test_a_commit_made_but_not_recorded_by_a_killed_run_is_recovered(distro: Dis
     result = source(distro)
     assert result.exit_code == 0, result.output
     assert ("warning: _src/1.20: recovering from an interrupted tkedistro run (its leftover "
-            "changes are saved to refs/tkedistro/backup/") in result.stderr
+            "changes and 1 commit(s) it made but did not record are saved to "
+            "refs/tkedistro/backup/") in result.stderr
     assert "not made by tkedistro" not in result.output
     ref = "refs/tkedistro/backup/" + _backup_ref(result.stderr)
     assert git(distro.src, "rev-parse", ref) == made

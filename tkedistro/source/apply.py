@@ -89,7 +89,9 @@ class SeriesRun:
         recorded, extra = self._unrecorded_above()
         if tree.operation_in_progress() or tree.status() or extra:
             ref = tree.backup(f"tkedistro backup of {tree.shown} before crash recovery")
-            message += f" (its leftover changes are saved to {ref})"
+            what = f"changes and {extra} commit(s) it made but did not record" if extra \
+                else "changes"
+            message += f" (its leftover {what} are saved to {ref})"
         console.warn(message)
         tree.discard_changes()
         if extra:
