@@ -19,6 +19,7 @@ from typer.testing import CliRunner, Result
 
 from tests.helpers.distro import Distro, big, make_distro
 from tests.helpers.gitrepo import IDENTITY, git
+from tests.helpers.series import Distro as SeriesDistro
 from tests.helpers.series import make_distro as make_series_distro
 from tkedistro.cli.app import app
 from tkedistro.core import runner
@@ -134,7 +135,7 @@ def _mirror(distro: Distro) -> Path:
     return mirror_path(Path(os.environ["TKEDISTRO_CACHE"]) / "mirrors", distro.upstream.url)
 
 
-@pytest.mark.parametrize("damage", ["truncate", "delete"])
+@pytest.mark.parametrize("damage", ["truncate", "delete", "empty-idx"])
 @pytest.mark.parametrize("force", [False, True])
 def test_damaged_mirror_is_fetched_again_not_called_up_to_date(
     distro: Distro, damage: str, force: bool
@@ -146,6 +147,8 @@ def test_damaged_mirror_is_fetched_again_not_called_up_to_date(
     for pack in packs:
         if damage == "truncate":
             os.truncate(pack, pack.stat().st_size // 2)
+        elif damage == "empty-idx":  # shorter than its 40-byte trailer: no seek may fail
+            os.truncate(pack.with_suffix(".idx"), 0)
         else:
             pack.unlink()
             pack.with_suffix(".idx").unlink()
@@ -383,3 +386,218 @@ def test_crlf_plain_diff_that_fails_says_crlf_and_how_to_fix(distro: Distro) -> 
     assert f"error: patch 1/1 does not apply: {name}\n" in result.stderr
     assert f"  {note}\n" in result.stderr
     assert result.stderr.rstrip().endswith(f"hint: {note}")
+
+
+# -- a harmless manifest edit: the re-run after it is the quick one again -----------------
+
+
+def _source_imports(distro: Distro) -> subprocess.CompletedProcess[str]:
+    """``tkedistro source`` in a real process; its stderr lists the modules it imported."""
+    env = {**os.environ, **IDENTITY, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "tkedistro", "--root",
+                           str(distro.root), "source", "1.20"], env=env, cwd=REPO,
+                          capture_output=True, text=True, check=False)
+    return proc
+
+
+def test_a_comment_in_the_manifest_costs_one_full_run_not_every_run(distro: Distro) -> None:
+    assert source(distro).exit_code == 0
+    manifest = distro.root / "releases/1.20.yaml"
+    manifest.write_text("# a harmless comment\n" + manifest.read_text())
+    first = _source_imports(distro)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("_src/1.20: up to date")
+    assert "tkedistro.model.manifest" in first.stderr  # it had to read the YAML once
+    second = _source_imports(distro)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.startswith("_src/1.20: up to date")
+    assert "tkedistro.model.manifest" not in second.stderr  # the quick re-run again
+
+
+# -- a run that died between making a commit and recording it -----------------------------
+
+
+def _backup_ref(stderr: str) -> str:
+    return stderr.split("saved", 1)[1].split("refs/tkedistro/backup/", 1)[1].split()[0] \
+        .rstrip(")")
+
+
+def test_a_commit_made_but_not_recorded_by_a_killed_run_is_recovered(distro: Distro) -> None:
+    assert source(distro).exit_code == 0
+    recorded = git(distro.src, "rev-parse", "HEAD")
+    made = _hand_commit_as_the_tool(distro.src)  # as `git am` leaves it, before note_made
+    (distro.root / "_src/.1.20.tkedistro/source.applying").write_text("0")  # the run died
+    result = source(distro)
+    assert result.exit_code == 0, result.output
+    assert ("warning: _src/1.20: recovering from an interrupted tkedistro run (its leftover "
+            "changes and 1 commit(s) it made but did not record are saved to "
+            "refs/tkedistro/backup/") in result.stderr
+    assert "not made by tkedistro" not in result.output
+    ref = "refs/tkedistro/backup/" + _backup_ref(result.stderr)
+    assert git(distro.src, "rev-parse", ref) == made
+    assert git(distro.src, "rev-parse", "HEAD") == recorded
+    assert source(distro).stdout.startswith("_src/1.20: up to date")
+
+
+def test_ctrl_c_between_a_commit_and_its_record_does_not_leave_a_foreign_commit(
+    distro: Distro, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(self: Repo, shas: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Repo, "note_made", interrupted)
+    result = source(distro)
+    assert result.exit_code == 130
+    assert ("warning: _src/1.20: 1 commit(s) made before the interrupt were not recorded; "
+            "saved them to refs/tkedistro/backup/") in result.stderr
+    made = git(distro.src, "rev-parse", "refs/tkedistro/backup/" + _backup_ref(result.stderr))
+    assert git(distro.src, "rev-parse", "HEAD") == git(distro.src, "rev-parse", f"{made}~1")
+    monkeypatch.undo()
+    rerun = source(distro)
+    assert rerun.exit_code == 0, rerun.output
+    assert "1/2  applied" in rerun.stdout
+
+
+# -- no git on PATH -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prepared", [False, True])
+def test_without_git_on_path_source_says_so(distro: Distro, tmp_path: Path,
+                                            prepared: bool) -> None:
+    if prepared:
+        assert source(distro).exit_code == 0
+    empty = tmp_path / "no-git-here"
+    empty.mkdir()
+    env = {**os.environ, **IDENTITY, "PYTHONPATH": str(REPO), "PATH": str(empty)}
+    env.pop("GIT_PYTHON_REFRESH", None)
+    proc = subprocess.run([sys.executable, "-m", "tkedistro", "--root", str(distro.root),
+                           "source", "1.20"], env=env, cwd=REPO, capture_output=True,
+                          text=True, check=False)
+    assert proc.returncode == 14, proc.stderr
+    assert "error: command not found: git\n" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_without_git_on_path_the_git_layer_raises_command_not_found(
+    distro: Distro, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(CommandError) as init:
+        Repo.init_bare(tmp_path / "bare.git", {})
+    with pytest.raises(CommandError) as listing:
+        Repo.ls_remote(distro.upstream.url, ["refs/tags/v1.20.0"])
+    for raised in (init, listing):
+        assert raised.value.message == "command not found: git"
+        assert raised.value.exit_code == 14
+
+
+# -- a rebase state this tool did not write ------------------------------------------------
+
+
+def _stopped_rebase(tmp_path: Path) -> tuple[SeriesDistro, Path, dict[str, object]]:
+    """A rebase stopped at its conflict (patch 4 of 5), and its state file."""
+    d = make_series_distro(tmp_path)
+    stopped = cli.invoke(app, ["--root", str(d.root), "rebase", "1.20", "--onto", "v1.20.2"])
+    assert stopped.exit_code == 7, stopped.output
+    path = d.root / "_src/.1.20.tkedistro/rebase.json"
+    return d, path, json.loads(path.read_text())
+
+
+@pytest.mark.parametrize(("key", "value", "why"), [
+    ("phase", "done", "unknown phase 'done' (known: replay, conflict, finalize)"),
+    ("version", 2, "version 2 is not 1, the one this tkedistro writes"),
+    ("position", 9, "position 9 is outside the series of 5 patch(es)"),
+])
+def test_a_rebase_state_of_unknown_shape_is_refused_and_nothing_is_written(
+    tmp_path: Path, key: str, value: object, why: str
+) -> None:
+    d, path, data = _stopped_rebase(tmp_path)
+    manifest = (d.root / "releases/1.20.yaml").read_bytes()
+    path.write_text(json.dumps({**data, key: value}))
+    for how in ("--continue", "--skip"):
+        result = cli.invoke(app, ["--root", str(d.root), "rebase", "1.20", how])
+        assert result.exit_code == 17, result.output
+        assert f"error: {path}: rebase state unreadable ({why})" in result.stderr
+    assert (d.root / "releases/1.20.yaml").read_bytes() == manifest
+
+
+def test_a_rebase_state_that_cannot_be_read_is_exit_17(tmp_path: Path) -> None:
+    d, path, _ = _stopped_rebase(tmp_path)
+    path.unlink()
+    path.mkdir()
+    result = cli.invoke(app, ["--root", str(d.root), "rebase", "1.20", "--continue"])
+    assert result.exit_code == 17, result.output
+    assert f"error: {path}: rebase state cannot be read (Is a directory)" in result.stderr
+
+
+def test_skip_with_every_patch_replayed_says_nothing_to_skip(tmp_path: Path) -> None:
+    d, path, data = _stopped_rebase(tmp_path)
+    path.write_text(json.dumps({**data, "phase": "replay", "position": 5}))
+    result = cli.invoke(app, ["--root", str(d.root), "rebase", "1.20", "--skip"])
+    assert result.exit_code == 17, result.output
+    assert "error: release 1.20: all patches are replayed; nothing to skip" in result.stderr
+
+
+# -- a rebase that starts while a run waits for the release lock --------------------------
+
+
+@pytest.mark.parametrize("command", [["patches", "export", "1.20"], ["source", "1.20"]])
+def test_a_rebase_begun_before_the_lock_is_seen_under_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    from collections.abc import Iterator
+    from contextlib import contextmanager
+
+    from tkedistro.core import locks
+    from tkedistro.core.workspace import Workspace
+    from tkedistro.series import export
+    from tkedistro.source import apply, prepare
+
+    d, path, data = _stopped_rebase(tmp_path)
+    assert cli.invoke(app, ["--root", str(d.root), "rebase", "1.20", "--abort"]).exit_code == 0
+    manifest = (d.root / "releases/1.20.yaml").read_bytes()
+    real_lock = locks.release_lock
+
+    @contextmanager
+    def rebase_got_there_first(ws: Workspace, release: str) -> Iterator[None]:
+        path.write_text(json.dumps(data))  # the rebase that held the lock a moment ago
+        with real_lock(ws, release):
+            yield
+
+    for module in (export, apply, prepare):
+        monkeypatch.setattr(module, "release_lock", rebase_got_there_first)
+    result = cli.invoke(app, ["--root", str(d.root), *command])
+    assert result.exit_code == 17, result.output
+    assert ("error: release 1.20 is mid-rebase onto v1.20.2; finish or abandon the rebase "
+            "first") in result.stderr
+    assert (d.root / "releases/1.20.yaml").read_bytes() == manifest
+
+
+# -- `tkedistro new` writes its patch folder only inside the repo ---------------------------
+
+
+def test_new_refuses_a_patch_folder_that_is_a_symlink_out(tmp_path: Path) -> None:
+    d = make_series_distro(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (d.root / "patches/1.21").symlink_to(elsewhere)
+    result = cli.invoke(app, ["--root", str(d.root), "new", "1.21", "--from", "1.20",
+                              "--onto", "v1.20.1"])
+    assert result.exit_code == 3, result.output
+    assert result.stderr.startswith("error: patch folder: patches/1.21 resolves outside the "
+                                    f"repo through a symlink (to {elsewhere})"), result.stderr
+    assert list(elsewhere.iterdir()) == []
+    assert not (d.root / "releases/1.21.yaml").exists()
+
+
+# -- a renamed file is one change, named by its new path ------------------------------------
+
+
+def test_a_renamed_file_is_named_once_by_its_new_path(distro: Distro) -> None:
+    assert source(distro).exit_code == 0
+    git(distro.src, "mv", "README.md", "READ2.md")
+    assert Repo(distro.src).status() == ["READ2.md"]
+    result = source(distro)
+    assert result.exit_code == 8
+    assert ("error: _src/1.20 holds work in progress: uncommitted changes in 1 file(s): "
+            "READ2.md; refusing to touch it") in result.stderr

@@ -12,19 +12,35 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from tkedistro.core.errors import CommandError
 from tkedistro.core.runner import Result, child_setup, clean_process_env
 
 
 def execute(git: Any, argv: list[str], *, env: dict[str, str] | None = None,
             input: str | None = None) -> Result:
-    """Run ``argv`` with GitPython's ``git`` (a ``git.Git``); never raises for its status."""
+    """Run ``argv`` with GitPython's ``git`` (a ``git.Git``); never raises for its status
+    (a missing ``git`` is a ``CommandError``)."""
     clean_process_env()  # cheap; the CLI did it at start, this covers library callers
-    with _stdin(input) as stdin:
+    with _stdin(input) as stdin, git_found():
         status, out, err = git.execute(
             argv, istream=stdin, with_extended_output=True, with_exceptions=False,
             stdout_as_string=False, strip_newline_in_stdout=False, env=env,
             **_die_with_us(argv))
     return Result(tuple(argv), status, _text(out), _text(err))
+
+
+@contextmanager
+def git_found() -> Iterator[None]:
+    """GitPython's "git is not there" (``GitCommandNotFound``) as the runner says it."""
+    not_found = gitpython_module().exc.GitCommandNotFound
+    try:
+        yield
+    except not_found as exc:
+        raise _not_found(exc) from exc
+
+
+def _not_found(exc: BaseException) -> CommandError:
+    return CommandError(["git"], 127, "", str(exc), message="command not found: git")
 
 
 # Commands that write a repository (index, refs, work tree, objects). They die with this
@@ -49,8 +65,13 @@ def gitpython_module() -> Any:
     does without), with os.environ clean: GitPython hands it to git (the CLI cleaned it at
     start; this covers callers other than the CLI)."""
     clean_process_env()
-    import git as gitpython
-
+    # without this, importing GitPython with no git on PATH raises "Bad git executable";
+    # quiet, the first git run raises GitCommandNotFound instead, which ``execute`` maps
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    try:
+        import git as gitpython
+    except ImportError as exc:
+        raise _not_found(exc) from exc
     return gitpython
 
 

@@ -1,16 +1,21 @@
-"""The one repository class: every git command line tkedistro runs is written here.
+"""The one repository class; with ``patching.py`` (its patch half: ``git am``/``apply``,
+``format-patch``) and ``mirror.py`` (the fetch) it holds every git command line tkedistro
+runs.
 
-``Repo`` (with ``patching.py``, its patch half) builds the command lines; ``execute.py`` runs
-them through GitPython's ``Git.execute`` with a clean environment, the tool's settings and
-identity, and makes writing commands die with this process, so a killed run leaves no git
-writing into a tree after its lock is gone. GitPython also creates repositories and writes
-their config. It is imported on first use: the unchanged re-run of ``tkedistro source``
-needs only ``Repo.head`` and ``Repo.status``, two plain ``git`` runs.
+Most commands go through ``Repo.run`` (``ls_remote``, which needs no repository, calls
+``execute`` itself): ``execute.py`` runs them with GitPython's
+``Git.execute`` with a clean environment, the tool's settings and identity, and makes writing
+commands die with this process, so a killed run leaves no git writing into a tree after its
+lock is gone (GitPython sets ``LC_ALL=C``, so parsed output is English). Three go through
+``core.runner.run`` as plain subprocesses instead: ``head`` and ``status`` (the unchanged
+re-run of ``tkedistro source`` needs only these two and never loads GitPython) and
+``clone_at``'s ``git clone``. GitPython also creates repositories and writes their config.
 
-Rules kept here once: the ``git am`` options, the C locale for parsed output (GitPython sets
-``LC_ALL=C``), the committer identity, the date of plain diffs (``commit_date``: the base
-commit's), what counts as work in progress and which commits are the tool's, and that user
-values reach git after ``--``, or not at all when they look like an option.
+Rules kept here once: the committer identity and the settings a user's config must not
+change (``CONFIG``), what counts as work in progress and which commits are the tool's, and
+that user values reach git after ``--``, or not at all when they look like an option
+(``checked``), and the date plain diffs are committed with (``commit_date``: the base
+commit's). The ``git am`` options are ``patching.py``'s (``AM_OPTIONS``).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import TYPE_CHECKING
 from tkedistro.core import console
 from tkedistro.core.errors import CommandError, WorkInProgressError
 from tkedistro.core.runner import Result, run
-from tkedistro.git.execute import execute, gitpython_module
+from tkedistro.git.execute import execute, git_found, gitpython_module
 from tkedistro.git.patching import Patching, checked
 
 if TYPE_CHECKING:
@@ -50,6 +55,19 @@ _OPERATIONS = {
     "CHERRY_PICK_HEAD": "a cherry-pick is in progress",
     "REVERT_HEAD": "a revert is in progress",
 }
+
+
+def porcelain_paths(out: str) -> list[str]:
+    """The paths of ``git status --porcelain -z``: ``XY path``; a rename or copy (R or C in
+    XY) is followed by one more field, the path it came from, which is not an entry."""
+    fields = iter(out.split("\0"))
+    paths = []
+    for entry in fields:
+        if len(entry) > 3:
+            paths.append(entry[3:])
+            if "R" in entry[:2] or "C" in entry[:2]:
+                next(fields, None)
+    return paths
 
 
 @dataclass(frozen=True)
@@ -161,6 +179,12 @@ class Repo(Patching):
         return self.run("rev-list", "--reverse", "--no-merges",
                         f"{checked(base, 'commit')}..{head}", "--").stdout.split()
 
+    def first_parents(self, count: int) -> list[str]:
+        """HEAD and its first parents, newest first, at most ``count``; [] without HEAD."""
+        res = self.run("rev-list", "--first-parent", f"--max-count={count}", "HEAD", "--",
+                       check=False)
+        return res.stdout.split() if res.returncode == 0 else []
+
     def branch(self) -> str | None:
         """The branch HEAD is on (born or not), None when detached (GitPython reads HEAD)."""
         head = self.gitpy.head
@@ -181,7 +205,7 @@ class Repo(Patching):
         # a plain subprocess: part of the unchanged `source` re-run, which skips GitPython
         out = run(["git", "status", "--porcelain", "-z", "--untracked-files=normal"],
                   cwd=self.path).stdout
-        return [entry[3:] for entry in out.split("\0") if len(entry) > 3]
+        return porcelain_paths(out)
 
     def tracked_changes(self) -> list[str]:
         out = self.run("status", "--porcelain", "--untracked-files=no").stdout
@@ -227,7 +251,8 @@ class Repo(Patching):
 
     @staticmethod
     def _init_borrowing(tmp: Path, mirror: Path) -> None:
-        repo = gitpython_module().Repo.init(tmp, initial_branch=BRANCH)
+        with git_found():
+            repo = gitpython_module().Repo.init(tmp, initial_branch=BRANCH)
         with repo.config_writer() as config:
             config.set_value("core", "untrackedCache", "true")
         repo.close()
@@ -338,7 +363,8 @@ class Repo(Patching):
 
     @staticmethod
     def init_bare(path: Path, config: dict[str, dict[str, str]]) -> None:
-        repo = gitpython_module().Repo.init(path, bare=True, mkdir=True)
+        with git_found():
+            repo = gitpython_module().Repo.init(path, bare=True, mkdir=True)
         with repo.config_writer() as writer:
             for section, values in config.items():
                 for key, value in values.items():

@@ -91,13 +91,14 @@ def export_series(ws: Workspace, release: str) -> ExportResult:
 
     Holds the release lock: ``patches/`` and the manifest are rewritten from ``_src``.
     """
-    assert_not_rebasing(ws, release)
-    manifest = load_release(ws, release)
+    require_manifest(ws, release)
     repo = Repo(ws.src_dir(release), ws.rel(ws.src_dir(release)))
     if not repo.exists():
         raise WorkInProgressError(f"{repo.shown}: no prepared source tree to export from",
                                   hint=f"run: tkedistro source {release}")
-    with release_lock(ws, release):
+    with release_lock(ws, release):  # what is checked and read here is what gets written
+        assert_not_rebasing(ws, release)
+        manifest = load_release(ws, release)
         if repo.tracked_changes():
             console.warn(f"{repo.shown} has uncommitted changes; they are not exported "
                          "(commit them first)")
@@ -106,6 +107,13 @@ def export_series(ws: Workspace, release: str) -> ExportResult:
             update_pin(manifest.path, tag=manifest.upstream.tag,
                        commit=manifest.upstream.commit, patch_files=result.series)
     return result
+
+
+def require_manifest(ws: Workspace, release: str) -> None:
+    """An unknown release is said before anything else (a stat; the manifest is read under
+    the release lock, where what is read is what gets written)."""
+    if not ws.manifest_path(release).is_file():
+        load_release(ws, release)  # raises what is wrong: no such manifest, a folder, ...
 
 
 def check_work_in_progress(ws: Workspace, manifest: Manifest, repo: Repo) -> None:

@@ -23,9 +23,9 @@ from tkedistro.core.locks import release_lock
 from tkedistro.core.workspace import Workspace
 from tkedistro.git.mbox import crlf_note, diff_part, failed_hunks, to_mbox
 from tkedistro.git.repo import Repo
-from tkedistro.model.manifest import load_release, update_pin
+from tkedistro.model.manifest import Manifest, load_release, update_pin
 from tkedistro.model.patches import REQUIRED_TRAILERS, PatchFile, parse_patch, subject_from_filename
-from tkedistro.series.export import check_work_in_progress
+from tkedistro.series.export import check_work_in_progress, require_manifest
 from tkedistro.series.state import assert_not_rebasing
 
 Status = Literal["imported", "imported-3way", "failed"]
@@ -82,8 +82,7 @@ class ImportResult:
 
 def import_series(ws: Workspace, release: str, from_dir: Path) -> ImportResult:
     """Import every ``*.patch``/``*.diff`` of ``from_dir`` (name order) onto ``_src``."""
-    assert_not_rebasing(ws, release)
-    manifest = load_release(ws, release)
+    require_manifest(ws, release)
     if not from_dir.is_dir():
         what = "no such folder" if not from_dir.exists() else "not a folder"
         raise PatchFormatError([f"{from_dir}: {what}; --from names a folder of patch files"])
@@ -91,6 +90,16 @@ def import_series(ws: Workspace, release: str, from_dir: Path) -> ImportResult:
     if not repo.exists():
         raise WorkInProgressError(f"{repo.shown}: no prepared source tree to import onto",
                                   hint=f"run: tkedistro source {release}")
+    with release_lock(ws, release):  # what is checked and read here is what gets written
+        assert_not_rebasing(ws, release)
+        manifest = load_release(ws, release)
+        return _import_locked(ws, repo, manifest, from_dir)
+
+
+def _import_locked(ws: Workspace, repo: Repo, manifest: Manifest,
+                   from_dir: Path) -> ImportResult:
+    """The import, under the release lock, from the manifest read under it."""
+    release = manifest.release
     files = sorted(p for p in from_dir.iterdir() if p.suffix in (".patch", ".diff"))
     folder = ws.patches_dir(release)
     ws.repo_file(f"patches/{release}", "patch folder", must_exist=False)  # written into
@@ -99,19 +108,18 @@ def import_series(ws: Workspace, release: str, from_dir: Path) -> ImportResult:
         raise PatchFormatError([f"{ws.rel(folder / n)}: already exists; not importing over it"
                                 for n in clash])
     result = ImportResult(release, str(from_dir))
-    with release_lock(ws, release):
-        check_work_in_progress(ws, manifest, repo)
-        date = repo.commit_date(manifest.upstream.commit)
-        scratch = ws.state_dir(release) / "import.patch"
-        for path in files:
-            entry = _import_one(ws, repo, path, folder, scratch, date)
-            console.info(f"{path.name}: {entry.status} {entry.reason}".rstrip())
-            result.entries.append(entry)
-        scratch.unlink(missing_ok=True)
-        added = [e.file for e in result.entries if e.file]
-        if added:
-            update_pin(manifest.path, tag=manifest.upstream.tag, commit=manifest.upstream.commit,
-                       patch_files=[*(e.file for e in manifest.patches), *added])
+    check_work_in_progress(ws, manifest, repo)
+    date = repo.commit_date(manifest.upstream.commit)
+    scratch = ws.state_dir(release) / "import.patch"
+    for path in files:
+        entry = _import_one(ws, repo, path, folder, scratch, date)
+        console.info(f"{path.name}: {entry.status} {entry.reason}".rstrip())
+        result.entries.append(entry)
+    scratch.unlink(missing_ok=True)
+    added = [e.file for e in result.entries if e.file]
+    if added:
+        update_pin(manifest.path, tag=manifest.upstream.tag, commit=manifest.upstream.commit,
+                   patch_files=[*(e.file for e in manifest.patches), *added])
     return result
 
 

@@ -26,6 +26,7 @@ def new_release(ws: Workspace, release: str, from_release: str, onto: str, *,
                             hint=f"to move it to a new tag: tkedistro rebase {release} --onto TAG")
     old = load_release(ws, from_release)
     folder = ws.patches_dir(release)
+    ws.repo_file(f"patches/{release}", "patch folder", must_exist=False)  # written into
     clash = [e.file for e in old.patches if (folder / _name(e.file)).exists()]
     if clash:
         raise ManifestError([f"{ws.rel(folder / _name(f))}: already exists" for f in clash])

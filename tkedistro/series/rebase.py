@@ -34,8 +34,8 @@ from tkedistro.series.replay import (
 )
 from tkedistro.series.report import RebaseResult
 from tkedistro.series.state import (
+    Phase,
     RebaseState,
-    assert_not_rebasing,
     clear,
     load_state,
     restore,
@@ -43,9 +43,8 @@ from tkedistro.series.state import (
     snapshot,
 )
 
-__all__ = ["RebaseResult", "abort_rebase", "assert_not_rebasing", "check_work_in_progress",
-           "continue_rebase", "rebase",
-           "skip_patch", "suggest_version"]
+__all__ = ["RebaseResult", "abort_rebase", "continue_rebase", "rebase", "skip_patch",
+           "suggest_version"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -118,9 +117,9 @@ def continue_rebase(ws: Workspace, release: str) -> RebaseResult:
     """``--continue``: after a resolved conflict, or after a crash, carry on."""
     state = load_state(ws, release)
     repo = _repo(ws, release)
-    if state.phase == "conflict":
+    if state.phase == Phase.CONFLICT:
         _finish_conflict(ws, state, repo)
-    elif state.phase == "replay":
+    elif state.phase == Phase.REPLAY:
         _recover_replay(ws, state, repo)
     return _drive(ws, state)
 
@@ -130,7 +129,7 @@ def skip_patch(ws: Workspace, release: str) -> RebaseResult:
     """``--skip``: drop the patch that stopped the rebase from the series, and carry on."""
     state = load_state(ws, release)
     repo = _repo(ws, release)
-    if state.phase == "finalize":
+    if state.phase == Phase.FINALIZE or state.position >= len(state.series):
         raise RebaseStateError(f"release {release}: all patches are replayed; nothing to skip",
                                hint=f"tkedistro rebase {release} --continue")
     if repo.am_in_progress():
@@ -140,11 +139,12 @@ def skip_patch(ws: Workspace, release: str) -> RebaseResult:
     if state.pre_head:
         repo.reset_hard(state.pre_head)
     file = state.series[state.position]
-    previous = state.outcomes.pop() if state.phase == "conflict" and state.outcomes else None
+    conflict = state.phase == Phase.CONFLICT
+    previous = state.outcomes.pop() if conflict and state.outcomes else None
     subject = previous.subject if previous else Path(file).name
     state.outcomes.append(PatchOutcome(state.position + 1, file, subject, "skipped"))
     state.position += 1
-    state.phase = "replay"
+    state.phase = Phase.REPLAY
     save_state(ws, state)
     return _drive(ws, state)
 
@@ -192,7 +192,7 @@ def _drive(ws: Workspace, state: RebaseState) -> RebaseResult:
     repo = _repo(ws, state.release)
     mbox = ws.state_dir(state.release) / "current.patch"
     total = len(state.series)
-    while state.phase == "replay" and state.position < total:
+    while state.phase == Phase.REPLAY and state.position < total:
         date = repo.commit_date(state.onto_commit)
         jobs = [make_job(n + 1, ws.root / f, f, state.subjects.get(f), date)
                 for n, f in enumerate(state.series) if n >= state.position]
@@ -211,11 +211,11 @@ def _drive(ws: Workspace, state: RebaseState) -> RebaseResult:
         if outcome.status == "conflict":
             console.info(f"[{job.position}/{total}] {job.file}: {outcome.label()}")
             state.outcomes.append(outcome)
-            state.phase = "conflict"
+            state.phase = Phase.CONFLICT
             save_state(ws, state)
             return RebaseResult.from_state(state, "stopped")
         _record(ws, state, outcome, total)
-    if state.phase == "conflict":
+    if state.phase == Phase.CONFLICT:
         return RebaseResult.from_state(state, "stopped")
     return _finalize(ws, state)
 
@@ -252,7 +252,7 @@ def _finish_conflict(ws: Workspace, state: RebaseState, repo: Repo) -> None:
     outcome = state.outcomes[-1]
     outcome.status, outcome.conflicts, outcome.detail = "resolved", [], ""
     state.position += 1
-    state.phase = "replay"
+    state.phase = Phase.REPLAY
     save_state(ws, state)
 
 
@@ -276,7 +276,7 @@ def _recover_replay(ws: Workspace, state: RebaseState, repo: Repo) -> None:
 
 def _finalize(ws: Workspace, state: RebaseState) -> RebaseResult:
     """Regenerate the patch files, update the manifest pin, move the branch, forget state."""
-    state.phase = "finalize"
+    state.phase = Phase.FINALIZE
     save_state(ws, state)
     repo = _repo(ws, state.release)
     manifest = _manifest(ws, state.release)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,14 @@ from tkedistro.core.workspace import Workspace
 from tkedistro.series.replay import PatchOutcome
 
 STATE_VERSION = 1
+
+
+class Phase(StrEnum):
+    """Where a rebase is: replaying patches, stopped at a conflict, or writing the result."""
+
+    REPLAY = "replay"
+    CONFLICT = "conflict"
+    FINALIZE = "finalize"
 
 
 @dataclass
@@ -38,7 +47,7 @@ class RebaseState:
     distro_version: str
     position: int = 0  # index into series of the patch being replayed
     pre_head: str | None = None  # HEAD before the current patch
-    phase: str = "replay"  # replay | conflict | finalize
+    phase: Phase = Phase.REPLAY
     outcomes: list[PatchOutcome] = field(default_factory=list)
     version: int = STATE_VERSION
 
@@ -49,9 +58,23 @@ class RebaseState:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RebaseState:
+        """The state ``data`` describes; ValueError for a version, phase or position this
+        tool does not know (a rebase would finalize or replay from the wrong place)."""
         data = dict(data)
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(f"version {data.get('version')!r} is not {STATE_VERSION}, the "
+                             "one this tkedistro writes")
+        phase = data.get("phase", Phase.REPLAY)
+        if phase not in set(Phase):
+            raise ValueError(f"unknown phase {phase!r} (known: "
+                             f"{', '.join(p.value for p in Phase)})")
+        data["phase"] = Phase(phase)
         data["outcomes"] = [PatchOutcome.from_json(o) for o in data.get("outcomes", [])]
-        return cls(**data)
+        state = cls(**data)
+        if not isinstance(state.position, int) or not 0 <= state.position <= len(state.series):
+            raise ValueError(f"position {state.position!r} is outside the series of "
+                             f"{len(state.series)} patch(es)")
+        return state
 
 
 def state_path(ws: Workspace, release: str) -> Path:
@@ -73,8 +96,6 @@ def assert_not_rebasing(ws: Workspace, release: str) -> None:
         )
 
 
-
-
 def save_state(ws: Workspace, state: RebaseState) -> None:
     text = json.dumps(state.to_json(), indent=2, sort_keys=True) + "\n"
     write_atomic(state_path(ws, state.release), text.encode())
@@ -90,9 +111,14 @@ def load_state(ws: Workspace, release: str) -> RebaseState:
             f"release {release} is not being rebased (no {path.name} in {path.parent})",
             hint=f"start one with: tkedistro rebase {release} --onto TAG",
         ) from None
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise RebaseStateError(
             f"{path}: rebase state unreadable ({exc})",
+            hint=f"tkedistro rebase {release} --abort restores the saved files if they exist",
+        ) from None
+    except OSError as exc:
+        raise RebaseStateError(
+            f"{path}: rebase state cannot be read ({exc.strerror or exc})",
             hint=f"tkedistro rebase {release} --abort restores the saved files if they exist",
         ) from None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -29,6 +30,7 @@ from tkedistro.source.state import (
     State,
     inputs_digest,
     load_state,
+    refuse_if_rebasing,
     stamp_of,
     tree_matches,
     write_state,
@@ -41,6 +43,11 @@ if TYPE_CHECKING:
 def borrowed_packs(tree: Repo) -> tuple[str, ...]:
     return tuple(sorted(str(idx) for objects in tree.borrowed_objects()
                         for idx in (objects / "pack").glob("pack-*.idx")))
+
+
+# how far below HEAD recovery looks for the last commit a run recorded (a killed run leaves
+# at most one unrecorded commit; a few killed runs in a row, a few)
+_RECOVERY_DEPTH = 20
 
 
 class SeriesRun:
@@ -75,14 +82,44 @@ class SeriesRun:
         return backup
 
     def _recover(self) -> None:
-        """A run was killed mid-way: drop its partial changes (saved first, to be safe)."""
+        """A run was killed mid-way: drop its partial changes and the commits it made but
+        did not record (saved first, to be safe)."""
         tree = self.tree
         message = f"{tree.shown}: recovering from an interrupted tkedistro run"
-        if tree.operation_in_progress() or tree.status():
+        recorded, extra = self._unrecorded_above()
+        if tree.operation_in_progress() or tree.status() or extra:
             ref = tree.backup(f"tkedistro backup of {tree.shown} before crash recovery")
-            message += f" (its leftover changes are saved to {ref})"
+            what = f"changes and {extra} commit(s) it made but did not record" if extra \
+                else "changes"
+            message += f" (its leftover {what} are saved to {ref})"
         console.warn(message)
         tree.discard_changes()
+        if extra:
+            tree.reset_hard(recorded)
+
+    def _unrecorded_above(self) -> tuple[str, int]:
+        """The newest recorded commit at or below HEAD and how many commits above it no run
+        recorded (made by a run that died before ``note_made``); (HEAD, 0) when none are."""
+        previous = self.previous
+        recorded = self.tree.made() | {a.commit for a in self.applied} | {self.base}
+        if previous:
+            recorded |= {a.commit for a in previous.applied} | {previous.head, previous.base}
+        line = self.tree.first_parents(_RECOVERY_DEPTH)
+        for above, sha in enumerate(line):
+            if sha in recorded:
+                return sha, above
+        return (line[0] if line else ""), 0
+
+    def _drop_unrecorded(self) -> None:
+        """Ctrl-C between making a commit and recording it: save it to a backup ref and put
+        HEAD back on the last recorded commit, so the next run does not call it foreign."""
+        recorded, extra = self._unrecorded_above()
+        if extra:
+            tree = self.tree
+            ref = tree.backup(f"tkedistro backup of {tree.shown} after an interrupt")
+            tree.reset_hard(recorded)
+            console.warn(f"{tree.shown}: {extra} commit(s) made before the interrupt were not "
+                         f"recorded; saved them to {ref}")
 
     def _check_work_in_progress(self, force: bool) -> str | None:
         tree = self.tree
@@ -129,6 +166,7 @@ class SeriesRun:
                 self._save(stamp=None)
         except KeyboardInterrupt:
             self.tree.discard_changes()
+            self._drop_unrecorded()
             self._finish_failed()
             console.warn(f"interrupted: {self._where_now()}")
             raise
@@ -213,15 +251,20 @@ def prepare_fully(ws: Workspace, release: str, tree: Repo, *, upstream: str | No
 
     state_dir = ws.state_dir(release)
     display = f"releases/{release}.yaml"
-    manifest = load_release(ws, release)
-    inputs = series_inputs(ws, manifest, display)
-    digest = inputs_digest(ws.manifest_path(release), [i.path for i in inputs])
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with release_lock(ws, release):
+    if not ws.manifest_path(release).is_file():
+        load_release(ws, release)  # an unknown release is said before the lock makes a folder
+    with release_lock(ws, release):  # what is checked and read here is what gets written
+        refuse_if_rebasing(ws, release)
+        manifest = load_release(ws, release)
+        inputs = series_inputs(ws, manifest, display)
+        digest = inputs_digest(ws.manifest_path(release), [i.path for i in inputs])
         state = load_state(state_dir)
         stamp = stamp_of(manifest.upstream.commit, inputs)
         url = upstream or manifest.upstream.url
         if state and state.stamp == stamp and tree_matches(tree, state, state_dir):
+            if state.inputs != digest:  # e.g. a comment changed: record it, so the next
+                state = replace(state, inputs=digest)  # re-run is the quick one again
+                write_state(state_dir, state)
             return result_of(release, tree.path, url, state, kept=-1, backup=None)
         patches = parse_series(inputs, tree.shown)
         pin = Pin(manifest.upstream.url, manifest.upstream.tag, manifest.upstream.commit, display)

@@ -21,25 +21,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tkedistro.core.locks import is_rebasing, release_lock
+from tkedistro.core.locks import release_lock
 from tkedistro.core.workspace import Workspace, path_problem
 from tkedistro.git.repo import Repo
 from tkedistro.source.result import SourceResult, result_of
-from tkedistro.source.state import inputs_digest, load_state, tree_matches
+from tkedistro.source.state import inputs_digest, load_state, refuse_if_rebasing, tree_matches
 
 
 def prepare_source(
     ws: Workspace, release: str, *, upstream: str | None = None, force: bool = False
 ) -> SourceResult:
     """Fetch and verify the pinned upstream and apply the series into ``_src/<release>``."""
-    if is_rebasing(ws, release):
-        from tkedistro.series.state import assert_not_rebasing
-
-        assert_not_rebasing(ws, release)
     tree = Repo(ws.src_dir(release), f"_src/{release}")
     state_dir = ws.state_dir(release)
     if state_dir.is_dir() and ws.manifest_path(release).is_file():
         with release_lock(ws, release):
+            refuse_if_rebasing(ws, release)
             if quick := _quick_up_to_date(ws, release, tree, state_dir, upstream):
                 return quick
     # the full run parses the manifest (pydantic) and the patches and may fetch: load it only

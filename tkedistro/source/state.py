@@ -10,6 +10,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tkedistro.core.errors import CommandError
+from tkedistro.core.files import write_atomic
+from tkedistro.core.locks import is_rebasing
+from tkedistro.core.workspace import Workspace
 from tkedistro.git.packs import pack_damage
 from tkedistro.git.repo import Repo
 
@@ -78,9 +81,7 @@ def load_state(state_dir: Path) -> State | None:
 
 def write_state(state_dir: Path, state: State) -> None:
     data = {"version": STATE_VERSION, **asdict(state)}
-    tmp = state_dir / "source.json.tmp"
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(state_dir / "source.json")
+    write_atomic(state_dir / "source.json", (json.dumps(data, indent=1) + "\n").encode())
 
 
 def recorded_commits(state_dir: Path) -> set[str]:
@@ -116,3 +117,11 @@ def mirror_intact(tree: Repo, state: State) -> bool:
     if any(not Path(idx).is_file() for idx in state.packs):
         return False
     return not any(pack_damage(objects) for objects in tree.borrowed_objects())
+
+
+def refuse_if_rebasing(ws: Workspace, release: str) -> None:
+    """A release mid-rebase is the rebase's (checked under the release lock; cheap when not)."""
+    if is_rebasing(ws, release):
+        from tkedistro.series.state import assert_not_rebasing
+
+        assert_not_rebasing(ws, release)
