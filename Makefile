@@ -25,12 +25,13 @@ builder-image: engine
 conformance-host:
 	PYTHON=$(PYTHON) bash scripts/install-conformance-host.sh
 
-## test: unit tier + docker tier (the README's test command; CI runs it)
-test:
-	$(PYTHON) -m pytest -q -m 'not real_k8s'
+## test: unit tier (one process per core, pytest-xdist) + docker tier (the README's test
+## command; CI runs it)
+test: test-unit
+	$(PYTHON) -m pytest -q -m 'not real_k8s' tests/integration
 
 test-unit:
-	$(PYTHON) -m pytest -q tests/unit
+	$(PYTHON) -m pytest -q -n auto tests/unit
 
 test-docker:
 	$(PYTHON) -m pytest -q -m 'docker and not real_k8s'

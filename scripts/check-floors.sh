@@ -40,4 +40,4 @@ if [ ! -f "$venv/.complete" ]; then
 fi
 echo "check-floors: unit tier with" $pins
 # the package itself comes from this checkout (cwd is on sys.path with `python -m pytest`)
-exec "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/unit "$@"
+exec "$venv/bin/python" -m pytest -q -p no:cacheprovider -n auto tests/unit "$@"
