@@ -50,18 +50,20 @@ def verbose(message: str) -> None:
 
 
 def warn(message: str) -> None:
-    if _settings.plain:
-        print(f"{_stamp()} warning: {message}", file=sys.stderr, flush=True)
-    else:
-        _err.print("[yellow]warning:[/yellow] ", end="")
-        _err.print(message, markup=False, highlight=False)
+    _labelled("warning", "yellow", message, stamped=True)
 
 
 def error(message: str) -> None:
+    _labelled("error", "bold red", message, stamped=False)
+
+
+def _labelled(label: str, style: str, message: str, *, stamped: bool) -> None:
+    """``label: message`` on stderr; only the label is styled (the message is never markup)."""
     if _settings.plain:
-        print(f"error: {message}", file=sys.stderr, flush=True)
+        stamp = f"{_stamp()} " if stamped else ""
+        print(f"{stamp}{label}: {message}", file=sys.stderr, flush=True)
     else:
-        _err.print("[bold red]error:[/bold red] ", end="")
+        _err.print(f"[{style}]{label}:[/{style}] ", end="")
         _err.print(message, markup=False, highlight=False)
 
 

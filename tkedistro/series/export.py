@@ -10,6 +10,8 @@ Files are written by ``git format-patch --no-signature --zero-commit --full-inde
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -92,13 +94,8 @@ def export_series(ws: Workspace, release: str) -> ExportResult:
     Holds the release lock: ``patches/`` and the manifest are rewritten from ``_src``.
     """
     require_manifest(ws, release)
-    repo = Repo(ws.src_dir(release), ws.rel(ws.src_dir(release)))
-    if not repo.exists():
-        raise WorkInProgressError(f"{repo.shown}: no prepared source tree to export from",
-                                  hint=f"run: tkedistro source {release}")
-    with release_lock(ws, release):  # what is checked and read here is what gets written
-        assert_not_rebasing(ws, release)
-        manifest = load_release(ws, release)
+    repo = prepared_tree(ws, release, "to export from")
+    with locked_release(ws, release) as manifest:
         if repo.tracked_changes():
             console.warn(f"{repo.shown} has uncommitted changes; they are not exported "
                          "(commit them first)")
@@ -114,6 +111,25 @@ def require_manifest(ws: Workspace, release: str) -> None:
     the release lock, where what is read is what gets written)."""
     if not ws.manifest_path(release).is_file():
         load_release(ws, release)  # raises what is wrong: no such manifest, a folder, ...
+
+
+def prepared_tree(ws: Workspace, release: str, purpose: str) -> Repo:
+    """``_src/<release>``, which export and import need prepared (``purpose``: "to export
+    from", "to import onto")."""
+    repo = Repo(ws.src_dir(release), ws.rel(ws.src_dir(release)))
+    if not repo.exists():
+        raise WorkInProgressError(f"{repo.shown}: no prepared source tree {purpose}",
+                                  hint=f"run: tkedistro source {release}")
+    return repo
+
+
+@contextmanager
+def locked_release(ws: Workspace, release: str) -> Iterator[Manifest]:
+    """Hold the release lock, refuse a release mid-rebase and read its manifest under the
+    lock: what is checked and read here is what the caller writes back."""
+    with release_lock(ws, release):
+        assert_not_rebasing(ws, release)
+        yield load_release(ws, release)
 
 
 def check_work_in_progress(ws: Workspace, manifest: Manifest, repo: Repo) -> None:

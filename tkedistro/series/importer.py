@@ -17,16 +17,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tkedistro.core import console
-from tkedistro.core.errors import PatchApplyError, PatchFormatError, WorkInProgressError
+from tkedistro.core.errors import PatchApplyError, PatchFormatError
 from tkedistro.core.files import write_atomic
-from tkedistro.core.locks import release_lock
 from tkedistro.core.workspace import Workspace
 from tkedistro.git.mbox import crlf_note, diff_part, failed_hunks, to_mbox
 from tkedistro.git.repo import Repo
-from tkedistro.model.manifest import Manifest, load_release, update_pin
+from tkedistro.model.manifest import Manifest, update_pin
 from tkedistro.model.patches import REQUIRED_TRAILERS, PatchFile, parse_patch, subject_from_filename
-from tkedistro.series.export import check_work_in_progress, require_manifest
-from tkedistro.series.state import assert_not_rebasing
+from tkedistro.series.export import (
+    check_work_in_progress,
+    locked_release,
+    prepared_tree,
+    require_manifest,
+)
 
 Status = Literal["imported", "imported-3way", "failed"]
 _URL = re.compile(r"https://github\.com/kubernetes/kubernetes/(pull|commit)/[0-9a-f]+")
@@ -86,13 +89,8 @@ def import_series(ws: Workspace, release: str, from_dir: Path) -> ImportResult:
     if not from_dir.is_dir():
         what = "no such folder" if not from_dir.exists() else "not a folder"
         raise PatchFormatError([f"{from_dir}: {what}; --from names a folder of patch files"])
-    repo = Repo(ws.src_dir(release), ws.rel(ws.src_dir(release)))
-    if not repo.exists():
-        raise WorkInProgressError(f"{repo.shown}: no prepared source tree to import onto",
-                                  hint=f"run: tkedistro source {release}")
-    with release_lock(ws, release):  # what is checked and read here is what gets written
-        assert_not_rebasing(ws, release)
-        manifest = load_release(ws, release)
+    repo = prepared_tree(ws, release, "to import onto")
+    with locked_release(ws, release) as manifest:
         return _import_locked(ws, repo, manifest, from_dir)
 
 
