@@ -102,3 +102,50 @@ class ContainerBackend(Protocol):
         """Start a container for ``spec``; it is stopped and removed on exit
         (kept after a failure when ``TKEDISTRO_KEEP_CONTAINER=1``)."""
         ...
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """A local image the engine built, imported or pulled."""
+
+    ref: str  # name:tag as given
+    id: str  # the engine's image id (sha256:...)
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+class ImageEngine(Protocol):
+    """Local image operations (build, import, tag, push, pull) on a container engine.
+
+    ``build/docker.py`` implements it with the Docker SDK. Registries on 127.0.0.0/8 are
+    plain HTTP (the engine treats loopback registries as insecure by default).
+    """
+
+    def labels(self, ref: str) -> Mapping[str, str] | None:
+        """The labels of the local image ``ref``; None when there is no such image."""
+        ...
+
+    def build(self, context: Path, tag: str, labels: Mapping[str, str],
+              dockerfile: str = "Dockerfile") -> BuiltImage:
+        """``docker build`` of the folder ``context`` (no network, ``--rm``), tagged ``tag``
+        with ``labels``; raises ``BuildError`` carrying the build log's tail on failure."""
+        ...
+
+    def import_rootfs(self, rootfs_tar: Path, tag: str, changes: Sequence[str] = ()) -> BuiltImage:
+        """``docker import`` of a root filesystem tar (``changes``: Dockerfile lines such as
+        ``ENV PATH=...`` or ``LABEL k=v``)."""
+        ...
+
+    def tag(self, ref: str, new_ref: str) -> None: ...
+
+    def push(self, ref: str) -> str:
+        """Push ``ref`` (whose name holds the registry); returns the manifest digest
+        ``sha256:...`` the registry answered."""
+        ...
+
+    def pull(self, ref: str) -> BuiltImage:
+        """Pull ``ref`` (``name:tag`` or ``name@sha256:...``)."""
+        ...
+
+    def remove(self, ref: str) -> None:
+        """Untag/remove the local image ``ref``; no error when it does not exist."""
+        ...
