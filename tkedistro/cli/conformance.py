@@ -1,17 +1,69 @@
-"""``tkedistro conformance``."""
+"""``tkedistro conformance [run] RELEASE`` and ``tkedistro conformance images RELEASE``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from tkedistro.cli.common import G, JsonOpt, UpstreamOpt, check_minutes, emit, guarded
 
 
+class RunByDefault(TyperGroup):
+    """``tkedistro conformance 1.20`` means ``tkedistro conformance run 1.20``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return ["run", "images"]
+
+
+conformance_app = typer.Typer(
+    cls=RunByDefault, no_args_is_help=True,
+    help="Run Kubernetes conformance (run, the default) or make its images (images).")
+
+
 def register(app: typer.Typer) -> None:
-    app.command("conformance")(guarded(conformance))
+    conformance_app.command("run")(guarded(conformance))
+    conformance_app.command("images")(guarded(conformance_images))
+    app.add_typer(conformance_app, name="conformance")
+
+
+def check_registry(value: str | None) -> str | None:
+    """``--push``: a registry host[:port][/path], before anything is built."""
+    from tkedistro.model.refs import registry_problem
+
+    if value is not None and (problem := registry_problem(value)):
+        raise typer.BadParameter(problem)
+    return value
+
+
+def conformance_images(
+    release: str,
+    push: Annotated[str | None, typer.Option(
+        "--push", callback=check_registry, metavar="REGISTRY",
+        help="Push to this registry (host:port[/path]) instead of a local one.")] = None,
+    serve: Annotated[bool, typer.Option(
+        "--serve", help="Keep the local registry running after the push, until Ctrl-C.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build (or reuse) every image the conformance specs pull, from the release's tree and
+    Debian packages; push them and write the KUBE_TEST_REPO_LIST file for --repo-list."""
+    if push and serve:
+        raise typer.BadParameter("--serve keeps the local registry up; it excludes --push")
+    from tkedistro.conformance import imagecmd
+
+    result = imagecmd.conformance_images(G.workspace(), release, push=push, serve=serve,
+                                         on_ready=lambda r: emit(r.to_json(), r.format_text(),
+                                                                 as_json))
+    if not G.emitted:
+        emit(result.to_json(), result.format_text(), as_json)
 
 
 def conformance(
@@ -41,17 +93,24 @@ def conformance(
                      help="Build missing binaries and e2e.test/ginkgo first "
                           "(tkedistro build RELEASE --with-conformance-tools)."),
     ] = True,
+    repo_list: Annotated[Path | None, typer.Option(
+        "--repo-list", exists=True, dir_okay=False,
+        help="KUBE_TEST_REPO_LIST file for --kubeconfig runs (from `conformance images`).")
+    ] = None,
     upstream: UpstreamOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run Kubernetes conformance on the built binaries (local cluster or --kubeconfig)."""
-    from tkedistro.conformance import pipeline as conf
-
     if local and kubeconfig:
         raise typer.BadParameter("--local and --kubeconfig exclude each other")
+    if repo_list and not kubeconfig:
+        raise typer.BadParameter("--repo-list is for --kubeconfig runs; the local cluster "
+                                 "makes its own")
+    from tkedistro.conformance import pipeline as conf
+
     options = conf.ConformanceOptions(
         kubeconfig=kubeconfig, focus=focus, skip=skip, quick=quick, timeout_min=timeout,
-        nodes=nodes, build=build_missing, upstream=upstream,
+        nodes=nodes, build=build_missing, upstream=upstream, repo_list=repo_list,
     )
     result = conf.run_conformance(G.workspace(), release, options)
     emit(result.to_json(), result.format_text(), as_json)

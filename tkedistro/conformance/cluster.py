@@ -34,7 +34,6 @@ SERVICE_IP = "10.0.0.1"
 DNS_IP = "10.0.0.10"
 POD_CIDR = "10.88.0.0/16"
 BRIDGE = "tkecni0"
-PAUSE_IMAGE = "k8s.gcr.io/pause:3.2"
 
 
 def host_address() -> str:
@@ -193,7 +192,7 @@ state = "{c / 'state'}"
 [plugins."io.containerd.internal.v1.opt"]
   path = "{c / 'opt'}"
 [{cri}]
-  sandbox_image = "{PAUSE_IMAGE}"
+  sandbox_image = "{spec.sandbox_image}"
   netns_mounts_under_state_dir = true
   # Pods ask for negative oom_score_adj (sandbox -998); without CAP_SYS_RESOURCE (nested
   # machines) runc then dies with "can't get final child's PID". Clamp to containerd's own.
@@ -207,6 +206,16 @@ state = "{c / 'state'}"
 [{cri}.cni]
   bin_dir = "{cni_bin}"
   conf_dir = "{spec.root / 'cni' / 'net.d'}"
+""" + _registry_config(spec)
+
+
+def _registry_config(spec: ClusterSpec) -> str:
+    """The local registry, reached over plain HTTP (it listens on loopback only)."""
+    if spec.registry is None:
+        return ""
+    mirrors = 'plugins."io.containerd.grpc.v1.cri".registry.mirrors'
+    return f"""[{mirrors}."{spec.registry}"]
+  endpoint = ["http://{spec.registry}"]
 """
 
 
@@ -297,7 +306,8 @@ def kubelet_argv(spec: ClusterSpec) -> list[str]:
             f"--kubeconfig={kubeconfig_path(spec, 'kubelet-client')}",
             "--container-runtime=remote", f"--container-runtime-endpoint=unix://{spec.sock}",
             f"--root-dir={spec.root / 'kubelet'}", f"--hostname-override={spec.node}",
-            f"--node-ip={spec.address}", f"--cert-dir={spec.root / 'kubelet' / 'pki'}", "--v=1"]
+            f"--node-ip={spec.address}", f"--cert-dir={spec.root / 'kubelet' / 'pki'}",
+            f"--pod-infra-container-image={spec.sandbox_image}", "--v=1"]
 
 
 def proxy_argv(spec: ClusterSpec) -> list[str]:

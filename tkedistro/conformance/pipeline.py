@@ -10,8 +10,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tkedistro.conformance import hostcheck, images
+from tkedistro.build.registry import LocalRegistry
+from tkedistro.conformance import hostcheck
 from tkedistro.conformance.cluster import COMPONENTS, LocalCluster, host_address
+from tkedistro.conformance.offline import OfflineImages, prepare_images, skip_regex
 from tkedistro.conformance.report import BundleContext, Product, write_bundle
 from tkedistro.conformance.results import Cause, SuiteResults, parse_junit
 from tkedistro.conformance.spec import ClusterSpec
@@ -37,6 +39,7 @@ class ConformanceOptions:
     product: Product | None = None
     build: bool = True  # build what is missing: tkedistro build RELEASE --with-conformance-tools
     upstream: str | None = None  # for that build: fetch from this mirror
+    repo_list: Path | None = None  # KUBE_TEST_REPO_LIST for --kubeconfig runs
 
     @property
     def selected_focus(self) -> str:
@@ -106,31 +109,12 @@ def ensure_binaries(ws: Workspace, release: str, options: ConformanceOptions,
     build_release(ws, release, BuildOptions(upstream=options.upstream, conformance_tools=True))
 
 
-def _load_images(ws: Workspace, release: str, manifest: Manifest, spec: ClusterSpec,
-                 bin_dir: Path) -> tuple[list[str], list[str]]:
-    """Build and load what can be built offline; returns (loaded, unavailable)."""
-    expected = images.expected_images(bin_dir / "e2e.test")
-    conf = ws.output_dir(release) / "conformance"
-    src = ws.src_dir(release)
-    binaries: dict[str, Path] = {}
-    if src.is_dir():
-        from tkedistro.build.pipeline import default_backend
-
-        tool = images.backend_build_tool(default_backend(), manifest.builder.image)
-        binaries = images.build_binaries(src, conf / "images" / "bin", tool)
-    else:
-        console.warn(f"{ws.rel(src)} missing: pause and agnhost cannot be built")
-    with console.step("conformance_images", "load into containerd"):
-        loaded = images.load(images.plans(expected, binaries, src), conf / "images", spec.sock)
-    return loaded, [i for i in expected if i not in loaded]
-
-
 def _suite(options: ConformanceOptions, bin_dir: Path, kubeconfig: Path,
-           report_dir: Path) -> bool:
+           report_dir: Path, repo_list: Path | None, skip: str) -> bool:
     run = SuiteRun(e2e_test=bin_dir / "e2e.test", kubectl=bin_dir / "kubectl",
                    kubeconfig=kubeconfig, report_dir=report_dir, focus=options.selected_focus,
-                   skip=options.skip, timeout_s=options.timeout_min * 60,
-                   nodes=options.nodes, ginkgo=bin_dir / "ginkgo")
+                   skip=skip, timeout_s=options.timeout_min * 60,
+                   nodes=options.nodes, ginkgo=bin_dir / "ginkgo", repo_list=repo_list)
     with console.step("conformance", f"focus {run.focus}"):
         return run_suite(run)
 
@@ -145,6 +129,8 @@ def _command(release: str, options: ConformanceOptions) -> str:
         argv += ["--skip", options.skip]
     if options.quick:
         argv.append("--quick")
+    if options.repo_list:
+        argv += ["--repo-list", str(options.repo_list)]
     if options.nodes != DEFAULT_NODES:
         argv += ["--nodes", str(options.nodes)]
     return shlex.join(argv)
@@ -156,24 +142,28 @@ def run_conformance(ws: Workspace, release: str, options: ConformanceOptions) ->
     out = ws.output_dir(release)
     bin_dir, report_dir = out / "bin" / "linux" / "amd64", out / "conformance"
     ensure_binaries(ws, release, options, bin_dir)
-    loaded: list[str] = []
-    unavailable: list[str] = []
     start = time.monotonic()
+    offline: OfflineImages | None = None
     # a build must not swap _output/<release> while the suite or cluster runs from it
     with output_lock(ws, release, f"run conformance on {release}"):
         if options.kubeconfig is not None:
             cluster = f"existing cluster ({options.kubeconfig})"
-            timed_out = _suite(options, bin_dir, options.kubeconfig, report_dir)
+            timed_out = _suite(options, bin_dir, options.kubeconfig, report_dir,
+                               options.repo_list, options.skip)
         else:
-            spec = ClusterSpec(bin_dir=bin_dir, root=ws.cluster_dir(release),
-                               address=host_address())
-            cluster = f"local single-node cluster on {spec.address}"
-            with LocalCluster(spec):
-                loaded, unavailable = _load_images(ws, release, manifest, spec, bin_dir)
-                timed_out = _suite(options, bin_dir, spec.kubeconfig, report_dir)
+            with LocalRegistry(registry_dir(ws)) as registry:
+                offline = prepare_images(ws, release, manifest, registry.address, registry.has)
+                _warn_missing(offline)
+                spec = ClusterSpec(bin_dir=bin_dir, root=ws.cluster_dir(release),
+                                   address=host_address(), registry=registry.address,
+                                   sandbox_image=sandbox_image(offline))
+                cluster = f"local single-node cluster on {spec.address}"
+                with LocalCluster(spec):
+                    timed_out = _suite(options, bin_dir, spec.kubeconfig, report_dir,
+                                       offline.repo_list, _with_skips(options.skip, offline))
         # the report goes under _output/<release>: write it before a build may replace that
         result = _finish(ws, release, manifest, options, report_dir, cluster, timed_out,
-                         loaded, unavailable)
+                         offline)
     console.verbose(f"conformance took {time.monotonic() - start:.0f}s")
     if not result.ok:
         raise ConformanceFailedError(result.format_text(),
@@ -181,9 +171,36 @@ def run_conformance(ws: Workspace, release: str, options: ConformanceOptions) ->
     return result
 
 
+def registry_dir(ws: Workspace) -> Path:
+    """The local registry's storage: in the user cache, so images survive between runs."""
+    return ws.cache / "registry"
+
+
+def sandbox_image(offline: OfflineImages) -> str:
+    for image in offline.images:
+        if image.ref.rsplit("/", 1)[-1].startswith("pause:"):
+            return image.pushed
+    raise ClusterError("the pause image (the pods' sandbox) could not be built",
+                       hint="see the missing images above; pause builds from build/pause/linux "
+                            "in the source tree")
+
+
+def _warn_missing(offline: OfflineImages) -> None:
+    for m in offline.missing:
+        console.warn(f"image {m.ref} unavailable ({m.why}): skipping {len(m.specs)} spec(s) "
+                     "that need it instead of letting them wait for it")
+
+
+def _with_skips(skip: str, offline: OfflineImages) -> str:
+    extra = skip_regex(offline.skipped_specs)
+    return "|".join(part for part in (skip, extra) if part)
+
+
 def _finish(ws: Workspace, release: str, manifest: Manifest, options: ConformanceOptions,
-            report_dir: Path, cluster: str, timed_out: bool, loaded: list[str],
-            unavailable: list[str]) -> ConformanceResult:
+            report_dir: Path, cluster: str, timed_out: bool,
+            offline: OfflineImages | None) -> ConformanceResult:
+    loaded = [i.pushed for i in offline.images] if offline else []
+    unavailable = [m.ref for m in offline.missing] if offline else []
     results = parse_junit(report_dir / "junit_01.xml")
     product = options.product or Product(name="tkedistro", version=manifest.distro_version)
     ctx = BundleContext(product=product, manifest=manifest, results=results, cluster=cluster,

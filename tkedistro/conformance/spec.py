@@ -15,6 +15,8 @@ class ClusterSpec:
     node: str = "tke-conformance"
     etcd_port: int = 2379
     api_port: int = 6443
+    registry: str | None = None  # a plain-HTTP registry on loopback ("127.0.0.1:PORT")
+    sandbox_image: str = "k8s.gcr.io/pause:3.2"
 
     @property
     def with_proxy(self) -> bool:

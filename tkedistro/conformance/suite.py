@@ -28,7 +28,12 @@ from tkedistro.core.runner import clean_env
 
 CONFORMANCE_FOCUS = r"\[Conformance\]"
 SERIAL = r"\[Serial\]"
-QUICK_FOCUS = r"\[sig-api-machinery\] CustomResourceDefinition resources .*\[Conformance\]"
+# CI's subset: CRD specs (no pod), and two that pull images built here (agnhost; httpd and
+# agnhost through a rolling update) from the local registry.
+QUICK_FOCUS = (r"\[sig-api-machinery\] CustomResourceDefinition resources .*\[Conformance\]"
+               r"|Docker Containers should use the image defaults if command and args are blank"
+               r"|\[sig-apps\] Deployment RollingUpdateDeployment should delete old pods and "
+               r"create new ones")
 _WILL_RUN = re.compile(r"Will run (\d+) of (\d+) specs")
 
 
@@ -45,6 +50,13 @@ class SuiteRun:
     timeout_s: float = 90 * 60
     nodes: int = 1
     ginkgo: Path | None = None
+    repo_list: Path | None = None  # KUBE_TEST_REPO_LIST: where the suite pulls its images from
+
+    def env(self) -> dict[str, str]:
+        extra = {"KUBECONFIG": str(self.kubeconfig)}
+        if self.repo_list is not None:
+            extra["KUBE_TEST_REPO_LIST"] = str(self.repo_list)
+        return clean_env(extra)
 
     @property
     def log(self) -> Path:
@@ -168,7 +180,7 @@ def passes(spec: SuiteRun) -> list[Pass]:
 def count_selected(spec: SuiteRun, focus: str | None = None, skip: str | None = None) -> int:
     """How many specs a focus/skip selects (a dry run; takes a few seconds)."""
     argv = [*suite_argv(spec, focus, skip), "--ginkgo.dryRun"]
-    proc = subprocess.run(argv, capture_output=True, text=True, env=clean_env(), check=False)
+    proc = subprocess.run(argv, capture_output=True, text=True, env=spec.env(), check=False)
     m = _WILL_RUN.search(proc.stdout)
     return int(m.group(1)) if m else 0
 
@@ -205,7 +217,7 @@ def run_suite(spec: SuiteRun) -> bool:
             log.flush()
             console.info(f"[conformance] {step.name} pass"
                          + (f": {selected} specs" if selected else ""))
-            if _run_pass(step.argv, spec.kubeconfig, log, left, Progress(selected=selected)):
+            if _run_pass(step.argv, spec.env(), log, left, Progress(selected=selected)):
                 log.write(f"=== {step.name} pass stopped at the overall timeout\n")
                 break
         else:
@@ -229,13 +241,13 @@ def _merge(spec: SuiteRun, seconds: float, pass_count: int) -> None:
     spec.junit.write_text(merge_junit([*texts, recovered], seconds), encoding="utf-8")
 
 
-def _run_pass(argv: list[str], kubeconfig: Path, log: TextIO, timeout_s: float,
+def _run_pass(argv: list[str], env: dict[str, str], log: TextIO, timeout_s: float,
               progress: Progress) -> bool:
     """One e2e.test (or ginkgo) process; True when it was stopped at the timeout."""
     timed_out = threading.Event()
     try:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, env=clean_env({"KUBECONFIG": str(kubeconfig)}),
+                                text=True, env=env,
                                 start_new_session=True)
     except OSError as exc:
         raise ClusterError(f"cannot start {argv[0]}: {exc}") from exc

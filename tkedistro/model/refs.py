@@ -29,3 +29,15 @@ def image_problem(image: str) -> str | None:
         return None
     return (f"expected an image reference like {IMAGE_EXAMPLES} "
             f"(lowercase path; no spaces, no leading '-'), got {image!r}")
+
+
+REGISTRY = re.compile(rf"{_DOMAIN}(?:/{_COMPONENT})*")
+REGISTRY_EXAMPLES = "127.0.0.1:5000 or registry.example.com/k8s-conformance"
+
+
+def registry_problem(registry: str) -> str | None:
+    """Why ``registry`` is not a registry host[:port][/path] to push to, or None."""
+    if len(registry) <= 255 and REGISTRY.fullmatch(registry):
+        return None
+    return (f"expected a registry like {REGISTRY_EXAMPLES} (host[:port][/lowercase path], "
+            f"no scheme, no tag), got {registry!r}")

@@ -1,0 +1,157 @@
+"""The images conformance needs, made available without the internet.
+
+From the release's source tree: which images the conformance specs pull (``catalog``), each
+built here (``images``: from the tree or from Debian packages), pushed to a registry (the local
+one, ``build.registry``, or any given with ``--push``) under the names the suite's own
+``KUBE_TEST_REPO_LIST`` redirect gives them (``repolist``). What could not be made is reported
+with the specs that need it, so the suite can skip those specs instead of letting each wait
+out its timeout for an image that will never come.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tkedistro.build.backend import ImageEngine
+from tkedistro.conformance import catalog as catalog_mod
+from tkedistro.conformance import images, repolist
+from tkedistro.core import console
+from tkedistro.core.errors import ClusterError
+from tkedistro.core.workspace import Workspace
+from tkedistro.model.manifest import Manifest
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    ref: str  # the name the suite asks for by default (k8s.gcr.io/pause:3.2)
+    pushed: str  # the name in the registry, as the redirect gives it
+    digest: str
+    source: str
+    reused: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {"ref": self.ref, "pushed": self.pushed, "digest": self.digest,
+                "source": self.source, "reused": self.reused}
+
+
+@dataclass(frozen=True)
+class MissingImage:
+    ref: str
+    specs: tuple[str, ...]
+    why: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"ref": self.ref, "why": self.why, "specs": list(self.specs)}
+
+
+@dataclass(frozen=True)
+class OfflineImages:
+    registry: str
+    repo_list: Path
+    images: tuple[ImageRecord, ...] = ()
+    missing: tuple[MissingImage, ...] = ()
+    expected_to_fail: tuple[str, ...] = ()
+    seconds: float = 0.0
+    catalog: tuple[str, ...] = field(default=())  # what the registry lists afterwards
+
+    @property
+    def skipped_specs(self) -> tuple[str, ...]:
+        return tuple(sorted({s for m in self.missing for s in m.specs}))
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "registry": self.registry, "repo_list": str(self.repo_list),
+            "images": [i.to_json() for i in self.images],
+            "missing": [m.to_json() for m in self.missing],
+            "expected_to_fail": list(self.expected_to_fail),
+            "rebuilt": sum(1 for i in self.images if not i.reused),
+            "seconds": round(self.seconds, 1), "registry_catalog": list(self.catalog),
+        }
+
+    def format_text(self) -> str:
+        rebuilt = sum(1 for i in self.images if not i.reused)
+        lines = [f"{len(self.images)} conformance images in {self.registry} "
+                 f"({rebuilt} built, {len(self.images) - rebuilt} reused) "
+                 f"in {self.seconds:.0f}s"]
+        lines += [f"  {i.pushed}  {i.digest[:19]}  {i.source}" for i in self.images]
+        if self.expected_to_fail:
+            lines.append("  left unreachable on purpose (specs expect these pulls to fail): "
+                         + ", ".join(self.expected_to_fail))
+        for m in self.missing:
+            lines.append(f"  MISSING {m.ref}: {m.why}; needed by {len(m.specs)} spec(s)")
+        lines.append(f"  KUBE_TEST_REPO_LIST file: {self.repo_list}")
+        return "\n".join(lines)
+
+
+def images_dir(ws: Workspace, release: str) -> Path:
+    """Binaries, build contexts and repo lists of the conformance images (in the user cache,
+    so a rebuild of ``_output`` keeps them)."""
+    return ws.cache / "conformance-images" / release
+
+
+def repo_list_path(ws: Workspace, release: str, registry: str) -> Path:
+    return images_dir(ws, release) / f"repo-list-{registry.replace(':', '_').replace('/', '_')}.yaml"
+
+
+def prepare_images(ws: Workspace, release: str, manifest: Manifest, registry: str,
+                   has: Callable[[str], bool] | None = None) -> OfflineImages:
+    """Build (or reuse) every image the conformance specs need, push it to ``registry`` and
+    write the repo list; raises ``ClusterError`` when the source tree is missing."""
+    from tkedistro.build.pipeline import default_backend, default_image_engine
+    from tkedistro.git.repo import Repo
+
+    start = time.monotonic()
+    tree = ws.src_dir(release)
+    if not (tree / "test" / "utils" / "image" / "manifest.go").is_file():
+        raise ClusterError(f"{ws.rel(tree)}: no Kubernetes source tree to build the images from",
+                           hint=f"prepare it first: tkedistro source {release}")
+    found = catalog_mod.load_catalog(tree)
+    wanted = [n.ref for n in found.needs if not n.expect_failure]
+    engine = default_image_engine()
+    tool = images.backend_build_tool(default_backend(), manifest.builder.image)
+    with console.step("conformance_images", f"build {len(wanted)} images"):
+        built = images.build_image_set(tree, Repo(tree).head(), wanted, engine, tool,
+                                       images_dir(ws, release) / "work")
+    records = _push(built.built, found, registry, engine)
+    missing = _missing(found, {r.ref for r in records}, set(built.no_recipe), records, has)
+    path = repo_list_path(ws, release, registry)
+    repolist.write_repo_list(path, repolist.repo_list_mapping(found, registry))
+    return OfflineImages(
+        registry=registry, repo_list=path, images=tuple(records), missing=tuple(missing),
+        expected_to_fail=tuple(n.ref for n in found.needs if n.expect_failure),
+        seconds=time.monotonic() - start)
+
+
+def _push(built: Sequence[images.ImageOutcome], found: catalog_mod.Catalog, registry: str,
+          engine: ImageEngine) -> list[ImageRecord]:
+    records = []
+    for outcome in built:
+        target = repolist.redirect(outcome.ref, found, registry)
+        with console.step("conformance_images", f"push {target}"):
+            engine.tag(outcome.ref, target)
+            digest = engine.push(target)
+        records.append(ImageRecord(outcome.ref, target, digest, outcome.source, outcome.reused))
+    return records
+
+
+def _missing(found: catalog_mod.Catalog, pushed: set[str], no_recipe: set[str],
+             records: Sequence[ImageRecord], has: Callable[[str], bool] | None) -> list[MissingImage]:
+    absent = {r.ref for r in records if has is not None and not has(r.pushed)}
+    missing = []
+    for need in found.needs:
+        if need.expect_failure or (need.ref in pushed and need.ref not in absent):
+            continue
+        why = ("no recipe: nothing in the tree or in Debian builds it" if need.ref in no_recipe
+               else "pushed but the registry does not serve it" if need.ref in absent
+               else "not built")
+        missing.append(MissingImage(need.ref, tuple(need.specs), why))
+    return missing
+
+
+def skip_regex(specs: Sequence[str]) -> str:
+    """A ginkgo skip regex matching exactly these spec names."""
+    return "|".join(re.escape(s) for s in specs)
