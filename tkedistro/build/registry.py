@@ -6,7 +6,8 @@ survive between runs, writes its own ``config.yml`` and logs to ``folder/registr
 One run at a time uses a folder (a file lock). The registry dies with this process
 (``PR_SET_PDEATHSIG``); a registry left over anyway (recorded in ``folder/registry.json``) is
 stopped at the next start only if ``/proc/PID/cmdline`` shows docker-registry serving *our*
-config: nothing else is ever signalled.
+config: nothing else is ever signalled. (``PR_SET_PDEATHSIG`` follows the *thread* that
+started it: enter the context from a thread that outlives its use, such as the main one.)
 """
 
 from __future__ import annotations
