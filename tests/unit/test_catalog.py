@@ -52,6 +52,7 @@ func initImageConfigs() map[int]Config {
 	configs[Nginx] = Config{dockerLibraryRegistry, "nginx", "1.14-alpine"}
 	// Pause image
 	configs[Pause] = Config{gcRegistry, "pause", "3.2"}
+	configs[Redis] = Config{dockerLibraryRegistry, "redis", "5.0.5-alpine"}
 	return configs
 }
 
@@ -102,9 +103,21 @@ var _ = SIGDescribe("Demo", func() {
 
 B_GO = '''package demo
 
-import e2epod "k8s.io/kubernetes/test/e2e/framework/pod"
+import (
+	e2epod "k8s.io/kubernetes/test/e2e/framework/pod"
+	imageutils "k8s.io/kubernetes/test/utils/image"
+)
 
 var _ = SIGDescribe("Other", func() {
+	ginkgo.BeforeEach(func() {
+		fmt.Println(imageutils.GetE2EImage(imageutils.Nginx))
+	})
+	ginkgo.Context("elsewhere", func() {
+		ginkgo.BeforeEach(func() { fmt.Println(imageutils.GetE2EImage(imageutils.Redis)) })
+	})
+	ginkgo.It("is no conformance spec", func() {
+		fmt.Println(imageutils.GetE2EImage(imageutils.InvalidRegistryImage))
+	})
 	framework.ConformanceIt("should run [NodeConformance]",
 		func() { e2epod.NewPod() })
 })
@@ -166,12 +179,13 @@ def test_needs_are_the_images_spec_files_and_their_helpers_reference(tmp_path: P
     catalog = load_catalog(write_tree(tmp_path))
 
     assert catalog.registries["promoterE2eRegistry"] == "k8s.gcr.io/e2e-test-images"
-    assert len(catalog.all_configs) == 6
+    assert len(catalog.all_configs) == 7
     assert catalog.specs == (SERVE, PULL, RUN)
     assert {n.ref for n in catalog.needs} == {
         "docker.io/library/nginx:1.14-alpine", "docker.io/library/busybox:1.29",
         "invalid.com/invalid/alpine:3.1", "k8s.gcr.io/pause:3.2",
-        "k8s.gcr.io/e2e-test-images/agnhost:2.21"}  # kitten: comment, string, other package
+        "k8s.gcr.io/e2e-test-images/agnhost:2.21", "docker.io/library/redis:5.0.5-alpine",
+    }  # kitten: only in a comment, a string and another package
     busybox = catalog.need("docker.io/library/busybox:1.29")
     assert busybox is not None
     assert (busybox.constant, busybox.registry_key, busybox.name, busybox.version) == (
@@ -183,7 +197,8 @@ def test_each_spec_gets_the_images_its_block_reaches(tmp_path: Path) -> None:
     catalog = load_catalog(write_tree(tmp_path))
     specs = {n.name: n.specs for n in catalog.needs}
 
-    assert specs["nginx"] == (SERVE,)  # through the package variable webserverImage
+    assert specs["nginx"] == (SERVE, RUN)  # webserverImage; the BeforeEach around RUN
+    assert specs["redis"] == ()  # a BeforeEach of a sibling Context
     assert specs["busybox"] == (PULL,)  # through helperPod() in a helper file
     assert specs["pause"] == (RUN,)  # through e2epod.NewPod() and GetPauseImageName()
     assert specs["agnhost"] == ()  # only a framework helper names it

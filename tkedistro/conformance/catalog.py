@@ -14,12 +14,16 @@ file* of the same Go packages (the folders of those files) or of ``test/e2e/fram
 calls); plus every image attributed to a spec below.
 
 **Per spec**: the arguments of each ``ConformanceIt("text", ...)`` call (brackets matched)
-belong to the codename of its file ending in ``text [Conformance]`` (the longest text wins).
-Its images are the constants named there and those of the package-level variables and
-functions it names (unqualified in its package, or through the import alias of another package
-of the tree), followed transitively. Methods are not followed, so an image only a helper uses
-may list no spec. Registries whose key says the pull must fail (``invalid``, ``authenticated``,
-``private``) mark their needs ``expect_failure``.
+belong to the codename of its file ending in ``text [Conformance]`` (the longest text wins),
+together with the code that runs before it: the ``Describe``/``Context``/``When`` calls holding
+it minus every ``It`` call and every container not holding it (``BeforeEach``, container-level
+variables). Its images are the constants named there and those of the package-level variables
+and functions it names (unqualified in its package, or through the import alias of another
+package of the tree), followed transitively. Methods and testdata manifests are not followed,
+so an image only a helper uses may list no spec.
+
+Registries whose key says the pull must fail (``invalid``, ``authenticated``, ``private``) mark
+their needs ``expect_failure``.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,8 +27,11 @@ _TOP = re.compile(r"(?m)^(?:func|var|const|type) ")
 _FUNC = re.compile(r"(?m)^func (\([^)\n]*\)\s*)?(\w+)")
 _TOP_DECL = re.compile(r"(?m)^(?:(var|const) (?:\(|(\w+))|[^\s)}])")  # column-0 statements
 _BLOCK_DECL = re.compile(r"(?m)^\t(\w+)[^\n=]*=")
-_SPEC_CALL = re.compile(r"\bConformanceIt\(")
-_IT_CALL = re.compile(r"(?<!func )\b(?:ConformanceIt|It)\(")
+# call patterns are plain literals (fast); _called() reads the whole name before the match
+_SPEC_CALL = re.compile(r"ConformanceIt\(")
+_IT_CALL = re.compile(r"It\(")
+_CONTAINER_CALL = re.compile(r"(?:Describe|Context|When)\(")
+_IT_NAMES = ("It", "ConformanceIt")
 _WORD = re.compile(r"(?<![\w.])([A-Za-z_]\w*)(?:\.([A-Za-z_]\w*))?")
 _BRACKET = re.compile(r"[(){}\[\]]")
 _FIRST_STRING = re.compile(r'\s*"((?:\\.|[^"\\\n])*)"')
@@ -52,6 +55,11 @@ class GoFile:
     aliases: dict[str, str]  # import alias -> tree-relative package folder
     image_alias: str | None
     funcs: list[tuple[int, int, str | None]] = field(default_factory=list)  # start, end, name
+    # set for spec files only: bracket open -> just past its close; argument spans of the
+    # It calls and of the Describe/Context/When calls
+    pairs: dict[int, int] = field(default_factory=dict)
+    its: list[tuple[int, int]] = field(default_factory=list)
+    containers: list[tuple[int, int]] = field(default_factory=list)
 
 
 
@@ -81,14 +89,51 @@ def _block_name(masked: str, start: int, pos: int) -> str | None:
     return names[-1] if names else None
 
 
-def _closing(masked: str, open_at: int) -> int:
-    """Offset just past the bracket closing the one at ``open_at``."""
-    depth = 0
-    for m in _BRACKET.finditer(masked, open_at):
-        depth += 1 if m.group() in "({[" else -1
-        if depth == 0:
-            return m.end()
-    return len(masked)
+def _pairs(masked: str) -> dict[int, int]:
+    """Offset of each opening bracket -> offset just past its closing one."""
+    pairs: dict[int, int] = {}
+    stack: list[int] = []
+    for m in _BRACKET.finditer(masked):
+        if m.group() in "({[":
+            stack.append(m.start())
+        elif stack:
+            pairs[stack.pop()] = m.end()
+    return pairs
+
+
+def _called(masked: str, m: re.Match[str]) -> str:
+    """The whole name called where ``m`` ends at a ``(``; "" for a ``func`` header."""
+    end = start = m.end() - 1
+    while start > 0 and (masked[start - 1].isalnum() or masked[start - 1] == "_"):
+        start -= 1
+    return "" if masked[max(0, start - 5):start] == "func " else masked[start:end]
+
+
+def _is_container(name: str) -> bool:
+    return name.endswith("Describe") or name in ("Context", "When")  # also SIGDescribe
+
+
+def _calls(go: GoFile, pattern: re.Pattern[str],
+           wanted: Callable[[str], bool]) -> list[tuple[int, int]]:
+    """(start, end) of the arguments of each call ``pattern`` finds whose name is wanted."""
+    return [(m.end(), go.pairs.get(m.end() - 1, len(go.masked)))
+            for m in pattern.finditer(go.masked) if wanted(_called(go.masked, m))]
+
+
+def setup_spans(go: GoFile, start: int) -> list[tuple[int, int]]:
+    """What runs before the spec whose call starts at ``start``: the outermost container call
+    (``Describe``, ``Context``, ``When``) holding it, minus every ``It`` call and every container
+    call not holding it (so ``BeforeEach`` blocks and container-level variables stay)."""
+    holding = [c for c in go.containers if c[0] <= start < c[1]]
+    if not holding:
+        return []
+    cut = sorted([*go.its, *(c for c in go.containers if c not in holding)])
+    pieces, at = [], min(holding)[0]
+    for begin, end in cut:
+        if begin > at:
+            pieces.append((at, begin))
+        at = max(at, end)
+    return [*pieces, (at, max(holding)[1])] if at < max(holding)[1] else pieces
 
 
 Key = tuple[str, str]  # (package folder, identifier)
@@ -109,7 +154,7 @@ class GoIndex:
         self.tree, self.constants, self.helpers = tree, constants, helpers
         self.packages: dict[str, list[GoFile]] = {}
         self.symbols: dict[Key, _Symbol] = {}
-        self.scanned: dict[Key, tuple[frozenset[str], frozenset[Key]]] = {}
+        self.scanned: dict[tuple[str, int, int], tuple[frozenset[str], frozenset[Key]]] = {}
 
     def package(self, folder: str) -> list[GoFile]:
         if folder not in self.packages:
@@ -147,7 +192,12 @@ class GoIndex:
                 self.symbols[key] = _Symbol(go, tops[i][0], m.end(), frozenset(images))
 
     def scan(self, go: GoFile, start: int, end: int) -> tuple[frozenset[str], frozenset[Key]]:
-        """Constants named in the span and the symbols it refers to."""
+        """Constants named in the span and the symbols it refers to (memoised)."""
+        if (go.rel, start, end) not in self.scanned:
+            self.scanned[(go.rel, start, end)] = self._scan(go, start, end)
+        return self.scanned[(go.rel, start, end)]
+
+    def _scan(self, go: GoFile, start: int, end: int) -> tuple[frozenset[str], frozenset[Key]]:
         refs: set[Key] = set()
         for m in _WORD.finditer(go.masked, start, end):
             if m[2] and m[1] in go.aliases:
@@ -160,9 +210,10 @@ class GoIndex:
                 refs.add(key)
         return frozenset(self.images_in(go, start, end)), frozenset(refs)
 
-    def closure(self, go: GoFile, start: int, end: int) -> set[str]:
+    def closure(self, go: GoFile, spans: Iterable[tuple[int, int]]) -> set[str]:
+        """Constants the spans name or reach through package-level symbols, transitively."""
         images: set[str] = set()
-        todo = [self.scan(go, start, end)]
+        todo = [self.scan(go, start, end) for start, end in spans]
         seen: set[Key] = set()
         while todo:
             found, refs = todo.pop()
@@ -173,9 +224,7 @@ class GoIndex:
                 if sym.images:
                     images |= sym.images
                     continue
-                if key not in self.scanned:
-                    self.scanned[key] = self.scan(sym.file, sym.start, sym.end)
-                todo.append(self.scanned[key])
+                todo.append(self.scan(sym.file, sym.start, sym.end))
         return images
 
     def file_images(self, spec_dirs: list[str],
@@ -185,7 +234,8 @@ class GoIndex:
                             for p in (self.tree / FRAMEWORK).rglob("*.go")})
         for folder in [*spec_dirs, *framework]:
             for go in self.package(folder):
-                if go.rel in spec_files or not _IT_CALL.search(go.masked):
+                if go.rel in spec_files or not any(
+                        _called(go.masked, m) in _IT_NAMES for m in _IT_CALL.finditer(go.masked)):
                     yield go.rel, self.images_in(go, 0, len(go.masked))
 
     def spec_images(self, specs: list[tuple[str, str]]) -> Iterable[tuple[str, set[str]]]:
@@ -197,6 +247,9 @@ class GoIndex:
             go = next((g for g in self.package(str(Path(rel).parent)) if g.rel == rel), None)
             if go is None:
                 continue
+            go.pairs = _pairs(go.masked)
+            go.its = _calls(go, _IT_CALL, _IT_NAMES.__contains__)
+            go.containers = _calls(go, _CONTAINER_CALL, _is_container)
             calls = spec_calls(go)
             for codename in codenames:
                 matching = [c for c in calls if codename.endswith(f" {c[0]} [Conformance]")
@@ -205,7 +258,7 @@ class GoIndex:
                 images: set[str] = set()
                 for text, start, end in matching:
                     if len(text) == longest:
-                        images |= self.closure(go, start, end)
+                        images |= self.closure(go, [(start, end), *setup_spans(go, start)])
                 yield codename, images
 
 
@@ -213,10 +266,10 @@ def spec_calls(go: GoFile) -> list[tuple[str, int, int]]:
     """(text, start, end) of each ``ConformanceIt("text", ...)`` call's arguments."""
     calls = []
     for m in _SPEC_CALL.finditer(go.masked):
-        if go.masked[max(0, m.start() - 5):m.start()] == "func ":
+        if _called(go.masked, m) != "ConformanceIt":
             continue
         first = _FIRST_STRING.match(go.text, m.end())
         if first is not None:
             text = first[1].replace('\\"', '"')
-            calls.append((text, m.end(), _closing(go.masked, m.end() - 1)))
+            calls.append((text, m.end(), go.pairs.get(m.end() - 1, len(go.masked))))
     return calls
