@@ -174,7 +174,7 @@ class GoIndex:
 
     def _add_symbols(self, go: GoFile) -> None:
         for start, end, name in go.funcs:
-            if name is not None:  # methods are not followed
+            if name not in (None, "init"):  # methods are not followed; init is never called
                 self.symbols[(go.package, name)] = _Symbol(go, start, end)
         if go.image_alias is None:
             return
