@@ -202,3 +202,18 @@ def test_readme_layout_names_every_test_tier() -> None:
     layout = (REPO / "README.md").read_text().split("## Layout\n", 1)[1].split("\n## ", 1)[0]
     tiers = {p.name for p in (REPO / "tests").iterdir() if p.is_dir() and p.name != "__pycache__"}
     assert sorted(t for t in tiers if f"tests/{t}" not in layout) == []
+
+
+def _imports_docker_sdk(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                 else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level
+                 else [])
+        if any(name == "docker" or name.startswith("docker.") for name in names):
+            return True
+    return False
+
+
+def test_only_build_docker_modules_import_the_docker_sdk() -> None:
+    importers = sorted(m for m, p in MODULES.items() if _imports_docker_sdk(p))
+    assert importers and all(re.fullmatch(r"tkedistro\.build\.docker\w*", m) for m in importers)

@@ -78,6 +78,18 @@ def _unavailable(exc: Exception) -> BackendUnavailableError:
     )
 
 
+def connect() -> Any:
+    """A docker SDK client that answered a ping (``BackendUnavailableError`` otherwise)."""
+    import docker  # type: ignore[import-untyped]
+
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except (docker.errors.DockerException, OSError) as exc:  # requests' errors are OSErrors
+        raise _unavailable(exc) from exc
+    return client
+
+
 class DockerSession:
     """One running container; ``run`` executes argv in it and streams output to a log."""
 
@@ -141,14 +153,7 @@ class DockerBackend:
 
     def _connect(self) -> Any:
         if self._client is None:
-            import docker  # type: ignore[import-untyped]
-
-            try:
-                client = docker.from_env(timeout=600)
-                client.ping()
-            except (docker.errors.DockerException, OSError) as exc:  # requests' errors are OSErrors
-                raise _unavailable(exc) from exc
-            self._client = client
+            self._client = connect()
         return self._client
 
     def check_available(self) -> None:

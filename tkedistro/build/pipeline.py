@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from tkedistro import __version__
 from tkedistro.build import container, output, publish
-from tkedistro.build.backend import ContainerBackend, ImageInfo
+from tkedistro.build.backend import ContainerBackend, ImageEngine, ImageInfo
 from tkedistro.build.plan import BuildPlan, plan_build, select_targets
 from tkedistro.build.smoke import SmokeResult
 from tkedistro.core import console
@@ -119,6 +119,12 @@ def default_backend() -> ContainerBackend:
     from tkedistro.build.docker import DockerBackend
 
     return DockerBackend()
+
+
+def default_image_engine() -> ImageEngine:
+    from tkedistro.build.docker_images import DockerImages
+
+    return DockerImages()
 
 
 def prepare_source(ws: Workspace, release: str, options: BuildOptions) -> SourceInfo:

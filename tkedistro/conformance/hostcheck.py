@@ -38,6 +38,7 @@ REQUIREMENTS = (
     Requirement("curl", "curl"),
     Requirement("dash", "dash"),
     Requirement("nc.openbsd", "netcat-openbsd"),
+    Requirement("docker-registry", "docker-registry"),  # local image registry
 )
 
 
