@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tkedistro.build.backend import BuiltImage, ImageEngine
-from tkedistro.conformance.imagestate import ImageRecord
+from tkedistro.conformance.imagestate import ImageRecord, local_id
 from tkedistro.core import console
 from tkedistro.core.errors import BuildError
 from tkedistro.core.runner import run
@@ -75,10 +75,9 @@ def ensure_base(engine: ImageEngine, work: Path,
     """The base image, reused when its inputs label matches, else debootstrapped and imported."""
     digest = inputs_digest(packages)
     labels = engine.labels(BASE_REF)
-    record = ImageRecord(work / "images.json")
-    known = record.image_id(BASE_REF, digest)
-    if labels is not None and reusable(labels, digest) and known:
-        return DebianBase(BASE_REF, known, _split(labels.get(PACKAGES_LABEL, "")), True)
+    if labels is not None and reusable(labels, digest):
+        image_id = local_id(engine, BASE_REF, digest, work)
+        return DebianBase(BASE_REF, image_id, _split(labels.get(PACKAGES_LABEL, "")), True)
     if os.geteuid() != 0:
         raise BuildError(
             f"making the Debian base image {BASE_REF} needs root (debootstrap)",
@@ -90,7 +89,7 @@ def ensure_base(engine: ImageEngine, work: Path,
     with console.step("conformance_images", f"import {BASE_REF}"):
         built = _import(engine, rootfs, work / "debian-rootfs.tar", digest, installed)
     shutil.rmtree(rootfs, ignore_errors=True)
-    record.remember(BASE_REF, digest, built.id)
+    ImageRecord(work / "images.json").remember(BASE_REF, digest, built.id)
     return DebianBase(BASE_REF, built.id, installed, False)
 
 

@@ -25,7 +25,7 @@ from tkedistro.conformance.imagebuild import (
     source_line,
     write_context,
 )
-from tkedistro.conformance.imagestate import ImageRecord
+from tkedistro.conformance.imagestate import ImageRecord, local_id
 from tkedistro.conformance.recipes import Recipe, recipe_for
 from tkedistro.core import console
 from tkedistro.core.errors import BuildError
@@ -136,14 +136,13 @@ def _build_one(ref: str, recipe: Recipe, tree: Path, commit: str, engine: ImageE
     labels = labels_for(inputs, recipe, source)
     digest = labels[INPUTS_LABEL]
     existing = engine.labels(ref)
-    record = ImageRecord(work / "images.json")
-    known = record.image_id(ref, digest)
-    if existing is not None and existing.get(INPUTS_LABEL) == digest and known:
-        return ImageOutcome(ref, known, source, dict(existing), reused=True)
+    if existing is not None and existing.get(INPUTS_LABEL) == digest:
+        image_id = local_id(engine, ref, digest, work)
+        return ImageOutcome(ref, image_id, source, dict(existing), reused=True)
     context = write_context(work / "context" / _folder(ref), inputs)
     with console.step("conformance_images", f"build {ref}"):
         built = engine.build(context, ref, labels)
-    record.remember(ref, digest, built.id)
+    ImageRecord(work / "images.json").remember(ref, digest, built.id)
     return ImageOutcome(ref, built.id, source, dict(built.labels or labels), reused=False)
 
 

@@ -178,11 +178,12 @@ ENTRYPOINT ["/consumer"]
 """, binaries=(go_binary("consumer", "./test/images/resource-consumer"),
                go_binary("consume-cpu", "./test/images/resource-consumer/consume-cpu")),
         packages=("stress",)),
-    _tree("regression-issue-74839-amd64", ("1.0",), """\
+    Recipe("regression-issue-74839-amd64", ("1.0",), """\
 FROM [[ base ]]
 COPY regression-issue-74839 /
 ENTRYPOINT ["/regression-issue-74839"]
-""", binaries=(go_binary("regression-issue-74839", "./test/images/regression-issue-74839"),)),
+""", origin="test/images/regression-issue-74839",
+        binaries=(go_binary("regression-issue-74839", "./test/images/regression-issue-74839"),)),
     _tree("ipc-utils", ("1.0",), "FROM [[ base ]]\n", packages=("util-linux",)),
     _tree("jessie-dnsutils", ("1.0",), "FROM [[ base ]]\n", packages=("dnsutils",)),
     Recipe("sample-apiserver", ("1.17",), """\
