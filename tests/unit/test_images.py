@@ -236,3 +236,26 @@ def test_a_lost_record_still_reuses_by_label(tree: Path, work: Path, engine: Fak
     assert [(o.reused, o.image_id) for o in again.built] == [
         (True, o.image_id) for o in first.built]
     assert len(engine.builds) == builds
+
+
+def test_debian_base_is_labelled_with_its_packages_and_reused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs: list[Path] = []
+
+    def debootstrap(rootfs: Path, packages: tuple[str, ...], log: Path) -> tuple[str, ...]:
+        runs.append(rootfs)
+        (rootfs / "etc").mkdir(parents=True)
+        (rootfs / "etc/os-release").write_text("ID=debian\n")
+        return ("apache2=2.4.62-1~deb11u1", "bash=5.1-2+deb11u1")
+
+    monkeypatch.setattr(debianbase, "_debootstrap", debootstrap)
+    monkeypatch.setattr(debianbase.os, "geteuid", lambda: 0)
+    engine = FakeEngine()
+    first = debianbase.ensure_base(engine, tmp_path)
+    labels = engine.labels(debianbase.BASE_REF) or {}
+    assert labels[debianbase.PACKAGES_LABEL] == "apache2=2.4.62-1~deb11u1,bash=5.1-2+deb11u1"
+    assert labels[debianbase.INPUTS_LABEL] == debianbase.inputs_digest()
+    again = debianbase.ensure_base(engine, tmp_path)
+    assert (first.reused, again.reused, len(runs)) == (False, True, 1)
+    assert again.image_id == first.image_id and again.version("bash") == "5.1-2+deb11u1"
+    assert not (tmp_path / "debian-rootfs").exists()
