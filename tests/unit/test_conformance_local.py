@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-import tarfile
 import time
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pytest
 
-from tkedistro.conformance import cluster, hostcheck, images
+from tkedistro.conformance import cluster, hostcheck
 from tkedistro.conformance.suite import SuiteRun, suite_argv
 from tkedistro.core.errors import ClusterError
 
@@ -68,42 +67,6 @@ def test_apiserver_advertises_the_host_address(tmp_path: Path) -> None:
     argv = cluster.apiserver_argv(_spec(tmp_path))
     assert "--advertise-address=192.0.2.2" in argv
     assert "--authorization-mode=Node,RBAC" in argv
-
-
-def test_image_archive_is_docker_save_layout(tmp_path: Path) -> None:
-    binary = tmp_path / "pause"
-    binary.write_bytes(b"\x7fELF fake")
-    dest = tmp_path / "pause.tar"
-    images.write_archive(images.pause_plan("k8s.gcr.io/pause:3.2", binary), dest)
-    with tarfile.open(dest) as tar:
-        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
-        assert manifest[0]["RepoTags"] == ["k8s.gcr.io/pause:3.2"]
-        config = json.load(tar.extractfile(manifest[0]["Config"]))  # type: ignore[arg-type]
-        assert config["config"]["Entrypoint"] == ["/pause"]
-        layer = tar.extractfile("layer/layer.tar")
-        assert layer is not None
-        with tarfile.open(fileobj=layer) as inner:
-            assert inner.getnames() == ["pause"]
-            assert inner.extractfile("pause").read() == b"\x7fELF fake"  # type: ignore[union-attr]
-
-
-def test_ldd_output_gives_libraries_and_loader_by_lookup_path() -> None:
-    text = ("\tlinux-vdso.so.1 (0x00007ffc)\n"
-            "\tlibcurl.so.4 => /lib/x86_64-linux-gnu/libcurl.so.4 (0x00007f01)\n"
-            "\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f02)\n"
-            "\t/lib64/ld-linux-x86-64.so.2 (0x00007f03)\n")
-    assert images.parse_ldd(text) == [PurePosixPath("/lib/x86_64-linux-gnu/libcurl.so.4"),
-                                      PurePosixPath("/lib/x86_64-linux-gnu/libc.so.6"),
-                                      PurePosixPath("/lib64/ld-linux-x86-64.so.2")]
-
-
-def test_only_buildable_images_are_planned(tmp_path: Path) -> None:
-    expected = ["k8s.gcr.io/pause:3.2", "docker.io/library/nginx:1.14-alpine",
-                "gcr.io/k8s-authenticated-test/agnhost:2.6"]
-    plans = images.plans(expected, {"pause": tmp_path / "pause"}, tmp_path)
-    assert [p.name for p in plans] == ["k8s.gcr.io/pause:3.2"]
-    assert images.short_name("k8s.gcr.io/e2e-test-images/agnhost:2.21") == "agnhost"
-    assert plans[0].files[0].inside == PurePosixPath("/pause")
 
 
 def test_suite_argv_focus_and_skip(tmp_path: Path) -> None:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -13,14 +12,16 @@ from tkedistro.cli.common import G, JsonOpt, UpstreamOpt, check_minutes, emit, g
 
 
 class RunByDefault(TyperGroup):
-    """``tkedistro conformance 1.20`` means ``tkedistro conformance run 1.20``."""
+    """``tkedistro conformance 1.20`` means ``tkedistro conformance run 1.20``.
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    (``ctx`` is click's Context, which newer typer versions vendor: typed loosely for both.)"""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
             args = ["run", *args]
         return super().parse_args(ctx, args)
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Any) -> list[str]:
         return ["run", "images"]
 
 

@@ -1,175 +1,66 @@
-"""Offline test images: build what can be built here, load it into the cluster's containerd
-and report which images the suite expects that are still unavailable.
+"""Conformance images made offline through the image engine, under the refs the suite pulls.
 
-Buildable without a registry: ``pause`` (the tree's ``build/pause/linux/pause.c``, static gcc),
-``agnhost`` (``test/images/agnhost``, vendored Go, with busybox and the host's ``curl`` and
-OpenBSD ``nc`` with their libraries, as upstream's agnhost carries them: the network specs dial
-through them; busybox's nc has no ``-u``) and
-``busybox`` (Debian's busybox-static).
-Images are written as docker-archive tars (``manifest.json`` + config + one layer) that
-``ctr images import`` reads; no Docker engine is needed to assemble them.
+``build_image_set`` takes the refs the suite wants and, for each one ``recipes.py`` knows,
+builds it with the engine (``docker build`` of a context folder under ``work``): binaries from
+the tree (built once per commit in the builder container, no network), tools and daemons from
+one Debian base (``debianbase.py``). Every image carries where it came from and the digest of
+its inputs; an image whose local copy carries the same digest is reused, not rebuilt. Pushing
+to a registry is the caller's job.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
-import os
-import stat
-import tarfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from tkedistro.build.backend import ContainerBackend, ContainerSpec, Mount
+from tkedistro.build.backend import ContainerBackend, ContainerSpec, ImageEngine, Mount
+from tkedistro.conformance import recipes
+from tkedistro.conformance.debianbase import INPUTS_LABEL, DebianBase, ensure_base
+from tkedistro.conformance.imagebuild import (
+    BuildTool,
+    build_binaries,
+    inputs_for,
+    labels_for,
+    source_line,
+    write_context,
+)
+from tkedistro.conformance.imagestate import ImageRecord, local_id
+from tkedistro.conformance.recipes import Recipe, recipe_for
 from tkedistro.core import console
 from tkedistro.core.errors import BuildError
 from tkedistro.core.runner import run
 
-BUSYBOX = Path("/usr/bin/busybox")
-CURL = Path("/usr/bin/curl")
-# host binary -> its path in the agnhost image. /bin/sh is dash: busybox's sh runs its own
-# applets before PATH, so `sh -c "nc -u ..."` would never reach OpenBSD nc in /usr/bin.
-AGNHOST_TOOLS = ((CURL, PurePosixPath("/usr/bin/curl")),
-                 (Path("/usr/bin/nc.openbsd"), PurePosixPath("/usr/bin/nc")),
-                 (Path("/usr/bin/dash"), PurePosixPath("/bin/sh")))
+short_name = recipes.short_name
+__all__ = ["BuildTool", "ImageOutcome", "ImageSet", "backend_build_tool", "build_image_set",
+           "expected_images", "short_name"]
 
 
 @dataclass(frozen=True)
-class ImageFile:
-    """One file of an image layer: host source (or None for a symlink) and its path inside."""
+class ImageOutcome:
+    ref: str
+    image_id: str
+    source: str  # one human line
+    labels: Mapping[str, str] = field(default_factory=dict)
+    reused: bool = False
 
-    inside: PurePosixPath
-    source: Path | None = None
-    link: str | None = None
-    mode: int = 0o755
+    def to_json(self) -> dict[str, object]:
+        return {"ref": self.ref, "image_id": self.image_id, "source": self.source,
+                "reused": self.reused, "labels": dict(self.labels)}
 
 
 @dataclass(frozen=True)
-class ImagePlan:
-    name: str  # what the suite expects, e.g. k8s.gcr.io/pause:3.2
-    files: tuple[ImageFile, ...]
-    entrypoint: tuple[str, ...]
-    cmd: tuple[str, ...] = ()
+class ImageSet:
+    built: tuple[ImageOutcome, ...]
+    no_recipe: tuple[str, ...]
 
-
-def short_name(image: str) -> str:
-    """``k8s.gcr.io/e2e-test-images/agnhost:2.21`` -> ``agnhost``."""
-    return image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
+    def to_json(self) -> dict[str, object]:
+        return {"built": [o.to_json() for o in self.built], "no_recipe": list(self.no_recipe)}
 
 
 def expected_images(e2e_test: Path) -> list[str]:
     out = run([e2e_test, "--list-images"], message="e2e.test --list-images failed").stdout
     return sorted({line.strip() for line in out.splitlines() if line.strip()})
-
-
-def _layer(files: tuple[ImageFile, ...]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for folder in sorted({str(p) for f in files for p in f.inside.parents if str(p) != "/"}):
-            info = tarfile.TarInfo(folder.lstrip("/"))
-            info.type, info.mode = tarfile.DIRTYPE, 0o755
-            tar.addfile(info)
-        for item in files:
-            info = tarfile.TarInfo(str(item.inside).lstrip("/"))
-            info.mode = item.mode
-            if item.link is not None:
-                info.type, info.linkname = tarfile.SYMTYPE, item.link
-                tar.addfile(info)
-                continue
-            assert item.source is not None
-            data = item.source.read_bytes()
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def write_archive(plan: ImagePlan, dest: Path) -> None:
-    """A docker-archive tar (``docker save`` layout) with one layer, tagged ``plan.name``."""
-    layer = _layer(plan.files)
-    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
-    config = json.dumps({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Entrypoint": list(plan.entrypoint), "Cmd": list(plan.cmd) or None,
-                   "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-    }, sort_keys=True).encode()
-    config_name = hashlib.sha256(config).hexdigest() + ".json"
-    manifest = json.dumps([{"Config": config_name, "RepoTags": [plan.name],
-                            "Layers": ["layer/layer.tar"]}]).encode()
-    tmp = dest.with_suffix(".tmp")
-    with tarfile.open(tmp, "w") as tar:
-        for name, data in (("layer/layer.tar", layer), (config_name, config),
-                           ("manifest.json", manifest)):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    tmp.replace(dest)
-
-
-def busybox_files(prefix: str = "/bin") -> tuple[ImageFile, ...]:
-    applets = run([BUSYBOX, "--list"]).stdout.split()
-    links = tuple(ImageFile(PurePosixPath(prefix) / a, link="busybox")
-                  for a in applets if a != "busybox")
-    return (ImageFile(PurePosixPath(prefix) / "busybox", BUSYBOX), *links)
-
-
-def parse_ldd(text: str) -> list[PurePosixPath]:
-    """The libraries (and the loader) ``ldd`` lists, by the path the binary will look up."""
-    found = []
-    for line in text.splitlines():
-        line = line.strip()
-        path = line.split("=>", 1)[1] if "=>" in line else line
-        path = path.split("(", 1)[0].strip()
-        if path.startswith("/"):
-            found.append(PurePosixPath(path))
-    return found
-
-
-def host_binary_files(binary: Path, inside: PurePosixPath) -> tuple[ImageFile, ...]:
-    """A dynamically linked host binary (at ``inside``) and every library it loads, at the
-    paths it looks them up."""
-    libs = parse_ldd(run(["ldd", binary], message=f"ldd {binary} failed").stdout)
-
-    def same(source: Path, path: PurePosixPath) -> ImageFile:  # host's mode: the loader runs
-        real = source.resolve()
-        return ImageFile(path, real, mode=stat.S_IMODE(real.stat().st_mode))
-
-    return (same(binary, inside), *(same(Path(lib), lib) for lib in libs))
-
-
-def agnhost_tools() -> tuple[ImageFile, ...]:
-    files: dict[PurePosixPath, ImageFile] = {}
-    for binary, inside in AGNHOST_TOOLS:
-        if binary.exists():
-            files.update((f.inside, f) for f in host_binary_files(binary, inside))
-    return tuple(files.values())
-
-
-def pause_plan(name: str, binary: Path) -> ImagePlan:
-    return ImagePlan(name, (ImageFile(PurePosixPath("/pause"), binary),), ("/pause",))
-
-
-def busybox_plan(name: str) -> ImagePlan:
-    return ImagePlan(name, busybox_files(), (), ("sh",))
-
-
-def agnhost_plan(name: str, binary: Path, porter: Path) -> ImagePlan:
-    layers = (
-        *busybox_files(),
-        *agnhost_tools(),  # replaces busybox's /bin/sh link
-        ImageFile(PurePosixPath("/agnhost"), binary),
-        ImageFile(PurePosixPath("/agnhost-2"), link="agnhost"),
-        ImageFile(PurePosixPath("/localhost.crt"), porter / "localhost.crt", mode=0o644),
-        ImageFile(PurePosixPath("/localhost.key"), porter / "localhost.key", mode=0o644),
-    )
-    files = {f.inside: f for f in layers}  # a later file at the same path wins
-    return ImagePlan(name, tuple(files.values()), ("/agnhost",), ("pause",))
-
-
-BuildTool = Callable[[Path, Path, list[str]], None]
-"""Runs argv in the builder container, source tree at /src and output folder at /out (a seam)."""
 
 
 def backend_build_tool(backend: ContainerBackend, image: str) -> BuildTool:
@@ -194,50 +85,68 @@ def backend_build_tool(backend: ContainerBackend, image: str) -> BuildTool:
     return build
 
 
-def build_binaries(src: Path, out: Path, tool: BuildTool) -> dict[str, Path]:
-    """pause and agnhost built from ``src`` into ``out`` (reused when present)."""
-    out.mkdir(parents=True, exist_ok=True)
-    os.chown(out, src.stat().st_uid, src.stat().st_gid)
-    targets = {
-        "pause": ["gcc", "-Os", "-Wall", "-Werror", "-static", "-DVERSION=v3.2-tkedistro",
-                  "-o", "/out/pause", "build/pause/linux/pause.c"],
-        "agnhost": ["go", "build", "-o", "/out/agnhost", "./test/images/agnhost"],
-    }
-    for name, argv in targets.items():
-        if not (out / name).exists():
-            with console.step("conformance_images", f"build {name}"):
-                tool(src, out, argv)
-    return {name: out / name for name in targets}
-
-
-# Registries the suite uses for images that must NOT pull (private-registry and bad-name specs).
-UNPULLABLE_ON_PURPOSE = ("k8s-authenticated-test", "authenticated-image-pulling", "invalid.com")
-
-
-def plans(expected: list[str], binaries: dict[str, Path], src: Path) -> list[ImagePlan]:
-    found = []
-    for image in expected:
-        if any(marker in image for marker in UNPULLABLE_ON_PURPOSE):
+def plan(wanted: Sequence[str]) -> tuple[list[tuple[str, Recipe]], tuple[str, ...]]:
+    """(ref, recipe) in build order (a parent image first), and the refs with no recipe."""
+    found: dict[str, Recipe] = {}
+    missing = []
+    for ref in dict.fromkeys(wanted):
+        recipe = recipe_for(ref)
+        if recipe is None:
+            missing.append(ref)
             continue
-        short = short_name(image)
-        if short == "pause" and image.endswith(":3.2"):
-            found.append(pause_plan(image, binaries["pause"]))
-        elif short == "agnhost" and "agnhost" in binaries:
-            found.append(agnhost_plan(image, binaries["agnhost"],
-                                      src / "test/images/agnhost/porter"))
-        elif short == "busybox" and BUSYBOX.exists():
-            found.append(busybox_plan(image))
-    return found
+        parent = recipe_for(recipe.parent)
+        if parent is not None:
+            found.setdefault(recipe.parent, parent)
+        found[ref] = recipe
+    order = sorted(found.items(), key=lambda item: item[1].parent not in ("base", "scratch"))
+    return order, tuple(missing)
 
 
-def load(plan_list: list[ImagePlan], tars: Path, sock: Path) -> list[str]:
-    """Write and import each image into containerd's ``k8s.io`` namespace; returns names."""
-    tars.mkdir(parents=True, exist_ok=True)
-    loaded = []
-    for plan in plan_list:
-        dest = tars / (short_name(plan.name) + "-" + plan.name.rsplit(":", 1)[-1] + ".tar")
-        write_archive(plan, dest)
-        run(["ctr", "--address", str(sock), "-n", "k8s.io", "images", "import", dest],
-            message=f"importing {plan.name} into containerd failed")
-        loaded.append(plan.name)
-    return loaded
+def build_image_set(tree: Path, commit: str, wanted: Sequence[str], engine: ImageEngine,
+                    tool: BuildTool, work: Path) -> ImageSet:
+    """Build (or reuse) every wanted ref a recipe knows; the others come back in ``no_recipe``.
+
+    ``tree`` is the source tree at ``commit``; binaries are cached in ``work/bin/COMMIT``.
+    """
+    order, missing = plan(wanted)
+    base = ensure_base(engine, work) if order else None
+    bins = work / "bin" / commit
+    build_binaries(tree, bins, [b for _, r in order for b in r.binaries], tool)
+    outcomes: dict[str, ImageOutcome] = {}
+    for ref, recipe in order:
+        outcomes[ref] = _build_one(ref, recipe, tree, commit, engine, work, base, outcomes)
+    return ImageSet(tuple(outcomes.values()), missing)
+
+
+def _parent_id(recipe: Recipe, base: DebianBase | None,
+               done: Mapping[str, ImageOutcome]) -> str:
+    if recipe.parent == "base":
+        return base.image_id if base else ""
+    if recipe.parent == "scratch":
+        return ""
+    return done[recipe.parent].image_id
+
+
+def _build_one(ref: str, recipe: Recipe, tree: Path, commit: str, engine: ImageEngine,
+               work: Path, base: DebianBase | None,
+               done: Mapping[str, ImageOutcome]) -> ImageOutcome:
+    inputs = inputs_for(ref, recipe, tree, commit, work / "bin" / commit, base,
+                        _parent_id(recipe, base, done))
+    source = source_line(recipe, commit, base)
+    labels = labels_for(inputs, recipe, source)
+    digest = labels[INPUTS_LABEL]
+    existing = engine.labels(ref)
+    if existing is not None and existing.get(INPUTS_LABEL) == digest:
+        image_id = local_id(engine, ref, digest, work)
+        return ImageOutcome(ref, image_id, source, dict(existing), reused=True)
+    context = write_context(work / "context" / _folder(ref), inputs)
+    with console.step("conformance_images", f"build {ref}"):
+        built = engine.build(context, ref, labels)
+    ImageRecord(work / "images.json").remember(ref, digest, built.id)
+    return ImageOutcome(ref, built.id, source, dict(built.labels or labels), reused=False)
+
+
+def _folder(ref: str) -> str:
+    return f"{recipes.short_name(ref)}-{recipes.tag_of(ref)}"
+
+

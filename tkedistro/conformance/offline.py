@@ -94,7 +94,8 @@ def images_dir(ws: Workspace, release: str) -> Path:
 
 
 def repo_list_path(ws: Workspace, release: str, registry: str) -> Path:
-    return images_dir(ws, release) / f"repo-list-{registry.replace(':', '_').replace('/', '_')}.yaml"
+    safe = registry.replace(":", "_").replace("/", "_")
+    return images_dir(ws, release) / f"repo-list-{safe}.yaml"
 
 
 def prepare_images(ws: Workspace, release: str, manifest: Manifest, registry: str,
@@ -119,7 +120,7 @@ def prepare_images(ws: Workspace, release: str, manifest: Manifest, registry: st
     records = _push(built.built, found, registry, engine)
     missing = _missing(found, {r.ref for r in records}, set(built.no_recipe), records, has)
     path = repo_list_path(ws, release, registry)
-    repolist.write_repo_list(path, repolist.repo_list_mapping(found, registry))
+    repolist.write_repo_list(path, repolist.repo_list(found, registry))
     return OfflineImages(
         registry=registry, repo_list=path, images=tuple(records), missing=tuple(missing),
         expected_to_fail=tuple(n.ref for n in found.needs if n.expect_failure),
@@ -139,7 +140,8 @@ def _push(built: Sequence[images.ImageOutcome], found: catalog_mod.Catalog, regi
 
 
 def _missing(found: catalog_mod.Catalog, pushed: set[str], no_recipe: set[str],
-             records: Sequence[ImageRecord], has: Callable[[str], bool] | None) -> list[MissingImage]:
+             records: Sequence[ImageRecord],
+             has: Callable[[str], bool] | None) -> list[MissingImage]:
     absent = {r.ref for r in records if has is not None and not has(r.pushed)}
     missing = []
     for need in found.needs:
