@@ -578,7 +578,8 @@ def test_conformance_writes_its_report_while_it_still_holds_the_output_lock(
         (bin_dir / tool).write_text("#!/bin/sh\n")
         (bin_dir / tool).chmod(0o755)
 
-    def suite(options: object, bins: Path, kubeconfig: Path, report_dir: Path) -> bool:
+    def suite(options: object, bins: Path, kubeconfig: Path, report_dir: Path,
+              repo_list: Path | None, skip: str) -> bool:
         report_dir.mkdir(parents=True, exist_ok=True)
         (report_dir / "junit_01.xml").write_text(
             '<testsuite tests="1" failures="0"><testcase name="[sig-x] y [Conformance]" '

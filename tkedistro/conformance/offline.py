@@ -55,6 +55,7 @@ class OfflineImages:
     images: tuple[ImageRecord, ...] = ()
     missing: tuple[MissingImage, ...] = ()
     expected_to_fail: tuple[str, ...] = ()
+    untraced: tuple[str, ...] = ()  # no recipe, and no conformance spec traced to them
     seconds: float = 0.0
     catalog: tuple[str, ...] = field(default=())  # what the registry lists afterwards
 
@@ -68,6 +69,7 @@ class OfflineImages:
             "images": [i.to_json() for i in self.images],
             "missing": [m.to_json() for m in self.missing],
             "expected_to_fail": list(self.expected_to_fail),
+            "not_built_untraced": list(self.untraced),
             "rebuilt": sum(1 for i in self.images if not i.reused),
             "seconds": round(self.seconds, 1), "registry_catalog": list(self.catalog),
         }
@@ -81,6 +83,9 @@ class OfflineImages:
         if self.expected_to_fail:
             lines.append("  left unreachable on purpose (specs expect these pulls to fail): "
                          + ", ".join(self.expected_to_fail))
+        if self.untraced:
+            lines.append("  not built, and no conformance spec traced to them (only shared e2e "
+                         "framework code names them): " + ", ".join(self.untraced))
         for m in self.missing:
             lines.append(f"  MISSING {m.ref}: {m.why}; needed by {len(m.specs)} spec(s)")
         lines.append(f"  KUBE_TEST_REPO_LIST file: {self.repo_list}")
@@ -119,23 +124,27 @@ def prepare_images(ws: Workspace, release: str, manifest: Manifest, registry: st
                                        images_dir(ws, release) / "work")
     records = _push(built.built, found, registry, engine)
     missing = _missing(found, {r.ref for r in records}, set(built.no_recipe), records, has)
+    untraced = tuple(m.ref for m in missing if not m.specs and m.ref in built.no_recipe)
+    missing = [m for m in missing if m.ref not in untraced]
     path = repo_list_path(ws, release, registry)
     repolist.write_repo_list(path, repolist.repo_list(found, registry))
     return OfflineImages(
         registry=registry, repo_list=path, images=tuple(records), missing=tuple(missing),
         expected_to_fail=tuple(n.ref for n in found.needs if n.expect_failure),
-        seconds=time.monotonic() - start)
+        untraced=untraced, seconds=time.monotonic() - start)
 
 
 def _push(built: Sequence[images.ImageOutcome], found: catalog_mod.Catalog, registry: str,
           engine: ImageEngine) -> list[ImageRecord]:
     records = []
-    for outcome in built:
-        target = repolist.redirect(outcome.ref, found, registry)
-        with console.step("conformance_images", f"push {target}"):
+    with console.step("conformance_images", f"push {len(built)} images to {registry}"):
+        for outcome in built:
+            target = repolist.redirect(outcome.ref, found, registry)
             engine.tag(outcome.ref, target)
             digest = engine.push(target)
-        records.append(ImageRecord(outcome.ref, target, digest, outcome.source, outcome.reused))
+            console.verbose(f"pushed {target} {digest}")
+            records.append(ImageRecord(outcome.ref, target, digest, outcome.source,
+                                       outcome.reused))
     return records
 
 
