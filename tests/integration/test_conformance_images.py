@@ -26,7 +26,12 @@ WORK = Path("/var/tmp/tkedistro-test-images")
 BUILDER = "tkedistro/builder:go1.15-bullseye"
 BUSYBOX, PAUSE = "docker.io/library/busybox:1.29", "k8s.gcr.io/pause:3.2"
 HTTPD = "docker.io/library/httpd:2.4.38-alpine"
+PREFIX = "tkedistro.test/conformance"
 PAUSE_C = "#include <unistd.h>\nint main(void) { pause(); return 0; }\n"
+
+
+def local(ref: str) -> str:
+    return images.local_ref(ref, PREFIX)
 
 
 def _docker(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -46,8 +51,9 @@ def image_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[images.ImageSet
     tool = images.backend_build_tool(DockerBackend(), BUILDER)
     wanted = [BUSYBOX, PAUSE, HTTPD, "invalid.com/invalid/alpine:3.1"]
     commit = "5" * 40
-    first = images.build_image_set(tree, commit, wanted, DockerImages(), tool, WORK)
-    second = images.build_image_set(tree, commit, wanted, DockerImages(), tool, WORK)
+    # under a test prefix: the tool's own local images (tkedistro.local/...) stay untouched
+    first = images.build_image_set(tree, commit, wanted, DockerImages(), tool, WORK, PREFIX)
+    second = images.build_image_set(tree, commit, wanted, DockerImages(), tool, WORK, PREFIX)
     return first, second
 
 
@@ -61,22 +67,22 @@ def test_second_call_reuses_every_image(image_set: tuple[images.ImageSet, ...]) 
 
 def test_labels_name_the_source_and_inputs(image_set: tuple[images.ImageSet, ...]) -> None:
     out = _docker("image", "inspect", "--format",
-                  '{{index .Config.Labels "org.opencontainers.image.source"}}', HTTPD).stdout
+                  '{{index .Config.Labels "org.opencontainers.image.source"}}', local(HTTPD)).stdout
     assert out.startswith("Debian apache2=2.")
     inputs = _docker("image", "inspect", "--format",
-                     '{{index .Config.Labels "org.tkedistro.inputs"}}', PAUSE).stdout.strip()
+                     '{{index .Config.Labels "org.tkedistro.inputs"}}', local(PAUSE)).stdout.strip()
     assert inputs == image_set[0].built[1].labels["org.tkedistro.inputs"]
 
 
 def test_busybox_runs_a_shell_with_its_applets(image_set: tuple[images.ImageSet, ...]) -> None:
-    proc = _docker("run", "--rm", "--network", "none", BUSYBOX, "sh", "-c",
+    proc = _docker("run", "--rm", "--network", "none", local(BUSYBOX), "sh", "-c",
                    "echo ok; ls /bin/wget; id -u nobody")
     assert proc.stdout.split() == ["ok", "/bin/wget", "65534"]
 
 
 def test_httpd_serves_its_htdocs_page(image_set: tuple[images.ImageSet, ...]) -> None:
     name = f"tkedistro-test-httpd-{uuid.uuid4().hex[:8]}"
-    _docker("run", "-d", "--name", name, "--network", "none", HTTPD)
+    _docker("run", "-d", "--name", name, "--network", "none", local(HTTPD))
     try:
         page = ""
         for _ in range(20):
@@ -94,7 +100,7 @@ def test_httpd_serves_its_htdocs_page(image_set: tuple[images.ImageSet, ...]) ->
 
 def test_pause_waits_until_stopped(image_set: tuple[images.ImageSet, ...]) -> None:
     name = f"tkedistro-test-pause-{uuid.uuid4().hex[:8]}"
-    _docker("run", "-d", "--name", name, "--network", "none", PAUSE)
+    _docker("run", "-d", "--name", name, "--network", "none", local(PAUSE))
     try:
         running = _docker("inspect", "--format", "{{.State.Running}}", name).stdout.strip()
         _docker("stop", "-t", "1", name)

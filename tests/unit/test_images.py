@@ -167,7 +167,9 @@ def test_images_carry_their_source_and_inputs(tree: Path, work: Path,
     assert "Debian apache2=2.4.56-1~deb11u2" in httpd.source
     assert httpd.labels["org.tkedistro.base"] == engine.images[debianbase.BASE_REF].id
     assert agnhost.labels["org.tkedistro.inputs"].startswith("sha256:")
-    context = engine.contexts[wanted[0]]
+    assert agnhost.local == f"tkedistro.local/conformance/{wanted[0]}"  # never the real name
+    assert set(engine.contexts) == {agnhost.local, httpd.local}
+    context = engine.contexts[agnhost.local]
     assert (context / "Dockerfile").read_text().startswith(f"FROM {debianbase.BASE_REF}\n")
     assert sorted(p.name for p in context.iterdir()) == [
         "Dockerfile", "agnhost", "localhost.crt", "localhost.key"]

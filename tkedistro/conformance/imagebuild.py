@@ -75,13 +75,13 @@ def build_binaries(tree: Path, out: Path, wanted: Sequence[Binary], tool: BuildT
 
 
 def inputs_for(ref: str, recipe: Recipe, tree: Path, commit: str, bins: Path,
-               base: DebianBase | None, parent_id: str) -> Inputs:
+               base: DebianBase | None, parent_id: str, parent: str | None = None) -> Inputs:
     files = {b.name: bins / b.name for b in recipe.binaries}
     files.update({Path(p).name: tree / p for p in recipe.tree_files})
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
         raise BuildError(f"cannot build {ref}: missing {', '.join(missing)}")
-    return Inputs(ref, recipe.render(base.ref if base else ""), files, dict(recipe.texts),
+    return Inputs(ref, recipe.render(base.ref if base else "", parent), files, dict(recipe.texts),
                   commit if recipe.from_tree else "", parent_id)
 
 

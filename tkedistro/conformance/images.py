@@ -36,13 +36,24 @@ __all__ = ["BuildTool", "ImageOutcome", "ImageSet", "backend_build_tool", "build
            "expected_images", "short_name"]
 
 
+# Local names are the suite's refs under this prefix, so a build never shadows the real
+# upstream image of the same name in the engine (``docker run k8s.gcr.io/pause:3.2`` elsewhere).
+LOCAL_PREFIX = "tkedistro.local/conformance"
+
+
+def local_ref(ref: str, prefix: str = LOCAL_PREFIX) -> str:
+    """``k8s.gcr.io/pause:3.2`` -> ``tkedistro.local/conformance/k8s.gcr.io/pause:3.2``."""
+    return f"{prefix}/{ref}"
+
+
 @dataclass(frozen=True)
 class ImageOutcome:
-    ref: str
+    ref: str  # the suite's name
     image_id: str
     source: str  # one human line
     labels: Mapping[str, str] = field(default_factory=dict)
     reused: bool = False
+    local: str = ""  # its name in the local engine (``local_ref``)
 
     def to_json(self) -> dict[str, object]:
         return {"ref": self.ref, "image_id": self.image_id, "source": self.source,
@@ -103,10 +114,11 @@ def plan(wanted: Sequence[str]) -> tuple[list[tuple[str, Recipe]], tuple[str, ..
 
 
 def build_image_set(tree: Path, commit: str, wanted: Sequence[str], engine: ImageEngine,
-                    tool: BuildTool, work: Path) -> ImageSet:
+                    tool: BuildTool, work: Path, prefix: str = LOCAL_PREFIX) -> ImageSet:
     """Build (or reuse) every wanted ref a recipe knows; the others come back in ``no_recipe``.
 
     ``tree`` is the source tree at ``commit``; binaries are cached in ``work/bin/COMMIT``.
+    Each image is tagged ``local_ref(ref, prefix)`` in the engine.
     """
     order, missing = plan(wanted)
     base = ensure_base(engine, work) if order else None
@@ -114,7 +126,8 @@ def build_image_set(tree: Path, commit: str, wanted: Sequence[str], engine: Imag
     build_binaries(tree, bins, [b for _, r in order for b in r.binaries], tool)
     outcomes: dict[str, ImageOutcome] = {}
     for ref, recipe in order:
-        outcomes[ref] = _build_one(ref, recipe, tree, commit, engine, work, base, outcomes)
+        outcomes[ref] = _build_one(ref, recipe, tree, commit, engine, work, base, outcomes,
+                                   prefix)
     return ImageSet(tuple(outcomes.values()), missing)
 
 
@@ -128,22 +141,25 @@ def _parent_id(recipe: Recipe, base: DebianBase | None,
 
 
 def _build_one(ref: str, recipe: Recipe, tree: Path, commit: str, engine: ImageEngine,
-               work: Path, base: DebianBase | None,
-               done: Mapping[str, ImageOutcome]) -> ImageOutcome:
+               work: Path, base: DebianBase | None, done: Mapping[str, ImageOutcome],
+               prefix: str) -> ImageOutcome:
+    parent = done[recipe.parent].local if recipe.parent in done else recipe.parent
     inputs = inputs_for(ref, recipe, tree, commit, work / "bin" / commit, base,
-                        _parent_id(recipe, base, done))
+                        _parent_id(recipe, base, done), parent)
+    local = local_ref(ref, prefix)
     source = source_line(recipe, commit, base)
     labels = labels_for(inputs, recipe, source)
     digest = labels[INPUTS_LABEL]
-    existing = engine.labels(ref)
+    existing = engine.labels(local)
     if existing is not None and existing.get(INPUTS_LABEL) == digest:
-        image_id = local_id(engine, ref, digest, work)
-        return ImageOutcome(ref, image_id, source, dict(existing), reused=True)
+        image_id = local_id(engine, local, digest, work)
+        return ImageOutcome(ref, image_id, source, dict(existing), reused=True, local=local)
     context = write_context(work / "context" / _folder(ref), inputs)
     with console.step("conformance_images", f"build {ref}"):
-        built = engine.build(context, ref, labels)
-    ImageRecord(work / "images.json").remember(ref, digest, built.id)
-    return ImageOutcome(ref, built.id, source, dict(built.labels or labels), reused=False)
+        built = engine.build(context, local, labels)
+    ImageRecord(work / "images.json").remember(local, digest, built.id)
+    return ImageOutcome(ref, built.id, source, dict(built.labels or labels), reused=False,
+                        local=local)
 
 
 def _folder(ref: str) -> str:

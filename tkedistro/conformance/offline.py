@@ -140,7 +140,7 @@ def _push(built: Sequence[images.ImageOutcome], found: catalog_mod.Catalog, regi
     with console.step("conformance_images", f"push {len(built)} images to {registry}"):
         for outcome in built:
             target = repolist.redirect(outcome.ref, found, registry)
-            engine.tag(outcome.ref, target)
+            engine.tag(outcome.local or outcome.ref, target)
             digest = engine.push(target)
             console.verbose(f"pushed {target} {digest}")
             records.append(ImageRecord(outcome.ref, target, digest, outcome.source,

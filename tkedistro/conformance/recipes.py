@@ -57,9 +57,10 @@ class Recipe:
     def from_tree(self) -> bool:
         return self.origin != "debian"
 
-    def render(self, base: str) -> str:
+    def render(self, base: str, parent: str | None = None) -> str:
+        """The Dockerfile; ``parent``: the local name of the parent image (default its ref)."""
         template = environment().from_string(self.dockerfile)
-        return template.render(base=base, parent=self.parent)
+        return template.render(base=base, parent=parent or self.parent)
 
 
 def _tree(name: str, tags: tuple[str, ...], dockerfile: str, *,
