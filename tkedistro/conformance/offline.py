@@ -92,6 +92,9 @@ class OfflineImages:
         return "\n".join(lines)
 
 
+NO_RECIPE = "no recipe: nothing in the tree or in Debian builds it"
+
+
 def images_dir(ws: Workspace, release: str) -> Path:
     """Binaries, build contexts and repo lists of the conformance images (in the user cache,
     so a rebuild of ``_output`` keeps them)."""
@@ -156,7 +159,7 @@ def _missing(found: catalog_mod.Catalog, pushed: set[str], no_recipe: set[str],
     for need in found.needs:
         if need.expect_failure or (need.ref in pushed and need.ref not in absent):
             continue
-        why = ("no recipe: nothing in the tree or in Debian builds it" if need.ref in no_recipe
+        why = (NO_RECIPE if need.ref in no_recipe
                else "pushed but the registry does not serve it" if need.ref in absent
                else "not built")
         missing.append(MissingImage(need.ref, tuple(need.specs), why))

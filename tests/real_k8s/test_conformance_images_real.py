@@ -1,0 +1,108 @@
+"""``tkedistro conformance images 1.20`` on the real tree, through the CLI: every image the
+conformance specs need is built (or reused), pushed to the local registry started from Debian's
+``docker-registry``, listed by its catalogue and pullable by digest; a second run rebuilds
+nothing; the KUBE_TEST_REPO_LIST file it writes makes the real e2e.test name exactly those
+images.
+
+Uses the persistent distro of the build tier (conftest.py); ``tkedistro build 1.20
+--with-conformance-tools`` is a no-op there when warm. Needs root (the Debian base is
+debootstrapped the first time), Docker, the builder image and docker-registry (``make install``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.real_k8s.conftest import PERSIST, refresh_persistent_distro
+from tkedistro.build.docker_images import DockerImages
+from tkedistro.build.registry import LocalRegistry
+from tkedistro.cli.app import app
+
+pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(3600)]
+
+# what a full v1.20.2 run pulls most (agnhost, busybox, httpd), the sandbox (pause) and the
+# aggregator's pair (sample-apiserver, etcd): each must be in the set
+MUST_HAVE = ("k8s.gcr.io/e2e-test-images/agnhost:2.21", "docker.io/library/busybox:1.29",
+             "docker.io/library/httpd:2.4.38-alpine", "k8s.gcr.io/pause:3.2",
+             "gcr.io/kubernetes-e2e-test-images/sample-apiserver:1.17", "k8s.gcr.io/etcd:3.4.13-0",
+             "gcr.io/kubernetes-e2e-test-images/jessie-dnsutils:1.0")
+
+
+def _images(root: Path) -> dict[str, object]:
+    result = CliRunner().invoke(app, ["--root", str(root), "conformance", "images", "1.20",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def runs() -> tuple[Path, dict[str, object], dict[str, object]]:
+    if os.geteuid() != 0 or shutil.which("docker-registry") is None:
+        pytest.skip("needs root and docker-registry (make install)")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        root = refresh_persistent_distro(monkeypatch)
+        built = CliRunner().invoke(app, ["--root", str(root), "build", "1.20",
+                                         "--with-conformance-tools"])
+        assert built.exit_code == 0, built.output
+        return root, _images(root), _images(root)
+
+
+def test_every_needed_image_is_in_the_registry_and_nothing_is_missing(
+        runs: tuple[Path, dict[str, object], dict[str, object]]) -> None:
+    _, first, _ = runs
+    images = first["images"]
+    assert isinstance(images, list)
+    refs = {i["ref"] for i in images}
+    assert set(MUST_HAVE) <= refs, sorted(refs)
+    assert first["missing"] == []
+    catalog = set(first["registry_catalog"])  # type: ignore[arg-type]
+    registry = str(first["registry"])
+    for image in images:
+        repo = image["pushed"].removeprefix(registry + "/").rsplit(":", 1)[0]
+        assert repo in catalog, (repo, sorted(catalog))
+        assert image["digest"].startswith("sha256:")
+        assert "at " in image["source"] or "Debian" in image["source"]
+
+
+def test_a_second_run_rebuilds_nothing(
+        runs: tuple[Path, dict[str, object], dict[str, object]]) -> None:
+    _, first, second = runs
+    assert second["rebuilt"] == 0
+    assert [i["digest"] for i in second["images"]] == \
+        [i["digest"] for i in first["images"]]  # type: ignore[union-attr]
+
+
+def test_the_image_pulls_back_by_digest_from_the_local_registry(
+        runs: tuple[Path, dict[str, object], dict[str, object]]) -> None:
+    _, _, second = runs
+    agnhost = next(i for i in second["images"]  # type: ignore[union-attr]
+                   if i["ref"].endswith("agnhost:2.21"))
+    repo = agnhost["pushed"].split("/", 1)[1].rsplit(":", 1)[0]
+    with LocalRegistry(PERSIST / "cache" / "registry") as registry:
+        ref = f"{registry.address}/{repo}@{agnhost['digest']}"
+        engine = DockerImages()
+        engine.remove(ref)
+        pulled = engine.pull(ref)
+        out = subprocess.run(["docker", "run", "--rm", "--network", "none", pulled.id,
+                              "--help"], capture_output=True, text=True, timeout=120)
+        engine.remove(ref)
+    assert "netexec" in out.stdout  # agnhost's subcommands, which the specs run
+
+
+def test_the_repo_list_makes_the_real_suite_name_those_images(
+        runs: tuple[Path, dict[str, object], dict[str, object]]) -> None:
+    root, _, second = runs
+    e2e = root / "_output/1.20/bin/linux/amd64/e2e.test"
+    env = {"PATH": os.environ["PATH"], "KUBE_TEST_REPO_LIST": str(second["repo_list"])}
+    listed = set(subprocess.run([str(e2e), "--list-images"], capture_output=True, text=True,
+                                env=env, check=True, timeout=120).stdout.split())
+    pushed = {str(i["pushed"]) for i in second["images"]}  # type: ignore[union-attr]
+    assert pushed <= listed, sorted(pushed - listed)
+    assert "invalid.com/invalid/alpine:3.1" in listed  # still meant to fail
