@@ -106,3 +106,20 @@ def test_the_repo_list_makes_the_real_suite_name_those_images(
     pushed = {str(i["pushed"]) for i in second["images"]}  # type: ignore[union-attr]
     assert pushed <= listed, sorted(pushed - listed)
     assert "invalid.com/invalid/alpine:3.1" in listed  # still meant to fail
+
+
+def test_push_to_another_registry_writes_a_repo_list_for_it(
+        runs: tuple[Path, dict[str, object], dict[str, object]]) -> None:
+    """The air-gapped path: ``--push REGISTRY`` (here a second registry from Debian's package,
+    storage kept between runs) gets every image and a repo list naming it."""
+    root = runs[0]
+    with LocalRegistry(PERSIST / "push-target-registry") as target:
+        result = CliRunner().invoke(app, ["--root", str(root), "conformance", "images", "1.20",
+                                          "--push", target.address, "--json"])
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        assert data["registry"] == target.address
+        assert data["images"] and all(target.has(i["pushed"]) for i in data["images"])
+    listing = Path(data["repo_list"]).read_text()
+    assert f"gcRegistry: {target.address}/k8s.gcr.io\n" in listing
+    assert "invalidRegistry: invalid.com/invalid\n" in listing
