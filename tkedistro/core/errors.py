@@ -180,6 +180,20 @@ class HostNotReadyError(TkedistroError):
     meaning = "`tkedistro doctor`: this machine is not ready (a check failed; its fix is printed)"
 
 
+class ForecastConflictError(TkedistroError):
+    """``tkedistro forecast --fail-on-conflict``: a patch would not apply cleanly on a tag."""
+
+    exit_code = 20
+    meaning = "`forecast --fail-on-conflict`: a patch of the series would conflict on a tag"
+
+
+class ImportExistsError(TkedistroError):
+    """``tkedistro patches import``: the patch is already in the series."""
+
+    exit_code = 21
+    meaning = "`patches import`: a patch being imported is already in the series (file or entry)"
+
+
 # Exit codes that no exception carries: the CLI's own.
 _NOT_RAISED = {
     0: "success",
