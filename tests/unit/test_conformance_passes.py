@@ -161,3 +161,17 @@ def test_results_of_a_node_stopped_before_its_junit_are_recovered_from_the_log()
                       "[sig-a] one [Conformance]": "passed",
                       '[sig-b] two "quoted" [Conformance]': "failed"}
     assert results.by_status(results.specs[2].status)[0].message == RECOVERED
+
+
+def test_the_suite_reads_the_repo_list_from_its_environment(tmp_path: Path) -> None:
+    """``KUBE_TEST_REPO_LIST`` is how e2e.test learns where to pull from (both passes and the
+    dry run that counts specs get it)."""
+    listing = tmp_path / "repo-list.yaml"
+    base = SuiteRun(e2e_test=tmp_path / "e2e.test", kubectl=tmp_path / "kubectl",
+                    kubeconfig=tmp_path / "kc", report_dir=tmp_path / "r")
+    assert "KUBE_TEST_REPO_LIST" not in base.env()
+    env = SuiteRun(e2e_test=tmp_path / "e2e.test", kubectl=tmp_path / "kubectl",
+                   kubeconfig=tmp_path / "kc", report_dir=tmp_path / "r",
+                   repo_list=listing).env()
+    assert env["KUBE_TEST_REPO_LIST"] == str(listing)
+    assert env["KUBECONFIG"] == str(tmp_path / "kc")
