@@ -32,13 +32,9 @@ REQUIREMENTS = (
     Requirement("openssl", "openssl"),
     Requirement("mount", "mount"),
     Requirement("ip", "iproute2"),
-    Requirement("busybox", "busybox-static"),
-    # for the offline agnhost image: upstream's carries curl and OpenBSD netcat (and a shell
-    # that finds them on PATH: dash)
-    Requirement("curl", "curl"),
-    Requirement("dash", "dash"),
-    Requirement("nc.openbsd", "netcat-openbsd"),
-    Requirement("docker-registry", "docker-registry"),  # local image registry
+    # the conformance images: their Debian base, and the local registry they are served from
+    Requirement("debootstrap", "debootstrap"),
+    Requirement("docker-registry", "docker-registry"),
 )
 
 
