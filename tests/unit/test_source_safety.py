@@ -20,8 +20,8 @@ from tkedistro.git import repo as source_tree
 runner = CliRunner()
 
 HINT = (
-    "hint: keep it: commit it in _src/1.20 and export it with `git format-patch` into patches/ "
-    "(and list it in releases/1.20.yaml); discard it: `git -C _src/1.20 reset --hard && "
+    "hint: keep it: commit it in _src/1.20 and run `tkedistro patches export 1.20` (writes it "
+    "into patches/ and the manifest); discard it: `git -C _src/1.20 reset --hard && "
     "git -C _src/1.20 clean -fd`; or run again with --force to save it to a backup ref first"
 )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -21,6 +22,7 @@ from tkedistro.build.plan import (
     CONTAINER_WORK,
     VERSION_FILE_NAME,
     BuildPlan,
+    check_builder_commands,
     check_go_version,
 )
 from tkedistro.build.smoke import SmokeResult, run_smoke_check
@@ -53,10 +55,28 @@ def container_spec(plan: BuildPlan, ws: Workspace, tree: Path, work: Path, out: 
     )
 
 
+# prints each of its arguments that is not a command in the container's PATH (names are the
+# plan's constants, passed as arguments, never put into the script)
+_MISSING_COMMANDS = 'for c in "$@"; do command -v "$c" >/dev/null 2>&1 || echo "$c"; done'
+
+
 def check_builder(session: Session, plan: BuildPlan) -> str:
-    with console.step("check_builder", f"{plan.image}: go version"):
+    """The builder's Go version (the manifest's) and every command the build runs, before
+    anything is built: a missing ``gofmt`` fails here, not half-way through ``make``."""
+    with console.step("check_builder", f"{plan.image}: go version, "
+                                       f"{len(plan.commands)} commands"):
         result = session.run(["go", "version"])
-        return check_go_version(plan.go_version, result.output, plan.image)
+        found = check_go_version(plan.go_version, result.output, plan.image)
+        if plan.commands:
+            check_builder_commands({"sh": ("the command check", "dash"), **plan.commands},
+                                   missing_commands(session, plan.commands), plan.image)
+        return found
+
+
+def missing_commands(session: Session, commands: Iterable[str]) -> list[str]:
+    """The ``commands`` not found in the container's PATH (``["sh"]``: no shell to ask)."""
+    probe = session.run(["sh", "-c", _MISSING_COMMANDS, "sh", *commands])
+    return probe.output.split() if probe.ok else ["sh"]
 
 
 def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from tkedistro.build.backend import ContainerBackend, ContainerSpec
+from tkedistro.build.plan import builder_commands
 from tkedistro.core.errors import (
     BackendUnavailableError,
     CommandError,
@@ -113,7 +115,8 @@ def check_engine_and_images(ws: Workspace) -> list[Check]:
     checks = [Check("docker engine", True, f"{backend.name} engine answers")]
     for name in list_release_names(ws.releases_dir):
         try:
-            image = load_release(ws, name).builder.image
+            manifest = load_release(ws, name)
+            image, platforms = manifest.builder.image, manifest.platforms
         except TkedistroError as exc:
             checks.append(Check(f"builder image {name}", False, exc.message.splitlines()[0],
                                 f"tkedistro validate {name}"))
@@ -129,7 +132,28 @@ def check_engine_and_images(ws: Workspace) -> list[Check]:
                                 f"bash scripts/make-builder-image.sh {image}"))
         else:
             checks.append(Check(f"builder image {name}", True, f"{image} ({info.id[:19]})"))
+            checks.append(check_builder_commands(backend, image, name, platforms))
     return checks
+
+
+def check_builder_commands(backend: ContainerBackend, image: str, name: str,
+                           platforms: Sequence[str]) -> Check:
+    """Every command the build of release ``name`` runs is in its builder image."""
+    from tkedistro.build.container import missing_commands
+    from tkedistro.build.pipeline import host_platform
+
+    needed = builder_commands(platforms, host_platform())
+    spec = ContainerSpec(image=image, user=f"{os.getuid()}:{os.getgid()}", network="none")
+    try:
+        with backend.session(spec) as session:
+            missing = [c for c in missing_commands(session, needed) if c in needed or c == "sh"]
+    except TkedistroError as exc:
+        return Check(f"builder commands {name}", False, exc.message.splitlines()[0],
+                     f"FORCE=1 bash scripts/make-builder-image.sh {image}")
+    if missing:
+        return Check(f"builder commands {name}", False, f"{image} lacks {', '.join(missing)}",
+                     f"FORCE=1 bash scripts/make-builder-image.sh {image}")
+    return Check(f"builder commands {name}", True, f"{len(needed)} commands the build runs")
 
 
 CHECKS: tuple[Callable[[Workspace], list[Check]], ...] = (

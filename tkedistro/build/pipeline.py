@@ -25,6 +25,7 @@ from tkedistro.core.locks import output_lock
 from tkedistro.core.workspace import Workspace
 from tkedistro.git.repo import Repo
 from tkedistro.model.manifest import Manifest, load_release
+from tkedistro.source.buildwrites import build_writes
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,8 @@ def _build_and_publish(backend: ContainerBackend, plan: BuildPlan, manifest: Man
                        ws: Workspace, src: SourceInfo, final: Path,
                        started: float) -> BuildResult:
     with publish.staging_for(final) as staging:
-        built = container.build_in_container(backend, plan, ws, src.path, staging, final)
+        with build_writes(ws, plan.release, src.path):  # what make leaves in _src is removed
+            built = container.build_in_container(backend, plan, ws, src.path, staging, final)
         sums = output.write_sha256sums(staging.out, built.binaries)
         info = build_info(plan, manifest, ws, src, built.go_version, started, sums, built.smoke)
         output.write_build_info(staging.out, info)

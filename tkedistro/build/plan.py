@@ -48,6 +48,30 @@ SMOKE_ARGS: Mapping[str, tuple[str, ...]] = {
 UNSTAMPED = frozenset({"ginkgo"})
 DEFAULT_SMOKE_ARGS = ("--version",)
 
+# Commands Kubernetes' `make all` runs in the builder besides `go` (read from the v1.20 tree:
+# build/root/Makefile, Makefile.generated_files, hack/lib/*.sh, hack/generate-bindata.sh),
+# with why and the Debian package that has each; checked before the build starts.
+BUILD_COMMANDS: Mapping[str, tuple[str, str]] = {
+    "bash": ("every hack/ script", "bash"),
+    "make": ("the Makefile", "make"),
+    "gofmt": ("hack/generate-bindata.sh", "golang-go (link gofmt into the PATH)"),
+    "rsync": ("hack/lib/golang.sh copies the binaries", "rsync"),
+    "find": ("Makefile.generated_files", "findutils"),
+    "grep": ("Makefile.generated_files", "grep"),
+    "sed": ("hack/lib/*.sh", "sed"),
+    "sort": ("hack/lib/golang.sh", "coreutils"),
+    "cmp": ("hack/generate-bindata.sh", "diffutils"),
+}
+# cgo: the host platform's build (the kubelet) needs gcc; other linux platforms their cross
+# compiler (hack/lib/golang.sh sets CC when building on linux/amd64)
+CGO_COMPILERS: Mapping[str, tuple[str, str]] = {
+    "linux/arm64": ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu libc6-dev-arm64-cross"),
+    "linux/arm": ("arm-linux-gnueabihf-gcc", "gcc-arm-linux-gnueabihf libc6-dev-armhf-cross"),
+    "linux/ppc64le": ("powerpc64le-linux-gnu-gcc",
+                      "gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross"),
+    "linux/s390x": ("s390x-linux-gnu-gcc", "gcc-s390x-linux-gnu libc6-dev-s390x-cross"),
+}
+
 GO_VERSION_RE = re.compile(r"\bgo version go(\d+\.\d+(?:\.\d+)?)\S* ")
 
 
@@ -109,6 +133,9 @@ class BuildPlan:
     memory: str | None = None
     tools: tuple[str, ...] = ()  # conformance tools built beside the components
     fingerprint_inputs: Mapping[str, object] = field(default_factory=dict)
+    # commands the build runs besides go: name -> (why, Debian package); not in the
+    # fingerprint (they decide whether the build can run, not what it makes)
+    commands: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def _did_you_mean(value: str, allowed: Sequence[str]) -> str:
@@ -238,6 +265,37 @@ def plan_build(
         cpus=cpus,
         memory=memory,
         fingerprint_inputs=inputs,
+        commands=builder_commands(plats, host_platform),
+    )
+
+
+def builder_commands(platforms: Sequence[str], host_platform: str) -> dict[str, tuple[str, str]]:
+    """Every command the build runs in the builder (besides ``go``): name -> (why, package)."""
+    needed = dict(BUILD_COMMANDS)
+    for target in platforms:
+        if target == host_platform:
+            needed["gcc"] = (f"cgo for {target} (the kubelet)", "gcc libc6-dev")
+        elif host_platform == "linux/amd64" and target in CGO_COMPILERS:
+            compiler, package = CGO_COMPILERS[target]
+            needed[compiler] = (f"cgo for {target} (the kubelet)", package)
+    return needed
+
+
+def check_builder_commands(needed: Mapping[str, tuple[str, str]], missing: Sequence[str],
+                           image: str) -> None:
+    """``BuilderImageError`` naming each command of ``needed`` the image lacks."""
+    absent = [name for name in needed if name in missing]
+    if not absent:
+        return
+    packages = " ".join(dict.fromkeys(needed[name][1].split(" (")[0] for name in absent))
+    raise BuilderImageError(
+        f"builder image {image} lacks {', '.join(absent)}, which the build runs; "
+        "nothing was built",
+        details="\n".join(f"  {name}: {needed[name][0]} (Debian package {needed[name][1]})"
+                          for name in absent),
+        hint=f"rebuild it offline with `FORCE=1 scripts/make-builder-image.sh {image}`, or add "
+        f"`apt-get install -y {packages}` to the image, or pass --builder-image with one "
+        "that has them",
     )
 
 

@@ -94,7 +94,7 @@ class BackendUnavailableError(TkedistroError):
 
 class BuilderImageError(TkedistroError):
     exit_code = 10
-    meaning = "builder image missing or wrong Go version"
+    meaning = "builder image missing, wrong Go version, or lacking a command the build runs"
 
 
 class BuildError(TkedistroError):

@@ -207,6 +207,11 @@ class Repo(Patching):
                   cwd=self.path).stdout
         return porcelain_paths(out)
 
+    def untracked_files(self) -> list[str]:
+        """Untracked, not ignored files, one by one (no folder collapsed into ``dir/``)."""
+        return [p for p in self.run("ls-files", "-z", "--others", "--exclude-standard")
+                .stdout.split("\0") if p]
+
     def tracked_changes(self) -> list[str]:
         out = self.run("status", "--porcelain", "--untracked-files=no").stdout
         return [line[3:] for line in out.splitlines() if line.strip()]
@@ -297,11 +302,14 @@ class Repo(Patching):
         An operation in progress, changed or untracked files, and commits above ``bases``
         that are not ``ours``: a commit is the tool's only if its SHA was recorded when it
         was made (``note_made``), never by its committer name or e-mail, which anyone sets.
+        Upstream's commits are nobody's work: what the mirror's refs (the fetched tags and
+        pins, ``--alternate-refs``) reach, e.g. the commits between two tags after a rebase.
         """
         if self.rev("HEAD") is None:  # no commit yet
             return Work(self.operation_in_progress(), tuple(self.status()))
         known = [b for b in dict.fromkeys(bases) if self.has_commit(b)]
-        out = self.run("log", "--format=%H%x00%s", "HEAD", "--not", *known, "--").stdout
+        out = self.run("log", "--format=%H%x00%s", "HEAD", "--not", *known, "--alternate-refs",
+                       "--").stdout
         commits = tuple((sha, subject) for sha, _, subject in
                         (line.partition("\0") for line in out.splitlines()) if sha not in ours)
         return Work(self.operation_in_progress(), tuple(self.status()), commits)

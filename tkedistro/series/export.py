@@ -103,6 +103,13 @@ def export_series(ws: Workspace, release: str) -> ExportResult:
         if result.manifest_updated:
             update_pin(manifest.path, tag=manifest.upstream.tag,
                        commit=manifest.upstream.commit, patch_files=result.series)
+        # Each exported commit is now exactly what its patch file says (written just above,
+        # under the lock): it is the series, so `source` and `build` may replace it with the
+        # commit the file makes. Recorded by SHA in the tool's own ledger (``note_made``), as
+        # the commits the tool makes are; a later amend makes a new, unrecorded SHA, which is
+        # refused again until exported. (Matching patch-ids in `source` instead would also
+        # take a commit whose message differs from its file, and lose that message.)
+        repo.note_made(e.commit for e in result.entries if e.commit)
     return result
 
 

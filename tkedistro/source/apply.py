@@ -133,8 +133,8 @@ class SeriesRun:
             self.marker.unlink(missing_ok=True)
             raise WorkInProgressError(
                 f"{tree.shown} holds work in progress: {problem}; refusing to touch it",
-                hint=f"keep it: commit it in {tree.shown} and export it with `git format-patch` "
-                f"into patches/ (and list it in releases/{self.manifest.release}.yaml); "
+                hint=f"keep it: commit it in {tree.shown} and run `tkedistro patches export "
+                f"{self.manifest.release}` (writes it into patches/ and the manifest); "
                 f"discard it: `git -C {tree.shown} reset --hard && git -C {tree.shown} clean -fd`"
                 "; or run again with --force to save it to a backup ref first",
             )

@@ -24,6 +24,7 @@ from pathlib import Path
 from tkedistro.core.locks import release_lock
 from tkedistro.core.workspace import Workspace, path_problem
 from tkedistro.git.repo import Repo
+from tkedistro.source.buildwrites import recover_build_writes
 from tkedistro.source.result import SourceResult, result_of
 from tkedistro.source.state import inputs_digest, load_state, refuse_if_rebasing, tree_matches
 
@@ -37,6 +38,7 @@ def prepare_source(
     if state_dir.is_dir() and ws.manifest_path(release).is_file():
         with release_lock(ws, release):
             refuse_if_rebasing(ws, release)
+            recover_build_writes(tree, state_dir)  # a killed build's files (one stat if none)
             if quick := _quick_up_to_date(ws, release, tree, state_dir, upstream):
                 return quick
     # the full run parses the manifest (pydantic) and the patches and may fetch: load it only
