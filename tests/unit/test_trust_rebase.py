@@ -243,3 +243,20 @@ def test_continue_on_an_unresolved_conflict_gives_only_our_advice(distro: Distro
     again = cli(distro, "rebase", "1.20", "--skip")
     assert again.exit_code == 0, again.output
     assert not any(a in again.output for a in GIT_ADVICE)
+
+
+def test_forecast_follows_an_upstream_rename_as_rebase_does(tmp_path: Path) -> None:
+    """The sparse tree lacks the renamed file; the 3-way merge still finds it."""
+    from tests.helpers.series import LIMITS
+
+    d = make_distro(tmp_path)
+    d.upstream.commit({"pkg/kubelet/cm/limits.go": None,
+                       "pkg/kubelet/cm/limits_linux.go": LIMITS.replace("line4 = 4", "line4 = 44")},
+                      "cm: rename limits", tag="v1.20.3")
+    res = cli(d, "forecast", "1.20", "--onto", "v1.20.3", "--json")
+    assert res.exit_code == 0, res.output
+    forecast = [p["status"] for p in json.loads(res.stdout)["tags"][0]["patches"]]
+    assert forecast == ["clean", "3way", "upstream", "conflict", "clean"]
+    rebased = cli(d, "rebase", "1.20", "--onto", "v1.20.3", "--json")
+    assert [p["status"] for p in json.loads(rebased.stdout)["patches"]] == forecast[:4]
+    assert "kmem = false" in (d.src / "pkg/kubelet/cm/limits_linux.go").read_text()
