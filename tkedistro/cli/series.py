@@ -73,6 +73,11 @@ def forecast_cmd(
         typer.Argument(callback=check_tags, help="More tags to try.", metavar="[TAG]..."),
     ] = None,
     upstream: UpstreamOpt = None,
+    fail_on_conflict: Annotated[
+        bool,
+        typer.Option("--fail-on-conflict",
+                     help="Exit 20 when a patch would conflict on any tag (for CI)."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Dry run: how the series would fare on each tag (changes nothing)."""
@@ -81,6 +86,8 @@ def forecast_cmd(
     result = fc.forecast(G.workspace(), release, [*onto, *(more or [])], upstream=upstream)
     emit(result.to_json(), result.format_text(), as_json)
     result.raise_for_errors()
+    if fail_on_conflict:
+        result.raise_for_conflicts()
 
 
 def new_cmd(

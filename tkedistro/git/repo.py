@@ -231,10 +231,11 @@ class Repo(Patching):
         out = self.run("diff", "--name-only", "--diff-filter=U").stdout
         return [line for line in out.splitlines() if line]
 
-    def create(self, mirror: Path, base: str) -> None:
+    def create(self, mirror: Path, base: str, *, sparse: str | None = None) -> None:
         """Check out ``base`` into a new tree, borrowing objects from ``mirror``; atomic.
 
-        The half-made tree is removed on any failure, Ctrl-C included.
+        The half-made tree is removed on any failure, Ctrl-C included. ``sparse``:
+        sparse-checkout patterns (``sparse_patterns``), to check out only those files.
         """
         if self.path.exists() and any(self.path.iterdir()):
             raise WorkInProgressError(
@@ -245,7 +246,7 @@ class Repo(Patching):
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._init_borrowing(tmp, mirror)
+            self._init_borrowing(tmp, mirror, sparse)
             Repo(tmp).run("checkout", "-q", "-f", "-B", BRANCH, checked(base, "commit"), "--")
             if self.path.exists():
                 self.path.rmdir()
@@ -255,11 +256,14 @@ class Repo(Patching):
             raise
 
     @staticmethod
-    def _init_borrowing(tmp: Path, mirror: Path) -> None:
+    def _init_borrowing(tmp: Path, mirror: Path, sparse: str | None = None) -> None:
         with git_found():
             repo = gitpython_module().Repo.init(tmp, initial_branch=BRANCH)
         with repo.config_writer() as config:
             config.set_value("core", "untrackedCache", "true")
+            if sparse is not None:
+                config.set_value("core", "sparseCheckout", "true")
+                (tmp / ".git" / "info" / "sparse-checkout").write_text(sparse)
         repo.close()
         (tmp / ".git" / "objects" / "info" / "alternates").write_text(f"{mirror / 'objects'}\n")
         with (tmp / ".git" / "info" / "exclude").open("a") as exclude:

@@ -1,6 +1,11 @@
-"""The diff part of a patch, scanned line by line: which files it touches, and which binary
-diffs lack the full index lines ``git apply`` needs. Hunk lines are counted, so content that
-looks like a header is never misread."""
+"""The diff part of a patch, scanned line by line: which files it touches, which binary
+diffs lack the full index lines ``git apply`` needs, and which added lines are conflict
+markers. Hunk lines are counted, so content that looks like a header is never misread.
+
+The conflict-marker rule (docs/patches.md): an added line that starts with ``<<<<<<< `` or
+``>>>>>>> `` (seven characters, then a space: git always writes a label there) is a marker;
+an added ``=======`` line (alone on the line) or ``||||||| `` line is one only while an added
+``<<<<<<< `` line of the same file is open, so a Markdown or RST heading underline is not."""
 
 from __future__ import annotations
 
@@ -9,7 +14,9 @@ from dataclasses import dataclass, field
 
 from tkedistro.core.errors import PatchFormatError
 
-_HUNK = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
+_HUNK = re.compile(r"^@@ -\d+(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+_OPEN, _CLOSE, _MIDDLE = ("<<<<<<< ", ">>>>>>> ", "||||||| ")
+_SEPARATOR = "======="
 _FULL_INDEX = re.compile(r"^index ([0-9a-f]{40}|[0-9a-f]{64})\.\.([0-9a-f]{40}|[0-9a-f]{64})\b")
 
 
@@ -19,6 +26,17 @@ class _Diffs:
 
     files: list[str] = field(default_factory=list)
     binary: list[str] = field(default_factory=list)
+    markers: list[Marker] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)  # old and new names of every file
+
+
+@dataclass(frozen=True)
+class Marker:
+    """An added conflict-marker line: the file, its line number in the new file, the text."""
+
+    path: str
+    line: int
+    text: str
 
 
 @dataclass
@@ -29,7 +47,9 @@ class _Section:
     old: str | None = None
     new: str | None = None
     rename_to: str | None = None
+    old_name: str | None = None  # "rename from" / "copy from"
     full_index: bool = False
+    open_marker: bool = False  # an added ``<<<<<<< `` line is not closed yet
 
     def path(self) -> str | None:
         if self.new and self.new != "/dev/null":
@@ -81,8 +101,10 @@ class _Scanner:
             self.section.old = _unquote(line[4:].split("\t")[0])
         elif line.startswith("+++ ") and self.section.new is None:
             self.section.new = _unquote(line[4:].split("\t")[0])
-        elif line.startswith("rename to "):
-            self.section.rename_to = _unquote(line[len("rename to "):])
+        elif line.startswith(("rename to ", "copy to ")):
+            self.section.rename_to = _unquote(line.split(" ", 2)[2])
+        elif line.startswith(("rename from ", "copy from ")):
+            self.section.old_name = _unquote(line.split(" ", 2)[2])
         elif line.startswith("index "):
             self.section.full_index = bool(_FULL_INDEX.match(line))
         elif line.startswith("GIT binary patch"):
@@ -104,7 +126,8 @@ class _Scanner:
         match = _HUNK.match(lines[i])
         if not match:
             raise PatchFormatError([f"{self.shown}: diff line {i + 1}: malformed hunk header"])
-        old, new = int(match.group(1) or "1"), int(match.group(2) or "1")
+        old, new = int(match.group(1) or "1"), int(match.group(3) or "1")
+        number = int(match.group(2))  # the line number in the new file
         j = i + 1
         while old > 0 or new > 0:
             if j >= len(lines):
@@ -113,12 +136,28 @@ class _Scanner:
                      "or was edited by hand; regenerate it with git format-patch)"]
                 )
             tag = lines[j][:1]
+            if tag == "+":
+                self._added(lines[j][1:], number)
             old -= tag in (" ", "-", "")
             new -= tag in (" ", "+", "")
+            number += tag in (" ", "+", "")
             j += 1
         while j < len(lines) and lines[j].startswith("\\"):
             j += 1  # "\ No newline at end of file"
         return j
+
+    def _added(self, text: str, number: int) -> None:
+        """Record ``text`` (an added line, new-file line ``number``) if it is a marker."""
+        assert self.section is not None
+        section, text = self.section, text.removesuffix("\r")
+        is_marker = text.startswith((_OPEN, _CLOSE)) or (
+            section.open_marker and (text == _SEPARATOR or text.startswith(_MIDDLE)))
+        if text.startswith(_OPEN):
+            section.open_marker = True
+        elif text.startswith(_CLOSE):
+            section.open_marker = False
+        if is_marker:
+            self.out.markers.append(Marker(section.path() or "?", number, text))
 
     def _open(self, section: _Section) -> None:
         self._close()
@@ -128,14 +167,47 @@ class _Scanner:
     def _close(self) -> None:
         if self.section is None:
             return
-        path = self.section.path()
+        section = self.section
+        path = section.path()
         if path and path not in self.out.files:
             self.out.files.append(path)
+        names = [_strip_prefix(n) for n in (section.old, section.new) if n and n != "/dev/null"]
+        for name in [path, *names, section.old_name, section.rename_to]:
+            if name and name not in self.out.paths:
+                self.out.paths.append(name)
         self.section = None
 
 
 def scan_diffs(diff: str, shown: str) -> _Diffs:
     return _Scanner(shown).scan(diff)
+
+
+def conflict_markers(text: str, shown: str) -> list[Marker]:
+    """The conflict-marker lines the diffs in ``text`` add (text before the first diff, such
+    as a mail's header and message, is skipped); ``[]`` for text without a diff."""
+    try:
+        return scan_diffs(text, shown).markers
+    except PatchFormatError:
+        return []
+
+
+def touched_paths(text: str, shown: str) -> list[str]:
+    """Every path the diffs in ``text`` read or write (both names of a rename or copy)."""
+    try:
+        return scan_diffs(text, shown).paths
+    except PatchFormatError:
+        return []
+
+
+def describe_markers(markers: list[Marker]) -> list[str]:
+    """``README.md line 3: '<<<<<<< HEAD'`` for the first marker of each file, with a count."""
+    firsts: dict[str, tuple[Marker, int]] = {}
+    for marker in markers:
+        first, count = firsts.get(marker.path, (marker, 0))
+        firsts[marker.path] = (first, count + 1)
+    return [f"{m.path} line {m.line}: {m.text!r}"
+            + (f" (and {count - 1} more marker line(s))" if count > 1 else "")
+            for m, count in firsts.values()]
 
 
 def _strip_prefix(path: str) -> str:

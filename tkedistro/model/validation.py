@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from tkedistro.core.errors import ManifestError, PatchFormatError
 from tkedistro.core.workspace import RELEASE_NAME, Workspace, check_release_name, path_problem
+from tkedistro.model.diffscan import conflict_markers, describe_markers
 from tkedistro.model.manifest import Manifest, list_release_names, load_manifest
 from tkedistro.model.patches import check_trailers, parse_patch
 
@@ -164,6 +165,15 @@ def _check_patch_file(path: Path, display: str, check: ReleaseCheck) -> None:
         "it; regenerate the patch with git format-patch --binary"
         for name in patch.binary_without_index
     ])
+    check.add("patch", _marker_problems(path, display))
+
+
+def _marker_problems(path: Path, display: str) -> list[str]:
+    """A patch that adds conflict markers (a conflict committed unresolved), one per file."""
+    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+    return [f"{display}: {where}: adds a conflict marker; resolve the conflict in the file "
+            "and write the patch again (tkedistro patches export)"
+            for where in describe_markers(conflict_markers(text, display))]
 
 
 def _patch_dir_files(ws: Workspace, release: str) -> list[Path]:

@@ -3,6 +3,10 @@
 A dry run: each tag is fetched into the shared mirror (the cache) and the series replayed
 in a throw-away tree borrowing the mirror's objects. ``_src`` and the manifest are never
 touched. A conflicting patch is recorded and left out; the rest are still tried.
+
+The throw-away tree is a sparse checkout of the files the series touches (both names of a
+rename): ``git am --3way`` reads and writes only those, so each outcome is the one a full
+tree gives, without writing out the whole of Kubernetes for every tag.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from tkedistro.core import console
-from tkedistro.core.errors import FetchError, TkedistroError
+from tkedistro.core.errors import FetchError, ForecastConflictError, TkedistroError
 from tkedistro.core.workspace import Workspace
+from tkedistro.git.patching import sparse_patterns
 from tkedistro.git.repo import Repo
+from tkedistro.model.diffscan import touched_paths
 from tkedistro.model.manifest import load_release
 from tkedistro.series.replay import (
     LABELS,
@@ -87,6 +93,21 @@ class ForecastResult:
         if failed:
             raise FetchError("forecast could not try " + ", ".join(t.tag for t in failed))
 
+    def raise_for_conflicts(self) -> None:
+        """``--fail-on-conflict``: exit 20 naming each tag and its conflicting patches."""
+        bad = [(t.tag, [o for o in t.outcomes if o.status == "conflict"]) for t in self.tags]
+        bad = [(tag, found) for tag, found in bad if found]
+        if not bad:
+            return
+        lines = [f"  {tag}: " + "; ".join(
+            f"patch {o.position} ({o.file}) in {', '.join(o.conflicts) or 'its files'}"
+            for o in found) for tag, found in bad]
+        raise ForecastConflictError(
+            f"forecast {self.release}: the series conflicts on {', '.join(t for t, _ in bad)}",
+            details="\n".join(lines),
+            hint=f"resolve them with: tkedistro rebase {self.release} --onto {bad[0][0]}",
+        )
+
 
 def forecast(ws: Workspace, release: str, tags: list[str], *,
              upstream: str | None = None) -> ForecastResult:
@@ -112,9 +133,10 @@ def forecast(ws: Workspace, release: str, tags: list[str], *,
 
 def _try_tag(mirror: Path, commit: str, jobs: list[Job],
              old_base: str | None) -> list[PatchOutcome]:
+    paths = [path for job in jobs for path in touched_paths(job.mbox, job.file)]
     with tempfile.TemporaryDirectory(prefix="tkedistro-forecast-") as tmp:
         tree = Repo(Path(tmp) / "tree", "forecast tree")
-        tree.create(mirror, commit)
+        tree.create(mirror, commit, sparse=sparse_patterns(paths))
         try:
             date = tree.commit_date(commit)  # plain diffs are dated as their base
             return _replay_all(tree, Path(tmp) / "current.patch",

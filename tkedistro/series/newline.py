@@ -8,12 +8,15 @@ release name and the patch folder change), the old series is copied into
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from tkedistro.core.errors import ManifestError
 from tkedistro.core.files import write_atomic
+from tkedistro.core.locks import is_rebasing
 from tkedistro.core.workspace import Workspace
 from tkedistro.model.manifest import load_release, parse_manifest
 from tkedistro.series.rebase import RebaseResult, rebase
+from tkedistro.series.state import NewLine
 
 
 def new_release(ws: Workspace, release: str, from_release: str, onto: str, *,
@@ -32,14 +35,28 @@ def new_release(ws: Workspace, release: str, from_release: str, onto: str, *,
         raise ManifestError([f"{ws.rel(folder / _name(f))}: already exists" for f in clash])
     text = _retarget(old.path.read_text(encoding="utf-8"), from_release, release)
     parse_manifest(text, target, shown)  # never write a manifest that does not load
-    for entry in old.patches:
-        write_atomic(folder / _name(entry.file), ws.repo_file(entry.file).read_bytes())
-    write_atomic(target, text.encode("utf-8"))
-    result = rebase(ws, release, onto, commit=commit, upstream=upstream)
+    made = NewLine(tuple(_name(e.file) for e in old.patches), folder.is_dir())
+    try:
+        for entry in old.patches:
+            write_atomic(folder / _name(entry.file), ws.repo_file(entry.file).read_bytes())
+        write_atomic(target, text.encode("utf-8"))
+        result = rebase(ws, release, onto, commit=commit, upstream=upstream, new_line=made)
+    except BaseException:
+        if not is_rebasing(ws, release):  # the rebase never began: leave no half-made line
+            _remove(target, folder, made)
+        raise
     result.notes.insert(0, f"created {shown} and {ws.rel(folder)}/ ({len(old.patches)} patches) "
                            f"from release {from_release}; check go.version and builder.image "
                            "for the new line")
     return result
+
+
+def _remove(manifest: Path, folder: Path, made: NewLine) -> None:
+    manifest.unlink(missing_ok=True)
+    for name in made.files:
+        (folder / name).unlink(missing_ok=True)
+    if not made.patches_dir_existed and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def _name(file: str) -> str:

@@ -22,18 +22,22 @@ from tkedistro.core.errors import PatchApplyError, RebaseStateError
 from tkedistro.core.locks import is_rebasing, release_lock
 from tkedistro.core.workspace import Workspace
 from tkedistro.git.repo import BRANCH, Repo
+from tkedistro.model.diffscan import conflict_markers, describe_markers
 from tkedistro.model.manifest import Manifest, load_release, update_pin
 from tkedistro.series.export import check_work_in_progress, export_commits
 from tkedistro.series.replay import (
+    Job,
     PatchOutcome,
     apply_batch,
     apply_job,
     ensure_old_base,
+    failure_text,
     fetch_tag,
     make_job,
 )
 from tkedistro.series.report import RebaseResult
 from tkedistro.series.state import (
+    NewLine,
     Phase,
     RebaseState,
     clear,
@@ -71,8 +75,9 @@ def suggest_version(old_version: str, old_tag: str, new_tag: str) -> str:
 
 @_under_release_lock
 def rebase(ws: Workspace, release: str, onto: str, *, commit: str | None = None,
-           upstream: str | None = None) -> RebaseResult:
-    """Start a rebase of ``release``'s series onto tag ``onto`` (``commit`` pins its SHA)."""
+           upstream: str | None = None, new_line: NewLine | None = None) -> RebaseResult:
+    """Start a rebase of ``release``'s series onto tag ``onto`` (``commit`` pins its SHA);
+    ``new_line``: what ``tkedistro new`` just wrote, which --abort removes again."""
     if is_rebasing(ws, release):
         state = load_state(ws, release)
         raise RebaseStateError(
@@ -95,7 +100,7 @@ def rebase(ws: Workspace, release: str, onto: str, *, commit: str | None = None,
     console.info(f"{onto} is commit {onto_commit}")
     orig_head = repo.rev("HEAD") if src_existed else None
     branch = repo.branch() if src_existed else BRANCH
-    snapshot(ws, release)
+    snapshot(ws, release, new_line)
     state = RebaseState(
         release=release, onto_tag=onto, onto_commit=onto_commit,
         old_tag=manifest.upstream.tag, old_commit=manifest.upstream.commit,
@@ -103,7 +108,7 @@ def rebase(ws: Workspace, release: str, onto: str, *, commit: str | None = None,
         series=[e.file for e in manifest.patches],
         subjects={e.file: e.subject for e in manifest.patches if e.subject},
         src_existed=src_existed, orig_head=orig_head, orig_branch=branch or None,
-        distro_version=manifest.distro_version,
+        distro_version=manifest.distro_version, new_line=new_line is not None,
     )
     save_state(ws, state)  # from here on, --abort can put everything back
     if not src_existed:
@@ -144,7 +149,7 @@ def skip_patch(ws: Workspace, release: str) -> RebaseResult:
     subject = previous.subject if previous else Path(file).name
     state.outcomes.append(PatchOutcome(state.position + 1, file, subject, "skipped"))
     state.position += 1
-    state.phase = Phase.REPLAY
+    state.phase, state.conflict_tree = Phase.REPLAY, None
     save_state(ws, state)
     return _drive(ws, state)
 
@@ -165,7 +170,7 @@ def abort_rebase(ws: Workspace, release: str) -> RebaseResult:
 
 def _restore_src(repo: Repo, state: RebaseState) -> None:
     if state.orig_head is not None:
-        _save_leftovers(repo, state.release)
+        _save_leftovers(repo, state)
     if repo.am_in_progress():
         repo.am_abort()
     if state.orig_head is None:
@@ -211,7 +216,7 @@ def _drive(ws: Workspace, state: RebaseState) -> RebaseResult:
         if outcome.status == "conflict":
             console.info(f"[{job.position}/{total}] {job.file}: {outcome.label()}")
             state.outcomes.append(outcome)
-            state.phase = Phase.CONFLICT
+            state.phase, state.conflict_tree = Phase.CONFLICT, repo.worktree_tree()
             save_state(ws, state)
             return RebaseResult.from_state(state, "stopped")
         _record(ws, state, outcome, total)
@@ -232,28 +237,48 @@ def _finish_conflict(ws: Workspace, state: RebaseState, repo: Repo) -> None:
     file = state.series[state.position]
     job = make_job(state.position + 1, ws.root / file, file, state.subjects.get(file),
                    repo.commit_date(state.onto_commit))
+    hint = (f"resolve, `git -C {repo.shown} add FILE`, then tkedistro rebase "
+            f"{state.release} --continue; or --skip to drop this patch; or --abort")
     if repo.am_in_progress():
+        if left := repo.conflicted_files():  # git's own refusal would add its advice
+            raise PatchApplyError(f"patch {job.position} ({file}): still conflicted: "
+                                  + ", ".join(left), hint=hint)
+        _refuse_markers(state, job, repo.staged_diff(), repo.shown)
         res = repo.am_continue(date=job.date)
         if res.returncode != 0:
-            left = repo.conflicted_files()
-            what = ("still conflicted: " + ", ".join(left)) if left else "git am refused"
-            raise PatchApplyError(
-                f"patch {job.position} ({file}): {what}",
-                details=(res.stderr or res.stdout).strip() or None,
-                hint=(f"resolve, `git -C {repo.shown} add FILE`, then tkedistro rebase "
-                      f"{state.release} --continue; or --skip to drop this patch; or --abort"),
-            )
+            raise PatchApplyError(f"patch {job.position} ({file}): git am refused",
+                                  details=failure_text(res) or None, hint=hint)
     elif state.pre_head and repo.head() == state.pre_head:
         raise RebaseStateError(
             f"patch {job.position} ({file}) is neither applied nor in progress in "
             f"{repo.shown} (was `git am --abort` run by hand?)",
             hint=f"tkedistro rebase {state.release} --skip to drop it, or --abort",
         )
+    elif state.pre_head:  # committed by hand (`git am --continue`): check what it added
+        _refuse_markers(state, job, repo.diff_between(state.pre_head, "HEAD"), repo.shown,
+                        committed=True)
     outcome = state.outcomes[-1]
     outcome.status, outcome.conflicts, outcome.detail = "resolved", [], ""
     state.position += 1
-    state.phase = Phase.REPLAY
+    state.phase, state.conflict_tree = Phase.REPLAY, None
     save_state(ws, state)
+
+
+def _refuse_markers(state: RebaseState, job: Job, diff: str, shown: str, *,
+                    committed: bool = False) -> None:
+    """Exit 17 while the resolution would put conflict markers into the patch."""
+    found = describe_markers(conflict_markers(diff, shown))
+    if not found:
+        return
+    first = found[0].split(" line ", 1)[0]
+    how = (f"fix {first}, then `git -C {shown} commit --amend -a`" if committed else
+           f"edit {first} to resolve the conflict, `git -C {shown} add {first}`")
+    raise RebaseStateError(
+        f"patch {job.position} ({job.file}): conflict marker left in "
+        + "; ".join(found),
+        hint=(f"{how}, then tkedistro rebase {state.release} --continue; or --skip to drop "
+              "this patch; or --abort"),
+    )
 
 
 def _recover_replay(ws: Workspace, state: RebaseState, repo: Repo) -> None:
@@ -296,8 +321,29 @@ def _finalize(ws: Workspace, state: RebaseState) -> RebaseResult:
     return result
 
 
-def _save_leftovers(repo: Repo, release: str) -> None:
-    """Keep edits made during a conflict on a backup ref before --abort throws them away."""
-    if repo.status():
-        ref = repo.backup(f"tkedistro: edits left when the rebase of {release} was aborted")
-        console.warn(f"edits made during the rebase were saved to {ref}")
+def _save_leftovers(repo: Repo, state: RebaseState) -> None:
+    """Keep edits made during a conflict on a backup ref before --abort throws them away.
+
+    What the conflict itself left (the half-applied patch, its markers) is not an edit:
+    only a tree that differs from ``state.conflict_tree`` is saved, under an existing
+    backup ref when one holds the same tree. Files a crashed replay left are the tool's.
+    """
+    if state.phase != Phase.CONFLICT:
+        return
+    changed: list[str] = []
+    ref: str | None = None
+    if state.conflict_tree is None:  # a state written by an older tkedistro
+        if not repo.status():
+            return
+    else:  # HEAD and the work tree: a commit made by hand counts as an edit too
+        tree = repo.worktree_tree()
+        if tree == state.conflict_tree:
+            return
+        changed = repo.changed_paths(state.conflict_tree, tree)
+        ref = repo.backup_with_tree(tree)
+    if ref is None:
+        ref = repo.backup(f"tkedistro: edits left when the rebase of {state.release} was "
+                          "aborted")
+    listed = ", ".join(changed[:10]) + (" ..." if len(changed) > 10 else "")
+    console.warn(f"edits made during the rebase were saved to {ref}"
+                 + (f": {listed}" if listed else ""))

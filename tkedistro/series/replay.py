@@ -188,7 +188,7 @@ def apply_job(repo: Repo, job: Job, mbox_path: Path, *, old_base: str | None,
         return out
     out.status = "conflict"
     out.conflicts = repo.conflicted_files() or list(job.patch.files)
-    out.detail = _failure_text(res)
+    out.detail = failure_text(res)
     return out
 
 
@@ -232,10 +232,13 @@ def _upstream(repo: Repo, out: PatchOutcome, job: Job, old: str | None,
     return out
 
 
+# git's advice for its own `git am` session: tkedistro says what to run instead
 _NOISE = re.compile(r"^(hint:|When you have resolved|If you prefer to skip|To restore the orig|"
-                    r"Patch failed at|Use 'git am --show-current-patch)")
+                    r"Patch failed at|Use 'git am --show-current-patch|You still have unmerged|"
+                    r"You should 'git add'|You might run `git rm`)")
 
 
-def _failure_text(res: Result) -> str:
-    lines = (res.stderr + res.stdout).splitlines()
+def failure_text(res: Result) -> str:
+    """git's output of a failed ``git am`` without its advice about ``git am`` itself."""
+    lines = [*res.stderr.splitlines(), *res.stdout.splitlines()]
     return "\n".join(line for line in lines if not _NOISE.match(line)).strip()

@@ -34,6 +34,7 @@ class RebaseResult:
     new_version: str | None = None
     export: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    new_line: bool = False  # the release line was started by `tkedistro new`
 
     @classmethod
     def from_state(cls, state: RebaseState, status: Phase) -> RebaseResult:
@@ -42,6 +43,7 @@ class RebaseResult:
             old_commit=state.old_commit, onto_tag=state.onto_tag,
             onto_commit=state.onto_commit, total=len(state.series),
             outcomes=list(state.outcomes), old_version=state.distro_version,
+            new_line=state.new_line,
         )
 
     @property
@@ -79,7 +81,10 @@ class RebaseResult:
         head = (f"rebase {self.release}: {self.old_tag} ({self.old_commit[:12]}) -> "
                 f"{self.onto_tag} ({self.onto_commit[:12]})")
         lines = [*self.notes, head, *outcome_table(self.outcomes)]
-        if self.status == "aborted":
+        if self.status == "aborted" and self.new_line:
+            lines.append(f"rebase aborted: releases/{self.release}.yaml, patches/{self.release}/ "
+                         f"and _src/{self.release}, made by tkedistro new, are removed")
+        elif self.status == "aborted":
             lines.append(f"rebase aborted: releases/{self.release}.yaml, patches/{self.release}/ "
                          f"and _src/{self.release} are back as they were")
         elif self.status == "stopped":

@@ -50,6 +50,10 @@ class RebaseState:
     phase: Phase = Phase.REPLAY
     outcomes: list[PatchOutcome] = field(default_factory=list)
     version: int = STATE_VERSION
+    # the tree of _src (work tree included) as the conflict left it: --abort backs up only
+    # edits made after that
+    conflict_tree: str | None = None
+    new_line: bool = False  # `tkedistro new` made the manifest and patches: --abort removes them
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -123,18 +127,32 @@ def load_state(ws: Workspace, release: str) -> RebaseState:
         ) from None
 
 
-def snapshot(ws: Workspace, release: str) -> None:
-    """Copy the manifest and the patch folder's files (bytes) into the backup folder."""
+@dataclass(frozen=True)
+class NewLine:
+    """What ``tkedistro new`` wrote before the rebase began: --abort takes it away again."""
+
+    files: tuple[str, ...]  # names written into the patch folder
+    patches_dir_existed: bool
+
+
+def snapshot(ws: Workspace, release: str, new_line: NewLine | None = None) -> None:
+    """Copy the manifest and the patch folder's files (bytes) into the backup folder;
+    for a ``new_line``, record that the manifest and its files were not there before."""
     dest = backup_dir(ws, release)
     if dest.exists():
         shutil.rmtree(dest)
     (dest / "patches").mkdir(parents=True)
-    shutil.copyfile(ws.manifest_path(release), dest / "manifest.yaml")
+    if new_line is None:
+        shutil.copyfile(ws.manifest_path(release), dest / "manifest.yaml")
     src = ws.patches_dir(release)
-    names = sorted(p.name for p in src.iterdir() if p.is_file()) if src.is_dir() else []
+    made = set(new_line.files) if new_line else set()
+    names = sorted(p.name for p in src.iterdir() if p.is_file() and p.name not in made) \
+        if src.is_dir() else []
     for name in names:
         shutil.copyfile(src / name, dest / "patches" / name)
-    listing = {"patches_dir_existed": src.is_dir(), "files": names}
+    existed = new_line.patches_dir_existed if new_line else src.is_dir()
+    listing = {"patches_dir_existed": existed, "files": names,
+               "manifest_existed": new_line is None}
     write_atomic(dest / "listing.json", json.dumps(listing).encode())
 
 
@@ -142,7 +160,10 @@ def restore(ws: Workspace, release: str) -> None:
     """Put the manifest and patch folder back exactly as ``snapshot`` found them."""
     dest = backup_dir(ws, release)
     listing = json.loads((dest / "listing.json").read_text())
-    write_atomic(ws.manifest_path(release), (dest / "manifest.yaml").read_bytes())
+    if listing.get("manifest_existed", True):
+        write_atomic(ws.manifest_path(release), (dest / "manifest.yaml").read_bytes())
+    else:
+        ws.manifest_path(release).unlink(missing_ok=True)
     target = ws.patches_dir(release)
     keep = set(listing["files"])
     if target.is_dir():
