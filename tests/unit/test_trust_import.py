@@ -245,6 +245,22 @@ def test_reimporting_a_patch_in_the_series_exits_21(tmp_path: Path) -> None:
         "folder); to import one again, delete its patch file and manifest entry first"]
 
 
+def test_reimporting_a_patch_renumbered_by_reorder_exits_21(tmp_path: Path) -> None:
+    d = make_distro(tmp_path)
+    series = folder(d, {"0009-TKE-FIX-banner.patch": plain_diff(d.src, BANNER)})
+    assert cli(d, "patches", "import", "1.20", "--from", str(series)).exit_code == 0
+    moved = cli(d, "patches", "reorder", "1.20", "--move", "0009", "--before", "0001")
+    assert moved.exit_code == 0, moved.output
+    assert moved.stdout.splitlines()[0] == (
+        "renamed  patches/1.20/0009-TKE-FIX-banner.patch -> patches/1.20/0001-TKE-FIX-banner.patch")
+    res = cli(d, "patches", "import", "1.20", "--from", str(series))
+    assert res.exit_code == 21
+    assert res.stderr.splitlines()[0] == (
+        "error: 0009-TKE-FIX-banner.patch: already in the series as "
+        "patches/1.20/0001-TKE-FIX-banner.patch (releases/1.20.yaml patches[0]); "
+        "not importing it again")
+
+
 def test_reorder_moves_a_patch_and_renumbers_the_files(tmp_path: Path) -> None:
     d = make_distro(tmp_path)
     before = {p: (d.root / p).read_bytes() for p in P}

@@ -51,14 +51,14 @@ class ReleaseCheck:
         return not self.problems
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "release": self.release,
             "manifest": self.manifest,
             "ok": self.ok,
             "patches": self.patches,
             "problems": [{"kind": p.kind, "message": p.message} for p in self.problems],
-            "warnings": self.warnings,
         }
+        return {**data, "warnings": self.warnings} if self.warnings else data
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ applies nothing again.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -146,23 +147,34 @@ def import_series(ws: Workspace, release: str, from_dir: Path, *,
 
 
 def _refuse_existing(ws: Workspace, manifest: Manifest, files: list[Path]) -> None:
-    """A file of ``--from`` already in the patch folder or the series: exit 21."""
+    """A file of ``--from`` already in the patch folder or the series (under its name, or
+    renumbered by ``patches reorder``: the same name after the ``NNNN-``): exit 21."""
     folder = ws.patches_dir(manifest.release)
     listed = {Path(e.file).name: i for i, e in enumerate(manifest.patches)}
+    unnumbered = {_unnumbered(name): i for name, i in listed.items()}
+    yaml = f"releases/{manifest.release}.yaml"
     clash = []
     for path in files:
         where = ws.rel(folder / path.name)
         if path.name in listed:
-            clash.append(f"{where}: already in the series (releases/{manifest.release}.yaml "
-                         f"patches[{listed[path.name]}]); not importing over it")
+            clash.append(f"{where}: already in the series ({yaml} patches[{listed[path.name]}]);"
+                         " not importing over it")
         elif (folder / path.name).exists():
             clash.append(f"{where}: already exists; not importing over it")
+        elif (index := unnumbered.get(_unnumbered(path.name))) is not None:
+            clash.append(f"{path.name}: already in the series as {manifest.patches[index].file} "
+                         f"({yaml} patches[{index}]); not importing it again")
     if clash:
         raise ImportExistsError(
             "\n".join(clash),
             hint="import only the files not imported yet (move the others out of the --from "
             "folder); to import one again, delete its patch file and manifest entry first",
         )
+
+
+def _unnumbered(name: str) -> str:
+    """``0013-TKE-FIX-x.patch`` -> ``TKE-FIX-x.patch`` (what ``patches reorder`` keeps)."""
+    return re.sub(r"^\d+-", "", name)
 
 
 def _import_locked(ws: Workspace, repo: Repo, manifest: Manifest, from_dir: Path,
