@@ -52,12 +52,14 @@ def test_import_converts_applies_and_reports_what_it_cannot(tmp_path: Path) -> N
     lines = res.stdout.splitlines()
     assert lines[0] == ("imported  0001-TKE-FIX-kubectl-banner.patch -> "
                         "patches/1.20/0001-TKE-FIX-kubectl-banner.patch")
-    assert lines[1] == ("NOT IMPORTED  0002-TKE-FIX-logo.patch: binary diff without full index "
-                        "lines (git cannot apply it): docs/logo.png")
-    assert lines[2].startswith("imported  0003-TKE-FIX-limits-line3.patch -> ")
-    assert lines[3] == ("NOT IMPORTED  0004-TKE-FIX-stale.patch: does not apply: "
+    assert lines[1] == ("  Patch-Kind: carry (defaulted); Upstream-Ref: none (defaulted); "
+                        "Upstream-Status: not-submitted (defaulted)")
+    assert lines[2] == ("NOT IMPORTED  0002-TKE-FIX-logo.patch: binary diff without full index "
+                        "lines (git cannot apply it): docs/logo.png; --text-only imports the rest")
+    assert lines[3].startswith("imported  0003-TKE-FIX-limits-line3.patch -> ")
+    assert lines[5] == ("NOT IMPORTED  0004-TKE-FIX-stale.patch: does not apply: "
                         "README.md: hunk #1 of 1 does not apply: @@ -1 +1,2 @@")
-    assert lines[4] == f"1.20: 2 of 4 patches imported from {series}"
+    assert lines[6] == f"1.20: 2 of 4 patches imported from {series}"
     assert [line for line in res.stderr.splitlines() if line.startswith("error:")] == [
         "error: 2 patch(es) could not be imported as they are: 0002-TKE-FIX-logo.patch, "
         "0004-TKE-FIX-stale.patch"]
@@ -67,10 +69,12 @@ def test_import_converts_applies_and_reports_what_it_cannot(tmp_path: Path) -> N
     assert [e.file for e in load_manifest(d.manifest).patches] == [*P, *new]
     first, third = (parse_patch(d.root / f) for f in new)
     assert (first.format, first.subject, first.trailers) == ("mbox", "TKE FIX kubectl banner", {
-        "Patch-Kind": "carry", "Upstream-Ref": "none", "Upstream-Status": "not-submitted"})
+        "Patch-Kind": "carry", "Upstream-Ref": "none", "Upstream-Status": "not-submitted",
+        "Trailer-Defaulted": "Patch-Kind, Upstream-Ref, Upstream-Status"})
     assert third.trailers == {"Patch-Kind": "backport",
                               "Upstream-Ref": "https://github.com/kubernetes/kubernetes/pull/12345",
-                              "Upstream-Status": "submitted"}
+                              "Upstream-Status": "submitted",
+                              "Trailer-Defaulted": "Upstream-Status"}
     assert check_trailers(first, "x") == [] and check_trailers(third, "x") == []
     assert third.body.startswith("Backport of https://github.com/kubernetes/kubernetes/pull/12345")
     assert git(d.src, "log", "-2", "--format=%s") == (
@@ -84,6 +88,11 @@ def test_import_refuses_to_overwrite_existing_files(tmp_path: Path) -> None:
     series = tmp_path / "in"
     series.mkdir()
     (series / Path(P[0]).name).write_text((d.root / P[0]).read_text())
+    (series / "0009-stray.patch").write_text((d.root / P[1]).read_text())
+    (d.patch_dir / "0009-stray.patch").write_text("not listed\n")
     res = cli(d, "patches", "import", "1.20", "--from", str(series))
-    assert res.exit_code == 4
-    assert res.stderr == f"error: {P[0]}: already exists; not importing over it\n"
+    assert res.exit_code == 21
+    assert res.stderr.splitlines()[:2] == [
+        f"error: {P[0]}: already in the series (releases/1.20.yaml patches[0]); "
+        "not importing over it",
+        "patches/1.20/0009-stray.patch: already exists; not importing over it"]

@@ -1,4 +1,4 @@
-"""Maintainer commands: rebase, forecast, new release line, patches export/import.
+"""Maintainer commands: rebase, forecast, new release line, patches export/import/reorder.
 
 Mounted by ``tkedistro.cli.app`` through ``register(app)``; no business logic here.
 """
@@ -125,14 +125,37 @@ def import_cmd(
         Path,
         typer.Option("--from", callback=check_folder, help="Folder of plain git diff files."),
     ],
+    text_only: Annotated[
+        bool,
+        typer.Option("--text-only", help="Import the text part of a patch whose binary diffs "
+                     "lack full index lines (the files left out are recorded in it)."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Import a folder of plain `git diff` files (file-name order) as this release's patches."""
     from tkedistro.series import importer as series_import
 
-    result = series_import.import_series(G.workspace(), release, from_dir)
+    result = series_import.import_series(G.workspace(), release, from_dir, text_only=text_only)
     emit(result.to_json(), result.format_text(), as_json)
     result.raise_for_problems()
+
+
+def reorder_cmd(
+    release: str,
+    move: Annotated[str, typer.Option("--move", help="The patch to move (file name or NNNN).")],
+    before: Annotated[
+        str | None, typer.Option("--before", help="Put it before this patch.")
+    ] = None,
+    after: Annotated[str | None, typer.Option("--after", help="Put it after this patch.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move one patch of the series and renumber the NNNN- files to their new positions."""
+    from tkedistro.series import reorder
+
+    if (before is None) == (after is None):
+        raise typer.BadParameter("give exactly one of --before FILE, --after FILE")
+    result = reorder.reorder_series(G.workspace(), release, move, before=before, after=after)
+    emit(result.to_json(), result.format_text(), as_json)
 
 
 def register(app: typer.Typer, patches: typer.Typer | None = None) -> None:
@@ -143,5 +166,6 @@ def register(app: typer.Typer, patches: typer.Typer | None = None) -> None:
     group = patches if patches is not None else patches_app
     group.command("export")(guarded(export_cmd))
     group.command("import")(guarded(import_cmd))
+    group.command("reorder")(guarded(reorder_cmd))
     if patches is None:
         app.add_typer(patches_app, name="patches")

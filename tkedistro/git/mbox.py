@@ -83,3 +83,65 @@ def _hunk_headers(text: str) -> dict[str, list[tuple[int, str]]]:
         elif match := _HUNK.match(line):
             current.append((int(match.group(2)), match.group(1)))
     return files
+
+
+_SECTION = re.compile(r"^(?=diff --git )", re.M)
+
+
+def without_files(diff: str, paths: set[str]) -> str:
+    """``diff`` without the ``diff --git`` sections of ``paths`` (``import --text-only``)."""
+    sections = _SECTION.split(diff)
+    return "".join(s for s in sections if not (s.startswith("diff --git ")
+                                                and _section_paths(s) & paths))
+
+
+def _section_paths(section: str) -> set[str]:
+    """The paths one ``diff --git`` section names (its header, ``---``/``+++`` lines)."""
+    header = section.split("\n", 1)[0][len("diff --git "):]
+    half = (len(header) - 1) // 2
+    if header[:half].removeprefix("a/") == header[half + 1:].removeprefix("b/"):
+        found = {header[:half].removeprefix("a/")}
+    else:
+        found = {header.rsplit(" b/", 1)[-1]}
+    for line in section.split("\n")[1:8]:
+        if line.startswith(("--- a/", "+++ b/")):
+            found.add(line[6:].split("\t")[0])
+        elif line.startswith(("rename from ", "rename to ", "copy from ", "copy to ")):
+            found.add(line.split(" ", 2)[2])
+    return found
+
+
+def hunk_lines(diff: str) -> dict[str, tuple[list[str], list[str]]]:
+    """File -> (pre-image lines: context and removed; added lines) of a diff's hunks.
+
+    Hunk lines are counted from the ``@@`` header, so content that looks like a header is
+    never misread. Used to tell which earlier patch a failing one builds on.
+    """
+    files: dict[str, tuple[list[str], list[str]]] = {}
+    current: tuple[list[str], list[str]] = ([], [])
+    left = right = 0
+    name = ""
+    for line in diff.split("\n"):
+        if left > 0 or right > 0:
+            tag, text = line[:1], line[1:]
+            if tag in (" ", ""):
+                current[0].append(text)
+                left, right = left - 1, right - 1
+            elif tag == "-":
+                current[0].append(text)
+                left -= 1
+            elif tag == "+":
+                current[1].append(text)
+                right -= 1
+            continue
+        if line.startswith("--- "):
+            name = line[4:].split("\t")[0].removeprefix("a/")
+        elif line.startswith("+++ "):
+            new = line[4:].split("\t")[0].removeprefix("b/")
+            current = files.setdefault(new if new != "/dev/null" else name, ([], []))
+        elif match := _COUNTS.match(line):
+            left, right = int(match.group(1) or 1), int(match.group(2) or 1)
+    return files
+
+
+_COUNTS = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")

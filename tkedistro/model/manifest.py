@@ -362,8 +362,10 @@ def list_release_names(releases_dir: Path) -> list[str]:
 
 
 def update_pin(path: Path, *, tag: str, commit: str, distro_version: str | None = None,
-               patch_files: list[str] | None = None) -> None:
-    """Rewrite the upstream pin (and optionally version and series) keeping comments."""
+               patch_files: list[str] | None = None,
+               renamed: dict[str, str] | None = None) -> None:
+    """Rewrite the upstream pin (and optionally version and series) keeping comments;
+    ``renamed`` maps a new patch file name to the entry (old name) it continues."""
     y = _yaml()
     text = path.read_text(encoding="utf-8")
     if re.search(r"^[A-Za-z_][\w-]*:[ \t]*(#.*)?\n  - ", text, re.M):
@@ -375,7 +377,11 @@ def update_pin(path: Path, *, tag: str, commit: str, distro_version: str | None 
         data["distro_version"] = distro_version
     if patch_files is not None:
         old = {e["file"]: e for e in data.get("patches") or []}
-        data["patches"] = [old.get(f, {"file": f}) for f in patch_files]
+        was = renamed or {}
+        data["patches"] = [old.get(was.get(f, f), {"file": f}) for f in patch_files]
+        for entry, f in zip(data["patches"], patch_files, strict=True):
+            if was.get(f, f) != f:
+                entry["file"] = f
     buf = io.StringIO()
     y.dump(data, buf)
     write_atomic(path, buf.getvalue().encode("utf-8"))

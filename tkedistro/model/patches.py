@@ -27,6 +27,10 @@ from tkedistro.model.diffscan import scan_diffs, starts_unified
 REQUIRED_TRAILERS = ("Patch-Kind", "Upstream-Ref", "Upstream-Status")
 KINDS = ("backport", "carry", "fix")
 STATUSES = ("merged", "submitted", "not-submitted", "rejected", "superseded")
+# Written by ``tkedistro patches import`` (docs/patches.md, "Trailers an import adds"):
+DEFAULTED_TRAILER = "Trailer-Defaulted"  # required trailers import guessed; a person confirms
+OMITTED_TRAILER = "Binary-Omitted"  # binary files ``import --text-only`` left out
+SECURITY_TRAILER = "Security-Fix"  # the CVE a file name or message names
 
 _UNIXFROM = re.compile(r"^From \S+ ")
 _GIT_MBOX_SEPARATOR = re.compile(r"^From [0-9a-f]{40,64} Mon Sep 17 00:00:00 2001$", re.M)
@@ -245,3 +249,9 @@ def subject_from_filename(path: Path) -> str:
             stem = stem[: -len(suffix)]
     words = re.sub(r"^\d+[-_]", "", stem).replace("_", " ").replace("-", " ").split()
     return " ".join(words) or stem
+
+
+def defaulted_trailers(patch: PatchFile) -> list[str]:
+    """The trailers ``Trailer-Defaulted`` says import guessed (empty once a person confirms)."""
+    value = patch.trailer(DEFAULTED_TRAILER) or ""
+    return [key.strip() for key in value.split(",") if key.strip()]

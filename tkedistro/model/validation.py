@@ -15,7 +15,13 @@ from tkedistro.core.errors import ManifestError, PatchFormatError
 from tkedistro.core.workspace import RELEASE_NAME, Workspace, check_release_name, path_problem
 from tkedistro.model.diffscan import conflict_markers, describe_markers
 from tkedistro.model.manifest import Manifest, list_release_names, load_manifest
-from tkedistro.model.patches import check_trailers, parse_patch
+from tkedistro.model.patches import (
+    DEFAULTED_TRAILER,
+    PatchFile,
+    check_trailers,
+    defaulted_trailers,
+    parse_patch,
+)
 
 ProblemKind = Literal["manifest", "patch"]
 PATCH_SUFFIXES = (".patch", ".diff")
@@ -36,6 +42,7 @@ class ReleaseCheck:
     manifest: str
     patches: int = 0
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # reported, exit 0
 
     def add(self, kind: ProblemKind, messages: list[str]) -> None:
         self.problems.extend(Problem(kind, m) for m in messages)
@@ -45,13 +52,14 @@ class ReleaseCheck:
         return not self.problems
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "release": self.release,
             "manifest": self.manifest,
             "ok": self.ok,
             "patches": self.patches,
             "problems": [{"kind": p.kind, "message": p.message} for p in self.problems],
         }
+        return {**data, "warnings": self.warnings} if self.warnings else data
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,7 @@ class ValidationResult:
             count = len(check.problems)
             state = "ok" if check.ok else f"{count} problem{'s' if count != 1 else ''}"
             lines.append(f"{check.manifest}: {state} ({_plural(check.patches, 'patch')})")
+            lines += [f"  warning: {message}" for message in check.warnings]
         return "\n".join(lines)
 
     def raise_for_problems(self) -> None:
@@ -159,6 +168,7 @@ def _check_patch_file(path: Path, display: str, check: ReleaseCheck) -> None:
     except PatchFormatError as exc:
         check.add("patch", exc.problems)
         return
+    check.warnings += defaulted_warnings(patch, display)
     check.add("patch", check_trailers(patch, display))
     check.add("patch", [
         f"{display}: binary diff of {name} has no full index line, so git apply cannot use "
@@ -174,6 +184,14 @@ def _marker_problems(path: Path, display: str) -> list[str]:
     return [f"{display}: {where}: adds a conflict marker; resolve the conflict in the file "
             "and write the patch again (tkedistro patches export)"
             for where in describe_markers(conflict_markers(text, display))]
+
+
+def defaulted_warnings(patch: PatchFile, display: str) -> list[str]:
+    """One warning per trailer ``patches import`` defaulted and no person has confirmed."""
+    return [f"{display}: trailer {key} was defaulted by `patches import`, not stated by the "
+            f"patch; check its value, then remove {key} from the {DEFAULTED_TRAILER} trailer "
+            "(delete the line when none is left) to confirm it"
+            for key in defaulted_trailers(patch)]
 
 
 def _patch_dir_files(ws: Workspace, release: str) -> list[Path]:

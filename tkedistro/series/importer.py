@@ -1,12 +1,17 @@
 """``tkedistro patches import RELEASE --from DIR``: another distro's series into ours.
 
 Plain ``git diff`` files (the tke-k8s-distro layout, ``NNNN-TKE-FIX-….patch``) are taken
-in file-name order, given a subject from the file name and the required trailers (filled
-from the file's own text where it says more), applied with ``git am --3way`` on top of
-``_src/<release>`` to make real commits, and written as ``git format-patch`` files under the
-same names in ``patches/<release>/``. A file that cannot be applied as it is (a binary diff
-without index lines, a failing hunk, an unparseable file) is reported by name; it is not
-added to the series and not silently dropped.
+in file-name order, given a subject from the file name and the required trailers (stated
+by the file, inferred from its name and message, or defaulted and then listed in a
+``Trailer-Defaulted`` trailer: ``series/importplan.py``), applied with ``git am --3way`` on
+top of ``_src/<release>`` to make real commits, and written as ``git format-patch`` files
+under the same names in ``patches/<release>/``. A file that cannot be applied as it is (a
+binary diff without index lines, a failing hunk, an unparseable file) is reported by name,
+with the earlier skipped patch it builds on when there is one; it is not added to the series
+and not silently dropped. ``--text-only`` imports the text part of a patch whose binary diffs
+lack index lines and records the files left out in a ``Binary-Omitted`` trailer. What the
+import applied is recorded as ``tkedistro source`` records it, so the next ``source`` run
+applies nothing again.
 """
 
 from __future__ import annotations
@@ -17,22 +22,34 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tkedistro.core import console
-from tkedistro.core.errors import PatchApplyError, PatchFormatError
+from tkedistro.core.errors import ImportExistsError, PatchApplyError, PatchFormatError
 from tkedistro.core.files import write_atomic
 from tkedistro.core.workspace import Workspace
-from tkedistro.git.mbox import crlf_note, diff_part, failed_hunks, to_mbox
+from tkedistro.git.mbox import crlf_note, diff_part, failed_hunks, to_mbox, without_files
 from tkedistro.git.repo import Repo
-from tkedistro.model.manifest import Manifest, update_pin
-from tkedistro.model.patches import REQUIRED_TRAILERS, PatchFile, parse_patch, subject_from_filename
+from tkedistro.model.manifest import Manifest, load_release, update_pin
+from tkedistro.model.patches import (
+    OMITTED_TRAILER,
+    PatchFile,
+    parse_patch,
+    subject_from_filename,
+)
 from tkedistro.series.export import (
     check_work_in_progress,
     locked_release,
     prepared_tree,
     require_manifest,
 )
+from tkedistro.series.importplan import (
+    Trailer,
+    defaulted_line,
+    infer_trailers,
+    needed_results,
+    number_of,
+)
+from tkedistro.series.importstate import record_import
 
 Status = Literal["imported", "imported-3way", "failed"]
-_URL = re.compile(r"https://github\.com/kubernetes/kubernetes/(pull|commit)/[0-9a-f]+")
 
 
 @dataclass(frozen=True)
@@ -42,6 +59,32 @@ class ImportEntry:
     file: str | None = None
     subject: str = ""
     reason: str = ""
+    trailers: tuple[Trailer, ...] = ()
+    omitted: tuple[str, ...] = ()  # binary files left out (--text-only)
+    needs: tuple[str, ...] = ()  # earlier patches, not imported, whose result it builds on
+    commit: str = ""
+
+    @property
+    def defaulted(self) -> list[str]:
+        return [t.key for t in self.trailers if t.how == "defaulted"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "status": self.status, "file": self.file,
+                "subject": self.subject, "reason": self.reason,
+                "trailers": [t.__dict__ for t in self.trailers],
+                "defaulted": self.defaulted, "omitted": list(self.omitted),
+                "needs": list(self.needs)}
+
+    def format_text(self) -> list[str]:
+        if self.status == "failed":
+            return [f"NOT IMPORTED  {self.source}: {self.reason}"]
+        how = " (3-way)" if self.status == "imported-3way" else ""
+        lines = [f"imported{how}  {self.source} -> {self.file}",
+                 "  " + "; ".join(t.describe() for t in self.trailers)]
+        if self.omitted:
+            lines.append(f"  text only: left out {len(self.omitted)} binary file(s): "
+                         + ", ".join(self.omitted))
+        return lines
 
 
 @dataclass
@@ -56,34 +99,43 @@ class ImportResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"release": self.release, "from": self.from_dir,
-                "patches": [e.__dict__ for e in self.entries],
+                "patches": [e.to_json() for e in self.entries],
                 "imported": len(self.entries) - len(self.failed),
-                "failed": [e.source for e in self.failed]}
+                "failed": [e.source for e in self.failed],
+                "defaulted": {e.file: e.defaulted for e in self.entries if e.defaulted},
+                "omitted": {e.file: list(e.omitted) for e in self.entries if e.omitted}}
 
     def format_text(self) -> str:
-        lines = []
-        for e in self.entries:
-            if e.status == "failed":
-                lines.append(f"NOT IMPORTED  {e.source}: {e.reason}")
-            else:
-                how = " (3-way)" if e.status == "imported-3way" else ""
-                lines.append(f"imported{how}  {e.source} -> {e.file}")
+        lines = [line for e in self.entries for line in e.format_text()]
         lines.append(f"{self.release}: {len(self.entries) - len(self.failed)} of "
                      f"{len(self.entries)} patches imported from {self.from_dir}")
+        guessed = [e for e in self.entries if e.defaulted]
+        if guessed:
+            lines.append(f"{len(guessed)} patch(es) have defaulted trailers (listed in their "
+                         "Trailer-Defaulted trailer); check each value, then remove it from "
+                         "that trailer (delete the line when none is left); `tkedistro "
+                         "validate` warns until then:")
+            lines += [f"  {e.file}: {', '.join(e.defaulted)}" for e in guessed]
         return "\n".join(lines)
 
     def raise_for_problems(self) -> None:
-        if self.failed:
-            raise PatchApplyError(
-                f"{len(self.failed)} patch(es) could not be imported as they are: "
-                + ", ".join(e.source for e in self.failed),
-                hint="fix them (e.g. regenerate binary diffs with `git diff --binary "
-                "--full-index`) and import them again, or port them by hand in _src "
-                f"and run `tkedistro patches export {self.release}`",
-            )
+        if not self.failed:
+            return
+        needs = [f"{number_of(e.source)} needs the result of "
+                 f"{', '.join(number_of(n) for n in e.needs)} (not imported)"
+                 for e in self.failed if e.needs]
+        raise PatchApplyError(
+            f"{len(self.failed)} patch(es) could not be imported as they are: "
+            + ", ".join(e.source for e in self.failed)
+            + "".join(f"\n  {line}" for line in needs),
+            hint="a patch whose binary diffs lack index lines: import its text part with "
+            "--text-only; one that needs an earlier patch: import that one first; else port "
+            f"them by hand in _src and run `tkedistro patches export {self.release}`",
+        )
 
 
-def import_series(ws: Workspace, release: str, from_dir: Path) -> ImportResult:
+def import_series(ws: Workspace, release: str, from_dir: Path, *,
+                  text_only: bool = False) -> ImportResult:
     """Import every ``*.patch``/``*.diff`` of ``from_dir`` (name order) onto ``_src``."""
     require_manifest(ws, release)
     if not from_dir.is_dir():
@@ -91,88 +143,157 @@ def import_series(ws: Workspace, release: str, from_dir: Path) -> ImportResult:
         raise PatchFormatError([f"{from_dir}: {what}; --from names a folder of patch files"])
     repo = prepared_tree(ws, release, "to import onto")
     with locked_release(ws, release) as manifest:
-        return _import_locked(ws, repo, manifest, from_dir)
+        return _import_locked(ws, repo, manifest, from_dir, text_only)
 
 
-def _import_locked(ws: Workspace, repo: Repo, manifest: Manifest,
-                   from_dir: Path) -> ImportResult:
+def _refuse_existing(ws: Workspace, manifest: Manifest, files: list[Path]) -> None:
+    """A file of ``--from`` already in the patch folder or the series (under its name, or
+    renumbered by ``patches reorder``: the same name after the ``NNNN-``): exit 21."""
+    folder = ws.patches_dir(manifest.release)
+    listed = {Path(e.file).name: i for i, e in enumerate(manifest.patches)}
+    unnumbered = {_unnumbered(name): i for name, i in listed.items()}
+    yaml = f"releases/{manifest.release}.yaml"
+    clash = []
+    for path in files:
+        where = ws.rel(folder / path.name)
+        if path.name in listed:
+            clash.append(f"{where}: already in the series ({yaml} patches[{listed[path.name]}]);"
+                         " not importing over it")
+        elif (folder / path.name).exists():
+            clash.append(f"{where}: already exists; not importing over it")
+        elif (index := unnumbered.get(_unnumbered(path.name))) is not None:
+            clash.append(f"{path.name}: already in the series as {manifest.patches[index].file} "
+                         f"({yaml} patches[{index}]); not importing it again")
+    if clash:
+        raise ImportExistsError(
+            "\n".join(clash),
+            hint="import only the files not imported yet (move the others out of the --from "
+            "folder); to import one again, delete its patch file and manifest entry first",
+        )
+
+
+def _unnumbered(name: str) -> str:
+    """``0013-TKE-FIX-x.patch`` -> ``TKE-FIX-x.patch`` (what ``patches reorder`` keeps)."""
+    return re.sub(r"^\d+-", "", name)
+
+
+def _import_locked(ws: Workspace, repo: Repo, manifest: Manifest, from_dir: Path,
+                   text_only: bool) -> ImportResult:
     """The import, under the release lock, from the manifest read under it."""
     release = manifest.release
     files = sorted(p for p in from_dir.iterdir() if p.suffix in (".patch", ".diff"))
     folder = ws.patches_dir(release)
     ws.repo_file(f"patches/{release}", "patch folder", must_exist=False)  # written into
-    clash = [p.name for p in files if (folder / p.name).exists()]
-    if clash:
-        raise PatchFormatError([f"{ws.rel(folder / n)}: already exists; not importing over it"
-                                for n in clash])
+    _refuse_existing(ws, manifest, files)
     result = ImportResult(release, str(from_dir))
     check_work_in_progress(ws, manifest, repo)
+    start = repo.head()
     date = repo.commit_date(manifest.upstream.commit)
-    scratch = ws.state_dir(release) / "import.patch"
+    run = _Run(ws, repo, folder, ws.state_dir(release) / "import.patch", date, text_only)
     for path in files:
-        entry = _import_one(ws, repo, path, folder, scratch, date)
+        entry = run.one(path)
         console.info(f"{path.name}: {entry.status} {entry.reason}".rstrip())
         result.entries.append(entry)
-    scratch.unlink(missing_ok=True)
-    added = [e.file for e in result.entries if e.file]
+    run.scratch.unlink(missing_ok=True)
+    added = [e for e in result.entries if e.file]
     if added:
+        new = [e.file for e in added if e.file]
         update_pin(manifest.path, tag=manifest.upstream.tag, commit=manifest.upstream.commit,
-                   patch_files=[*(e.file for e in manifest.patches), *added])
+                   patch_files=[*(e.file for e in manifest.patches), *new])
+        record_import(ws, repo, manifest, load_release(ws, release), start,
+                      [(e.subject, e.status, e.commit) for e in added])
     return result
 
 
-def _import_one(ws: Workspace, repo: Repo, path: Path, folder: Path, scratch: Path,
-                date: str) -> ImportEntry:
-    try:
-        patch = parse_patch(path, path.name)
-    except PatchFormatError as exc:
-        return ImportEntry(path.name, "failed", reason=exc.message)
-    if patch.binary_without_index:
-        return ImportEntry(path.name, "failed", reason="binary diff without full index lines "
-                           f"(git cannot apply it): {', '.join(patch.binary_without_index)}")
-    subject = patch.subject or subject_from_filename(path)
-    write_atomic(scratch, mail_of(patch, subject, date).encode("utf-8", "surrogateescape"))
-    before = repo.head()
-    res = repo.am(scratch, quiet=True)
-    if res.returncode != 0:
-        if repo.am_in_progress():
-            repo.am_abort()
-        hunks = failed_hunks(repo.path, scratch)
-        reason = "; ".join(hunks) or (res.stderr.strip().splitlines() or ["git am failed"])[0]
-        crlf = crlf_note(path, path.name)
-        return ImportEntry(path.name, "failed", subject=subject,
-                           reason=f"does not apply: {reason}" + (f"; {crlf}" if crlf else ""))
-    if repo.head() == before:
-        return ImportEntry(path.name, "failed", subject=subject,
-                           reason="changes nothing (already in the tree)")
-    repo.note_made([repo.head()])
-    target = folder / path.name
-    write_atomic(target, repo.format_patch("HEAD").encode("utf-8", "surrogateescape"))
-    status: Status = "imported-3way" if "3-way" in res.stdout + res.stderr else "imported"
-    return ImportEntry(path.name, status, file=ws.rel(target), subject=subject)
+@dataclass
+class _Run:
+    """One import's patches, applied in order; remembers the ones not imported."""
+
+    ws: Workspace
+    repo: Repo
+    folder: Path
+    scratch: Path
+    date: str
+    text_only: bool
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # name, diff text
+    diff: str = ""  # the diff of the patch being imported, once it parsed
+
+    def one(self, path: Path) -> ImportEntry:
+        self.diff = ""
+        entry = self._apply(path)
+        if entry.status == "failed" and self.diff:
+            self.skipped.append((path.name, self.diff))
+        return entry
+
+    def _apply(self, path: Path) -> ImportEntry:
+        try:
+            patch = parse_patch(path, path.name)
+        except PatchFormatError as exc:
+            return ImportEntry(path.name, "failed", reason=exc.message)
+        diff = diff_part(path.read_bytes().decode("utf-8", errors="surrogateescape"))
+        self.diff = diff
+        omitted = patch.binary_without_index
+        if omitted and not self.text_only:
+            return ImportEntry(path.name, "failed", reason="binary diff without full index "
+                               f"lines (git cannot apply it): {', '.join(omitted)}; "
+                               "--text-only imports the rest")
+        if omitted:
+            diff = without_files(diff, set(omitted))
+            if "diff --git " not in diff:
+                return ImportEntry(path.name, "failed", reason="only binary diffs without "
+                                   f"full index lines: {', '.join(omitted)}; nothing to import")
+        subject = patch.subject or subject_from_filename(path)
+        trailers = infer_trailers(patch, path.name)
+        mail = mail_of(patch, subject, self.date, trailers, diff, omitted)
+        write_atomic(self.scratch, mail.encode("utf-8", "surrogateescape"))
+        return self._am(path, subject, tuple(trailers), diff, omitted)
+
+    def _am(self, path: Path, subject: str, trailers: tuple[Trailer, ...], diff: str,
+            omitted: tuple[str, ...]) -> ImportEntry:
+        repo, before = self.repo, self.repo.head()
+        res = repo.am(self.scratch, quiet=True)
+        if res.returncode != 0:
+            if repo.am_in_progress():
+                repo.am_abort()
+            return self._failed(path, subject, res.stderr, diff)
+        if repo.head() == before:
+            return ImportEntry(path.name, "failed", subject=subject,
+                               reason="changes nothing (already in the tree)")
+        repo.note_made([repo.head()])
+        target = self.folder / path.name
+        write_atomic(target, repo.format_patch("HEAD").encode("utf-8", "surrogateescape"))
+        status: Status = "imported-3way" if "3-way" in res.stdout + res.stderr else "imported"
+        return ImportEntry(path.name, status, file=self.ws.rel(target), subject=subject,
+                           trailers=trailers, omitted=omitted, commit=repo.head())
+
+    def _failed(self, path: Path, subject: str, stderr: str, diff: str) -> ImportEntry:
+        hunks = failed_hunks(self.repo.path, self.scratch)
+        reason = "; ".join(hunks) or (stderr.strip().splitlines() or ["git am failed"])[0]
+        if crlf := crlf_note(path, path.name):
+            reason += f"; {crlf}"
+        needs = needed_results(self.repo.path, diff, self.skipped)
+        if needs:
+            reason += (f"; {number_of(path.name)} needs the result of "
+                       f"{', '.join(number_of(n) for n in needs)} (not imported)")
+        return ImportEntry(path.name, "failed", subject=subject, reason=f"does not apply: {reason}",
+                           needs=tuple(needs))
 
 
-def fill_trailers(patch: PatchFile) -> dict[str, str]:
-    """The required trailers: the file's own, else what its text says, else defaults."""
-    url = _URL.search(patch.body)
-    known = {
-        "Patch-Kind": "backport" if url else "carry",
-        "Upstream-Ref": url.group(0) if url else "none",
-        "Upstream-Status": ("merged" if url and url.group(1) == "commit"
-                            else "submitted" if url else "not-submitted"),
-    }
-    return {key: patch.trailers.get(key) or known[key] for key in REQUIRED_TRAILERS}
-
-
-def mail_of(patch: PatchFile, subject: str, date: str) -> str:
-    """A ``git am``-able mail of ``patch`` with ``subject`` and the required trailers."""
-    text = patch.path.read_bytes().decode("utf-8", errors="surrogateescape")
-    trailers = fill_trailers(patch)
+def mail_of(patch: PatchFile, subject: str, date: str, trailers: list[Trailer], diff: str,
+            omitted: tuple[str, ...] = ()) -> str:
+    """A ``git am``-able mail of ``patch`` with ``subject`` and ``trailers`` (plus the
+    ``Binary-Omitted`` and ``Trailer-Defaulted`` ones that apply) around ``diff``."""
+    lines = [(t.key, t.value) for t in trailers]
+    if omitted:
+        lines.append((OMITTED_TRAILER, ", ".join(omitted)))
+    if marker := defaulted_line(trailers):
+        lines.append((marker.key, marker.value))
+    keys = {key.lower() for key, _ in lines}
     body_lines = [line for line in patch.body.splitlines()
-                  if line.split(":", 1)[0] not in trailers]
+                  if line.split(":", 1)[0].strip().lower() not in keys]
     body = "\n".join(body_lines).strip()
-    message = (f"{body}\n\n" if body else "") + "\n".join(f"{k}: {v}" for k, v in trailers.items())
+    message = (f"{body}\n\n" if body else "") + "\n".join(f"{k}: {v}" for k, v in lines)
     if patch.format == "mbox":
         author = f"{patch.author_name or ''} <{patch.author_email}>"
-        return to_mbox(diff_part(text), subject, message, author=author, date=patch.date or date)
-    return to_mbox(diff_part(text), subject, message, date=date)
+        return to_mbox(diff, subject, message, author=author, date=patch.date or date)
+    return to_mbox(diff, subject, message, date=date)
