@@ -23,7 +23,6 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +32,7 @@ from tkedistro.core.errors import CommandError, WorkInProgressError
 from tkedistro.core.runner import Result, run
 from tkedistro.git.execute import execute, git_found, gitpython_module
 from tkedistro.git.patching import Patching, checked
+from tkedistro.git.work import OPERATIONS, Work, porcelain_paths
 
 if TYPE_CHECKING:
     import git as gitpython
@@ -48,51 +48,6 @@ CONFIG = (
     "-c", f"user.name={TOOL_NAME}", "-c", f"user.email={TOOL_EMAIL}",
     "-c", "protocol.ext.allow=never",  # an ext:: URL runs a command; no config may allow it
 )
-_OPERATIONS = {
-    "rebase-apply": "a `git am` or rebase is in progress",
-    "rebase-merge": "a rebase is in progress",
-    "MERGE_HEAD": "a merge is in progress",
-    "CHERRY_PICK_HEAD": "a cherry-pick is in progress",
-    "REVERT_HEAD": "a revert is in progress",
-}
-
-
-def porcelain_paths(out: str) -> list[str]:
-    """The paths of ``git status --porcelain -z``: ``XY path``; a rename or copy (R or C in
-    XY) is followed by one more field, the path it came from, which is not an entry."""
-    fields = iter(out.split("\0"))
-    paths = []
-    for entry in fields:
-        if len(entry) > 3:
-            paths.append(entry[3:])
-            if "R" in entry[:2] or "C" in entry[:2]:
-                next(fields, None)
-    return paths
-
-
-@dataclass(frozen=True)
-class Work:
-    """Work in progress in a tree: an operation, changed paths, commits not the tool's."""
-
-    operation: str | None = None
-    changed: tuple[str, ...] = ()
-    commits: tuple[tuple[str, str], ...] = ()  # (sha, subject), newest first
-
-    def describe(self) -> str | None:
-        """The first kind of work found, in one line; None when there is none."""
-        if self.operation:
-            return self.operation
-        if self.changed:
-            more = " ..." if len(self.changed) > 5 else ""
-            return (f"uncommitted changes in {len(self.changed)} file(s): "
-                    f"{', '.join(self.changed[:5])}{more}")
-        if self.commits:
-            listed = "; ".join(f"{sha[:12]} {subject}" for sha, subject in self.commits[:5])
-            more = " ..." if len(self.commits) > 5 else ""
-            return f"{len(self.commits)} commit(s) not made by tkedistro: {listed}{more}"
-        return None
-
-
 class Repo(Patching):
     """A git repository at ``path`` (a work tree, or a bare mirror); ``shown`` in messages."""
 
@@ -221,7 +176,7 @@ class Repo(Patching):
         self.run("status", "--porcelain", "--untracked-files=normal")
 
     def operation_in_progress(self) -> str | None:
-        return next((why for name, why in _OPERATIONS.items() if (self.gitdir / name).exists()),
+        return next((why for name, why in OPERATIONS.items() if (self.gitdir / name).exists()),
                     None)
 
     def am_in_progress(self) -> bool:
