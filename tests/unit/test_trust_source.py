@@ -204,8 +204,10 @@ def test_files_a_failed_build_wrote_are_removed_and_the_next_build_runs(
     first = build(distro, backend, monkeypatch)
     assert first.exit_code == 11, first.output
     assert f"removed 1 file(s) ({LEFTOVER}) the build wrote into _src/1.20 " \
-           "(not tracked, not ignored)" in first.stderr
+           "(not tracked, not ignored; saved to refs/tkedistro/backup/" in first.stderr
     assert not (distro.src / LEFTOVER).exists()
+    saved = first.stderr.split("saved to ", 1)[1].split(")", 1)[0]
+    assert git(distro.src, "show", f"{saved}:{LEFTOVER}") != ""  # nothing is lost
     assert (distro.src / "_output/local/bin/linux/amd64/kubectl").read_text() == "binary"
     assert git(distro.src, "status", "--porcelain") == ""
     assert not (distro.root / "_src" / ".1.20.tkedistro" / "build-run.json").exists()

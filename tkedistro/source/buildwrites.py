@@ -10,8 +10,10 @@ So the container run happens inside ``build_writes``: it holds the release lock 
 ``source``, ``rebase`` or export moves the tree under the compiler), records the tree's
 untracked files and the start time in ``build-run.json`` beside ``source.json``, and when the
 run is over (finished, failed or Ctrl-C) removes exactly the files that git does not track
-or ignore, that were not there before, and that were written since the start; then it
-forgets the record. A maintainer's file from before the build is in the record and stays.
+or ignore, that were not there before, and that were written since the start — after saving
+them to a backup ref, since a file someone made in the tree during the build looks the same;
+then it forgets the record. A maintainer's file from before the build is in the record and
+stays.
 
 A record left behind means that build was killed (``kill -9``; a live one holds the lock):
 the next ``source``/``build`` removes what it may have written the same way, but saves it
@@ -53,11 +55,15 @@ def build_writes(ws: Workspace, release: str, tree_path: Path) -> Iterator[None]
         try:
             yield
         finally:
-            removed = remove_files(tree, written_since(tree, set(before), started))
+            files = written_since(tree, set(before), started)
+            # saved first: a file someone made in the tree while the build ran looks the same
+            ref = tree.backup(f"tkedistro backup of {tree.shown}: files a build wrote") \
+                if files else ""
+            removed = remove_files(tree, files)
             record.unlink(missing_ok=True)
             if removed:
                 console.info(f"removed {_listed(removed)} the build wrote into {tree.shown} "
-                             "(not tracked, not ignored)")
+                             f"(not tracked, not ignored; saved to {ref})")
 
 
 def recover_build_writes(tree: Repo, state_dir: Path) -> None:
