@@ -260,3 +260,19 @@ def test_forecast_follows_an_upstream_rename_as_rebase_does(tmp_path: Path) -> N
     rebased = cli(d, "rebase", "1.20", "--onto", "v1.20.3", "--json")
     assert [p["status"] for p in json.loads(rebased.stdout)["patches"]] == forecast[:4]
     assert "kmem = false" in (d.src / "pkg/kubelet/cm/limits_linux.go").read_text()
+
+
+def test_a_second_series_on_the_same_minor_lives_beside_the_first(distro: Distro) -> None:
+    """Item 11: distros keep several lines per Kubernetes minor (EKS-D ``1-20`` and variants):
+    ``1.20-tke`` is started from ``1.20`` and both are prepared side by side."""
+    res = cli(distro, "new", "1.20-tke", "--from", "1.20", "--onto", "v1.20.1")
+    assert res.exit_code == 0, res.output
+    assert (distro.root / "releases/1.20-tke.yaml").is_file()
+    carried = {p.name for p in (distro.root / "patches/1.20-tke").iterdir()}
+    assert carried and carried < {p.name for p in distro.patch_dir.iterdir()}  # one is upstream
+    for release in ("1.20", "1.20-tke"):
+        assert cli(distro, "source", release).exit_code == 0
+    assert (distro.root / "_src/1.20-tke/.git").exists() and distro.src.is_dir()
+    listing = cli(distro, "list")
+    assert listing.exit_code == 0
+    assert "1.20-tke" in listing.stdout and "1.20 " in listing.stdout + " "
