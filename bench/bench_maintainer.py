@@ -144,10 +144,11 @@ class Bench:
         git(self.src, "reset", "-q", "--hard", self.head)
 
     # --- tkedistro ------------------------------------------------------------------------
-    def tool(self, *args: str) -> Callable[[], None]:
-        argv = [sys.executable, str(self.script), "--root", str(self.distro), "--cache-dir",
-                str(self.cache), *args]
-        return command(argv, env={"PYTHONPATH": str(REPO)})
+    def tool(self, *args: str, where: bool = True) -> Callable[[], None]:
+        """``tkedistro [--root DISTRO --cache-dir CACHE] ARGS`` as the installed script."""
+        paths = ["--root", str(self.distro), "--cache-dir", str(self.cache)] if where else []
+        return command([sys.executable, str(self.script), *paths, *args],
+                       env={"PYTHONPATH": str(REPO)})
 
     def edit_last(self) -> None:
         """Change one word of the last patch's message (its commit, not its diff)."""
@@ -202,8 +203,8 @@ def rows(b: Bench) -> list[tuple[str, str, tuple[Callable[[], None], Callable[[]
     upstream = ("--upstream", str(b.upstream))
     version, helps = command(["git", "--version"]), command(["git", "--help"])
     return [
-        ("version", "--version", (nothing, b.tool("--version")), (nothing, version)),
-        ("help", "--help", (nothing, b.tool("--help")), (nothing, helps)),
+        ("version", "--version", (nothing, b.tool("--version", where=False)), (nothing, version)),
+        ("help", "--help", (nothing, b.tool("--help", where=False)), (nothing, helps)),
         ("source", "unchanged source", (nothing, b.tool("source", b.release)),
          (nothing, b.git_series)),
         ("reapply", "re-apply after editing 1 message", (b.edit_last, b.tool("source", b.release)),

@@ -240,3 +240,34 @@ def test_a_mistyped_command_gets_the_full_app_s_suggestion() -> None:
 
     assert run.code == 2
     assert "No such command 'sourec'" in run.stderr and "source" in run.stderr
+
+
+def _edit_last_message(distro: Distro) -> None:
+    last = sorted(distro.patch_dir.iterdir())[-1]
+    last.write_text(last.read_text().replace("Why: tke needs it", "Why: tke needs it (again)", 1))
+
+
+def _objects_listed(distro: Distro) -> bool:
+    """A full `source` run (after an edited message): did it list the pin's objects?"""
+    _edit_last_message(distro)
+    run = script("--root", str(distro.root), "-v", "source", "1.20")
+    assert run.code == 0, run.stderr
+    assert "  5/5  applied" in run.stdout
+    return "rev-list --objects --no-walk --missing=print" in run.stderr
+
+
+def test_a_re_apply_does_not_list_the_pins_objects_again_while_the_mirror_is_unchanged(
+        distro: Distro) -> None:
+    assert not _objects_listed(distro)  # the first run listed them, with these packs
+
+
+def test_the_pins_objects_are_listed_again_once_the_mirror_s_objects_changed(
+        distro: Distro) -> None:
+    from tests.helpers.gitrepo import git
+    from tkedistro.git.mirror import mirror_path
+
+    mirror = mirror_path(Path(os.environ["TKEDISTRO_CACHE"]) / "mirrors", distro.upstream.url)
+    git(mirror, "repack", "-a", "-d", "-q", "-f", "--window=5")  # new pack names
+
+    assert _objects_listed(distro)
+    assert not _objects_listed(distro)
