@@ -14,14 +14,15 @@ would type instead, in a second copy of the same tree:
 
 DISTRO is a prepared distro repo (``releases/``, ``patches/``, ``_src/<release>`` made by
 `tkedistro source`) and CACHE its cache (the mirror); both are modified while it runs and
-put back after (a copy, never the real tier's own: see --help). The tag is ``v1.20.3-bench``:
+put back after: give it copies (``cp -a`` of the real tier's distro and of its cache's
+``mirrors/``, with the tree's ``objects/info/alternates`` pointed at the copy). The tag is ``v1.20.3-bench``:
 v1.20.2 plus one upstream commit (CHANGELOG), made in a bare clone of the v1.20.2 fixture
 (scripts/make-k8s-upstream.sh) without a checkout. One warm-up run of every row, then the
 median of N runs; ratio = tkedistro / git.
 
 usage: bench/bench_maintainer.py --distro DISTRO --cache-dir CACHE [--runs 5] [--release 1.20]
        [--fixtures ~/.cache/tkedistro/fixtures] [--work /var/tmp/tkedistro-bench-maint]
-       [--only version,help,source,reapply,forecast,rebase]
+       [--only version,help,source,reapply,forecast,rebase] [--code CHECKOUT]
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class Bench:
     release: str
     work: Path
     fixtures: Path
+    code: Path = REPO  # the checkout whose tkedistro is measured
 
     def __post_init__(self) -> None:
         self.src = self.distro / "_src" / self.release
@@ -148,7 +150,7 @@ class Bench:
         """``tkedistro [--root DISTRO --cache-dir CACHE] ARGS`` as the installed script."""
         paths = ["--root", str(self.distro), "--cache-dir", str(self.cache)] if where else []
         return command([sys.executable, str(self.script), *paths, *args],
-                       env={"PYTHONPATH": str(REPO)})
+                       env={"PYTHONPATH": str(self.code)})
 
     def edit_last(self) -> None:
         """Change one word of the last patch's message (its commit, not its diff)."""
@@ -229,15 +231,19 @@ def main() -> None:
                                      or Path("~/.cache/tkedistro/fixtures").expanduser()))
     parser.add_argument("--work", type=Path, default=Path("/var/tmp/tkedistro-bench-maint"))
     parser.add_argument("--only", default="", help="Comma-separated row keys.")
+    parser.add_argument("--code", type=Path, default=REPO,
+                        help="The checkout whose tkedistro to measure (e.g. an older commit's "
+                             "`git archive`; default: this one).")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     b = Bench(args.distro.resolve(), args.cache_dir.resolve(), args.release, args.work,
-              args.fixtures)
+              args.fixtures, args.code.resolve())
     chosen = [r for r in rows(b) if not args.only or r[0] in args.only.split(",")]
     python = statistics.median(timed(nothing, command([sys.executable, "-c", "pass"]))
                                for _ in range(args.runs))
-    print(f"{len(b.patches)} patches on {b.pin[:12]}, {b.src}; warm-up run, then median of "
-          f"{args.runs}; python start-up alone: {python:.3f} s", flush=True)
+    print(f"tkedistro from {b.code}; {len(b.patches)} patches on {b.pin[:12]}, {b.src}; "
+          f"warm-up run, then median of {args.runs}; python start-up alone: {python:.3f} s",
+          flush=True)
     try:
         for _, _, ours, theirs in chosen:  # warm-up: page cache, pyc files, first fetches
             timed(*ours)
