@@ -15,14 +15,16 @@ would type instead, in a second copy of the same tree:
 DISTRO is a prepared distro repo (``releases/``, ``patches/``, ``_src/<release>`` made by
 `tkedistro source`) and CACHE its cache (the mirror); both are modified while it runs and
 put back after: give it copies (``cp -a`` of the real tier's distro and of its cache's
-``mirrors/``, with the tree's ``objects/info/alternates`` pointed at the copy). The tag is ``v1.20.3-bench``:
-v1.20.2 plus one upstream commit (CHANGELOG), made in a bare clone of the v1.20.2 fixture
-(scripts/make-k8s-upstream.sh) without a checkout. One warm-up run of every row, then the
-median of N runs; ratio = tkedistro / git.
+``mirrors/``, with the tree's ``objects/info/alternates`` pointed at the copy). The tag is
+``v1.20.3-bench``: v1.20.2 plus one upstream commit (CHANGELOG), made in a bare clone of
+the v1.20.2 fixture (scripts/make-k8s-upstream.sh) without a checkout. One warm-up run of
+every row, then the median of N runs; ratio = tkedistro / git. ``--before`` adds the same
+figures for another checkout (e.g. ``git archive <commit> tkedistro | tar -x -C DIR``),
+measured in turn with this one's, so both see the same load.
 
 usage: bench/bench_maintainer.py --distro DISTRO --cache-dir CACHE [--runs 5] [--release 1.20]
        [--fixtures ~/.cache/tkedistro/fixtures] [--work /var/tmp/tkedistro-bench-maint]
-       [--only version,help,source,reapply,forecast,rebase] [--code CHECKOUT]
+       [--only version,help,source,reapply,forecast,rebase] [--before CHECKOUT]
 """
 
 from __future__ import annotations
@@ -70,7 +72,6 @@ class Bench:
     release: str
     work: Path
     fixtures: Path
-    code: Path = REPO  # the checkout whose tkedistro is measured
 
     def __post_init__(self) -> None:
         self.src = self.distro / "_src" / self.release
@@ -146,11 +147,12 @@ class Bench:
         git(self.src, "reset", "-q", "--hard", self.head)
 
     # --- tkedistro ------------------------------------------------------------------------
-    def tool(self, *args: str, where: bool = True) -> Callable[[], None]:
-        """``tkedistro [--root DISTRO --cache-dir CACHE] ARGS`` as the installed script."""
+    def tool(self, *args: str, where: bool, code: Path) -> Callable[[], None]:
+        """``tkedistro [--root DISTRO --cache-dir CACHE] ARGS`` as the installed script, with
+        the ``tkedistro`` package of checkout ``code``."""
         paths = ["--root", str(self.distro), "--cache-dir", str(self.cache)] if where else []
         return command([sys.executable, str(self.script), *paths, *args],
-                       env={"PYTHONPATH": str(self.code)})
+                       env={"PYTHONPATH": str(code)})
 
     def edit_last(self) -> None:
         """Change one word of the last patch's message (its commit, not its diff)."""
@@ -199,25 +201,45 @@ def nothing() -> None:
     pass
 
 
-def rows(b: Bench) -> list[tuple[str, str, tuple[Callable[[], None], Callable[[], None]],
-                                 tuple[Callable[[], None], Callable[[], None]]]]:
-    """(key, label, (prepare, tkedistro), (prepare, git))."""
+Action = tuple[Callable[[], None], Callable[[], None]]  # (prepare, what is timed)
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    label: str
+    prepare: Callable[[], None]
+    args: tuple[str, ...]  # of tkedistro
+    where: bool  # with --root and --cache-dir
+    git: Action
+
+
+def rows(b: Bench) -> list[Row]:
     upstream = ("--upstream", str(b.upstream))
     version, helps = command(["git", "--version"]), command(["git", "--help"])
+    source = ("source", b.release)
     return [
-        ("version", "--version", (nothing, b.tool("--version", where=False)), (nothing, version)),
-        ("help", "--help", (nothing, b.tool("--help", where=False)), (nothing, helps)),
-        ("source", "unchanged source", (nothing, b.tool("source", b.release)),
-         (nothing, b.git_series)),
-        ("reapply", "re-apply after editing 1 message", (b.edit_last, b.tool("source", b.release)),
-         (nothing, b.git_last)),
-        ("forecast", "forecast of 1 tag",
-         (nothing, b.tool("forecast", b.release, "--onto", TAG, *upstream)),
-         (b.git_back, b.git_rebase)),
-        ("rebase", f"rebase of the {len(b.patches)} patches",
-         (b.restore, b.tool("rebase", b.release, "--onto", TAG, *upstream)),
-         (b.git_back, b.git_rebase)),
+        Row("version", "--version", nothing, ("--version",), False, (nothing, version)),
+        Row("help", "--help", nothing, ("--help",), False, (nothing, helps)),
+        Row("source", "unchanged source", nothing, source, True, (nothing, b.git_series)),
+        Row("reapply", "re-apply after editing 1 message", b.edit_last, source, True,
+            (nothing, b.git_last)),
+        Row("forecast", "forecast of 1 tag", nothing,
+            ("forecast", b.release, "--onto", TAG, *upstream), True, (b.git_back, b.git_rebase)),
+        Row("rebase", f"rebase of the {len(b.patches)} patches", b.restore,
+            ("rebase", b.release, "--onto", TAG, *upstream), True, (b.git_back, b.git_rebase)),
     ]
+
+
+def measure(b: Bench, row: Row, codes: list[Path], runs: int) -> list[list[float]]:
+    """Times of each code's tkedistro, then of git, runs interleaved (the load varies)."""
+    actions = [(row.prepare, b.tool(*row.args, where=row.where, code=code)) for code in codes]
+    actions.append(row.git)
+    times: list[list[float]] = [[] for _ in actions]
+    for _ in range(runs):
+        for spent, action in zip(times, actions, strict=True):
+            spent.append(timed(*action))
+    return times
 
 
 def main() -> None:
@@ -231,30 +253,30 @@ def main() -> None:
                                      or Path("~/.cache/tkedistro/fixtures").expanduser()))
     parser.add_argument("--work", type=Path, default=Path("/var/tmp/tkedistro-bench-maint"))
     parser.add_argument("--only", default="", help="Comma-separated row keys.")
-    parser.add_argument("--code", type=Path, default=REPO,
-                        help="The checkout whose tkedistro to measure (e.g. an older commit's "
-                             "`git archive`; default: this one).")
+    parser.add_argument("--before", type=Path,
+                        help="Also measure this checkout's tkedistro (e.g. an older commit's "
+                             "`git archive`), interleaved with this one's.")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     b = Bench(args.distro.resolve(), args.cache_dir.resolve(), args.release, args.work,
-              args.fixtures, args.code.resolve())
-    chosen = [r for r in rows(b) if not args.only or r[0] in args.only.split(",")]
+              args.fixtures)
+    codes = [REPO, *([args.before.resolve()] if args.before else [])]
+    chosen = [r for r in rows(b) if not args.only or r.key in args.only.split(",")]
     python = statistics.median(timed(nothing, command([sys.executable, "-c", "pass"]))
                                for _ in range(args.runs))
-    print(f"tkedistro from {b.code}; {len(b.patches)} patches on {b.pin[:12]}, {b.src}; "
-          f"warm-up run, then median of {args.runs}; python start-up alone: {python:.3f} s",
-          flush=True)
+    print(f"{len(b.patches)} patches on {b.pin[:12]}, {b.src}; warm-up run, then median of "
+          f"{args.runs}; python start-up alone: {python:.3f} s", flush=True)
     try:
-        for _, _, ours, theirs in chosen:  # warm-up: page cache, pyc files, first fetches
-            timed(*ours)
-            timed(*theirs)
-        print(f"{'':<36} {'tkedistro':>10} {'git':>10} {'ratio':>7}")
-        for _, label, ours, theirs in chosen:
-            mine = [timed(*ours) for _ in range(args.runs)]
-            base = [timed(*theirs) for _ in range(args.runs)]
-            m, g = statistics.median(mine), statistics.median(base)
-            spread = " ".join(f"{t:.2f}" for t in mine)
-            print(f"{label:<36} {m:9.3f}s {g:9.3f}s {m / g:6.2f}x   (tkedistro runs: {spread})",
+        for row in chosen:  # warm-up: page cache, pyc files, first fetches
+            measure(b, row, codes, 1)
+        before = f" {'before':>10} {'ratio':>7}" if args.before else ""
+        print(f"{'':<34} {'tkedistro':>10} {'git':>9} {'ratio':>7}{before}")
+        for row in chosen:
+            times = measure(b, row, codes, args.runs)
+            m, *old, g = (statistics.median(t) for t in times)
+            shown = "".join(f" {o:9.3f}s {o / g:6.2f}x" for o in old)
+            spread = " ".join(f"{t:.2f}" for t in times[0])
+            print(f"{row.label:<34} {m:9.3f}s {g:8.3f}s {m / g:6.2f}x{shown}   (runs: {spread})",
                   flush=True)
     finally:
         b.restore()
