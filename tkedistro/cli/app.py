@@ -1,71 +1,71 @@
-"""The typer app: global options, the command groups, and the entry point.
+"""The entry point of the ``tkedistro`` script, and the full typer app (``app``).
 
-Command modules (``release``, ``build``, ``conformance``, ``series``, ``ci``) each register
-their commands; no business logic lives in ``cli/`` and nothing else calls ``sys.exit``.
+Start-up time is most of what a quick command costs, so this module imports nothing heavy:
+``--version`` and the plain ``source`` forms are answered without typer (``quick.py``);
+otherwise ``main`` builds the typer app (``root.py``) with only the module of the command
+given (all of them when none is known, e.g. for ``--help``). ``app``, the app with every
+command (for tests and ``typer.testing.CliRunner``), is made on first access.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-import typer
+if TYPE_CHECKING:
+    import typer
 
-from tkedistro import __version__
-from tkedistro.cli import build, ci, conformance, release, series
-from tkedistro.cli.common import G
-from tkedistro.core import console, runner
-from tkedistro.core.errors import Interrupted
-
-app = typer.Typer(
-    name="tkedistro",
-    help="Build a Kubernetes distribution: pinned upstream, patch series, container builds.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=True,
-)
+# the global options that take a value (``root._main``) and those that do not
+_VALUED = ("--root", "--cache-dir")
+_FLAGS = ("--verbose", "-v", "--debug")
 
 
-def _version_callback(value: bool) -> None:
-    if value:
-        console.out(f"tkedistro {__version__}")
-        raise typer.Exit()
+def command_of(args: list[str]) -> str | None:
+    """The command ``args`` name after the global options, when it is one the app knows;
+    None for anything else (help, completion, an unknown option or command: the full app
+    answers those)."""
+    from tkedistro.cli.root import COMMANDS
 
-
-@app.callback()
-def _main(
-    root: Annotated[
-        Path | None,
-        typer.Option("--root", help="The distro repo (default: nearest folder up with releases/)."),
-    ] = None,
-    cache_dir: Annotated[
-        Path | None,
-        typer.Option("--cache-dir", help="Cache folder (default: $TKEDISTRO_CACHE or XDG cache)."),
-    ] = None,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Show external commands.")
-    ] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
-    version: Annotated[
-        bool | None,
-        typer.Option("--version", callback=_version_callback, is_eager=True, help="Show version."),
-    ] = None,
-) -> None:
-    runner.clean_process_env()  # once, so GitPython and subprocess see the same environment
-    G.root, G.cache_dir, G.debug = root, cache_dir, debug
-    console.configure(verbose=verbose)
-
-
-for _module in (release, build, conformance, ci, series):
-    _module.register(app)
+    words = iter(args)
+    for word in words:
+        if word in _VALUED:
+            next(words, None)
+        elif word.startswith(tuple(f"{option}=" for option in _VALUED)) or word in _FLAGS:
+            continue
+        else:
+            return word if word in COMMANDS else None
+    return None
 
 
 def main() -> NoReturn:
     """Entry point for the ``tkedistro`` script."""
+    args = sys.argv[1:]
+    from tkedistro.cli.quick import answer, typer_needed
+
     try:
-        app()
+        code = answer(args)
+    except BrokenPipeError:  # stdout closed early (`| head`): as click does, exit 1
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the flush at exit needs it open
+        sys.exit(1)
+    if code is not None:
+        sys.exit(code)
+    from tkedistro.cli.root import make_app
+    from tkedistro.core import console
+    from tkedistro.core.errors import Interrupted
+
+    try:
+        make_app(None if typer_needed() else command_of(args))()
     except KeyboardInterrupt:
         console.error("interrupted")
         sys.exit(Interrupted.exit_code)
     sys.exit(0)
+
+
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":
+        from tkedistro.cli.root import make_app
+
+        globals()["app"] = made = make_app()
+        return made
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,41 +1,25 @@
-"""What every command module shares: global options, error -> exit code mapping, output.
+"""What every command module shares: option types and checks, and ``guarded``, which gives
+typer the exit code of an expected error (``session.outcome`` prints its message).
 
-The one place that turns a ``TkedistroError`` into a message and its exit code.
+``G`` (the global options) and ``emit`` live in ``session.py``, which needs no typer.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import math
 import re
-import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from tkedistro.core import console
-from tkedistro.core.errors import Interrupted, TkedistroError
-from tkedistro.core.workspace import Workspace
+from tkedistro.cli.session import G, emit, outcome
 from tkedistro.model.refs import COMMIT_PATTERN, TAG_PATTERN, image_problem
 from tkedistro.model.url import url_problem
 
-
-@dataclass
-class Globals:
-    root: Path | None = None
-    cache_dir: Path | None = None
-    debug: bool = False
-    emitted: bool = False  # a command printed its result (JSON or text) on stdout
-
-    def workspace(self) -> Workspace:
-        return Workspace.discover(self.root, self.cache_dir)
-
-
-G = Globals()
+__all__ = ["G", "emit", "guarded"]  # G and emit are session's, here for the command modules
 
 TAG = re.compile(TAG_PATTERN)
 COMMIT = re.compile(COMMIT_PATTERN)
@@ -122,33 +106,7 @@ def guarded(fn: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        G.emitted = False
-        try:
-            fn(*args, **kwargs)
-        except KeyboardInterrupt:
-            console.error("interrupted")
-            raise typer.Exit(Interrupted.exit_code) from None
-        except TkedistroError as exc:
-            if G.debug:
-                traceback.print_exc()
-            console.error(exc.render())
-            if kwargs.get("as_json") and not G.emitted:
-                _emit_error(exc)
-            raise typer.Exit(exc.exit_code) from None
+        if code := outcome(fn, *args, **kwargs):
+            raise typer.Exit(code)
 
     return wrapper
-
-
-def _emit_error(exc: TkedistroError) -> None:
-    """With ``--json``, a failed command still prints one JSON document on stdout."""
-    error = {"exit_code": exc.exit_code, "type": type(exc).__name__, "message": exc.message,
-             "hint": exc.hint}
-    console.out(json.dumps({"ok": False, "error": error}, indent=2))
-
-
-def emit(data: Any, text: str, as_json: bool) -> None:
-    """Print ``data`` as JSON or ``text`` for a person."""
-    G.emitted = True
-    console.out(json.dumps(data, indent=2, sort_keys=False) if as_json else text)
-
-

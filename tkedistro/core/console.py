@@ -2,6 +2,8 @@
 
 Every module reports through these functions; nothing else prints. Step names are the
 stable snake_case pipeline names (``fetch_source``, ``apply_patches``, ``build``, ...).
+rich is loaded at the first line for stderr, not before: a command that prints only its
+result (``--version``, an unchanged ``source``) starts without it.
 """
 
 from __future__ import annotations
@@ -12,24 +14,54 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.markup import escape
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @dataclass
 class _Settings:
     verbose: bool = False
-    plain: bool = False
+    plain: bool | None = False  # None: rich's terminal check decides at the first line
 
 
 _settings = _Settings()
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
+_err: Console | None = None  # rich's console for stderr, made on first use
 
 
 def configure(*, verbose: bool = False) -> None:
     _settings.verbose = verbose
-    _settings.plain = bool(os.environ.get("CI")) or not _err.is_terminal
+    _settings.plain = True if os.environ.get("CI") else None
+
+
+def _stderr() -> Console:
+    global _err
+    if _err is None:
+        from rich.console import Console
+
+        _err = Console(stderr=True, highlight=False, soft_wrap=True)
+    return _err
+
+
+def _plain() -> bool:
+    """Plain lines in CI or when stderr is no terminal, as rich sees it (it also reads
+    FORCE_COLOR and TTY_COMPATIBLE; without them, a stderr that is no tty is no terminal
+    and rich is not needed to say so)."""
+    if _settings.plain is None:
+        if not any(key in os.environ for key in ("FORCE_COLOR", "TTY_COMPATIBLE")) \
+                and not _isatty():
+            _settings.plain = True
+        else:
+            _settings.plain = not _stderr().is_terminal
+    return _settings.plain
+
+
+def _isatty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # no stream, or a closed one: let rich decide
+        return True
 
 
 def _stamp() -> str:
@@ -38,10 +70,10 @@ def _stamp() -> str:
 
 def info(message: str) -> None:
     """A progress line (stderr, so ``--json`` stdout stays machine-readable)."""
-    if _settings.plain:
+    if _plain():
         print(f"{_stamp()} {message}", file=sys.stderr, flush=True)
     else:
-        _err.print(message, markup=False)
+        _stderr().print(message, markup=False)
 
 
 def verbose(message: str) -> None:
@@ -59,12 +91,13 @@ def error(message: str) -> None:
 
 def _labelled(label: str, style: str, message: str, *, stamped: bool) -> None:
     """``label: message`` on stderr; only the label is styled (the message is never markup)."""
-    if _settings.plain:
+    if _plain():
         stamp = f"{_stamp()} " if stamped else ""
         print(f"{stamp}{label}: {message}", file=sys.stderr, flush=True)
     else:
-        _err.print(f"[{style}]{label}:[/{style}] ", end="")
-        _err.print(message, markup=False, highlight=False)
+        err = _stderr()
+        err.print(f"[{style}]{label}:[/{style}] ", end="")
+        err.print(message, markup=False, highlight=False)
 
 
 def out(text: str) -> None:
@@ -77,11 +110,14 @@ def step(name: str, detail: str = "") -> Iterator[None]:
     """Announce a pipeline step and its elapsed time; a spinner on a terminal."""
     start = time.monotonic()
     label = f"{name}" + (f": {detail}" if detail else "")
-    if _settings.plain:
+    if _plain():
         info(f"[{name}] start {detail}".rstrip())
         yield
         info(f"[{name}] done in {time.monotonic() - start:.1f}s")
         return
-    with _err.status(f"[bold]{escape(label)}[/bold]", spinner="dots"):
+    from rich.markup import escape
+
+    err = _stderr()
+    with err.status(f"[bold]{escape(label)}[/bold]", spinner="dots"):
         yield
-    _err.print(f"[green]✓[/green] {escape(label)} [dim]({time.monotonic() - start:.1f}s)[/dim]")
+    err.print(f"[green]✓[/green] {escape(label)} [dim]({time.monotonic() - start:.1f}s)[/dim]")

@@ -3,17 +3,21 @@
 ``release_lock`` guards ``_src/<release>`` (source, rebase, import); ``output_lock`` guards
 ``_output/<release>`` (a build publishing it, a local conformance cluster running from it).
 
-``exclusive_lock`` is the one file-lock helper (fail at once, or wait a while first).
+``exclusive_lock`` is the one file-lock helper (fail at once, or wait a while first): an
+``flock`` on the lock file, which stays in place (the ``filelock`` package locks the same
+way; its import costs more than ``tkedistro source``'s up-to-date check, so it is not used).
 Cheap to import (no pydantic, no git): ``tkedistro source``'s up-to-date path uses it.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-from filelock import FileLock, Timeout
 
 from tkedistro.core import console
 from tkedistro.core.errors import LockedError
@@ -40,22 +44,32 @@ def exclusive_lock(path: Path, busy: str, *, wait: float = 0, waiting: str = "",
     ``wait`` seconds after printing ``waiting`` and waiting that long for the lock.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path))
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        if wait <= 0:
-            raise LockedError(busy, hint=hint) from None
-        if waiting:
-            console.info(waiting)
-        try:
-            lock.acquire(timeout=wait)
-        except Timeout:
-            raise LockedError(busy, hint=hint) from None
-    try:
+        if not _locked(fd):
+            if wait <= 0:
+                raise LockedError(busy, hint=hint)
+            if waiting:
+                console.info(waiting)
+            deadline = time.monotonic() + wait
+            while not _locked(fd):
+                if time.monotonic() >= deadline:
+                    raise LockedError(busy, hint=hint)
+                time.sleep(0.05)
         yield
     finally:
-        lock.release()
+        os.close(fd)  # lets go of the lock
+
+
+def _locked(fd: int) -> bool:
+    """Took the lock (False: another open file holds it)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EAGAIN, errno.EWOULDBLOCK):
+            return False
+        raise
+    return True
 
 
 @contextmanager

@@ -5,6 +5,9 @@ It is guarded by a file lock, so two runs never write it at once; git's own ``*.
 left by a killed fetch are stale under that lock and are removed on the next run. Each
 verified pin gets ``refs/tkedistro/pins/<commit>`` so its objects outlive a moved tag
 (``_src`` trees borrow objects from the mirror through ``objects/info/alternates``).
+That every object of a pin is there is checked once per state of the mirror's objects (its
+packs and loose objects, ``tkedistro-verified``): listing them takes a few tenths of a second
+on the Kubernetes tree, which a re-run with the same objects need not pay again.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ from pathlib import Path
 
 from tkedistro.core import console
 from tkedistro.core.errors import CommitMismatchError, FetchError
+from tkedistro.core.files import write_atomic
 from tkedistro.core.locks import exclusive_lock
 from tkedistro.git.packs import pack_damage
 from tkedistro.git.repo import Repo
 
 LOCK_WAIT_SECONDS = 1800.0
+VERIFIED = "tkedistro-verified"  # "<commit> <objects key>" lines: pins found complete
 
 
 @dataclass(frozen=True)
@@ -69,8 +74,10 @@ def ensure_pin(mirrors_dir: Path, pin: Pin, fetch_url: str | None = None) -> Mir
         try:
             found = _peeled(repo, pin.tag)
             if found != pin.commit:
-                fetch_tag(repo, source, pin.tag)
+                fetch_tag(repo, source, pin.tag)  # git checks the fetched history is whole
                 found = _peeled(repo, pin.tag)
+                if found == pin.commit:
+                    _note_verified(path, pin.commit)
             if found != pin.commit:
                 raise _mismatch(repo, pin, source, found)
             if not (path / "refs" / "tkedistro" / "pins" / pin.commit).is_file():
@@ -90,11 +97,40 @@ def _damage(path: Path, pin: Pin) -> list[str]:
         found = repo.rev(tag)
         if found is None and repo.ref_target(tag):
             return [f"{tag} names a missing object"]
-        if found == pin.commit and (missing := repo.missing_objects(pin.commit)):
-            return [missing]
+        if found == pin.commit and not _verified(path, pin.commit):
+            if missing := repo.missing_objects(pin.commit):
+                return [missing]
+            _note_verified(path, pin.commit)
         return []
     finally:
         repo.close()
+
+
+def _objects_key(path: Path) -> str:
+    """The state of the mirror's objects: each pack (name, size) and the loose ones' count."""
+    objects = path / "objects"
+    packs = sorted(f"{p.name}:{p.stat().st_size}" for p in (objects / "pack").glob("pack-*"))
+    loose = sum(1 for d in objects.iterdir() if len(d.name) == 2 for _ in d.iterdir())
+    return hashlib.sha256("\n".join([*packs, f"loose:{loose}"]).encode()).hexdigest()
+
+
+def _verified(path: Path, commit: str) -> bool:
+    """Every object of ``commit`` was found with the objects as they are now."""
+    try:
+        lines = (path / VERIFIED).read_text(encoding="utf-8").splitlines()
+    except (OSError, ValueError):
+        return False
+    return f"{commit} {_objects_key(path)}" in lines
+
+
+def _note_verified(path: Path, commit: str) -> None:
+    try:
+        lines = (path / VERIFIED).read_text(encoding="utf-8").splitlines()
+    except (OSError, ValueError):
+        lines = []
+    kept = [line for line in lines if not line.startswith(f"{commit} ")]
+    text = "".join(f"{line}\n" for line in [*kept, f"{commit} {_objects_key(path)}"])
+    write_atomic(path / VERIFIED, text.encode())
 
 
 def _mismatch(repo: Repo, pin: Pin, source: str, found: str | None) -> CommitMismatchError:

@@ -1,0 +1,72 @@
+"""What a command run shares, without typer: the global options, the result on stdout, and
+the one place that turns a ``TkedistroError`` into its message and exit code.
+
+``common.py`` wraps these for typer (``guarded``); ``quick.py`` uses them directly for the
+command lines it answers without typer, so both print and exit alike.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tkedistro.core import console, runner
+from tkedistro.core.errors import Interrupted, TkedistroError
+from tkedistro.core.workspace import Workspace
+
+
+@dataclass
+class Globals:
+    root: Path | None = None
+    cache_dir: Path | None = None
+    debug: bool = False
+    emitted: bool = False  # a command printed its result (JSON or text) on stdout
+
+    def workspace(self) -> Workspace:
+        return Workspace.discover(self.root, self.cache_dir)
+
+
+G = Globals()
+
+
+def start(root: Path | None, cache_dir: Path | None, *, verbose: bool, debug: bool) -> None:
+    """The global options, once per run, before the command."""
+    runner.clean_process_env()  # once, so GitPython and subprocess see the same environment
+    G.root, G.cache_dir, G.debug = root, cache_dir, debug
+    console.configure(verbose=verbose)
+
+
+def outcome(fn: Callable[..., None], *args: Any, **kwargs: Any) -> int:
+    """Run a command: 0, or the documented exit code of the expected error it raised (whose
+    message is printed, with the JSON error document under ``--json``)."""
+    G.emitted = False
+    try:
+        fn(*args, **kwargs)
+    except KeyboardInterrupt:
+        console.error("interrupted")
+        return Interrupted.exit_code
+    except TkedistroError as exc:
+        if G.debug:
+            traceback.print_exc()
+        console.error(exc.render())
+        if kwargs.get("as_json") and not G.emitted:
+            _emit_error(exc)
+        return exc.exit_code
+    return 0
+
+
+def _emit_error(exc: TkedistroError) -> None:
+    """With ``--json``, a failed command still prints one JSON document on stdout."""
+    error = {"exit_code": exc.exit_code, "type": type(exc).__name__, "message": exc.message,
+             "hint": exc.hint}
+    console.out(json.dumps({"ok": False, "error": error}, indent=2))
+
+
+def emit(data: Any, text: str, as_json: bool) -> None:
+    """Print ``data`` as JSON or ``text`` for a person."""
+    G.emitted = True
+    console.out(json.dumps(data, indent=2, sort_keys=False) if as_json else text)
