@@ -33,6 +33,13 @@ def test_help_lists_run_and_images(distro: Distro) -> None:
     assert re.search(r"\brun\b", result.output) and re.search(r"\bimages\b", result.output)
 
 
+@pytest.mark.parametrize("command", ["run", "images"])
+def test_each_subcommand_has_help(distro: Distro, command: str) -> None:
+    result = cli(distro, "conformance", command, "--help")
+    assert result.exit_code == 0, result.output
+    assert "--json" in result.output
+
+
 def test_release_without_a_subcommand_means_run(distro: Distro) -> None:
     """Old command lines keep working: ``conformance 1.20 --repo-list F`` reaches ``run``'s
     own option check (exit 2), not 'no such command'."""

@@ -49,7 +49,8 @@ def conformance_images(
     release: str,
     push: Annotated[str | None, typer.Option(
         "--push", callback=check_registry, metavar="REGISTRY",
-        help="Push to this registry (host:port[/path]) instead of a local one.")] = None,
+        help="Push to this registry (host:port, optionally with a path) instead of a "
+             "local one.")] = None,
     serve: Annotated[bool, typer.Option(
         "--serve", help="Keep the local registry running after the push, until Ctrl-C.")] = False,
     as_json: JsonOpt = False,
