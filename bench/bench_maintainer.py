@@ -35,10 +35,11 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench_source import nothing, timed  # the same timing helpers (bench/ is on sys.path)
 
 REPO = Path(__file__).resolve().parents[1]
 TAG = "v1.20.3-bench"
@@ -188,17 +189,6 @@ def command(argv: list[str], env: dict[str, str] | None = None) -> Callable[[], 
         sh(argv, env=env)
 
     return run
-
-
-def timed(prepare: Callable[[], None], action: Callable[[], None]) -> float:
-    prepare()
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
-
-
-def nothing() -> None:
-    pass
 
 
 Action = tuple[Callable[[], None], Callable[[], None]]  # (prepare, what is timed)

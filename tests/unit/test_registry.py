@@ -14,10 +14,11 @@ import pytest
 from ruamel.yaml import YAML
 
 from tkedistro.build import registry as reg
-from tkedistro.build.docker_images import _push_digest, split_repo_tag
+from tkedistro.build.docker_images import _push_digest
 from tkedistro.build.registry import LocalRegistry, RegistryState
 from tkedistro.core.errors import BuildError, ClusterError, LockedError
 from tkedistro.core.locks import exclusive_lock
+from tkedistro.model.refs import split_image_ref
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -152,7 +153,7 @@ def test_free_port_keeps_a_free_preferred_port_and_replaces_a_taken_one() -> Non
 ])
 def test_refs_split_without_taking_the_port_for_a_tag(ref: str,
                                                       expected: tuple[str, str | None]) -> None:
-    assert split_repo_tag(ref) == expected
+    assert split_image_ref(ref) == expected
 
 
 def test_has_refuses_a_ref_of_another_registry(tmp_path: Path) -> None:

@@ -17,21 +17,10 @@ from tkedistro.build.backend import BuiltImage
 from tkedistro.build.docker import connect
 from tkedistro.core import console
 from tkedistro.core.errors import BuildError
+from tkedistro.model.refs import split_image_ref
 
 LOG_TAIL_LINES = 40
 _DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
-
-
-def split_repo_tag(ref: str) -> tuple[str, str | None]:
-    """``host:port/repo:tag`` → (``host:port/repo``, ``tag``); a digest stays in the tag slot
-    (``sha256:...``); no tag → None. A registry's port is never taken for a tag."""
-    if "@" in ref:
-        repo, _, digest = ref.partition("@")
-        return repo, digest
-    repo, sep, tag = ref.rpartition(":")
-    if sep and "/" not in tag:
-        return repo, tag
-    return ref, None
 
 
 def _tail(lines: Sequence[str], count: int = LOG_TAIL_LINES) -> str:
@@ -101,7 +90,7 @@ class DockerImages:
     def import_rootfs(self, rootfs_tar: Path, tag: str, changes: Sequence[str] = ()) -> BuiltImage:
         import docker.errors
 
-        repo, version = split_repo_tag(tag)
+        repo, version = split_image_ref(tag)
         console.verbose(f"docker import {rootfs_tar} {tag}")
         try:
             with rootfs_tar.open("rb") as handle:
@@ -115,7 +104,7 @@ class DockerImages:
     def tag(self, ref: str, new_ref: str) -> None:
         import docker.errors
 
-        repo, version = split_repo_tag(new_ref)
+        repo, version = split_image_ref(new_ref)
         try:
             self._api.tag(ref, repo, version or "latest")
         except docker.errors.APIError as exc:
@@ -125,7 +114,7 @@ class DockerImages:
     def push(self, ref: str) -> str:
         import docker.errors
 
-        repo, version = split_repo_tag(ref)
+        repo, version = split_image_ref(ref)
         console.verbose(f"docker push {ref}")
         try:
             stream = self._api.push(repo, tag=version or "latest", stream=True, decode=True)
@@ -137,7 +126,7 @@ class DockerImages:
     def pull(self, ref: str) -> BuiltImage:
         import docker.errors
 
-        repo, version = split_repo_tag(ref)
+        repo, version = split_image_ref(ref)
         console.verbose(f"docker pull {ref}")
         try:
             stream = self._api.pull(repo, tag=version or "latest", stream=True, decode=True)

@@ -34,6 +34,7 @@ from tkedistro.core.errors import ClusterError
 from tkedistro.core.files import write_atomic
 from tkedistro.core.locks import exclusive_lock
 from tkedistro.core.runner import child_setup, clean_env
+from tkedistro.model.refs import split_image_ref
 
 BINARY = "docker-registry"
 STATE_VERSION = 1
@@ -333,12 +334,6 @@ class LocalRegistry:
 
 
 def split_ref(name: str) -> tuple[str, str]:
-    """``repo:tag`` / ``repo@sha256:...`` / ``repo`` → (repo, tag or digest or ``latest``)."""
-    if "@" in name:
-        repo, _, digest = name.partition("@")
-        return repo, digest
-    repo, sep, tag = name.rpartition(":")
-    if sep and "/" not in tag:
-        return repo, tag
-    return name, "latest"
-
+    """``repo:tag`` / ``repo@sha256:...`` / ``repo`` -> (repo, tag or digest or ``latest``)."""
+    repo, tag = split_image_ref(name)
+    return repo, tag or "latest"

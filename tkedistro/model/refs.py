@@ -41,3 +41,15 @@ def registry_problem(registry: str) -> str | None:
         return None
     return (f"expected a registry like {REGISTRY_EXAMPLES} (host[:port][/lowercase path], "
             f"no scheme, no tag), got {registry!r}")
+
+
+def split_image_ref(ref: str) -> tuple[str, str | None]:
+    """``host:port/repo:tag`` -> (``host:port/repo``, ``tag``); a digest stays in the tag slot
+    (``sha256:...``); no tag -> None. A registry's port is never taken for a tag."""
+    if "@" in ref:
+        repo, _, digest = ref.partition("@")
+        return repo, digest
+    repo, sep, tag = ref.rpartition(":")
+    if sep and "/" not in tag:
+        return repo, tag
+    return ref, None
