@@ -28,6 +28,7 @@ from tkedistro.build.plan import (
 from tkedistro.build.smoke import SmokeResult, run_smoke_check
 from tkedistro.core import console
 from tkedistro.core.errors import BuildError
+from tkedistro.core.files import log_tail
 from tkedistro.core.workspace import Workspace
 
 LOG_TAIL_LINES = 20
@@ -79,14 +80,6 @@ def missing_commands(session: Session, commands: Iterable[str]) -> list[str]:
     return probe.output.split() if probe.ok else ["sh"]
 
 
-def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        text = log.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.rstrip().splitlines()[-lines:])
-
-
 def run_make(session: Session, plan: BuildPlan, log: Path, final: Path) -> None:
     with log.open("a", encoding="utf-8") as handle:
         handle.write(f"$ {' '.join(plan.make_argv)}\n")
@@ -98,7 +91,7 @@ def run_make(session: Session, plan: BuildPlan, log: Path, final: Path) -> None:
         raise BuildError(
             f"build failed: `{' '.join(plan.make_argv)}` exited {result.exit_code} "
             f"in the builder container",
-            details=f"last lines of the log:\n{log_tail(log)}\nfull log: {kept}",
+            details=f"last lines of the log:\n{log_tail(log, LOG_TAIL_LINES)}\nfull log: {kept}",
             hint=f"the previous {final.name} output is untouched",
         )
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from tkedistro.core import console
 from tkedistro.core.errors import ClusterError
-from tkedistro.core.files import write_atomic
+from tkedistro.core.files import log_tail, write_atomic
 from tkedistro.core.locks import exclusive_lock
 from tkedistro.core.runner import child_setup, clean_env
 from tkedistro.model.refs import split_image_ref
@@ -222,11 +222,12 @@ class LocalRegistry:
             if self._wait_ready():
                 console.verbose(f"local registry at {self.address} (data {self.folder / 'data'})")
                 return
-            if "address already in use" not in self._log_tail():
+            if "address already in use" not in log_tail(self.log, 15):
                 break  # only a port taken between our probe and its bind is worth a retry
         raise ClusterError(
             f"the local registry (docker-registry) did not answer on {self.url}/v2/ within "
-            f"{self.start_timeout:.0f}s", details=self._log_tail(), hint=f"its log: {self.log}")
+            f"{self.start_timeout:.0f}s", details=log_tail(self.log, 15),
+            hint=f"its log: {self.log}")
 
     def _spawn(self, binary: Path) -> subprocess.Popen[bytes]:
         env = {k: v for k, v in clean_env().items() if not k.startswith("REGISTRY_")}
@@ -265,13 +266,6 @@ class LocalRegistry:
         state = RegistryState.load(self.state_file)
         if state is not None and state.pid == process.pid:
             self.state_file.unlink(missing_ok=True)
-
-    def _log_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
 
     def _request(self, method: str, path: str, headers: dict[str, str] | None = None,
                  timeout: float = 30) -> tuple[int, Any, bytes]:

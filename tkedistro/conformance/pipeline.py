@@ -13,6 +13,7 @@ from pathlib import Path
 from tkedistro.build.registry import LocalRegistry
 from tkedistro.conformance import hostcheck
 from tkedistro.conformance.cluster import COMPONENTS, LocalCluster, host_address
+from tkedistro.conformance.images import short_name
 from tkedistro.conformance.offline import OfflineImages, prepare_images, skip_regex
 from tkedistro.conformance.report import BundleContext, Product, write_bundle
 from tkedistro.conformance.results import Cause, SuiteResults, parse_junit
@@ -178,7 +179,7 @@ def registry_dir(ws: Workspace) -> Path:
 
 def sandbox_image(offline: OfflineImages) -> str:
     for image in offline.images:
-        if image.ref.rsplit("/", 1)[-1].startswith("pause:"):
+        if short_name(image.ref) == "pause":
             return image.pushed
     raise ClusterError("the pause image (the pods' sandbox) could not be built",
                        hint="see the missing images above; pause builds from build/pause/linux "

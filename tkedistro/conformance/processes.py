@@ -17,6 +17,7 @@ from typing import IO
 
 from tkedistro.core import console
 from tkedistro.core.errors import ClusterError
+from tkedistro.core.files import log_tail
 from tkedistro.core.runner import clean_env
 
 
@@ -31,11 +32,7 @@ class Service:
         return self.process.poll() is None
 
     def tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log, lines)
 
 
 @dataclass

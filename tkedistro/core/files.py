@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader (or a crash) sees the old bytes or the new, never half."""
+"""Atomic file writes (a reader, or a crash, sees the old bytes or the new, never half), and
+the last lines of a log for an error message."""
 
 from __future__ import annotations
 
@@ -15,3 +16,12 @@ def write_atomic(path: Path, data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def log_tail(log: Path, lines: int) -> str:
+    """The last ``lines`` lines of the text file ``log`` (empty when it cannot be read)."""
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
