@@ -149,3 +149,73 @@ class ImageEngine(Protocol):
     def remove(self, ref: str) -> None:
         """Untag/remove the local image ``ref``; no error when it does not exist."""
         ...
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One long-running cluster node container (a kind-style node: its own containerd,
+    kubelet and iptables, isolated from the host's by its namespaces and cgroup parent)."""
+
+    name: str
+    image: str
+    network: str
+    labels: Mapping[str, str]
+    cgroup_parent: str  # "/tkedistro-<cluster>": everything the node makes nests under it
+    volume: str  # a named volume for /var (containerd's overlayfs cannot live on overlayfs)
+    mounts: tuple[Mount, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """A node container the engine knows, found by its labels."""
+
+    name: str
+    id: str
+    running: bool
+    labels: Mapping[str, str]
+    address: str  # its IPv4 address on the cluster network ("" when stopped)
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    name: str
+    subnet: str
+    gateway: str
+
+
+class NodeEngine(Protocol):
+    """Node containers, their network and volumes on a container engine.
+
+    A node gets every capability but ``SYS_RESOURCE`` (which this kind of VM lacks, so
+    ``--privileged`` cannot start), unconfined seccomp/AppArmor/system paths, all devices
+    and the host's cgroup tree read-write, but never the host's network, PID or mount
+    namespace. Everything made is labelled, so a killed run's leftovers are found again.
+    """
+
+    def check_available(self) -> None: ...
+
+    def create_network(self, name: str, labels: Mapping[str, str]) -> NetworkInfo: ...
+
+    def networks(self, labels: Mapping[str, str]) -> list[str]: ...
+
+    def remove_network(self, name: str) -> None: ...
+
+    def start_node(self, spec: NodeSpec) -> NodeInfo: ...
+
+    def nodes(self, labels: Mapping[str, str]) -> list[NodeInfo]: ...
+
+    def remove_node(self, name: str) -> None:
+        """Force-remove the container (no error when it is gone)."""
+        ...
+
+    def volumes(self, labels: Mapping[str, str]) -> list[str]: ...
+
+    def remove_volume(self, name: str) -> None: ...
+
+    def exec(self, name: str, argv: Sequence[str]) -> RunResult:
+        """Run argv in the node; never raises on a non-zero exit (see ``RunResult.ok``)."""
+        ...
+
+    def put_file(self, name: str, path: PurePosixPath, data: bytes, mode: int = 0o644) -> None:
+        ...

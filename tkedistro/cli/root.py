@@ -24,11 +24,11 @@ from tkedistro.core import console
 COMMANDS = {
     "list": "release", "show": "release", "validate": "release", "source": "release",
     "build": "build", "doctor": "build",
-    "conformance": "conformance",
+    "conformance": "conformance", "cluster": "cluster",
     "ci": "ci",
     "rebase": "series", "forecast": "series", "new": "series", "patches": "series",
 }
-MODULES = ("release", "build", "conformance", "ci", "series")
+MODULES = ("release", "build", "conformance", "cluster", "ci", "series")
 
 
 def _version_callback(value: bool) -> None:

@@ -29,3 +29,16 @@ def environment() -> jinja2.Environment:
 
 def render(template: str, **context: Any) -> str:
     return environment().get_template(template).render(**context)
+
+
+def yaml_documents(*docs: Any) -> str:
+    """Plain data as YAML documents (``---`` between them), keys in the order given."""
+    from io import StringIO
+
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    buf = StringIO()
+    yaml.dump_all(list(docs), buf)
+    return buf.getvalue()

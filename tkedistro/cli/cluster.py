@@ -1,0 +1,57 @@
+"""``tkedistro cluster up|down|status RELEASE``: the local multi-node cluster on its own."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tkedistro.cli.common import G, JsonOpt, emit, guarded
+
+cluster_app = typer.Typer(
+    no_args_is_help=True,
+    help="A local multi-node cluster of the built release: node containers on the local "
+         "Docker engine, bootstrapped by the release's kubeadm.")
+
+
+def register(app: typer.Typer) -> None:
+    cluster_app.command("up")(guarded(cluster_up))
+    cluster_app.command("down")(guarded(cluster_down))
+    cluster_app.command("status")(guarded(cluster_status))
+    app.add_typer(cluster_app, name="cluster")
+
+
+def cluster_up(
+    release: str,
+    nodes: Annotated[int, typer.Option(
+        "--nodes", min=2, max=5, help="Node containers: one control plane (schedulable) and "
+                                      "N-1 workers.")] = 2,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start (or restart from scratch) the release's cluster; prints its kubeconfig path."""
+    from tkedistro.cluster import clustercmd
+    from tkedistro.conformance.clusterimages import support_images
+    from tkedistro.model.manifest import load_release
+
+    ws = G.workspace()
+    state = clustercmd.up(ws, release, nodes,
+                          lambda: support_images(ws, release, load_release(ws, release)))
+    emit(state.to_json(), clustercmd.format_up(state), as_json)
+
+
+def cluster_down(release: str, as_json: JsonOpt = False) -> None:
+    """Remove the release's cluster: its containers, volumes, network and cgroups."""
+    from tkedistro.cluster import lifecycle
+
+    removed = lifecycle.down(G.workspace(), release)
+    text = "\n".join(["removed:", *[f"  {r}" for r in removed]]) if removed else \
+        "no cluster to remove"
+    emit({"removed": removed}, text, as_json)
+
+
+def cluster_status(release: str, as_json: JsonOpt = False) -> None:
+    """Whether the cluster is up: its nodes, addresses and readiness, and its kubeconfig."""
+    from tkedistro.cluster import clustercmd
+
+    found = clustercmd.status(G.workspace(), release)
+    emit(found.to_json(), found.format_text(), as_json)

@@ -1,0 +1,79 @@
+"""What ``tkedistro cluster up|status`` do and print, around ``lifecycle``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tkedistro.build.registry import LocalRegistry
+from tkedistro.cluster import lifecycle
+from tkedistro.cluster.lifecycle import ClusterState, ClusterStatus
+from tkedistro.cluster.pushing import SupportImages
+from tkedistro.core.errors import ClusterError
+from tkedistro.core.locks import output_lock
+from tkedistro.core.workspace import Workspace
+
+NODE_BINARIES = ("kubelet", "kubeadm", "kubectl", "kube-apiserver", "kube-controller-manager",
+                 "kube-scheduler", "kube-proxy")
+SupportProvider = Callable[[], SupportImages]
+
+
+def bin_dir_of(ws: Workspace, release: str) -> Path:
+    out = ws.output_dir(release) / "bin" / "linux" / "amd64"
+    missing = [b for b in NODE_BINARIES if not (out / b).is_file()]
+    if missing:
+        raise ClusterError(f"not built in {ws.rel(out)}: {', '.join(missing)}",
+                           hint=f"build the release first: tkedistro build {release}")
+    return out
+
+
+def up(ws: Workspace, release: str, nodes: int, support: SupportProvider,
+       registry: LocalRegistry | None = None) -> ClusterState:
+    from tkedistro.model.manifest import load_release
+
+    manifest = load_release(ws, release)
+    out = bin_dir_of(ws, release)
+    images = support()
+    # the node and component images copy the binaries: a build must not swap them meanwhile
+    with output_lock(ws, release, f"start the cluster of {release}"):
+        return lifecycle.up(ws, release, manifest.distro_version, out,
+                            nodes=nodes, support=images, registry=registry)
+
+
+def format_up(state: ClusterState) -> str:
+    lines = [f"cluster {state.name} is up: {len(state.nodes)} nodes in {state.seconds:.0f}s"]
+    lines += [f"  {n}  {a}" for n, a in zip(state.nodes, state.addresses, strict=True)]
+    lines += [f"  DNS: {state.dns}", f"  kubeconfig: {state.kubeconfig}",
+              f"  try: kubectl --kubeconfig {state.kubeconfig} get nodes"]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    status: ClusterStatus
+
+    def to_json(self) -> dict[str, object]:
+        s = self.status
+        return {"name": s.name, "up": s.up, "state": s.state.to_json() if s.state else None,
+                "containers": [{"name": c.name, "running": c.running, "address": c.address}
+                               for c in s.containers],
+                "ready": list(s.ready)}
+
+    def format_text(self) -> str:
+        s = self.status
+        if not s.containers:
+            return f"cluster {s.name}: down (no node containers)"
+        head = "up" if s.up else "not healthy"
+        lines = [f"cluster {s.name}: {head}"]
+        for c in s.containers:
+            ready = "Ready" if c.name in s.ready else "not Ready"
+            lines.append(f"  {c.name}  {c.address or '-'}  "
+                         f"{'running' if c.running else 'stopped'}, {ready}")
+        if s.state:
+            lines.append(f"  kubeconfig: {s.state.kubeconfig}")
+        return "\n".join(lines)
+
+
+def status(ws: Workspace, release: str) -> StatusReport:
+    return StatusReport(lifecycle.status(ws, release))

@@ -1,0 +1,156 @@
+"""What one local cluster is: its names, labels, addresses, and the kubeadm configuration.
+
+Everything the cluster makes on the engine carries ``LABEL=<name>``; the name is derived from
+the release and the distro root, so two checkouts never share (or remove) each other's nodes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from tkedistro.core.render import yaml_documents
+
+LABEL = "org.tkedistro.cluster"
+RELEASE_LABEL = "org.tkedistro.release"
+ROLE_LABEL = "org.tkedistro.role"
+NODE_REGISTRY = "127.0.0.1:5000"  # each node serves the registry's storage read-only here
+IMAGE_PATH = "tkedistro"  # kubeadm's images: NODE_REGISTRY/tkedistro/<component>:<version>
+REGISTRY_ROOT = PurePosixPath("/srv/registry")
+POD_SUBNET = "10.244.0.0/16"
+SERVICE_SUBNET = "10.96.0.0/16"
+DNS_IP = "10.96.0.10"
+DOMAIN = "cluster.local"
+CRI_SOCKET = "unix:///run/containerd/containerd.sock"
+ETCD_TAG = "3.4.13-0"
+PAUSE_TAG = "3.2"
+MAX_NODES = 5
+
+
+def cluster_name(release: str, root: Path) -> str:
+    """``tke-1-20-<6 hex>``: short (node names are hostnames) and unique per distro root."""
+    digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:6]
+    return f"tke-{re.sub(r'[^a-z0-9]+', '-', release.lower())}-{digest}"
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    release: str
+    name: str
+    nodes: int
+    version: str  # the distro version the components report, e.g. v1.20.2-tke.1
+    root: Path  # _cluster/<release>: state and kubeconfig
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {LABEL: self.name}
+
+    @property
+    def node_names(self) -> list[str]:
+        workers = [f"{self.name}-worker{'' if i == 1 else i}" for i in range(1, self.nodes)]
+        return [f"{self.name}-control-plane", *workers]
+
+    @property
+    def network(self) -> str:
+        return self.name
+
+    @property
+    def cgroup_parent(self) -> str:
+        return f"/{self.name}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.root / "kubeconfig"
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "cluster.json"
+
+    @property
+    def image_repository(self) -> str:
+        return f"{NODE_REGISTRY}/{IMAGE_PATH}"
+
+    @property
+    def sandbox_image(self) -> str:
+        return f"{self.image_repository}/pause:{PAUSE_TAG}"
+
+    def volume(self, node: str) -> str:
+        return f"{node}-var"
+
+
+def new_token() -> str:
+    """A kubeadm bootstrap token ``[a-z0-9]{6}.[a-z0-9]{16}``."""
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    pick = "".join(secrets.choice(alphabet) for _ in range(22))
+    return f"{pick[:6]}.{pick[6:]}"
+
+
+def _address(value: str) -> str:
+    return str(ipaddress.IPv4Address(value))  # an engine answer, checked before it reaches YAML
+
+
+def _kubelet_args(address: str) -> dict[str, str]:
+    return {"node-ip": _address(address), "fail-swap-on": "false"}
+
+
+def init_config(config: ClusterConfig, node: str, address: str, token: str) -> str:
+    """kubeadm's init configuration: control plane on ``address``, untainted (2 nodes must be
+    schedulable for conformance), CoreDNS skipped (``bootstrap`` deploys the cluster DNS)."""
+    addr = _address(address)
+    docs: list[dict[str, Any]] = [
+        {"apiVersion": "kubeadm.k8s.io/v1beta2", "kind": "InitConfiguration",
+         "bootstrapTokens": [{"token": token, "ttl": "2h"}],
+         "localAPIEndpoint": {"advertiseAddress": addr, "bindPort": 6443},
+         "nodeRegistration": {"name": node, "criSocket": CRI_SOCKET, "taints": [],
+                              "kubeletExtraArgs": _kubelet_args(addr)}},
+        {"apiVersion": "kubeadm.k8s.io/v1beta2", "kind": "ClusterConfiguration",
+         "kubernetesVersion": config.version, "clusterName": config.name,
+         "imageRepository": config.image_repository,
+         "controlPlaneEndpoint": f"{addr}:6443",
+         "networking": {"podSubnet": POD_SUBNET, "serviceSubnet": SERVICE_SUBNET,
+                        "dnsDomain": DOMAIN},
+         "apiServer": {"certSANs": ["127.0.0.1", "localhost", addr]},
+         "etcd": {"local": {"imageTag": ETCD_TAG}}},
+        {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+         "cgroupDriver": "cgroupfs", "failSwapOn": False,
+         "clusterDNS": [DNS_IP], "clusterDomain": DOMAIN,
+         # the nodes share the host's disk: never evict for disk pressure (kind does the same)
+         "evictionHard": {"nodefs.available": "0%", "nodefs.inodesFree": "0%",
+                          "imagefs.available": "0%"}},
+        {"apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration",
+         "mode": "iptables",
+         # nf_conntrack_max is not writable from a node's network namespace
+         "conntrack": {"maxPerCore": 0}},
+    ]
+    return yaml_documents(*docs)
+
+
+def join_config(node: str, address: str, endpoint: str, token: str, ca_hash: str) -> str:
+    if not re.fullmatch(r"sha256:[0-9a-f]{64}", ca_hash):
+        raise ValueError(f"not a CA public key hash: {ca_hash!r}")
+    doc = {"apiVersion": "kubeadm.k8s.io/v1beta2", "kind": "JoinConfiguration",
+           "discovery": {"bootstrapToken": {"apiServerEndpoint": endpoint, "token": token,
+                                            "caCertHashes": [ca_hash]}},
+           "nodeRegistration": {"name": node, "criSocket": CRI_SOCKET, "taints": [],
+                                "kubeletExtraArgs": _kubelet_args(address)}}
+    return yaml_documents(doc)
+
+
+def cni_config(pod_cidr: str) -> str:
+    """The node's CNI chain: a bridge with host-local addresses from the node's pod CIDR
+    (routes between nodes are added by ``bootstrap``), hairpin for Services, hostPort."""
+    import json
+
+    subnet = str(ipaddress.IPv4Network(pod_cidr))
+    conf = {"cniVersion": "0.4.0", "name": "tkedistro", "plugins": [
+        {"type": "bridge", "bridge": "tke0", "isGateway": True, "ipMasq": False,
+         "hairpinMode": True,
+         "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]],
+                  "routes": [{"dst": "0.0.0.0/0"}]}},
+        {"type": "portmap", "capabilities": {"portMappings": True}}]}
+    return json.dumps(conf, indent=2) + "\n"

@@ -1,0 +1,66 @@
+"""The images the cluster runs, pushed to the local registry the nodes read from.
+
+kubeadm asks for ``127.0.0.1:5000/tkedistro/<name>:<tag>`` (``ClusterConfig.image_repository``);
+the host registry stores the same repositories, so pushing ``<host registry>/tkedistro/...``
+is all it takes. Which local images those are: the component images of this release, etcd and
+pause (``SupportImages``, made by the caller), and the cluster DNS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tkedistro.build.backend import ImageEngine
+from tkedistro.build.registry import LocalRegistry
+from tkedistro.cluster.config import ETCD_TAG, IMAGE_PATH, NODE_REGISTRY, PAUSE_TAG, ClusterConfig
+from tkedistro.core import console
+from tkedistro.core.workspace import Workspace
+
+COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")
+
+
+@dataclass(frozen=True)
+class SupportImages:
+    """Local refs of the two images kubeadm needs that are not distro components."""
+
+    etcd: str
+    pause: str
+
+
+@dataclass(frozen=True)
+class DnsImage:
+    manifests: str
+    deployment: str
+    description: str
+
+
+def push(engine: ImageEngine, registry: LocalRegistry, local: str, name: str, tag: str) -> str:
+    """Push ``local`` as ``tkedistro/<name>:<tag>``; returns the name the nodes pull."""
+    target = f"{registry.address}/{IMAGE_PATH}/{name}:{tag}"
+    engine.tag(local, target)
+    digest = engine.push(target)
+    console.verbose(f"pushed {target} {digest}")
+    return f"{NODE_REGISTRY}/{IMAGE_PATH}/{name}:{tag}"
+
+
+def push_cluster_images(ws: Workspace, release: str, config: ClusterConfig, engine: ImageEngine,
+                        registry: LocalRegistry, bin_dir: Path,
+                        support: SupportImages) -> DnsImage:
+    from tkedistro.cluster import dns
+    from tkedistro.images.components import ensure_component_images
+    from tkedistro.model.manifest import load_release
+
+    manifest = load_release(ws, release)
+    with console.step("cluster", "component images"):
+        built = ensure_component_images(ws, release, manifest, engine)
+    with console.step("cluster", f"push the cluster's images to {registry.address}"):
+        for image in built:
+            push(engine, registry, image.ref, image.component, config.version)
+        push(engine, registry, support.etcd, "etcd", ETCD_TAG)
+        push(engine, registry, support.pause, "pause", PAUSE_TAG)
+        local_dns = dns.ensure_dns_image(ws, release, manifest, engine)
+        tag = local_dns.rsplit(":", 1)[-1]
+        served = push(engine, registry, local_dns, "dns-responder", tag)
+    return DnsImage(dns.dns_manifests(served), "kube-dns",
+                    "tkedistro-dns, built from the tree's vendored miekg/dns and client-go")

@@ -1,0 +1,33 @@
+"""The two conformance images the local cluster also runs: pause (the pods' sandbox, built
+from the tree's ``build/pause``) and etcd (Debian's), made by the same recipes as every other
+conformance image, so a cluster and a conformance run share them."""
+
+from __future__ import annotations
+
+from tkedistro.cluster.pushing import SupportImages
+from tkedistro.conformance import images
+from tkedistro.conformance.offline import images_dir
+from tkedistro.core.errors import ClusterError
+from tkedistro.core.workspace import Workspace
+from tkedistro.model.manifest import Manifest
+
+PAUSE_REF = "k8s.gcr.io/pause:3.2"
+ETCD_REF = "k8s.gcr.io/etcd:3.4.13-0"
+
+
+def support_images(ws: Workspace, release: str, manifest: Manifest) -> SupportImages:
+    from tkedistro.build.pipeline import default_backend, default_image_engine
+    from tkedistro.git.repo import Repo
+
+    tree = ws.src_dir(release)
+    if not (tree / "build" / "pause").is_dir():
+        raise ClusterError(f"{ws.rel(tree)}: no Kubernetes source tree to build pause from",
+                           hint=f"prepare it first: tkedistro source {release}")
+    tool = images.backend_build_tool(default_backend(), manifest.builder.image)
+    built = images.build_image_set(tree, Repo(tree).head(), [PAUSE_REF, ETCD_REF],
+                                   default_image_engine(), tool, images_dir(ws, release) / "work")
+    local = {o.ref: o.local or o.ref for o in built.built}
+    if PAUSE_REF not in local or ETCD_REF not in local:
+        raise ClusterError("the pause and etcd images could not be made",
+                           hint="see `tkedistro conformance images " + release + "`")
+    return SupportImages(etcd=local[ETCD_REF], pause=local[PAUSE_REF])

@@ -1,0 +1,49 @@
+#!/bin/bash
+# tkedistro node entrypoint: what systemd and kind's entrypoint do for a node, in one script.
+# Runs as the node container's main process (under docker's init). It never leaves the node's
+# own namespaces; the only host-visible thing it makes is cgroups under the node's own cgroup.
+set -eu
+log() { echo "[tkedistro-node] $*"; }
+
+# kubelet and containerd need shared mount propagation inside the node
+mount --make-rshared /
+# the kubelet's OOM watcher reads the kernel log
+[ -c /dev/kmsg ] || { rm -f /dev/kmsg; mknod -m 640 /dev/kmsg c 1 11; }
+[ -s /etc/machine-id ] || tr -d - < /proc/sys/kernel/random/uuid > /etc/machine-id
+
+# cgroup v1, host cgroup namespace: pods nest under this node's own cgroup, never the host's
+own=$(awk -F: '$2=="memory"{print $3}' /proc/self/cgroup)
+root="$own/kubelet"
+for dir in /sys/fs/cgroup/*/; do
+  [ -d "$dir$own" ] || continue
+  mkdir -p "$dir$root"
+  if [ -f "$dir$root/cpuset.cpus" ]; then
+    cat "$dir$own/cpuset.cpus" > "$dir$root/cpuset.cpus"
+    cat "$dir$own/cpuset.mems" > "$dir$root/cpuset.mems"
+  fi
+done
+echo "$root" > /run/tkedistro-cgroup-root
+log "cgroup root for pods: $root"
+
+sysctl -qw net.ipv4.ip_forward=1
+sysctl -qw net.bridge.bridge-nf-call-iptables=1 || log "net.bridge.bridge-nf-call-iptables: not settable (load br_netfilter on the host)"
+sysctl -qw net.bridge.bridge-nf-call-ip6tables=1 || true
+
+containerd --config /etc/containerd/config.toml > /var/log/containerd.log 2>&1 &
+if [ -f /etc/tkedistro/registry.yml ]; then
+  docker-registry serve /etc/tkedistro/registry.yml > /var/log/registry.log 2>&1 &
+fi
+
+# kubeadm writes the kubelet's config and flags, then expects an init system to (re)start it
+while true; do
+  if [ -f /var/lib/kubelet/config.yaml ]; then
+    KUBELET_KUBEADM_ARGS=""
+    [ -f /var/lib/kubelet/kubeadm-flags.env ] && . /var/lib/kubelet/kubeadm-flags.env
+    # shellcheck disable=SC2086
+    kubelet --bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf \
+      --kubeconfig=/etc/kubernetes/kubelet.conf --config=/var/lib/kubelet/config.yaml \
+      $KUBELET_KUBEADM_ARGS --cgroup-root="$root" >> /var/log/kubelet.log 2>&1 || true
+    log "kubelet exited; restarting it"
+  fi
+  sleep 1
+done
