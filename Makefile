@@ -62,4 +62,4 @@ conformance:
 
 clean:
 	rm -rf _output .pytest_cache .mypy_cache .ruff_cache
-	@echo "kept _src/ (may hold your work); remove it by hand when you mean to"
+	@echo "kept _src/ (may hold your work) and _results/ (conformance results); remove them by hand when you mean to"

@@ -97,9 +97,13 @@ def test_local_cluster_runs_crd_conformance_specs_and_cleans_up(workspace: Works
     passed = {spec.name for spec in result.results.specs if spec.status.value == "passed"}
     for name in IMAGE_SPECS:  # their pods pulled agnhost and httpd from the local registry
         assert any(name in spec for spec in passed), (name, sorted(passed))
-    report = workspace.output_dir("1.20") / "conformance"
+    report = workspace.conformance_results_dir("1.20") / "latest"
+    assert report.resolve() == result.report_dir.resolve()
     for name in ("e2e.log", "junit_01.xml", "PRODUCT.yaml", "README.md"):
         assert (report / name).is_file(), name
+    if (workspace.output_dir("1.20") / "build-info.json").is_file():  # built by the tool
+        assert (report / "build-info.json").read_bytes() == \
+            (workspace.output_dir("1.20") / "build-info.json").read_bytes()
     assert any(i.endswith("/k8s.gcr.io/pause:3.2") for i in result.loaded_images), \
         result.loaded_images
     assert result.unavailable_images == ()

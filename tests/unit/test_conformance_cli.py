@@ -77,3 +77,17 @@ def test_images_serve_excludes_push(distro: Distro) -> None:
     result = cli(distro, "conformance", "images", "1.20", "--push", "127.0.0.1:5000", "--serve")
     assert result.exit_code == 2
     assert "--serve keeps the local registry up; it excludes --push" in flat(result)
+
+
+def test_one_way_to_choose_the_specs(distro: Distro) -> None:
+    for args in (["--quick", "--smoke"], ["--focus", "x", "--quick"], ["--focus", "x", "--smoke"]):
+        result = cli(distro, "conformance", "1.20", *args)
+        assert result.exit_code == 2, args
+        assert "--focus, --quick and --smoke each choose the specs; give one" in flat(result)
+
+
+def test_help_names_the_smoke_subset_and_where_results_go(distro: Distro) -> None:
+    text = flat(cli(distro, "conformance", "run", "--help"))
+    assert "--smoke <bool> --quick's specs plus one cluster DNS spec and one [Serial] spec" \
+        in text
+    assert "Results go to _results/RELEASE/conformance/" in text

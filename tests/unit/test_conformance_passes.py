@@ -29,7 +29,7 @@ SPECS = [
 # One script plays both tools: as ginkgo it takes -nodes/-focus/-skip before the binary and
 # writes one junit per node; as e2e.test it takes --ginkgo.* flags. Specs with "fails" fail.
 FAKE = r'''
-import os, re, sys
+import html, os, re, sys
 args = sys.argv[1:]
 def flag(prefix, default=""):
     return next((a.split("=", 1)[1] for a in args if a.startswith(prefix + "=")), default)
@@ -47,13 +47,14 @@ for node in range(1, nodes + 1):
     mine = chosen[node - 1::nodes]
     cases = []
     for s in specs:
+        name = html.escape(s)  # real spec names hold quotes, < and &
         if s not in mine:
-            cases.append(f'<testcase name="{s}" time="0"><skipped/></testcase>')
+            cases.append(f'<testcase name="{name}" time="0"><skipped/></testcase>')
         elif "fails" in s:
-            cases.append(f'<testcase name="{s}" time="1"><failure message="boom">x</failure>'
-                         '</testcase>')
+            cases.append(f'<testcase name="{name}" time="1"><failure message="boom">x'
+                         '</failure></testcase>')
         else:
-            cases.append(f'<testcase name="{s}" time="1"/>')
+            cases.append(f'<testcase name="{name}" time="1"/>')
         if s in mine:
             print("•", flush=True)
     with open(os.path.join(report, f"junit_{prefix}{node:02d}.xml"), "w") as f:

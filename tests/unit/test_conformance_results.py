@@ -19,7 +19,7 @@ from tkedistro.conformance.results import (
     parse_junit,
     parse_junit_text,
 )
-from tkedistro.conformance.suite import QUICK_FOCUS, Progress
+from tkedistro.conformance.suite import QUICK_FOCUS, SMOKE_FOCUS, Progress
 from tkedistro.core.errors import ConformanceFailedError
 from tkedistro.model.manifest import parse_manifest
 
@@ -190,3 +190,4 @@ def test_quick_selects_the_crd_conformance_specs() -> None:
     assert ConformanceOptions(quick=True).selected_focus == QUICK_FOCUS
     assert ConformanceOptions().selected_focus == r"\[Conformance\]"
     assert ConformanceOptions(focus="x", quick=True).selected_focus == "x"
+    assert ConformanceOptions(smoke=True).selected_focus == SMOKE_FOCUS

@@ -566,7 +566,8 @@ def test_import_refuses_a_patch_folder_that_is_a_symlink_out(prepared: Distro,
 def test_conformance_writes_its_report_while_it_still_holds_the_output_lock(
     distro: Distro, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A build may replace _output/<release>; it must wait until the report is written."""
+    """The report names the build whose binaries ran: a build that would replace
+    _output/<release> waits until the report is written."""
     from tkedistro.conformance import pipeline as conf
     from tkedistro.core.errors import LockedError
     from tkedistro.core.locks import output_lock
@@ -607,7 +608,7 @@ def test_conformance_writes_its_report_while_it_still_holds_the_output_lock(
     assert result.ok
     assert len(refused) == 1 and refused[0].startswith(
         "another tkedistro run is using _output/1.20")
-    assert (ws.output_dir("1.20") / "conformance" / "summary.json").is_file()
+    assert (ws.conformance_results_dir("1.20") / "latest" / "summary.json").is_file()
 
 
 # --- build resource limits are checked before they reach docker ----------------------------

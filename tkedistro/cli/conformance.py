@@ -80,7 +80,12 @@ def conformance(
         str | None, typer.Option("--focus", help="Spec regex (default: every Conformance spec).")
     ] = None,
     skip: Annotated[str, typer.Option("--skip", help="Regex of specs to skip.")] = "",
-    quick: Annotated[bool, typer.Option("--quick", help="A small subset, for CI.")] = False,
+    quick: Annotated[bool, typer.Option(
+        "--quick", help="A small subset, for CI: 7 specs (CRDs, and two pulling agnhost and "
+                        "httpd).")] = False,
+    smoke: Annotated[bool, typer.Option(
+        "--smoke", help="--quick's specs plus one cluster DNS spec and one [Serial] spec "
+                        "that needs two nodes (the real_k8s tier's subset).")] = False,
     timeout: Annotated[float, typer.Option(
         "--timeout", callback=check_minutes, help="Overall limit in minutes.")] = 90.0,
     nodes: Annotated[
@@ -102,17 +107,23 @@ def conformance(
     upstream: UpstreamOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run Kubernetes conformance on the built binaries (local cluster or --kubeconfig)."""
+    """Run Kubernetes conformance on the built binaries (local cluster or --kubeconfig).
+
+    Results go to _results/RELEASE/conformance/<UTC time>-<distro version>/ (latest: the last
+    run), where a rebuild of _output/RELEASE leaves them."""
     if local and kubeconfig:
         raise typer.BadParameter("--local and --kubeconfig exclude each other")
+    if sum((focus is not None, quick, smoke)) > 1:
+        raise typer.BadParameter("--focus, --quick and --smoke each choose the specs; give one")
     if repo_list and not kubeconfig:
         raise typer.BadParameter("--repo-list is for --kubeconfig runs; the local cluster "
                                  "makes its own")
     from tkedistro.conformance import pipeline as conf
 
     options = conf.ConformanceOptions(
-        kubeconfig=kubeconfig, focus=focus, skip=skip, quick=quick, timeout_min=timeout,
-        nodes=nodes, build=build_missing, upstream=upstream, repo_list=repo_list,
+        kubeconfig=kubeconfig, focus=focus, skip=skip, quick=quick, smoke=smoke,
+        timeout_min=timeout, nodes=nodes, build=build_missing, upstream=upstream,
+        repo_list=repo_list,
     )
     result = conf.run_conformance(G.workspace(), release, options)
     emit(result.to_json(), result.format_text(), as_json)

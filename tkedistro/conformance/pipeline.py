@@ -1,5 +1,8 @@
 """``tkedistro conformance RELEASE``: the suite built from the same tree, run against an
 existing cluster (``--kubeconfig``) or a local single-node cluster from ``_output/<release>``.
+
+Results go to ``_results/<release>/conformance/<run>/`` (``archive.py``), which a build leaves
+alone.
 """
 
 from __future__ import annotations
@@ -11,14 +14,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tkedistro.build.registry import LocalRegistry
-from tkedistro.conformance import hostcheck
+from tkedistro.conformance import archive, hostcheck
 from tkedistro.conformance.cluster import COMPONENTS, LocalCluster, host_address
 from tkedistro.conformance.images import short_name
 from tkedistro.conformance.offline import OfflineImages, prepare_images, skip_regex
 from tkedistro.conformance.report import BundleContext, Product, write_bundle
 from tkedistro.conformance.results import Cause, SuiteResults, parse_junit
 from tkedistro.conformance.spec import ClusterSpec
-from tkedistro.conformance.suite import CONFORMANCE_FOCUS, QUICK_FOCUS, SuiteRun, run_suite
+from tkedistro.conformance.suite import (
+    CONFORMANCE_FOCUS,
+    QUICK_FOCUS,
+    SMOKE_FOCUS,
+    SuiteRun,
+    run_suite,
+)
 from tkedistro.core import console
 from tkedistro.core.errors import ClusterError, ConformanceFailedError
 from tkedistro.core.locks import output_lock
@@ -35,6 +44,7 @@ class ConformanceOptions:
     focus: str | None = None
     skip: str = ""
     quick: bool = False
+    smoke: bool = False  # the real tier's subset: quick + a DNS spec + a two-node [Serial] spec
     timeout_min: float = 90.0
     nodes: int = DEFAULT_NODES  # ginkgo nodes for the specs not tagged [Serial]; 1: all serially
     product: Product | None = None
@@ -44,7 +54,9 @@ class ConformanceOptions:
 
     @property
     def selected_focus(self) -> str:
-        return self.focus or (QUICK_FOCUS if self.quick else CONFORMANCE_FOCUS)
+        if self.focus:
+            return self.focus
+        return SMOKE_FOCUS if self.smoke else QUICK_FOCUS if self.quick else CONFORMANCE_FOCUS
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,7 @@ class ConformanceResult:
     loaded_images: tuple[str, ...] = ()
     unavailable_images: tuple[str, ...] = ()
     files: tuple[Path, ...] = field(default=())
+    build: archive.BuildRef | None = None  # the build whose binaries ran
 
     @property
     def ok(self) -> bool:
@@ -66,7 +79,8 @@ class ConformanceResult:
         return {
             "step": "conformance", "release": self.release, "ok": self.ok,
             "cluster": self.cluster, "report_dir": str(self.report_dir),
-            "timed_out": self.timed_out, **self.results.to_json(),
+            "timed_out": self.timed_out,
+            "build": self.build.to_json() if self.build else None, **self.results.to_json(),
             "loaded_images": list(self.loaded_images),
             "unavailable_images": list(self.unavailable_images),
             "files": [str(f) for f in self.files],
@@ -80,6 +94,8 @@ class ConformanceResult:
             lines.append(f"  images unavailable offline ({len(self.unavailable_images)}): "
                          + ", ".join(self.unavailable_images))
         lines.append(f"  results: {self.report_dir}")
+        if self.build:
+            lines.append(f"  build tested: {self.build.format_text()}")
         return "\n".join(lines)
 
 
@@ -130,6 +146,8 @@ def _command(release: str, options: ConformanceOptions) -> str:
         argv += ["--skip", options.skip]
     if options.quick:
         argv.append("--quick")
+    if options.smoke:
+        argv.append("--smoke")
     if options.repo_list:
         argv += ["--repo-list", str(options.repo_list)]
     if options.nodes != DEFAULT_NODES:
@@ -140,13 +158,14 @@ def _command(release: str, options: ConformanceOptions) -> str:
 def run_conformance(ws: Workspace, release: str, options: ConformanceOptions) -> ConformanceResult:
     """Run the suite; raises ``ConformanceFailedError`` when a selected spec failed."""
     manifest = load_release(ws, release)
-    out = ws.output_dir(release)
-    bin_dir, report_dir = out / "bin" / "linux" / "amd64", out / "conformance"
+    bin_dir = ws.output_dir(release) / "bin" / "linux" / "amd64"
     ensure_binaries(ws, release, options, bin_dir)
     start = time.monotonic()
     offline: OfflineImages | None = None
     # a build must not swap _output/<release> while the suite or cluster runs from it
     with output_lock(ws, release, f"run conformance on {release}"):
+        run = archive.start_run(ws, release, manifest.distro_version)
+        report_dir = run.folder
         if options.kubeconfig is not None:
             cluster = f"existing cluster ({options.kubeconfig})"
             timed_out = _suite(options, bin_dir, options.kubeconfig, report_dir,
@@ -162,9 +181,9 @@ def run_conformance(ws: Workspace, release: str, options: ConformanceOptions) ->
                 with LocalCluster(spec):
                     timed_out = _suite(options, bin_dir, spec.kubeconfig, report_dir,
                                        offline.repo_list, _with_skips(options.skip, offline))
-        # the report goes under _output/<release>: write it before a build may replace that
-        result = _finish(ws, release, manifest, options, report_dir, cluster, timed_out,
-                         offline)
+        # written under the lock: the build files copied into the run are those that ran
+        result = _finish(release, manifest, options, run, cluster, timed_out, offline)
+        archive.mark_latest(report_dir)
     console.verbose(f"conformance took {time.monotonic() - start:.0f}s")
     if not result.ok:
         raise ConformanceFailedError(result.format_text(),
@@ -197,11 +216,11 @@ def _with_skips(skip: str, offline: OfflineImages) -> str:
     return "|".join(part for part in (skip, extra) if part)
 
 
-def _finish(ws: Workspace, release: str, manifest: Manifest, options: ConformanceOptions,
-            report_dir: Path, cluster: str, timed_out: bool,
-            offline: OfflineImages | None) -> ConformanceResult:
+def _finish(release: str, manifest: Manifest, options: ConformanceOptions, run: archive.Run,
+            cluster: str, timed_out: bool, offline: OfflineImages | None) -> ConformanceResult:
     loaded = [i.pushed for i in offline.images] if offline else []
     unavailable = [m.ref for m in offline.missing] if offline else []
+    report_dir = run.folder
     results = parse_junit(report_dir / "junit_01.xml")
     product = options.product or Product(name="tkedistro", version=manifest.distro_version)
     ctx = BundleContext(product=product, manifest=manifest, results=results, cluster=cluster,
@@ -209,7 +228,7 @@ def _finish(ws: Workspace, release: str, manifest: Manifest, options: Conformanc
                         unavailable_images=tuple(unavailable), command=_command(release, options))
     files = write_bundle(ctx, report_dir)
     result = ConformanceResult(release, report_dir, results, cluster, timed_out,
-                               tuple(loaded), tuple(unavailable), tuple(files))
+                               tuple(loaded), tuple(unavailable), tuple(files), run.build)
     summary = report_dir / "summary.json"
     summary.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
     return result

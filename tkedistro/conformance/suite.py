@@ -34,6 +34,17 @@ QUICK_FOCUS = (r"\[sig-api-machinery\] CustomResourceDefinition resources .*\[Co
                r"|Docker Containers should use the image defaults if command and args are blank"
                r"|\[sig-apps\] Deployment RollingUpdateDeployment should delete old pods and "
                r"create new ones")
+# The real tier's subset (``--smoke``): the quick one, which already pulls httpd, an image built
+# here for the conformance specs (the rolling update), plus what a single-node cluster without DNS
+# cannot pass: a Service found by its DNS name (A, SRV and PTR records; its probe pod also pulls
+# jessie-dnsutils) and a [Serial] spec that needs two schedulable nodes (it runs in the serial
+# pass). Each name is spelled out to its [Conformance] tag (the DNS one has two spaces before it).
+SMOKE_FOCUS = "|".join((
+    QUICK_FOCUS,
+    r"\[sig-network\] DNS should provide DNS for services  \[Conformance\]",
+    r"\[sig-apps\] Daemon set \[Serial\] should rollback without unnecessary restarts "
+    r"\[Conformance\]",
+))
 _WILL_RUN = re.compile(r"Will run (\d+) of (\d+) specs")
 
 

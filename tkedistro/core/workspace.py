@@ -1,5 +1,5 @@
 """Every path tkedistro uses: the distro repo, ``_src/<release>``, ``_output/<release>``,
-``_cluster/<release>``, caches."""
+``_cluster/<release>``, ``_results/<release>``, caches."""
 
 from __future__ import annotations
 
@@ -148,6 +148,15 @@ class Workspace:
         """Runtime files of a local conformance cluster (kept out of ``_output``: the kubelet
         mounts under it, and a build must be able to replace ``_output/<release>``)."""
         return self.root / "_cluster" / check_release_name(release)
+
+    def results_dir(self, release: str) -> Path:
+        """What runs against a release's build found (kept out of ``_output``: a build replaces
+        ``_output/<release>`` whole, and the results of the build before must outlive it)."""
+        return self.root / "_results" / check_release_name(release)
+
+    def conformance_results_dir(self, release: str) -> Path:
+        """One folder per conformance run, and ``latest`` pointing at the last report."""
+        return self.results_dir(release) / "conformance"
 
     def state_dir(self, release: str) -> Path:
         """Tool state for a release that must survive crashes (rebase, build stamps)."""

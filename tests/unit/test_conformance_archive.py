@@ -1,0 +1,140 @@
+"""Conformance results live in ``_results/<release>/conformance/<run>/`` with ``latest`` naming
+the last report, tied to the build that ran, and a rebuild of ``_output/<release>`` (the build
+pipeline with a fake container backend) leaves them where they are."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.gitrepo import git
+from tests.helpers.manifests import manifest_text
+from tests.unit.test_build_plan import FakeBackend, FakeSource
+from tkedistro.build import container, pipeline
+from tkedistro.build.plan import BuildPlan
+from tkedistro.build.publish import Staging
+from tkedistro.conformance import archive
+from tkedistro.conformance import pipeline as conf
+from tkedistro.core.workspace import Workspace
+
+IMAGES = {"tkedistro/builder:go1.15-bullseye": "sha256:aa"}
+SPEC = "[sig-x] y [Conformance]"
+
+
+@pytest.fixture
+def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    """A distro repo whose builds write one small file per binary (a counter in each)."""
+    root = tmp_path / "distro"
+    (root / "releases").mkdir(parents=True)
+    (root / "releases" / "1.20.yaml").write_text(manifest_text(components=("kubectl",)))
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    git(tree, "init", "-q")
+    git(tree, "commit", "-q", "--allow-empty", "-m", "base")
+    source = FakeSource(tree, git(tree, "rev-parse", "HEAD"))
+    monkeypatch.setattr(pipeline, "prepare_source", lambda ws, release, options: source)
+    builds: list[int] = []
+
+    def build_in_container(backend: object, plan: BuildPlan, ws: Workspace, tree: Path,
+                           staging: Staging, final: Path) -> container.Built:
+        builds.append(1)
+        rel = [str(t.output_path) for t in plan.targets]
+        for name in rel:
+            (staging.out / name).parent.mkdir(parents=True, exist_ok=True)
+            (staging.out / name).write_text(f"#!/bin/sh\n# build {len(builds)}\n")
+            (staging.out / name).chmod(0o755)
+        return container.Built("1.15.15", rel, [])
+
+    monkeypatch.setattr(container, "build_in_container", build_in_container)
+    return Workspace(root=root, cache=tmp_path / "cache")
+
+
+def build(ws: Workspace) -> None:
+    options = pipeline.BuildOptions(conformance_tools=True, force=True)
+    pipeline.build_release(ws, "1.20", options, backend=FakeBackend(IMAGES))  # type: ignore[arg-type]
+
+
+def conformance(ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                ) -> conf.ConformanceResult:
+    def suite(options: object, bins: Path, kubeconfig: Path, report_dir: Path,
+              repo_list: Path | None, skip: str) -> bool:
+        (report_dir / "e2e.log").write_text("ran\n")
+        (report_dir / "junit_01.xml").write_text(
+            f'<testsuite tests="1" failures="0"><testcase name="{SPEC}" time="1"/></testsuite>\n')
+        return False
+
+    monkeypatch.setattr(conf, "_suite", suite)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\n")
+    return conf.run_conformance(ws, "1.20", conf.ConformanceOptions(kubeconfig=kubeconfig,
+                                                                    build=False))
+
+
+def test_a_rebuild_leaves_the_results_and_latest_names_them(
+        ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    build(ws)
+    tested = archive.build_ref(ws.output_dir("1.20"))
+    result = conformance(ws, tmp_path, monkeypatch)
+    folder = result.report_dir
+    assert folder.parent == ws.root / "_results" / "1.20" / "conformance"
+    assert folder.name.endswith("Z-v1.20.2-tke.1")
+    assert archive.latest_run(ws, "1.20") == folder
+    assert (folder.parent / "latest").readlink() == Path(folder.name)  # relative
+
+    build(ws)  # publishes a new _output/1.20 with other binaries
+
+    assert archive.latest_run(ws, "1.20") == folder
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "PRODUCT.yaml", "README.md", "SHA256SUMS", "build-info.json", "e2e.log",
+        "junit_01.xml", "summary.json"]
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["passed"] == 1 and summary["report_dir"] == str(folder)
+    # the results name the build that ran, which is no longer the one in _output
+    assert tested is not None
+    assert archive.build_ref(folder) == tested
+    assert summary["build"] == tested.to_json()
+    assert archive.build_ref(ws.output_dir("1.20")) != tested
+    assert f"build tested: v1.20.2-tke.1, built {tested.finished_at}, SHA256SUMS " \
+           f"{tested.sums_sha256[:12]}" in result.format_text()
+
+
+def test_each_run_gets_its_own_folder_and_latest_moves(
+        ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    build(ws)
+    first = conformance(ws, tmp_path, monkeypatch).report_dir
+    second = conformance(ws, tmp_path, monkeypatch).report_dir
+    assert first != second and first.is_dir()
+    assert archive.latest_run(ws, "1.20") == second
+
+
+def test_a_run_without_a_junit_file_keeps_its_log_and_leaves_latest(
+        ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tkedistro.core.errors import ConformanceFailedError
+
+    build(ws)
+    good = conformance(ws, tmp_path, monkeypatch).report_dir
+
+    def suite(options: object, bins: Path, kubeconfig: Path, report_dir: Path,
+              repo_list: Path | None, skip: str) -> bool:
+        (report_dir / "e2e.log").write_text("the suite could not start\n")
+        return False
+
+    monkeypatch.setattr(conf, "_suite", suite)
+    with pytest.raises(ConformanceFailedError) as err:
+        conf.run_conformance(ws, "1.20", conf.ConformanceOptions(
+            kubeconfig=tmp_path / "kubeconfig", build=False))
+    assert err.value.message.endswith("junit_01.xml: no junit result; the suite did not get to "
+                                      "write one")
+    assert archive.latest_run(ws, "1.20") == good  # the last report, not the broken run
+
+
+def test_folder_names_are_utc_time_and_version_and_never_reused(tmp_path: Path) -> None:
+    ws = Workspace(root=tmp_path, cache=tmp_path / "cache")
+    first = archive.start_run(ws, "1.20", "v1.20.2-tke.1", now=0)
+    again = archive.start_run(ws, "1.20", "v1.20.2-tke.1", now=0)
+    assert first.folder.name == "19700101T000000Z-v1.20.2-tke.1"
+    assert again.folder.name == "19700101T000000Z-v1.20.2-tke.1.2"
+    assert first.build is None  # no build-info.json in _output: nothing to copy
+    assert archive.latest_run(ws, "1.20") is None
