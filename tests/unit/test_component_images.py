@@ -17,7 +17,8 @@ from tkedistro.build import debian
 from tkedistro.build.backend import BuiltImage
 from tkedistro.build.debian import DebianBase
 from tkedistro.conformance import debianbase
-from tkedistro.core.errors import BuildError
+from tkedistro.core.errors import BuildError, LockedError
+from tkedistro.core.locks import exclusive_lock
 from tkedistro.core.runner import run as real_run
 from tkedistro.core.workspace import Workspace
 from tkedistro.images import base, components, recipes
@@ -50,8 +51,10 @@ class FakeEngine:
         if (context / dockerfile).read_text() == f"FROM {tag}\n" and not labels:
             return self.images[tag]  # adds nothing: Docker answers with the same image
         self.builds.append(tag)
-        self.contexts[tag] = {f.name: (int(f.stat().st_mtime), f.stat().st_mode & 0o777,
-                                       f.read_bytes()) for f in context.iterdir()}
+        self.contexts[tag] = {
+            str(f.relative_to(context)): (int(f.stat().st_mtime), f.stat().st_mode & 0o777,
+                                          f.read_bytes() if f.is_file() else b"")
+            for f in sorted(context.rglob("*"))}
         return self._store(tag, labels, repr(sorted(self.contexts[tag].items())))
 
     def import_rootfs(self, rootfs_tar: Path, tag: str, changes: Sequence[str] = ()) -> BuiltImage:
@@ -109,10 +112,8 @@ def test_the_binary_lands_in_usr_local_bin_on_the_base(output: Path, manifest: M
     engine = FakeEngine()
     build(output, manifest, engine, tmp_path / "work")
     proxy = engine.contexts["tkedistro.local/k8s/kube-proxy:v1.20.2-tke.1"]
-    dockerfile = proxy["Dockerfile"][2].decode()
-    assert dockerfile == (f"FROM {BASE.ref}\n"
-                          "COPY kube-proxy /usr/local/bin/kube-proxy\n")
-    assert proxy["kube-proxy"][2] == b"\x7fELF kube-proxy"
+    assert proxy["Dockerfile"][2].decode() == f"FROM {BASE.ref}\nCOPY rootfs/ /\n"
+    assert proxy["rootfs/usr/local/bin/kube-proxy"][2] == b"\x7fELF kube-proxy"
 
 
 def test_context_files_get_fixed_times_and_modes_and_the_output_is_untouched(
@@ -125,7 +126,9 @@ def test_context_files_get_fixed_times_and_modes_and_the_output_is_untouched(
     files = engine.contexts["tkedistro.local/k8s/kube-scheduler:v1.20.2-tke.1"]
     assert {n: f[:2] for n, f in files.items()} == {
         "Dockerfile": (recipes.FIXED_MTIME, 0o644),
-        "kube-scheduler": (recipes.FIXED_MTIME, 0o755)}
+        **{folder: (recipes.FIXED_MTIME, 0o755) for folder in (
+            "rootfs", "rootfs/usr", "rootfs/usr/local", "rootfs/usr/local/bin")},
+        "rootfs/usr/local/bin/kube-scheduler": (recipes.FIXED_MTIME, 0o755)}
     after = binary.stat()
     assert (after.st_mtime_ns, after.st_mode, after.st_nlink) == (
         before.st_mtime_ns, before.st_mode, 1)
@@ -305,3 +308,13 @@ def test_component_images_never_import_conformance() -> None:
     wrong = sorted(f"{m} -> {t}" for m, targets in GRAPH.items() if m.startswith(
         "tkedistro.images") for t in targets if t.startswith("tkedistro.conformance"))
     assert wrong == []
+
+
+def test_a_second_run_waits_for_the_first_and_then_fails_clearly(
+        tmp_path: Path, manifest: Manifest, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(components, "LOCK_WAIT", 0.1)
+    ws = Workspace(root=tmp_path, cache=tmp_path / "cache")
+    lock = components.work_dir(ws) / ".lock"
+    with exclusive_lock(lock, "held by the test"), pytest.raises(LockedError) as caught:
+        components.ensure_component_images(ws, "1.20", manifest, FakeEngine())
+    assert str(caught.value) == f"another tkedistro run is making component images (lock {lock})"

@@ -20,6 +20,7 @@ from tkedistro.build.debian import INPUTS_LABEL, DebianBase
 from tkedistro.build.imagerecord import ImageRecord, local_id
 from tkedistro.core import console
 from tkedistro.core.errors import BuildError
+from tkedistro.core.locks import exclusive_lock
 from tkedistro.core.workspace import Workspace
 from tkedistro.images.base import STEP, ensure_component_base
 from tkedistro.images.recipes import (
@@ -35,6 +36,7 @@ from tkedistro.model.manifest import Manifest
 # conformance images put them in the engine (``conformance/images.py`` ``local_ref``).
 KUBEADM_EXTRAS = {"etcd": "3.4.13-0", "pause": "3.2"}
 CONFORMANCE_PREFIX = "tkedistro.local/conformance/k8s.gcr.io"
+LOCK_WAIT = 900.0  # seconds: a cold base (debootstrap) takes about 2 minutes here
 
 
 @dataclass(frozen=True)
@@ -61,11 +63,18 @@ def work_dir(ws: Workspace) -> Path:
 def ensure_component_images(ws: Workspace, release: str, manifest: Manifest,
                             engine: ImageEngine, platform: str = "linux/amd64",
                             repository: str = DEFAULT_REPOSITORY) -> list[ComponentImage]:
-    """The four component images of ``release`` for ``platform``, built or reused."""
+    """The four component images of ``release`` for ``platform``, built or reused.
+
+    Reads ``_output/<release>``: a caller that may race a build holds ``output_lock`` (this
+    does not take it, so a cluster run that holds it can call this). Two runs share the work
+    folder one after the other (the second waits, then finds the images made)."""
     work = work_dir(ws)
-    base = ensure_component_base(engine, work, platform)
-    return build_component_images(ws.output_dir(release), manifest, engine, base, work,
-                                  platform, repository)
+    with exclusive_lock(work / ".lock", f"another tkedistro run is making component images "
+                        f"(lock {work / '.lock'})", wait=LOCK_WAIT,
+                        waiting="another run is making component images; waiting for it"):
+        base = ensure_component_base(engine, work, platform)
+        return build_component_images(ws.output_dir(release), manifest, engine, base, work,
+                                      platform, repository)
 
 
 def build_component_images(output_dir: Path, manifest: Manifest, engine: ImageEngine,

@@ -28,6 +28,7 @@ RECIPE_VERSION = 1  # bump when the Dockerfile or the context layout changes mea
 # Every file of a build context gets this mtime and a fixed mode, so the copied layer does not
 # depend on when or how the binary was written (1980-01-01, the zip epoch).
 FIXED_MTIME = 315532800
+CONTEXT_ROOT = "rootfs"  # the context folder copied onto the image's /
 
 TITLE_LABEL = "org.opencontainers.image.title"
 VERSION_LABEL = "org.opencontainers.image.version"
@@ -75,7 +76,9 @@ class ComponentRecipe:
         return BIN_DIR / self.component
 
     def dockerfile(self) -> str:
-        return f"FROM {self.base_ref}\nCOPY {self.component} {self.target}\n"
+        # a folder, not the file: the engine then takes the folders' times from the context
+        # too, and the layer is the same bytes for the same binary
+        return f"FROM {self.base_ref}\nCOPY {CONTEXT_ROOT}/ /\n"
 
     def plain_labels(self) -> dict[str, str]:
         """The labels besides the inputs digest."""
@@ -115,14 +118,18 @@ def plan_components(output_dir: Path, manifest: Manifest, base: DebianBase, plat
 
 
 def write_context(folder: Path, recipe: ComponentRecipe) -> Path:
-    """A fresh context: the Dockerfile and a copy of the binary, both with fixed mtime/mode.
+    """A fresh context: the Dockerfile and ``rootfs/usr/local/bin/<component>``, every file
+    and folder with a fixed mtime and mode.
 
     A copy, not a hard link: fixing the mtime of a link would touch the build output."""
     shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    binary = Path(CONTEXT_ROOT) / recipe.target.relative_to("/")
+    (folder / binary).parent.mkdir(parents=True)
     write_atomic(folder / "Dockerfile", recipe.dockerfile().encode())
-    shutil.copyfile(recipe.binary, folder / recipe.component)
-    for name, mode in (("Dockerfile", 0o644), (recipe.component, 0o755)):
+    shutil.copyfile(recipe.binary, folder / binary)
+    folders = [parent for parent in binary.parents if parent != Path(".")]  # deepest first
+    fixed: list[tuple[Path, int]] = [(Path("Dockerfile"), 0o644), (binary, 0o755)]
+    for name, mode in fixed + [(f, 0o755) for f in folders]:
         os.chmod(folder / name, mode)
         os.utime(folder / name, (FIXED_MTIME, FIXED_MTIME))
     return folder
