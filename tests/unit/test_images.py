@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tkedistro.build import debian
 from tkedistro.build.backend import BuiltImage
 from tkedistro.conformance import debianbase, images, recipes
 from tkedistro.conformance.imagestate import ImageRecord
@@ -105,7 +106,7 @@ class FakeEngine:
 def no_debootstrap(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object) -> None:
         raise AssertionError("a unit test must not debootstrap")
-    monkeypatch.setattr(debianbase, "_debootstrap", refuse)
+    monkeypatch.setattr(debian, "_debootstrap", refuse)
 
 
 @pytest.fixture
@@ -210,7 +211,7 @@ def test_go_binaries_are_cached_per_commit(tree: Path, work: Path,
 
 def test_debian_base_needs_root_and_says_so(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(debianbase.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(debian.os, "geteuid", lambda: 1000)
     with pytest.raises(BuildError, match="needs root"):
         debianbase.ensure_base(FakeEngine(), tmp_path)
 
@@ -244,14 +245,14 @@ def test_debian_base_is_labelled_with_its_packages_and_reused(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runs: list[Path] = []
 
-    def debootstrap(rootfs: Path, packages: tuple[str, ...], log: Path) -> tuple[str, ...]:
+    def debootstrap(rootfs: Path, recipe: debian.DebianRecipe, log: Path) -> tuple[str, ...]:
         runs.append(rootfs)
         (rootfs / "etc").mkdir(parents=True)
         (rootfs / "etc/os-release").write_text("ID=debian\n")
         return ("apache2=2.4.62-1~deb11u1", "bash=5.1-2+deb11u1")
 
-    monkeypatch.setattr(debianbase, "_debootstrap", debootstrap)
-    monkeypatch.setattr(debianbase.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(debian, "_debootstrap", debootstrap)
+    monkeypatch.setattr(debian.os, "geteuid", lambda: 0)
     engine = FakeEngine()
     first = debianbase.ensure_base(engine, tmp_path)
     labels = engine.labels(debianbase.BASE_REF) or {}

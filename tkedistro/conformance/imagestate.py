@@ -1,50 +1,8 @@
-"""Which image id each ref got for which inputs digest, kept in ``work/images.json``.
-
-The engine's labels say whether a local image was made from the current inputs; this record
-gives that image's id without asking the engine for more than its labels. When the record does
-not know it (a new ``work`` folder), ``local_id`` asks the engine to build ``FROM ref`` alone,
-which adds nothing to the image and answers with its id (under a second).
-"""
+"""Moved to ``tkedistro/build/imagerecord.py`` (shared with the component images); kept so
+the conformance modules' imports stay as they were."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from tkedistro.build.imagerecord import ImageRecord, local_id
 
-from tkedistro.build.backend import ImageEngine
-from tkedistro.core.files import write_atomic
-
-
-class ImageRecord:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            data = {}
-        self._refs: dict[str, dict[str, str]] = data if isinstance(data, dict) else {}
-
-    def image_id(self, ref: str, inputs: str) -> str | None:
-        entry = self._refs.get(ref)
-        if isinstance(entry, dict) and entry.get("inputs") == inputs:
-            return entry.get("id") or None
-        return None
-
-    def remember(self, ref: str, inputs: str, image_id: str) -> None:
-        self._refs[ref] = {"inputs": inputs, "id": image_id}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.path, json.dumps(self._refs, indent=1, sort_keys=True).encode())
-
-
-def local_id(engine: ImageEngine, ref: str, inputs: str, work: Path) -> str:
-    """The id of the local image ``ref`` (made from ``inputs``), recorded for next time."""
-    record = ImageRecord(work / "images.json")
-    known = record.image_id(ref, inputs)
-    if known:
-        return known
-    context = work / "context" / "_id"
-    context.mkdir(parents=True, exist_ok=True)
-    write_atomic(context / "Dockerfile", f"FROM {ref}\n".encode())
-    found = engine.build(context, ref, {}).id
-    record.remember(ref, inputs, found)
-    return found
+__all__ = ["ImageRecord", "local_id"]

@@ -1,0 +1,164 @@
+"""A Debian root filesystem made offline and imported as a local image, reused by its inputs.
+
+``debootstrap --variant=minbase --include=PACKAGES SUITE ROOTFS MIRROR`` (mirror:
+``DEBIAN_MIRROR``, else deb.debian.org, as ``scripts/make-builder-image.sh`` does), then
+optional commands in a chroot of it (``update-alternatives``) and pruned folders (docs, man
+pages), then the engine imports it under the recipe's ref. The image is labelled with every
+installed ``package=version`` and with the digest of its inputs (suite, mirror, packages and
+any setup/prune/arch); a later call reuses it while that digest matches. debootstrap needs root.
+
+The conformance base (``conformance/debianbase.py``) and the component base
+(``images/base.py``) are two recipes for this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from tkedistro.build.backend import BuiltImage, ImageEngine
+from tkedistro.build.imagerecord import ImageRecord, local_id
+from tkedistro.core import console
+from tkedistro.core.errors import BuildError
+from tkedistro.core.runner import run
+
+SUITE = "bullseye"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+INPUTS_LABEL = "org.tkedistro.inputs"
+SOURCE_LABEL = "org.opencontainers.image.source"
+PACKAGES_LABEL = "org.tkedistro.debian.packages"
+PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+RECORD_NAME = "images.json"
+
+
+@dataclass(frozen=True)
+class DebianRecipe:
+    """What one Debian base is made of; everything here is part of its inputs digest."""
+
+    ref: str
+    packages: tuple[str, ...]
+    suite: str = SUITE
+    arch: str = ""  # Debian architecture (``amd64``, ``arm64``); "" means debootstrap's default
+    setup: tuple[tuple[str, ...], ...] = ()  # argv run with ``chroot ROOTFS`` after debootstrap
+    prune: tuple[str, ...] = ()  # folders (relative to the root) emptied before the import
+    step: str = "debian_base"  # the pipeline step named in progress lines
+    hint: str = "run as root once; later runs reuse the imported image"
+
+    def inputs_digest(self, mirror_url: str | None = None) -> str:
+        doc: dict[str, object] = {"suite": self.suite, "variant": "minbase",
+                                  "mirror": mirror_url or mirror(),
+                                  "packages": sorted(self.packages)}
+        # only when set, so a recipe without them keeps the digest it always had
+        for key, value in (("arch", self.arch), ("setup", [list(a) for a in self.setup]),
+                           ("prune", list(self.prune))):
+            if value:
+                doc[key] = value
+        text = json.dumps(doc, sort_keys=True)
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class DebianBase:
+    """The imported base: its ref and id, installed ``package=version`` lines, reuse flag."""
+
+    ref: str
+    image_id: str
+    packages: tuple[str, ...]
+    reused: bool
+
+    def version(self, package: str) -> str:
+        for line in self.packages:
+            name, _, version = line.partition("=")
+            if name == package:
+                return version
+        return "?"
+
+
+def mirror() -> str:
+    return os.environ.get("DEBIAN_MIRROR") or DEFAULT_MIRROR
+
+
+def reusable(labels: Mapping[str, str] | None, digest: str) -> bool:
+    return labels is not None and labels.get(INPUTS_LABEL) == digest
+
+
+def ensure_debian_base(engine: ImageEngine, work: Path, recipe: DebianRecipe) -> DebianBase:
+    """The base image, reused when its inputs label matches, else debootstrapped and imported.
+
+    ``work`` holds the scratch root filesystem while it is made and ``images.json`` (which id
+    each ref got for which inputs)."""
+    digest = recipe.inputs_digest()
+    labels = engine.labels(recipe.ref)
+    if labels is not None and reusable(labels, digest):
+        image_id = local_id(engine, recipe.ref, digest, work)
+        return DebianBase(recipe.ref, image_id, _split(labels.get(PACKAGES_LABEL, "")), True)
+    if os.geteuid() != 0:
+        raise BuildError(f"making the Debian base image {recipe.ref} needs root (debootstrap)",
+                         hint=recipe.hint)
+    rootfs = work / "debian-rootfs"
+    with console.step(recipe.step, f"debootstrap {recipe.suite} ({len(recipe.packages)} packages)"):
+        installed = _debootstrap(rootfs, recipe, work / "debootstrap.log")
+        _finish_rootfs(rootfs, recipe)
+    with console.step(recipe.step, f"import {recipe.ref}"):
+        built = _import(engine, rootfs, work / "debian-rootfs.tar", recipe, digest, installed)
+    shutil.rmtree(rootfs, ignore_errors=True)
+    ImageRecord(work / RECORD_NAME).remember(recipe.ref, digest, built.id)
+    return DebianBase(recipe.ref, built.id, installed, False)
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(item for item in text.split(",") if item)
+
+
+def _debootstrap(rootfs: Path, recipe: DebianRecipe, log: Path) -> tuple[str, ...]:
+    shutil.rmtree(rootfs, ignore_errors=True)
+    rootfs.parent.mkdir(parents=True, exist_ok=True)
+    arch = [f"--arch={recipe.arch}"] if recipe.arch else []
+    result = run(["debootstrap", "--variant=minbase", *arch,
+                  "--include=" + ",".join(recipe.packages), recipe.suite, rootfs, mirror()],
+                 check=False)
+    log.write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        raise BuildError(f"debootstrap {recipe.suite} from {mirror()} failed (log: {log})",
+                         details=(result.stdout + result.stderr)[-4000:],
+                         hint="check that the mirror answers (DEBIAN_MIRROR) and the "
+                              "package names exist in " + recipe.suite)
+    query = run(["chroot", rootfs, "dpkg-query", "-W", "-f", "${Package}=${Version}\n"],
+                message="listing the packages of the Debian base failed")
+    return tuple(sorted(line for line in query.stdout.splitlines() if line))
+
+
+def _finish_rootfs(rootfs: Path, recipe: DebianRecipe) -> None:
+    """The recipe's setup commands in a chroot, then its pruned folders emptied."""
+    for argv in recipe.setup:
+        run(["chroot", rootfs, *argv],
+            message=f"setting up the Debian base {recipe.ref}: {' '.join(argv)} failed")
+    for folder in recipe.prune:
+        target = rootfs / folder
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+            target.mkdir()
+
+
+def _import(engine: ImageEngine, rootfs: Path, tar: Path, recipe: DebianRecipe, digest: str,
+            installed: tuple[str, ...]) -> BuiltImage:
+    for cache in (rootfs / "var/cache/apt/archives", rootfs / "var/lib/apt/lists"):
+        for item in cache.glob("*"):
+            if item.is_file():
+                item.unlink()
+    run(["tar", "--numeric-owner", "-C", rootfs, "-c", "-f", tar, "."],
+        message="packing the Debian base root filesystem failed")
+    source = f"debootstrap {recipe.suite} minbase from {mirror()}"
+    changes = (f"ENV {PATH_ENV}",
+               f"LABEL {SOURCE_LABEL}={json.dumps(source)}",
+               f"LABEL {INPUTS_LABEL}={json.dumps(digest)}",
+               f"LABEL {PACKAGES_LABEL}={json.dumps(','.join(installed))}")
+    try:
+        return engine.import_rootfs(tar, recipe.ref, changes)
+    finally:
+        tar.unlink(missing_ok=True)
