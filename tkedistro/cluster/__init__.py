@@ -1,0 +1,1 @@
+"""The local multi-node cluster the conformance suite runs on, and its add-ons."""
