@@ -6,7 +6,8 @@ The build runs ``dnsresponder/build.sh`` in the builder container with the persi
 read-only: gofmt, ``go vet``, the Go unit tests (record logic on client-go's fake clientset and
 real informers, UDP truncation and TCP, forwarding) and the build. Then the image runs in
 ``--static`` test mode and ``dig`` (in the image, from the Debian base) asks it the spec's
-questions over UDP and TCP, with ``+search`` as the probe pods do.
+questions over UDP and TCP, with ``+search`` as the probe pods do; the container runs with
+the Deployment's restrictions (read-only root, only ``NET_BIND_SERVICE``).
 """
 
 from __future__ import annotations
@@ -118,7 +119,9 @@ def test_dig_gets_the_spec_answers_over_udp_and_tcp(
     (tmp_path / "resolv.conf").write_text(RESOLV)
     tmp_path.chmod(0o755)
     name = f"tkedistro-dns-test-{os.getpid()}"
-    _docker("run", "-d", "--rm", "--name", name, "--network", "none",
+    # as the Deployment runs it: read-only root, every capability dropped but NET_BIND_SERVICE
+    _docker("run", "-d", "--rm", "--name", name, "--network", "none", "--read-only",
+            "--cap-drop", "ALL", "--cap-add", "NET_BIND_SERVICE",
             "-v", f"{tmp_path}:/t:ro", "-v", f"{tmp_path / 'resolv.conf'}:/etc/resolv.conf:ro",
             "--entrypoint", str(dns.BINARY_PATH), built[0].ref,
             "--static=/t/objects.yaml", "--port=53", "--resolv-conf=/nonexistent")
@@ -136,6 +139,8 @@ def test_dig_gets_the_spec_answers_over_udp_and_tcp(
                           "example.org").stdout
         assert "status: SERVFAIL" in outside  # no upstream here: a quick SERVFAIL
         assert failures == []
+        ready = _docker("exec", name, "curl", "-s", "http://127.0.0.1:8080/ready").stdout
+        assert ready == "ready\n"
         logs = _docker("logs", name).stderr
         assert len([line for line in logs.splitlines() if "zone cluster.local." in line]) == 1
     finally:
