@@ -90,8 +90,10 @@ def built() -> tuple[dns.DnsImage, dns.DnsImage]:
         pytest.skip(f"needs the builder image {BUILDER} (make install)")
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=TREE, capture_output=True,
                             text=True, check=True).stdout.strip()
-    first = dns.build_dns_image(TREE, commit, DockerImages(), DockerBackend(), BUILDER, WORK)
-    second = dns.build_dns_image(TREE, commit, DockerImages(), DockerBackend(), BUILDER, WORK)
+    first = dns.build_dns_image(TREE, commit, DockerImages(), DockerBackend(), BUILDER, WORK,
+                                "1.15")
+    second = dns.build_dns_image(TREE, commit, DockerImages(), DockerBackend(), BUILDER, WORK,
+                                "1.15")
     return first, second
 
 

@@ -20,7 +20,7 @@ from tkedistro.build.backend import ContainerSpec, ImageInfo, RunResult
 from tkedistro.cluster import dns
 from tkedistro.conformance import debianbase
 from tkedistro.conformance.imagestate import ImageRecord
-from tkedistro.core.errors import BuildError, ClusterError
+from tkedistro.core.errors import BuilderImageError, BuildError, ClusterError
 
 IMAGE = "tkedistro.local/cluster/dns-responder:0123456789ab"
 
@@ -107,6 +107,8 @@ class FakeSession:
         return "fake"
 
     def run(self, argv: Sequence[str], *, log: Path | None = None) -> RunResult:
+        if list(argv) == ["go", "version"]:
+            return RunResult(tuple(argv), 0, "go version go1.19.8 linux/amd64\n")
         out = next(m.source for m in self.spec.mounts if m.target == PurePosixPath("/out"))
         if self.ok:
             (out / Path(argv[2]).name).write_bytes(b"\x7fELF")
@@ -176,6 +178,14 @@ def test_a_failed_go_build_says_so_with_the_go_output(
                             tmp_path / "work")
     assert caught.value.message.startswith("building the cluster DNS responder failed: sh ")
     assert "FAIL: TestHeadlessService" in (caught.value.details or "")
+
+
+def test_a_builder_with_another_go_than_the_pin_is_refused(
+        engine: FakeEngine, tree: Path, tmp_path: Path) -> None:
+    with pytest.raises(BuilderImageError, match="has Go 1.19.8, but the manifest pins go.version"):
+        dns.build_dns_image(tree, "c" * 40, engine, FakeBackend(), "builder:1",
+                            tmp_path / "work", go_version="1.15.15")
+    assert engine.builds == []
 
 
 def test_no_tree_is_a_cluster_error(engine: FakeEngine, tmp_path: Path) -> None:

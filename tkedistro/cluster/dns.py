@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from ruamel.yaml import YAML
 
 from tkedistro.build.backend import ContainerBackend, ContainerSpec, ImageEngine, Mount
+from tkedistro.build.plan import check_go_version
 from tkedistro.conformance.debianbase import INPUTS_LABEL, SOURCE_LABEL, ensure_base
 from tkedistro.conformance.imagebuild import (
     BASE_LABEL,
@@ -85,10 +86,11 @@ def image_ref(digest: str) -> str:
     return f"{IMAGE_REPO}:{digest.removeprefix('sha256:')[:12]}"
 
 
-def dns_build_tool(backend: ContainerBackend, builder: str, sources: Path,
-                   gocache: Path) -> BuildTool:
+def dns_build_tool(backend: ContainerBackend, builder: str, sources: Path, gocache: Path,
+                   go_version: str = "") -> BuildTool:
     """A ``BuildTool`` for the responder: the tree read-only at /src, the Go sources read-only
-    at /dns, Go's cache at /cache, no network, as the invoking user."""
+    at /dns, Go's cache at /cache, no network, as the invoking user. With ``go_version`` (the
+    manifest's pin) the builder's ``go version`` must match it first."""
 
     def build(src: Path, out: Path, argv: list[str]) -> None:
         spec = ContainerSpec(
@@ -100,6 +102,8 @@ def dns_build_tool(backend: ContainerBackend, builder: str, sources: Path,
                     Mount(out.resolve(), PurePosixPath("/out"))),
             workdir=PurePosixPath("/tmp"))
         with backend.session(spec) as session:
+            if go_version:
+                check_go_version(go_version, session.run(["go", "version"]).output, builder)
             result = session.run(argv)
         if not result.ok:
             raise BuildError(f"building the cluster DNS responder failed: {' '.join(argv)}",
@@ -110,8 +114,9 @@ def dns_build_tool(backend: ContainerBackend, builder: str, sources: Path,
 
 
 def build_dns_image(tree: Path, commit: str, engine: ImageEngine, backend: ContainerBackend,
-                    builder: str, work: Path) -> DnsImage:
-    """Build (or reuse) the responder binary and image for ``tree`` at ``commit``."""
+                    builder: str, work: Path, go_version: str = "") -> DnsImage:
+    """Build (or reuse) the responder binary and image for ``tree`` at ``commit``;
+    ``go_version``: the manifest's Go pin the builder must have (unchecked when empty)."""
     start = time.monotonic()
     if not (tree / "vendor" / "github.com" / "miekg" / "dns").is_dir():
         raise ClusterError(f"{tree}: no vendor/github.com/miekg/dns to build cluster DNS from")
@@ -128,7 +133,7 @@ def build_dns_image(tree: Path, commit: str, engine: ImageEngine, backend: Conta
         return DnsImage(ref, "", True, binary, time.monotonic() - start)
     src = _write_sources(work / "src" / short, sources)
     (work / "gocache").mkdir(parents=True, exist_ok=True)
-    tool = dns_build_tool(backend, builder, src, work / "gocache")
+    tool = dns_build_tool(backend, builder, src, work / "gocache", go_version)
     argv = ("sh", str(SOURCES / "build.sh"), f"/out/{BINARY}", f"tree-{commit[:12]}")
     build_binaries(tree, binary.parent, [Binary(BINARY, argv)], tool)
     dockerfile = environment().from_string(DOCKERFILE).render(
@@ -167,7 +172,8 @@ def ensure_dns_image(ws: Workspace, release: str, manifest: Manifest,
         raise ClusterError(f"{ws.rel(tree)}: no Kubernetes source tree to build cluster DNS from",
                            hint=f"prepare it first: tkedistro source {release}")
     built = build_dns_image(tree, Repo(tree).head(), engine, default_backend(),
-                            manifest.builder.image, dns_work_dir(ws, release))
+                            manifest.builder.image, dns_work_dir(ws, release),
+                            manifest.go.version)
     console.verbose(f"cluster DNS image {built.ref} ({'reused' if built.reused else 'built'} "
                     f"in {built.seconds:.1f} s)")
     return built.ref
