@@ -24,6 +24,7 @@ from tkedistro.build.docker import DockerBackend
 from tkedistro.build.docker_images import DockerImages
 from tkedistro.cluster import dns
 from tkedistro.conformance.debianbase import INPUTS_LABEL
+from tkedistro.core.errors import BuildError
 
 pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(1800)]
 
@@ -153,3 +154,18 @@ def _dig(container: str, args: list[str]) -> str:
     """``dig +short`` inside the container (its resolv.conf has the probe pod's search list)."""
     argv = ["exec", container, "dig", "@127.0.0.1", "+short", "+tries=1", "+time=3", *args]
     return _docker(*argv, check=False).stdout.strip()
+
+
+def test_the_build_container_cannot_write_the_tree(tmp_path: Path) -> None:
+    if not (TREE / "vendor/github.com/miekg/dns").is_dir():
+        pytest.skip(f"needs the real tree at {TREE}")
+    if DockerBackend().image_info(BUILDER) is None:
+        pytest.skip(f"needs the builder image {BUILDER} (make install)")
+    for folder in ("src", "cache", "out"):
+        (tmp_path / folder).mkdir()
+    tool = dns.dns_build_tool(DockerBackend(), BUILDER, tmp_path / "src", tmp_path / "cache",
+                              "1.15")
+    with pytest.raises(BuildError) as caught:
+        tool(TREE, tmp_path / "out", ["touch", "/src/vendor/tkedistro-was-here"])
+    assert "Read-only file system" in (caught.value.details or "")
+    assert not (TREE / "vendor/tkedistro-was-here").exists()
