@@ -27,6 +27,7 @@ LAYERS = {
     "core": 0,
     "git": 1, "model": 1,
     "source": 2, "series": 2, "build": 2, "conformance": 2, "images": 2, "ci": 2,
+    "cluster": 2,
     "cli": 3,
 }
 TOP_LEVEL = {"tkedistro": 0, "tkedistro.__main__": 3}
