@@ -22,7 +22,7 @@ import pytest
 from tests.real_k8s.conftest import PERSIST
 from tkedistro.build.docker import DockerBackend
 from tkedistro.build.docker_images import DockerImages
-from tkedistro.cluster import dns
+from tkedistro.conformance import dnsimage
 from tkedistro.conformance.debianbase import INPUTS_LABEL
 from tkedistro.core.errors import BuildError
 
@@ -64,7 +64,7 @@ OBJECTS = textwrap.dedent("""\
 # The probe pod's resolv.conf: namespace dns-1, ndots 5, as the kubelet writes it.
 RESOLV = "search dns-1.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n"
 
-# (dig arguments, expected +short output) -- the questions of test/e2e/network/dns.go
+# (dig arguments, expected +short output) -- the questions of test/e2e/network/dnsimage.go
 QUESTIONS = [
     (["kubernetes.default", "A", "+search"], "10.96.0.1"),
     (["kubernetes.default.svc", "A", "+search"], "10.96.0.1"),
@@ -84,16 +84,16 @@ QUESTIONS = [
 
 
 @pytest.fixture(scope="module")
-def built() -> tuple[dns.DnsImage, dns.DnsImage]:
+def built() -> tuple[dnsimage.DnsImage, dnsimage.DnsImage]:
     if not (TREE / "vendor/github.com/miekg/dns").is_dir():
         pytest.skip(f"needs the real tree at {TREE} (tests/real_k8s/test_build_real.py)")
     if DockerBackend().image_info(BUILDER) is None:
         pytest.skip(f"needs the builder image {BUILDER} (make install)")
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=TREE, capture_output=True,
                             text=True, check=True).stdout.strip()
-    first = dns.build_dns_image(TREE, commit, DockerImages(), DockerBackend(), BUILDER, WORK,
+    first = dnsimage.build_dns_image(TREE, commit, DockerImages(), DockerBackend(), BUILDER, WORK,
                                 "1.15")
-    second = dns.build_dns_image(TREE, commit, DockerImages(), DockerBackend(), BUILDER, WORK,
+    second = dnsimage.build_dns_image(TREE, commit, DockerImages(), DockerBackend(), BUILDER, WORK,
                                 "1.15")
     return first, second
 
@@ -104,7 +104,7 @@ def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_image_is_built_from_the_tree_and_then_reused(
-        built: tuple[dns.DnsImage, dns.DnsImage]) -> None:
+        built: tuple[dnsimage.DnsImage, dnsimage.DnsImage]) -> None:
     first, second = built
     assert second.reused and second.ref == first.ref
     assert first.ref.startswith("tkedistro.local/cluster/dns-responder:")
@@ -117,7 +117,7 @@ def test_the_image_is_built_from_the_tree_and_then_reused(
 
 
 def test_dig_gets_the_spec_answers_over_udp_and_tcp(
-        built: tuple[dns.DnsImage, dns.DnsImage], tmp_path: Path) -> None:
+        built: tuple[dnsimage.DnsImage, dnsimage.DnsImage], tmp_path: Path) -> None:
     (tmp_path / "objects.yaml").write_text(OBJECTS)
     (tmp_path / "resolv.conf").write_text(RESOLV)
     tmp_path.chmod(0o755)
@@ -126,7 +126,7 @@ def test_dig_gets_the_spec_answers_over_udp_and_tcp(
     _docker("run", "-d", "--rm", "--name", name, "--network", "none", "--read-only",
             "--cap-drop", "ALL", "--cap-add", "NET_BIND_SERVICE",
             "-v", f"{tmp_path}:/t:ro", "-v", f"{tmp_path / 'resolv.conf'}:/etc/resolv.conf:ro",
-            "--entrypoint", str(dns.BINARY_PATH), built[0].ref,
+            "--entrypoint", str(dnsimage.BINARY_PATH), built[0].ref,
             "--static=/t/objects.yaml", "--port=53", "--resolv-conf=/nonexistent")
     try:
         failures = []
@@ -163,7 +163,7 @@ def test_the_build_container_cannot_write_the_tree(tmp_path: Path) -> None:
         pytest.skip(f"needs the builder image {BUILDER} (make install)")
     for folder in ("src", "cache", "out"):
         (tmp_path / folder).mkdir()
-    tool = dns.dns_build_tool(DockerBackend(), BUILDER, tmp_path / "src", tmp_path / "cache",
+    tool = dnsimage.dns_build_tool(DockerBackend(), BUILDER, tmp_path / "src", tmp_path / "cache",
                               "1.15")
     with pytest.raises(BuildError) as caught:
         tool(TREE, tmp_path / "out", ["touch", "/src/vendor/tkedistro-was-here"])

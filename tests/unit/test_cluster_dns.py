@@ -18,7 +18,7 @@ from tests.conftest import REPO
 from tests.unit.test_images import FakeEngine
 from tkedistro.build.backend import ContainerSpec, ImageInfo, RunResult
 from tkedistro.cluster import dns
-from tkedistro.conformance import debianbase
+from tkedistro.conformance import debianbase, dnsimage
 from tkedistro.conformance.imagestate import ImageRecord
 from tkedistro.core.errors import BuilderImageError, BuildError, ClusterError
 
@@ -78,24 +78,24 @@ def test_other_ip_domain_and_odd_values_stay_values() -> None:
 
 
 def test_the_go_sources_ship_with_the_package() -> None:
-    sources = dns.go_sources()
+    sources = dnsimage.go_sources()
     assert {"main.go", "build.sh", "records.go", "records_test.go"} <= set(sources)
     data = tomllib.loads((REPO / "pyproject.toml").read_text())
     patterns = data["tool"]["setuptools"]["package-data"]["tkedistro"]
     for name in sources:
-        assert any(fnmatch.fnmatch(f"cluster/dnsresponder/{name}", p) for p in patterns), name
+        assert any(fnmatch.fnmatch(f"conformance/dnsresponder/{name}", p) for p in patterns), name
 
 
 def test_the_inputs_digest_follows_commit_sources_builder_and_base() -> None:
     sources = {"main.go": b"package main\n"}
-    one = dns.inputs_digest("a" * 40, sources, "sha256:b", "sha256:c")
-    assert one == dns.inputs_digest("a" * 40, dict(sources), "sha256:b", "sha256:c")
-    assert one != dns.inputs_digest("d" * 40, sources, "sha256:b", "sha256:c")
-    assert one != dns.inputs_digest("a" * 40, {"main.go": b"package main // x\n"},
+    one = dnsimage.inputs_digest("a" * 40, sources, "sha256:b", "sha256:c")
+    assert one == dnsimage.inputs_digest("a" * 40, dict(sources), "sha256:b", "sha256:c")
+    assert one != dnsimage.inputs_digest("d" * 40, sources, "sha256:b", "sha256:c")
+    assert one != dnsimage.inputs_digest("a" * 40, {"main.go": b"package main // x\n"},
                                     "sha256:b", "sha256:c")
-    assert one != dns.inputs_digest("a" * 40, sources, "sha256:e", "sha256:c")
-    assert one != dns.inputs_digest("a" * 40, sources, "sha256:b", "sha256:f")
-    assert dns.image_ref(one) == f"{dns.IMAGE_REPO}:{one[7:19]}"
+    assert one != dnsimage.inputs_digest("a" * 40, sources, "sha256:e", "sha256:c")
+    assert one != dnsimage.inputs_digest("a" * 40, sources, "sha256:b", "sha256:f")
+    assert dnsimage.image_ref(one) == f"{dnsimage.IMAGE_REPO}:{one[7:19]}"
 
 
 class FakeSession:
@@ -153,8 +153,8 @@ def tree(tmp_path: Path) -> Path:
 def test_the_build_mounts_the_tree_read_only_and_a_second_call_reuses(
         engine: FakeEngine, tree: Path, tmp_path: Path) -> None:
     backend = FakeBackend()
-    first = dns.build_dns_image(tree, "c" * 40, engine, backend, "builder:1", tmp_path / "work")
-    second = dns.build_dns_image(tree, "c" * 40, engine, backend, "builder:1", tmp_path / "work")
+    first = dnsimage.build_dns_image(tree, "c" * 40, engine, backend, "builder:1", tmp_path / "work")
+    second = dnsimage.build_dns_image(tree, "c" * 40, engine, backend, "builder:1", tmp_path / "work")
     assert not first.reused and second.reused and first.ref == second.ref
     assert engine.builds == [first.ref] and len(backend.specs) == 1
     spec = backend.specs[0]
@@ -167,14 +167,14 @@ def test_the_build_mounts_the_tree_read_only_and_a_second_call_reuses(
     labels = engine.images[first.ref].labels
     assert labels["org.opencontainers.image.revision"] == "c" * 40
     assert first.ref.endswith(":" + labels[debianbase.INPUTS_LABEL][7:19])
-    changed = dns.build_dns_image(tree, "d" * 40, engine, backend, "builder:1", tmp_path / "work")
+    changed = dnsimage.build_dns_image(tree, "d" * 40, engine, backend, "builder:1", tmp_path / "work")
     assert changed.ref != first.ref and not changed.reused
 
 
 def test_a_failed_go_build_says_so_with_the_go_output(
         engine: FakeEngine, tree: Path, tmp_path: Path) -> None:
     with pytest.raises(BuildError) as caught:
-        dns.build_dns_image(tree, "c" * 40, engine, FakeBackend(ok=False), "builder:1",
+        dnsimage.build_dns_image(tree, "c" * 40, engine, FakeBackend(ok=False), "builder:1",
                             tmp_path / "work")
     assert caught.value.message.startswith("building the cluster DNS responder failed: sh ")
     assert "FAIL: TestHeadlessService" in (caught.value.details or "")
@@ -183,12 +183,12 @@ def test_a_failed_go_build_says_so_with_the_go_output(
 def test_a_builder_with_another_go_than_the_pin_is_refused(
         engine: FakeEngine, tree: Path, tmp_path: Path) -> None:
     with pytest.raises(BuilderImageError, match="has Go 1.19.8, but the manifest pins go.version"):
-        dns.build_dns_image(tree, "c" * 40, engine, FakeBackend(), "builder:1",
+        dnsimage.build_dns_image(tree, "c" * 40, engine, FakeBackend(), "builder:1",
                             tmp_path / "work", go_version="1.15.15")
     assert engine.builds == []
 
 
 def test_no_tree_is_a_cluster_error(engine: FakeEngine, tmp_path: Path) -> None:
     with pytest.raises(ClusterError, match="no vendor/github.com/miekg/dns"):
-        dns.build_dns_image(tmp_path, "c" * 40, engine, FakeBackend(), "builder:1",
+        dnsimage.build_dns_image(tmp_path, "c" * 40, engine, FakeBackend(), "builder:1",
                             tmp_path / "work")

@@ -22,10 +22,13 @@ COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "ku
 
 @dataclass(frozen=True)
 class SupportImages:
-    """Local refs of the two images kubeadm needs that are not distro components."""
+    """Local refs of the images the cluster runs that are not distro components: etcd and
+    pause for kubeadm, and the cluster DNS (all three are built from the tree or Debian by
+    ``tkedistro.conformance``, which shares them with the suite)."""
 
     etcd: str
     pause: str
+    dns: str
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ def push_cluster_images(ws: Workspace, release: str, config: ClusterConfig, engi
                         registry: LocalRegistry, bin_dir: Path,
                         support: SupportImages) -> DnsImage:
     from tkedistro.cluster import dns
+    from tkedistro.cluster.config import POD_SUBNET, SERVICE_SUBNET
     from tkedistro.images.components import ensure_component_images
     from tkedistro.model.manifest import load_release
 
@@ -59,8 +63,8 @@ def push_cluster_images(ws: Workspace, release: str, config: ClusterConfig, engi
             push(engine, registry, image.ref, image.component, config.version)
         push(engine, registry, support.etcd, "etcd", ETCD_TAG)
         push(engine, registry, support.pause, "pause", PAUSE_TAG)
-        local_dns = dns.ensure_dns_image(ws, release, manifest, engine)
-        tag = local_dns.rsplit(":", 1)[-1]
-        served = push(engine, registry, local_dns, "dns-responder", tag)
-    return DnsImage(dns.dns_manifests(served), "kube-dns",
+        served = push(engine, registry, support.dns, "dns-responder",
+                      support.dns.rsplit(":", 1)[-1])
+    manifests = dns.dns_manifests(served, reverse_cidrs=(SERVICE_SUBNET, POD_SUBNET))
+    return DnsImage(manifests, dns.NAME,
                     "tkedistro-dns, built from the tree's vendored miekg/dns and client-go")

@@ -1,11 +1,13 @@
-"""The two conformance images the local cluster also runs: pause (the pods' sandbox, built
-from the tree's ``build/pause``) and etcd (Debian's), made by the same recipes as every other
-conformance image, so a cluster and a conformance run share them."""
+"""The images the local cluster runs that are made from the tree or from Debian: pause (the
+pods' sandbox, from ``build/pause``) and etcd (Debian's), by the same recipes as every other
+conformance image (a cluster and a conformance run share them), and the cluster DNS
+responder (``dnsimage``)."""
 
 from __future__ import annotations
 
 from tkedistro.cluster.pushing import SupportImages
 from tkedistro.conformance import images
+from tkedistro.conformance.dnsimage import ensure_dns_image
 from tkedistro.conformance.offline import images_dir
 from tkedistro.core.errors import ClusterError
 from tkedistro.core.workspace import Workspace
@@ -30,4 +32,5 @@ def support_images(ws: Workspace, release: str, manifest: Manifest) -> SupportIm
     if PAUSE_REF not in local or ETCD_REF not in local:
         raise ClusterError("the pause and etcd images could not be made",
                            hint="see `tkedistro conformance images " + release + "`")
-    return SupportImages(etcd=local[ETCD_REF], pause=local[PAUSE_REF])
+    dns = ensure_dns_image(ws, release, manifest, default_image_engine())
+    return SupportImages(etcd=local[ETCD_REF], pause=local[PAUSE_REF], dns=dns)
