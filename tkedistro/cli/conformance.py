@@ -74,8 +74,15 @@ def conformance(
         Path | None, typer.Option("--kubeconfig", help="Run on this existing cluster.")
     ] = None,
     local: Annotated[
-        bool, typer.Option("--local", help="Start a single-node cluster from _output (default).")
+        bool, typer.Option("--local", help="Run on the release's local cluster (default): the "
+                                          "one `tkedistro cluster up` started, else one made "
+                                          "for the run.")
     ] = False,
+    cluster_nodes: Annotated[int, typer.Option(
+        "--cluster-nodes", min=2, max=5,
+        help="Node containers of a cluster made for the run.")] = 2,
+    keep_cluster: Annotated[bool, typer.Option(
+        "--keep-cluster", help="Leave a cluster made for the run up afterwards.")] = False,
     focus: Annotated[
         str | None, typer.Option("--focus", help="Spec regex (default: every Conformance spec).")
     ] = None,

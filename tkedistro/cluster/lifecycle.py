@@ -10,6 +10,7 @@ cluster's label: containers, volumes, the network, and the cgroup parent docker 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -56,13 +57,15 @@ class ClusterState:
     dns: str
     created: float
     seconds: float
+    build: str = ""  # build_digest() of the binaries it runs
+
 
     def to_json(self) -> dict[str, object]:
         return {"version": STATE_VERSION, "name": self.name, "release": self.release,
                 "nodes": list(self.nodes), "addresses": list(self.addresses),
                 "node_image": self.node_image, "node_image_id": self.node_image_id,
                 "kubeconfig": self.kubeconfig, "dns": self.dns, "created": self.created,
-                "seconds": round(self.seconds, 1)}
+                "seconds": round(self.seconds, 1), "build": self.build}
 
     @classmethod
     def load(cls, path: Path) -> ClusterState | None:
@@ -73,9 +76,26 @@ class ClusterState:
             return cls(str(data["name"]), str(data["release"]), tuple(data["nodes"]),
                        tuple(data["addresses"]), str(data["node_image"]),
                        str(data["node_image_id"]), str(data["kubeconfig"]), str(data["dns"]),
-                       float(data["created"]), float(data["seconds"]))
+                       float(data["created"]), float(data["seconds"]), str(data.get("build", "")))
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+
+def build_digest(bin_dir: Path) -> str:
+    """Which build a cluster runs: the digest of the output's ``SHA256SUMS`` (two folders up
+    from ``bin/linux/amd64``), or of the binaries themselves when there is none."""
+    sums = bin_dir.parents[2] / "SHA256SUMS"
+    h = hashlib.sha256()
+    if sums.is_file():
+        h.update(sums.read_bytes())
+    else:
+        for name in sorted(p.name for p in bin_dir.iterdir() if p.is_file()):
+            h.update(name.encode() + b"\0" + (bin_dir / name).read_bytes())
+    return "sha256:" + h.hexdigest()
+
+
+def runs_current(ws: Workspace, state: ClusterState, bin_dir: Path) -> bool:
+    return bool(state.build) and state.build == build_digest(bin_dir)
 
 
 def cluster_config(ws: Workspace, release: str, version: str,
@@ -187,7 +207,8 @@ def up(ws: Workspace, release: str, version: str, bin_dir: Path, *, nodes: int =
                 remove_cluster(engine, config)
             raise
     state = ClusterState(**{**state.__dict__, "node_image_id": node_image.id,
-                            "seconds": time.monotonic() - start})
+                            "seconds": time.monotonic() - start,
+                            "build": build_digest(bin_dir)})
     write_atomic(config.state_file, (json.dumps(state.to_json(), indent=2) + "\n").encode())
     return state
 

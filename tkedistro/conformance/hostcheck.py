@@ -9,9 +9,6 @@ from pathlib import Path
 
 from tkedistro.core.errors import ClusterError
 
-CNI_DIRS = (Path("/usr/lib/cni"), Path("/opt/cni/bin"))
-CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
-
 
 @dataclass(frozen=True)
 class Requirement:
@@ -22,35 +19,16 @@ class Requirement:
 
 
 REQUIREMENTS = (
-    Requirement("etcd", "etcd-server"),
-    Requirement("containerd", "containerd"),
-    Requirement("ctr", "containerd"),
-    Requirement("runc", "runc"),
-    Requirement("iptables", "iptables"),
-    Requirement("conntrack", "conntrack"),
-    Requirement("socat", "socat"),
-    Requirement("openssl", "openssl"),
-    Requirement("mount", "mount"),
-    Requirement("ip", "iproute2"),
-    # the conformance images: their Debian base, and the local registry they are served from
+    # the node image, the conformance images' Debian base, and the local registry they are
+    # served from (the nodes bring containerd, CNI plugins and iptables in their image)
     Requirement("debootstrap", "debootstrap"),
     Requirement("docker-registry", "docker-registry"),
 )
 
 
-def find_cni_dir() -> Path | None:
-    for folder in CNI_DIRS:
-        if all((folder / p).is_file() for p in CNI_PLUGINS):
-            return folder
-    return None
-
-
 def missing_packages() -> list[str]:
     """Debian packages to install, one per missing program (sorted, unique)."""
-    wanted = {r.package for r in REQUIREMENTS if shutil.which(r.program) is None}
-    if find_cni_dir() is None:
-        wanted.add("containernetworking-plugins")
-    return sorted(wanted)
+    return sorted({r.package for r in REQUIREMENTS if shutil.which(r.program) is None})
 
 
 def missing_binaries(bin_dir: Path, names: tuple[str, ...]) -> list[str]:
@@ -60,8 +38,8 @@ def missing_binaries(bin_dir: Path, names: tuple[str, ...]) -> list[str]:
 def require_root() -> None:
     if os.geteuid() != 0:
         raise ClusterError(
-            "the local conformance cluster needs root: the kubelet mounts volumes, runs "
-            "containers and creates network devices",
+            "the local cluster needs root: its node image is made with debootstrap, and "
+            "removing it removes the cgroups its nodes made",
             hint="run as root (sudo tkedistro conformance ...), or pass --kubeconfig PATH to "
             "test an existing cluster",
         )

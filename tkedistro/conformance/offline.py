@@ -107,9 +107,14 @@ def repo_list_path(ws: Workspace, release: str, registry: str) -> Path:
 
 
 def prepare_images(ws: Workspace, release: str, manifest: Manifest, registry: str,
-                   has: Callable[[str], bool] | None = None) -> OfflineImages:
+                   has: Callable[[str], bool] | None = None,
+                   served_as: str | None = None) -> OfflineImages:
     """Build (or reuse) every image the conformance specs need, push it to ``registry`` and
-    write the repo list; raises ``ClusterError`` when the source tree is missing."""
+    write the repo list; raises ``ClusterError`` when the source tree is missing.
+
+    ``served_as``: the address the cluster's nodes pull the same storage from, when not
+    ``registry`` itself (the repo list names that one).
+    """
     from tkedistro.build.pipeline import default_backend, default_image_engine
     from tkedistro.git.repo import Repo
 
@@ -129,8 +134,8 @@ def prepare_images(ws: Workspace, release: str, manifest: Manifest, registry: st
     missing = _missing(found, {r.ref for r in records}, set(built.no_recipe), records, has)
     untraced = tuple(m.ref for m in missing if not m.specs and m.ref in built.no_recipe)
     missing = [m for m in missing if m.ref not in untraced]
-    path = repo_list_path(ws, release, registry)
-    repolist.write_repo_list(path, repolist.repo_list(found, registry))
+    path = repo_list_path(ws, release, served_as or registry)
+    repolist.write_repo_list(path, repolist.repo_list(found, served_as or registry))
     return OfflineImages(
         registry=registry, repo_list=path, images=tuple(records), missing=tuple(missing),
         expected_to_fail=tuple(n.ref for n in found.needs if n.expect_failure),

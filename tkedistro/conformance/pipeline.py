@@ -1,5 +1,7 @@
 """``tkedistro conformance RELEASE``: the suite built from the same tree, run against an
-existing cluster (``--kubeconfig``) or a local single-node cluster from ``_output/<release>``.
+existing cluster (``--kubeconfig``) or the release's local multi-node cluster
+(``tkedistro.cluster``: the one ``tkedistro cluster up`` started when it runs the current
+binaries, else one started for the run and removed after it).
 
 Results go to ``_results/<release>/conformance/<run>/`` (``archive.py``), which a build leaves
 alone.
@@ -10,17 +12,20 @@ from __future__ import annotations
 import json
 import shlex
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tkedistro.build.registry import LocalRegistry
+from tkedistro.cluster import lifecycle
+from tkedistro.cluster.clustercmd import NODE_BINARIES
+from tkedistro.cluster.config import NODE_REGISTRY
 from tkedistro.conformance import archive, hostcheck
-from tkedistro.conformance.cluster import COMPONENTS, LocalCluster, host_address
-from tkedistro.conformance.images import short_name
+from tkedistro.conformance.clusterimages import support_images
 from tkedistro.conformance.offline import OfflineImages, prepare_images, skip_regex
 from tkedistro.conformance.report import BundleContext, Product, write_bundle
 from tkedistro.conformance.results import Cause, SuiteResults, parse_junit
-from tkedistro.conformance.spec import ClusterSpec
 from tkedistro.conformance.suite import (
     CONFORMANCE_FOCUS,
     QUICK_FOCUS,
@@ -47,6 +52,8 @@ class ConformanceOptions:
     smoke: bool = False  # the real tier's subset: quick + a DNS spec + a two-node [Serial] spec
     timeout_min: float = 90.0
     nodes: int = DEFAULT_NODES  # ginkgo nodes for the specs not tagged [Serial]; 1: all serially
+    cluster_nodes: int = lifecycle.DEFAULT_NODES  # node containers of a cluster made for the run
+    keep_cluster: bool = False  # leave a cluster made for the run up afterwards
     product: Product | None = None
     build: bool = True  # build what is missing: tkedistro build RELEASE --with-conformance-tools
     upstream: str | None = None  # for that build: fetch from this mirror
@@ -110,7 +117,7 @@ def ensure_binaries(ws: Workspace, release: str, options: ConformanceOptions,
     They come from one build of the same patched tree, so they carry the same version stamp
     as the binaries under test; an output that has them all is used as it is.
     """
-    names = (*TOOLS, *(COMPONENTS if options.kubeconfig is None else ()))
+    names = (*TOOLS, *(NODE_BINARIES if options.kubeconfig is None else ()))
     missing = hostcheck.missing_binaries(bin_dir, tuple(dict.fromkeys(names)))
     if not missing:
         return
@@ -172,14 +179,13 @@ def run_conformance(ws: Workspace, release: str, options: ConformanceOptions) ->
                                options.repo_list, options.skip)
         else:
             with LocalRegistry(registry_dir(ws)) as registry:
-                offline = prepare_images(ws, release, manifest, registry.address, registry.has)
+                offline = prepare_images(ws, release, manifest, registry.address, registry.has,
+                                         served_as=NODE_REGISTRY)
                 _warn_missing(offline)
-                spec = ClusterSpec(bin_dir=bin_dir, root=ws.cluster_dir(release),
-                                   address=host_address(), registry=registry.address,
-                                   sandbox_image=sandbox_image(offline))
-                cluster = f"local single-node cluster on {spec.address}"
-                with LocalCluster(spec):
-                    timed_out = _suite(options, bin_dir, spec.kubeconfig, report_dir,
+                with _cluster(ws, release, manifest, options, bin_dir, registry) as state:
+                    cluster = (f"local cluster {state.name}: {len(state.nodes)} node "
+                               f"containers, kubeadm; DNS: {state.dns}")
+                    timed_out = _suite(options, bin_dir, Path(state.kubeconfig), report_dir,
                                        offline.repo_list, _with_skips(options.skip, offline))
         # written under the lock: the build files copied into the run are those that ran
         result = _finish(release, manifest, options, run, cluster, timed_out, offline)
@@ -196,13 +202,28 @@ def registry_dir(ws: Workspace) -> Path:
     return ws.cache / "registry"
 
 
-def sandbox_image(offline: OfflineImages) -> str:
-    for image in offline.images:
-        if short_name(image.ref) == "pause":
-            return image.pushed
-    raise ClusterError("the pause image (the pods' sandbox) could not be built",
-                       hint="see the missing images above; pause builds from build/pause/linux "
-                            "in the source tree")
+@contextmanager
+def _cluster(ws: Workspace, release: str, manifest: Manifest, options: ConformanceOptions,
+             bin_dir: Path, registry: LocalRegistry) -> Iterator[lifecycle.ClusterState]:
+    """The running cluster of the release when it runs these binaries, else a new one for
+    this run (removed afterwards unless ``keep_cluster``)."""
+    running = lifecycle.status(ws, release)
+    if running.up and running.state and lifecycle.runs_current(ws, running.state, bin_dir):
+        console.info(f"using the running cluster {running.name} (tkedistro cluster up)")
+        yield running.state
+        return
+    hostcheck.require_root()
+    state = lifecycle.up(ws, release, manifest.distro_version, bin_dir,
+                         nodes=options.cluster_nodes, registry=registry,
+                         support=support_images(ws, release, manifest))
+    try:
+        yield state
+    finally:
+        if options.keep_cluster:
+            console.info(f"cluster {state.name} left up; remove it with "
+                         f"`tkedistro cluster down {release}`")
+        else:
+            lifecycle.down(ws, release)
 
 
 def _warn_missing(offline: OfflineImages) -> None:
