@@ -16,6 +16,7 @@ from ruamel.yaml import YAML
 
 from tests.conftest import REPO
 from tests.unit.test_images import FakeEngine
+from tkedistro.build import debian
 from tkedistro.build.backend import ContainerSpec, ImageInfo, RunResult
 from tkedistro.cluster import dns
 from tkedistro.conformance import debianbase, dnsimage
@@ -136,7 +137,7 @@ class FakeBackend:
 
 @pytest.fixture
 def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
-    monkeypatch.setattr(debianbase, "_debootstrap", lambda *a: pytest.fail("debootstrap"))
+    monkeypatch.setattr(debian, "_debootstrap", lambda *a: pytest.fail("debootstrap"))
     fake = FakeEngine()
     digest = debianbase.inputs_digest()
     base = fake._store(debianbase.BASE_REF, {debianbase.INPUTS_LABEL: digest}, "")
@@ -153,8 +154,10 @@ def tree(tmp_path: Path) -> Path:
 def test_the_build_mounts_the_tree_read_only_and_a_second_call_reuses(
         engine: FakeEngine, tree: Path, tmp_path: Path) -> None:
     backend = FakeBackend()
-    first = dnsimage.build_dns_image(tree, "c" * 40, engine, backend, "builder:1", tmp_path / "work")
-    second = dnsimage.build_dns_image(tree, "c" * 40, engine, backend, "builder:1", tmp_path / "work")
+    first = dnsimage.build_dns_image(tree, "c" * 40, engine, backend, "builder:1",
+                                     tmp_path / "work")
+    second = dnsimage.build_dns_image(tree, "c" * 40, engine, backend, "builder:1",
+                                     tmp_path / "work")
     assert not first.reused and second.reused and first.ref == second.ref
     assert engine.builds == [first.ref] and len(backend.specs) == 1
     spec = backend.specs[0]
@@ -167,7 +170,8 @@ def test_the_build_mounts_the_tree_read_only_and_a_second_call_reuses(
     labels = engine.images[first.ref].labels
     assert labels["org.opencontainers.image.revision"] == "c" * 40
     assert first.ref.endswith(":" + labels[debianbase.INPUTS_LABEL][7:19])
-    changed = dnsimage.build_dns_image(tree, "d" * 40, engine, backend, "builder:1", tmp_path / "work")
+    changed = dnsimage.build_dns_image(tree, "d" * 40, engine, backend, "builder:1",
+                                       tmp_path / "work")
     assert changed.ref != first.ref and not changed.reused
 
 
