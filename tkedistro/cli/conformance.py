@@ -130,7 +130,7 @@ def conformance(
     options = conf.ConformanceOptions(
         kubeconfig=kubeconfig, focus=focus, skip=skip, quick=quick, smoke=smoke,
         timeout_min=timeout, nodes=nodes, build=build_missing, upstream=upstream,
-        repo_list=repo_list,
+        repo_list=repo_list, cluster_nodes=cluster_nodes, keep_cluster=keep_cluster,
     )
     result = conf.run_conformance(G.workspace(), release, options)
     emit(result.to_json(), result.format_text(), as_json)
