@@ -10,7 +10,7 @@ RELEASE ?= $(NEWEST)
 all: build
 
 ## install: the package with test tools, a running Docker engine, the offline builder image
-## and the Debian packages the local conformance cluster runs from
+## and the host packages the local cluster needs (debootstrap, docker-registry)
 install: install-python engine builder-image conformance-host
 
 install-python:

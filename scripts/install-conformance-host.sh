@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Install the Debian packages the local conformance cluster runs from (etcd, containerd, runc,
-# CNI plugins, busybox, iptables, conntrack, ...). The list is tkedistro's own host check
+# Install the Debian packages the local cluster needs on the host: debootstrap (its node image
+# and the conformance images' Debian base) and docker-registry (the local registry its nodes
+# pull from; containerd, CNI plugins and iptables are in the node image). The list is
+# tkedistro's own host check
 # (tkedistro/conformance/hostcheck.py), so this script and `tkedistro conformance --local`
 # never disagree. Installs only what is missing: nothing to do means no network needed.
 set -euo pipefail

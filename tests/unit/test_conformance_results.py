@@ -137,7 +137,7 @@ def _context(results, **kw: object) -> BundleContext:
                       documentation_url="https://example.invalid/tke/docs",
                       contact_email_address="k8s@example.invalid")
     return BundleContext(product=product, manifest=manifest, results=results,
-                         cluster="local single-node cluster on 192.0.2.2",
+                         cluster="local cluster tke-1-20-abcdef: 2 node containers, kubeadm",
                          focus=r"\[Conformance\]", command="tkedistro conformance 1.20", **kw)
 
 
