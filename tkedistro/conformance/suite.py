@@ -35,10 +35,11 @@ QUICK_FOCUS = (r"\[sig-api-machinery\] CustomResourceDefinition resources .*\[Co
                r"|\[sig-apps\] Deployment RollingUpdateDeployment should delete old pods and "
                r"create new ones")
 # The real tier's subset (``--smoke``): the quick one, which already pulls httpd, an image built
-# here for the conformance specs (the rolling update), plus what a single-node cluster without DNS
-# could not pass (the node-container cluster can): a Service found by its DNS name (A, SRV and PTR records; its probe pod also pulls
-# jessie-dnsutils) and a [Serial] spec that needs two schedulable nodes (it runs in the serial
-# pass). Each name is spelled out to its [Conformance] tag (the DNS one has two spaces before it).
+# here for the conformance specs (the rolling update), plus what a single-node cluster without
+# DNS could not pass (the node-container cluster can): a Service found by its DNS name (A, SRV
+# and PTR records; its probe pod also pulls jessie-dnsutils) and a [Serial] spec that needs
+# two schedulable nodes (it runs in the serial pass). Each name is spelled out to its
+# [Conformance] tag (the DNS one has two spaces before it).
 SMOKE_FOCUS = "|".join((
     QUICK_FOCUS,
     r"\[sig-network\] DNS should provide DNS for services  \[Conformance\]",
