@@ -164,6 +164,7 @@ class NodeSpec:
     volume: str  # a named volume for /var (containerd's overlayfs cannot live on overlayfs)
     mounts: tuple[Mount, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    command: tuple[str, ...] = ()  # arguments for the image's entrypoint; () keeps its own
 
 
 @dataclass(frozen=True)

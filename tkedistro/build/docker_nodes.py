@@ -99,7 +99,8 @@ class DockerNodes:
         try:
             self._docker.volumes.create(spec.volume, labels=dict(spec.labels))
             created = api.create_container(
-                spec.image, name=spec.name, hostname=spec.name, labels=dict(spec.labels),
+                spec.image, command=list(spec.command) or None, name=spec.name,
+                hostname=spec.name, labels=dict(spec.labels),
                 environment=dict(spec.env), host_config=host, detach=True,
                 networking_config=api.create_networking_config(
                     {spec.network: api.create_endpoint_config()}))
@@ -155,12 +156,16 @@ class DockerNodes:
         return RunResult(tuple(argv), int(code if code is not None else -1), text)
 
     def put_file(self, name: str, path: PurePosixPath, data: bytes, mode: int = 0o644) -> None:
+        """Write ``path`` (and any missing parent folders) in the node, as root."""
         buf = io.BytesIO()
+        now = int(time.time())
         with tarfile.open(fileobj=buf, mode="w") as tar:
-            info = tarfile.TarInfo(path.name)
-            info.size, info.mode, info.mtime = len(data), mode, int(time.time())
+            for parent in reversed(path.relative_to("/").parents[:-1]):
+                folder = tarfile.TarInfo(str(parent))
+                folder.type, folder.mode, folder.mtime = tarfile.DIRTYPE, 0o755, now
+                tar.addfile(folder)
+            info = tarfile.TarInfo(str(path.relative_to("/")))
+            info.size, info.mode, info.mtime = len(data), mode, now
             tar.addfile(info, io.BytesIO(data))
-        container = self._docker.containers.get(name)
-        container.exec_run(["mkdir", "-p", str(path.parent)])
-        if not container.put_archive(str(path.parent), buf.getvalue()):
+        if not self._docker.containers.get(name).put_archive("/", buf.getvalue()):
             raise ClusterError(f"could not write {path} into node {name}")
