@@ -7,24 +7,17 @@ so "nothing changed and the output is intact" is decided without hashing hundred
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tkedistro.core.files import sha256_file
+
 SUMS_NAME = "SHA256SUMS"
 INFO_NAME = "build-info.json"
 LOG_NAME = "build.log"
 STATE_NAME = ".tkedistro-build.json"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_sha256sums(out_dir: Path, rel_paths: Sequence[str]) -> dict[str, str]:

@@ -21,6 +21,7 @@ from tkedistro.build.plan import BuildPlan, plan_build, select_targets
 from tkedistro.build.smoke import SmokeResult
 from tkedistro.core import console
 from tkedistro.core.errors import BuilderImageError, NotReproducibleError
+from tkedistro.core.files import sha256_file
 from tkedistro.core.locks import output_lock
 from tkedistro.core.workspace import Workspace
 from tkedistro.git.repo import Repo
@@ -172,7 +173,7 @@ def build_info(plan: BuildPlan, manifest: Manifest, ws: Workspace, src: SourceIn
                go_version: str, started: float, sums: dict[str, str],
                smoke: Sequence[SmokeResult]) -> dict[str, Any]:
     where = f"releases/{plan.release}.yaml"
-    patches = [{"file": p.file, "sha256": output.sha256_file(
+    patches = [{"file": p.file, "sha256": sha256_file(
                     ws.repo_file(p.file, f"{where}: patches[{i}].file"))}
                for i, p in enumerate(manifest.patches)]
     stamp = "%Y-%m-%dT%H:%M:%SZ"

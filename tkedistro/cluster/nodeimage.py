@@ -21,7 +21,7 @@ from tkedistro.build.imagerecord import ImageRecord, local_id
 from tkedistro.cluster.config import NODE_REGISTRY, REGISTRY_ROOT, ClusterConfig
 from tkedistro.core import console
 from tkedistro.core.errors import ClusterError
-from tkedistro.core.files import write_atomic
+from tkedistro.core.files import sha256_file, write_atomic
 from tkedistro.core.render import environment
 
 BASE_REF = "tkedistro/node-base:bookworm"
@@ -55,14 +55,6 @@ def _digest(data: object) -> str:
     return "sha256:" + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def _file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 BASE_RECIPE = DebianRecipe(
     BASE_REF, PACKAGES, suite=SUITE, step="cluster",
     setup=tuple(("update-alternatives", "--set", tool, f"/usr/sbin/{tool}-legacy")
@@ -94,7 +86,7 @@ def ensure_node_image(engine: ImageEngine, config: ClusterConfig, bin_dir: Path,
     base = ensure_debian_base(engine, work, BASE_RECIPE)
     files = node_files(config)
     digest = _digest({"base": base.image_id,
-                      "binaries": {b: _file_sha(bin_dir / b) for b in BINARIES},
+                      "binaries": {b: sha256_file(bin_dir / b) for b in BINARIES},
                       "files": {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}})
     ref = node_ref(config.version)
     labels = engine.labels(ref)

@@ -16,7 +16,7 @@ from tkedistro.conformance.debianbase import INPUTS_LABEL, SOURCE_LABEL, DebianB
 from tkedistro.conformance.recipes import Binary, Recipe, tag_of
 from tkedistro.core import console
 from tkedistro.core.errors import BuildError
-from tkedistro.core.files import write_atomic
+from tkedistro.core.files import sha256_file, write_atomic
 
 BuildTool = Callable[[Path, Path, list[str]], None]
 """Runs argv in the builder container, source tree at /src and output folder at /out (a seam)."""
@@ -49,11 +49,7 @@ def _sha(data: bytes) -> str:
 
 
 def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return "sha256:" + digest.hexdigest()
+    return "sha256:" + sha256_file(path)
 
 
 def build_binaries(tree: Path, out: Path, wanted: Sequence[Binary], tool: BuildTool) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from tkedistro.build.debian import INPUTS_LABEL, SOURCE_LABEL, DebianBase
 from tkedistro.core.errors import BuildError
-from tkedistro.core.files import write_atomic
+from tkedistro.core.files import sha256_file, write_atomic
 from tkedistro.model.manifest import Manifest
 
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")
@@ -46,14 +46,6 @@ def component_ref(component: str, version: str, repository: str = DEFAULT_REPOSI
 def binary_path(output_dir: Path, component: str, platform: str) -> Path:
     """Where ``tkedistro build`` leaves ``component`` for ``platform`` (``os/arch``)."""
     return output_dir / "bin" / PurePosixPath(platform) / component
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -112,7 +104,7 @@ def plan_components(output_dir: Path, manifest: Manifest, base: DebianBase, plat
         component=c, platform=platform,
         ref=component_ref(c, manifest.distro_version, repository),
         binary=binary_path(output_dir, c, platform),
-        binary_sha256=file_sha256(binary_path(output_dir, c, platform)),
+        binary_sha256=sha256_file(binary_path(output_dir, c, platform)),
         base_ref=base.ref, base_id=base.image_id, version=manifest.distro_version,
         revision=manifest.upstream.commit, source=manifest.upstream.url) for c in components]
 
