@@ -119,6 +119,7 @@ def init_config(config: ClusterConfig, node: str, address: str, token: str) -> s
         {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
          "cgroupDriver": "cgroupfs", "failSwapOn": False,
          "clusterDNS": [DNS_IP], "clusterDomain": DOMAIN,
+         "resolvConf": "/etc/tkedistro/resolv.conf",  # written by the node's entrypoint
          # the nodes share the host's disk: never evict for disk pressure (kind does the same)
          "evictionHard": {"nodefs.available": "0%", "nodefs.inodesFree": "0%",
                           "imagefs.available": "0%"}},

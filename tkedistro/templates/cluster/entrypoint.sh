@@ -25,6 +25,11 @@ done
 echo "$root" > /run/tkedistro-cgroup-root
 log "cgroup root for pods: $root"
 
+# the pods' upstream resolvers (dnsPolicy Default, and the cluster DNS's forwarding): the node's
+# own, less docker's embedded one on 127.0.0.11, which no pod's network namespace can reach
+mkdir -p /etc/tkedistro
+grep -v '^nameserver 127\.' /etc/resolv.conf > /etc/tkedistro/resolv.conf || true
+
 sysctl -qw net.ipv4.ip_forward=1
 sysctl -qw net.bridge.bridge-nf-call-iptables=1 || log "net.bridge.bridge-nf-call-iptables: not settable (load br_netfilter on the host)"
 sysctl -qw net.bridge.bridge-nf-call-ip6tables=1 || true
