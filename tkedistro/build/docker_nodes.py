@@ -150,8 +150,14 @@ class DockerNodes:
             pass
 
     def exec(self, name: str, argv: Sequence[str]) -> RunResult:
-        container = self._docker.containers.get(name)
-        code, output = container.exec_run(list(argv), demux=False)
+        import docker.errors
+
+        try:
+            code, output = self._docker.containers.get(name).exec_run(list(argv), demux=False)
+        except docker.errors.APIError as exc:  # gone, or not running
+            raise ClusterError(f"cannot run {argv[0]} in node {name}: "
+                               f"{exc.explanation or exc}",
+                               hint="see `tkedistro cluster status RELEASE`") from exc
         text = output.decode("utf-8", "replace") if output else ""
         return RunResult(tuple(argv), int(code if code is not None else -1), text)
 

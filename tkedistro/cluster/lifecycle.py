@@ -271,7 +271,7 @@ def status(ws: Workspace, release: str, engine: NodeEngine | None = None) -> Clu
     containers = tuple(engine.nodes({LABEL: config.name}))
     state = ClusterState.load(config.state_file)
     ready: set[str] = set()
-    running = [c for c in containers if c.running]
-    if state is not None and running:
+    running = {c.name for c in containers if c.running}
+    if state is not None and state.nodes and state.nodes[0] in running:
         ready = bootstrap.ready_nodes(engine, state.nodes[0])
     return ClusterStatus(config.name, state, containers, tuple(sorted(ready)))
