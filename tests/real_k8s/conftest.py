@@ -121,13 +121,14 @@ class Tool:
     sessions: list[int] = field(default_factory=list)
 
     def start(self, *args: str) -> tuple[subprocess.Popen[str], Path]:
+        """Started with stdout to ``<log>`` and stderr (progress) to ``<log>.err``."""
         log = self.log_dir / f"{len(self.sessions):02d}-{'-'.join(args[:2])}.log"
         argv = [sys.executable, "-m", "tkedistro", "--root", str(self.ws.root),
                 "--cache-dir", str(self.ws.cache), *args]
         env = {**os.environ, "PYTHONPATH": str(REPO), "CI": "1"}
-        with log.open("w") as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, text=True,
-                                    env=env, cwd=self.ws.root, start_new_session=True)
+        with log.open("w") as out, log.with_suffix(".err").open("w") as err:
+            proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True, env=env,
+                                    cwd=self.ws.root, start_new_session=True)
         self.sessions.append(proc.pid)
         return proc, log
 
@@ -139,19 +140,24 @@ class Tool:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             pytest.fail(f"tkedistro {' '.join(args)} still ran after {timeout:.0f}s:\n"
-                        + log.read_text()[-4000:])
-        return Ran(args, proc.returncode, log.read_text())
+                        + log.with_suffix(".err").read_text()[-4000:])
+        return Ran(args, proc.returncode, log.read_text(), log.with_suffix(".err").read_text())
 
 
 @dataclass(frozen=True)
 class Ran:
     args: tuple[str, ...]
     code: int
-    output: str  # stdout and stderr, interleaved
+    stdout: str
+    stderr: str  # progress and errors
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
 
     def ok(self) -> Ran:
         assert self.code == 0, f"tkedistro {' '.join(self.args)}: exit {self.code}\n" \
-                               + self.output[-6000:]
+                               + self.stdout[-2000:] + self.stderr[-6000:]
         return self
 
 

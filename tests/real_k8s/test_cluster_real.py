@@ -97,6 +97,14 @@ def _container_ids(name: str) -> set[str]:
     return set(out.split())
 
 
+def _kube_rules(snap: host.Snapshot) -> dict[str, list[str]]:
+    return {cmd: [r for r in rules if "KUBE-" in r] for cmd, rules in snap.firewall.items()}
+
+
+def _top_cgroups(snap: host.Snapshot) -> set[str]:
+    return {c.split("/")[1] for c in snap.cgroups}
+
+
 def _assert_host_as_before(before: host.Snapshot, ws: Workspace, tool: Tool, ids: set[str],
                            sentinels: list[subprocess.Popen[bytes]]) -> None:
     name = cluster_name("1.20", ws.root)
@@ -130,12 +138,16 @@ def test_cluster_up_then_down_leaves_the_host_exactly_as_before(
                                         for c in n["status"]["conditions"]) for n in nodes}
     assert ready == {f"{name}-control-plane": True, f"{name}-worker": True}
     assert {n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes} == {"v1.20.2-tke.1"}
-    status = json.loads(tool.run("cluster", "status", "1.20", "--json").ok().output)
+    status = json.loads(tool.run("cluster", "status", "1.20", "--json").ok().stdout)
     assert (status["name"], status["up"]) == (name, True), status
-    # kube-proxy's rules live in the node's own network namespace, not the host's
+    # while it runs: kube-proxy's rules live in the nodes' network namespaces, not the host's,
+    # and every cgroup it made is below /<name>
     inside = subprocess.run(["docker", "exec", f"{name}-worker", "iptables-save"],
                             capture_output=True, text=True, check=True).stdout
     assert "-A KUBE-SERVICES" in inside
+    during = host.snapshot()
+    assert _kube_rules(during) == _kube_rules(before)
+    assert _top_cgroups(during) - _top_cgroups(before) == {name}
     ids = _container_ids(name)
     assert len(ids) == 2
 
@@ -154,8 +166,9 @@ def _up_killed_once_nodes_exist(tool: Tool, name: str, nodes: int, linger_s: flo
     proc, log = tool.start("cluster", "up", "1.20")
     deadline = time.monotonic() + 600
     while len(ids := _container_ids(name)) < nodes:
-        assert proc.poll() is None, f"cluster up ended first:\n{log.read_text()[-4000:]}"
-        assert time.monotonic() < deadline, log.read_text()[-4000:]
+        progress = log.with_suffix(".err")
+        assert proc.poll() is None, f"cluster up ended first:\n{progress.read_text()[-4000:]}"
+        assert time.monotonic() < deadline, progress.read_text()[-4000:]
         time.sleep(0.5)
     time.sleep(linger_s)
     os.killpg(proc.pid, signal.SIGKILL)
