@@ -12,12 +12,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
+from tkedistro.core.workspace import Workspace
 
 FIXTURE_COMMIT = "84fe13fd02837506d4ca9e4dbfcd087bb2f26e17"
 FIXTURE_TAG = "v1.20.2"
@@ -79,3 +83,97 @@ def refresh_persistent_distro(monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TKEDISTRO_CACHE", str(PERSIST / "cache"))
     monkeypatch.setenv("TKEDISTRO_UPSTREAM", upstream.as_uri())
     return root
+
+
+_BUILT: set[Path] = set()  # built with the conformance tools in this session
+
+
+def build_persistent_distro(monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    """The persistent distro, built with the conformance tools through the CLI (a no-op when
+    warm; once a session)."""
+    from typer.testing import CliRunner
+
+    from tkedistro.cli.app import app
+
+    root = refresh_persistent_distro(monkeypatch)
+    if root not in _BUILT:
+        result = CliRunner().invoke(
+            app, ["--root", str(root), "build", "1.20", "--with-conformance-tools"])
+        assert result.exit_code == 0, result.output
+        _BUILT.add(root)
+    return Workspace(root=root, cache=PERSIST / "cache")
+
+
+def cluster_skip_reason() -> str | None:
+    """Why a local cluster cannot start here (node containers and their image need root)."""
+    if os.geteuid() != 0:
+        return "the local cluster needs root"
+    return None
+
+
+@dataclass
+class Tool:
+    """``python -m tkedistro --root R --cache-dir C ...`` as a user runs it, each in a session
+    of its own (so ``kill -9`` can reach everything it started); ``sessions`` lists them."""
+
+    ws: Workspace
+    log_dir: Path
+    sessions: list[int] = field(default_factory=list)
+
+    def start(self, *args: str) -> tuple[subprocess.Popen[str], Path]:
+        """Started with stdout to ``<log>`` and stderr (progress) to ``<log>.err``."""
+        log = self.log_dir / f"{len(self.sessions):02d}-{'-'.join(args[:2])}.log"
+        argv = [sys.executable, "-m", "tkedistro", "--root", str(self.ws.root),
+                "--cache-dir", str(self.ws.cache), *args]
+        env = {**os.environ, "PYTHONPATH": str(REPO), "CI": "1"}
+        with log.open("w") as out, log.with_suffix(".err").open("w") as err:
+            proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True, env=env,
+                                    cwd=self.ws.root, start_new_session=True)
+        self.sessions.append(proc.pid)
+        return proc, log
+
+    def run(self, *args: str, timeout: float = 900) -> Ran:
+        proc, log = self.start(*args)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            pytest.fail(f"tkedistro {' '.join(args)} still ran after {timeout:.0f}s:\n"
+                        + log.with_suffix(".err").read_text()[-4000:])
+        return Ran(args, proc.returncode, log.read_text(), log.with_suffix(".err").read_text())
+
+
+@dataclass(frozen=True)
+class Ran:
+    args: tuple[str, ...]
+    code: int
+    stdout: str
+    stderr: str  # progress and errors
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def ok(self) -> Ran:
+        assert self.code == 0, f"tkedistro {' '.join(self.args)}: exit {self.code}\n" \
+                               + self.stdout[-2000:] + self.stderr[-6000:]
+        return self
+
+
+def cluster_objects(name: str) -> dict[str, list[str]]:
+    """What the engine holds with the cluster's label."""
+    label = f"label=org.tkedistro.cluster={name}"
+
+    def ls(fmt: str, *argv: str) -> list[str]:
+        out = subprocess.run(["docker", *argv, "--filter", label, "--format", fmt],
+                             capture_output=True, text=True, check=True).stdout
+        return sorted(out.split())
+
+    return {"containers": ls("{{.Names}}", "ps", "-a"), "volumes": ls("{{.Name}}", "volume", "ls"),
+            "networks": ls("{{.Name}}", "network", "ls")}
+
+
+def cgroup_parents(name: str) -> list[str]:
+    """``/sys/fs/cgroup/<hierarchy>/<name>`` folders that exist."""
+    return sorted(str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{name}") if p.is_dir())

@@ -1,11 +1,13 @@
-"""The local conformance cluster from really built v1.20 binaries: a focused subset passes and
-teardown leaves no processes, mounts or network devices.
+"""``tkedistro conformance 1.20 --smoke`` from really built v1.20 binaries, on the local
+multi-node cluster made for the run: the 9 specs of the real tier's subset pass (the CRD specs,
+two pulling agnhost and httpd built here, a cluster DNS spec and a ``[Serial]`` spec that needs
+two nodes), the results say which cluster and DNS ran them, and no cluster is left afterwards.
 
 By default everything comes through the tool: the persistent distro of the build tier
 (``/var/tmp/tkedistro-realk8s/distro``, see conftest.py) is built with
-``tkedistro build 1.20 --with-conformance-tools`` (a no-op when warm), then the quick subset
-runs on a local cluster from its ``_output/1.20``. Needs root, Docker with the builder image,
-and the host packages of ``tkedistro.conformance.hostcheck`` (``make install``).
+``tkedistro build 1.20 --with-conformance-tools`` (a no-op when warm); its cluster is removed
+first, so the run makes its own. Needs root and Docker with the builder image
+(``make install``).
 
 To test binaries built elsewhere instead, point ``TKEDISTRO_REAL_BIN_DIR`` at a bin folder with
 the components plus e2e.test and ginkgo, and ``TKEDISTRO_REAL_SRC`` at the tree they came from
@@ -14,21 +16,31 @@ the components plus e2e.test and ginkgo, and ``TKEDISTRO_REAL_SRC`` at the tree 
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from tests.real_k8s.conftest import PERSIST, refresh_persistent_distro
-from tkedistro.cli.app import app
-from tkedistro.conformance import hostcheck, teardown
-from tkedistro.conformance.cluster import BRIDGE, COMPONENTS
-from tkedistro.conformance.pipeline import TOOLS, ConformanceOptions, run_conformance
-from tkedistro.conformance.processes import pids_matching
+from tests.helpers import host
+from tests.real_k8s.conftest import (
+    Tool,
+    build_persistent_distro,
+    cgroup_parents,
+    cluster_objects,
+    cluster_skip_reason,
+)
+from tests.unit.test_conformance_smoke import DNS, HTTPD, QUICK, SERIAL
+from tkedistro.cluster.clustercmd import NODE_BINARIES
+from tkedistro.cluster.config import cluster_name
+from tkedistro.conformance import hostcheck
+from tkedistro.conformance.pipeline import TOOLS
+from tkedistro.conformance.results import parse_junit
 from tkedistro.core.workspace import Workspace
 
 pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(3600)]
@@ -41,19 +53,11 @@ IMAGE_SPECS = ("Docker Containers should use the image defaults if command and a
                "Deployment RollingUpdateDeployment should delete old pods and create new ones")
 
 
-def _host_skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "the local cluster needs root"
-    if packages := hostcheck.missing_packages():
-        return "host packages missing (make install): apt-get install -y " + " ".join(packages)
-    return None
-
-
 def _given_binaries(bin_dir: Path) -> Iterator[Workspace]:
     """A throwaway distro repo whose _output/1.20 bin folder is ``bin_dir`` (no build)."""
-    if missing := hostcheck.missing_binaries(bin_dir, (*COMPONENTS, *TOOLS)):
+    if missing := hostcheck.missing_binaries(bin_dir, (*NODE_BINARIES, *TOOLS)):
         pytest.skip(f"not built in {bin_dir}: {', '.join(missing)} (TKEDISTRO_REAL_BIN_DIR)")
-    root = Path(tempfile.mkdtemp(prefix="tkc-", dir="/var/tmp"))  # short: unix socket paths
+    root = Path(tempfile.mkdtemp(prefix="tkc-", dir="/var/tmp"))
     (root / "releases").mkdir()
     shutil.copy(REPO / "releases/1.20.yaml", root / "releases/1.20.yaml")
     (root / "_output/1.20/bin/linux").mkdir(parents=True)
@@ -65,51 +69,57 @@ def _given_binaries(bin_dir: Path) -> Iterator[Workspace]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def _built_by_the_tool(monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    """The persistent distro, built with the conformance tools through the CLI."""
-    root = refresh_persistent_distro(monkeypatch)
-    result = CliRunner().invoke(
-        app, ["--root", str(root), "build", "1.20", "--with-conformance-tools"])
-    assert result.exit_code == 0, result.output
-    return Workspace(root=root, cache=PERSIST / "cache")
-
-
 @pytest.fixture
 def workspace(monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
-    if reason := _host_skip_reason():
+    if reason := cluster_skip_reason():
         pytest.skip(reason)
     if BIN_OVERRIDE:
         yield from _given_binaries(Path(BIN_OVERRIDE))
     else:
-        yield _built_by_the_tool(monkeypatch)
+        yield build_persistent_distro(monkeypatch)
 
 
-def test_local_cluster_runs_crd_conformance_specs_and_cleans_up(workspace: Workspace) -> None:
-    bin_dir = workspace.output_dir("1.20") / "bin/linux/amd64"
-    assert hostcheck.missing_binaries(bin_dir, (*COMPONENTS, *TOOLS)) == []
-    netns_before = teardown.netns_names()
-    options = ConformanceOptions(quick=True, timeout_min=20, build=False)
-    result = run_conformance(workspace, "1.20", options)
+def test_smoke_subset_passes_on_a_two_node_cluster_that_is_removed_after(
+        workspace: Workspace, tmp_path: Path) -> None:
+    ws, name = workspace, cluster_name("1.20", workspace.root)
+    tool = Tool(ws, tmp_path)
+    tool.run("cluster", "down", "1.20").ok()  # so the run makes (and removes) its own
+    bin_dir = ws.output_dir("1.20") / "bin/linux/amd64"
+    assert hostcheck.missing_binaries(bin_dir, (*NODE_BINARIES, *TOOLS)) == []
 
-    assert result.ok, result.format_text()
-    assert result.results.passed >= 7
-    assert result.results.failed == 0
-    passed = {spec.name for spec in result.results.specs if spec.status.value == "passed"}
-    for name in IMAGE_SPECS:  # their pods pulled agnhost and httpd from the local registry
-        assert any(name in spec for spec in passed), (name, sorted(passed))
-    report = workspace.conformance_results_dir("1.20") / "latest"
-    assert report.resolve() == result.report_dir.resolve()
-    for name in ("e2e.log", "junit_01.xml", "PRODUCT.yaml", "README.md"):
-        assert (report / name).is_file(), name
-    if (workspace.output_dir("1.20") / "build-info.json").is_file():  # built by the tool
+    started = time.monotonic()
+    run = tool.run("conformance", "1.20", "--smoke", "--timeout", "30", timeout=2400).ok()
+    print(f"conformance --smoke: {time.monotonic() - started:.0f}s")
+
+    report = ws.conformance_results_dir("1.20") / "latest"
+    summary = json.loads((report / "summary.json").read_text())
+    assert (summary["ok"], summary["passed"], summary["failed"], summary["timed_out"]) == \
+        (True, 9, 0, False), summary
+    # which cluster and which DNS served the run (CoreDNS, or the responder built here)
+    assert re.fullmatch(rf"local cluster {name}: 2 node containers, kubeadm; "
+                        r"DNS: (CoreDNS|tkedistro-dns)\b.*", summary["cluster"]), summary["cluster"]
+    assert summary["cluster"] in run.output  # the user sees the same line
+    assert Path(summary["report_dir"]).resolve() == report.resolve()
+    assert summary["unavailable_images"] == []
+    assert any(i.endswith("/k8s.gcr.io/pause:3.2") for i in summary["loaded_images"]), \
+        summary["loaded_images"]
+
+    results = parse_junit(report / "junit_01.xml")
+    passed = sorted(s.name for s in results.specs if s.status.value == "passed")
+    assert passed == sorted([*QUICK, DNS, SERIAL])
+    assert all(any(spec in p for p in passed) for spec in (*IMAGE_SPECS, HTTPD))
+    serial = "".join(p.read_text() for p in sorted(report.glob("junit_serial_*.xml")))
+    assert "should rollback without unnecessary restarts" in serial  # ran in the serial pass
+    for file in ("e2e.log", "junit_01.xml", "PRODUCT.yaml", "README.md", "summary.json"):
+        assert (report / file).is_file(), file
+    if (ws.output_dir("1.20") / "build-info.json").is_file():  # built by the tool
         assert (report / "build-info.json").read_bytes() == \
-            (workspace.output_dir("1.20") / "build-info.json").read_bytes()
-    assert any(i.endswith("/k8s.gcr.io/pause:3.2") for i in result.loaded_images), \
-        result.loaded_images
-    assert result.unavailable_images == ()
+            (ws.output_dir("1.20") / "build-info.json").read_bytes()
 
-    cluster_root = workspace.cluster_dir("1.20")
-    assert pids_matching(str(cluster_root)) == []
-    assert teardown.mounts_under(cluster_root) == []
-    assert not Path(f"/sys/class/net/{BRIDGE}").exists()
-    assert teardown.netns_names() <= netns_before
+    # the cluster made for the run is gone, with everything it made on the host
+    assert cluster_objects(name) == {"containers": [], "volumes": [], "networks": []}
+    assert cgroup_parents(name) == []
+    assert host.leftovers(name, [], tool.sessions, [name, str(ws.root / "_cluster")]) == []
+    assert not (ws.cluster_dir("1.20") / "kubeconfig").exists()
+    status = tool.run("cluster", "status", "1.20").ok()
+    assert f"cluster {name}: down (no node containers)" in status.output

@@ -1,0 +1,127 @@
+"""An in-memory ``NodeEngine``: node containers, volumes and networks of any number of
+clusters, the files written into nodes, and every argv run in them.
+
+Commands answer like a small kubeadm cluster would: ``kubeadm init`` prints a join command
+with a CA hash, ``kubectl get nodes -o json`` lists the nodes with their pod CIDRs and the
+Ready ones, ``iptables -N`` fails for a chain that already exists. ``fail`` makes chosen
+commands on chosen nodes fail.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from tkedistro.build.backend import NetworkInfo, NodeInfo, NodeSpec, RunResult
+
+CA_HASH = "sha256:" + "ab12" * 16
+INIT_OUTPUT = ("Your Kubernetes control-plane has initialized successfully!\n"
+               "kubeadm join 172.18.0.2:6443 --token abcdef.0123456789abcdef \\\n"
+               f"    --discovery-token-ca-cert-hash {CA_HASH}\n")
+
+
+@dataclass
+class Labelled:
+    name: str
+    labels: dict[str, str]
+
+
+def _matches(labels: Mapping[str, str], selector: Mapping[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+@dataclass
+class FakeNodes:
+    """What the engine holds, and what ran where: ``runs`` is ``(node, argv)`` in order."""
+
+    name: str = "fake"
+    containers: dict[str, NodeInfo] = field(default_factory=dict)
+    volume_list: dict[str, Labelled] = field(default_factory=dict)
+    network_list: dict[str, Labelled] = field(default_factory=dict)
+    files: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    runs: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    pod_cidrs: dict[str, str] = field(default_factory=dict)
+    ready: set[str] = field(default_factory=set)
+    fail: set[tuple[str, str]] = field(default_factory=set)  # (node, argv[0]) that exit 1
+    chains: set[tuple[str, str]] = field(default_factory=set)
+
+    # --- fixtures' helpers ----------------------------------------------------------------
+    def add_cluster(self, cluster: str, nodes: Sequence[str], *, running: bool = True,
+                    subnet: str = "172.18.0") -> list[NodeInfo]:
+        labels = {"org.tkedistro.cluster": cluster}
+        self.network_list[cluster] = Labelled(cluster, dict(labels))
+        added = []
+        for i, node in enumerate(nodes):
+            info = NodeInfo(node, f"id-{node}", running, dict(labels),
+                            f"{subnet}.{i + 2}" if running else "")
+            self.containers[node] = info
+            self.volume_list[f"{node}-var"] = Labelled(f"{node}-var", dict(labels))
+            added.append(info)
+        return added
+
+    def argv_on(self, node: str) -> list[tuple[str, ...]]:
+        return [argv for name, argv in self.runs if name == node]
+
+    # --- NodeEngine -----------------------------------------------------------------------
+    def check_available(self) -> None:
+        return None
+
+    def create_network(self, name: str, labels: Mapping[str, str]) -> NetworkInfo:
+        self.network_list[name] = Labelled(name, dict(labels))
+        return NetworkInfo(name, "172.18.0.0/16", "172.18.0.1")
+
+    def networks(self, labels: Mapping[str, str]) -> list[str]:
+        return sorted(n.name for n in self.network_list.values() if _matches(n.labels, labels))
+
+    def remove_network(self, name: str) -> None:
+        self.network_list.pop(name, None)
+
+    def start_node(self, spec: NodeSpec) -> NodeInfo:
+        info = NodeInfo(spec.name, f"id-{spec.name}", True, dict(spec.labels),
+                        f"172.18.0.{len(self.containers) + 2}")
+        self.containers[spec.name] = info
+        self.volume_list[spec.volume] = Labelled(spec.volume, dict(spec.labels))
+        return info
+
+    def nodes(self, labels: Mapping[str, str]) -> list[NodeInfo]:
+        return sorted((c for c in self.containers.values() if _matches(c.labels, labels)),
+                      key=lambda c: c.name)
+
+    def remove_node(self, name: str) -> None:
+        self.containers.pop(name, None)
+
+    def volumes(self, labels: Mapping[str, str]) -> list[str]:
+        return sorted(v.name for v in self.volume_list.values() if _matches(v.labels, labels))
+
+    def remove_volume(self, name: str) -> None:
+        self.volume_list.pop(name, None)
+
+    def exec(self, name: str, argv: Sequence[str]) -> RunResult:
+        args = tuple(argv)
+        self.runs.append((name, args))
+        if name not in self.containers:
+            return RunResult(args, 1, f"Error: No such container: {name}")
+        if (name, args[0]) in self.fail:
+            return RunResult(args, 1, f"{args[0]} failed on {name}")
+        if args[:2] == ("kubeadm", "init"):
+            return RunResult(args, 0, INIT_OUTPUT)
+        if args[0] == "kubectl" and "get" in args and "nodes" in args:
+            items = [self._node_json(n) for n in sorted(self.pod_cidrs)]
+            return RunResult(args, 0, json.dumps({"items": items}))
+        if args[:4] == ("iptables", "-t", "nat", "-N"):
+            if (name, args[4]) in self.chains:
+                return RunResult(args, 1, "iptables: Chain already exists.")
+            self.chains.add((name, args[4]))
+        return RunResult(args, 0, "")
+
+    def _node_json(self, name: str) -> dict[str, object]:
+        ready = "True" if name in self.ready else "False"
+        return {"metadata": {"name": name}, "spec": {"podCIDR": self.pod_cidrs[name]},
+                "status": {"conditions": [{"type": "MemoryPressure", "status": "False"},
+                                          {"type": "Ready", "status": ready}]}}
+
+    def put_file(self, name: str, path: PurePosixPath, data: bytes, mode: int = 0o644) -> None:
+        self.files[(name, str(path))] = data
+

@@ -1,0 +1,202 @@
+"""``tkedistro cluster up|down`` on the host, with the really built v1.20 binaries: the nodes
+come up Ready, and afterwards the host is exactly as before, also when the tool was killed
+with ``kill -9`` in the middle of ``up`` (``down``, or the next ``up``, clears what it left).
+
+"The host" is what ``tests/helpers/host.py`` snapshots: iptables/ip6tables rules, mount
+points, cgroup folders two levels deep in every hierarchy, network devices, docker's
+containers, networks and volumes, global kernel settings, and the host's daemons. To make that
+mean something on a machine that is not itself a node, the host is first made to look like
+one (``node_like_host``): processes named kubelet, kube-proxy, containerd..., a ``kubepods``
+cgroup tree and ``KUBE-*`` iptables chains, all of which must survive.
+
+Runs as root on the persistent distro of the build tier (``conftest.PERSIST``); its cluster
+(``tke-1-20-<hex>``) is removed first, whatever started it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import host
+from tests.real_k8s.conftest import (
+    Tool,
+    build_persistent_distro,
+    cgroup_parents,
+    cluster_objects,
+    cluster_skip_reason,
+)
+from tkedistro.cluster.config import cluster_name
+from tkedistro.core.workspace import Workspace
+
+pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(1800)]
+
+SENTINEL_PROCESSES = ("kubelet", "kube-proxy", "containerd", "kube-apiserver", "etcd")
+SENTINEL_CHAINS = (("nat", "KUBE-SERVICES"), ("filter", "KUBE-FIREWALL"),
+                   ("nat", "KUBE-TKEDISTRO-TEST"))
+
+
+@pytest.fixture
+def ws(monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    if reason := cluster_skip_reason():
+        pytest.skip(reason)
+    return build_persistent_distro(monkeypatch)
+
+
+@pytest.fixture
+def tool(ws: Workspace, tmp_path: Path) -> Iterator[Tool]:
+    """The CLI on ``ws``, after removing the distro's cluster (a kept or killed one)."""
+    t = Tool(ws, tmp_path)
+    t.run("cluster", "down", "1.20").ok()
+    yield t
+    t.run("cluster", "down", "1.20")  # whatever a failed test left
+
+
+@pytest.fixture
+def node_like_host() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """What a host that is itself a Kubernetes node has, and a teardown by name would hit."""
+    procs = [subprocess.Popen(["bash", "-c", f"exec -a {name} sleep 86400"],
+                              start_new_session=True) for name in SENTINEL_PROCESSES]
+    made_cgroups = []
+    for hierarchy in sorted(host.CGROUP.iterdir()):
+        top = hierarchy / "kubepods"
+        if hierarchy.is_dir() and not hierarchy.is_symlink() and not top.exists():
+            (top / "besteffort").mkdir(parents=True)
+            made_cgroups.append(top)
+    made_chains = [(table, chain) for table, chain in SENTINEL_CHAINS
+                   if subprocess.run(["iptables", "-t", table, "-N", chain],
+                                     capture_output=True).returncode == 0]
+    yield procs
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+    for top in made_cgroups:
+        (top / "besteffort").rmdir()
+        top.rmdir()
+    for table, chain in made_chains:
+        subprocess.run(["iptables", "-t", table, "-X", chain], check=False)
+
+
+def _still_running(procs: list[subprocess.Popen[bytes]]) -> list[str]:
+    return [f"{name} (pid {p.pid}) was killed" for name, p in zip(SENTINEL_PROCESSES, procs,
+                                                                  strict=True)
+            if p.poll() is not None]
+
+
+def _container_ids(name: str) -> set[str]:
+    out = subprocess.run(["docker", "ps", "-aq", "--no-trunc", "--filter",
+                          f"label=org.tkedistro.cluster={name}"],
+                         capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+def _kube_rules(snap: host.Snapshot) -> dict[str, list[str]]:
+    return {cmd: [r for r in rules if "KUBE-" in r] for cmd, rules in snap.firewall.items()}
+
+
+def _top_cgroups(snap: host.Snapshot) -> set[str]:
+    return {c.split("/")[1] for c in snap.cgroups}
+
+
+def _assert_host_as_before(before: host.Snapshot, ws: Workspace, tool: Tool, ids: set[str],
+                           sentinels: list[subprocess.Popen[bytes]]) -> None:
+    name = cluster_name("1.20", ws.root)
+    assert cluster_objects(name) == {"containers": [], "volumes": [], "networks": []}
+    assert cgroup_parents(name) == []
+    assert host.diff(before, host.snapshot()) == []
+    assert host.leftovers(name, ids, tool.sessions,
+                          [name, str(ws.root), str(ws.cache)]) == []
+    assert _still_running(sentinels) == []
+    cluster_dir = ws.cluster_dir("1.20")
+    assert not (cluster_dir / "kubeconfig").exists()
+    assert not (cluster_dir / "cluster.json").exists()
+
+
+def test_cluster_up_then_down_leaves_the_host_exactly_as_before(
+        ws: Workspace, tool: Tool, node_like_host: list[subprocess.Popen[bytes]]) -> None:
+    name = cluster_name("1.20", ws.root)
+    before = host.snapshot()
+    started = time.monotonic()
+    up = tool.run("cluster", "up", "1.20").ok()
+    up_s = time.monotonic() - started
+    kubeconfig = ws.cluster_dir("1.20") / "kubeconfig"
+    assert f"cluster {name} is up: 2 nodes in" in up.output, up.output
+    assert f"kubeconfig: {kubeconfig}" in up.output
+
+    kubectl = ws.output_dir("1.20") / "bin/linux/amd64/kubectl"
+    nodes = json.loads(subprocess.run(
+        [str(kubectl), "--kubeconfig", str(kubeconfig), "get", "nodes", "-o", "json"],
+        capture_output=True, text=True, check=True, timeout=60).stdout)["items"]
+    ready = {n["metadata"]["name"]: any(c["type"] == "Ready" and c["status"] == "True"
+                                        for c in n["status"]["conditions"]) for n in nodes}
+    assert ready == {f"{name}-control-plane": True, f"{name}-worker": True}
+    assert {n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes} == {"v1.20.2-tke.1"}
+    status = json.loads(tool.run("cluster", "status", "1.20", "--json").ok().stdout)
+    assert (status["name"], status["up"]) == (name, True), status
+    # while it runs: kube-proxy's rules live in the nodes' network namespaces, not the host's,
+    # and every cgroup it made is below /<name>
+    inside = subprocess.run(["docker", "exec", f"{name}-worker", "iptables-save"],
+                            capture_output=True, text=True, check=True).stdout
+    assert "-A KUBE-SERVICES" in inside
+    during = host.snapshot()
+    assert _kube_rules(during) == _kube_rules(before)
+    assert _top_cgroups(during) - _top_cgroups(before) == {name}
+    ids = _container_ids(name)
+    assert len(ids) == 2
+
+    started = time.monotonic()
+    down = tool.run("cluster", "down", "1.20").ok()
+    down_s = time.monotonic() - started
+    assert f"container {name}-control-plane" in down.output
+    assert f"network {name}" in down.output
+    _assert_host_as_before(before, ws, tool, ids, node_like_host)
+    print(f"cluster up {up_s:.0f}s, down {down_s:.0f}s")
+
+
+def _up_killed_once_nodes_exist(tool: Tool, name: str, nodes: int, linger_s: float) -> set[str]:
+    """``cluster up``, ``kill -9`` of its whole session ``linger_s`` after ``nodes`` node
+    containers exist; returns the containers' ids."""
+    proc, log = tool.start("cluster", "up", "1.20")
+    deadline = time.monotonic() + 600
+    while len(ids := _container_ids(name)) < nodes:
+        progress = log.with_suffix(".err")
+        assert proc.poll() is None, f"cluster up ended first:\n{progress.read_text()[-4000:]}"
+        assert time.monotonic() < deadline, progress.read_text()[-4000:]
+        time.sleep(0.5)
+    time.sleep(linger_s)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return ids | _container_ids(name)
+
+
+def test_kill_9_mid_up_leaves_nothing_after_down_or_the_next_up(
+        ws: Workspace, tool: Tool, node_like_host: list[subprocess.Popen[bytes]]) -> None:
+    name = cluster_name("1.20", ws.root)
+    before = host.snapshot()
+
+    # killed while kubeadm init runs: down removes everything
+    ids = _up_killed_once_nodes_exist(tool, name, nodes=2, linger_s=10)
+    left = cluster_objects(name)
+    assert len(left["containers"]) == 2 and left["networks"] == [name], left
+    status = tool.run("cluster", "status", "1.20").ok()
+    assert f"cluster {name}: not healthy" in status.output
+    tool.run("cluster", "down", "1.20").ok()
+    _assert_host_as_before(before, ws, tool, ids, node_like_host)
+
+    # killed as soon as the first node exists: the next up starts by removing it, and works
+    ids |= _up_killed_once_nodes_exist(tool, name, nodes=1, linger_s=0)
+    assert cluster_objects(name)["containers"], "the kill left no node container to remove"
+    up = tool.run("cluster", "up", "1.20").ok()
+    assert f"removed leftover container {name}-control-plane of cluster {name}" in up.output
+    assert f"removed leftover network {name} of cluster {name}" in up.output
+    assert f"cluster {name} is up: 2 nodes" in up.output
+    ids |= _container_ids(name)
+    tool.run("cluster", "down", "1.20").ok()
+    _assert_host_as_before(before, ws, tool, ids, node_like_host)
