@@ -25,6 +25,18 @@ done
 echo "$root" > /run/tkedistro-cgroup-root
 log "cgroup root for pods: $root"
 
+# Kernel-wide settings the kubelet would write (setupKernelTunables in v1.20): the node's
+# /proc/sys is writable for its own namespaced settings, so these six are shown to the
+# kubelet already set, as files of the node's own; the host's kernel keeps its values.
+mkdir -p /run/tkedistro/sysctl
+for pair in vm/overcommit_memory=1 vm/panic_on_oom=0 kernel/panic=10 kernel/panic_on_oops=1 \
+            kernel/keys/root_maxkeys=1000000 kernel/keys/root_maxbytes=25000000; do
+  key=${pair%%=*}
+  shadow=/run/tkedistro/sysctl/$(echo "$key" | tr / .)
+  echo "${pair#*=}" > "$shadow"
+  mount --bind "$shadow" "/proc/sys/$key"
+done
+
 # the pods' upstream resolvers (dnsPolicy Default, and the cluster DNS's forwarding): the node's
 # own, less docker's embedded one on 127.0.0.11, which no pod's network namespace can reach
 mkdir -p /etc/tkedistro
