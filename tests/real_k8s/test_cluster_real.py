@@ -145,6 +145,13 @@ def test_cluster_up_then_down_leaves_the_host_exactly_as_before(
     inside = subprocess.run(["docker", "exec", f"{name}-worker", "iptables-save"],
                             capture_output=True, text=True, check=True).stdout
     assert "-A KUBE-SERVICES" in inside
+    # the kubelet's kernel-wide settings are files of the node's own, not the host kernel's
+    # (whatever values this host holds, the kubelet could not change them)
+    mounts = subprocess.run(["docker", "exec", f"{name}-worker", "cat", "/proc/1/mountinfo"],
+                            capture_output=True, text=True, check=True).stdout
+    for key in ("vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic",
+                "kernel/panic_on_oops", "kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes"):
+        assert f" /proc/sys/{key} " in mounts, key
     during = host.snapshot()
     assert _kube_rules(during) == _kube_rules(before)
     assert _top_cgroups(during) - _top_cgroups(before) == {name}
