@@ -1,4 +1,4 @@
-"""``tkedistro cluster up|down|status RELEASE``: the local multi-node cluster on its own."""
+"""``tkedistro cluster up|down|status|prove RELEASE``: the local multi-node cluster on its own."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ def register(app: typer.Typer) -> None:
     cluster_app.command("up")(guarded(cluster_up))
     cluster_app.command("down")(guarded(cluster_down))
     cluster_app.command("status")(guarded(cluster_status))
+    cluster_app.command("prove")(guarded(cluster_prove))
     app.add_typer(cluster_app, name="cluster")
 
 
@@ -55,3 +56,13 @@ def cluster_status(release: str, as_json: JsonOpt = False) -> None:
 
     found = clustercmd.status(G.workspace(), release)
     emit(found.to_json(), found.format_text(), as_json)
+
+
+def cluster_prove(release: str, as_json: JsonOpt = False) -> None:
+    """Check each patch of the series on the running cluster; exit 22 when one shows no
+    effect."""
+    from tkedistro.cluster import proofreport
+
+    report = proofreport.prove(G.workspace(), release)
+    emit(report.to_json(), report.format_text(), as_json)
+    report.check()

@@ -194,6 +194,13 @@ class ImportExistsError(TkedistroError):
     meaning = "`patches import`: a patch being imported is already in the series (file or entry)"
 
 
+class PatchProofError(TkedistroError):
+    """``tkedistro cluster prove``: a patch's effect was not seen on the running cluster."""
+
+    exit_code = 22
+    meaning = "`cluster prove`: a patch of the series did not show its effect on the cluster"
+
+
 # Exit codes that no exception carries: the CLI's own.
 _NOT_RAISED = {
     0: "success",

@@ -1,0 +1,71 @@
+"""What ``tkedistro cluster prove RELEASE`` does and prints, around ``proofs``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from tkedistro.build.backend import NodeEngine
+from tkedistro.cluster import lifecycle
+from tkedistro.cluster.proofs import Proof, prove_series
+from tkedistro.core.errors import ClusterError, PatchProofError
+from tkedistro.core.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class ProofReport:
+    release: str
+    cluster: str
+    proofs: tuple[Proof, ...]
+    unproven: tuple[str, ...]  # patches of the series without a check on the cluster
+    current: bool  # the cluster runs the build in _output/<release>
+
+    @property
+    def failed(self) -> list[Proof]:
+        return [p for p in self.proofs if not p.passed]
+
+    def to_json(self) -> dict[str, object]:
+        return {"release": self.release, "cluster": self.cluster, "ok": not self.failed,
+                "runs_current_build": self.current,
+                "proofs": [p.to_json() for p in self.proofs], "unproven": list(self.unproven)}
+
+    def format_text(self) -> str:
+        lines = [f"patches of {self.release} on cluster {self.cluster}:"]
+        for p in self.proofs:
+            lines += [f"  {'PASS' if p.passed else 'FAIL'}  {p.patch}", f"        {p.check}",
+                      f"        evidence: {p.evidence}"]
+        lines += [f"  (no check on the cluster)  {u}" for u in self.unproven]
+        if not self.current:
+            lines.append(f"note: the cluster runs another build than _output/{self.release}; "
+                         f"`tkedistro cluster up {self.release}` to prove the current one")
+        return "\n".join(lines)
+
+    def check(self) -> None:
+        """``PatchProofError`` naming each patch whose effect was not seen."""
+        if self.failed:
+            names = ", ".join(p.patch for p in self.failed)
+            raise PatchProofError(
+                f"{len(self.failed)} of {len(self.proofs)} patches of {self.release} did not "
+                f"show their effect on cluster {self.cluster}: {names}",
+                hint="each FAIL above says what the cluster answered instead")
+
+
+def prove(ws: Workspace, release: str, engine: NodeEngine | None = None) -> ProofReport:
+    """Run the series' checks on the release's running cluster (``cluster up`` first)."""
+    from tkedistro.model.manifest import load_release
+
+    manifest = load_release(ws, release)
+    engine = engine or lifecycle.default_node_engine()
+    config = lifecycle.cluster_config(ws, release, manifest.distro_version)
+    with lifecycle.cluster_lock(config):
+        found = lifecycle.status(ws, release, engine)
+        if found.state is None or not found.up:
+            raise ClusterError(f"the cluster of {release} ({found.name}) is not up",
+                               hint=f"start it: tkedistro cluster up {release}")
+        patches = [PurePosixPath(p.file).name for p in manifest.patches]
+        proofs = prove_series(engine, found.state, patches)
+    proven = {p.patch for p in proofs}
+    bin_dir = ws.output_dir(release) / "bin" / "linux" / "amd64"
+    current = bin_dir.is_dir() and lifecycle.runs_current(ws, found.state, bin_dir)
+    return ProofReport(release, found.state.name, tuple(proofs),
+                       tuple(p for p in patches if p not in proven), current)
