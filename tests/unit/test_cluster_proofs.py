@@ -121,11 +121,11 @@ class FakeCluster:
 
     def _curl(self, argv: list[str]) -> tuple[int, str]:
         body, admin = argv[argv.index("--data") + 1], "--cert" in argv
-        if self.kcm == "unpatched":
-            return 0, "404 page not found\n\n404"
         if not admin:
             return (0, "Unauthorized\n401") if self.kcm == "no-anonymous" else \
                 (0, f"{STATUS_403}\n403")
+        if self.kcm == "unpatched":  # authorized, but no such path
+            return 0, "404 page not found\n\n404"
         if body.isdigit():
             return 0, f"successfully set klog.logging.verbosity to {body}\n200"
         return 0, f'failed set klog.logging.verbosity {body}: strconv.ParseInt: parsing ' \
@@ -202,8 +202,11 @@ def test_kcm_without_the_patch_fails_and_still_restores() -> None:
     cluster = FakeCluster(kcm="unpatched")
     proof = _by_patch(cluster)[KCM_PATCH]
     assert not proof.passed
-    assert "without credentials: 404 404 page not found (expected 401 or 403)" in proof.evidence
-    assert "admin PUT 5: 404 404 page not found (expected 200" in proof.evidence
+    assert proof.evidence.startswith(
+        "admin PUT 5: 404 404 page not found (expected 200 'successfully set "
+        "klog.logging.verbosity to 5'); admin PUT loud: 404 404 page not found (expected 400); "
+        "restoring verbosity 0: 404 404 page not found | "
+        'no credentials -> 403 forbidden: User "system:anonymous"')
     assert cluster.curls()[-1] == "admin:0"
 
 

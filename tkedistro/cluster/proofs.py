@@ -142,7 +142,9 @@ def judge_kcm(anonymous: HttpAnswer, admin_set: HttpAnswer, admin_bad: HttpAnswe
               groups: Sequence[str], restore: HttpAnswer, original: int) -> tuple[bool, str]:
     """401 or 403 without credentials (kcm's delegated authentication lets an anonymous request
     through as system:anonymous and RBAC refuses it: 403; 401 if anonymous requests are off),
-    200 with the verbosity message for ``5`` and 400 for ``loud`` as an admin, restored."""
+    200 with the verbosity message for ``5`` and 400 for ``loud`` as an admin, restored.
+    Only the admin's answers tell the patch: kcm authorizes before it routes, so an unpatched
+    kcm refuses the anonymous PUT the same way and answers the admin 404."""
     problems = []
     if anonymous.status not in (401, 403):
         problems.append(f"without credentials: {anonymous.show()} (expected 401 or 403)")
@@ -154,10 +156,10 @@ def judge_kcm(anonymous: HttpAnswer, admin_set: HttpAnswer, admin_bad: HttpAnswe
         problems.append(f"admin PUT loud: {admin_bad.show()} (expected 400)")
     if restore.status != 200:
         problems.append(f"restoring verbosity {original}: {restore.show()}")
-    why = "403: anonymous is authenticated as system:anonymous, RBAC refuses" \
-        if anonymous.status == 403 else "401: anonymous requests are not authenticated"
+    why = {403: " [403: anonymous is authenticated as system:anonymous, RBAC refuses]",
+           401: " [401: anonymous requests are not authenticated]"}.get(anonymous.status, "")
     evidence = "; ".join([
-        f"no credentials -> {anonymous.show()} [{why}]",
+        f"no credentials -> {anonymous.show()}{why}",
         f"system:masters cert, PUT 5 -> {admin_set.show()}",
         f"PUT loud -> {admin_bad.show()}",
         f"restored to {original} -> {restore.status or 'no answer'}"])
@@ -173,8 +175,8 @@ def prove_kcm_log_level(engine: NodeEngine, control: str) -> Proof:
                                     str(ADMIN_CERT)])
     manifest = engine.exec(control, ["cat", str(KCM_MANIFEST)])
     original = manifest_verbosity(manifest.output) if manifest.ok else 0
-    anonymous = put_flag(engine, control, "5", admin=False)
     try:
+        anonymous = put_flag(engine, control, "5", admin=False)
         admin_set = put_flag(engine, control, "5", admin=True)
         admin_bad = put_flag(engine, control, "loud", admin=True)
     finally:
