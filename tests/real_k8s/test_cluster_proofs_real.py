@@ -48,6 +48,8 @@ def test_each_patch_shows_its_effect_on_the_running_cluster(root: Path) -> None:
     proved = _tool(root, "cluster", "prove", "1.20", "--json")
     report = json.loads(proved.stdout)
     by_patch = {p["patch"]: p for p in report["proofs"]}
+    for patch, proof in by_patch.items():  # in the log (-rP): what this cluster answered
+        print(f"{patch}: {proof['evidence']}")
     failed = {p: r["evidence"] for p, r in by_patch.items() if not r["passed"]}
     assert failed == {}
     assert proved.exit_code == 0, proved.output
