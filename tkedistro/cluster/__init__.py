@@ -3,5 +3,7 @@
 Modules: ``config`` (names, addresses, kubeadm configuration), ``nodeimage`` (the node image),
 ``pushing`` (the images it runs, into the registry its nodes read), ``bootstrap`` (kubeadm
 init/join, pod network), ``lifecycle`` (up, down, status, cleanup of what a killed run left),
-``dns`` and ``dnsresponder/`` (the cluster DNS add-on, built from the tree's vendored Go).
+``dns`` (the cluster DNS add-on's manifests; its image is built by
+``tkedistro.conformance.dnsimage``), ``proofs`` and ``proofreport`` (each patch of the series
+checked on the running cluster: ``tkedistro cluster prove``).
 """
