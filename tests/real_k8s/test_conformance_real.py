@@ -36,8 +36,8 @@ from tests.real_k8s.conftest import (
     cluster_skip_reason,
 )
 from tests.unit.test_conformance_smoke import DNS, HTTPD, QUICK, SERIAL
-from tkedistro.cluster.clustercmd import NODE_BINARIES
 from tkedistro.cluster.config import cluster_name
+from tkedistro.cluster.lifecycle import NODE_BINARIES
 from tkedistro.conformance import hostcheck
 from tkedistro.conformance.pipeline import TOOLS
 from tkedistro.conformance.results import parse_junit

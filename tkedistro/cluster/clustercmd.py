@@ -8,14 +8,12 @@ from pathlib import Path
 
 from tkedistro.build.registry import LocalRegistry
 from tkedistro.cluster import lifecycle
-from tkedistro.cluster.lifecycle import ClusterState, ClusterStatus
+from tkedistro.cluster.lifecycle import NODE_BINARIES, ClusterState, ClusterStatus
 from tkedistro.cluster.pushing import SupportImages
 from tkedistro.core.errors import ClusterError
 from tkedistro.core.locks import output_lock
 from tkedistro.core.workspace import Workspace
 
-NODE_BINARIES = ("kubelet", "kubeadm", "kubectl", "kube-apiserver", "kube-controller-manager",
-                 "kube-scheduler", "kube-proxy")
 SupportProvider = Callable[[], SupportImages]
 
 

@@ -34,11 +34,14 @@ from tkedistro.cluster.config import (
 from tkedistro.cluster.nodeimage import ensure_node_image
 from tkedistro.core import console
 from tkedistro.core.errors import ClusterError
-from tkedistro.core.files import write_atomic
+from tkedistro.core.files import sha256_file, write_atomic
 from tkedistro.core.locks import exclusive_lock
 from tkedistro.core.workspace import Workspace
 
 STATE_VERSION = 1
+# what a node image and the component images are made of (also what `up` needs built)
+NODE_BINARIES = ("kubelet", "kubeadm", "kubectl", "kube-apiserver", "kube-controller-manager",
+                 "kube-scheduler", "kube-proxy")
 KEEP_ENV = "TKEDISTRO_KEEP_CLUSTER"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 DEFAULT_NODES = 2
@@ -82,16 +85,19 @@ class ClusterState:
 
 
 def build_digest(bin_dir: Path) -> str:
-    """Which build a cluster runs: the digest of the output's ``SHA256SUMS`` (two folders up
-    from ``bin/linux/amd64``), or of the binaries themselves when there is none."""
+    """Which binaries a cluster runs: the digest of the lines of the output's ``SHA256SUMS``
+    (two folders up from ``bin/linux/amd64``) that name the node's binaries, so adding or
+    dropping the conformance tools does not make a running cluster look stale; the binaries'
+    own digests when there is no ``SHA256SUMS``."""
     sums = bin_dir.parents[2] / "SHA256SUMS"
-    h = hashlib.sha256()
+    wanted = {f"bin/linux/amd64/{name}" for name in NODE_BINARIES}
     if sums.is_file():
-        h.update(sums.read_bytes())
+        lines = sorted(line for line in sums.read_text(encoding="utf-8").splitlines()
+                       if line.partition("  ")[2] in wanted)
     else:
-        for name in sorted(p.name for p in bin_dir.iterdir() if p.is_file()):
-            h.update(name.encode() + b"\0" + (bin_dir / name).read_bytes())
-    return "sha256:" + h.hexdigest()
+        lines = sorted(f"{sha256_file(bin_dir / n)}  bin/linux/amd64/{n}"
+                       for n in NODE_BINARIES if (bin_dir / n).is_file())
+    return "sha256:" + hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def runs_current(ws: Workspace, state: ClusterState, bin_dir: Path) -> bool:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from tkedistro.build.registry import LocalRegistry
 from tkedistro.cluster import lifecycle
-from tkedistro.cluster.clustercmd import NODE_BINARIES
 from tkedistro.cluster.config import NODE_REGISTRY
+from tkedistro.cluster.lifecycle import NODE_BINARIES
 from tkedistro.conformance import archive, hostcheck
 from tkedistro.conformance.clusterimages import support_images
 from tkedistro.conformance.offline import OfflineImages, prepare_images, skip_regex
