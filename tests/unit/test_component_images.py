@@ -13,6 +13,8 @@ import pytest
 
 from tests.helpers.manifests import V1_20_2, manifest_text
 from tests.unit.test_architecture import GRAPH
+from tests.unit.test_images import FakeEngine as ImagesFakeEngine
+from tests.unit.test_images import no_debootstrap  # noqa: F401  (autouse: no debootstrap here)
 from tkedistro.build import debian
 from tkedistro.build.backend import BuiltImage
 from tkedistro.build.debian import DebianBase
@@ -28,54 +30,29 @@ BASE = DebianBase("tkedistro.test/component-base:x", "sha256:" + "b" * 64, (), T
 FOUR = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")
 
 
-class FakeEngine:
-    """A local image store in a dict; records builds and tags."""
+class FakeEngine(ImagesFakeEngine):
+    """test_images' local image store, also keeping each context's files (time, mode, bytes)
+    and the tags made."""
 
     def __init__(self) -> None:
-        self.images: dict[str, BuiltImage] = {}
-        self.builds: list[str] = []
+        super().__init__()
         self.tags: list[tuple[str, str]] = []
-        self.contexts: dict[str, dict[str, tuple[int, int, bytes]]] = {}
-
-    def labels(self, ref: str) -> Mapping[str, str] | None:
-        image = self.images.get(ref)
-        return None if image is None else image.labels
-
-    def _store(self, ref: str, labels: Mapping[str, str], salt: str) -> BuiltImage:
-        image_id = "sha256:" + hashlib.sha256((ref + salt).encode()).hexdigest()
-        self.images[ref] = BuiltImage(ref, image_id, dict(labels))
-        return self.images[ref]
+        self.snapshots: dict[str, dict[str, tuple[int, int, bytes]]] = {}
 
     def build(self, context: Path, tag: str, labels: Mapping[str, str],
               dockerfile: str = "Dockerfile") -> BuiltImage:
         if (context / dockerfile).read_text() == f"FROM {tag}\n" and not labels:
             return self.images[tag]  # adds nothing: Docker answers with the same image
         self.builds.append(tag)
-        self.contexts[tag] = {
+        self.snapshots[tag] = {
             str(f.relative_to(context)): (int(f.stat().st_mtime), f.stat().st_mode & 0o777,
                                           f.read_bytes() if f.is_file() else b"")
             for f in sorted(context.rglob("*"))}
-        return self._store(tag, labels, repr(sorted(self.contexts[tag].items())))
-
-    def import_rootfs(self, rootfs_tar: Path, tag: str, changes: Sequence[str] = ()) -> BuiltImage:
-        self.builds.append(tag)
-        labels = dict(c[6:].split("=", 1) for c in changes if c.startswith("LABEL "))
-        return self._store(tag, {k: v.strip('"') for k, v in labels.items()}, "")
+        return self._store(tag, labels, repr(sorted(self.snapshots[tag].items())))
 
     def tag(self, ref: str, new_ref: str) -> None:
         self.tags.append((ref, new_ref))
         self.images[new_ref] = self.images[ref]
-
-    def push(self, ref: str) -> str: return ""
-    def pull(self, ref: str) -> BuiltImage: raise NotImplementedError
-    def remove(self, ref: str) -> None: ...
-
-
-@pytest.fixture(autouse=True)
-def no_debootstrap(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: object) -> None:
-        raise AssertionError("a unit test must not debootstrap")
-    monkeypatch.setattr(debian, "_debootstrap", refuse)
 
 
 @pytest.fixture
@@ -111,7 +88,7 @@ def test_the_binary_lands_in_usr_local_bin_on_the_base(output: Path, manifest: M
                                                        tmp_path: Path) -> None:
     engine = FakeEngine()
     build(output, manifest, engine, tmp_path / "work")
-    proxy = engine.contexts["tkedistro.local/k8s/kube-proxy:v1.20.2-tke.1"]
+    proxy = engine.snapshots["tkedistro.local/k8s/kube-proxy:v1.20.2-tke.1"]
     assert proxy["Dockerfile"][2].decode() == f"FROM {BASE.ref}\nCOPY rootfs/ /\n"
     assert proxy["rootfs/usr/local/bin/kube-proxy"][2] == b"\x7fELF kube-proxy"
 
@@ -123,7 +100,7 @@ def test_context_files_get_fixed_times_and_modes_and_the_output_is_untouched(
     before = binary.stat()
     engine = FakeEngine()
     build(output, manifest, engine, tmp_path / "work")
-    files = engine.contexts["tkedistro.local/k8s/kube-scheduler:v1.20.2-tke.1"]
+    files = engine.snapshots["tkedistro.local/k8s/kube-scheduler:v1.20.2-tke.1"]
     assert {n: f[:2] for n, f in files.items()} == {
         "Dockerfile": (recipes.FIXED_MTIME, 0o644),
         **{folder: (recipes.FIXED_MTIME, 0o755) for folder in (
