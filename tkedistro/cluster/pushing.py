@@ -42,7 +42,10 @@ def push(engine: ImageEngine, registry: LocalRegistry, local: str, name: str, ta
     """Push ``local`` as ``tkedistro/<name>:<tag>``; returns the name the nodes pull."""
     target = f"{registry.address}/{IMAGE_PATH}/{name}:{tag}"
     engine.tag(local, target)
-    digest = engine.push(target)
+    try:
+        digest = engine.push(target)
+    finally:
+        engine.remove(target)  # only the tag: the registry's port changes every run
     console.verbose(f"pushed {target} {digest}")
     return f"{NODE_REGISTRY}/{IMAGE_PATH}/{name}:{tag}"
 

@@ -149,7 +149,10 @@ def _push(built: Sequence[images.ImageOutcome], found: catalog_mod.Catalog, regi
         for outcome in built:
             target = repolist.redirect(outcome.ref, found, registry)
             engine.tag(outcome.local or outcome.ref, target)
-            digest = engine.push(target)
+            try:
+                digest = engine.push(target)
+            finally:
+                engine.remove(target)  # only the tag (the local one stays); ports change
             console.verbose(f"pushed {target} {digest}")
             records.append(ImageRecord(outcome.ref, target, digest, outcome.source,
                                        outcome.reused))
