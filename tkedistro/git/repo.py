@@ -171,6 +171,12 @@ class Repo(Patching):
         out = self.run("status", "--porcelain", "--untracked-files=no").stdout
         return [line[3:] for line in out.splitlines() if line.strip()]
 
+    def forget_untracked_cache(self) -> None:
+        """Drop the index's untracked cache (git rebuilds it at the next status). Needed after
+        removing files: git may trust a folder's cached listing while its mtime, to git's
+        whole-second view, has not changed."""
+        self.run("-c", "core.untrackedCache=false", "update-index", "--no-untracked-cache")
+
     def refresh_status_cache(self) -> None:
         """One full ``git status`` so the index holds the untracked cache for fast re-runs."""
         self.run("status", "--porcelain", "--untracked-files=normal")

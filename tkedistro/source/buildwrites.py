@@ -118,6 +118,8 @@ def remove_files(tree: Repo, files: list[str]) -> list[str]:
         except (FileNotFoundError, IsADirectoryError, PermissionError):
             continue
         removed.append(rel)
+    if removed:
+        tree.forget_untracked_cache()
     return removed
 
 
