@@ -13,7 +13,6 @@ The conformance base (``conformance/debianbase.py``) and the component base
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -25,6 +24,7 @@ from tkedistro.build.backend import BuiltImage, ImageEngine
 from tkedistro.build.imagerecord import ImageRecord, local_id
 from tkedistro.core import console
 from tkedistro.core.errors import BuildError
+from tkedistro.core.files import json_digest
 from tkedistro.core.runner import run
 
 SUITE = "bullseye"
@@ -58,8 +58,7 @@ class DebianRecipe:
                            ("prune", list(self.prune))):
             if value:
                 doc[key] = value
-        text = json.dumps(doc, sort_keys=True)
-        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+        return json_digest(doc)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ Two layers, each reused while its inputs are unchanged (``org.tkedistro.inputs``
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from tkedistro.build.imagerecord import ImageRecord, local_id
 from tkedistro.cluster.config import NODE_REGISTRY, REGISTRY_ROOT, ClusterConfig
 from tkedistro.core import console
 from tkedistro.core.errors import ClusterError
-from tkedistro.core.files import sha256_file, write_atomic
+from tkedistro.core.files import json_digest, sha256_file, write_atomic
 from tkedistro.core.render import environment
 
 BASE_REF = "tkedistro/node-base:bookworm"
@@ -49,10 +48,6 @@ class NodeImage:
 
 def node_ref(version: str) -> str:
     return f"tkedistro.local/node:{version}"
-
-
-def _digest(data: object) -> str:
-    return "sha256:" + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 BASE_RECIPE = DebianRecipe(
@@ -85,7 +80,7 @@ def ensure_node_image(engine: ImageEngine, config: ClusterConfig, bin_dir: Path,
                            hint=f"tkedistro build {config.release}")
     base = ensure_debian_base(engine, work, BASE_RECIPE)
     files = node_files(config)
-    digest = _digest({"base": base.image_id,
+    digest = json_digest({"base": base.image_id,
                       "binaries": {b: sha256_file(bin_dir / b) for b in BINARIES},
                       "files": {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}})
     ref = node_ref(config.version)

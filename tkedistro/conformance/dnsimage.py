@@ -13,7 +13,6 @@ sources, the tree commit, the builder image and the base stay the same. Its mani
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from collections.abc import Mapping
@@ -36,7 +35,7 @@ from tkedistro.conformance.imagebuild import (
 from tkedistro.conformance.recipes import Binary
 from tkedistro.core import console
 from tkedistro.core.errors import BuildError, ClusterError
-from tkedistro.core.files import write_atomic
+from tkedistro.core.files import json_digest, write_atomic
 from tkedistro.core.render import environment
 
 if TYPE_CHECKING:
@@ -77,7 +76,7 @@ def inputs_digest(commit: str, sources: Mapping[str, bytes], builder_id: str,
     """What the binary and the image are made from; equal digests mean nothing to rebuild."""
     doc = {"commit": commit, "builder": builder_id, "base": base_id, "dockerfile": DOCKERFILE,
            "sources": {n: hashlib.sha256(data).hexdigest() for n, data in sources.items()}}
-    return "sha256:" + hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+    return json_digest(doc)
 
 
 def image_ref(digest: str) -> str:

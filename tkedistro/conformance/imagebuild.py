@@ -5,7 +5,6 @@ decides reuse, the labels, and the build context folder (Dockerfile text + files
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
@@ -16,7 +15,7 @@ from tkedistro.conformance.debianbase import INPUTS_LABEL, SOURCE_LABEL, DebianB
 from tkedistro.conformance.recipes import Binary, Recipe, tag_of
 from tkedistro.core import console
 from tkedistro.core.errors import BuildError
-from tkedistro.core.files import sha256_file, write_atomic
+from tkedistro.core.files import json_digest, sha256_file, write_atomic
 
 BuildTool = Callable[[Path, Path, list[str]], None]
 """Runs argv in the builder container, source tree at /src and output folder at /out (a seam)."""
@@ -41,7 +40,7 @@ class Inputs:
                "parent": self.parent_id,
                "files": {name: file_digest(path) for name, path in sorted(self.files.items())},
                "texts": {name: _sha(text.encode()) for name, text in sorted(self.texts.items())}}
-        return _sha(json.dumps(doc, sort_keys=True).encode())
+        return json_digest(doc)
 
 
 def _sha(data: bytes) -> str:

@@ -4,6 +4,7 @@ the last lines of a log for an error message."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -35,3 +36,10 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def json_digest(data: object) -> str:
+    """``sha256:<hex>`` of ``data`` as JSON with sorted keys: the inputs digest of an image
+    (equal digests mean nothing to rebuild)."""
+    text = json.dumps(data, sort_keys=True)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()

@@ -9,8 +9,6 @@ name kubeadm derives from ``imageRepository`` and ``kubernetesVersion``.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -18,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from tkedistro.build.debian import INPUTS_LABEL, SOURCE_LABEL, DebianBase
 from tkedistro.core.errors import BuildError
-from tkedistro.core.files import sha256_file, write_atomic
+from tkedistro.core.files import json_digest, sha256_file, write_atomic
 from tkedistro.model.manifest import Manifest
 
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")
@@ -83,7 +81,7 @@ class ComponentRecipe:
         doc = {"recipe": RECIPE_VERSION, "ref": self.ref, "dockerfile": self.dockerfile(),
                "labels": self.plain_labels(), "binary": self.binary_sha256,
                "base": self.base_id, "mtime": FIXED_MTIME}
-        return "sha256:" + hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+        return json_digest(doc)
 
     def labels(self) -> dict[str, str]:
         return {**self.plain_labels(), INPUTS_LABEL: self.inputs_digest()}
