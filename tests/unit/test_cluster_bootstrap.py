@@ -13,12 +13,14 @@ from ruamel.yaml import YAML
 from typer.testing import CliRunner, Result
 
 from tests.helpers.fake_nodes import CA_HASH, FakeNodes
+from tests.helpers.manifests import manifest_text
 from tkedistro.build.backend import NodeInfo
 from tkedistro.cli.app import app
 from tkedistro.cluster import bootstrap, lifecycle
 from tkedistro.cluster.config import ClusterConfig, cluster_name
 from tkedistro.core.errors import ClusterError
 from tkedistro.core.workspace import Workspace
+from tkedistro.model.manifest import parse_manifest
 
 TOKEN = "abcdef.0123456789abcdef"
 KUBEADM_FILE = "/etc/tkedistro/kubeadm.yaml"
@@ -140,8 +142,8 @@ def test_up_refuses_one_node_before_touching_the_engine(ws: Workspace,
                                                         engine: FakeNodes) -> None:
     before = dict(engine.containers)
     with pytest.raises(ClusterError, match=r"^--nodes 1: a cluster has 2 to 5 nodes$"):
-        lifecycle.up(ws, "1.20", "v1.20.2-tke.1", ws.root, nodes=1, support=None,  # type: ignore[arg-type]
-                     engine=engine)
+        lifecycle.up(ws, parse_manifest(manifest_text(), ws.manifest_path("1.20"), "1.20.yaml"),
+                     ws.root, nodes=1, support=None, engine=engine)  # type: ignore[arg-type]
     assert engine.containers == before and engine.runs == []
 
 

@@ -32,11 +32,10 @@ def cluster_up(
     """Start (or restart from scratch) the release's cluster; prints its kubeconfig path."""
     from tkedistro.cluster import clustercmd
     from tkedistro.conformance.clusterimages import support_images
-    from tkedistro.model.manifest import load_release
 
     ws = G.workspace()
-    state = clustercmd.up(ws, release, nodes,
-                          lambda: support_images(ws, release, load_release(ws, release)))
+    state = clustercmd.up(ws, release, nodes, lambda manifest: support_images(ws, release,
+                                                                              manifest))
     emit(state.to_json(), clustercmd.format_up(state), as_json)
 
 

@@ -13,8 +13,9 @@ from tkedistro.cluster.pushing import SupportImages
 from tkedistro.core.errors import ClusterError
 from tkedistro.core.locks import output_lock
 from tkedistro.core.workspace import Workspace
+from tkedistro.model.manifest import Manifest
 
-SupportProvider = Callable[[], SupportImages]
+SupportProvider = Callable[[Manifest], SupportImages]  # given the release manifest, loaded once
 
 
 def bin_dir_of(ws: Workspace, release: str) -> Path:
@@ -32,10 +33,10 @@ def up(ws: Workspace, release: str, nodes: int, support: SupportProvider,
 
     manifest = load_release(ws, release)
     out = bin_dir_of(ws, release)
-    images = support()
+    images = support(manifest)
     # the node and component images copy the binaries: a build must not swap them meanwhile
     with output_lock(ws, release, f"start the cluster of {release}"):
-        return lifecycle.up(ws, release, manifest.distro_version, out,
+        return lifecycle.up(ws, manifest, out,
                             nodes=nodes, support=images, registry=registry)
 
 

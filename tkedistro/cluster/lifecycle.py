@@ -37,6 +37,7 @@ from tkedistro.core.errors import ClusterError
 from tkedistro.core.files import sha256_file, write_atomic
 from tkedistro.core.locks import exclusive_lock
 from tkedistro.core.workspace import Workspace
+from tkedistro.model.manifest import Manifest
 
 STATE_VERSION = 1
 # what a node image and the component images are made of (also what `up` needs built)
@@ -180,7 +181,7 @@ def _start_nodes(engine: NodeEngine, config: ClusterConfig, image: str,
     return started
 
 
-def up(ws: Workspace, release: str, version: str, bin_dir: Path, *, nodes: int = DEFAULT_NODES,
+def up(ws: Workspace, manifest: Manifest, bin_dir: Path, *, nodes: int = DEFAULT_NODES,
        support: pushing.SupportImages, registry: LocalRegistry | None = None,
        engine: NodeEngine | None = None) -> ClusterState:
     """Bring the cluster up from scratch (an earlier one of the same name is removed first).
@@ -193,7 +194,8 @@ def up(ws: Workspace, release: str, version: str, bin_dir: Path, *, nodes: int =
     if not 2 <= nodes <= 5:
         raise ClusterError(f"--nodes {nodes}: a cluster has 2 to 5 nodes",
                            hint="v1.20 conformance needs at least 2 schedulable nodes")
-    config = cluster_config(ws, release, version, nodes)
+    release = manifest.release
+    config = cluster_config(ws, release, manifest.distro_version, nodes)
     engine = engine or default_node_engine()
     images = default_image_engine()
     start = time.monotonic()
@@ -203,8 +205,7 @@ def up(ws: Workspace, release: str, version: str, bin_dir: Path, *, nodes: int =
         work = ws.cache / "cluster" / release
         node_image = ensure_node_image(images, config, bin_dir, work)
         with _registry(ws, registry) as reg:
-            dns = pushing.push_cluster_images(ws, release, config, images, reg, bin_dir,
-                                              support)
+            dns = pushing.push_cluster_images(ws, manifest, config, images, reg, support)
             data = reg.folder / "data"
         try:
             state = _bootstrap(engine, config, node_image.ref, data, dns)

@@ -9,13 +9,13 @@ pause (``SupportImages``, made by the caller), and the cluster DNS.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from tkedistro.build.backend import ImageEngine
 from tkedistro.build.registry import LocalRegistry
 from tkedistro.cluster.config import ETCD_TAG, IMAGE_PATH, NODE_REGISTRY, PAUSE_TAG, ClusterConfig
 from tkedistro.core import console
 from tkedistro.core.workspace import Workspace
+from tkedistro.model.manifest import Manifest
 
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")
 
@@ -50,17 +50,15 @@ def push(engine: ImageEngine, registry: LocalRegistry, local: str, name: str, ta
     return f"{NODE_REGISTRY}/{IMAGE_PATH}/{name}:{tag}"
 
 
-def push_cluster_images(ws: Workspace, release: str, config: ClusterConfig, engine: ImageEngine,
-                        registry: LocalRegistry, bin_dir: Path,
+def push_cluster_images(ws: Workspace, manifest: Manifest, config: ClusterConfig,
+                        engine: ImageEngine, registry: LocalRegistry,
                         support: SupportImages) -> DnsImage:
     from tkedistro.cluster import dns
     from tkedistro.cluster.config import POD_SUBNET, SERVICE_SUBNET
     from tkedistro.images.components import ensure_component_images
-    from tkedistro.model.manifest import load_release
 
-    manifest = load_release(ws, release)
     with console.step("cluster", "component images"):
-        built = ensure_component_images(ws, release, manifest, engine)
+        built = ensure_component_images(ws, manifest.release, manifest, engine)
     with console.step("cluster", f"push the cluster's images to {registry.address}"):
         for image in built:
             push(engine, registry, image.ref, image.component, config.version)

@@ -213,7 +213,7 @@ def _cluster(ws: Workspace, release: str, manifest: Manifest, options: Conforman
         yield running.state
         return
     hostcheck.require_root()
-    state = lifecycle.up(ws, release, manifest.distro_version, bin_dir,
+    state = lifecycle.up(ws, manifest, bin_dir,
                          nodes=options.cluster_nodes, registry=registry,
                          support=support_images(ws, release, manifest))
     try:
