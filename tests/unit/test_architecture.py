@@ -28,9 +28,10 @@ LAYERS = {
     "git": 1, "model": 1,
     "source": 2, "series": 2, "build": 2, "conformance": 2, "images": 2, "ci": 2,
     "cluster": 2,
-    "cli": 3,
+    "artifacts": 3,
+    "cli": 4,
 }
-TOP_LEVEL = {"tkedistro": 0, "tkedistro.__main__": 3}
+TOP_LEVEL = {"tkedistro": 0, "tkedistro.__main__": 4}
 
 
 def _module_name(path: Path) -> str:

@@ -36,6 +36,16 @@ Component = Literal[
     "kubeadm",
 ]
 Platform = Literal["linux/amd64", "linux/arm64"]
+# What a release can ship as a container image (``images:``): the four server components and
+# pause, built from the tree's build/pause.
+ImageComponent = Literal[
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kube-proxy",
+    "pause",
+]
+IMAGE_COMPONENTS: tuple[str, ...] = get_args(ImageComponent)
 COMPONENTS: tuple[str, ...] = get_args(Component)
 PLATFORMS: tuple[str, ...] = get_args(Platform)
 Hex40 = Annotated[str, Field(pattern=f"^{COMMIT_PATTERN}$")]
@@ -100,6 +110,7 @@ class Manifest(_Frozen):
     components: tuple[Component, ...] = Field(min_length=1)
     platforms: tuple[Platform, ...] = Field(default=("linux/amd64",), min_length=1)
     patches: tuple[PatchEntry, ...] = ()
+    images: tuple[ImageComponent, ...] = ()  # shipped as OCI images, one index per component
 
     # Where it was loaded from (not part of the YAML).
     path: Path = Field(default=Path(), exclude=True)

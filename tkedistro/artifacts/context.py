@@ -1,0 +1,42 @@
+"""Everything the release artifacts are made from, resolved once by the build and frozen.
+
+The build pipeline fills a ``ReleaseContext`` from the manifest, the prepared source and the
+build plan; tarballs, images, checksums, the SBOM and the provenance statement read only this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class PatchInfo:
+    """One patch of the series as shipped: its file (relative to the distro repo), sha256 and
+    trailers (``Upstream-Ref``, ``Upstream-Status``, ``Patch-Kind`` ...)."""
+
+    file: str
+    sha256: str
+    subject: str | None = None
+    trailers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReleaseContext:
+    release: str  # "1.20"
+    distro_version: str  # "v1.20.2-tke.1"
+    upstream_url: str  # the manifest's upstream.url
+    tag: str  # "v1.20.2"
+    upstream_commit: str  # the pinned upstream commit
+    tree_commit: str  # the patched tree's HEAD (one commit per patch on top)
+    tree: Path  # the patched source tree, read only (vendor/modules.txt, LICENSES, build/pause)
+    source_date_epoch: int  # the tree commit's time: every timestamp in an artifact
+    platforms: tuple[str, ...]  # ("linux/amd64", "linux/arm64")
+    components: tuple[str, ...]  # the components built (bin/<os>/<arch>/<component>)
+    image_components: tuple[str, ...]  # the images shipped (manifest ``images``)
+    patches: tuple[PatchInfo, ...]
+    builder_image: str
+    builder_image_id: str  # sha256:...
+    go_version: str  # the builder's Go ("1.15.15")
+    tool_version: str  # tkedistro's version
