@@ -201,6 +201,13 @@ class PatchProofError(TkedistroError):
     meaning = "`cluster prove`: a patch of the series did not show its effect on the cluster"
 
 
+class ImageError(TkedistroError):
+    """Making, exporting or pushing a release's OCI images failed (buildah, skopeo, a base)."""
+
+    exit_code = 23
+    meaning = "the release images could not be made, exported or pushed (buildah, skopeo, registry)"
+
+
 # Exit codes that no exception carries: the CLI's own.
 _NOT_RAISED = {
     0: "success",
