@@ -10,6 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tkedistro import __version__
+from tkedistro.build.finishing import FinishRequest
+from tkedistro.core.workspace import Workspace
+from tkedistro.model.manifest import Manifest
+from tkedistro.model.patches import parse_patch
+
 
 @dataclass(frozen=True)
 class PatchInfo:
@@ -40,3 +46,40 @@ class ReleaseContext:
     builder_image_id: str  # sha256:...
     go_version: str  # the builder's Go ("1.15.15")
     tool_version: str  # tkedistro's version
+
+
+def patch_infos(ws: Workspace, manifest: Manifest) -> tuple[PatchInfo, ...]:
+    """The series as shipped: every patch file (through the workspace's path policy) with its
+    sha256, subject and trailers."""
+    where = f"releases/{manifest.release}.yaml"
+    infos = []
+    for index, entry in enumerate(manifest.patches):
+        path = ws.repo_file(entry.file, f"{where}: patches[{index}].file")
+        parsed = parse_patch(path, entry.file)
+        infos.append(PatchInfo(entry.file, parsed.sha256, entry.subject or parsed.subject,
+                               dict(parsed.trailers)))
+    return tuple(infos)
+
+
+def release_context(request: FinishRequest) -> ReleaseContext:
+    """The context of one finish: the manifest, the prepared source and the plan."""
+    plan, manifest, src = request.plan, request.manifest, request.src
+    return ReleaseContext(
+        release=plan.release,
+        distro_version=plan.distro_version,
+        upstream_url=manifest.upstream.url,
+        tag=src.tag,
+        upstream_commit=src.base_commit,
+        tree_commit=plan.tree_commit,
+        tree=src.path,
+        source_date_epoch=int(plan.env["SOURCE_DATE_EPOCH"]),
+        platforms=plan.platforms,
+        components=plan.components,
+        image_components=tuple(c for c in manifest.images
+                               if c == "pause" or c in plan.components),
+        patches=patch_infos(request.ws, manifest),
+        builder_image=plan.image,
+        builder_image_id=plan.image_id,
+        go_version=request.go_version,
+        tool_version=__version__,
+    )

@@ -54,21 +54,28 @@ def _stat(path: Path) -> list[int]:
     return [st.st_size, st.st_mtime_ns]
 
 
-def write_state(out_dir: Path, fingerprint: str) -> None:
-    """Record the fingerprint and size+mtime of every file (written last, before publish)."""
+def write_state(out_dir: Path, fingerprint: str, artifacts: str | None = None) -> None:
+    """Record the fingerprint (and the artifacts' inputs digest, when a finisher made them)
+    and size+mtime of every file (written last, before publish)."""
     files = sorted(
         str(p.relative_to(out_dir)) for p in out_dir.rglob("*")
         if p.is_file() and p.name != STATE_NAME
     )
-    state = {"fingerprint": fingerprint, "files": {rel: _stat(out_dir / rel) for rel in files}}
+    state: dict[str, object] = {"fingerprint": fingerprint,
+                                "files": {rel: _stat(out_dir / rel) for rel in files}}
+    if artifacts is not None:
+        state["artifacts"] = artifacts
     (out_dir / STATE_NAME).write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
 
 
-def is_intact(out_dir: Path, fingerprint: str) -> bool:
-    """True when ``out_dir`` was built for ``fingerprint`` and no file changed size or mtime."""
+def is_intact(out_dir: Path, fingerprint: str, artifacts: str | None = None) -> bool:
+    """True when ``out_dir`` was built for ``fingerprint`` (and its artifacts made from
+    ``artifacts``, when given) and no file changed size or mtime."""
     try:
         state = json.loads((out_dir / STATE_NAME).read_text(encoding="utf-8"))
         if state.get("fingerprint") != fingerprint:
+            return False
+        if artifacts is not None and state.get("artifacts") != artifacts:
             return False
         files: dict[str, list[int]] = state["files"]
         return SUMS_NAME in files and all(

@@ -7,7 +7,9 @@ previous ``_output/<release>`` untouched (see ``publish.py``).
 
 from __future__ import annotations
 
+import os
 import platform
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ from typing import Any, Protocol
 from tkedistro import __version__
 from tkedistro.build import container, output, publish
 from tkedistro.build.backend import ContainerBackend, ImageEngine, ImageInfo
+from tkedistro.build.finishing import Finished, Finisher, FinishRequest, artifacts_digest
 from tkedistro.build.plan import BuildPlan, plan_build, select_targets
 from tkedistro.build.smoke import SmokeResult
 from tkedistro.core import console
@@ -73,6 +76,7 @@ class BuildResult:
     smoke: list[SmokeResult] = field(default_factory=list)
     seconds: float = 0.0
     reproducible: dict[str, Any] | None = None
+    artifacts: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -90,13 +94,15 @@ class BuildResult:
             "smoke": [s.to_json() for s in self.smoke],
             "seconds": round(self.seconds, 2),
             "reproducible": self.reproducible,
+            "artifacts": self.artifacts,
         }
 
     def format_text(self) -> str:
         if self.status == "up_to_date":
             return (f"{self.release} is up to date ({self.distro_version}, {self.output_dir}); "
                     "--force rebuilds")
-        lines = [f"built {self.release} ({self.distro_version}) in {self.seconds:.1f}s "
+        verb = "built" if self.status == "built" else "remade the artifacts of"
+        lines = [f"{verb} {self.release} ({self.distro_version}) in {self.seconds:.1f}s "
                  f"-> {self.output_dir}"]
         versions = {s.component + "@" + s.platform: s.version if s.stamped else "exit 0"
                     for s in self.smoke}
@@ -199,30 +205,38 @@ def build_info(plan: BuildPlan, manifest: Manifest, ws: Workspace, src: SourceIn
 
 
 def build_release(ws: Workspace, release: str, options: BuildOptions,
-                  backend: ContainerBackend | None = None) -> BuildResult:
+                  backend: ContainerBackend | None = None,
+                  finisher: Finisher | None = None) -> BuildResult:
+    """Build ``release`` into ``_output/<release>``; ``finisher`` makes what ships besides
+    the binaries (``tkedistro.artifacts``) before the output is published."""
     manifest = load_release(ws, release)
     select_targets(manifest, options.components, options.platforms)  # fail before any work
     backend = backend or default_backend()
     backend.check_available()  # no engine: fail before fetching and checking out the source
     with output_lock(ws, release, f"build {release}"):
-        return _build_locked(ws, manifest, options, backend)
+        return _build_locked(ws, manifest, options, backend, finisher)
 
 
 def _build_locked(ws: Workspace, manifest: Manifest, options: BuildOptions,
-                  backend: ContainerBackend) -> BuildResult:
+                  backend: ContainerBackend, finisher: Finisher | None) -> BuildResult:
     started = time.time()
     src = prepare_source(ws, manifest.release, options)
     image = lookup_image(backend, options.builder_image or manifest.builder.image)
     plan = make_plan(manifest, src, image, options)
     final = ws.output_dir(manifest.release)
-    if not options.force and output.is_intact(final, plan.fingerprint):
+    job = _Job(ws, manifest, plan, src, final, started, finisher,
+               artifacts_digest(finisher, plan, manifest))
+    if not options.force and output.is_intact(final, plan.fingerprint, job.artifacts):
         result = _result(plan, final, "up_to_date", output.read_build_info(final), started)
+    elif not options.force and finisher and output.is_intact(final, plan.fingerprint):
+        result = _refinish(job, finisher)
     else:
-        result = _build_and_publish(backend, plan, manifest, ws, src, final, started)
+        result = _build_and_publish(backend, job)
     if options.verify_reproducible:
         from tkedistro.build.reproduce import verify_reproducible
 
-        result.reproducible = verify_reproducible(backend, plan, ws, src.path, final)
+        result.reproducible = verify_reproducible(backend, plan, ws, src.path, final,
+                                                  _second_finish(job))
         if differ := result.reproducible["differ"]:
             kept = ws.rel(Path(result.reproducible["kept"]))
             raise NotReproducibleError(
@@ -233,21 +247,98 @@ def _build_locked(ws: Workspace, manifest: Manifest, options: BuildOptions,
     return result
 
 
-def _build_and_publish(backend: ContainerBackend, plan: BuildPlan, manifest: Manifest,
-                       ws: Workspace, src: SourceInfo, final: Path,
-                       started: float) -> BuildResult:
+@dataclass(frozen=True)
+class _Job:
+    """One build of one plan: where from, where to, and what finishes it."""
+
+    ws: Workspace
+    manifest: Manifest
+    plan: BuildPlan
+    src: SourceInfo
+    final: Path
+    started: float
+    finisher: Finisher | None
+    artifacts: str | None  # the finisher's inputs digest (None: no finisher)
+
+    def finish(self, out: Path, go_version: str, binaries: Sequence[str],
+               previous: Path | None) -> Finished | None:
+        if self.finisher is None:
+            return None
+        return self.finisher.finish(FinishRequest(self.ws, out, self.plan, self.manifest,
+                                                  self.src, go_version, binaries, previous))
+
+
+def _build_and_publish(backend: ContainerBackend, job: _Job) -> BuildResult:
+    plan, ws, final = job.plan, job.ws, job.final
     with publish.staging_for(final) as staging:
-        with build_writes(ws, plan.release, src.path):  # what make leaves in _src is removed
-            built = container.build_in_container(backend, plan, ws, src.path, staging, final)
-        sums = output.write_sha256sums(staging.out, built.binaries)
-        info = build_info(plan, manifest, ws, src, built.go_version, started, sums, built.smoke)
-        output.write_build_info(staging.out, info)
-        output.write_state(staging.out, plan.fingerprint)
-        with console.step("publish", ws.rel(final)):
-            publish.publish(staging.out, final)
-    result = _result(plan, final, "built", info, started)
+        with build_writes(ws, plan.release, job.src.path):  # what make leaves in _src is removed
+            built = container.build_in_container(backend, plan, ws, job.src.path, staging,
+                                                 final)
+        finished = job.finish(staging.out, built.go_version, built.binaries,
+                              final if final.is_dir() else None)
+        if finished is None:
+            sums = output.write_sha256sums(staging.out, built.binaries)
+        else:
+            sums = {rel: finished.sums[rel] for rel in built.binaries}
+        info = build_info(plan, job.manifest, ws, job.src, built.go_version, job.started, sums,
+                          built.smoke)
+        if finished is not None:
+            info["artifacts"] = finished.info
+        _publish(staging, job, info)
+    result = _result(plan, final, "built", info, job.started)
     result.smoke = built.smoke
     return result
+
+
+def _publish(staging: publish.Staging, job: _Job, info: dict[str, Any]) -> None:
+    output.write_build_info(staging.out, info)
+    output.write_state(staging.out, job.plan.fingerprint, job.artifacts)
+    with console.step("publish", job.ws.rel(job.final)):
+        publish.publish(staging.out, job.final)
+
+
+def _refinish(job: _Job, finisher: Finisher) -> BuildResult:
+    """The binaries are current, the artifacts are not: remake only those, on hard links of
+    the published binaries, and publish the whole output again."""
+    plan, final = job.plan, job.final
+    old = output.read_build_info(final) or {}
+    binaries = [str(target.output_path) for target in plan.targets]
+    with publish.staging_for(final) as staging:
+        link_files(final, staging.out, binaries)
+        if (final / output.LOG_NAME).is_file():
+            shutil.copyfile(final / output.LOG_NAME, staging.log)
+        with staging.log.open("a", encoding="utf-8") as log:
+            log.write(f"# tkedistro {__version__}: artifacts remade, binaries kept\n")
+        go_version = str(old.get("builder", {}).get("go_version") or plan.go_version)
+        finished = finisher.finish(FinishRequest(job.ws, staging.out, plan, job.manifest,
+                                                 job.src, go_version, binaries, final))
+        info = {**old, "artifacts": finished.info,
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        _publish(staging, job, info)
+    return _result(plan, final, "finished", info, job.started)
+
+
+def link_files(source: Path, dest: Path, rel_paths: Sequence[str]) -> None:
+    """Hard-link (copy across devices) ``rel_paths`` of ``source`` into ``dest``."""
+    for rel in rel_paths:
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source / rel, target)
+        except OSError:
+            shutil.copy2(source / rel, target)
+
+
+def _second_finish(job: _Job) -> Any:
+    """For ``--verify-reproducible``: finish the second build too, reusing nothing."""
+    if job.finisher is None:
+        return None
+
+    def finish(out: Path, go_version: str, binaries: Sequence[str]) -> dict[str, str]:
+        finished = job.finish(out, go_version, binaries, None)
+        return finished.sums if finished is not None else {}
+
+    return finish
 
 
 def _result(plan: BuildPlan, final: Path, status: str, info: dict[str, Any] | None,
@@ -266,4 +357,5 @@ def _result(plan: BuildPlan, final: Path, status: str, info: dict[str, Any] | No
         go_version=info.get("builder", {}).get("go_version"),
         binaries=dict(info.get("binaries", {})),
         seconds=time.time() - started,
+        artifacts=dict(info.get("artifacts") or {}),
     )

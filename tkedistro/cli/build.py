@@ -1,4 +1,4 @@
-"""Commands that build: build, doctor."""
+"""Commands that build: build, images, doctor."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from tkedistro.cli.common import (
 
 def register(app: typer.Typer) -> None:
     app.command("build")(guarded(build))
+    app.command("images")(guarded(images))
     app.command("doctor")(guarded(doctor))
 
 
@@ -50,9 +51,15 @@ def build(
         typer.Option("--with-conformance-tools",
                      help="Also build e2e.test and ginkgo (for tkedistro conformance)."),
     ] = False,
+    no_images: Annotated[
+        bool, typer.Option("--no-images",
+                           help="Leave the component images out (tkedistro images adds them).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Build the release's components in the builder container into _output/RELEASE."""
+    """Build the release into _output/RELEASE: binaries (in the builder container), component
+    images, release tarballs, SHA256SUMS/SHA512SUMS, SBOM and provenance."""
+    from tkedistro.artifacts.finish import ReleaseFinisher
     from tkedistro.build import pipeline
 
     options = pipeline.BuildOptions(
@@ -66,8 +73,31 @@ def build(
         verify_reproducible=verify_reproducible,
         conformance_tools=with_conformance_tools,
     )
-    result = pipeline.build_release(G.workspace(), release, options)
+    result = pipeline.build_release(G.workspace(), release, options,
+                                    finisher=ReleaseFinisher(images=not no_images))
     emit(result.to_json(), result.format_text(), as_json)
+
+
+def images(
+    release: str,
+    platform: Annotated[
+        list[str] | None, typer.Option("--platform", "-p", help="os/arch, e.g. linux/arm64.")
+    ] = None,
+    push: Annotated[
+        str | None, typer.Option("--push", metavar="REGISTRY",
+                                 help="Push every image (all platforms) to REGISTRY, e.g. "
+                                      "127.0.0.1:5000 or registry.example.com/tke.")
+    ] = None,
+    upstream: UpstreamOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make the release's component images (multi-arch OCI archives in _output/RELEASE/images),
+    building what is not built yet; push them with --push."""
+    from tkedistro.artifacts import imagescmd
+
+    report = imagescmd.make_and_push(G.workspace(), release, tuple(platform or ()), push,
+                                     upstream)
+    emit(report.to_json(), report.format_text(), as_json)
 
 
 def doctor(as_json: JsonOpt = False) -> None:

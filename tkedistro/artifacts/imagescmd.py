@@ -1,0 +1,66 @@
+"""``tkedistro images RELEASE [--platform P] [--push REGISTRY]``.
+
+The images are part of the release output: this runs the build (a no-op when the binaries and
+images are current; only the artifacts are remade when the binaries were built with
+``--no-images``), then pushes each multi-arch archive with skopeo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tkedistro.artifacts.finish import ReleaseFinisher
+from tkedistro.build import pipeline
+from tkedistro.core.errors import ManifestError
+from tkedistro.core.workspace import Workspace
+from tkedistro.model.manifest import load_release
+
+
+@dataclass
+class ImagesReport:
+    release: str
+    output_dir: Path
+    status: str  # the build's: built, finished (artifacts remade) or up_to_date
+    images: list[dict[str, Any]]
+    pushed: list[dict[str, Any]] = field(default_factory=list)
+    registry: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"release": self.release, "output_dir": str(self.output_dir),
+                "build": self.status, "images": self.images, "registry": self.registry,
+                "pushed": self.pushed}
+
+    def format_text(self) -> str:
+        lines = [f"{self.release}: {len(self.images)} images in {self.output_dir / 'images'}"
+                 f" (build {self.status.replace('_', ' ')})"]
+        for image in self.images:
+            reused = ", reused" if image.get("reused") else ""
+            lines.append(f"  {image['ref']}  {image['index_digest']}  "
+                         f"{' '.join(sorted(image['platforms']))}  "
+                         f"{image['size'] / 1e6:.1f} MB{reused}")
+        for pushed in self.pushed:
+            lines.append(f"  pushed {pushed['destination']}@{pushed['digest']}")
+        return "\n".join(lines)
+
+
+def make_and_push(ws: Workspace, release: str, platforms: tuple[str, ...],
+                  registry: str | None, upstream: str | None) -> ImagesReport:
+    from tkedistro.images.push import check_registry, push_images
+
+    manifest = load_release(ws, release)
+    if not manifest.images:
+        raise ManifestError([f"releases/{release}.yaml: images: no component images listed"],
+                            hint="list what the release ships as images, e.g. images: "
+                                 "[kube-apiserver, kube-controller-manager, kube-scheduler, "
+                                 "kube-proxy, pause] (docs/manifest.md)")
+    if registry is not None:
+        check_registry(registry)
+    options = pipeline.BuildOptions(platforms=platforms, upstream=upstream)
+    result = pipeline.build_release(ws, release, options, finisher=ReleaseFinisher())
+    images = list(result.artifacts.get("images") or [])
+    report = ImagesReport(release, result.output_dir, result.status, images, registry=registry)
+    if registry is not None:
+        report.pushed = [p.to_json() for p in push_images(result.output_dir, registry)]
+    return report
