@@ -47,7 +47,9 @@ def test_the_repo_release_1_20_pins_the_issue_values() -> None:
     assert manifest.distro_version == "v1.20.2-tke.1"
     assert manifest.go.version.startswith("1.15.")
     assert manifest.components == COMPONENTS
-    assert manifest.platforms == ("linux/amd64",)
+    assert manifest.platforms == ("linux/amd64", "linux/arm64")
+    assert manifest.images == ("kube-apiserver", "kube-controller-manager", "kube-scheduler",
+                               "kube-proxy", "pause")
 
 
 def test_good_manifest_is_typed_frozen_and_defaults_platforms() -> None:
