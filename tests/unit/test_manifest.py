@@ -188,3 +188,16 @@ def test_update_pin_keeps_comments_and_existing_patch_entries(tmp_path: Path) ->
     assert [(p.file, p.subject) for p in manifest.patches] == [
         ("patches/1.20/0002-plain.diff", "Plain diff"), ("patches/1.20/0003-new.patch", None)
     ]
+
+
+def test_an_image_of_a_component_that_is_not_built_is_refused(tmp_path: Path) -> None:
+    text = (REPO / "releases" / "1.20.yaml").read_text()
+    text = text.replace("  - kube-proxy\n  - kubelet", "  - kubelet", 1)
+    path = tmp_path / "1.20.yaml"
+    path.write_text(text)
+    with pytest.raises(ManifestError) as err:
+        load_manifest(path, "releases/1.20.yaml")
+    assert err.value.problems[0].startswith("releases/1.20.yaml:")
+    assert err.value.problems[0].endswith(
+        ": images: kube-proxy not in components (an image holds the component's binary: add "
+        "it to components or drop the image)")

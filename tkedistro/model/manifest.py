@@ -319,6 +319,12 @@ def parse_manifest(text: str, path: Path, display: str) -> Manifest:
             [f"{display}:{line}: release: {manifest.release!r} does not match the file name "
              f"(expected {expected!r})"]
         )
+    unbuilt = [c for c in manifest.images if c != "pause" and c not in manifest.components]
+    if unbuilt:
+        line = _line_of(data, ("images",))
+        raise ManifestError(
+            [f"{display}:{line}: images: {', '.join(unbuilt)} not in components (an image "
+             "holds the component's binary: add it to components or drop the image)"])
     return manifest
 
 
