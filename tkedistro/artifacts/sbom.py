@@ -247,7 +247,7 @@ def sbom_document(ctx: ReleaseContext, files: Files, images: Sequence[Mapping[st
     doc = _Document()
     release = doc.package(
         ["Release", ctx.distro_version], "tkedistro-kubernetes", versionInfo=ctx.distro_version,
-        licenseDeclared=K8S_LICENSE, primaryPackagePurpose="INSTALL",
+        licenseDeclared=K8S_LICENSE,
         comment=f"Kubernetes {ctx.release} as built by tkedistro for "
                 + ", ".join(ctx.platforms),
     )
