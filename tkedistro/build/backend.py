@@ -220,3 +220,63 @@ class NodeEngine(Protocol):
 
     def put_file(self, name: str, path: PurePosixPath, data: bytes, mode: int = 0o644) -> None:
         ...
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """The config a committed OCI image gets (what a Dockerfile's LABEL/ENTRYPOINT/USER set)."""
+
+    os: str
+    arch: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    entrypoint: tuple[str, ...] = ()  # () keeps the base's
+    user: str = ""  # "uid:gid"; "" keeps the base's
+
+
+class OciBuilder(Protocol):
+    """Daemonless OCI image building and multi-arch indexes (``build/buildah.py``).
+
+    Images go from a working container to an OCI layout folder (``layout``, ``tag``); an
+    index is made in the builder's own storage, pushed with its images into a layout and
+    removed. Every method raises ``ImageError`` naming the command that failed.
+    """
+
+    def version(self) -> str:
+        """The tool's version (part of an image's inputs: it writes the layers and config)."""
+        ...
+
+    def pull(self, source: str) -> str:
+        """Bring ``source`` (e.g. ``docker-daemon:name:tag``) into the builder's storage;
+        its image id. ``scratch`` is the empty image (id ``scratch``)."""
+        ...
+
+    def from_image(self, image: str) -> str:
+        """A working container on ``image`` (an id from ``pull``, or ``scratch``); its name."""
+        ...
+
+    def copy(self, container: str, source: Path, dest: PurePosixPath) -> None:
+        """Copy the host folder's contents (owned by 0:0) to ``dest`` in the container."""
+        ...
+
+    def config(self, container: str, config: ImageConfig) -> None: ...
+
+    def commit(self, container: str, layout: Path, tag: str, timestamp: int) -> None:
+        """Commit the container as an OCI image tagged ``tag`` in the layout folder, every
+        time in it (created, history, file times) set to ``timestamp``."""
+        ...
+
+    def remove(self, container: str) -> None:
+        """Remove the working container (no error when it is gone)."""
+        ...
+
+    def manifest_create(self, name: str) -> None: ...
+
+    def manifest_add(self, name: str, layout: Path, tag: str) -> None: ...
+
+    def manifest_push_all(self, name: str, layout: Path, tag: str) -> None:
+        """Push the index and all of its images as OCI into the layout folder."""
+        ...
+
+    def manifest_remove(self, name: str) -> None:
+        """Remove the index from the builder's storage (no error when it is gone)."""
+        ...

@@ -1,0 +1,175 @@
+"""What each shipped OCI image is made of, decided without a builder: per component and
+platform the binary, where it goes, the base, the config; per component the inputs digest
+that says whether a published archive can be reused.
+
+The server components follow upstream's layout (binary at ``/usr/local/bin/<component>``, no
+entrypoint) on the Debian component base of their platform; pause follows upstream's
+``build/pause/Dockerfile`` (``FROM scratch``, ``/pause``, ``USER 65535:65535``, entrypoint
+``/pause``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+from tkedistro.build.backend import ImageConfig
+from tkedistro.build.debian import INPUTS_LABEL, SOURCE_LABEL
+from tkedistro.core.errors import ImageError
+from tkedistro.core.files import json_digest, sha256_file
+from tkedistro.images.base import base_ref
+from tkedistro.images.recipes import (
+    BASE_LABEL,
+    BIN_DIR,
+    BINARY_LABEL,
+    FIXED_MTIME,
+    REVISION_LABEL,
+    TITLE_LABEL,
+    VERSION_LABEL,
+    binary_path,
+    component_ref,
+)
+
+RECIPE_VERSION = 1  # bump when the image layout, config or archive packing changes meaning
+SCRATCH = "scratch"
+PAUSE = "pause"
+PAUSE_USER = "65535:65535"
+CREATED_LABEL = "org.opencontainers.image.created"
+
+
+class ReleaseInputs(Protocol):
+    """What the images are made from: the fields of ``artifacts.context.ReleaseContext``
+    they read (a protocol, so ``images/`` does not import the layer above it)."""
+
+    @property
+    def distro_version(self) -> str: ...
+    @property
+    def upstream_url(self) -> str: ...
+    @property
+    def upstream_commit(self) -> str: ...
+    @property
+    def source_date_epoch(self) -> int: ...
+    @property
+    def platforms(self) -> tuple[str, ...]: ...
+    @property
+    def image_components(self) -> tuple[str, ...]: ...
+
+
+@dataclass(frozen=True)
+class PlatformImage:
+    """One component for one platform: the binary, where it goes and what it sits on."""
+
+    component: str
+    platform: str
+    binary: Path
+    binary_sha256: str
+    base_source: str  # a ref the builder can read (``docker-daemon:...``) or ``scratch``
+    base_id: str  # the base's image id in the builder (``scratch`` for none)
+
+    @property
+    def os(self) -> str:
+        return self.platform.partition("/")[0]
+
+    @property
+    def arch(self) -> str:
+        return self.platform.partition("/")[2]
+
+    @property
+    def target(self) -> PurePosixPath:
+        return PurePosixPath("/pause") if self.component == PAUSE else BIN_DIR / self.component
+
+    @property
+    def tag(self) -> str:
+        """The tag of this platform's image in its (scratch) OCI layout."""
+        return f"{self.os}-{self.arch}"
+
+    def to_json(self) -> dict[str, object]:
+        return {"platform": self.platform, "binary": self.binary_sha256,
+                "base": self.base_source, "base_id": self.base_id,
+                "target": str(self.target)}
+
+
+@dataclass(frozen=True)
+class ComponentPlan:
+    """One shipped component: an image per platform, gathered in one index."""
+
+    component: str
+    ref: str  # <repository>/<component>:<distro version>
+    version: str
+    revision: str
+    source: str
+    epoch: int
+    images: tuple[PlatformImage, ...]
+
+    def labels(self) -> dict[str, str]:
+        created = datetime.fromtimestamp(self.epoch, UTC)
+        return {TITLE_LABEL: self.component, VERSION_LABEL: self.version,
+                REVISION_LABEL: self.revision, SOURCE_LABEL: self.source,
+                CREATED_LABEL: created.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+    def inputs_digest(self, builder_version: str) -> str:
+        return json_digest({"recipe": RECIPE_VERSION, "ref": self.ref, "epoch": self.epoch,
+                            "labels": self.labels(), "builder": builder_version,
+                            "mtime": FIXED_MTIME,
+                            "images": [image.to_json() for image in self.images]})
+
+    def config(self, image: PlatformImage, inputs: str) -> ImageConfig:
+        """The image's config; its labels carry the component's inputs digest (replacing a
+        base's own) and, where there is a base, its id."""
+        labels = {**self.labels(), BINARY_LABEL: "sha256:" + image.binary_sha256,
+                  INPUTS_LABEL: inputs}
+        if image.base_id != SCRATCH:
+            labels[BASE_LABEL] = image.base_id
+        if self.component == PAUSE:
+            return ImageConfig(image.os, image.arch, labels, ("/pause",), PAUSE_USER)
+        return ImageConfig(image.os, image.arch, labels)
+
+
+def base_sources(ctx: ReleaseInputs, bases: Mapping[str, str] | None) -> dict[str, str]:
+    """Platform -> base ref for the server components: ``bases`` when given (every platform
+    must be in it), else the Debian component bases in the local Docker engine."""
+    if bases is None:
+        return {p: "docker-daemon:" + base_ref(p) for p in ctx.platforms}
+    missing = [p for p in ctx.platforms if p not in bases]
+    if missing:
+        raise ImageError(f"no component base given for {', '.join(missing)}",
+                         hint="make the Debian component base of every platform first")
+    return {p: bases[p] for p in ctx.platforms}
+
+
+def missing_binaries(out_dir: Path, ctx: ReleaseInputs) -> list[Path]:
+    return [binary_path(out_dir, c, p) for c in ctx.image_components for p in ctx.platforms
+            if not binary_path(out_dir, c, p).is_file()]
+
+
+def plan_component(out_dir: Path, ctx: ReleaseInputs, component: str,
+                   bases: Mapping[str, tuple[str, str]], repository: str) -> ComponentPlan:
+    """The plan of ``component``; ``bases``: platform -> (source ref, image id)."""
+    images = []
+    for platform in ctx.platforms:
+        binary = binary_path(out_dir, component, platform)
+        source, base_id = (SCRATCH, SCRATCH) if component == PAUSE else bases[platform]
+        images.append(PlatformImage(component, platform, binary, sha256_file(binary),
+                                    source, base_id))
+    return ComponentPlan(component, component_ref(component, ctx.distro_version, repository),
+                         ctx.distro_version, ctx.upstream_commit, ctx.upstream_url,
+                         ctx.source_date_epoch, tuple(images))
+
+
+def write_rootfs(folder: Path, image: PlatformImage) -> Path:
+    """A fresh folder holding just the binary at its target path, every entry with a fixed
+    mode and mtime (a copy: fixing a hard link's mtime would touch the build output)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    relative = Path(image.target.relative_to("/"))
+    (folder / relative).parent.mkdir(parents=True)
+    shutil.copyfile(image.binary, folder / relative)
+    entries = [(relative, 0o755)] + [(p, 0o755) for p in relative.parents if p != Path(".")]
+    for name, mode in entries + [(Path("."), 0o755)]:
+        os.chmod(folder / name, mode)
+        os.utime(folder / name, (FIXED_MTIME, FIXED_MTIME))
+    return folder

@@ -1,0 +1,211 @@
+"""The release's component images as reproducible multi-arch OCI archives.
+
+``make_release_images`` makes, for each component of the manifest's ``images:``, one image
+per platform through an ``OciBuilder`` (``build/buildah.py``), gathers them in one index
+pushed with all of its images into an OCI layout, and packs that layout into
+``<out>/images/<component>.oci.tar`` (``images/ocilayout.py``: same layout, same bytes). Every
+time in an image is the release's ``source_date_epoch``, so two runs from the same inputs give
+the same digests and the same archive bytes. ``<out>/images/images.json`` lists them (the
+checksums, the SBOM and the provenance read it).
+
+A component whose inputs digest (``images/ociplan.py``: binaries, base ids, labels, epoch,
+recipe and builder version) equals the one in the previously published output, and whose
+archive there still has its recorded sha256, is linked (or copied) from there, not rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from tkedistro.build.backend import OciBuilder
+from tkedistro.core import console
+from tkedistro.core.errors import ImageError
+from tkedistro.core.files import sha256_file, write_atomic
+from tkedistro.images.ocilayout import pack_layout, read_index
+from tkedistro.images.ociplan import (
+    PAUSE,
+    ComponentPlan,
+    PlatformImage,
+    ReleaseInputs,
+    base_sources,
+    missing_binaries,
+    plan_component,
+    write_rootfs,
+)
+from tkedistro.images.recipes import DEFAULT_REPOSITORY
+
+STEP = "release_images"
+IMAGES_DIR = "images"
+IMAGES_JSON = "images.json"
+SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class ShippedImage:
+    """One component's archive: its index and per-platform manifest digests, where it is
+    (``archive`` relative to the output folder), its size and sha256, and its inputs."""
+
+    component: str
+    ref: str
+    index_digest: str
+    manifests: Mapping[str, str]  # platform -> manifest digest
+    archive: str
+    size: int
+    sha256: str
+    inputs: str
+    reused: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {"component": self.component, "ref": self.ref,
+                "index_digest": self.index_digest, "manifests": dict(sorted(
+                    self.manifests.items())), "archive": self.archive, "size": self.size,
+                "sha256": self.sha256, "inputs": self.inputs, "reused": self.reused}
+
+    @classmethod
+    def from_json(cls, data: object) -> ShippedImage | None:
+        """An entry of a published ``images.json``; None when it is not one."""
+        if not isinstance(data, dict):
+            return None
+        try:
+            manifests = data["manifests"]
+            if not isinstance(manifests, dict):
+                return None
+            return cls(str(data["component"]), str(data["ref"]), str(data["index_digest"]),
+                       {str(k): str(v) for k, v in manifests.items()}, str(data["archive"]),
+                       int(data["size"]), str(data["sha256"]), str(data["inputs"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+def archive_name(component: str) -> str:
+    return f"{IMAGES_DIR}/{component}.oci.tar"
+
+
+def make_release_images(out_dir: Path, ctx: ReleaseInputs, work: Path, builder: OciBuilder,
+                        bases: Mapping[str, str] | None = None, previous: Path | None = None,
+                        repository: str = DEFAULT_REPOSITORY) -> list[ShippedImage]:
+    """Make (or reuse) the archive of every component of ``ctx.image_components``.
+
+    ``out_dir`` holds ``bin/<os>/<arch>/<component>`` and gets ``images/``; ``work`` is
+    scratch space (emptied per component); ``bases`` maps each platform to the base the
+    server components sit on (a ref the builder reads; default: the Debian component bases
+    in the local Docker engine); ``previous`` is the published output whose archives may be
+    reused. ``ctx`` is the build's ``ReleaseContext``. Returns the images sorted by
+    component, as written to ``images/images.json``."""
+    missing = missing_binaries(out_dir, ctx)
+    if missing:
+        raise ImageError("the release images need binaries that are not built: "
+                         + ", ".join(str(p) for p in missing),
+                         hint="build them first (pause comes from the tree's build/pause)")
+    version = builder.version()
+    servers = [c for c in ctx.image_components if c != PAUSE]
+    sources = base_sources(ctx, bases) if servers else {}
+    ids = {src: builder.pull(src) for src in sorted(set(sources.values()))}
+    pulled = {p: (src, ids[src]) for p, src in sources.items()}
+    published = _published(previous)
+    shipped = []
+    for component in sorted(ctx.image_components):
+        plan = plan_component(out_dir, ctx, component, pulled, repository)
+        inputs = plan.inputs_digest(version)
+        old = published.get(component)
+        if previous is not None and old is not None and _intact(old, previous, plan.ref, inputs):
+            shipped.append(_reuse(old, previous, out_dir))
+            console.info(f"{plan.ref}: reused (inputs unchanged)")
+        else:
+            with console.step(STEP, f"{plan.ref} ({', '.join(ctx.platforms)})"):
+                shipped.append(_make(plan, inputs, builder, work / component, out_dir))
+    write_images_json(out_dir, shipped)
+    return shipped
+
+
+def write_images_json(out_dir: Path, shipped: list[ShippedImage]) -> Path:
+    path = out_dir / IMAGES_DIR / IMAGES_JSON
+    entries = [image.to_json() for image in sorted(shipped, key=lambda i: i.component)]
+    write_atomic(path, (json.dumps({"schema": SCHEMA, "images": entries}, indent=2,
+                                   sort_keys=True) + "\n").encode())
+    return path
+
+
+def read_images_json(out_dir: Path) -> list[ShippedImage]:
+    """The images of a published output ([] when it has none or the file is not readable)."""
+    try:
+        data = json.loads((out_dir / IMAGES_DIR / IMAGES_JSON).read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        return []
+    entries = data.get("images")
+    found = [ShippedImage.from_json(e) for e in entries] if isinstance(entries, list) else []
+    return [image for image in found if image is not None]
+
+
+def _published(previous: Path | None) -> dict[str, ShippedImage]:
+    return {} if previous is None else {i.component: i for i in read_images_json(previous)}
+
+
+def _intact(old: ShippedImage, previous: Path, ref: str, inputs: str) -> bool:
+    if old.inputs != inputs or old.ref != ref or old.archive != archive_name(old.component):
+        return False
+    path = previous / old.archive
+    return (path.is_file() and path.stat().st_size == old.size
+            and "sha256:" + sha256_file(path) == old.sha256)
+
+
+def _reuse(old: ShippedImage, previous: Path, out_dir: Path) -> ShippedImage:
+    source, target = previous / old.archive, out_dir / old.archive
+    if not (target.exists() and os.path.samefile(source, target)):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    return ShippedImage(old.component, old.ref, old.index_digest, old.manifests, old.archive,
+                        old.size, old.sha256, old.inputs, reused=True)
+
+
+def _make(plan: ComponentPlan, inputs: str, builder: OciBuilder, work: Path,
+          out_dir: Path) -> ShippedImage:
+    shutil.rmtree(work, ignore_errors=True)
+    for image in plan.images:
+        _commit(plan, image, inputs, builder, work)
+    layout = work / "index"
+    name = f"tkedistro-{plan.component}-{uuid.uuid4().hex[:12]}"
+    builder.manifest_create(name)
+    try:
+        for image in plan.images:
+            builder.manifest_add(name, work / image.tag, image.tag)
+        builder.manifest_push_all(name, layout, plan.version)
+    finally:
+        builder.manifest_remove(name)
+    index = read_index(layout)
+    wanted = sorted(image.platform for image in plan.images)
+    if index.ref_name != plan.version or sorted(index.manifests) != wanted:
+        raise ImageError(f"{plan.ref}: the pushed index names {index.ref_name!r} for "
+                         f"{sorted(index.manifests)}, expected {plan.version!r} for {wanted}")
+    archive = out_dir / archive_name(plan.component)
+    pack_layout(layout, archive, plan.epoch)
+    shutil.rmtree(work, ignore_errors=True)
+    return ShippedImage(plan.component, plan.ref, index.digest, index.manifests,
+                        archive_name(plan.component), archive.stat().st_size,
+                        "sha256:" + sha256_file(archive), inputs)
+
+
+def _commit(plan: ComponentPlan, image: PlatformImage, inputs: str, builder: OciBuilder,
+            work: Path) -> None:
+    rootfs = write_rootfs(work / "rootfs" / image.tag, image)
+    container = builder.from_image(image.base_id)
+    try:
+        builder.copy(container, rootfs, PurePosixPath("/"))
+        builder.config(container, plan.config(image, inputs))
+        builder.commit(container, work / image.tag, image.tag, plan.epoch)
+    finally:
+        builder.remove(container)
