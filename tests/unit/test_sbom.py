@@ -79,7 +79,7 @@ def release(tmp_path: Path) -> tuple[Path, ReleaseContext, dict[str, dict[str, s
         (out / rel).write_bytes(data)
     files = {rel: sums(data) for rel, data in outputs.items()}
     images = [{"component": "kube-proxy", "ref": REF, "index_digest": INDEX,
-               "platforms": {"linux/amd64": AMD64}, "archive": "images/kube-proxy.oci.tar"}]
+               "manifests": {"linux/amd64": AMD64}, "archive": "images/kube-proxy.oci.tar"}]
     patch = PatchInfo(PATCH, hashlib.sha256(b"patch").hexdigest(), "kubelet: fix a thing",
                       {"Upstream-Ref": UPSTREAM_REF, "Upstream-Status": "Backport"})
     ctx = ReleaseContext(

@@ -38,7 +38,7 @@ class ImagesReport:
         for image in self.images:
             reused = ", reused" if image.get("reused") else ""
             lines.append(f"  {image['ref']}  {image['index_digest']}  "
-                         f"{' '.join(sorted(image['platforms']))}  "
+                         f"{' '.join(sorted(image['manifests']))}  "
                          f"{image['size'] / 1e6:.1f} MB{reused}")
         for pushed in self.pushed:
             lines.append(f"  pushed {pushed['destination']}@{pushed['digest']}")

@@ -217,7 +217,7 @@ def _images(doc: _Document, ctx: ReleaseContext, files: Files,
         ref = str(image["ref"])
         repository, tag = split_ref(ref)
         index = str(image["index_digest"])
-        platforms: Mapping[str, str] = image.get("platforms") or {}
+        platforms: Mapping[str, str] = image.get("manifests") or {}
         purls = [oci_purl(repository, index, tag=tag)] + [
             oci_purl(repository, digest, arch=platform.split("/")[-1], tag=tag)
             for platform, digest in platforms.items()
