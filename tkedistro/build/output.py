@@ -1,4 +1,5 @@
-"""What a build leaves in ``_output/<release>``: binaries, ``SHA256SUMS``, ``build-info.json``,
+"""What a build leaves in ``_output/<release>``: binaries, ``SHA256SUMS`` (and ``SHA512SUMS``
+once the release artifacts are written, ``artifacts/checksums.py``), ``build-info.json``,
 ``build.log`` and a small state file that makes the no-op check cheap.
 
 The state file records the plan's fingerprint and the size and mtime of every published file,
@@ -15,26 +16,40 @@ from typing import Any
 from tkedistro.core.files import sha256_file
 
 SUMS_NAME = "SHA256SUMS"
+SHA512_SUMS_NAME = "SHA512SUMS"
 INFO_NAME = "build-info.json"
 LOG_NAME = "build.log"
 STATE_NAME = ".tkedistro-build.json"
 
 
+def format_sums(sums: Mapping[str, str]) -> str:
+    """``<hex>  <path>`` lines sorted by path: what ``sha256sum -c``/``sha512sum -c`` read."""
+    return "".join(f"{sums[rel]}  {rel}\n" for rel in sorted(sums))
+
+
 def write_sha256sums(out_dir: Path, rel_paths: Sequence[str]) -> dict[str, str]:
     """Hash each file (paths relative to ``out_dir``) and write ``SHA256SUMS`` (sha256sum -c)."""
     sums = {rel: sha256_file(out_dir / rel) for rel in sorted(rel_paths)}
-    text = "".join(f"{sha}  {rel}\n" for rel, sha in sums.items())
-    (out_dir / SUMS_NAME).write_text(text, encoding="utf-8")
+    (out_dir / SUMS_NAME).write_text(format_sums(sums), encoding="utf-8")
     return sums
 
 
-def read_sha256sums(path: Path) -> dict[str, str]:
+def read_sums(path: Path) -> dict[str, str]:
+    """A ``SHA256SUMS``/``SHA512SUMS`` file as {path: hex digest}."""
     sums: dict[str, str] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         sha, _, rel = line.partition("  ")
         if sha and rel:
             sums[rel] = sha
     return sums
+
+
+def read_sha256sums(path: Path) -> dict[str, str]:
+    return read_sums(path)
+
+
+def read_sha512sums(path: Path) -> dict[str, str]:
+    return read_sums(path)
 
 
 def write_build_info(out_dir: Path, info: Mapping[str, Any]) -> None:

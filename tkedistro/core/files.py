@@ -38,6 +38,17 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def file_digests(path: Path, algorithms: tuple[str, ...]) -> dict[str, str]:
+    """The hex digests of a file's bytes for each of ``algorithms`` (``hashlib`` names), from
+    one read in 1 MiB blocks."""
+    digests = [hashlib.new(name) for name in algorithms]
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            for digest in digests:
+                digest.update(block)
+    return {name: digest.hexdigest() for name, digest in zip(algorithms, digests, strict=True)}
+
+
 def json_digest(data: object) -> str:
     """``sha256:<hex>`` of ``data`` as JSON with sorted keys: the inputs digest of an image
     (equal digests mean nothing to rebuild)."""

@@ -357,6 +357,13 @@ class Repo(Patching):
         return int(self.run("show", "-s", "--format=%ct", checked(sha, "commit"), "--")
                    .stdout.strip())
 
+    def archive(self, commit: str, dest: Path) -> None:
+        """The tree of ``commit`` as a tar file at ``dest`` (``git archive``: every mtime is the
+        commit's time, so the same commit gives the same bytes). The umask and the attributes
+        file are pinned: a user's ``tar.umask`` or ``core.attributesFile`` cannot change them."""
+        self.run("-c", "tar.umask=0002", "-c", "core.attributesFile=/dev/null", "archive",
+                 "--format=tar", f"--output={dest}", checked(commit, "commit"), "--")
+
     @staticmethod
     def ls_remote(url: str, refs: list[str]) -> Result:
         """``git ls-remote`` of ``refs`` at ``url``; no repository needed."""
