@@ -10,22 +10,25 @@ output already holds for the same inputs, so an unchanged release rewrites nothi
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tkedistro.artifacts.checksums import write_checksums
 from tkedistro.artifacts.context import ReleaseContext, release_context
+from tkedistro.artifacts.provenance import PROVENANCE_NAME, release_subjects, write_provenance
+from tkedistro.artifacts.sbom import SBOM_NAME, write_sbom
+from tkedistro.artifacts.tarballs import write_tarballs
 from tkedistro.build.finishing import Finished, FinishRequest
+from tkedistro.build.output import SHA512_SUMS_NAME, SUMS_NAME
 from tkedistro.build.plan import BuildPlan
 from tkedistro.core import console
+from tkedistro.core.locks import exclusive_lock
 from tkedistro.core.workspace import Workspace
 from tkedistro.model.manifest import Manifest
 
 ARTIFACTS_VERSION = 1  # bump when what the finisher writes changes meaning
-SBOM_NAME = "sbom.spdx.json"
-PROVENANCE_NAME = "provenance.intoto.json"
 
 
 @dataclass(frozen=True)
@@ -43,37 +46,55 @@ class ReleaseFinisher:
     def finish(self, request: FinishRequest) -> Finished:
         ctx = release_context(request)
         shipped = make_images(request, ctx) if self.images and ctx.image_components else []
-        with console.step("release_tarballs", f"{len(ctx.platforms)} platforms"):
-            tarballs = write_release_tarballs(request.out, ctx)
-        files = [*request.binaries, *tarballs, *(image["archive"] for image in shipped)]
+        with console.step("release_tarballs", ", ".join(ctx.platforms)):
+            tarballs = write_tarballs(request.out, ctx)
+        files = [*request.binaries, *tarballs, *(str(image["archive"]) for image in shipped)]
         with console.step("sbom", f"{len(files)} files, {len(ctx.patches)} patches"):
-            sums = write_sums_and_sbom(request.out, ctx, files, shipped)
-            subjects = {rel: sums[rel] for rel in sums}
-            subjects.update({image["ref"]: image["index_digest"].removeprefix("sha256:")
-                             for image in shipped})
-            write_provenance_statement(request.out, ctx, subjects)
+            digests = write_checksums(request.out, files)
+            write_sbom(request.out, ctx, per_file(digests), shipped)
+            digests = write_checksums(request.out, [*files, SBOM_NAME])
+        with console.step("provenance", f"{len(digests['sha256'])} files, "
+                                        f"{len(shipped)} images"):
+            subjects = release_subjects(per_file(digests), shipped)
+            write_provenance(request.out, ctx, subjects)
         info = {"images": shipped, "tarballs": tarballs, "sbom": SBOM_NAME,
-                "provenance": PROVENANCE_NAME, "checksums": ["SHA256SUMS", "SHA512SUMS"]}
-        return Finished(sums=sums, info=info)
+                "provenance": PROVENANCE_NAME, "checksums": [SUMS_NAME, SHA512_SUMS_NAME]}
+        return Finished(sums=dict(digests["sha256"]), info=info)
+
+
+def per_file(digests: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
+    """``{"sha256": {path: hex}, "sha512": {...}}`` -> ``{path: {"sha256": .., "sha512": ..}}``."""
+    files: dict[str, dict[str, str]] = {}
+    for algorithm, sums in digests.items():
+        for rel, value in sums.items():
+            files.setdefault(rel, {})[algorithm] = value
+    return files
 
 
 def make_images(request: FinishRequest, ctx: ReleaseContext) -> list[dict[str, Any]]:
-    """The component images of ``ctx`` as OCI archives in ``request.out/images``."""
+    """The component images of ``ctx`` as OCI archives in ``request.out/images``: the Debian
+    base of each platform in the Docker engine (made once, shared with the cluster's images),
+    buildah's own storage in the cache (never the host's), one run at a time."""
     from tkedistro.build.buildah import Buildah
     from tkedistro.build.pipeline import default_image_engine
     from tkedistro.images.base import ensure_component_base
+    from tkedistro.images.components import LOCK_WAIT, work_dir
     from tkedistro.images.shipped import make_release_images
 
-    work = oci_work(request.ws)
-    engine = default_image_engine()
-    bases = {}
-    for platform in ctx.platforms:
-        base = ensure_component_base(engine, work, platform)
-        bases[platform] = f"docker-daemon:{base.ref}"
-    with console.step("images", f"{', '.join(ctx.image_components)} for "
-                                f"{' '.join(ctx.platforms)}"):
-        shipped = make_release_images(request.out, ctx, work, Buildah(work / "storage"),
-                                      bases, request.previous)
+    if any(c != "pause" for c in ctx.image_components):
+        engine = default_image_engine()
+        bases = work_dir(request.ws)
+        with exclusive_lock(bases / ".lock", "another tkedistro run is making component "
+                            f"bases (lock {bases / '.lock'})", wait=LOCK_WAIT,
+                            waiting="another run is making a component base; waiting"):
+            for platform in ctx.platforms:
+                ensure_component_base(engine, bases, platform)
+    oci = oci_work(request.ws)
+    with exclusive_lock(oci / ".lock", f"another tkedistro run is making images (lock "
+                        f"{oci / '.lock'})", wait=LOCK_WAIT,
+                        waiting="another run is making release images; waiting for it"):
+        shipped = make_release_images(request.out, ctx, oci / "work", Buildah(oci / "storage"),
+                                      None, request.previous)
     return [image.to_json() for image in shipped]
 
 
@@ -81,36 +102,3 @@ def oci_work(ws: Workspace) -> Path:
     return ws.cache / "oci"
 
 
-def write_release_tarballs(out: Path, ctx: ReleaseContext) -> list[str]:
-    from tkedistro.artifacts.tarballs import write_tarballs
-
-    return write_tarballs(out, ctx)
-
-
-def write_sums_and_sbom(out: Path, ctx: ReleaseContext, files: Sequence[str],
-                        images: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """SHA256SUMS and SHA512SUMS of ``files`` and the SBOM (which names their digests);
-    relative path -> sha256 of everything checksummed."""
-    from tkedistro.artifacts.checksums import write_checksums
-    from tkedistro.artifacts.sbom import write_sbom
-
-    digests = write_checksums(out, files)
-    write_sbom(out, ctx, digests, images)
-    digests = write_checksums(out, [*files, SBOM_NAME])
-    return {rel: value["sha256"] for rel, value in digests.items()}
-
-
-def write_provenance_statement(out: Path, ctx: ReleaseContext,
-                               subjects: Mapping[str, str]) -> None:
-    from tkedistro.artifacts.provenance import write_provenance
-
-    write_provenance(out, ctx, subjects)
-
-
-def read_images(out: Path) -> list[dict[str, Any]]:
-    """The images a published output holds (``images/images.json``); [] when none."""
-    try:
-        data = json.loads((out / "images" / "images.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    return [dict(item) for item in data] if isinstance(data, list) else []

@@ -126,7 +126,9 @@ def make_release_images(out_dir: Path, ctx: ReleaseInputs, work: Path, builder: 
 
 def write_images_json(out_dir: Path, shipped: list[ShippedImage]) -> Path:
     path = out_dir / IMAGES_DIR / IMAGES_JSON
-    entries = [image.to_json() for image in sorted(shipped, key=lambda i: i.component)]
+    # without ``reused``: the file says what the images are, the same however they were made
+    entries = [{k: v for k, v in image.to_json().items() if k != "reused"}
+               for image in sorted(shipped, key=lambda i: i.component)]
     write_atomic(path, (json.dumps({"schema": SCHEMA, "images": entries}, indent=2,
                                    sort_keys=True) + "\n").encode())
     return path

@@ -1,0 +1,113 @@
+"""real_k8s tier, issue 14: what `tkedistro build 1.20` ships from the real v1.20.2 tree.
+
+Both platforms are built (linux/arm64 cross-compiled and smoke-run under qemu-user-static),
+the five images are multi-arch OCI archives that `tkedistro images --push` copies to a real
+local registry (Debian's docker-registry) where `skopeo inspect` sees both platforms, an arm64
+image pulled back by digest runs under emulation and reports the distro version, and a
+second build rewrites nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.real_k8s.conftest import PERSIST, Tool, build_persistent_distro
+from tkedistro.build.emulation import can_run
+from tkedistro.build.registry import LocalRegistry
+from tkedistro.core.workspace import Workspace
+
+pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(3600)]
+
+VERSION = "v1.20.2-tke.1"
+PLATFORMS = ["linux/amd64", "linux/arm64"]
+IMAGES = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "pause"]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    if os.geteuid() != 0:
+        pytest.skip("the component bases are made with debootstrap (root)")
+    if not can_run("linux/arm64")[0]:
+        pytest.fail("arm64 emulation is not registered: " + can_run("linux/arm64")[1]
+                    + " (make install registers it)")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        return build_persistent_distro(monkeypatch)
+
+
+def _stats(out: Path) -> dict[str, tuple[int, int, int]]:
+    return {str(p.relative_to(out)): (p.stat().st_ino, p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def test_arm64_binaries_ran_under_emulation_and_report_the_distro_version(
+        built: Workspace) -> None:
+    info = json.loads((built.output_dir("1.20") / "build-info.json").read_text())
+    arm = [s for s in info["smoke"] if s["platform"] == "linux/arm64"]
+    assert sorted(s["component"] for s in arm) == sorted(
+        ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy",
+         "kubelet", "kubectl", "kubeadm", "pause"])
+    assert all(s["ran"] == "emulated" for s in arm), arm
+    assert {s["version"] for s in arm if s["component"] != "pause"} == {VERSION}
+
+
+def test_every_image_is_a_multi_arch_archive_and_pushes_with_both_platforms(
+        built: Workspace, tmp_path: Path) -> None:
+    out = built.output_dir("1.20")
+    with LocalRegistry(tmp_path / "registry") as registry:
+        tool = Tool(built, tmp_path)
+        ran = tool.run("images", "1.20", "--push", registry.address, "--json").ok()
+        report = json.loads(ran.stdout)
+        assert report["build"] == "up_to_date"
+        assert sorted(i["component"] for i in report["images"]) == sorted(IMAGES)
+        for image in report["images"]:
+            raw = subprocess.run(["skopeo", "inspect", "--raw", f"oci-archive:{out / image['archive']}"],
+                                 capture_output=True, text=True, check=True).stdout
+            assert sorted(f"{m['platform']['os']}/{m['platform']['architecture']}"
+                          for m in json.loads(raw)["manifests"]) == PLATFORMS
+        for pushed in report["pushed"]:
+            remote = subprocess.run(
+                ["skopeo", "inspect", "--raw", "--tls-verify=false",
+                 f"docker://{pushed['destination']}"],
+                capture_output=True, text=True, check=True).stdout
+            assert sorted(f"{m['platform']['os']}/{m['platform']['architecture']}"
+                          for m in json.loads(remote)["manifests"]) == PLATFORMS
+        apiserver = next(p for p in report["pushed"] if p["component"] == "kube-apiserver")
+        by_digest = f"{apiserver['destination'].rsplit(':', 1)[0]}@{apiserver['digest']}"
+        subprocess.run(["docker", "pull", "--platform", "linux/arm64", by_digest], check=True,
+                       capture_output=True)
+        try:
+            ran_arm = subprocess.run(
+                ["docker", "run", "--rm", "--platform", "linux/arm64", "--network", "none",
+                 by_digest, "kube-apiserver", "--version"],
+                capture_output=True, text=True, check=True)
+        finally:
+            subprocess.run(["docker", "rmi", by_digest], capture_output=True, check=False)
+        assert ran_arm.stdout.strip() == f"Kubernetes {VERSION}"
+
+
+def test_a_second_build_rewrites_nothing(built: Workspace, tmp_path: Path) -> None:
+    out = built.output_dir("1.20")
+    before = _stats(out)
+    ran = Tool(built, tmp_path).run("build", "1.20", "--with-conformance-tools", "--json").ok()
+    assert json.loads(ran.stdout)["status"] == "up_to_date"
+    assert _stats(out) == before
+
+
+def test_the_sbom_and_the_checksums_cover_every_shipped_file(built: Workspace) -> None:
+    out = built.output_dir("1.20")
+    for sums in ("SHA256SUMS", "SHA512SUMS"):
+        tool = "sha256sum" if sums == "SHA256SUMS" else "sha512sum"
+        subprocess.run([tool, "--check", "--quiet", sums], cwd=out, check=True)
+    listed = (out / "SHA256SUMS").read_text()
+    for arch in ("amd64", "arm64"):
+        for kind in ("server", "node", "client"):
+            assert f"  release/kubernetes-{kind}-linux-{arch}.tar.gz\n" in listed
+    for image in IMAGES:
+        assert f"  images/{image}.oci.tar\n" in listed
+    assert (out / "sbom.spdx.json").is_file() and (out / "provenance.intoto.json").is_file()
+    assert PERSIST.is_dir()
