@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from tkedistro.build.backend import BuiltImage
 from tkedistro.build.docker import connect
@@ -87,19 +87,41 @@ class DockerImages:
                              f"{exc.explanation or exc}", details=_tail(log)) from exc
         return self._built(tag)
 
-    def import_rootfs(self, rootfs_tar: Path, tag: str, changes: Sequence[str] = ()) -> BuiltImage:
+    def import_rootfs(self, rootfs_tar: Path, tag: str, changes: Sequence[str] = (),
+                      platform: str = "") -> BuiltImage:
         import docker.errors
 
         repo, version = split_image_ref(tag)
-        console.verbose(f"docker import {rootfs_tar} {tag}")
+        console.verbose(f"docker import {rootfs_tar} {tag}" + (f" (platform {platform})"
+                                                               if platform else ""))
         try:
             with rootfs_tar.open("rb") as handle:
-                self._api.import_image(src=handle, repository=repo, tag=version or "latest",
-                                       changes=list(changes) or None)
+                if platform:
+                    answer = self._import_for(handle, repo, version or "latest", changes, platform)
+                else:
+                    self._api.import_image(src=handle, repository=repo, tag=version or "latest",
+                                           changes=list(changes) or None)
+                    answer = ""
         except (docker.errors.APIError, OSError) as exc:
             reason = getattr(exc, "explanation", None) or exc
             raise BuildError(f"docker import of {rootfs_tar} as {tag} failed: {reason}") from exc
+        if '"error' in answer:
+            raise BuildError(f"docker import of {rootfs_tar} as {tag} failed",
+                             details=answer[-2000:])
         return self._built(tag if version else f"{tag}:latest")
+
+    def _import_for(self, handle: IO[bytes], repo: str, tag: str, changes: Sequence[str],
+                    platform: str) -> str:
+        """``docker import --platform``: the SDK's ``import_image`` has no platform argument,
+        so this is its request (``POST /images/create?fromSrc=-``, Engine API >= 1.32) with
+        ``platform`` added, sent through the SDK's own session."""
+        params: dict[str, Any] = {"fromSrc": "-", "repo": repo, "tag": tag,
+                                  "platform": platform}
+        if changes:
+            params["changes"] = list(changes)
+        response = self._api._post(self._api._url("/images/create"), data=handle, params=params,
+                                   headers={"Content-Type": "application/tar"}, timeout=None)
+        return str(self._api._result(response))
 
     def tag(self, ref: str, new_ref: str) -> None:
         import docker.errors
