@@ -21,6 +21,7 @@ import pytest
 
 from tkedistro.build import emulation, skopeo
 from tkedistro.build.docker import DockerBackend
+from tkedistro.build.docker_images import DockerImages
 from tkedistro.build.registry import LocalRegistry
 from tkedistro.core.errors import ImageError
 from tkedistro.images.push import PushedImage, push_images
@@ -173,3 +174,26 @@ def test_a_push_to_a_registry_that_does_not_answer_names_registry_image_and_reas
     text = caught.value.render()
     assert f"registry 127.0.0.1, image {address}/tkedistro/pushtest:{VERSION}" in text
     assert "connection refused" in text.lower()
+
+
+def test_a_root_filesystem_imported_for_arm64_is_an_arm64_image_that_runs(
+        release: Path, tmp_path: Path) -> None:
+    # how build/debian.py imports a foreign Debian base: the platform goes into the config
+    (tmp_path / "root").mkdir()
+    shutil.copy(release / "src/version-arm64", tmp_path / "root/version")
+    _run("tar", "--numeric-owner", "-C", tmp_path / "root", "-cf", tmp_path / "root.tar", ".")
+    ref = "tkedistro.test/imported:arm64"
+    engine = DockerImages()
+    try:
+        made = engine.import_rootfs(tmp_path / "root.tar", ref,
+                                    ("ENV PATH=/", 'LABEL org.tkedistro.test="1"'),
+                                    platform="linux/arm64")
+        assert made.labels == {"org.tkedistro.test": "1"}
+        seen = _run("docker", "image", "inspect", "-f",
+                    "{{.Os}}/{{.Architecture}} {{.Config.Env}}", ref)
+        assert seen.strip() == "linux/arm64 [PATH=/]"
+        said = _run("docker", "run", "--rm", "--network", "none", "--platform", "linux/arm64",
+                    ref, "version", "--version")  # found through the PATH written
+        assert said == f"pushtest {VERSION} linux/arm64\n"
+    finally:
+        engine.remove(ref)

@@ -133,8 +133,8 @@ class ImageEngine(Protocol):
     def import_rootfs(self, rootfs_tar: Path, tag: str, changes: Sequence[str] = (),
                       platform: str = "") -> BuiltImage:
         """``docker import`` of a root filesystem tar (``changes``: Dockerfile lines such as
-        ``ENV PATH=...`` or ``LABEL k=v``); ``platform`` (``linux/arm64``) sets the image's
-        os/architecture/variant, else the engine's own."""
+        ``ENV PATH=...`` or ``LABEL k=v``); ``platform`` (``linux/arm64``) is written into the
+        image's config (os/architecture/variant), else it is the engine's own."""
         ...
 
     def tag(self, ref: str, new_ref: str) -> None: ...

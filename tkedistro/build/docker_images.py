@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from tkedistro.build.backend import BuiltImage
 from tkedistro.build.docker import connect
+from tkedistro.build.docker_archive import write_load_archive
 from tkedistro.core import console
 from tkedistro.core.errors import BuildError
 from tkedistro.model.refs import split_image_ref
@@ -92,36 +93,42 @@ class DockerImages:
         import docker.errors
 
         repo, version = split_image_ref(tag)
-        console.verbose(f"docker import {rootfs_tar} {tag}" + (f" (platform {platform})"
-                                                               if platform else ""))
+        ref = tag if version else f"{tag}:latest"
+        if platform:
+            return self._load_rootfs(rootfs_tar, ref, changes, platform)
+        console.verbose(f"docker import {rootfs_tar} {tag}")
         try:
             with rootfs_tar.open("rb") as handle:
-                if platform:
-                    answer = self._import_for(handle, repo, version or "latest", changes, platform)
-                else:
-                    self._api.import_image(src=handle, repository=repo, tag=version or "latest",
-                                           changes=list(changes) or None)
-                    answer = ""
+                self._api.import_image(src=handle, repository=repo, tag=version or "latest",
+                                       changes=list(changes) or None)
         except (docker.errors.APIError, OSError) as exc:
             reason = getattr(exc, "explanation", None) or exc
             raise BuildError(f"docker import of {rootfs_tar} as {tag} failed: {reason}") from exc
-        if '"error' in answer:
-            raise BuildError(f"docker import of {rootfs_tar} as {tag} failed",
-                             details=answer[-2000:])
-        return self._built(tag if version else f"{tag}:latest")
+        return self._built(ref)
 
-    def _import_for(self, handle: IO[bytes], repo: str, tag: str, changes: Sequence[str],
-                    platform: str) -> str:
-        """``docker import --platform``: the SDK's ``import_image`` has no platform argument,
-        so this is its request (``POST /images/create?fromSrc=-``, Engine API >= 1.32) with
-        ``platform`` added, sent through the SDK's own session."""
-        params: dict[str, Any] = {"fromSrc": "-", "repo": repo, "tag": tag,
-                                  "platform": platform}
-        if changes:
-            params["changes"] = list(changes)
-        response = self._api._post(self._api._url("/images/create"), data=handle, params=params,
-                                   headers={"Content-Type": "application/tar"}, timeout=None)
-        return str(self._api._result(response))
+    def _load_rootfs(self, rootfs_tar: Path, ref: str, changes: Sequence[str],
+                     platform: str) -> BuiltImage:
+        """The import for ``platform``: a ``docker load`` archive whose config names it (the
+        engine's import keeps its own architecture; ``build/docker_archive.py``)."""
+        import docker.errors
+
+        archive = rootfs_tar.with_name(rootfs_tar.name + ".load.tar")
+        console.verbose(f"docker load {rootfs_tar} as {ref} ({platform})")
+        log: list[str] = []
+        try:
+            write_load_archive(rootfs_tar, archive, ref, platform, changes)
+            with archive.open("rb") as handle:
+                for entry in self._api.load_image(handle):
+                    log.append(str(entry.get("stream") or entry.get("status") or ""))
+                    if "error" in entry:
+                        raise BuildError(f"docker load of {rootfs_tar} as {ref} failed: "
+                                         f"{str(entry['error']).strip()}", details=_tail(log))
+        except (docker.errors.APIError, OSError) as exc:
+            reason = getattr(exc, "explanation", None) or exc
+            raise BuildError(f"docker load of {rootfs_tar} as {ref} failed: {reason}") from exc
+        finally:
+            archive.unlink(missing_ok=True)
+        return self._built(ref)
 
     def tag(self, ref: str, new_ref: str) -> None:
         import docker.errors
