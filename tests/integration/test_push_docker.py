@@ -65,7 +65,7 @@ def _compile(src: Path) -> None:
 
 def _archive(tmp: Path, src: Path) -> Path:
     """The OCI archive: index.json -> one image index tagged VERSION -> one manifest each."""
-    buildah = ["buildah", "--root", tmp / "root", "--runroot", tmp / "runroot",
+    buildah: list[str | Path] = ["buildah", "--root", tmp / "root", "--runroot", tmp / "runroot",
                "--storage-driver", "vfs"]
     for platform in PLATFORMS:
         arch = platform.split("/")[1]
