@@ -152,6 +152,17 @@ def test_an_archive_that_changed_since_the_build_is_not_pushed(out: Path,
     assert fake.calls == []
 
 
+def test_an_archive_named_relative_to_the_images_folder_is_found(
+        out: Path, fake: FakeSkopeo) -> None:
+    entries = push.load_images(out)
+    entries[0]["archive"] = "kube-proxy.oci.tar"
+    push.push_images(out, "127.0.0.1:5000", entries)
+    assert fake.calls[0][-2] == f"oci-archive:{out}/images/kube-proxy.oci.tar"
+    entries[0]["archive"] = "images/none.oci.tar"
+    with pytest.raises(ImageError, match=r"none.oci.tar is not a readable OCI archive"):
+        push.push_images(out, "127.0.0.1:5000", entries)
+
+
 def test_no_images_json_says_to_build_first(tmp_path: Path, fake: FakeSkopeo) -> None:
     with pytest.raises(ImageError, match="no images to push: .*images.json does not exist"):
         push.push_images(tmp_path, "127.0.0.1:5000")

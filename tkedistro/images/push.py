@@ -1,9 +1,9 @@
 """Push a release's OCI image archives to a registry, byte for byte (skopeo).
 
 The build leaves ``_output/<release>/images/images.json`` naming, for each component, its
-archive (``images/<component>.oci.tar``, relative to the output folder), the digest of its
-image index and each platform's manifest digest. ``push_images`` copies every archive with all
-its platforms to
+archive (``images/<component>.oci.tar``, relative to the output folder; a name relative to
+the images folder is found too), the digest of its image index and each platform's manifest
+digest. ``push_images`` copies every archive with all its platforms to
 
     REGISTRY/<component>:<distro version>        when REGISTRY has a path
     REGISTRY/tkedistro/<component>:<distro version>   when it is only host[:port]
@@ -123,8 +123,7 @@ def archived(out_dir: Path, entry: Mapping[str, Any], where: str) -> ArchivedIma
                                         else [None])]
     if not all(isinstance(d, str) and _DIGEST.fullmatch(d) for d in digests):
         raise ImageError(f"{where}: index_digest and platforms must hold sha256:<64 hex> digests")
-    archive = Path(str(entry["archive"]))
-    archive = archive if archive.is_absolute() else out_dir / archive
+    archive = _archive_path(out_dir, Path(str(entry["archive"])))
     image = ArchivedImage(str(entry["component"]), str(entry["ref"]), entry["index_digest"],
                           archive, dict(platforms))
     found = archive_index_digest(archive)
@@ -133,6 +132,16 @@ def archived(out_dir: Path, entry: Mapping[str, Any], where: str) -> ArchivedIma
                          f"{image.index_digest}", hint="the archive changed after the build; "
                          "build the release again")
     return image
+
+
+def _archive_path(out_dir: Path, archive: Path) -> Path:
+    """``archive`` as images.json gives it: absolute, relative to the output folder
+    (``images/x.oci.tar``) or, failing that, to the images folder (``x.oci.tar``)."""
+    if archive.is_absolute():
+        return archive
+    found = out_dir / archive
+    beside = out_dir / IMAGES_JSON.parent / archive
+    return beside if not found.exists() and beside.exists() else found
 
 
 def archive_index_digest(archive: Path) -> str:
