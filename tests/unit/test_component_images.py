@@ -15,7 +15,7 @@ from tests.helpers.manifests import V1_20_2, manifest_text
 from tests.unit.test_architecture import GRAPH
 from tests.unit.test_images import FakeEngine as ImagesFakeEngine
 from tests.unit.test_images import no_debootstrap  # noqa: F401  (autouse: no debootstrap here)
-from tkedistro.build import debian
+from tkedistro.build import debian, emulation
 from tkedistro.build.backend import BuiltImage
 from tkedistro.build.debian import DebianBase
 from tkedistro.conformance import debianbase
@@ -260,11 +260,40 @@ def test_component_base_runs_its_setup_in_the_chroot_and_is_then_reused(
     assert engine.builds == ["tkedistro/component-base:bullseye-amd64"]
 
 
-def test_a_foreign_platform_base_is_refused_with_a_reason(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(base, "host_arch", lambda: "amd64")
-    with pytest.raises(BuildError, match="cannot be made on this amd64 host yet"):
+def test_a_foreign_platform_base_is_made_under_emulation_and_imported_as_that_platform(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[str] = []
+
+    def debootstrap(rootfs: Path, recipe: debian.DebianRecipe, log: Path) -> tuple[str, ...]:
+        made.append(recipe.arch)
+        rootfs.mkdir(parents=True)
+        return ("iptables=1.8.7-1",)
+
+    monkeypatch.setattr(debian, "_debootstrap", debootstrap)
+    monkeypatch.setattr(debian, "_finish_rootfs", lambda rootfs, recipe: None)
+    monkeypatch.setattr(debian.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(debian, "can_run", lambda platform: (True, "qemu-aarch64 via binfmt"))
+    engine = FakeEngine()
+    made_base = base.ensure_component_base(engine, tmp_path, "linux/arm64")
+    assert made == ["arm64"] and made_base.ref == "tkedistro/component-base:bullseye-arm64"
+    assert engine.platforms == {"tkedistro/component-base:bullseye-arm64": "linux/arm64"}
+
+
+def test_a_foreign_platform_base_without_emulation_says_what_to_install(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(debian.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(debian, "can_run", lambda platform: emulation.can_run(
+        platform, binfmt_dir=tmp_path / "binfmt_misc", machine="x86_64"))
+    (tmp_path / "binfmt_misc").mkdir()
+    (tmp_path / "binfmt_misc/status").write_text("enabled\n")
+    with pytest.raises(BuildError) as caught:
         base.ensure_component_base(FakeEngine(), tmp_path, "linux/arm64")
+    assert caught.value.message.startswith(
+        "making the linux/arm64 Debian base image tkedistro/component-base:bullseye-arm64 "
+        "needs emulation: linux/arm64 binaries cannot run on this amd64 host (emulation needs "
+        f"{tmp_path}/binfmt_misc/qemu-aarch64, enabled, with the F flag): it is not registered; "
+        "install qemu-user-static and binfmt-support")
+    assert "`update-binfmts --enable qemu-aarch64`" in caught.value.message
     with pytest.raises(BuildError, match="no component base for platform 'windows/amd64'"):
         base.ensure_component_base(FakeEngine(), tmp_path, "windows/amd64")
 

@@ -72,6 +72,7 @@ class FakeEngine:
         self.images: dict[str, BuiltImage] = {}
         self.builds: list[str] = []
         self.contexts: dict[str, Path] = {}
+        self.platforms: dict[str, str] = {}
 
     def labels(self, ref: str) -> Mapping[str, str] | None:
         image = self.images.get(ref)
@@ -91,8 +92,10 @@ class FakeEngine:
         content = "".join(f.name + f.read_text() for f in sorted(context.iterdir()))
         return self._store(tag, labels, content)
 
-    def import_rootfs(self, rootfs_tar: Path, tag: str, changes: Sequence[str] = ()) -> BuiltImage:
+    def import_rootfs(self, rootfs_tar: Path, tag: str, changes: Sequence[str] = (),
+                      platform: str = "") -> BuiltImage:
         self.builds.append(tag)
+        self.platforms[tag] = platform
         labels = dict(c[6:].split("=", 1) for c in changes if c.startswith("LABEL "))
         return self._store(tag, {k: v.strip('"') for k, v in labels.items()}, "")
 

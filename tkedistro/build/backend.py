@@ -130,9 +130,11 @@ class ImageEngine(Protocol):
         with ``labels``; raises ``BuildError`` carrying the build log's tail on failure."""
         ...
 
-    def import_rootfs(self, rootfs_tar: Path, tag: str, changes: Sequence[str] = ()) -> BuiltImage:
+    def import_rootfs(self, rootfs_tar: Path, tag: str, changes: Sequence[str] = (),
+                      platform: str = "") -> BuiltImage:
         """``docker import`` of a root filesystem tar (``changes``: Dockerfile lines such as
-        ``ENV PATH=...`` or ``LABEL k=v``)."""
+        ``ENV PATH=...`` or ``LABEL k=v``); ``platform`` (``linux/arm64``) is written into the
+        image's config (os/architecture/variant), else it is the engine's own."""
         ...
 
     def tag(self, ref: str, new_ref: str) -> None: ...

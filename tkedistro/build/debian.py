@@ -7,6 +7,11 @@ pages), then the engine imports it under the recipe's ref. The image is labelled
 installed ``package=version`` and with the digest of its inputs (suite, mirror, packages and
 any setup/prune/arch); a later call reuses it while that digest matches. debootstrap needs root.
 
+A recipe for another architecture (``arch="arm64"`` on an amd64 host) is debootstrapped the
+same way: both stages run here, the second under qemu-user through binfmt_misc
+(``build/emulation.py`` checks that first and says what to install when it is missing), and
+the import records the platform (``linux/arm64``) in the image's config.
+
 The conformance base (``conformance/debianbase.py``) and the component base
 (``images/base.py``) are two recipes for this module.
 """
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tkedistro.build.backend import BuiltImage, ImageEngine
+from tkedistro.build.emulation import can_run
 from tkedistro.build.imagerecord import ImageRecord, local_id
 from tkedistro.core import console
 from tkedistro.core.errors import BuildError
@@ -34,6 +40,9 @@ SOURCE_LABEL = "org.opencontainers.image.source"
 PACKAGES_LABEL = "org.tkedistro.debian.packages"
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 RECORD_NAME = "images.json"
+# Debian's architecture name -> the platform an image of it is for
+PLATFORMS = {"amd64": "linux/amd64", "arm64": "linux/arm64", "armhf": "linux/arm/v7",
+             "ppc64el": "linux/ppc64le", "s390x": "linux/s390x"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,11 @@ class DebianRecipe:
     prune: tuple[str, ...] = ()  # folders (relative to the root) emptied before the import
     step: str = "debian_base"  # the pipeline step named in progress lines
     hint: str = "run as root once; later runs reuse the imported image"
+
+    @property
+    def platform(self) -> str:
+        """``linux/arm64`` for ``arch="arm64"``; "" when the recipe takes the host's."""
+        return PLATFORMS.get(self.arch, f"linux/{self.arch}") if self.arch else ""
 
     def inputs_digest(self, mirror_url: str | None = None) -> str:
         doc: dict[str, object] = {"suite": self.suite, "variant": "minbase",
@@ -99,6 +113,7 @@ def ensure_debian_base(engine: ImageEngine, work: Path, recipe: DebianRecipe) ->
     if os.geteuid() != 0:
         raise BuildError(f"making the Debian base image {recipe.ref} needs root (debootstrap)",
                          hint=recipe.hint)
+    _check_emulation(recipe)
     rootfs = work / "debian-rootfs"
     with console.step(recipe.step, f"debootstrap {recipe.suite} ({len(recipe.packages)} packages)"):
         installed = _debootstrap(rootfs, recipe, work / "debootstrap.log")
@@ -108,6 +123,16 @@ def ensure_debian_base(engine: ImageEngine, work: Path, recipe: DebianRecipe) ->
     shutil.rmtree(rootfs, ignore_errors=True)
     ImageRecord(work / RECORD_NAME).remember(recipe.ref, digest, built.id)
     return DebianBase(recipe.ref, built.id, installed, False)
+
+
+def _check_emulation(recipe: DebianRecipe) -> None:
+    """A foreign architecture's second stage runs its binaries: they must be able to run."""
+    if not recipe.platform:
+        return
+    able, why = can_run(recipe.platform)
+    if not able:
+        raise BuildError(f"making the {recipe.platform} Debian base image {recipe.ref} needs "
+                         f"emulation: {why}")
 
 
 def _split(text: str) -> tuple[str, ...]:
@@ -158,6 +183,8 @@ def _import(engine: ImageEngine, rootfs: Path, tar: Path, recipe: DebianRecipe, 
                f"LABEL {INPUTS_LABEL}={json.dumps(digest)}",
                f"LABEL {PACKAGES_LABEL}={json.dumps(','.join(installed))}")
     try:
+        if recipe.platform:
+            return engine.import_rootfs(tar, recipe.ref, changes, platform=recipe.platform)
         return engine.import_rootfs(tar, recipe.ref, changes)
     finally:
         tar.unlink(missing_ok=True)

@@ -15,6 +15,7 @@ from typing import Any
 
 from tkedistro.build.backend import BuiltImage
 from tkedistro.build.docker import connect
+from tkedistro.build.docker_archive import write_load_archive
 from tkedistro.core import console
 from tkedistro.core.errors import BuildError
 from tkedistro.model.refs import split_image_ref
@@ -87,10 +88,14 @@ class DockerImages:
                              f"{exc.explanation or exc}", details=_tail(log)) from exc
         return self._built(tag)
 
-    def import_rootfs(self, rootfs_tar: Path, tag: str, changes: Sequence[str] = ()) -> BuiltImage:
+    def import_rootfs(self, rootfs_tar: Path, tag: str, changes: Sequence[str] = (),
+                      platform: str = "") -> BuiltImage:
         import docker.errors
 
         repo, version = split_image_ref(tag)
+        ref = tag if version else f"{tag}:latest"
+        if platform:
+            return self._load_rootfs(rootfs_tar, ref, changes, platform)
         console.verbose(f"docker import {rootfs_tar} {tag}")
         try:
             with rootfs_tar.open("rb") as handle:
@@ -99,7 +104,31 @@ class DockerImages:
         except (docker.errors.APIError, OSError) as exc:
             reason = getattr(exc, "explanation", None) or exc
             raise BuildError(f"docker import of {rootfs_tar} as {tag} failed: {reason}") from exc
-        return self._built(tag if version else f"{tag}:latest")
+        return self._built(ref)
+
+    def _load_rootfs(self, rootfs_tar: Path, ref: str, changes: Sequence[str],
+                     platform: str) -> BuiltImage:
+        """The import for ``platform``: a ``docker load`` archive whose config names it (the
+        engine's import keeps its own architecture; ``build/docker_archive.py``)."""
+        import docker.errors
+
+        archive = rootfs_tar.with_name(rootfs_tar.name + ".load.tar")
+        console.verbose(f"docker load {rootfs_tar} as {ref} ({platform})")
+        log: list[str] = []
+        try:
+            write_load_archive(rootfs_tar, archive, ref, platform, changes)
+            with archive.open("rb") as handle:
+                for entry in self._api.load_image(handle):
+                    log.append(str(entry.get("stream") or entry.get("status") or ""))
+                    if "error" in entry:
+                        raise BuildError(f"docker load of {rootfs_tar} as {ref} failed: "
+                                         f"{str(entry['error']).strip()}", details=_tail(log))
+        except (docker.errors.APIError, OSError) as exc:
+            reason = getattr(exc, "explanation", None) or exc
+            raise BuildError(f"docker load of {rootfs_tar} as {ref} failed: {reason}") from exc
+        finally:
+            archive.unlink(missing_ok=True)
+        return self._built(ref)
 
     def tag(self, ref: str, new_ref: str) -> None:
         import docker.errors

@@ -5,14 +5,17 @@ conntrack, ebtables, kmod, iproute2, netbase) plus ca-certificates; the control-
 are static Go and need nothing more. iptables, ip6tables and ebtables are switched to the
 **legacy** backend, as the nodes' kubelet uses it: kube-proxy must write its rules where the
 kubelet writes its own. Docs, man pages and locales are left out. Made by ``build/debian.py``
-(debootstrap, root) and reused while its inputs label matches.
+(debootstrap, root) and reused while its inputs label matches. A base for another
+architecture (``linux/arm64`` on an amd64 host) is debootstrapped here too, its second stage
+under qemu-user (binfmt_misc with the F flag; ``build/emulation.py`` says what to install
+when it is missing), and imported as that platform.
 """
 
 from __future__ import annotations
 
-import platform as host
 from pathlib import Path
 
+from tkedistro.build import emulation
 from tkedistro.build.backend import ImageEngine
 from tkedistro.build.debian import DebianBase, DebianRecipe, ensure_debian_base
 from tkedistro.core.errors import BuildError
@@ -27,8 +30,6 @@ PRUNE = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale")
 # Go's GOARCH -> Debian's architecture name (they differ for arm and ppc64le)
 DEBIAN_ARCH = {"amd64": "amd64", "arm64": "arm64", "arm": "armhf", "ppc64le": "ppc64el",
                "s390x": "s390x"}
-_HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le",
-              "s390x": "s390x"}
 
 
 def split_platform(platform: str) -> tuple[str, str]:
@@ -41,7 +42,7 @@ def split_platform(platform: str) -> tuple[str, str]:
 
 
 def host_arch() -> str:
-    return _HOST_ARCH.get(host.machine(), host.machine())
+    return emulation.host_arch()
 
 
 def base_ref(platform: str) -> str:
@@ -59,12 +60,7 @@ def ensure_component_base(engine: ImageEngine, work: Path,
                           platform: str = "linux/amd64") -> DebianBase:
     """The base for ``platform``, reused while its inputs match, else debootstrapped (root).
 
-    Only the host's architecture today: a foreign one needs debootstrap's second stage under
-    emulation (qemu-user-static), which is not wired yet."""
-    arch = split_platform(platform)[1]
-    if arch != host_arch():
-        raise BuildError(f"a component base for {platform} cannot be made on this "
-                         f"{host_arch()} host yet",
-                         hint="build the images on a machine of that architecture; foreign "
-                              "bases (debootstrap under qemu-user-static) are not wired yet")
+    A foreign architecture is debootstrapped under emulation; without it (no qemu-user
+    binfmt_misc entry with the F flag) a ``BuildError`` says what to install."""
+    split_platform(platform)
     return ensure_debian_base(engine, work, base_recipe(platform))
