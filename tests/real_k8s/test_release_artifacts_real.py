@@ -65,19 +65,20 @@ def test_every_image_is_a_multi_arch_archive_and_pushes_with_both_platforms(
         assert report["build"] == "up_to_date"
         assert sorted(i["component"] for i in report["images"]) == sorted(IMAGES)
         for image in report["images"]:
-            raw = subprocess.run(["skopeo", "inspect", "--raw", f"oci-archive:{out / image['archive']}"],
+            archive = f"oci-archive:{out / image['archive']}"
+            raw = subprocess.run(["skopeo", "inspect", "--raw", archive],
                                  capture_output=True, text=True, check=True).stdout
             assert sorted(f"{m['platform']['os']}/{m['platform']['architecture']}"
                           for m in json.loads(raw)["manifests"]) == PLATFORMS
         for pushed in report["pushed"]:
             remote = subprocess.run(
                 ["skopeo", "inspect", "--raw", "--tls-verify=false",
-                 f"docker://{pushed['destination']}"],
+                 f"docker://{pushed['ref']}"],
                 capture_output=True, text=True, check=True).stdout
             assert sorted(f"{m['platform']['os']}/{m['platform']['architecture']}"
                           for m in json.loads(remote)["manifests"]) == PLATFORMS
         apiserver = next(p for p in report["pushed"] if p["component"] == "kube-apiserver")
-        by_digest = f"{apiserver['destination'].rsplit(':', 1)[0]}@{apiserver['digest']}"
+        by_digest = f"{apiserver['ref'].rsplit(':', 1)[0]}@{apiserver['digest']}"
         subprocess.run(["docker", "pull", "--platform", "linux/arm64", by_digest], check=True,
                        capture_output=True)
         try:

@@ -41,7 +41,7 @@ class ImagesReport:
                          f"{' '.join(sorted(image['manifests']))}  "
                          f"{image['size'] / 1e6:.1f} MB{reused}")
         for pushed in self.pushed:
-            lines.append(f"  pushed {pushed['destination']}@{pushed['digest']}")
+            lines.append(f"  pushed {pushed['ref']}@{pushed['digest']}")
         return "\n".join(lines)
 
 

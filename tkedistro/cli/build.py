@@ -13,6 +13,7 @@ from tkedistro.cli.common import (
     check_cpus,
     check_image,
     check_memory,
+    check_registry,
     emit,
     guarded,
 )
@@ -84,7 +85,7 @@ def images(
         list[str] | None, typer.Option("--platform", "-p", help="os/arch, e.g. linux/arm64.")
     ] = None,
     push: Annotated[
-        str | None, typer.Option("--push", metavar="REGISTRY",
+        str | None, typer.Option("--push", metavar="REGISTRY", callback=check_registry,
                                  help="Push every image (all platforms) to REGISTRY, e.g. "
                                       "127.0.0.1:5000 or registry.example.com/tke.")
     ] = None,

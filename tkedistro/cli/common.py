@@ -62,6 +62,15 @@ def check_commit(value: str | None) -> str | None:
     return value
 
 
+def check_registry(value: str | None) -> str | None:
+    """``--push``: a registry host[:port][/path], before anything is built."""
+    from tkedistro.model.refs import registry_problem
+
+    if value is not None and (problem := registry_problem(value)):
+        raise typer.BadParameter(problem)
+    return value
+
+
 def check_image(value: str | None) -> str | None:
     """``--builder-image``: a Docker image reference (the manifest's rule), before docker."""
     if value is not None and (problem := image_problem(value)):

@@ -8,7 +8,15 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from tkedistro.cli.common import G, JsonOpt, UpstreamOpt, check_minutes, emit, guarded
+from tkedistro.cli.common import (
+    G,
+    JsonOpt,
+    UpstreamOpt,
+    check_minutes,
+    check_registry,
+    emit,
+    guarded,
+)
 
 
 class RunByDefault(TyperGroup):
@@ -34,15 +42,6 @@ def register(app: typer.Typer) -> None:
     conformance_app.command("run")(guarded(conformance))
     conformance_app.command("images")(guarded(conformance_images))
     app.add_typer(conformance_app, name="conformance")
-
-
-def check_registry(value: str | None) -> str | None:
-    """``--push``: a registry host[:port][/path], before anything is built."""
-    from tkedistro.model.refs import registry_problem
-
-    if value is not None and (problem := registry_problem(value)):
-        raise typer.BadParameter(problem)
-    return value
 
 
 def conformance_images(
