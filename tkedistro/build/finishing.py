@@ -12,15 +12,27 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from tkedistro.build.plan import BuildPlan
 from tkedistro.core.files import json_digest
 from tkedistro.core.workspace import Workspace
 from tkedistro.model.manifest import Manifest
 
-if TYPE_CHECKING:
-    from tkedistro.build.pipeline import SourceInfo
+
+class SourceInfo(Protocol):
+    """What the build needs from ``tkedistro.source.result.SourceResult``."""
+
+    @property
+    def path(self) -> Path: ...
+    @property
+    def upstream_url(self) -> str: ...
+    @property
+    def tag(self) -> str: ...
+    @property
+    def base_commit(self) -> str: ...
+    @property
+    def head_commit(self) -> str: ...
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from tkedistro import __version__
 from tkedistro.build import container, output, publish
 from tkedistro.build.backend import ContainerBackend, ImageEngine, ImageInfo
-from tkedistro.build.finishing import Finished, Finisher, FinishRequest, artifacts_digest
+from tkedistro.build.finishing import (
+    Finished,
+    Finisher,
+    FinishRequest,
+    SourceInfo,
+    artifacts_digest,
+)
 from tkedistro.build.plan import BuildPlan, plan_build, select_targets
 from tkedistro.build.smoke import SmokeResult
 from tkedistro.core import console
@@ -43,21 +49,6 @@ class BuildOptions:
     memory: str | None = None
     verify_reproducible: bool = False
     conformance_tools: bool = False  # also e2e.test and ginkgo (plan.CONFORMANCE_TOOLS)
-
-
-class SourceInfo(Protocol):
-    """What the build needs from ``tkedistro.source.result.SourceResult``."""
-
-    @property
-    def path(self) -> Path: ...
-    @property
-    def upstream_url(self) -> str: ...
-    @property
-    def tag(self) -> str: ...
-    @property
-    def base_commit(self) -> str: ...
-    @property
-    def head_commit(self) -> str: ...
 
 
 @dataclass

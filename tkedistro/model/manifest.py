@@ -36,15 +36,9 @@ Component = Literal[
     "kubeadm",
 ]
 Platform = Literal["linux/amd64", "linux/arm64"]
-# What a release can ship as a container image (``images:``): the four server components and
-# pause, built from the tree's build/pause.
-ImageComponent = Literal[
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kube-proxy",
-    "pause",
-]
+# What a release can ship as an image (``images:``); pause is built from the tree's build/pause
+ImageComponent = Literal["kube-apiserver", "kube-controller-manager", "kube-scheduler",
+                         "kube-proxy", "pause"]
 IMAGE_COMPONENTS: tuple[str, ...] = get_args(ImageComponent)
 COMPONENTS: tuple[str, ...] = get_args(Component)
 PLATFORMS: tuple[str, ...] = get_args(Platform)
