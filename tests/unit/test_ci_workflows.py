@@ -43,8 +43,7 @@ def test_hand_edited_workflow_is_reported_with_a_diff_and_exit_3(repo_copy: Path
 
 def test_render_adds_a_new_release_to_the_nightly_matrix(repo_copy: Path) -> None:
     text = (repo_copy / "releases" / "1.20.yaml").read_text()
-    new = text.replace('release: "1.20"', 'release: "1.21"').replace(
-        "  - linux/amd64\n", "  - linux/amd64\n  - linux/arm64\n")
+    new = text.replace('release: "1.20"', 'release: "1.21"')  # 1.20 has amd64 and arm64
     (repo_copy / "releases" / "1.21.yaml").write_text(new)
     result = runner.invoke(app, ["--root", str(repo_copy), "ci", "render"])
     assert result.exit_code == 0, result.output

@@ -317,7 +317,9 @@ def test_show_json_of_the_real_repo() -> None:
         "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy",
         "kubelet", "kubectl", "kubeadm",
     ]
-    assert data["platforms"] == ["linux/amd64"]
+    assert data["platforms"] == ["linux/amd64", "linux/arm64"]
+    assert data["images"] == ["kube-apiserver", "kube-controller-manager", "kube-scheduler",
+                              "kube-proxy", "pause"]
     assert len(data["patches"]) == count_real_patches()
 
 
