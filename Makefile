@@ -5,13 +5,14 @@ BUILDER_IMAGE ?= tkedistro/builder:go1.15-bullseye
 NEWEST := $(shell ls releases/*.yaml 2>/dev/null | sed 's|releases/||; s|\.yaml$$||' | sort -t. -k1,1n -k2,2n | tail -n 1)
 RELEASE ?= $(NEWEST)
 
-.PHONY: all install install-python engine builder-image conformance-host test test-unit test-docker test-real lint bench build source conformance clean
+.PHONY: all install install-python engine builder-image conformance-host host-tools test test-unit test-docker test-real lint bench build source conformance clean
 
 all: build
 
-## install: the package with test tools, a running Docker engine, the offline builder image
-## and the host packages the local cluster needs (debootstrap, docker-registry)
-install: install-python engine builder-image conformance-host
+## install: the package with test tools, a running Docker engine, the offline builder image,
+## the host packages the local cluster needs (debootstrap, docker-registry) and the image and
+## emulation tools (buildah, skopeo, qemu-user-static + binfmt-support, qemu-aarch64 registered)
+install: install-python engine builder-image conformance-host host-tools
 
 install-python:
 	$(PIP) install --quiet --disable-pip-version-check -e '.[test]'
@@ -24,6 +25,9 @@ builder-image: engine
 
 conformance-host:
 	PYTHON=$(PYTHON) bash scripts/install-conformance-host.sh
+
+host-tools:
+	bash scripts/install-host-tools.sh
 
 ## test: unit tier (one process per core, pytest-xdist) + docker tier (the README's test
 ## command; CI runs it)

@@ -45,7 +45,8 @@ def test_json_lists_every_check(
     data = json.loads(result.stdout)
     assert data["ok"] is False
     assert [c["name"] for c in data["checks"]] == [
-        "git", "docker engine", "cache", "disk (repo)", "disk (cache)"]
+        "git", "docker engine", "cache", "disk (repo)", "disk (cache)", "arm64 emulation",
+        "buildah", "skopeo"]
 
 
 def test_a_tcp_docker_host_that_refuses_is_reported_through_the_sdk(

@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import NoReturn
 
 from tkedistro import __version__
 from tkedistro.build import publish
@@ -25,7 +26,7 @@ from tkedistro.build.plan import (
     check_builder_commands,
     check_go_version,
 )
-from tkedistro.build.smoke import SmokeResult, run_smoke_check
+from tkedistro.build.smoke import SmokeResult, run_smoke_check, smoke_detail
 from tkedistro.core import console
 from tkedistro.core.errors import BuildError
 from tkedistro.core.files import log_tail
@@ -81,19 +82,25 @@ def missing_commands(session: Session, commands: Iterable[str]) -> list[str]:
 
 
 def run_make(session: Session, plan: BuildPlan, log: Path, final: Path) -> None:
-    with log.open("a", encoding="utf-8") as handle:
-        handle.write(f"$ {' '.join(plan.make_argv)}\n")
-    what = " ".join((*plan.components, *plan.tools))
+    """``make`` (and what runs after it: the host-only tools' make, pause) in the container."""
+    what = " ".join((*plan.components, *plan.tools,
+                     *(["pause"] if any(t.component == "pause" for t in plan.targets) else [])))
     with console.step("build", what + " for " + " ".join(plan.platforms)):
-        result = session.run(plan.make_argv, log=log)
-    if not result.ok:
-        kept = publish.failed_log_path(final)
-        raise BuildError(
-            f"build failed: `{' '.join(plan.make_argv)}` exited {result.exit_code} "
-            f"in the builder container",
-            details=f"last lines of the log:\n{log_tail(log, LOG_TAIL_LINES)}\nfull log: {kept}",
-            hint=f"the previous {final.name} output is untouched",
-        )
+        for argv in (plan.make_argv, *plan.extra_argv):
+            with log.open("a", encoding="utf-8") as handle:
+                handle.write(f"$ {' '.join(argv)}\n")
+            result = session.run(argv, log=log)
+            if not result.ok:
+                _build_failed(argv, result.exit_code, log, final)
+
+
+def _build_failed(argv: tuple[str, ...], exit_code: int, log: Path, final: Path) -> NoReturn:
+    kept = publish.failed_log_path(final)
+    raise BuildError(
+        f"build failed: `{' '.join(argv)}` exited {exit_code} in the builder container",
+        details=f"last lines of the log:\n{log_tail(log, LOG_TAIL_LINES)}\nfull log: {kept}",
+        hint=f"the previous {final.name} output is untouched",
+    )
 
 
 def collect_binaries(plan: BuildPlan, tree: Path, out: Path, final: Path) -> list[str]:
@@ -134,6 +141,6 @@ def build_in_container(backend: ContainerBackend, plan: BuildPlan, ws: Workspace
         go_version = check_builder(session, plan)
         run_make(session, plan, staging.log, final)
         binaries = collect_binaries(plan, tree, staging.out, final)
-        with console.step("smoke_check", f"{len(plan.smoke)} binaries"):
+        with console.step("smoke_check", smoke_detail(plan.smoke)):
             smoke = run_smoke_check(session, plan.smoke, plan.distro_version)
     return Built(go_version, binaries, smoke)

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from tkedistro.build import emulation
 from tkedistro.build.backend import ContainerBackend, ContainerSpec
 from tkedistro.build.plan import builder_commands
 from tkedistro.core.errors import (
@@ -25,6 +26,7 @@ from tkedistro.core.workspace import Workspace
 from tkedistro.model.manifest import list_release_names, load_release
 
 MIN_FREE_GIB = 20  # a v1.20 tree, its Go cache and the outputs
+HOST_TOOLS_FIX = "make host-tools  (scripts/install-host-tools.sh, as root)"
 
 
 @dataclass(frozen=True)
@@ -132,17 +134,17 @@ def check_engine_and_images(ws: Workspace) -> list[Check]:
                                 f"bash scripts/make-builder-image.sh {image}"))
         else:
             checks.append(Check(f"builder image {name}", True, f"{image} ({info.id[:19]})"))
-            checks.append(check_builder_commands(backend, image, name, platforms))
+            checks.append(check_builder_commands(backend, image, name, platforms,
+                                                 pause="pause" in manifest.images))
     return checks
 
 
 def check_builder_commands(backend: ContainerBackend, image: str, name: str,
-                           platforms: Sequence[str]) -> Check:
+                           platforms: Sequence[str], pause: bool = False) -> Check:
     """Every command the build of release ``name`` runs is in its builder image."""
     from tkedistro.build.container import missing_commands
-    from tkedistro.build.pipeline import host_platform
 
-    needed = builder_commands(platforms, host_platform())
+    needed = builder_commands(platforms, emulation.host_platform(), pause=pause)
     spec = ContainerSpec(image=image, user=f"{os.getuid()}:{os.getgid()}", network="none")
     try:
         with backend.session(spec) as session:
@@ -156,11 +158,44 @@ def check_builder_commands(backend: ContainerBackend, image: str, name: str,
     return Check(f"builder commands {name}", True, f"{len(needed)} commands the build runs")
 
 
+def check_host_tool(program: str) -> Check:
+    """buildah or skopeo (Debian packages of the same name): OCI images."""
+    try:
+        version = run([program, "--version"]).stdout.strip().splitlines()[0]
+    except (CommandError, IndexError):
+        return Check(program, False, f"{program} not found",
+                     f"{HOST_TOOLS_FIX}, or apt-get install -y {program}")
+    return Check(program, True, version)
+
+
+def check_arm64_emulation(ws: Workspace,
+                          binfmt_dir: Path = emulation.BINFMT_DIR) -> Check:
+    """linux/arm64 binaries can be smoke-checked here; bad only when a release builds them."""
+    ok, how = emulation.can_run("linux/arm64", binfmt_dir)
+    if ok:
+        return Check("arm64 emulation", True, how)
+    problem = how.split("; fix")[0]
+    wanting = []
+    for name in list_release_names(ws.releases_dir):
+        try:
+            if "linux/arm64" in load_release(ws, name).platforms:
+                wanting.append(name)
+        except TkedistroError:
+            continue  # the builder image check reports the broken manifest
+    if not wanting:
+        return Check("arm64 emulation", True, f"unavailable, no release builds linux/arm64 "
+                                              f"({problem})")
+    return Check("arm64 emulation", False,
+                 f"{problem}: the linux/arm64 binaries of {', '.join(wanting)} would not be "
+                 "run, so not checked", HOST_TOOLS_FIX)
+
+
 CHECKS: tuple[Callable[[Workspace], list[Check]], ...] = (
     lambda ws: [check_git()],
     check_engine_and_images,
     lambda ws: [check_cache(ws)],
     check_disk,
+    lambda ws: [check_arm64_emulation(ws), check_host_tool("buildah"), check_host_tool("skopeo")],
 )
 
 

@@ -31,6 +31,11 @@ def host_arch(machine: str | None = None) -> str:
     return HOST_ARCH.get(found, found)
 
 
+def host_platform() -> str:
+    """This host's platform (``linux/amd64``)."""
+    return f"linux/{host_arch()}"
+
+
 def platform_arch(platform: str) -> str:
     """``linux/arm64`` -> ``arm64``; ``linux/arm/v7`` -> ``arm``; ``ValueError`` otherwise."""
     parts = platform.split("/")
@@ -39,7 +44,7 @@ def platform_arch(platform: str) -> str:
     return parts[1]
 
 
-def can_run(platform: str, *, binfmt_dir: Path = BINFMT_DIR,
+def can_run(platform: str, binfmt_dir: Path = BINFMT_DIR, *,
             machine: str | None = None) -> tuple[bool, str]:
     """(True, how) when binaries of ``platform`` run here, else (False, why + what to install).
 

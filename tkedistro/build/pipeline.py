@@ -8,7 +8,6 @@ previous ``_output/<release>`` untouched (see ``publish.py``).
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import time
 from collections.abc import Sequence
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tkedistro import __version__
-from tkedistro.build import container, output, publish
+from tkedistro.build import container, emulation, output, pause, publish
 from tkedistro.build.backend import ContainerBackend, ImageEngine, ImageInfo
 from tkedistro.build.finishing import (
     Finished,
@@ -27,9 +26,9 @@ from tkedistro.build.finishing import (
     artifacts_digest,
 )
 from tkedistro.build.plan import BuildPlan, plan_build, select_targets
-from tkedistro.build.smoke import SmokeResult
+from tkedistro.build.smoke import SmokeResult, not_run_lines
 from tkedistro.core import console
-from tkedistro.core.errors import BuilderImageError, NotReproducibleError
+from tkedistro.core.errors import BuilderImageError, BuildError, NotReproducibleError
 from tkedistro.core.files import sha256_file
 from tkedistro.core.locks import output_lock
 from tkedistro.core.workspace import Workspace
@@ -95,13 +94,14 @@ class BuildResult:
         verb = "built" if self.status == "built" else "remade the artifacts of"
         lines = [f"{verb} {self.release} ({self.distro_version}) in {self.seconds:.1f}s "
                  f"-> {self.output_dir}"]
-        versions = {s.component + "@" + s.platform: s.version if s.stamped else "exit 0"
-                    for s in self.smoke}
+        smoke = {f"{s.component}@{s.platform}": s for s in self.smoke}
         for rel, sha in self.binaries.items():
             parts = rel.split("/")
-            key = f"{parts[-1]}@{parts[-3]}/{parts[-2]}"
-            checked = f"  runs: {versions[key]}" if key in versions else ""
+            ran = smoke.get(f"{parts[-1]}@{parts[-3]}/{parts[-2]}")
+            checked = "" if ran is None else "  not run" if not ran.checked else \
+                f"  runs{' (qemu)' if ran.mode == 'emulated' else ''}: {ran.summary()}"
             lines.append(f"  {rel}  sha256:{sha[:16]}{checked}")
+        lines.extend(not_run_lines(self.smoke))
         if self.reproducible is not None:
             differ = self.reproducible["differ"]
             lines.append("reproducible: " + ("yes, SHA256SUMS identical" if not differ
@@ -110,8 +110,7 @@ class BuildResult:
 
 
 def host_platform() -> str:
-    arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine())
-    return f"linux/{arch or platform.machine()}"
+    return emulation.host_platform()
 
 
 def default_backend() -> ContainerBackend:
@@ -149,8 +148,20 @@ def commit_epoch(tree: Path, commit: str) -> int:
     return Repo(tree).commit_epoch(commit)
 
 
+def pause_tag(manifest: Manifest, tree: Path) -> str | None:
+    """The ``TAG`` of the tree's build/pause/Makefile when the release ships pause."""
+    if "pause" not in manifest.images:
+        return None
+    makefile = tree / pause.MAKEFILE
+    if not (tree / pause.SOURCE).is_file() or not makefile.is_file():
+        raise BuildError(f"releases/{manifest.release}.yaml lists pause in images:, but the tree "
+                         f"has no {pause.SOURCE} and {pause.MAKEFILE}")
+    return pause.pause_tag(makefile.read_text(encoding="utf-8", errors="replace"))
+
+
 def make_plan(manifest: Manifest, src: SourceInfo, image: ImageInfo,
               options: BuildOptions) -> BuildPlan:
+    platforms = select_targets(manifest, options.components, options.platforms)[1]
     return plan_build(
         manifest,
         tree_commit=src.head_commit,
@@ -163,6 +174,8 @@ def make_plan(manifest: Manifest, src: SourceInfo, image: ImageInfo,
         cpus=options.cpus,
         memory=options.memory,
         conformance_tools=options.conformance_tools,
+        runnable={p: emulation.can_run(p) for p in platforms},
+        pause_tag=pause_tag(manifest, src.path),
     )
 
 
@@ -186,6 +199,7 @@ def build_info(plan: BuildPlan, manifest: Manifest, ws: Workspace, src: SourceIn
         "components": list(plan.components),
         "tools": list(plan.tools),
         "make": list(plan.make_argv),
+        **({"then": [list(a) for a in plan.extra_argv]} if plan.extra_argv else {}),
         "started_at": time.strftime(stamp, time.gmtime(started)),
         "finished_at": time.strftime(stamp, time.gmtime()),
         "tool": {"name": "tkedistro", "version": __version__},

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from tkedistro.build import pause
 from tkedistro.core.errors import BuilderImageError, ManifestError
 from tkedistro.model.manifest import COMPONENTS, PLATFORMS, Manifest
 
@@ -43,10 +44,20 @@ SMOKE_ARGS: Mapping[str, tuple[str, ...]] = {
     "kubectl": ("version", "--client"),
     "kubeadm": ("version", "-o", "short"),
     "ginkgo": ("version",),
+    "pause": ("-v",),
 }
 # Binaries whose version is not the distro's (ginkgo reports its own): they only must run.
 UNSTAMPED = frozenset({"ginkgo"})
 DEFAULT_SMOKE_ARGS = ("--version",)
+# Built with cgo off (hack/lib/golang.sh KUBE_STATIC_LIBRARIES; pause is -static): they run
+# under qemu as they are. The others (the kubelet) need the platform's loader and libc, which
+# the builder has for its cross compilers (libc6-dev-<arch>-cross): qemu finds them through
+# QEMU_LD_PREFIX.
+STATIC_BINARIES = frozenset({"kube-apiserver", "kube-controller-manager", "kube-scheduler",
+                             "kube-proxy", "kubeadm", "kubectl", "pause"})
+CROSS_LIBC: Mapping[str, PurePosixPath] = {"linux/arm64": PurePosixPath("/usr/aarch64-linux-gnu")}
+# How a smoke command runs: on the host's CPU, under qemu-user (binfmt_misc), or not at all
+NATIVE, EMULATED, NOT_RUN = "native", "emulated", "not run"
 
 # Commands Kubernetes' `make all` runs in the builder besides `go` (read from the v1.20 tree:
 # build/root/Makefile, Makefile.generated_files, hack/lib/*.sh, hack/generate-bindata.sh),
@@ -111,6 +122,14 @@ class SmokeCommand:
     target: Target
     argv: tuple[str, ...]
     stamped: bool = True  # must report the distro version (else: only exit 0)
+    mode: str = NATIVE  # NATIVE, EMULATED or NOT_RUN
+    how: str = "native"  # how it runs (``qemu-aarch64 via binfmt_misc``) or why it does not
+    env: tuple[str, ...] = ()  # NAME=value it runs with (through ``env``)
+
+    @property
+    def run_argv(self) -> tuple[str, ...]:
+        """What the container runs (``env QEMU_LD_PREFIX=... BINARY ARGS`` when needed)."""
+        return ("env", *self.env, *self.argv) if self.env else self.argv
 
 
 @dataclass(frozen=True)
@@ -136,6 +155,9 @@ class BuildPlan:
     # commands the build runs besides go: name -> (why, Debian package); not in the
     # fingerprint (they decide whether the build can run, not what it makes)
     commands: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # run after make_argv in the same container, in the tree: the conformance tools' make for
+    # the host platform only (when other platforms are built) and pause's gcc and strip
+    extra_argv: tuple[tuple[str, ...], ...] = ()
 
 
 def _did_you_mean(value: str, allowed: Sequence[str]) -> str:
@@ -188,18 +210,28 @@ def container_env(source_date_epoch: int) -> dict[str, str]:
     }
 
 
-def smoke_commands(targets: Sequence[Target], host_platform: str) -> tuple[SmokeCommand, ...]:
-    """Commands that print the version of each binary built for the host platform."""
-    return tuple(
-        SmokeCommand(
-            target,
-            (str(CONTAINER_OUT / target.output_path),
-             *SMOKE_ARGS.get(target.component, DEFAULT_SMOKE_ARGS)),
-            stamped=target.component not in UNSTAMPED,
-        )
-        for target in targets
-        if target.platform == host_platform
-    )
+def smoke_commands(targets: Sequence[Target], host_platform: str,
+                   runnable: Mapping[str, tuple[bool, str]] | None = None
+                   ) -> tuple[SmokeCommand, ...]:
+    """A command that prints the version of each binary: natively for the host platform, under
+    emulation where ``runnable`` (``emulation.can_run`` per platform) says it works, else one
+    that is not run and says why."""
+    commands = []
+    for target in targets:
+        argv = (str(CONTAINER_OUT / target.output_path),
+                *SMOKE_ARGS.get(target.component, DEFAULT_SMOKE_ARGS))
+        stamped = target.component not in UNSTAMPED
+        if target.platform == host_platform:
+            commands.append(SmokeCommand(target, argv, stamped))
+            continue
+        ok, how = (runnable or {}).get(
+            target.platform, (False, f"{target.platform} binaries do not run on {host_platform}"))
+        libc = CROSS_LIBC.get(target.platform)
+        env = (f"QEMU_LD_PREFIX={libc}",) if (
+            ok and libc and target.component not in STATIC_BINARIES) else ()
+        commands.append(SmokeCommand(target, argv, stamped, EMULATED if ok else NOT_RUN, how,
+                                     env))
+    return tuple(commands)
 
 
 def fingerprint(inputs: Mapping[str, object]) -> str:
@@ -212,6 +244,19 @@ def select_targets(manifest: Manifest, components: Sequence[str],
     """The components and platforms to build (manifest defaults); unknown ones are errors."""
     return (select("component", components, manifest.components, COMPONENTS),
             select("platform", platforms, manifest.platforms, PLATFORMS))
+
+
+def plan_targets(comps: Sequence[str], plats: Sequence[str], tools: Sequence[str],
+                 host_platform: str, with_pause: bool) -> tuple[Target, ...]:
+    """Per platform: the components, the conformance tools (host platform only), pause."""
+    targets: list[Target] = []
+    for plat in plats:
+        names = (*comps, *(tools if plat == host_platform else ()),
+                 *(("pause",) if with_pause else ()))
+        targets.extend(Target(name, plat) for name in names)
+    if tools and host_platform not in plats:
+        targets.extend(Target(tool, host_platform) for tool in tools)
+    return tuple(targets)
 
 
 def plan_build(
@@ -227,13 +272,25 @@ def plan_build(
     cpus: float | None = None,
     memory: str | None = None,
     conformance_tools: bool = False,
+    runnable: Mapping[str, tuple[bool, str]] | None = None,
+    pause_tag: str | None = None,
 ) -> BuildPlan:
+    """``runnable``: ``emulation.can_run`` of each platform; ``pause_tag``: the ``TAG`` of the
+    tree's build/pause/Makefile (needed when the manifest's ``images:`` has pause)."""
     comps, plats = select_targets(manifest, components, platforms)
     tools = tuple(CONFORMANCE_TOOLS) if conformance_tools else ()
-    targets = tuple(Target(c, p) for p in plats for c in (*comps, *tools))
-    argv = make_argv(comps, plats, tools)
+    with_pause = "pause" in manifest.images
+    targets = plan_targets(comps, plats, tools, host_platform, with_pause)
+    # the tools only for the host platform: one make for them when others are built
+    split = bool(tools) and tuple(plats) != (host_platform,)
+    argv = make_argv(comps, plats, () if split else tools)
+    extra = [make_argv((), (host_platform,), tools)] if split else []
+    if with_pause:
+        extra.extend(pause.all_argvs(plats, host_platform, pause_tag, manifest.distro_version,
+                                     CGO_COMPILERS))
     env = container_env(source_date_epoch)
     content = version_file(manifest.distro_version, tree_commit)
+    smoke = smoke_commands(targets, host_platform, runnable)
     inputs: dict[str, object] = {
         "fingerprint_version": FINGERPRINT_VERSION,
         "tree_commit": tree_commit,
@@ -244,8 +301,13 @@ def plan_build(
         "components": list(comps),
         "platforms": list(plats),
     }
-    if tools:  # absent when not asked for: earlier fingerprints stay valid
+    # each key below is absent when it does not apply: earlier fingerprints stay valid
+    if tools:
         inputs["tools"] = list(tools)
+    if extra:
+        inputs["extra_argv"] = [list(a) for a in extra]
+    if foreign := {c.target.platform: c.mode for c in smoke if c.mode != NATIVE}:
+        inputs["smoke"] = foreign  # a build whose binaries could not be run is redone
     return BuildPlan(
         release=manifest.release,
         distro_version=manifest.distro_version,
@@ -260,24 +322,31 @@ def plan_build(
         env=env,
         version_file=content,
         targets=targets,
-        smoke=smoke_commands(targets, host_platform),
+        smoke=smoke,
         fingerprint=fingerprint(inputs),
         cpus=cpus,
         memory=memory,
         fingerprint_inputs=inputs,
-        commands=builder_commands(plats, host_platform),
+        commands=builder_commands(plats, host_platform, pause=with_pause),
+        extra_argv=tuple(extra),
     )
 
 
-def builder_commands(platforms: Sequence[str], host_platform: str) -> dict[str, tuple[str, str]]:
+def builder_commands(platforms: Sequence[str], host_platform: str,
+                     pause: bool = False) -> dict[str, tuple[str, str]]:
     """Every command the build runs in the builder (besides ``go``): name -> (why, package)."""
     needed = dict(BUILD_COMMANDS)
     for target in platforms:
         if target == host_platform:
             needed["gcc"] = (f"cgo for {target} (the kubelet)", "gcc libc6-dev")
+            if pause:
+                needed["strip"] = (f"pause for {target}", "binutils")
         elif host_platform == "linux/amd64" and target in CGO_COMPILERS:
             compiler, package = CGO_COMPILERS[target]
             needed[compiler] = (f"cgo for {target} (the kubelet)", package)
+            if pause:
+                strip = compiler.removesuffix("gcc") + "strip"
+                needed[strip] = (f"pause for {target}", package.split()[0])
     return needed
 
 

@@ -1,4 +1,6 @@
-"""Smoke check: run every binary built for the host platform and check its stamped version.
+"""Smoke check: run every binary and check its stamped version: the host platform's natively,
+another platform's under qemu-user (binfmt_misc, ``emulation.py``) when this host has it, and
+otherwise not at all, which the result says (those binaries are not checked).
 
 ginkgo (a conformance tool) reports its own version, not the distro's: it only has to run.
 
@@ -13,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tkedistro.build.backend import Session
-from tkedistro.build.plan import SmokeCommand
+from tkedistro.build.plan import EMULATED, NATIVE, NOT_RUN, SmokeCommand
 from tkedistro.core.errors import SmokeCheckError
 
 VERSION_RE = re.compile(r"v\d+\.\d+\.\d+[0-9A-Za-z.+-]*")
@@ -24,19 +26,58 @@ class SmokeResult:
     component: str
     platform: str
     argv: tuple[str, ...]
-    exit_code: int
+    exit_code: int | None  # None: not run
     output: str
     version: str | None
     stamped: bool = True
+    mode: str = NATIVE  # NATIVE, EMULATED or NOT_RUN
+    how: str = "native"  # ``qemu-aarch64 via binfmt_misc``, or why it was not run
+    env: tuple[str, ...] = ()  # NAME=value it ran with
+
+    @property
+    def command(self) -> str:
+        return " ".join(("env", *self.env, *self.argv) if self.env else self.argv)
+
+    @property
+    def checked(self) -> bool:
+        return self.mode != NOT_RUN
 
     def to_json(self) -> dict[str, object]:
         return {
             "component": self.component,
             "platform": self.platform,
-            "command": " ".join(self.argv),
+            "command": self.command,
             "exit_code": self.exit_code,
             "version": self.version,
+            "run": self.mode,
+            "how": self.how,
         }
+
+    def summary(self) -> str:
+        """``v1.20.2-tke.1``, ``exit 0`` (unstamped) or ``not run``, as the text output shows it."""
+        if not self.checked:
+            return "not run"
+        return (self.version or "no version") if self.stamped else "exit 0"
+
+
+def not_run_lines(results: Sequence[SmokeResult]) -> list[str]:
+    """One line per platform whose binaries were not run, saying why and that they are not
+    checked."""
+    lines = []
+    for platform in dict.fromkeys(r.platform for r in results if not r.checked):
+        skipped = [r for r in results if r.platform == platform and not r.checked]
+        count = f"{len(skipped)} binar{'y' if len(skipped) == 1 else 'ies'}"
+        lines.append(f"{platform}: {count} not run ({skipped[0].how}); they are not checked")
+    return lines
+
+
+def smoke_detail(commands: Sequence[SmokeCommand]) -> str:
+    """What the smoke_check step announces: ``10 binaries (4 under qemu)``."""
+    emulated = sum(c.mode == EMULATED for c in commands)
+    skipped = sum(c.mode == NOT_RUN for c in commands)
+    parts = [*([f"{emulated} under qemu"] if emulated else []),
+             *([f"{skipped} not run"] if skipped else [])]
+    return f"{len(commands)} binaries" + (f" ({', '.join(parts)})" if parts else "")
 
 
 def reported_version(output: str, expected: str) -> str | None:
@@ -50,6 +91,8 @@ def reported_version(output: str, expected: str) -> str | None:
 
 def _problem(result: SmokeResult, expected: str) -> str | None:
     tail = "\n".join(result.output.strip().splitlines()[-5:])
+    if result.exit_code is None:
+        return None
     if result.exit_code != 0:
         return f"{result.component} ({result.platform}): `{' '.join(result.argv[1:])}` " \
                f"exited {result.exit_code}\n{tail}"
@@ -65,16 +108,24 @@ def run_smoke_check(
     """Run each command in the builder container; ``SmokeCheckError`` lists every failure."""
     results = []
     for command in commands:
-        run = session.run(command.argv)
+        target = command.target
+        if command.mode == NOT_RUN:
+            results.append(SmokeResult(target.component, target.platform, command.argv, None,
+                                       "", None, command.stamped, command.mode, command.how))
+            continue
+        run = session.run(command.run_argv)
         results.append(
             SmokeResult(
-                component=command.target.component,
-                platform=command.target.platform,
+                component=target.component,
+                platform=target.platform,
                 argv=command.argv,
                 exit_code=run.exit_code,
                 output=run.output,
                 version=reported_version(run.output, expected),
                 stamped=command.stamped,
+                mode=command.mode,
+                how=command.how,
+                env=command.env,
             )
         )
     problems = [p for r in results if (p := _problem(r, expected))]
@@ -83,6 +134,8 @@ def run_smoke_check(
             f"smoke check failed: {len(problems)} of {len(results)} binaries",
             details="\n".join(problems),
             hint="a binary that crashes usually means a wrong Go version in the builder image; "
-            "a wrong version means KUBE_GIT_VERSION_FILE was not honoured",
+            "a wrong version means KUBE_GIT_VERSION_FILE was not honoured; an emulated one "
+            "that cannot start (exec format error) means qemu's binfmt entry lacks the F flag "
+            "(tkedistro doctor)",
         )
     return results
