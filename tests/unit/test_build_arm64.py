@@ -253,11 +253,12 @@ def test_doctor_names_missing_emulation_as_bad_only_when_a_release_builds_arm64(
     manifest.write_text(manifest_text(platforms=BOTH))
     check = doctor.check_arm64_emulation(ws, procfs)
     assert not check.ok
-    assert check.detail == (f"no qemu-aarch64 binfmt: binfmt_misc is not mounted at {procfs}: "
-                            "the linux/arm64 binaries of 1.20 would not be run, so not checked")
+    assert f"binfmt_misc is not mounted at {procfs}" in check.detail
+    assert check.detail.endswith(
+        ": the linux/arm64 binaries of 1.20 would not be run, so not checked")
     assert check.fix == "make host-tools  (scripts/install-host-tools.sh, as root)"
     procfs = binfmt(tmp_path / "ok", ENTRY.format(state="enabled", flags="PF"))
-    assert doctor.check_arm64_emulation(ws, procfs).detail == "qemu-aarch64 via binfmt_misc"
+    assert doctor.check_arm64_emulation(ws, procfs).detail == "qemu-aarch64 via binfmt_misc (F)"
 
 
 def test_doctor_names_a_missing_buildah_with_its_fix(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,9 @@ from typing import Any
 
 from tkedistro.build import emulation
 from tkedistro.build.backend import ContainerBackend, ContainerSpec
+from tkedistro.build.buildah import BUILDAH
 from tkedistro.build.plan import builder_commands
+from tkedistro.build.skopeo import BINARY as SKOPEO
 from tkedistro.core.errors import (
     BackendUnavailableError,
     CommandError,
@@ -195,7 +197,7 @@ CHECKS: tuple[Callable[[Workspace], list[Check]], ...] = (
     check_engine_and_images,
     lambda ws: [check_cache(ws)],
     check_disk,
-    lambda ws: [check_arm64_emulation(ws), check_host_tool("buildah"), check_host_tool("skopeo")],
+    lambda ws: [check_arm64_emulation(ws), check_host_tool(BUILDAH), check_host_tool(SKOPEO)],
 )
 
 
