@@ -223,7 +223,8 @@ def test_build_publishes_stamped_checked_binaries_with_provenance(distro: Distro
         f'Client Version: version.Info{{GitVersion:"v1.20.0-tke.1", GitCommit:"{commit}"}}')
     sums = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=distro.out,
                           capture_output=True, text=True)
-    assert sums.returncode == 0 and sums.stdout.count(": OK") == 3, sums.stdout
+    # the three binaries, the release tarballs of the platform, the source tarball, the SBOM
+    assert sums.returncode == 0 and sums.stdout.count(": OK") == 8, sums.stdout
     info = json.loads((distro.out / "build-info.json").read_text())
     assert info["distro_version"] == "v1.20.0-tke.1"
     assert info["upstream"]["tag"] == "v1.20.0"
@@ -354,8 +355,12 @@ def test_a_build_that_depends_on_its_path_fails_verification_with_18(distro: Dis
     distro.pin("v1.20.5")  # no -trimpath: the source path is compiled into the binaries
     code, out = distro.build("--verify-reproducible")
     assert code == 18, out
+    # the binaries differ, and with them the tarballs holding them and the SBOM naming them
     assert "error: not reproducible: bin/linux/amd64/kubeadm, bin/linux/amd64/kubectl, " \
-           "bin/linux/amd64/kubelet differ between _output/1.20 and a second build" in out
+           "bin/linux/amd64/kubelet, release/kubernetes-client-linux-amd64.tar.gz, " \
+           "release/kubernetes-node-linux-amd64.tar.gz, " \
+           "release/kubernetes-server-linux-amd64.tar.gz, sbom.spdx.json differ between " \
+           "_output/1.20 and a second build" in out
     kept = distro.root / "_output" / "1.20.verify" / "bin" / "linux" / "amd64" / "kubectl"
     published = distro.out / "bin" / "linux" / "amd64" / "kubectl"
     assert b"/go/src/k8s.io/kubernetes/cmd/kubectl" in published.read_bytes()
@@ -405,7 +410,7 @@ def test_conformance_tools_are_built_stamped_and_published_beside_the_components
     assert run_binary(bins / "ginkgo", "version") == "Ginkgo Version 1.11.0"
     sums = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=distro.out,
                           capture_output=True, text=True)
-    assert sums.returncode == 0 and sums.stdout.count(": OK") == 5, sums.stdout
+    assert sums.returncode == 0 and sums.stdout.count(": OK") == 10, sums.stdout
     info = json.loads((distro.out / "build-info.json").read_text())
     assert info["tools"] == ["e2e.test", "ginkgo"]
     assert [(s["component"], s["version"]) for s in info["smoke"]][-2:] == [

@@ -96,7 +96,7 @@ def _images_json(out: Path, layout: Path) -> dict[str, str]:
                  for m in index["manifests"]}
     entry = {"component": "pushtest", "ref": f"tkedistro.local/k8s/pushtest:{VERSION}",
              "index_digest": index_digest, "archive": "images/pushtest.oci.tar",
-             "platforms": platforms}
+             "manifests": platforms}
     (out / "images/images.json").write_text(json.dumps({"images": [entry]}, indent=2))
     return platforms
 

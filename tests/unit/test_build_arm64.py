@@ -19,7 +19,7 @@ from tkedistro.core.workspace import Workspace
 from tkedistro.model.manifest import parse_manifest
 
 HEAD = "0123456789abcdef0123456789abcdef01234567"
-QEMU = (True, "qemu-aarch64 via binfmt_misc")
+QEMU = (True, "qemu-aarch64 via binfmt_misc (F)")
 NO_QEMU = (False, "no qemu-aarch64 binfmt: binfmt_misc is not mounted at /x; fix (as root): ...")
 SEVEN = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "kubelet",
          "kubectl", "kubeadm")
@@ -46,9 +46,9 @@ def test_arm64_binaries_run_under_qemu_and_the_cgo_kubelet_gets_the_arm64_libc()
     p = make(platforms=BOTH, runnable={"linux/arm64": QEMU})
     arm = [c for c in p.smoke if c.target.platform == "linux/arm64"]
     assert [(c.target.component, c.mode, c.how) for c in arm] == [
-        ("kube-apiserver", "emulated", "qemu-aarch64 via binfmt_misc"),
-        ("kubelet", "emulated", "qemu-aarch64 via binfmt_misc"),
-        ("kubectl", "emulated", "qemu-aarch64 via binfmt_misc")]
+        ("kube-apiserver", "emulated", "qemu-aarch64 via binfmt_misc (F)"),
+        ("kubelet", "emulated", "qemu-aarch64 via binfmt_misc (F)"),
+        ("kubectl", "emulated", "qemu-aarch64 via binfmt_misc (F)")]
     assert arm[1].run_argv == ("env", "QEMU_LD_PREFIX=/usr/aarch64-linux-gnu",
                                "/tkedistro/out/bin/linux/arm64/kubelet", "--version")
     assert arm[2].run_argv == ("/tkedistro/out/bin/linux/arm64/kubectl", "version", "--client")

@@ -43,7 +43,7 @@ def out(tmp_path: Path) -> Path:
         _tar_add(tar, f"./blobs/sha256/{INDEX_DIGEST[7:]}", INDEX)
     entry = {"component": "kube-proxy", "ref": f"tkedistro.local/k8s/kube-proxy:{VERSION}",
              "index_digest": INDEX_DIGEST, "archive": "images/kube-proxy.oci.tar",
-             "platforms": {"linux/amd64": AMD, "linux/arm64": ARM}}
+             "manifests": {"linux/amd64": AMD, "linux/arm64": ARM}}
     (folder / "images/images.json").write_text(json.dumps({"images": [entry]}))
     return folder
 
@@ -83,7 +83,7 @@ def test_push_copies_all_platforms_keeping_digests_and_reads_the_index_back(
     assert pushed.to_json() == {
         "component": "kube-proxy", "ref": dest, "digest": INDEX_DIGEST,
         "by_digest": f"127.0.0.1:5000/tkedistro/kube-proxy@{INDEX_DIGEST}",
-        "platforms": {"linux/amd64": AMD, "linux/arm64": ARM}}
+        "manifests": {"linux/amd64": AMD, "linux/arm64": ARM}}
 
 
 @pytest.mark.parametrize(("registry", "dest", "tls"), [
@@ -146,8 +146,8 @@ def test_an_archive_that_changed_since_the_build_is_not_pushed(out: Path,
     entries[0]["index_digest"] = AMD
     with pytest.raises(ImageError, match=f"holds the image index {INDEX_DIGEST}, not {AMD}"):
         push.push_images(out, "127.0.0.1:5000", entries)
-    entries[0] = {k: v for k, v in entries[0].items() if k != "platforms"}
-    with pytest.raises(ImageError, match=r"images\[0\]: missing platforms"):
+    entries[0] = {k: v for k, v in entries[0].items() if k != "manifests"}
+    with pytest.raises(ImageError, match=r"images\[0\]: missing manifests"):
         push.push_images(out, "127.0.0.1:5000", entries)
     assert fake.calls == []
 

@@ -117,11 +117,19 @@ def _trailer_comment(trailers: Mapping[str, str]) -> str:
     return "\n".join(f"{k}: {v}" for k, v in sorted(trailers.items()))
 
 
+def _vcs_location(url: str, tag: str) -> str:
+    """SPDX's ``git+<url>@<tag>`` for the schemes SPDX allows there; NOASSERTION for a local
+    mirror (``file://``, a path), which ``sourceInfo`` names instead."""
+    if url.split("://", 1)[0] in ("https", "http", "ssh", "git"):
+        return f"git+{url}@{tag}"
+    return NOASSERTION
+
+
 def _source(doc: _Document, ctx: ReleaseContext) -> str:
     """The upstream, the patched tree and the patches; returns the tree's id."""
     upstream = doc.package(
         ["Upstream", "kubernetes", ctx.tag], "kubernetes",
-        versionInfo=ctx.tag, downloadLocation=f"git+{ctx.upstream_url}@{ctx.tag}",
+        versionInfo=ctx.tag, downloadLocation=_vcs_location(ctx.upstream_url, ctx.tag),
         sourceInfo=f"upstream {ctx.upstream_url} tag {ctx.tag}, commit {ctx.upstream_commit}",
         licenseDeclared=K8S_LICENSE, primaryPackagePurpose="SOURCE",
         externalRefs=_purls(github_purl(ctx.upstream_url, ctx.tag)),

@@ -34,7 +34,7 @@ from tkedistro.model.refs import registry_problem, split_image_ref
 STEP = "push_images"
 DEFAULT_PATH = "tkedistro"  # the repository path under a registry given without one
 IMAGES_JSON = Path("images") / "images.json"
-FIELDS = ("component", "ref", "index_digest", "archive", "platforms")
+FIELDS = ("component", "ref", "index_digest", "archive", "manifests")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _IPV6_HOST = re.compile(r"\[([0-9A-Fa-f:.]+)\]")
 
@@ -73,7 +73,7 @@ class PushedImage:
 
     def to_json(self) -> dict[str, object]:
         return {"component": self.component, "ref": self.ref, "digest": self.digest,
-                "by_digest": self.by_digest, "platforms": dict(self.platforms)}
+                "by_digest": self.by_digest, "manifests": dict(self.platforms)}
 
 
 def check_registry(registry: str) -> str:
@@ -118,11 +118,11 @@ def archived(out_dir: Path, entry: Mapping[str, Any], where: str) -> ArchivedIma
     missing = [key for key in FIELDS if key not in entry]
     if missing:
         raise ImageError(f"{where}: missing {', '.join(missing)} (expected {', '.join(FIELDS)})")
-    platforms = entry["platforms"]
+    platforms = entry["manifests"]
     digests = [entry["index_digest"], *(platforms.values() if isinstance(platforms, dict)
                                         else [None])]
     if not all(isinstance(d, str) and _DIGEST.fullmatch(d) for d in digests):
-        raise ImageError(f"{where}: index_digest and platforms must hold sha256:<64 hex> digests")
+        raise ImageError(f"{where}: index_digest and manifests must hold sha256:<64 hex> digests")
     archive = _archive_path(out_dir, Path(str(entry["archive"])))
     image = ArchivedImage(str(entry["component"]), str(entry["ref"]), entry["index_digest"],
                           archive, dict(platforms))
