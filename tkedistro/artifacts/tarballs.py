@@ -40,6 +40,7 @@ import shutil
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -93,11 +94,15 @@ def write_tarballs(out_dir: Path, ctx: ReleaseContext,
             shutil.copyfileobj(raw, gz, 1 << 20)
         with tarfile.open(src_tar, "r:") as source:
             shared = [*_licenses(source), _file(f"{ROOT}/{SRC_TARBALL}", release / SRC_TARBALL)]
-            for platform in ctx.platforms:
-                for kind, entries in platform_layout(out_dir, ctx, platform, shared, images):
-                    dest = release / f"kubernetes-{kind}-{platform.replace('/', '-')}.tar.gz"
-                    write_tarball(dest, entries, ctx.source_date_epoch)
-                    written.append(dest)
+        jobs = [(release / f"kubernetes-{kind}-{platform.replace('/', '-')}.tar.gz", entries)
+                for platform in ctx.platforms
+                for kind, entries in platform_layout(out_dir, ctx, platform, shared, images)]
+        # gzip is the cost and zlib lets go of the GIL: one thread per core
+        with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
+            for _ in pool.map(lambda job: write_tarball(job[0], job[1], ctx.source_date_epoch),
+                              jobs):
+                pass
+        written.extend(dest for dest, _ in jobs)
     return sorted(str(path.relative_to(out_dir)) for path in written)
 
 
@@ -201,15 +206,12 @@ def _licenses(source: tarfile.TarFile) -> list[Entry]:
         elif member.issym():
             entries.append(Entry(name, link=member.linkname))
         elif member.isfile():
-            entries.append(Entry(name, member.size, bool(member.mode & 0o100),
-                                 partial(_member, source, member)))
+            handle = source.extractfile(member)
+            assert handle is not None  # a regular file
+            data = handle.read()  # small text files, kept so tarballs can be written at once
+            entries.append(Entry(name, len(data), bool(member.mode & 0o100),
+                                 partial(io.BytesIO, data)))
     return entries
-
-
-def _member(source: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
-    handle = source.extractfile(member)
-    assert handle is not None  # a regular file
-    return handle
 
 
 def _shipped(ctx: ReleaseContext) -> list[str]:
