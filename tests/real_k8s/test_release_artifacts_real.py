@@ -51,7 +51,7 @@ def test_arm64_binaries_ran_under_emulation_and_report_the_distro_version(
     assert sorted(s["component"] for s in arm) == sorted(
         ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy",
          "kubelet", "kubectl", "kubeadm", "pause"])
-    assert all(s["ran"] == "emulated" for s in arm), arm
+    assert all(s["run"] == "emulated" for s in arm), arm
     assert {s["version"] for s in arm if s["component"] != "pause"} == {VERSION}
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tkedistro.artifacts.finish import ReleaseFinisher
-from tkedistro.build import pipeline
+from tkedistro.build import output, pipeline
 from tkedistro.core.errors import ManifestError
 from tkedistro.core.workspace import Workspace
 from tkedistro.model.manifest import load_release
@@ -57,7 +57,11 @@ def make_and_push(ws: Workspace, release: str, platforms: tuple[str, ...],
                                  "kube-proxy, pause] (docs/manifest.md)")
     if registry is not None:
         check_registry(registry)
-    options = pipeline.BuildOptions(platforms=platforms, upstream=upstream)
+    # the output's binaries as they are: with the conformance tools when it has them, so
+    # that `images` after `build --with-conformance-tools` rebuilds nothing
+    built = output.read_build_info(ws.output_dir(release)) or {}
+    options = pipeline.BuildOptions(platforms=platforms, upstream=upstream,
+                                    conformance_tools=bool(built.get("tools")))
     result = pipeline.build_release(ws, release, options, finisher=ReleaseFinisher())
     images = list(result.artifacts.get("images") or [])
     report = ImagesReport(release, result.output_dir, result.status, images, registry=registry)
