@@ -76,3 +76,17 @@ def test_a_builder_image_is_made_once_then_reused(tmp_path: Path) -> None:
         f"1.20: {TEST_IMAGE} reused (its inputs label matches)",
         "nothing to do: every builder image is in place"]
     assert (DockerImages().labels(TEST_IMAGE) or {})[INPUTS_LABEL] == labels[INPUTS_LABEL]
+
+
+def test_host_setup_on_a_ready_host_changes_nothing_and_says_so(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("host-setup (not --check) runs as root")
+    root = str(_distro(tmp_path))
+    if runner.invoke(app, ["--root", root, "host-setup", "--check"]).exit_code != 0:
+        pytest.skip("this host is not ready; host-setup would install (not in a test)")
+    result = runner.invoke(app, ["--root", root, "host-setup", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["ready"], report["done"]) == (True, [])
+    text = runner.invoke(app, ["--root", root, "host-setup"])
+    assert text.stdout.splitlines()[-1] == "nothing to do: this host is ready"
