@@ -1,18 +1,18 @@
 # tkedistro — developer and CI entry points. `make` alone builds the newest release.
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
-BUILDER_IMAGE ?= tkedistro/builder:go1.15-bullseye
+BUILDER_IMAGE ?=
 NEWEST := $(shell ls releases/*.yaml 2>/dev/null | sed 's|releases/||; s|\.yaml$$||' | sort -t. -k1,1n -k2,2n | tail -n 1)
 RELEASE ?= $(NEWEST)
 
-.PHONY: all install install-python engine builder-image conformance-host host-tools test test-unit test-docker test-real lint bench build source conformance clean
+.PHONY: all install install-python engine builder-image host-setup conformance-host host-tools test test-unit test-docker test-real lint bench build source conformance clean
 
 all: build
 
-## install: the package with test tools, a running Docker engine, the offline builder image,
-## the host packages the local cluster needs (debootstrap, docker-registry) and the image and
-## emulation tools (buildah, skopeo, qemu-user-static + binfmt-support, qemu-aarch64 registered)
-install: install-python engine builder-image conformance-host host-tools
+## install: the package with test tools, a running Docker engine, then `tkedistro host-setup`:
+## the host packages (debootstrap, docker-registry, buildah, skopeo, qemu-user-static +
+## binfmt-support), qemu-aarch64 registered, each release's builder image and component bases
+install: install-python engine host-setup
 
 install-python:
 	$(PIP) install --quiet --disable-pip-version-check -e '.[test]'
@@ -21,13 +21,12 @@ engine:
 	bash scripts/ensure-docker.sh
 
 builder-image: engine
-	bash scripts/make-builder-image.sh $(BUILDER_IMAGE)
+	PYTHON=$(PYTHON) bash scripts/make-builder-image.sh $(BUILDER_IMAGE)
 
-conformance-host:
-	PYTHON=$(PYTHON) bash scripts/install-conformance-host.sh
+host-setup: engine
+	PYTHON=$(PYTHON) bash scripts/install-host-tools.sh
 
-host-tools:
-	bash scripts/install-host-tools.sh
+conformance-host host-tools: host-setup
 
 ## test: unit tier (one process per core, pytest-xdist) + docker tier (the README's test
 ## command; CI runs it)

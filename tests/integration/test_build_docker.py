@@ -310,11 +310,11 @@ def test_wrong_go_version_in_builder_is_refused(distro: Distro, fake_go_image: s
     assert not distro.out.exists()
 
 
-def test_missing_builder_image_names_the_offline_script(distro: Distro) -> None:
+def test_missing_builder_image_names_the_offline_command(distro: Distro) -> None:
     code, out = distro.build("--builder-image", "tkedistro-test/no-such-image:1")
     assert code == 10
     assert "builder image tkedistro-test/no-such-image:1 is not in the docker engine" in out
-    assert "scripts/make-builder-image.sh tkedistro-test/no-such-image:1" in out
+    assert "sudo tkedistro builder-image 1.20 --image tkedistro-test/no-such-image:1" in out
 
 
 def test_container_runs_unprivileged_and_is_removed(distro: Distro) -> None:

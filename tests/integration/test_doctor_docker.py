@@ -24,4 +24,4 @@ def test_missing_builder_image_names_the_offline_command(tmp_path: Path) -> None
     result = runner.invoke(app, ["--root", str(repo_copy), "doctor"])
     assert result.exit_code == 19
     assert "BAD  builder image 1.20       tkedistro/absent:none missing" in result.output
-    assert "fix: bash scripts/make-builder-image.sh tkedistro/absent:none" in result.output
+    assert "fix: sudo tkedistro builder-image 1.20" in result.output

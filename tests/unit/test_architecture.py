@@ -28,7 +28,7 @@ LAYERS = {
     "git": 1, "model": 1,
     "source": 2, "series": 2, "build": 2, "conformance": 2, "images": 2, "ci": 2,
     "cluster": 2,
-    "artifacts": 3,
+    "artifacts": 3, "setup": 3,
     "cli": 4,
 }
 TOP_LEVEL = {"tkedistro": 0, "tkedistro.__main__": 4}

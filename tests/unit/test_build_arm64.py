@@ -256,7 +256,7 @@ def test_doctor_names_missing_emulation_as_bad_only_when_a_release_builds_arm64(
     assert f"binfmt_misc is not mounted at {procfs}" in check.detail
     assert check.detail.endswith(
         ": the linux/arm64 binaries of 1.20 would not be run, so not checked")
-    assert check.fix == "make host-tools  (scripts/install-host-tools.sh, as root)"
+    assert check.fix == "sudo tkedistro host-setup"
     procfs = binfmt(tmp_path / "ok", ENTRY.format(state="enabled", flags="PF"))
     assert doctor.check_arm64_emulation(ws, procfs).detail == "qemu-aarch64 via binfmt_misc (F)"
 
@@ -265,5 +265,4 @@ def test_doctor_names_a_missing_buildah_with_its_fix(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("PATH", "/nonexistent")
     check = doctor.check_host_tool("buildah")
     assert (check.ok, check.detail) == (False, "buildah not found")
-    assert check.fix == "make host-tools  (scripts/install-host-tools.sh, as root), or " \
-                        "apt-get install -y buildah"
+    assert check.fix == "sudo tkedistro host-setup, or apt-get install -y buildah"

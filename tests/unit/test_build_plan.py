@@ -307,13 +307,13 @@ def test_cli_unknown_platform(repo: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert "unknown platform 'windows/amd64'" in out
 
 
-def test_cli_missing_image_names_the_script(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_missing_image_names_the_command(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     code, out = invoke(repo, FakeBackend({}), monkeypatch=monkeypatch)
     assert code == 10
     assert "error: builder image tkedistro/builder:go1.15-bullseye is not in the fake engine" \
         in out
-    assert "hint: make it offline with scripts/make-builder-image.sh " \
-           "tkedistro/builder:go1.15-bullseye" in out
+    assert "hint: make it offline with `sudo tkedistro builder-image 1.20 --image " \
+           "tkedistro/builder:go1.15-bullseye`" in out
 
 
 def test_cli_go_mismatch_exits_10_without_building(repo: Path,

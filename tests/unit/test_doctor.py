@@ -30,7 +30,8 @@ def test_no_engine_is_reported_with_docker_host_and_the_fix(
     assert result.exit_code == 19
     sock = f"unix://{tmp_path}/no-engine.sock"
     assert f"BAD  docker engine            no Docker engine answers at {sock}" in result.output
-    assert "fix: make engine  (scripts/ensure-docker.sh)" in result.output
+    assert "fix: apt-get install -y docker.io and start dockerd (scripts/ensure-docker.sh in " \
+           "a tkedistro checkout)" in result.output
     assert "ok   git" in result.output
     assert "error: not ready: docker engine" in result.output
 

@@ -776,4 +776,5 @@ def test_doctor_reports_an_engine_lost_mid_check_as_a_failed_image_check(
     assert result.exit_code == 19
     assert re.search(r"BAD  builder image 1\.20 +no Docker engine answers at unix:///gone\.sock",
                      result.output)
-    assert "fix: make engine  (scripts/ensure-docker.sh)" in result.output
+    assert "fix: apt-get install -y docker.io and start dockerd (scripts/ensure-docker.sh in " \
+           "a tkedistro checkout)" in result.output

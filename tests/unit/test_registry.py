@@ -108,7 +108,7 @@ def test_a_missing_binary_says_how_to_install_it(tmp_path: Path,
         LocalRegistry(tmp_path / "registry").__enter__()
     assert caught.value.message.startswith("docker-registry not found")
     assert caught.value.hint == ("apt-get install docker-registry "
-                                 "(or `make install`, which installs it)")
+                                 "(or `sudo tkedistro host-setup`, which installs it)")
     assert not (tmp_path / "registry").exists()
 
 

@@ -250,7 +250,8 @@ def test_builder_without_gofmt_is_refused_before_make_runs(
     assert "  gofmt: hack/generate-bindata.sh (Debian package golang-go (link gofmt into the " \
            "PATH))" in lines
     assert "  rsync: hack/lib/golang.sh copies the binaries (Debian package rsync)" in lines
-    assert (f"hint: rebuild it offline with `FORCE=1 scripts/make-builder-image.sh {IMAGE}`, "
+    assert (f"hint: make it again offline with `sudo tkedistro builder-image 1.20 --force "
+            f"--image {IMAGE}`, "
             "or add `apt-get install -y golang-go rsync` to the image, or pass --builder-image "
             "with one that has them") in lines
     assert [a[0] for a in backend.sessions[0].ran] == ["go", "sh"]  # make never ran
@@ -271,6 +272,6 @@ def test_doctor_names_the_commands_a_builder_image_lacks() -> None:
     backend = FakeBackend({IMAGE: "sha256:aa"}, missing="gofmt\n")
     check = doctor.check_builder_commands(backend, IMAGE, "1.20", ["linux/amd64"])
     assert check == doctor.Check("builder commands 1.20", False, f"{IMAGE} lacks gofmt",
-                                 f"FORCE=1 bash scripts/make-builder-image.sh {IMAGE}")
+                                 "sudo tkedistro builder-image 1.20 --force")
     assert doctor.check_builder_commands(FakeBackend({IMAGE: "sha256:aa"}), IMAGE, "1.20",
                                          ["linux/amd64"]).ok

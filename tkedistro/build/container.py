@@ -68,10 +68,11 @@ def check_builder(session: Session, plan: BuildPlan) -> str:
     with console.step("check_builder", f"{plan.image}: go version, "
                                        f"{len(plan.commands)} commands"):
         result = session.run(["go", "version"])
-        found = check_go_version(plan.go_version, result.output, plan.image)
+        found = check_go_version(plan.go_version, result.output, plan.image, plan.release)
         if plan.commands:
             check_builder_commands({"sh": ("the command check", "dash"), **plan.commands},
-                                   missing_commands(session, plan.commands), plan.image)
+                                   missing_commands(session, plan.commands), plan.image,
+                                   plan.release)
         return found
 
 

@@ -1,7 +1,7 @@
 """A Debian root filesystem made offline and imported as a local image, reused by its inputs.
 
 ``debootstrap --variant=minbase --include=PACKAGES SUITE ROOTFS MIRROR`` (mirror:
-``DEBIAN_MIRROR``, else deb.debian.org, as ``scripts/make-builder-image.sh`` does), then
+``DEBIAN_MIRROR``, else deb.debian.org), then
 optional commands in a chroot of it (``update-alternatives``) and pruned folders (docs, man
 pages), then the engine imports it under the recipe's ref. The image is labelled with every
 installed ``package=version`` and with the digest of its inputs (suite, mirror, packages and
@@ -12,8 +12,9 @@ same way: both stages run here, the second under qemu-user through binfmt_misc
 (``build/emulation.py`` checks that first and says what to install when it is missing), and
 the import records the platform (``linux/arm64``) in the image's config.
 
-The conformance base (``conformance/debianbase.py``) and the component base
-(``images/base.py``) are two recipes for this module.
+The conformance base (``conformance/debianbase.py``), the component base (``images/base.py``)
+and the builder image (``build/builderimage.py``: extra ``ENV``/``LABEL`` lines, a label with
+an installed package's upstream version) are recipes for this module.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ class DebianRecipe:
     prune: tuple[str, ...] = ()  # folders (relative to the root) emptied before the import
     step: str = "debian_base"  # the pipeline step named in progress lines
     hint: str = "run as root once; later runs reuse the imported image"
+    changes: tuple[str, ...] = ()  # more Dockerfile lines for the import (``ENV HOME=/tmp``)
+    # (label, package): the label gets the package's installed upstream version (no revision)
+    version_labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def platform(self) -> str:
@@ -69,7 +73,8 @@ class DebianRecipe:
                                   "packages": sorted(self.packages)}
         # only when set, so a recipe without them keeps the digest it always had
         for key, value in (("arch", self.arch), ("setup", [list(a) for a in self.setup]),
-                           ("prune", list(self.prune))):
+                           ("prune", list(self.prune)), ("changes", list(self.changes)),
+                           ("version_labels", [list(v) for v in self.version_labels])):
             if value:
                 doc[key] = value
         return json_digest(doc)
@@ -100,14 +105,21 @@ def reusable(labels: Mapping[str, str] | None, digest: str) -> bool:
     return labels is not None and labels.get(INPUTS_LABEL) == digest
 
 
-def ensure_debian_base(engine: ImageEngine, work: Path, recipe: DebianRecipe) -> DebianBase:
+def upstream_version(version: str) -> str:
+    """Debian's ``1:1.15.15-1~deb11u4`` -> ``1.15.15`` (no epoch, no Debian revision)."""
+    without_epoch = version.split(":", 1)[-1]
+    return without_epoch.rsplit("-", 1)[0] if "-" in without_epoch else without_epoch
+
+
+def ensure_debian_base(engine: ImageEngine, work: Path, recipe: DebianRecipe,
+                       force: bool = False) -> DebianBase:
     """The base image, reused when its inputs label matches, else debootstrapped and imported.
 
     ``work`` holds the scratch root filesystem while it is made and ``images.json`` (which id
-    each ref got for which inputs)."""
+    each ref got for which inputs). ``force`` makes it again even when it matches."""
     digest = recipe.inputs_digest()
     labels = engine.labels(recipe.ref)
-    if labels is not None and reusable(labels, digest):
+    if labels is not None and reusable(labels, digest) and not force:
         image_id = local_id(engine, recipe.ref, digest, work)
         return DebianBase(recipe.ref, image_id, _split(labels.get(PACKAGES_LABEL, "")), True)
     if os.geteuid() != 0:
@@ -181,10 +193,17 @@ def _import(engine: ImageEngine, rootfs: Path, tar: Path, recipe: DebianRecipe, 
     changes = (f"ENV {PATH_ENV}",
                f"LABEL {SOURCE_LABEL}={json.dumps(source)}",
                f"LABEL {INPUTS_LABEL}={json.dumps(digest)}",
-               f"LABEL {PACKAGES_LABEL}={json.dumps(','.join(installed))}")
+               f"LABEL {PACKAGES_LABEL}={json.dumps(','.join(installed))}",
+               *recipe.changes, *_version_labels(recipe, installed))
     try:
         if recipe.platform:
             return engine.import_rootfs(tar, recipe.ref, changes, platform=recipe.platform)
         return engine.import_rootfs(tar, recipe.ref, changes)
     finally:
         tar.unlink(missing_ok=True)
+
+
+def _version_labels(recipe: DebianRecipe, installed: tuple[str, ...]) -> list[str]:
+    versions = dict(line.partition("=")[::2] for line in installed)
+    return [f"LABEL {label}={json.dumps(upstream_version(versions.get(package, '?')))}"
+            for label, package in recipe.version_labels]

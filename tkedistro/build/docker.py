@@ -73,8 +73,9 @@ def _unavailable(exc: Exception) -> BackendUnavailableError:
     return BackendUnavailableError(
         f"no Docker engine answers at {host}",
         details=f"{type(exc).__name__}: {exc}",
-        hint="start one with scripts/ensure-docker.sh (installs docker.io and starts dockerd), "
-        "or point DOCKER_HOST at a running engine",
+        hint="install Debian's docker.io (apt-get install -y docker.io) and start dockerd "
+        "(scripts/ensure-docker.sh in a tkedistro checkout does both), or point DOCKER_HOST at "
+        "a running engine",
     )
 
 

@@ -28,7 +28,9 @@ from tkedistro.core.workspace import Workspace
 from tkedistro.model.manifest import list_release_names, load_release
 
 MIN_FREE_GIB = 20  # a v1.20 tree, its Go cache and the outputs
-HOST_TOOLS_FIX = "make host-tools  (scripts/install-host-tools.sh, as root)"
+HOST_TOOLS_FIX = "sudo tkedistro host-setup"
+ENGINE_FIX = ("apt-get install -y docker.io and start dockerd (scripts/ensure-docker.sh in a "
+              "tkedistro checkout)")
 
 
 @dataclass(frozen=True)
@@ -114,8 +116,7 @@ def check_engine_and_images(ws: Workspace) -> list[Check]:
     try:
         backend.check_available()
     except TkedistroError as exc:
-        fix = "make engine  (scripts/ensure-docker.sh)"
-        return [Check("docker engine", False, exc.message, fix)]
+        return [Check("docker engine", False, exc.message, ENGINE_FIX)]
     checks = [Check("docker engine", True, f"{backend.name} engine answers")]
     for name in list_release_names(ws.releases_dir):
         try:
@@ -129,11 +130,11 @@ def check_engine_and_images(ws: Workspace) -> list[Check]:
             info = backend.image_info(image)
         except BackendUnavailableError as exc:  # the engine went away mid-loop
             checks.append(Check(f"builder image {name}", False, exc.message.splitlines()[0],
-                                "make engine  (scripts/ensure-docker.sh)"))
+                                ENGINE_FIX))
             continue
         if info is None:
             checks.append(Check(f"builder image {name}", False, f"{image} missing",
-                                f"bash scripts/make-builder-image.sh {image}"))
+                                f"sudo tkedistro builder-image {name}"))
         else:
             checks.append(Check(f"builder image {name}", True, f"{image} ({info.id[:19]})"))
             checks.append(check_builder_commands(backend, image, name, platforms,
@@ -153,10 +154,10 @@ def check_builder_commands(backend: ContainerBackend, image: str, name: str,
             missing = [c for c in missing_commands(session, needed) if c in needed or c == "sh"]
     except TkedistroError as exc:
         return Check(f"builder commands {name}", False, exc.message.splitlines()[0],
-                     f"FORCE=1 bash scripts/make-builder-image.sh {image}")
+                     f"sudo tkedistro builder-image {name} --force")
     if missing:
         return Check(f"builder commands {name}", False, f"{image} lacks {', '.join(missing)}",
-                     f"FORCE=1 bash scripts/make-builder-image.sh {image}")
+                     f"sudo tkedistro builder-image {name} --force")
     return Check(f"builder commands {name}", True, f"{len(needed)} commands the build runs")
 
 

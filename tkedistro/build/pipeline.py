@@ -133,13 +133,13 @@ def prepare_source(ws: Workspace, release: str, options: BuildOptions) -> Source
     return result
 
 
-def lookup_image(backend: ContainerBackend, image: str) -> ImageInfo:
+def lookup_image(backend: ContainerBackend, image: str, release: str = "RELEASE") -> ImageInfo:
     backend.check_available()
     info = backend.image_info(image)
     if info is None:
         raise BuilderImageError(
             f"builder image {image} is not in the {backend.name} engine",
-            hint=f"make it offline with scripts/make-builder-image.sh {image}",
+            hint=f"make it offline with `sudo tkedistro builder-image {release} --image {image}`",
         )
     return info
 
@@ -226,7 +226,8 @@ def _build_locked(ws: Workspace, manifest: Manifest, options: BuildOptions,
                   backend: ContainerBackend, finisher: Finisher | None) -> BuildResult:
     started = time.time()
     src = prepare_source(ws, manifest.release, options)
-    image = lookup_image(backend, options.builder_image or manifest.builder.image)
+    image = lookup_image(backend, options.builder_image or manifest.builder.image,
+                         manifest.release)
     plan = make_plan(manifest, src, image, options)
     final = ws.output_dir(manifest.release)
     job = _Job(ws, manifest, plan, src, final, started, finisher,

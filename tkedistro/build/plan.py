@@ -351,7 +351,7 @@ def builder_commands(platforms: Sequence[str], host_platform: str,
 
 
 def check_builder_commands(needed: Mapping[str, tuple[str, str]], missing: Sequence[str],
-                           image: str) -> None:
+                           image: str, release: str = "RELEASE") -> None:
     """``BuilderImageError`` naming each command of ``needed`` the image lacks."""
     absent = [name for name in needed if name in missing]
     if not absent:
@@ -362,7 +362,8 @@ def check_builder_commands(needed: Mapping[str, tuple[str, str]], missing: Seque
         "nothing was built",
         details="\n".join(f"  {name}: {needed[name][0]} (Debian package {needed[name][1]})"
                           for name in absent),
-        hint=f"rebuild it offline with `FORCE=1 scripts/make-builder-image.sh {image}`, or add "
+        hint=f"make it again offline with `sudo tkedistro builder-image {release} --force "
+        f"--image {image}`, or add "
         f"`apt-get install -y {packages}` to the image, or pass --builder-image with one "
         "that has them",
     )
@@ -374,7 +375,8 @@ def parse_go_version(output: str) -> str | None:
     return match.group(1) if match else None
 
 
-def check_go_version(pinned: str, go_version_output: str, image: str) -> str:
+def check_go_version(pinned: str, go_version_output: str, image: str,
+                     release: str = "RELEASE") -> str:
     """The builder's Go version; ``BuilderImageError`` when it is not the pinned one.
 
     A pin of ``1.15`` accepts any 1.15.x; ``1.15.15`` only that release.
@@ -388,6 +390,6 @@ def check_go_version(pinned: str, go_version_output: str, image: str) -> str:
         details="Kubernetes releases must be built with the Go line upstream used: v1.20 "
         "built with Go >= 1.18 compiles, but the binaries crash at run time "
         "(vendored modern-go/reflect2).",
-        hint=f"make a matching image offline with scripts/make-builder-image.sh {image}, "
-        "or pass --builder-image with one that has Go " + pinned,
+        hint=f"make a matching image offline with `sudo tkedistro builder-image {release} "
+        f"--force --image {image}`, or pass --builder-image with one that has Go " + pinned,
     )

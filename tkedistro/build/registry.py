@@ -39,7 +39,8 @@ from tkedistro.model.refs import split_image_ref
 BINARY = "docker-registry"
 STATE_VERSION = 1
 HOST = "127.0.0.1"
-INSTALL_HINT = "apt-get install docker-registry (or `make install`, which installs it)"
+INSTALL_HINT = ("apt-get install docker-registry (or `sudo tkedistro host-setup`, which "
+                "installs it)")
 MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",

@@ -1,4 +1,4 @@
-"""Commands that build: build, images, doctor."""
+"""Commands that build and set up the host: build, images, doctor, builder-image, host-setup."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ def register(app: typer.Typer) -> None:
     app.command("build")(guarded(build))
     app.command("images")(guarded(images))
     app.command("doctor")(guarded(doctor))
+    app.command("builder-image")(guarded(builder_image))
+    app.command("host-setup")(guarded(host_setup))
 
 
 def build(
@@ -110,3 +112,43 @@ def doctor(as_json: JsonOpt = False) -> None:
     report.raise_for_problems()
 
 
+
+
+def builder_image(
+    release: Annotated[list[str] | None, typer.Argument(
+        help="Releases (default: every release in releases/).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Make it again even when current.")
+                     ] = False,
+    image: Annotated[
+        str | None, typer.Option("--image", callback=check_image,
+                                 help="Name it IMAGE instead of the manifest's builder.image "
+                                      "(one release).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make each release's builder image offline for its go.version (debootstrap, root),
+    reused while its inputs match."""
+    from tkedistro.build import builderimage
+
+    if image and len(release or ()) != 1:
+        raise typer.BadParameter("--image names the image of exactly one release",
+                                 param_hint="--image")
+    report = builderimage.make_builder_images(G.workspace(), tuple(release or ()), force=force,
+                                              image=image)
+    emit(report.to_json(), report.format_text(), as_json)
+
+
+def host_setup(
+    release: Annotated[list[str] | None, typer.Argument(
+        help="Releases (default: every release in releases/).")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Change nothing; list what is "
+                                                        "missing and the fix.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Install the host packages, register qemu-user with binfmt_misc and make the builder
+    images and component bases the releases need (root); a no-op when all are in place."""
+    from tkedistro.setup import hostsetup
+
+    report = hostsetup.setup_host(G.workspace(), tuple(release or ()), check_only=check)
+    emit(report.to_json(), report.format_text(), as_json)
+    report.raise_if_not_ready()

@@ -23,7 +23,8 @@ from tkedistro.core import console
 # the order of ``--help``
 COMMANDS = {
     "list": "release", "show": "release", "validate": "release", "source": "release",
-    "build": "build", "doctor": "build", "images": "build",
+    "build": "build", "doctor": "build", "images": "build", "builder-image": "build",
+    "host-setup": "build",
     "conformance": "conformance", "cluster": "cluster",
     "ci": "ci",
     "rebase": "series", "forecast": "series", "new": "series", "patches": "series",

@@ -119,7 +119,8 @@ def build_dns_image(tree: Path, commit: str, engine: ImageEngine, backend: Conta
         raise ClusterError(f"{tree}: no vendor/github.com/miekg/dns to build cluster DNS from")
     info = backend.image_info(builder)
     if info is None:
-        raise BuildError(f"the builder image {builder} is missing", hint="make builder-image")
+        raise BuildError(f"the builder image {builder} is missing",
+                         hint="make it offline: sudo tkedistro builder-image RELEASE")
     base = ensure_base(engine, work)
     sources = go_sources()
     digest = inputs_digest(commit, sources, info.id, base.image_id)

@@ -174,10 +174,11 @@ class Interrupted(TkedistroError):
 
 
 class HostNotReadyError(TkedistroError):
-    """``tkedistro doctor``: at least one required check of this machine failed."""
+    """``tkedistro doctor`` / ``host-setup``: at least one required check of this machine failed."""
 
     exit_code = 19
-    meaning = "`tkedistro doctor`: this machine is not ready (a check failed; its fix is printed)"
+    meaning = ("`tkedistro doctor`, `host-setup`: this machine is not ready (a check failed; "
+               "its fix is printed)")
 
 
 class ForecastConflictError(TkedistroError):
