@@ -39,6 +39,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,9 +48,11 @@ from pathlib import Path
 from typing import IO
 
 from tkedistro.artifacts.context import ReleaseContext
+from tkedistro.core import console
 from tkedistro.core.errors import BuildError, ImageError
 from tkedistro.git.repo import Repo
 
+STEP = "release_tarballs"
 RELEASE_DIR = "release"
 SRC_TARBALL = "kubernetes-src.tar.gz"
 # hack/lib/golang.sh's lists (upstream's order), less what tkedistro does not build
@@ -79,7 +82,8 @@ def write_tarballs(out_dir: Path, ctx: ReleaseContext,
                    image_tars: ImageTars | None = None) -> list[str]:
     """Write the release tarballs of every platform of ``ctx`` from ``out_dir/bin`` into
     ``out_dir/release``; returns the files written (``kubernetes-src.tar.gz`` included),
-    relative to ``out_dir``, sorted."""
+    relative to ``out_dir``, sorted. Each one is named on the console with its size."""
+    started = time.monotonic()
     images = dict(image_tars or {})
     _check_built(out_dir, ctx)
     _check_images(images, ctx)
@@ -91,6 +95,7 @@ def write_tarballs(out_dir: Path, ctx: ReleaseContext,
         Repo(ctx.tree).archive(ctx.tree_commit, src_tar)
         with _gzip_writer(release / SRC_TARBALL) as gz, src_tar.open("rb") as raw:
             shutil.copyfileobj(raw, gz, 1 << 20)
+        _written(release / SRC_TARBALL, out_dir, started)
         with tarfile.open(src_tar, "r:") as source:
             shared = [*_licenses(source), _file(f"{ROOT}/{SRC_TARBALL}", release / SRC_TARBALL)]
             for platform in ctx.platforms:
@@ -98,7 +103,13 @@ def write_tarballs(out_dir: Path, ctx: ReleaseContext,
                     dest = release / f"kubernetes-{kind}-{platform.replace('/', '-')}.tar.gz"
                     write_tarball(dest, entries, ctx.source_date_epoch)
                     written.append(dest)
+                    _written(dest, out_dir, started)
     return sorted(str(path.relative_to(out_dir)) for path in written)
+
+
+def _written(path: Path, out_dir: Path, started: float) -> None:
+    console.info(f"[{STEP}] {console.duration(time.monotonic() - started)} "
+                 f"{path.relative_to(out_dir)} {console.size(path.stat().st_size)}")
 
 
 def platform_layout(out_dir: Path, ctx: ReleaseContext, platform: str, shared: Sequence[Entry],
