@@ -3,7 +3,7 @@ command's errors through the CLI, with a fake container backend (no Docker here)
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -223,7 +223,8 @@ class FakeSession:
     def container_id(self) -> str:
         return "fake"
 
-    def run(self, argv: Sequence[str], *, log: Path | None = None) -> RunResult:
+    def run(self, argv: Sequence[str], *, log: Path | None = None,
+            on_line: Callable[[str], None] | None = None) -> RunResult:
         self.ran.append(argv)
         return RunResult(tuple(argv), 0, self.go if argv[0] == "go" else "")
 

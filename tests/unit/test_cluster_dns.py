@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import fnmatch
 import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -107,7 +107,8 @@ class FakeSession:
     def container_id(self) -> str:
         return "fake"
 
-    def run(self, argv: Sequence[str], *, log: Path | None = None) -> RunResult:
+    def run(self, argv: Sequence[str], *, log: Path | None = None,
+            on_line: Callable[[str], None] | None = None) -> RunResult:
         if list(argv) == ["go", "version"]:
             return RunResult(tuple(argv), 0, "go version go1.19.8 linux/amd64\n")
         out = next(m.source for m in self.spec.mounts if m.target == PurePosixPath("/out"))

@@ -9,7 +9,7 @@ import json
 import re
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,7 +160,8 @@ class FakeSession:
     def container_id(self) -> str:
         return "fake"
 
-    def run(self, argv: Sequence[str], *, log: Path | None = None) -> RunResult:
+    def run(self, argv: Sequence[str], *, log: Path | None = None,
+            on_line: Callable[[str], None] | None = None) -> RunResult:
         self.ran.append(argv)
         if argv[0] == "make":  # as hack/generate-bindata.sh does when gofmt is missing
             (self.tree / LEFTOVER).parent.mkdir(parents=True, exist_ok=True)

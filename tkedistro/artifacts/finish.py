@@ -19,6 +19,7 @@ from tkedistro.artifacts.checksums import write_checksums
 from tkedistro.artifacts.context import ReleaseContext, release_context
 from tkedistro.artifacts.provenance import PROVENANCE_NAME, release_subjects, write_provenance
 from tkedistro.artifacts.sbom import SBOM_NAME, write_sbom
+from tkedistro.artifacts.tarballs import STEP as TARBALLS_STEP
 from tkedistro.artifacts.tarballs import write_tarballs
 from tkedistro.build.finishing import Finished, FinishRequest
 from tkedistro.build.output import SHA512_SUMS_NAME, SUMS_NAME
@@ -46,7 +47,7 @@ class ReleaseFinisher:
     def finish(self, request: FinishRequest) -> Finished:
         ctx = release_context(request)
         shipped = make_images(request, ctx) if self.images and ctx.image_components else []
-        with console.step("release_tarballs", ", ".join(ctx.platforms)):
+        with console.step(TARBALLS_STEP, ", ".join(ctx.platforms)):
             tarballs = write_tarballs(request.out, ctx)
         files = [*request.binaries, *tarballs, *(str(image["archive"]) for image in shipped)]
         with console.step("sbom", f"{len(files)} files, {len(ctx.patches)} patches"):

@@ -39,6 +39,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -48,9 +49,11 @@ from pathlib import Path
 from typing import IO
 
 from tkedistro.artifacts.context import ReleaseContext
+from tkedistro.core import console
 from tkedistro.core.errors import BuildError, ImageError
 from tkedistro.git.repo import Repo
 
+STEP = "release_tarballs"
 RELEASE_DIR = "release"
 SRC_TARBALL = "kubernetes-src.tar.gz"
 # hack/lib/golang.sh's lists (upstream's order), less what tkedistro does not build
@@ -80,7 +83,8 @@ def write_tarballs(out_dir: Path, ctx: ReleaseContext,
                    image_tars: ImageTars | None = None) -> list[str]:
     """Write the release tarballs of every platform of ``ctx`` from ``out_dir/bin`` into
     ``out_dir/release``; returns the files written (``kubernetes-src.tar.gz`` included),
-    relative to ``out_dir``, sorted."""
+    relative to ``out_dir``, sorted. Each one is named on the console with its size."""
+    started = time.monotonic()
     images = dict(image_tars or {})
     _check_built(out_dir, ctx)
     _check_images(images, ctx)
@@ -92,18 +96,28 @@ def write_tarballs(out_dir: Path, ctx: ReleaseContext,
         Repo(ctx.tree).archive(ctx.tree_commit, src_tar)
         with _gzip_writer(release / SRC_TARBALL) as gz, src_tar.open("rb") as raw:
             shutil.copyfileobj(raw, gz, 1 << 20)
+        _written(release / SRC_TARBALL, out_dir, started)
         with tarfile.open(src_tar, "r:") as source:
             shared = [*_licenses(source), _file(f"{ROOT}/{SRC_TARBALL}", release / SRC_TARBALL)]
         jobs = [(release / f"kubernetes-{kind}-{platform.replace('/', '-')}.tar.gz", entries)
                 for platform in ctx.platforms
                 for kind, entries in platform_layout(out_dir, ctx, platform, shared, images)]
+
+        def one(job: tuple[Path, list[Entry]]) -> Path:
+            write_tarball(job[0], job[1], ctx.source_date_epoch)
+            return job[0]
+
         # gzip is the cost and zlib lets go of the GIL: one thread per core
         with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
-            for _ in pool.map(lambda job: write_tarball(job[0], job[1], ctx.source_date_epoch),
-                              jobs):
-                pass
-        written.extend(dest for dest, _ in jobs)
+            for dest in pool.map(one, jobs):
+                written.append(dest)
+                _written(dest, out_dir, started)
     return sorted(str(path.relative_to(out_dir)) for path in written)
+
+
+def _written(path: Path, out_dir: Path, started: float) -> None:
+    console.info(f"[{STEP}] {console.duration(time.monotonic() - started)} "
+                 f"{path.relative_to(out_dir)} {console.size(path.stat().st_size)}")
 
 
 def platform_layout(out_dir: Path, ctx: ReleaseContext, platform: str, shared: Sequence[Entry],

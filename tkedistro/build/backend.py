@@ -7,13 +7,15 @@ Host paths are ``Path``; paths inside the container are ``PurePosixPath``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 KEEP_CONTAINER_ENV = "TKEDISTRO_KEEP_CONTAINER"
+
+OnLine = Callable[[str], None]  # gets each output line (no newline) as it arrives
 
 
 @dataclass(frozen=True)
@@ -81,10 +83,31 @@ class Session(Protocol):
         argv: Sequence[str],
         *,
         log: Path | None = None,
+        on_line: OnLine | None = None,
     ) -> RunResult:
         """Run ``argv`` in the spec's workdir; with ``log`` the output is appended there
-        and only its tail kept."""
+        and only its tail kept; ``on_line`` is called with each line of output (without its
+        newline) as it arrives, the last one even when it has no newline."""
         ...
+
+
+class LineFeed:
+    """Cuts a stream of text chunks into lines for an ``OnLine`` callback (a line may
+    span chunks); ``close`` hands on what is left after the last newline."""
+
+    def __init__(self, on_line: OnLine) -> None:
+        self._on_line = on_line
+        self._partial = ""
+
+    def feed(self, text: str) -> None:
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            self._on_line(line.removesuffix("\r"))
+
+    def close(self) -> None:
+        if self._partial:
+            self._on_line(self._partial.removesuffix("\r"))
+            self._partial = ""
 
 
 class ContainerBackend(Protocol):

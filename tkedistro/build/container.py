@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import NoReturn
 
 from tkedistro import __version__
-from tkedistro.build import publish
+from tkedistro.build import progress, publish
 from tkedistro.build.backend import ContainerBackend, ContainerSpec, Mount, Session
 from tkedistro.build.plan import (
     CONTAINER_CACHE,
@@ -83,16 +83,27 @@ def missing_commands(session: Session, commands: Iterable[str]) -> list[str]:
 
 
 def run_make(session: Session, plan: BuildPlan, log: Path, final: Path) -> None:
-    """``make`` (and what runs after it: the host-only tools' make, pause) in the container."""
+    """``make`` (and what runs after it: the host-only tools' make, pause) in the container;
+    the console names the log and shows Kubernetes' own status lines as they come."""
     what = " ".join((*plan.components, *plan.tools,
                      *(["pause"] if any(t.component == "pause" for t in plan.targets) else [])))
+    argvs = (plan.make_argv, *plan.extra_argv)
+    makes = sum(argv[0] == "make" for argv in argvs)
     with console.step("build", what + " for " + " ".join(plan.platforms)):
-        for argv in (plan.make_argv, *plan.extra_argv):
-            with log.open("a", encoding="utf-8") as handle:
-                handle.write(f"$ {' '.join(argv)}\n")
-            result = session.run(argv, log=log)
-            if not result.ok:
-                _build_failed(argv, result.exit_code, log, final)
+        console.info(f"[build] {progress.log_paths_text(log, final)}")
+        shown = progress.BuildProgress("build")
+        with progress.ticking(shown):
+            made = 0
+            for argv in argvs:
+                with log.open("a", encoding="utf-8") as handle:
+                    handle.write(f"$ {' '.join(argv)}\n")
+                if argv[0] == "make":
+                    made += 1
+                    shown.begin_run(argv, made, makes)
+                result = session.run(argv, log=log, on_line=shown.line)
+                shown.end_run()
+                if not result.ok:
+                    _build_failed(argv, result.exit_code, log, final)
 
 
 def _build_failed(argv: tuple[str, ...], exit_code: int, log: Path, final: Path) -> NoReturn:

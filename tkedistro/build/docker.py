@@ -28,6 +28,8 @@ from tkedistro.build.backend import (
     KEEP_CONTAINER_ENV,
     ContainerSpec,
     ImageInfo,
+    LineFeed,
+    OnLine,
     RunResult,
 )
 from tkedistro.core import console
@@ -108,6 +110,7 @@ class DockerSession:
         argv: Sequence[str],
         *,
         log: Path | None = None,
+        on_line: OnLine | None = None,
     ) -> RunResult:
         api = self._client.api
         exec_id = api.exec_create(
@@ -118,13 +121,15 @@ class DockerSession:
             workdir=str(self._spec.workdir),
             user=self._spec.user or "",
         )["Id"]
-        output = _collect(api.exec_start(exec_id, stream=True), log)
+        output = _collect(api.exec_start(exec_id, stream=True), log,
+                          LineFeed(on_line) if on_line else None)
         code = api.exec_inspect(exec_id)["ExitCode"]
         return RunResult(tuple(argv), int(code if code is not None else -1), output)
 
 
-def _collect(chunks: Iterator[bytes], log: Path | None) -> str:
-    """Decode the output stream; append it to ``log`` (keeping the tail) or keep it all."""
+def _collect(chunks: Iterator[bytes], log: Path | None, lines: LineFeed | None) -> str:
+    """Decode the output stream; append it to ``log`` (keeping the tail) or keep it all;
+    hand each line to ``lines`` once it is in the log."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     kept = ""
     handle = log.open("a", encoding="utf-8") if log else None
@@ -137,7 +142,15 @@ def _collect(chunks: Iterator[bytes], log: Path | None) -> str:
                 kept = (kept + text)[-TAIL_CHARS:]
             else:
                 kept += text
-        kept += decoder.decode(b"", final=True)
+            if lines:
+                lines.feed(text)
+        rest = decoder.decode(b"", final=True)
+        kept += rest
+        if handle:
+            handle.write(rest)
+        if lines:
+            lines.feed(rest)
+            lines.close()
     finally:
         if handle:
             handle.close()

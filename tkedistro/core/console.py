@@ -100,6 +100,26 @@ def _labelled(label: str, style: str, message: str, *, stamped: bool) -> None:
         err.print(message, markup=False, highlight=False)
 
 
+def duration(seconds: float) -> str:
+    """``45s``, ``12m30s``, ``1h02m03s``: an elapsed time in a progress line."""
+    whole = int(max(seconds, 0))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def size(count: int) -> str:
+    """``812 B``, ``4.2 KiB``, ``51.3 MiB``, ``1.1 GiB``: a file's size in a progress line."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{count} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
 def out(text: str) -> None:
     """Data for stdout (tables, JSON)."""
     print(text, flush=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -177,8 +178,10 @@ def _reuse(old: ShippedImage, previous: Path, out_dir: Path) -> ShippedImage:
 def _make(plan: ComponentPlan, inputs: str, builder: OciBuilder, work: Path,
           out_dir: Path) -> ShippedImage:
     shutil.rmtree(work, ignore_errors=True)
+    started = time.monotonic()
     for image in plan.images:
         _commit(plan, image, inputs, builder, work)
+        _progress(started, f"{plan.component} {image.platform}: image committed")
     layout = work / "index"
     name = f"tkedistro-{plan.component}-{uuid.uuid4().hex[:12]}"
     builder.manifest_create(name)
@@ -196,9 +199,15 @@ def _make(plan: ComponentPlan, inputs: str, builder: OciBuilder, work: Path,
     archive = out_dir / archive_name(plan.component)
     pack_layout(layout, archive, plan.epoch)
     shutil.rmtree(work, ignore_errors=True)
+    _progress(started, f"{plan.component}: {archive_name(plan.component)} "
+                       f"{console.size(archive.stat().st_size)}")
     return ShippedImage(plan.component, plan.ref, index.digest, index.manifests,
                         archive_name(plan.component), archive.stat().st_size,
                         "sha256:" + sha256_file(archive), inputs)
+
+
+def _progress(started: float, text: str) -> None:
+    console.info(f"[{STEP}] {console.duration(time.monotonic() - started)} {text}")
 
 
 def _commit(plan: ComponentPlan, image: PlatformImage, inputs: str, builder: OciBuilder,
