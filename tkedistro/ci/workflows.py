@@ -1,11 +1,37 @@
-"""GitHub Actions workflows rendered from packaged templates (``tkedistro ci render|check``)."""
+"""GitHub Actions workflows rendered from packaged templates (``tkedistro ci render|check``).
+
+``nightly.yml`` has one job per release line (``nightly-<release>``) and an ``alert`` job. It
+needs nothing from the repo but ``releases/`` and ``patches/``: it installs the tool with pip
+(``pip install .`` when the repo is tkedistro's own source, else the rendering tool's
+version from PyPI) and calls it as root through ``"$TKEDISTRO" --cache-dir
+"$TKEDISTRO_CACHE"``. Every ``run:`` step is self-contained bash that reads only what the
+runner sets (``GITHUB_ENV``, ``GITHUB_PATH``, ``GITHUB_STEP_SUMMARY``, ``RUNNER_TEMP``,
+``HOME``, ``RUNNER_ENVIRONMENT``) plus the variables earlier steps wrote to ``$GITHUB_ENV``;
+the release's values are rendered in. A local emulation runs the ``run:`` steps in order
+(``defaults.run.shell: bash``, so ``bash -eo pipefail``) as a user with sudo, from a copy of the
+repo, honouring each ``if:`` (``always()`` steps run after a failure), and stands in for the
+``uses:`` steps:
+
+- ``actions/checkout``: the working folder is the distro repo;
+- ``actions/setup-python``: a ``python`` >= 3.11 on PATH;
+- ``actions/cache/restore`` / ``actions/cache/save``: a miss (``cache-hit`` not ``true``), or
+  copying the ``path`` in and out of a folder of its own;
+- ``actions/upload-artifact`` / ``actions/download-artifact``: keep or copy
+  ``$RUNNER_TEMP/nightly``;
+- ``actions/github-script`` (the ``alert`` job): nothing to run locally.
+"""
 
 from __future__ import annotations
 
 import difflib
+import json
+import re
+import shlex
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from tkedistro import __version__
 from tkedistro.core.errors import WorkflowDriftError
 from tkedistro.core.files import write_atomic
 from tkedistro.core.render import render
@@ -21,14 +47,54 @@ class RenderedWorkflow:
     text: str
 
 
+# Every action pinned to a full commit (the tag it was is the comment); found quoted with the
+# same tag in several public workflows.
+ACTIONS = {
+    "checkout": "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683  # v4.2.2",
+    "setup_python": "actions/setup-python@0b93645e9fea7318ecaed2b359559ac225c90a2b  # v5.3.0",
+    "cache_restore": "actions/cache/restore@1bd1e32a3bdc45362d1e726936510720a7c30a57  # v4.2.0",
+    "cache_save": "actions/cache/save@1bd1e32a3bdc45362d1e726936510720a7c30a57  # v4.2.0",
+    "upload_artifact":
+        "actions/upload-artifact@b4b15b8c7c6ac21ea08fcf65892d2ee8f75cf882  # v4.4.3",
+    "download_artifact":
+        "actions/download-artifact@fa0a91b85d4f404e444e00e005971372dc801d16  # v4.1.8",
+    "github_script": "actions/github-script@60a0d83039c74a4aee543508d2ffcb1c3799cdea  # v7.0.1",
+}
+PYTHON = "3.11"
+# Where Kubernetes' own build keeps its Go build cache (hack/lib/golang.sh: KUBE_GOPATH/cache)
+K8S_GOCACHE = "_output/local/go/cache"
+
+
+def is_tool_source(root: Path) -> bool:
+    """Whether ``root`` is tkedistro's own source (its pyproject.toml names the project)."""
+    try:
+        data = tomllib.loads((root / "pyproject.toml").read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    project = data.get("project")
+    return isinstance(project, dict) and project.get("name") == "tkedistro"
+
+
+def job_id(release: str) -> str:
+    return "nightly-" + re.sub(r"[^A-Za-z0-9_-]", "-", release)
+
+
+def _release(ws: Workspace, name: str) -> dict[str, str]:
+    m = load_release(ws, name)
+    minor = re.match(r"v\d+\.\d+", m.upstream.tag)
+    return {"name": name, "job": job_id(name), "tag": m.upstream.tag,
+            "tag_glob": f"{minor.group(0) if minor else m.upstream.tag}.*",
+            "url": shlex.quote(m.upstream.url), "builder_image": shlex.quote(m.builder.image),
+            "manifest": f"releases/{name}.yaml", "patches": f"patches/{name}",
+            "gocache": shlex.quote(f"_src/{name}/{K8S_GOCACHE}")}
+
+
 def _context(ws: Workspace) -> dict[str, object]:
-    releases = []
-    for name in list_release_names(ws.releases_dir):
-        m = load_release(ws, name)
-        releases.append({"name": name, "platforms": list(m.platforms),
-                         "builder_image": m.builder.image, "tag": m.upstream.tag,
-                         "url": m.upstream.url})
-    return {"releases": releases, "python": "3.11"}
+    releases = [_release(ws, name) for name in list_release_names(ws.releases_dir)]
+    install = "." if is_tool_source(ws.root) else shlex.quote(f"tkedistro=={__version__}")
+    return {"releases": releases, "python": PYTHON, "actions": ACTIONS, "install": install,
+            "tool_key": f"tkedistro-{__version__}",
+            "release_names_json": json.dumps([r["name"] for r in releases])}
 
 
 def render_workflows(ws: Workspace) -> list[RenderedWorkflow]:
