@@ -19,6 +19,7 @@ from typing import Any
 from tkedistro.build import builderimage, emulation
 from tkedistro.build.backend import ContainerBackend, ImageEngine
 from tkedistro.build.debian import reusable
+from tkedistro.build.doctor import ENGINE_FIX, Check
 from tkedistro.core import console
 from tkedistro.core.errors import HostNotReadyError, TkedistroError
 from tkedistro.core.locks import exclusive_lock
@@ -28,18 +29,8 @@ from tkedistro.images.base import base_recipe, ensure_component_base
 from tkedistro.model.manifest import Manifest, list_release_names, load_release
 from tkedistro.setup import packages
 
-ENGINE_FIX = ("install docker.io (apt-get install -y docker.io) and start dockerd; in a "
-              "tkedistro checkout scripts/ensure-docker.sh does both")
-
-
-@dataclass(frozen=True)
-class Item:
-    """One thing the host needs: in place or not, what was found, and the fix."""
-
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
+# One thing the host needs: in place or not, what was found, and the fix (doctor's check).
+Item = Check
 
 
 @dataclass(frozen=True)
