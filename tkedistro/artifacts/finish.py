@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tkedistro.artifacts.checksums import write_checksums
+from tkedistro.artifacts.checksums import hash_files, write_checksums
 from tkedistro.artifacts.context import ReleaseContext, release_context
 from tkedistro.artifacts.provenance import PROVENANCE_NAME, release_subjects, write_provenance
 from tkedistro.artifacts.sbom import SBOM_NAME, write_sbom
@@ -51,9 +51,9 @@ class ReleaseFinisher:
             tarballs = write_tarballs(request.out, ctx)
         files = [*request.binaries, *tarballs, *(str(image["archive"]) for image in shipped)]
         with console.step("sbom", f"{len(files)} files, {len(ctx.patches)} patches"):
-            digests = write_checksums(request.out, files)
+            digests = hash_files(request.out, files)
             write_sbom(request.out, ctx, per_file(digests), shipped)
-            digests = write_checksums(request.out, [*files, SBOM_NAME])
+            digests = write_checksums(request.out, [*files, SBOM_NAME], known=digests)
         with console.step("provenance", f"{len(digests['sha256'])} files, "
                                         f"{len(shipped)} images"):
             subjects = release_subjects(per_file(digests), shipped)
