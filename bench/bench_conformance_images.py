@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from tkedistro.build.registry import LocalRegistry
+from tkedistro.engine.registry import LocalRegistry
 
 PERSIST = Path("/var/tmp/tkedistro-realk8s")
 

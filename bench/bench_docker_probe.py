@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Is the docker SDK's start-up cost worth the stdlib engine probe in build/docker.py?
+"""Is the docker SDK's start-up cost worth the stdlib engine probe in engine/docker.py?
 
 `tkedistro build` asks the engine two things before it knows whether the release is up to date:
 is it there (`/_ping`) and which builder image id it has (`/images/<name>/json`). This times
@@ -22,7 +22,7 @@ import sys
 import time
 
 STDLIB = """
-from tkedistro.build.docker import DockerBackend
+from tkedistro.engine.docker import DockerBackend
 b = DockerBackend(); b.check_available(); assert b.image_info({image!r}) is not None
 """
 SDK = """

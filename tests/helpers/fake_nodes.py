@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from tkedistro.build.backend import NetworkInfo, NodeInfo, NodeSpec, RunResult
+from tkedistro.engine.protocols import NetworkInfo, NodeInfo, NodeSpec, RunResult
 
 CA_HASH = "sha256:" + "ab12" * 16
 INIT_OUTPUT = ("Your Kubernetes control-plane has initialized successfully!\n"

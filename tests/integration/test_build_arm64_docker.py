@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from tests.helpers.gitrepo import make_upstream, write_manifest
 from tests.integration.test_build_docker import BUILD_SH, TOOL_FILES, upstream_files
-from tkedistro.build import emulation
 from tkedistro.cli.app import app
+from tkedistro.engine import emulation
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 

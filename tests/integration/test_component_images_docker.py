@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.manifests import manifest_text
-from tkedistro.build.backend import BuiltImage
-from tkedistro.build.debian import DebianBase
-from tkedistro.build.docker import DockerBackend
-from tkedistro.build.docker_images import DockerImages
+from tkedistro.debian.rootfs import DebianBase
+from tkedistro.engine.docker import DockerBackend
+from tkedistro.engine.docker_images import DockerImages
+from tkedistro.engine.protocols import BuiltImage
 from tkedistro.images import components, recipes
 from tkedistro.model.manifest import parse_manifest
 

@@ -16,9 +16,9 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import REPO
-from tkedistro.build.debian import INPUTS_LABEL
-from tkedistro.build.docker_images import DockerImages
 from tkedistro.cli.app import app
+from tkedistro.debian.rootfs import INPUTS_LABEL
+from tkedistro.engine.docker_images import DockerImages
 
 pytestmark = [pytest.mark.docker]
 runner = CliRunner()

@@ -1,4 +1,4 @@
-"""Docker tier: node containers through ``NodeEngine`` (``build/docker_nodes.py``) on the real
+"""Docker tier: node containers through ``NodeEngine`` (``engine/docker_nodes.py``) on the real
 engine, from a busybox image made here: the privileges a Kubernetes node needs without
 ``--privileged``, its own namespaces, files written into it, and removal of everything the
 cluster made (container, volume, network and the cgroup parent) by its label and name alone.
@@ -13,11 +13,11 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from tests.integration.test_registry import BUSYBOX, _rootfs
-from tkedistro.build.backend import NodeSpec
-from tkedistro.build.docker_nodes import DockerNodes
 from tkedistro.build.pipeline import default_image_engine
 from tkedistro.cluster.config import ClusterConfig
 from tkedistro.cluster.lifecycle import CGROUP_ROOT, remove_cluster
+from tkedistro.engine.docker_nodes import DockerNodes
+from tkedistro.engine.protocols import NodeSpec
 
 pytestmark = [
     pytest.mark.docker,

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from tkedistro.build import emulation, skopeo
-from tkedistro.build.docker import DockerBackend
-from tkedistro.build.docker_images import DockerImages
-from tkedistro.build.registry import LocalRegistry
 from tkedistro.core.errors import ImageError
+from tkedistro.engine import emulation, skopeo
+from tkedistro.engine.docker import DockerBackend
+from tkedistro.engine.docker_images import DockerImages
+from tkedistro.engine.registry import LocalRegistry
 from tkedistro.images.push import PushedImage, push_images
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
@@ -178,7 +178,7 @@ def test_a_push_to_a_registry_that_does_not_answer_names_registry_image_and_reas
 
 def test_a_root_filesystem_imported_for_arm64_is_an_arm64_image_that_runs(
         release: Path, tmp_path: Path) -> None:
-    # how build/debian.py imports a foreign Debian base: the platform goes into the config
+    # how debian/rootfs.py imports a foreign Debian base: the platform goes into the config
     (tmp_path / "root").mkdir()
     shutil.copy(release / "src/version-arm64", tmp_path / "root/version")
     _run("tar", "--numeric-owner", "-C", tmp_path / "root", "-cf", tmp_path / "root.tar", ".")

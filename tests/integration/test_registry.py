@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tkedistro.build.backend import ContainerSpec
 from tkedistro.build.pipeline import default_backend, default_image_engine
-from tkedistro.build.registry import LocalRegistry, RegistryState
 from tkedistro.core.errors import BuildError
+from tkedistro.engine.protocols import ContainerSpec
+from tkedistro.engine.registry import LocalRegistry, RegistryState
 
 BUSYBOX = Path("/usr/bin/busybox")
 REGISTRY = Path("/usr/bin/docker-registry")
@@ -145,7 +145,7 @@ def test_a_failing_build_names_the_failing_step(tmp_path: Path) -> None:
 HOLDER = """
 import sys, time
 from pathlib import Path
-from tkedistro.build.registry import LocalRegistry
+from tkedistro.engine.registry import LocalRegistry
 with LocalRegistry(Path(sys.argv[1])) as registry:
     print(registry.address, registry.pid, flush=True)
     time.sleep(300)

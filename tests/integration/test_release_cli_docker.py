@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.integration.test_build_arm64_docker import BOTH, EMULATION, build, go_cache, root
-from tkedistro.build.registry import LocalRegistry
 from tkedistro.cli.app import app
+from tkedistro.engine.registry import LocalRegistry
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900),
               pytest.mark.skipif(not EMULATION[0], reason=f"no arm64 emulation: {EMULATION[1]}")]

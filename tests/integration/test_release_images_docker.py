@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tkedistro.artifacts.context import ReleaseContext
-from tkedistro.build.buildah import Buildah
+from tkedistro.engine.buildah import Buildah
 from tkedistro.images.shipped import ShippedImage, make_release_images, read_images_json
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]

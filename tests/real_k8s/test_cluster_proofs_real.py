@@ -17,9 +17,9 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from tests.real_k8s.conftest import refresh_persistent_distro
-from tkedistro.build.docker_nodes import DockerNodes
 from tkedistro.cluster.bootstrap import kubectl
 from tkedistro.cluster.proofs import KCM_PATCH, KMEM_PATCH, METRICS_PATCH
+from tkedistro.engine.docker_nodes import DockerNodes
 
 pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(1800)]
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tkedistro.build import emulation
-from tkedistro.build.docker_images import DockerImages
+from tkedistro.engine import emulation
+from tkedistro.engine.docker_images import DockerImages
 from tkedistro.images import base
 
 pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(1500)]

@@ -19,9 +19,9 @@ import time
 import pytest
 
 from tests.real_k8s.conftest import FIXTURE_COMMIT, PERSIST
-from tkedistro.build.docker_images import DockerImages
 from tkedistro.build.output import read_sha256sums
 from tkedistro.core.workspace import Workspace
+from tkedistro.engine.docker_images import DockerImages
 from tkedistro.images import base, components, recipes
 from tkedistro.images.components import ComponentImage
 from tkedistro.model.manifest import load_release

@@ -21,9 +21,9 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.real_k8s.conftest import PERSIST, refresh_persistent_distro
-from tkedistro.build.docker_images import DockerImages
-from tkedistro.build.registry import LocalRegistry
 from tkedistro.cli.app import app
+from tkedistro.engine.docker_images import DockerImages
+from tkedistro.engine.registry import LocalRegistry
 
 pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(3600)]
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.real_k8s.conftest import PERSIST
-from tkedistro.build.docker import DockerBackend
-from tkedistro.build.docker_images import DockerImages
 from tkedistro.conformance import images
+from tkedistro.engine.docker import DockerBackend
+from tkedistro.engine.docker_images import DockerImages
 
 pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(3600)]
 

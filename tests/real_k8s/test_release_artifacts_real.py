@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests.real_k8s.conftest import PERSIST, Tool, build_persistent_distro
-from tkedistro.build.emulation import can_run
-from tkedistro.build.registry import LocalRegistry
 from tkedistro.core.workspace import Workspace
+from tkedistro.engine.emulation import can_run
+from tkedistro.engine.registry import LocalRegistry
 
 pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(3600)]
 

@@ -25,7 +25,8 @@ LONG_FOR_NOW: set[str] = set()
 # Lower number = lower layer. A module may import its own layer or below, never above.
 LAYERS = {
     "core": 0,
-    "git": 1, "model": 1,
+    "git": 1, "model": 1, "engine": 1,
+    "debian": 2,
     "source": 2, "series": 2, "build": 2, "conformance": 2, "images": 2, "ci": 2,
     "cluster": 2,
     "artifacts": 3, "setup": 3,
@@ -216,6 +217,6 @@ def _imports_docker_sdk(path: Path) -> bool:
     return False
 
 
-def test_only_build_docker_modules_import_the_docker_sdk() -> None:
+def test_only_engine_docker_modules_import_the_docker_sdk() -> None:
     importers = sorted(m for m, p in MODULES.items() if _imports_docker_sdk(p))
-    assert importers and all(re.fullmatch(r"tkedistro\.build\.docker\w*", m) for m in importers)
+    assert importers and all(re.fullmatch(r"tkedistro\.engine\.docker\w*", m) for m in importers)

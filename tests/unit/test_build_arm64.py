@@ -10,13 +10,15 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.manifests import manifest_text
-from tkedistro.build import doctor, emulation, pause, plan
-from tkedistro.build.backend import RunResult
+from tkedistro.build import pause, plan
 from tkedistro.build.pipeline import BuildResult
 from tkedistro.build.smoke import run_smoke_check
 from tkedistro.core.errors import BuildError, SmokeCheckError
 from tkedistro.core.workspace import Workspace
+from tkedistro.engine import emulation
+from tkedistro.engine.protocols import RunResult
 from tkedistro.model.manifest import parse_manifest
+from tkedistro.setup import doctor
 
 HEAD = "0123456789abcdef0123456789abcdef01234567"
 QEMU = (True, "qemu-aarch64 via binfmt_misc (F)")

@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from tests.helpers.gitrepo import git
 from tests.helpers.manifests import manifest_text
 from tkedistro.build import output, pipeline, plan, publish
-from tkedistro.build.backend import ContainerSpec, ImageInfo, RunResult
 from tkedistro.cli.app import app
 from tkedistro.core.errors import BuilderImageError, ManifestError
+from tkedistro.engine.protocols import ContainerSpec, ImageInfo, RunResult
 from tkedistro.model.manifest import parse_manifest
 
 MANIFEST = manifest_text(components=("kubectl", "kubelet", "kube-apiserver"))

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from tkedistro.build import container, progress
-from tkedistro.build.backend import LineFeed, RunResult
 from tkedistro.build.plan import BuildPlan
 from tkedistro.build.progress import BuildProgress, Status, StatusParser, parse_statuses
 from tkedistro.core import console
 from tkedistro.core.errors import BuildError
+from tkedistro.engine.protocols import LineFeed, RunResult
 
 # what `make all WHAT=... KUBE_BUILD_PLATFORMS="linux/amd64 linux/arm64"` prints in a cold
 # v1.20 tree (hack/lib/golang.sh, hack/lib/logging.sh's kube::log::status), abridged

@@ -14,12 +14,12 @@ from typer.testing import CliRunner, Result
 
 from tests.helpers.fake_nodes import CA_HASH, FakeNodes
 from tests.helpers.manifests import manifest_text
-from tkedistro.build.backend import NodeInfo
 from tkedistro.cli.app import app
 from tkedistro.cluster import bootstrap, lifecycle
 from tkedistro.cluster.config import ClusterConfig, cluster_name
 from tkedistro.core.errors import ClusterError
 from tkedistro.core.workspace import Workspace
+from tkedistro.engine.protocols import NodeInfo
 from tkedistro.model.manifest import parse_manifest
 
 TOKEN = "abcdef.0123456789abcdef"

@@ -16,12 +16,12 @@ from ruamel.yaml import YAML
 
 from tests.conftest import REPO
 from tests.unit.test_images import FakeEngine
-from tkedistro.build import debian
-from tkedistro.build.backend import ContainerSpec, ImageInfo, RunResult
 from tkedistro.cluster import dns
 from tkedistro.conformance import debianbase, dnsimage
 from tkedistro.conformance.imagestate import ImageRecord
 from tkedistro.core.errors import BuilderImageError, BuildError, ClusterError
+from tkedistro.debian import rootfs as debian
+from tkedistro.engine.protocols import ContainerSpec, ImageInfo, RunResult
 
 IMAGE = "tkedistro.local/cluster/dns-responder:0123456789ab"
 

@@ -15,7 +15,6 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from tests.conftest import REPO
-from tkedistro.build.backend import NodeInfo, RunResult
 from tkedistro.cli.app import app
 from tkedistro.cluster import lifecycle, proofs
 from tkedistro.cluster.config import cluster_name
@@ -31,6 +30,7 @@ from tkedistro.cluster.proofs import (
     parse_metrics,
     subject_groups,
 )
+from tkedistro.engine.protocols import NodeInfo, RunResult
 
 CONTROL, WORKER = "tke-1-20-abcdef-control-plane", "tke-1-20-abcdef-worker"
 UID = "4f42337e-f5e2-418a-a3e8-6e8dd74b7bb4"

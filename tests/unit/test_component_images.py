@@ -15,14 +15,15 @@ from tests.helpers.manifests import V1_20_2, manifest_text
 from tests.unit.test_architecture import GRAPH
 from tests.unit.test_images import FakeEngine as ImagesFakeEngine
 from tests.unit.test_images import no_debootstrap  # noqa: F401  (autouse: no debootstrap here)
-from tkedistro.build import debian, emulation
-from tkedistro.build.backend import BuiltImage
-from tkedistro.build.debian import DebianBase
 from tkedistro.conformance import debianbase
 from tkedistro.core.errors import BuildError, LockedError
 from tkedistro.core.locks import exclusive_lock
 from tkedistro.core.runner import run as real_run
 from tkedistro.core.workspace import Workspace
+from tkedistro.debian import rootfs as debian
+from tkedistro.debian.rootfs import DebianBase
+from tkedistro.engine import emulation
+from tkedistro.engine.protocols import BuiltImage
 from tkedistro.images import base, components, recipes
 from tkedistro.model.manifest import Manifest, parse_manifest
 
@@ -228,7 +229,7 @@ def test_component_base_has_kube_proxys_packages_and_legacy_iptables() -> None:
 
 
 def test_conformance_base_digest_is_unchanged_by_the_move() -> None:
-    # the value the conformance base had before build/debian.py existed (deb.debian.org)
+    # the value the conformance base had before debian/rootfs.py existed (deb.debian.org)
     assert debianbase.inputs_digest(mirror_url=debian.DEFAULT_MIRROR) == (
         "sha256:eed490d1d5717c8daa9d424d6300705cfe71d31aefce0b992ceab8febd880247")
 

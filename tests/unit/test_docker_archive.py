@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tkedistro.build import docker_archive
 from tkedistro.core.errors import BuildError
+from tkedistro.engine import docker_archive
 
 
 def test_the_archive_names_the_platform_and_carries_the_changes(tmp_path: Path) -> None:

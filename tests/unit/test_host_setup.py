@@ -16,12 +16,12 @@ from typer.testing import CliRunner
 
 from tests.conftest import REPO
 from tkedistro.build import builderimage, pipeline
-from tkedistro.build.backend import BuiltImage, ContainerSpec, ImageInfo, RunResult
-from tkedistro.build.debian import INPUTS_LABEL
 from tkedistro.cli.app import app
 from tkedistro.core.errors import BuilderImageError
 from tkedistro.core.runner import Result
 from tkedistro.core.workspace import Workspace
+from tkedistro.debian.rootfs import INPUTS_LABEL
+from tkedistro.engine.protocols import BuiltImage, ContainerSpec, ImageInfo, RunResult
 from tkedistro.images.base import base_recipe
 from tkedistro.setup import hostsetup, packages
 
@@ -262,7 +262,7 @@ def test_no_hint_names_a_script_or_make_target_a_pip_install_lacks() -> None:
 
 
 def test_the_go_label_is_the_packages_upstream_version() -> None:
-    from tkedistro.build.debian import upstream_version
+    from tkedistro.debian.rootfs import upstream_version
 
     assert upstream_version("1.15.15-1~deb11u4") == "1.15.15"
     assert upstream_version("2:1.16.3-1") == "1.16.3"

@@ -19,10 +19,10 @@ from typer.testing import CliRunner, Result
 from tests.helpers.gitrepo import git
 from tests.helpers.series import Distro, make_distro
 from tkedistro.build import pipeline
-from tkedistro.build.backend import ContainerBackend
 from tkedistro.cli.app import app
 from tkedistro.core.errors import BackendUnavailableError
 from tkedistro.core.locks import release_lock
+from tkedistro.engine.protocols import ContainerBackend
 
 M = "releases/1.20.yaml"
 VALIDATE_HINT = "hint: manifest format: docs/manifest.md; patch format: docs/patches.md"
@@ -638,9 +638,9 @@ def test_build_limits_are_checked_on_the_command_line(
 def test_a_limit_docker_py_refuses_is_a_build_error_not_a_traceback() -> None:
     import docker
 
-    from tkedistro.build.backend import ContainerSpec
-    from tkedistro.build.docker import _start
     from tkedistro.core.errors import BuildError
+    from tkedistro.engine.docker import _start
+    from tkedistro.engine.protocols import ContainerSpec
 
     client = docker.DockerClient(base_url="unix:///nonexistent.sock", version="1.41")
     spec = ContainerSpec(image="builder:1", memory="8GiB")
@@ -763,7 +763,7 @@ def test_conformance_timeout_must_be_minutes_above_zero(distro: Distro, value: s
 
 def test_doctor_reports_an_engine_lost_mid_check_as_a_failed_image_check(
         distro: Distro, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tkedistro.build.docker import DockerBackend
+    from tkedistro.engine.docker import DockerBackend
 
     def gone(self: DockerBackend, image: str) -> None:
         raise BackendUnavailableError("no Docker engine answers at unix:///gone.sock")

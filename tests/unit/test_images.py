@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tkedistro.build import debian
-from tkedistro.build.backend import BuiltImage
 from tkedistro.conformance import debianbase, images, recipes
 from tkedistro.conformance.imagestate import ImageRecord
 from tkedistro.core.errors import BuildError
+from tkedistro.debian import rootfs as debian
+from tkedistro.engine.protocols import BuiltImage
 
 # e2e.test --list-images of v1.20.2 (the suite's defaults; the order is the suite's).
 V1202_IMAGES = """\

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tkedistro.build import emulation, skopeo
 from tkedistro.core.errors import ImageError
 from tkedistro.core.runner import Result
+from tkedistro.engine import emulation, skopeo
 from tkedistro.images import push
 
 INDEX = b'{"schemaVersion":2,"manifests":[]}'

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from tkedistro.build import registry as reg
-from tkedistro.build.docker_images import _push_digest
-from tkedistro.build.registry import LocalRegistry, RegistryState
 from tkedistro.core.errors import BuildError, ClusterError, LockedError
 from tkedistro.core.locks import exclusive_lock
+from tkedistro.engine import registry as reg
+from tkedistro.engine.docker_images import _push_digest
+from tkedistro.engine.registry import LocalRegistry, RegistryState
 from tkedistro.model.refs import split_image_ref
 
 DIGEST = "sha256:" + "ab" * 32

@@ -1,5 +1,5 @@
 """The release's OCI images without buildah: what each image is made of, when a published
-archive is reused, the archive packing, and how ``build/buildah.py`` calls buildah.
+archive is reused, the archive packing, and how ``engine/buildah.py`` calls buildah.
 
 ``FakeBuilder`` writes small but valid OCI layouts, so the index reading and the packing run
 on real files; the docker tier (``tests/integration/test_release_images_docker.py``) proves
@@ -19,9 +19,9 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from tkedistro.artifacts.context import ReleaseContext
-from tkedistro.build.backend import ImageConfig
-from tkedistro.build.buildah import Buildah
 from tkedistro.core.errors import ImageError
+from tkedistro.engine.buildah import Buildah
+from tkedistro.engine.protocols import ImageConfig
 from tkedistro.images.ocilayout import pack_layout, read_index
 from tkedistro.images.shipped import make_release_images, read_images_json
 
@@ -338,4 +338,4 @@ def test_only_build_buildah_names_the_buildah_command() -> None:
                     if any(isinstance(node, ast.Constant) and node.value == "buildah"
                            for node in ast.walk(ast.parse(path.read_text()))))
     # besides the module that runs it: the one list of host packages names the Debian package
-    assert naming == ["build/buildah.py", "setup/packages.py"]
+    assert naming == ["engine/buildah.py", "setup/packages.py"]

@@ -19,9 +19,10 @@ from typer.testing import CliRunner, Result
 
 from tests.helpers.gitrepo import git
 from tests.helpers.series import TRAILERS, Distro, make_distro
-from tkedistro.build import doctor, pipeline, plan
-from tkedistro.build.backend import ContainerSpec, ImageInfo, RunResult
+from tkedistro.build import pipeline, plan
 from tkedistro.cli.app import app
+from tkedistro.engine.protocols import ContainerSpec, ImageInfo, RunResult
+from tkedistro.setup import doctor
 
 IMAGE = "tkedistro/builder:go1.15-bullseye"
 LEFTOVER = "test/e2e/generated/bindata.go.tmp"

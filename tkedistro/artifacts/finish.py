@@ -76,8 +76,8 @@ def make_images(request: FinishRequest, ctx: ReleaseContext) -> list[dict[str, A
     """The component images of ``ctx`` as OCI archives in ``request.out/images``: the Debian
     base of each platform in the Docker engine (made once, shared with the cluster's images),
     buildah's own storage in the cache (never the host's), one run at a time."""
-    from tkedistro.build.buildah import Buildah
     from tkedistro.build.pipeline import default_image_engine
+    from tkedistro.engine.buildah import Buildah
     from tkedistro.images.base import ensure_component_base
     from tkedistro.images.components import LOCK_WAIT, work_dir
     from tkedistro.images.shipped import make_release_images

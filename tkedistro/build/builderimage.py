@@ -1,6 +1,6 @@
 """The builder image of a release, made offline for its ``go.version`` (``builder-image``).
 
-A Debian root filesystem (``build/debian.py``: debootstrap, import, reuse by inputs label) with
+A Debian root filesystem (``debian/rootfs.py``: debootstrap, import, reuse by inputs label) with
 the Go line's Debian package, gcc and libc headers (the kubelet needs cgo), the arm64 cross
 compiler, git, make, rsync and bash; ``go`` and ``gofmt`` linked into ``/usr/local/bin``,
 ``ENV PATH``/``HOME``, and labels with the Go version and the inputs digest. The name is the
@@ -22,14 +22,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tkedistro.build import emulation
-from tkedistro.build.backend import ContainerBackend, ContainerSpec, ImageEngine
-from tkedistro.build.debian import INPUTS_LABEL, DebianRecipe, ensure_debian_base
 from tkedistro.build.plan import builder_commands, check_builder_commands, check_go_version
 from tkedistro.core import console
 from tkedistro.core.errors import BuilderImageError
 from tkedistro.core.locks import exclusive_lock
 from tkedistro.core.workspace import Workspace
+from tkedistro.debian.rootfs import INPUTS_LABEL, DebianRecipe, ensure_debian_base
+from tkedistro.engine import emulation
+from tkedistro.engine.protocols import ContainerBackend, ContainerSpec, ImageEngine
 
 STEP = "builder_image"
 GO_VERSION_LABEL = "org.tkedistro.go-version"

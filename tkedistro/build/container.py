@@ -15,7 +15,6 @@ from typing import NoReturn
 
 from tkedistro import __version__
 from tkedistro.build import progress, publish
-from tkedistro.build.backend import ContainerBackend, ContainerSpec, Mount, Session
 from tkedistro.build.plan import (
     CONTAINER_CACHE,
     CONTAINER_OUT,
@@ -31,6 +30,7 @@ from tkedistro.core import console
 from tkedistro.core.errors import BuildError
 from tkedistro.core.files import log_tail
 from tkedistro.core.workspace import Workspace
+from tkedistro.engine.protocols import ContainerBackend, ContainerSpec, Mount, Session
 
 LOG_TAIL_LINES = 20
 

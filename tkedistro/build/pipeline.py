@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tkedistro import __version__
-from tkedistro.build import container, emulation, output, pause, publish
-from tkedistro.build.backend import ContainerBackend, ImageEngine, ImageInfo
+from tkedistro.build import container, output, pause, publish
 from tkedistro.build.finishing import (
     Finished,
     Finisher,
@@ -32,6 +31,8 @@ from tkedistro.core.errors import BuilderImageError, BuildError, NotReproducible
 from tkedistro.core.files import sha256_file
 from tkedistro.core.locks import output_lock
 from tkedistro.core.workspace import Workspace
+from tkedistro.engine import emulation
+from tkedistro.engine.protocols import ContainerBackend, ImageEngine, ImageInfo
 from tkedistro.git.repo import Repo
 from tkedistro.model.manifest import Manifest, load_release
 from tkedistro.source.buildwrites import build_writes
@@ -114,13 +115,13 @@ def host_platform() -> str:
 
 
 def default_backend() -> ContainerBackend:
-    from tkedistro.build.docker import DockerBackend
+    from tkedistro.engine.docker import DockerBackend
 
     return DockerBackend()
 
 
 def default_image_engine() -> ImageEngine:
-    from tkedistro.build.docker_images import DockerImages
+    from tkedistro.engine.docker_images import DockerImages
 
     return DockerImages()
 

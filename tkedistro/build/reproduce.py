@@ -15,11 +15,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tkedistro.build import output, publish
-from tkedistro.build.backend import ContainerBackend
 from tkedistro.build.container import build_in_container
 from tkedistro.build.plan import BuildPlan
 from tkedistro.core import console
 from tkedistro.core.workspace import Workspace
+from tkedistro.engine.protocols import ContainerBackend
 from tkedistro.git.repo import Repo
 
 # makes the second build's artifacts in its staged output: (out, go version, binaries) -> sums

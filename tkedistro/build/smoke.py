@@ -14,9 +14,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tkedistro.build.backend import Session
 from tkedistro.build.plan import EMULATED, NATIVE, NOT_RUN, SmokeCommand
 from tkedistro.core.errors import SmokeCheckError
+from tkedistro.engine.protocols import Session
 
 VERSION_RE = re.compile(r"v\d+\.\d+\.\d+[0-9A-Za-z.+-]*")
 

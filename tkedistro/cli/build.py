@@ -105,7 +105,7 @@ def images(
 
 def doctor(as_json: JsonOpt = False) -> None:
     """Check git, the Docker engine, builder images, disk and cache; say how to fix each."""
-    from tkedistro.build import doctor as doctor_mod
+    from tkedistro.setup import doctor as doctor_mod
 
     report = doctor_mod.run_doctor(G.workspace())
     emit(report.to_json(), report.format_text(), as_json)

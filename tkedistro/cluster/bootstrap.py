@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import PurePosixPath
 
-from tkedistro.build.backend import NodeEngine, NodeInfo, RunResult
 from tkedistro.cluster import config as cfg
 from tkedistro.cluster.config import ClusterConfig
 from tkedistro.core import console
 from tkedistro.core.errors import ClusterError
+from tkedistro.engine.protocols import NodeEngine, NodeInfo, RunResult
 
 KUBEADM_FILE = PurePosixPath("/etc/tkedistro/kubeadm.yaml")
 CNI_FILE = PurePosixPath("/etc/cni/net.d/10-tkedistro.conflist")

@@ -6,13 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tkedistro.build.registry import LocalRegistry
 from tkedistro.cluster import lifecycle
 from tkedistro.cluster.lifecycle import NODE_BINARIES, ClusterState, ClusterStatus
 from tkedistro.cluster.pushing import SupportImages
 from tkedistro.core.errors import ClusterError
 from tkedistro.core.locks import output_lock
 from tkedistro.core.workspace import Workspace
+from tkedistro.engine.registry import LocalRegistry
 from tkedistro.model.manifest import Manifest
 
 SupportProvider = Callable[[Manifest], SupportImages]  # given the release manifest, loaded once

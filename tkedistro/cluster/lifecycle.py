@@ -19,8 +19,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tkedistro.build.backend import Mount, NodeEngine, NodeInfo, NodeSpec
-from tkedistro.build.registry import LocalRegistry
 from tkedistro.cluster import bootstrap, pushing
 from tkedistro.cluster.config import (
     LABEL,
@@ -37,6 +35,8 @@ from tkedistro.core.errors import ClusterError
 from tkedistro.core.files import sha256_file, write_atomic
 from tkedistro.core.locks import exclusive_lock
 from tkedistro.core.workspace import Workspace
+from tkedistro.engine.protocols import Mount, NodeEngine, NodeInfo, NodeSpec
+from tkedistro.engine.registry import LocalRegistry
 from tkedistro.model.manifest import Manifest
 
 STATE_VERSION = 1
@@ -112,7 +112,7 @@ def cluster_config(ws: Workspace, release: str, version: str,
 
 
 def default_node_engine() -> NodeEngine:
-    from tkedistro.build.docker_nodes import DockerNodes
+    from tkedistro.engine.docker_nodes import DockerNodes
 
     return DockerNodes()
 

@@ -14,14 +14,14 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from tkedistro.build.backend import ImageEngine
-from tkedistro.build.debian import INPUTS_LABEL, RECORD_NAME, DebianRecipe, ensure_debian_base
-from tkedistro.build.imagerecord import ImageRecord, local_id
 from tkedistro.cluster.config import NODE_REGISTRY, REGISTRY_ROOT, ClusterConfig
 from tkedistro.core import console
 from tkedistro.core.errors import ClusterError
 from tkedistro.core.files import json_digest, sha256_file, write_atomic
 from tkedistro.core.render import environment
+from tkedistro.debian.rootfs import INPUTS_LABEL, RECORD_NAME, DebianRecipe, ensure_debian_base
+from tkedistro.engine.imagerecord import ImageRecord, local_id
+from tkedistro.engine.protocols import ImageEngine
 
 BASE_REF = "tkedistro/node-base:bookworm"
 SUITE = "bookworm"

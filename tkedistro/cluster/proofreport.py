@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from tkedistro.build.backend import NodeEngine
 from tkedistro.cluster import lifecycle
 from tkedistro.cluster.proofs import Proof, prove_series
 from tkedistro.core.errors import ClusterError, PatchProofError
 from tkedistro.core.workspace import Workspace
+from tkedistro.engine.protocols import NodeEngine
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from tkedistro.build.backend import NodeEngine, RunResult
 from tkedistro.cluster import bootstrap
 from tkedistro.cluster.config import IMAGE_PATH, NODE_REGISTRY, PAUSE_TAG
 from tkedistro.cluster.lifecycle import ClusterState
 from tkedistro.core.render import yaml_documents
+from tkedistro.engine.protocols import NodeEngine, RunResult
 
 KCM_PATCH = "0001-kube-controller-manager-dynamic-log-level.patch"
 METRICS_PATCH = "0002-kubelet-containerd-container-metric-labels.patch"

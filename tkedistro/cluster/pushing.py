@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tkedistro.build.backend import ImageEngine
-from tkedistro.build.registry import LocalRegistry
 from tkedistro.cluster.config import ETCD_TAG, IMAGE_PATH, NODE_REGISTRY, PAUSE_TAG, ClusterConfig
 from tkedistro.core import console
 from tkedistro.core.workspace import Workspace
+from tkedistro.engine.protocols import ImageEngine
+from tkedistro.engine.registry import LocalRegistry
 from tkedistro.model.manifest import Manifest
 
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")

@@ -1,6 +1,6 @@
 """One Debian root filesystem, made offline, that every Debian-based conformance image starts from.
 
-``build/debian.py`` does the work (debootstrap ``--variant=minbase`` of bullseye, import, reuse
+``debian/rootfs.py`` does the work (debootstrap ``--variant=minbase`` of bullseye, import, reuse
 while the inputs label matches); this module names what the conformance images need and the ref
 ``tkedistro/conformance-base:bullseye``. debootstrap needs root.
 """
@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tkedistro.build.backend import ImageEngine
-from tkedistro.build.debian import (
+from tkedistro.debian.rootfs import (
     DEFAULT_MIRROR,
     INPUTS_LABEL,
     PACKAGES_LABEL,
@@ -23,6 +22,7 @@ from tkedistro.build.debian import (
     mirror,
     reusable,
 )
+from tkedistro.engine.protocols import ImageEngine
 
 __all__ = ["BASE_REF", "DEFAULT_MIRROR", "INPUTS_LABEL", "PACKAGES", "PACKAGES_LABEL",
            "PATH_ENV", "SOURCE_LABEL", "SUITE", "DebianBase", "ensure_base", "inputs_digest",

@@ -21,7 +21,6 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from tkedistro.build.backend import ContainerBackend, ContainerSpec, ImageEngine, Mount
 from tkedistro.build.plan import check_go_version
 from tkedistro.conformance.debianbase import INPUTS_LABEL, SOURCE_LABEL, ensure_base
 from tkedistro.conformance.imagebuild import (
@@ -37,6 +36,7 @@ from tkedistro.core import console
 from tkedistro.core.errors import BuildError, ClusterError
 from tkedistro.core.files import json_digest, write_atomic
 from tkedistro.core.render import environment
+from tkedistro.engine.protocols import ContainerBackend, ContainerSpec, ImageEngine, Mount
 
 if TYPE_CHECKING:
     from tkedistro.core.workspace import Workspace

@@ -7,11 +7,11 @@ import dataclasses
 import time
 from collections.abc import Callable
 
-from tkedistro.build.registry import LocalRegistry
 from tkedistro.conformance.offline import OfflineImages, prepare_images
 from tkedistro.conformance.pipeline import registry_dir
 from tkedistro.core import console
 from tkedistro.core.workspace import Workspace
+from tkedistro.engine.registry import LocalRegistry
 from tkedistro.model.manifest import load_release
 
 

@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from tkedistro.build.backend import ContainerBackend, ContainerSpec, ImageEngine, Mount
 from tkedistro.conformance import recipes
 from tkedistro.conformance.debianbase import INPUTS_LABEL, DebianBase, ensure_base
 from tkedistro.conformance.imagebuild import (
@@ -30,6 +29,7 @@ from tkedistro.conformance.recipes import Recipe, recipe_for
 from tkedistro.core import console
 from tkedistro.core.errors import BuildError
 from tkedistro.core.runner import run
+from tkedistro.engine.protocols import ContainerBackend, ContainerSpec, ImageEngine, Mount
 
 short_name = recipes.short_name
 __all__ = ["BuildTool", "ImageOutcome", "ImageSet", "backend_build_tool", "build_image_set",

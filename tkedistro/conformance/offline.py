@@ -16,12 +16,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tkedistro.build.backend import ImageEngine
 from tkedistro.conformance import catalog as catalog_mod
 from tkedistro.conformance import images, repolist
 from tkedistro.core import console
 from tkedistro.core.errors import ClusterError
 from tkedistro.core.workspace import Workspace
+from tkedistro.engine.protocols import ImageEngine
 from tkedistro.model.manifest import Manifest
 
 

@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tkedistro.build.registry import LocalRegistry
 from tkedistro.cluster import lifecycle
 from tkedistro.cluster.config import NODE_REGISTRY
 from tkedistro.cluster.lifecycle import NODE_BINARIES
@@ -37,6 +36,7 @@ from tkedistro.core import console
 from tkedistro.core.errors import ClusterError, ConformanceFailedError
 from tkedistro.core.locks import output_lock
 from tkedistro.core.workspace import Workspace
+from tkedistro.engine.registry import LocalRegistry
 from tkedistro.model.manifest import Manifest, load_release
 
 TOOLS = ("e2e.test", "ginkgo", "kubectl")

@@ -4,10 +4,10 @@ What upstream's ``debian-iptables``/``debian-base`` carry for kube-proxy (iptabl
 conntrack, ebtables, kmod, iproute2, netbase) plus ca-certificates; the control-plane binaries
 are static Go and need nothing more. iptables, ip6tables and ebtables are switched to the
 **legacy** backend, as the nodes' kubelet uses it: kube-proxy must write its rules where the
-kubelet writes its own. Docs, man pages and locales are left out. Made by ``build/debian.py``
+kubelet writes its own. Docs, man pages and locales are left out. Made by ``debian/rootfs.py``
 (debootstrap, root) and reused while its inputs label matches. A base for another
 architecture (``linux/arm64`` on an amd64 host) is debootstrapped here too, its second stage
-under qemu-user (binfmt_misc with the F flag; ``build/emulation.py`` says what to install
+under qemu-user (binfmt_misc with the F flag; ``engine/emulation.py`` says what to install
 when it is missing), and imported as that platform.
 """
 
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tkedistro.build import emulation
-from tkedistro.build.backend import ImageEngine
-from tkedistro.build.debian import DebianBase, DebianRecipe, ensure_debian_base
 from tkedistro.core.errors import BuildError
+from tkedistro.debian.rootfs import DebianBase, DebianRecipe, ensure_debian_base
+from tkedistro.engine import emulation
+from tkedistro.engine.protocols import ImageEngine
 
 STEP = "component_images"
 BASE_REPOSITORY = "tkedistro/component-base"

@@ -5,7 +5,7 @@ per component on it, tagged ``<repository>/<component>:<distro version>``. An im
 ``org.tkedistro.inputs`` label matches its recipe (binary sha256, base id, Dockerfile, labels)
 is reused: a second call builds nothing. ``tag_kubeadm_images`` puts the conformance etcd and
 pause images under the same repository, so kubeadm finds all of its images in one place.
-Everything goes through the ``ImageEngine`` protocol (``build/backend.py``).
+Everything goes through the ``ImageEngine`` protocol (``engine/protocols.py``).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tkedistro.build.backend import ImageEngine
-from tkedistro.build.debian import INPUTS_LABEL, DebianBase
-from tkedistro.build.imagerecord import ImageRecord, local_id
 from tkedistro.core import console
 from tkedistro.core.errors import BuildError
 from tkedistro.core.locks import exclusive_lock
 from tkedistro.core.workspace import Workspace
+from tkedistro.debian.rootfs import INPUTS_LABEL, DebianBase
+from tkedistro.engine.imagerecord import ImageRecord, local_id
+from tkedistro.engine.protocols import ImageEngine
 from tkedistro.images.base import STEP, ensure_component_base
 from tkedistro.images.recipes import (
     COMPONENTS,

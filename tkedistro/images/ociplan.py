@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-from tkedistro.build.backend import ImageConfig
-from tkedistro.build.debian import INPUTS_LABEL, SOURCE_LABEL
 from tkedistro.core.errors import ImageError
 from tkedistro.core.files import json_digest, sha256_file
+from tkedistro.debian.rootfs import INPUTS_LABEL, SOURCE_LABEL
+from tkedistro.engine.protocols import ImageConfig
 from tkedistro.images.base import base_ref
 from tkedistro.images.recipes import (
     BASE_LABEL,

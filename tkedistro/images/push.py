@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tkedistro.build import skopeo
 from tkedistro.core import console
 from tkedistro.core.errors import ImageError
+from tkedistro.engine import skopeo
 from tkedistro.model.refs import registry_problem, split_image_ref
 
 STEP = "push_images"

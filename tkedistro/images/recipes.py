@@ -14,9 +14,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from tkedistro.build.debian import INPUTS_LABEL, SOURCE_LABEL, DebianBase
 from tkedistro.core.errors import BuildError
 from tkedistro.core.files import json_digest, sha256_file, write_atomic
+from tkedistro.debian.rootfs import INPUTS_LABEL, SOURCE_LABEL, DebianBase
 from tkedistro.model.manifest import Manifest
 
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")

@@ -1,7 +1,7 @@
 """The release's component images as reproducible multi-arch OCI archives.
 
 ``make_release_images`` makes, for each component of the manifest's ``images:``, one image
-per platform through an ``OciBuilder`` (``build/buildah.py``), gathers them in one index
+per platform through an ``OciBuilder`` (``engine/buildah.py``), gathers them in one index
 pushed with all of its images into an OCI layout, and packs that layout into
 ``<out>/images/<component>.oci.tar`` (``images/ocilayout.py``: same layout, same bytes). Every
 time in an image is the release's ``source_date_epoch``, so two runs from the same inputs give
@@ -24,10 +24,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from tkedistro.build.backend import OciBuilder
 from tkedistro.core import console
 from tkedistro.core.errors import ImageError
 from tkedistro.core.files import sha256_file, write_atomic
+from tkedistro.engine.protocols import OciBuilder
 from tkedistro.images.ocilayout import pack_layout, read_index
 from tkedistro.images.ociplan import (
     PAUSE,

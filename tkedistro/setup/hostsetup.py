@@ -16,18 +16,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tkedistro.build import builderimage, emulation
-from tkedistro.build.backend import ContainerBackend, ImageEngine
-from tkedistro.build.debian import reusable
-from tkedistro.build.doctor import ENGINE_FIX, Check
+from tkedistro.build import builderimage
 from tkedistro.core import console
 from tkedistro.core.errors import HostNotReadyError, TkedistroError
 from tkedistro.core.locks import exclusive_lock
 from tkedistro.core.workspace import Workspace
+from tkedistro.debian.rootfs import reusable
+from tkedistro.engine import emulation
+from tkedistro.engine.protocols import ContainerBackend, ImageEngine
 from tkedistro.images import components
 from tkedistro.images.base import base_recipe, ensure_component_base
 from tkedistro.model.manifest import Manifest, list_release_names, load_release
 from tkedistro.setup import packages
+from tkedistro.setup.doctor import ENGINE_FIX, Check
 
 # One thing the host needs: in place or not, what was found, and the fix (doctor's check).
 Item = Check

@@ -4,7 +4,7 @@
 (``conformance/hostcheck.py``), the OCI image tools (buildah, skopeo) and, when a release has
 a platform this host does not run natively, qemu-user-static and binfmt-support. The
 emulation entry (``qemu-aarch64`` for linux/arm64) must be registered with the F flag
-(``build/emulation.py`` says whether it is). Every command is an argv list through
+(``engine/emulation.py`` says whether it is). Every command is an argv list through
 ``core.runner.run``.
 """
 
@@ -14,10 +14,10 @@ import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from tkedistro.build import emulation
 from tkedistro.conformance.hostcheck import REQUIREMENTS, Requirement
 from tkedistro.core.errors import HostNotReadyError
 from tkedistro.core.runner import run
+from tkedistro.engine import emulation
 
 # OCI images: made with buildah, copied and inspected with skopeo
 IMAGE_TOOLS = (Requirement("buildah", "buildah"), Requirement("skopeo", "skopeo"))

@@ -38,7 +38,7 @@ def platform_fields(platform: str) -> dict[str, str]:
 
 def container_config(changes: Sequence[str]) -> dict[str, Any]:
     """The ``config`` of an image from ``ENV NAME=VALUE`` and ``LABEL KEY=VALUE`` lines (a
-    value may be JSON-quoted, as ``build/debian.py`` writes it); other lines are refused."""
+    value may be JSON-quoted, as ``debian/rootfs.py`` writes it); other lines are refused."""
     env: list[str] = []
     labels: dict[str, str] = {}
     for line in changes:

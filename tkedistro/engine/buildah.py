@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from pathlib import Path, PurePosixPath
 
-from tkedistro.build.backend import ImageConfig
 from tkedistro.core.errors import CommandError, ImageError
 from tkedistro.core.runner import run
+from tkedistro.engine.protocols import ImageConfig
 
 BUILDAH = "buildah"
 INSTALL_HINT = "install buildah (Debian/Ubuntu: apt-get install buildah)"

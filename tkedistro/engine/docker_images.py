@@ -13,11 +13,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tkedistro.build.backend import BuiltImage
-from tkedistro.build.docker import connect
-from tkedistro.build.docker_archive import write_load_archive
 from tkedistro.core import console
 from tkedistro.core.errors import BuildError
+from tkedistro.engine.docker import connect
+from tkedistro.engine.docker_archive import write_load_archive
+from tkedistro.engine.protocols import BuiltImage
 from tkedistro.model.refs import split_image_ref
 
 LOG_TAIL_LINES = 40
@@ -109,7 +109,7 @@ class DockerImages:
     def _load_rootfs(self, rootfs_tar: Path, ref: str, changes: Sequence[str],
                      platform: str) -> BuiltImage:
         """The import for ``platform``: a ``docker load`` archive whose config names it (the
-        engine's import keeps its own architecture; ``build/docker_archive.py``)."""
+        engine's import keeps its own architecture; ``engine/docker_archive.py``)."""
         import docker.errors
 
         archive = rootfs_tar.with_name(rootfs_tar.name + ".load.tar")

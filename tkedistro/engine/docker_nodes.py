@@ -1,6 +1,6 @@
 """``NodeEngine`` on the Docker engine (docker SDK): node containers, their network, volumes.
 
-With ``build/docker.py`` and ``build/docker_images.py`` one of the only modules importing
+With ``engine/docker.py`` and ``engine/docker_images.py`` one of the only modules importing
 ``docker``. A node is not ``--privileged`` (that asks for ``CAP_SYS_RESOURCE``, which some
 VMs cannot grant): it gets every other capability, unconfined seccomp/AppArmor/system paths,
 every device and the host cgroup tree read-write, as kind's nodes need, while its network,
@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from tkedistro.build.backend import NetworkInfo, NodeInfo, NodeSpec, RunResult
-from tkedistro.build.docker import connect
 from tkedistro.core.errors import ClusterError
+from tkedistro.engine.docker import connect
+from tkedistro.engine.protocols import NetworkInfo, NodeInfo, NodeSpec, RunResult
 
 # The 37 capabilities of Linux 5.8's set but SYS_RESOURCE (Docker 20.10 knows no later ones:
 # BPF, PERFMON and CHECKPOINT_RESTORE are refused by name; listing beats "ALL" minus one,

@@ -9,7 +9,7 @@ any setup/prune/arch); a later call reuses it while that digest matches. deboots
 
 A recipe for another architecture (``arch="arm64"`` on an amd64 host) is debootstrapped the
 same way: both stages run here, the second under qemu-user through binfmt_misc
-(``build/emulation.py`` checks that first and says what to install when it is missing), and
+(``engine/emulation.py`` checks that first and says what to install when it is missing), and
 the import records the platform (``linux/arm64``) in the image's config.
 
 The conformance base (``conformance/debianbase.py``), the component base (``images/base.py``)
@@ -26,13 +26,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tkedistro.build.backend import BuiltImage, ImageEngine
-from tkedistro.build.emulation import can_run
-from tkedistro.build.imagerecord import ImageRecord, local_id
 from tkedistro.core import console
 from tkedistro.core.errors import BuildError
 from tkedistro.core.files import json_digest
 from tkedistro.core.runner import run
+from tkedistro.engine.emulation import can_run
+from tkedistro.engine.imagerecord import ImageRecord, local_id
+from tkedistro.engine.protocols import BuiltImage, ImageEngine
 
 SUITE = "bullseye"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"

@@ -1,6 +1,6 @@
 """The container backend protocol: check availability, inspect an image, run argv in a session.
 
-Nothing here knows about Docker. ``build/docker.py`` implements the protocol with the docker
+Nothing here knows about Docker. ``engine/docker.py`` implements the protocol with the docker
 SDK; podman, a remote host or a Kubernetes Job would each be one more module like it.
 Host paths are ``Path``; paths inside the container are ``PurePosixPath``.
 """
@@ -139,7 +139,7 @@ class BuiltImage:
 class ImageEngine(Protocol):
     """Local image operations (build, import, tag, push, pull) on a container engine.
 
-    ``build/docker.py`` implements it with the Docker SDK. Registries on 127.0.0.0/8 are
+    ``engine/docker.py`` implements it with the Docker SDK. Registries on 127.0.0.0/8 are
     plain HTTP (the engine treats loopback registries as insecure by default).
     """
 
@@ -259,7 +259,7 @@ class ImageConfig:
 
 
 class OciBuilder(Protocol):
-    """Daemonless OCI image building and multi-arch indexes (``build/buildah.py``).
+    """Daemonless OCI image building and multi-arch indexes (``engine/buildah.py``).
 
     Images go from a working container to an OCI layout folder (``layout``, ``tag``); an
     index is made in the builder's own storage, pushed with its images into a layout and

@@ -4,7 +4,7 @@
 registered in ``/proc/sys/fs/binfmt_misc``, enabled, with the **F** flag (the interpreter is
 opened at registration, so it also works inside a chroot or a container whose root has no
 qemu: debootstrap's second stage, ``docker run --platform``). The answer's text says which,
-or why not and what to install. Used by the foreign Debian bases (``build/debian.py``) and by
+or why not and what to install. Used by the foreign Debian bases (``debian/rootfs.py``) and by
 the smoke checks of foreign images.
 """
 

@@ -24,7 +24,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tkedistro.build.backend import (
+from tkedistro.core import console
+from tkedistro.core.errors import BackendUnavailableError, BuildError
+from tkedistro.engine.protocols import (
     KEEP_CONTAINER_ENV,
     ContainerSpec,
     ImageInfo,
@@ -32,8 +34,6 @@ from tkedistro.build.backend import (
     OnLine,
     RunResult,
 )
-from tkedistro.core import console
-from tkedistro.core.errors import BackendUnavailableError, BuildError
 
 TAIL_CHARS = 64_000
 CONTAINER_LABEL = "org.tkedistro.build"

@@ -12,11 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tkedistro.build import emulation
-from tkedistro.build.backend import ContainerBackend, ContainerSpec
-from tkedistro.build.buildah import BUILDAH
 from tkedistro.build.plan import builder_commands
-from tkedistro.build.skopeo import BINARY as SKOPEO
 from tkedistro.core.errors import (
     BackendUnavailableError,
     CommandError,
@@ -25,6 +21,10 @@ from tkedistro.core.errors import (
 )
 from tkedistro.core.runner import run
 from tkedistro.core.workspace import Workspace
+from tkedistro.engine import emulation
+from tkedistro.engine.buildah import BUILDAH
+from tkedistro.engine.protocols import ContainerBackend, ContainerSpec
+from tkedistro.engine.skopeo import BINARY as SKOPEO
 from tkedistro.model.manifest import list_release_names, load_release
 
 MIN_FREE_GIB = 20  # a v1.20 tree, its Go cache and the outputs
@@ -110,7 +110,7 @@ def check_disk(ws: Workspace) -> list[Check]:
 
 def check_engine_and_images(ws: Workspace) -> list[Check]:
     """The container engine answers and each release's builder image is present."""
-    from tkedistro.build.docker import DockerBackend
+    from tkedistro.engine.docker import DockerBackend
 
     backend = DockerBackend()
     try:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tkedistro.build.backend import ImageEngine
 from tkedistro.core.files import write_atomic
+from tkedistro.engine.protocols import ImageEngine
 
 
 class ImageRecord:

@@ -9,7 +9,7 @@
   into the Docker engine (``docker-daemon:``, ``--override-os/--override-arch``).
 
 TLS is verified except for a registry on loopback (127.0.0.0/8, ``localhost``, ``[::1]``),
-which is plain HTTP, as the engine and ``build/registry.py``'s ``LocalRegistry`` have it.
+which is plain HTTP, as the engine and ``engine/registry.py``'s ``LocalRegistry`` have it.
 Credentials are skopeo's own (``skopeo login``, ``~/.docker/config.json``).
 """
 
