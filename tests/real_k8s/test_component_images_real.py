@@ -1,10 +1,10 @@
 """Component images from the really built v1.20.2 binaries of the persistent distro, on the real
 Debian component base: each runs ``--version`` and prints the distro's stamp, kube-proxy's
-iptables is the legacy backend the nodes use, a second call builds nothing, and kubeadm's etcd
-and pause are found under the same repository.
+iptables is the legacy backend the nodes use, and a second call builds nothing (kubeadm's etcd
+and pause under the same repository: test_conformance_images_real.py, which makes them).
 
-Reads ``/var/tmp/tkedistro-realk8s/distro/_output/1.20`` as the build tier left it (it does not
-build). The base is debootstrapped the first time (root, about 2 minutes) and kept in the
+Builds the persistent distro through the CLI first (a no-op when warm), so it needs no earlier
+run. The base is debootstrapped the first time (root, about 2 minutes) and kept in the
 engine; images go to the default repository ``tkedistro.local/k8s``, the names a local kubeadm
 cluster uses.
 """
@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from tests.real_k8s.conftest import FIXTURE_COMMIT, PERSIST
+from tests.real_k8s.conftest import FIXTURE_COMMIT, PERSIST, build_persistent_distro
 from tkedistro.build.output import read_sha256sums
 from tkedistro.core.workspace import Workspace
 from tkedistro.engine.docker_images import DockerImages
@@ -30,15 +30,6 @@ pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(1200
 
 VERSION = "v1.20.2-tke.1"
 WS = Workspace(root=PERSIST / "distro", cache=PERSIST / "cache")
-# the flags kubeadm v1.20's etcd static pod passes (cmd/kubeadm/app/phases/etcd/local.go)
-KUBEADM_ETCD_FLAGS = (
-    "name", "listen-client-urls", "advertise-client-urls", "listen-peer-urls",
-    "initial-advertise-peer-urls", "data-dir", "cert-file", "key-file", "trusted-ca-file",
-    "client-cert-auth", "peer-cert-file", "peer-key-file", "peer-trusted-ca-file",
-    "peer-client-cert-auth", "snapshot-count", "listen-metrics-urls", "initial-cluster",
-    "initial-cluster-state")
-
-
 def _run(ref: str, *argv: str) -> str:
     proc = subprocess.run(["docker", "run", "--rm", "--network", "none", ref, *argv],
                           capture_output=True, text=True, timeout=120, check=False)
@@ -48,11 +39,9 @@ def _run(ref: str, *argv: str) -> str:
 
 @pytest.fixture(scope="module")
 def made() -> tuple[list[ComponentImage], list[ComponentImage], float]:
-    bins = WS.output_dir("1.20") / "bin/linux/amd64"
-    missing = [c for c in recipes.COMPONENTS if not (bins / c).is_file()]
-    if missing:
-        pytest.skip(f"not built in {bins}: {', '.join(missing)} (run the build tier first: "
-                    "tests/real_k8s/test_build_real.py)")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        ws = build_persistent_distro(monkeypatch)
+    assert ws.root == WS.root
     engine = DockerImages()
     if os.geteuid() != 0 and engine.labels(base.base_ref("linux/amd64")) is None:
         pytest.skip("the component base is not made yet and making it needs root")
@@ -96,19 +85,3 @@ def test_labels_match_the_build_output(made: tuple) -> None:
         assert image.labels["org.opencontainers.image.revision"] == FIXTURE_COMMIT
         assert image.labels["org.tkedistro.binary.sha256"] == (
             "sha256:" + sums[f"bin/linux/amd64/{image.component}"])
-
-
-def test_kubeadm_finds_etcd_and_pause_under_the_repository(made: tuple) -> None:
-    engine = DockerImages()
-    sources = [t.source for t in components.kubeadm_extra_refs()]
-    if any(engine.labels(s) is None for s in sources):
-        pytest.skip("the conformance etcd/pause images are not made yet "
-                    "(tkedistro conformance images 1.20)")
-    etcd, pause = components.tag_kubeadm_images(engine)
-    assert _run(etcd.ref, "sh", "-c", "command -v etcd").strip() == "/usr/local/bin/etcd"
-    helptext = _run(etcd.ref, "etcd", "--help")
-    assert [f for f in KUBEADM_ETCD_FLAGS if f"--{f} " not in helptext] == []
-    entry = subprocess.run(["docker", "image", "inspect", "--format",
-                            "{{json .Config.Entrypoint}}", pause.ref], capture_output=True,
-                           text=True, check=True).stdout.strip()
-    assert entry == '["/pause"]'

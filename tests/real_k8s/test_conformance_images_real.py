@@ -24,6 +24,7 @@ from tests.real_k8s.conftest import PERSIST, refresh_persistent_distro
 from tkedistro.cli.app import app
 from tkedistro.engine.docker_images import DockerImages
 from tkedistro.engine.registry import LocalRegistry
+from tkedistro.images import components
 
 pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(3600)]
 
@@ -123,3 +124,33 @@ def test_push_to_another_registry_writes_a_repo_list_for_it(
     listing = Path(data["repo_list"]).read_text()
     assert f"gcRegistry: {target.address}/k8s.gcr.io\n" in listing
     assert "invalidRegistry: invalid.com/invalid\n" in listing
+
+
+# the flags kubeadm v1.20's etcd static pod passes (cmd/kubeadm/app/phases/etcd/local.go)
+KUBEADM_ETCD_FLAGS = (
+    "name", "listen-client-urls", "advertise-client-urls", "listen-peer-urls",
+    "initial-advertise-peer-urls", "data-dir", "cert-file", "key-file", "trusted-ca-file",
+    "client-cert-auth", "peer-cert-file", "peer-key-file", "peer-trusted-ca-file",
+    "peer-client-cert-auth", "snapshot-count", "listen-metrics-urls", "initial-cluster",
+    "initial-cluster-state")
+
+
+def _docker_run(ref: str, *argv: str) -> str:
+    proc = subprocess.run(["docker", "run", "--rm", "--network", "none", ref, *argv],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout + proc.stderr
+
+
+def test_kubeadm_finds_etcd_and_pause_under_the_repository(
+        runs: tuple[Path, dict[str, object], dict[str, object]]) -> None:
+    """The conformance etcd and pause (made by `runs`) tagged where a kubeadm cluster of the
+    component images looks for them."""
+    etcd, pause = components.tag_kubeadm_images(DockerImages())
+    assert _docker_run(etcd.ref, "sh", "-c", "command -v etcd").strip() == "/usr/local/bin/etcd"
+    helptext = _docker_run(etcd.ref, "etcd", "--help")
+    assert [f for f in KUBEADM_ETCD_FLAGS if f"--{f} " not in helptext] == []
+    entry = subprocess.run(["docker", "image", "inspect", "--format",
+                            "{{json .Config.Entrypoint}}", pause.ref], capture_output=True,
+                           text=True, check=True).stdout.strip()
+    assert entry == '["/pause"]'
