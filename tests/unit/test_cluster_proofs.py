@@ -357,3 +357,42 @@ def test_prove_needs_a_running_cluster(tmp_path: Path, monkeypatch: pytest.Monke
     assert result.exit_code == 16
     assert "the cluster of 1.20 (tke-1-20-" in result.stderr
     assert "hint: start it: tkedistro cluster up 1.20" in result.stderr
+
+
+def test_reordering_the_series_keeps_every_proof_attached(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _distro(tmp_path)
+    moved = CliRunner().invoke(app, ["--root", str(root), "patches", "reorder", "1.20",
+                                     "--move", "0003", "--before", "0001"])
+    assert moved.exit_code == 0, moved.output
+    renamed = ["0001-kubelet-kmem-accounting-off.patch",
+               "0002-kube-controller-manager-dynamic-log-level.patch",
+               "0003-kubelet-containerd-container-metric-labels.patch"]
+    assert sorted(p.name for p in (root / "patches" / "1.20").iterdir()) == renamed
+    result = _prove(monkeypatch, root, FakeCluster(), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [(p["patch"], p["kind"], p["passed"]) for p in report["proofs"]] == [
+        (renamed[0], "cgroup-value", True), (renamed[1], "component-http", True),
+        (renamed[2], "metric-labels", True)]
+    assert report["unproven"] == []
+    checks = [p["check"] for p in report["proofs"]]
+    assert checks[0].startswith("memory cgroups the kubelet on")
+    assert checks[1].startswith("PUT https://127.0.0.1:10257/debug/flags/v in")
+    assert checks[2].startswith("/metrics/cadvisor of")
+
+
+def test_the_checks_name_what_each_kind_looked_at(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _prove(monkeypatch, _distro(tmp_path), FakeCluster())
+    checks = [line.strip() for line in result.stdout.splitlines()[1:]
+              if line.startswith(" " * 8) and not line.strip().startswith("evidence:")]
+    assert checks == [
+        f"PUT https://127.0.0.1:10257/debug/flags/v in {CONTROL}: refused without credentials, "
+        "200 for 5 and 400 for 'loud' as system:masters, then the manifest's verbosity put back",
+        f"/metrics/cadvisor of {WORKER} for pod tkedistro-proofs/patch-proof: the pause sandbox "
+        'as container="POD" with pod and namespace, container "app" with pod, namespace and '
+        "image",
+        f"memory cgroups the kubelet on {WORKER} made for pod tkedistro-proofs/patch-proof "
+        "(memory limit 33554432) and for kubepods: no kernel-memory limit; kmem usage judged "
+        "where the kernel only accounts after a limit write (< 4.6)"]

@@ -82,7 +82,7 @@ class MetricLabels(_Spec):
     sandbox: Word | None = None  # the container label of the pod sandbox's series
 
 
-CgroupName = Literal["kubepods", "pod"]
+CgroupName = Literal["kubepods", "pod", "container"]
 Controller = Literal["memory", "cpu", "cpuacct", "pids", "blkio", "cpuset", "hugetlb"]
 
 
@@ -178,7 +178,7 @@ _EXPECT = {
     "endpoint": "a kubelet path like /metrics/cadvisor", "sandbox": "one word like POD",
     "file": "a cgroup file name like memory.limit_in_bytes",
     "equals": "a number or unlimited", "contains": "some text",
-    "cgroups": "kubepods, pod or kubepods,pod",
+    "cgroups": "some of kubepods,pod,container",
 }
 
 
