@@ -108,14 +108,12 @@ class CgroupValue(_Spec):
         return self
 
 
-ProofSpec = Annotated[ComponentHttp | MetricLabels | CgroupValue, Field(discriminator="kind")]
+Spec = ComponentHttp | MetricLabels | CgroupValue
+ProofSpec = Annotated[Spec, Field(discriminator="kind")]
 SPECS: dict[str, type[_Spec]] = {
     get_args(cls.model_fields["kind"].annotation)[0]: cls
     for cls in (ComponentHttp, MetricLabels, CgroupValue)}
 KIND_NAMES = tuple(sorted(SPECS))
-
-
-Spec = ComponentHttp | MetricLabels | CgroupValue
 _ADAPTER: TypeAdapter[Spec] = TypeAdapter(ProofSpec)
 
 
