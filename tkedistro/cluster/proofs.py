@@ -51,7 +51,7 @@ def declared_proofs(ws: Workspace, manifest: Manifest) -> list[Declared]:
     (``PatchFormatError`` for one that declares a proof wrongly, as ``validate`` says)."""
     found = []
     for index, entry in enumerate(manifest.patches):
-        where = f"releases/{manifest.release}.yaml: patches[{index}].file"
+        where = f"{ws.rel(manifest.path)}: patches[{index}].file"
         value = parse_patch(ws.repo_file(entry.file, where), entry.file).trailer(PROOF_TRAILER)
         if value is not None:
             found.append(Declared(PurePosixPath(entry.file).name,
