@@ -4,7 +4,7 @@ clusters, the files written into nodes, and every argv run in them.
 Commands answer like a small kubeadm cluster would: ``kubeadm init`` prints a join command
 with a CA hash, ``kubectl get nodes -o json`` lists the nodes with their pod CIDRs and the
 Ready ones, ``iptables -N`` fails for a chain that already exists. ``fail`` makes chosen
-commands on chosen nodes fail.
+commands on chosen nodes fail; ``answers`` gives chosen commands a canned output.
 """
 
 from __future__ import annotations
@@ -46,6 +46,9 @@ class FakeNodes:
     ready: set[str] = field(default_factory=set)
     fail: set[tuple[str, str]] = field(default_factory=set)  # (node, argv[0]) that exit 1
     chains: set[tuple[str, str]] = field(default_factory=set)
+    # the first key that is part of the command line (argv joined by spaces) gives its
+    # (exit code, output), e.g. {"get pod patch-proof -o json": (0, "{...}")}
+    answers: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     # --- fixtures' helpers ----------------------------------------------------------------
     def add_cluster(self, cluster: str, nodes: Sequence[str], *, running: bool = True,
@@ -105,6 +108,10 @@ class FakeNodes:
             return RunResult(args, 1, f"Error: No such container: {name}")
         if (name, args[0]) in self.fail:
             return RunResult(args, 1, f"{args[0]} failed on {name}")
+        line = " ".join(args)
+        canned = next((v for k, v in self.answers.items() if k in line), None)
+        if canned is not None:
+            return RunResult(args, *canned)
         if args[:2] == ("kubeadm", "init"):
             return RunResult(args, 0, INIT_OUTPUT)
         if args[0] == "kubectl" and "get" in args and "nodes" in args:

@@ -18,10 +18,13 @@ from typer.testing import CliRunner, Result
 
 from tests.real_k8s.conftest import refresh_persistent_distro
 from tkedistro.cluster.bootstrap import kubectl
-from tkedistro.cluster.proofs import KCM_PATCH, KMEM_PATCH, METRICS_PATCH
 from tkedistro.engine.docker_nodes import DockerNodes
 
 pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(1800)]
+# the 1.20 series; each declares its proof in its Proof: trailer
+KCM_PATCH = "0001-kube-controller-manager-dynamic-log-level.patch"
+METRICS_PATCH = "0002-kubelet-containerd-container-metric-labels.patch"
+KMEM_PATCH = "0003-kubelet-kmem-accounting-off.patch"
 
 
 def _tool(root: Path, *args: str) -> Result:
@@ -54,6 +57,8 @@ def test_each_patch_shows_its_effect_on_the_running_cluster(root: Path) -> None:
     assert failed == {}
     assert proved.exit_code == 0, proved.output
     assert list(by_patch) == [KCM_PATCH, METRICS_PATCH, KMEM_PATCH]
+    assert [p["kind"] for p in report["proofs"]] == ["component-http", "metric-labels",
+                                                     "cgroup-value"]
     assert report["unproven"] == [] and report["runs_current_build"] is True
 
     kcm = by_patch[KCM_PATCH]["evidence"]

@@ -19,18 +19,19 @@ from tkedistro.cli.app import app
 from tkedistro.cluster import lifecycle, proofs
 from tkedistro.cluster.config import cluster_name
 from tkedistro.cluster.lifecycle import ClusterState
-from tkedistro.cluster.proofs import (
-    KCM_PATCH,
-    KMEM_PATCH,
-    METRICS_PATCH,
-    HttpAnswer,
-    ProofPod,
-    judge_kmem,
-    manifest_verbosity,
-    parse_metrics,
-    subject_groups,
-)
+from tkedistro.cluster.proofkinds import cgroupvalue, componenthttp, metriclabels
+from tkedistro.cluster.proofkinds.cgroupvalue import judge_kmem
+from tkedistro.cluster.proofkinds.componenthttp import HttpAnswer, manifest_flag, subject_groups
+from tkedistro.cluster.proofkinds.metriclabels import parse_metrics
+from tkedistro.cluster.proofkinds.pod import ProofPod
+from tkedistro.core.workspace import Workspace
 from tkedistro.engine.protocols import NodeInfo, RunResult
+from tkedistro.model.manifest import load_release
+
+KCM_PATCH = "0001-kube-controller-manager-dynamic-log-level.patch"
+METRICS_PATCH = "0002-kubelet-containerd-container-metric-labels.patch"
+KMEM_PATCH = "0003-kubelet-kmem-accounting-off.patch"
+KCM_MANIFEST = componenthttp.MANIFESTS / "kube-controller-manager.yaml"
 
 CONTROL, WORKER = "tke-1-20-abcdef-control-plane", "tke-1-20-abcdef-worker"
 UID = "4f42337e-f5e2-418a-a3e8-6e8dd74b7bb4"
@@ -99,10 +100,10 @@ class FakeCluster:
             return self._curl(argv)
         if argv[:2] == ["openssl", "x509"]:
             return 0, "subject=O = system:masters, CN = kube-apiserver-kubelet-client\n"
-        if argv == ["cat", str(proofs.KCM_MANIFEST)]:
+        if argv == ["cat", str(KCM_MANIFEST)]:
             return 0, f"spec:\n  containers:\n  - command:\n    - kube-controller-manager\n" \
                       f"    - --port=0\n{self.verbosity_flag}"
-        if argv == ["cat", str(proofs.CGROUP_ROOT_FILE)]:
+        if argv == ["cat", str(cgroupvalue.CGROUP_ROOT_FILE)]:
             return 0, ROOT + "\n"
         if argv == ["uname", "-r"]:
             return 0, self.kernel + "\n"
@@ -156,14 +157,20 @@ STATE = ClusterState("tke-1-20-abcdef", "1.20", (CONTROL, WORKER), ("172.24.0.2"
                      "node", "", "kubeconfig", "dns", 0.0, 0.0)
 
 
+def declared_1_20() -> list[proofs.Declared]:
+    """The proofs the repo's own 1.20 series declares in its patches' trailers."""
+    ws = Workspace(REPO, REPO / "_no_cache")
+    return proofs.declared_proofs(ws, load_release(ws, "1.20"))
+
+
 def _by_patch(cluster: FakeCluster) -> dict[str, proofs.Proof]:
-    found = proofs.prove_series(cluster, STATE)  # type: ignore[arg-type]
+    found = proofs.prove_series(cluster, STATE, declared_1_20())  # type: ignore[arg-type]
     return {p.patch: p for p in found}
 
 
 @pytest.fixture(autouse=True)
 def _no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(proofs, "METRICS_WAIT_S", 0)
+    monkeypatch.setattr(metriclabels, "WAIT_S", 0)
     monkeypatch.setattr(time, "sleep", lambda s: None)
 
 
@@ -280,10 +287,10 @@ def test_metric_labels_are_parsed_with_escapes() -> None:
                                                                               "b": ""})]
 
 
-@pytest.mark.parametrize(("manifest", "level"), [("    - --v=4\n", 4), ("    - -v=3\n", 3),
-                                                 ("    - --vmodule=x=2\n", 0), ("", 0)])
-def test_the_verbosity_to_restore_comes_from_the_manifest(manifest: str, level: int) -> None:
-    assert manifest_verbosity(f"    - kube-controller-manager\n{manifest}") == level
+@pytest.mark.parametrize(("manifest", "level"), [("    - --v=4\n", "4"), ("    - -v=3\n", "3"),
+                                                 ("    - --vmodule=x=2\n", "0"), ("", "0")])
+def test_the_verbosity_to_restore_comes_from_the_manifest(manifest: str, level: str) -> None:
+    assert manifest_flag(f"    - kube-controller-manager\n{manifest}", "v") == level
 
 
 def test_certificate_groups_in_both_openssl_formats() -> None:
@@ -350,3 +357,42 @@ def test_prove_needs_a_running_cluster(tmp_path: Path, monkeypatch: pytest.Monke
     assert result.exit_code == 16
     assert "the cluster of 1.20 (tke-1-20-" in result.stderr
     assert "hint: start it: tkedistro cluster up 1.20" in result.stderr
+
+
+def test_reordering_the_series_keeps_every_proof_attached(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _distro(tmp_path)
+    moved = CliRunner().invoke(app, ["--root", str(root), "patches", "reorder", "1.20",
+                                     "--move", "0003", "--before", "0001"])
+    assert moved.exit_code == 0, moved.output
+    renamed = ["0001-kubelet-kmem-accounting-off.patch",
+               "0002-kube-controller-manager-dynamic-log-level.patch",
+               "0003-kubelet-containerd-container-metric-labels.patch"]
+    assert sorted(p.name for p in (root / "patches" / "1.20").iterdir()) == renamed
+    result = _prove(monkeypatch, root, FakeCluster(), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [(p["patch"], p["kind"], p["passed"]) for p in report["proofs"]] == [
+        (renamed[0], "cgroup-value", True), (renamed[1], "component-http", True),
+        (renamed[2], "metric-labels", True)]
+    assert report["unproven"] == []
+    checks = [p["check"] for p in report["proofs"]]
+    assert checks[0].startswith("memory cgroups the kubelet on")
+    assert checks[1].startswith("PUT https://127.0.0.1:10257/debug/flags/v in")
+    assert checks[2].startswith("/metrics/cadvisor of")
+
+
+def test_the_checks_name_what_each_kind_looked_at(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _prove(monkeypatch, _distro(tmp_path), FakeCluster())
+    checks = [line.strip() for line in result.stdout.splitlines()[1:]
+              if line.startswith(" " * 8) and not line.strip().startswith("evidence:")]
+    assert checks == [
+        f"PUT https://127.0.0.1:10257/debug/flags/v in {CONTROL}: refused without credentials, "
+        "200 for 5 and 400 for 'loud' as system:masters, then the manifest's verbosity put back",
+        f"/metrics/cadvisor of {WORKER} for pod tkedistro-proofs/patch-proof: the pause sandbox "
+        'as container="POD" with pod and namespace, container "app" with pod, namespace and '
+        "image",
+        f"memory cgroups the kubelet on {WORKER} made for pod tkedistro-proofs/patch-proof "
+        "(memory limit 33554432) and for kubepods: no kernel-memory limit; kmem usage judged "
+        "where the kernel only accounts after a limit write (< 4.6)"]

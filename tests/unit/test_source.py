@@ -329,3 +329,21 @@ def test_quick_up_to_date_path_does_not_load_the_manifest(
     result = source(distro)
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("_src/1.20: up to date: ")
+
+
+def test_a_patch_declaring_its_proof_applies_with_the_trailer_kept(distro: Distro) -> None:
+    proof = ("Proof: cgroup-value controller=memory file=memory.kmem.limit_in_bytes "
+             "equals=unlimited\n cgroups=kubepods,pod")
+    message = ("kubelet: kmem off\n\nPatch-Kind: carry\nUpstream-Ref: none\n"
+               f"Upstream-Status: not-submitted\n{proof}")
+    patch = distro.mbox("0001-kmem.patch", {"pkg/big/lines.go": big(l03="kmem off")}, message)
+    distro.manifest([patch])
+    result = source(distro)
+    assert result.exit_code == 0, result.output
+    assert git(distro.src, "log", "-1", "--format=%B") == message
+    bad = (distro.root / patch).read_text().replace("equals=unlimited", "equals=none")
+    (distro.root / patch).write_text(bad)
+    refused = source(distro)
+    assert refused.exit_code == 4
+    assert ("patches/1.20/0001-kmem.patch: trailer Proof: cgroup-value: key equals: expected a "
+            "number or unlimited, got 'none'") in refused.stderr

@@ -156,6 +156,21 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], None], int, list[str]]] = [
     ("binary-without-data", binary_without_data, 4,
      [f"{P1}: binary diff of logo.png has no full index line, so git apply cannot use it; "
       "regenerate the patch with git format-patch --binary"]),
+    ("proof-unknown-kind", edit_patch(P1, "Upstream-Status: not-submitted",
+                                      "Upstream-Status: not-submitted\nProof: kmem-off"), 4,
+     [f"{P1}: trailer Proof: unknown kind 'kmem-off' (known: cgroup-value, component-http, "
+      "metric-labels)"]),
+    ("proof-wrong-parameters", edit_patch(P2, "Upstream-Status: merged", (
+        "Upstream-Status: merged\nProof: component-http component=kubectl method=PUT\n"
+        " paht=/debug/flags/v status=ok")), 4,
+     [f"{P2}: trailer Proof: component-http: key component: 'kubectl' is not allowed "
+      "(expected kube-apiserver, kube-controller-manager or kube-scheduler)",
+      f"{P2}: trailer Proof: component-http: key path: required",
+      f"{P2}: trailer Proof: component-http: key status: expected an HTTP status like 200, "
+      "got 'ok'",
+      f"{P2}: trailer Proof: component-http: unknown key 'paht'; did you mean 'path'? "
+      "(allowed: component, port, method, path, anonymous, body, status, says, bad-body, "
+      "bad-status, restore-flag)"]),
     ("manifest-and-patch", two_problems_in_two_kinds, 3,
      [f"{M}:5: upstream.tag: expected a tag like v1.20.2, got '1.20.1'",
       f"{P1}: trailer Upstream-Status: 'pending' is not allowed (expected one of merged, "

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from tkedistro.cluster import lifecycle
-from tkedistro.cluster.proofs import Proof, prove_series
+from tkedistro.cluster.proofs import Proof, declared_proofs, prove_series
 from tkedistro.core.errors import ClusterError, PatchProofError
 from tkedistro.core.workspace import Workspace
 from tkedistro.engine.protocols import NodeEngine
@@ -17,7 +17,7 @@ class ProofReport:
     release: str
     cluster: str
     proofs: tuple[Proof, ...]
-    unproven: tuple[str, ...]  # patches of the series without a check on the cluster
+    unproven: tuple[str, ...]  # patches of the series that declare no proof
     current: bool  # the cluster runs the build in _output/<release>
 
     @property
@@ -51,10 +51,12 @@ class ProofReport:
 
 
 def prove(ws: Workspace, release: str, engine: NodeEngine | None = None) -> ProofReport:
-    """Run the series' checks on the release's running cluster (``cluster up`` first)."""
+    """Run the proofs the series' patches declare on the release's running cluster
+    (``cluster up`` first)."""
     from tkedistro.model.manifest import load_release
 
     manifest = load_release(ws, release)
+    declared = declared_proofs(ws, manifest)
     engine = engine or lifecycle.default_node_engine()
     config = lifecycle.cluster_config(ws, release, manifest.distro_version)
     with lifecycle.cluster_lock(config):
@@ -62,9 +64,9 @@ def prove(ws: Workspace, release: str, engine: NodeEngine | None = None) -> Proo
         if found.state is None or not found.up:
             raise ClusterError(f"the cluster of {release} ({found.name}) is not up",
                                hint=f"start it: tkedistro cluster up {release}")
-        patches = [PurePosixPath(p.file).name for p in manifest.patches]
-        proofs = prove_series(engine, found.state, patches)
-    proven = {p.patch for p in proofs}
+        proofs = prove_series(engine, found.state, declared)
+    proven = {d.patch for d in declared}
+    patches = [PurePosixPath(p.file).name for p in manifest.patches]
     bin_dir = ws.output_dir(release) / "bin" / "linux" / "amd64"
     current = bin_dir.is_dir() and lifecycle.runs_current(ws, found.state, bin_dir)
     return ProofReport(release, found.state.name, tuple(proofs),

@@ -23,6 +23,7 @@ from typing import Literal
 from tkedistro.core.errors import PatchFormatError
 from tkedistro.core.workspace import MAX_PATCH_BYTES
 from tkedistro.model.diffscan import scan_diffs, starts_unified
+from tkedistro.model.proofspec import PROOF_TRAILER, proof_problems
 
 REQUIRED_TRAILERS = ("Patch-Kind", "Upstream-Ref", "Upstream-Status")
 KINDS = ("backport", "carry", "fix")
@@ -210,7 +211,8 @@ _EXPECTED = {
 
 
 def check_trailers(patch: PatchFile, display: str) -> list[str]:
-    """Problems with the required trailers of ``patch``: missing, empty or not allowed."""
+    """Problems with the required trailers of ``patch`` (missing, empty or not allowed) and
+    with its ``Proof:`` trailer when it has one (unknown kind, wrong parameters)."""
     problems: list[str] = []
     for key in REQUIRED_TRAILERS:
         value = patch.trailer(key)
@@ -225,7 +227,7 @@ def check_trailers(patch: PatchFile, display: str) -> list[str]:
             f"{display}: trailer Upstream-Ref: a backport must name the upstream PR or commit "
             "it comes from (got none)"
         )
-    return problems
+    return problems + proof_problems(patch.trailer(PROOF_TRAILER), display)
 
 
 def _check_value(key: str, value: str) -> str | None:

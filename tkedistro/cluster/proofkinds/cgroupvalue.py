@@ -1,0 +1,164 @@
+"""``cgroup-value``: a cgroup v1 file of the cgroups the kubelet made for the check's own pod
+(``kubepods``, ``kubepods/pod<uid>``, the container's) equals or contains a value.
+
+Read with ``grep -H`` inside the pod's node, under the node's cgroup root (the entrypoint
+writes it to ``CGROUP_ROOT_FILE``). For the memory controller the pod's memory limit must be
+in its cgroup first: that shows the kubelet made the cgroup with memory settings.
+``memory.kmem.limit_in_bytes=unlimited`` (kernel-memory accounting left off) is judged with
+what this kernel can and cannot show (``judge_kmem``). cgroup v2 is not read here yet.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import PurePosixPath
+
+from tkedistro.cluster.proofkinds.base import Outcome, ProofContext
+from tkedistro.cluster.proofkinds.pod import MEMORY_LIMIT, ProofPod
+from tkedistro.model.proofspec import CgroupValue
+
+NEEDS_POD = True
+CGROUP_ROOT_FILE = PurePosixPath("/run/tkedistro-cgroup-root")  # written by the entrypoint
+V1_ROOT = PurePosixPath("/sys/fs/cgroup")
+MEMORY_LIMIT_FILE = "memory.limit_in_bytes"
+KMEM_LIMIT_FILE = "memory.kmem.limit_in_bytes"
+KMEM_FILES = (MEMORY_LIMIT_FILE, KMEM_LIMIT_FILE,
+              "memory.kmem.usage_in_bytes", "memory.kmem.max_usage_in_bytes")
+KMEM_ALWAYS_CHARGED = (4, 6)  # since Linux 4.6 every v1 memory cgroup is charged for kmem
+KMEM_EXPECTED = ("no kernel-memory limit; kmem usage judged where the kernel only accounts "
+                 "after a limit write (< 4.6)")
+
+
+def kernel_version(uname: str) -> tuple[int, int]:
+    m = re.match(r"\s*(\d+)\.(\d+)", uname)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+def _unlimited(value: str) -> bool:
+    return value.isdigit() and int(value) >= 2**62  # PAGE_COUNTER_MAX pages, any page size
+
+
+def _is_kmem_off(spec: CgroupValue) -> bool:
+    return spec.file == KMEM_LIMIT_FILE and spec.equals == "unlimited"
+
+
+def _shown(cgroups: Mapping[str, Mapping[str, str]], controller: str) -> str:
+    return "; ".join(f"{name}: " + " ".join(f"{f.removeprefix(controller + '.')}={v}"
+                                            for f, v in files.items())
+                     for name, files in cgroups.items())
+
+
+def _limit_problem(cgroups: Mapping[str, Mapping[str, str]], pod_cgroup: str,
+                   memory_limit: int) -> list[str]:
+    if cgroups.get(pod_cgroup, {}).get(MEMORY_LIMIT_FILE) != str(memory_limit):
+        return [f"{pod_cgroup}: {MEMORY_LIMIT_FILE} is not the pod's limit {memory_limit}"]
+    return []
+
+
+def judge_kmem(kernel: tuple[int, int], cgroups: Mapping[str, Mapping[str, str]],
+               pod_cgroup: str, memory_limit: int) -> tuple[bool, str]:
+    """What "kmem accounting left off" can show on this kernel, decided from the files.
+
+    Always: the kubelet applied the pod's memory limit (so its libcontainer created the cgroup
+    through ``MemoryGroup.Apply``, where the unpatched code enables kmem accounting) and no
+    cgroup carries a kernel-memory limit. Before Linux 4.6 accounting starts only with that
+    write, so kmem usage must also read 0. Since 4.6 the kernel charges kernel memory to every
+    v1 memory cgroup whatever is written (and recent kernels ignore the write), so usage is
+    shown, not judged: there the patched and the unpatched kubelet leave the same files.
+    """
+    problems = _limit_problem(cgroups, pod_cgroup, memory_limit)
+    shown = _shown(cgroups, "memory")
+    if not any(KMEM_LIMIT_FILE in f for f in cgroups.values()):
+        return (not problems), "; ".join([*problems, "this kernel has no "
+                                          "memory.kmem.* files: nothing can enable kmem", shown])
+    for name, files in cgroups.items():
+        if not _unlimited(files.get(KMEM_LIMIT_FILE, "")):
+            problems.append(f"{name}: a kernel-memory limit is set")
+        if kernel < KMEM_ALWAYS_CHARGED and files.get("memory.kmem.usage_in_bytes") != "0":
+            problems.append(f"{name}: kernel memory is being accounted")
+    note = ("kernel {}.{} < 4.6: kmem accounted only after a limit write; usage 0 = off"
+            if kernel < KMEM_ALWAYS_CHARGED else
+            "kernel {}.{} >= 4.6 charges kmem to every v1 memory cgroup, so usage is not 0 and "
+            "cannot show the patch; no kmem limit is all that is left to see")
+    evidence = "; ".join([*problems, note.format(*kernel), shown])
+    return (not problems), evidence
+
+
+def _wanted(spec: CgroupValue) -> str:
+    return spec.equals if spec.equals is not None else f"a value containing {spec.contains!r}"
+
+
+def expected_text(spec: CgroupValue) -> str:
+    return KMEM_EXPECTED if _is_kmem_off(spec) else f"{spec.file} is {_wanted(spec)}"
+
+
+def _holds(spec: CgroupValue, value: str) -> bool:
+    if spec.equals == "unlimited":
+        return _unlimited(value)
+    return value == spec.equals if spec.equals is not None else (spec.contains or "") in value
+
+
+def judge_value(spec: CgroupValue, cgroups: Mapping[str, Mapping[str, str]],
+                pod_cgroup: str, memory_limit: int) -> tuple[bool, str]:
+    """``spec.file`` in each cgroup against ``equals``/``contains``."""
+    problems = _limit_problem(cgroups, pod_cgroup, memory_limit) \
+        if spec.controller == "memory" and pod_cgroup in cgroups else []
+    for name, files in cgroups.items():
+        value = files.get(spec.file)
+        if value is None:
+            problems.append(f"{name}: no {spec.file}")
+        elif not _holds(spec, value):
+            problems.append(f"{name}: {spec.file} is {value!r}, expected {_wanted(spec)}")
+    return (not problems), "; ".join([*problems, _shown(cgroups, spec.controller)])
+
+
+def files_read(spec: CgroupValue) -> tuple[str, ...]:
+    if _is_kmem_off(spec):
+        return KMEM_FILES
+    first = (MEMORY_LIMIT_FILE,) if spec.controller == "memory" else ()
+    return tuple(dict.fromkeys((*first, spec.file)))
+
+
+def parse_cgroup_files(output: str, folder: str, files: Sequence[str] = KMEM_FILES
+                       ) -> dict[str, str]:
+    """``grep -H '' FILES`` output (``path:value`` lines) as {file name: value}."""
+    found = {}
+    for line in output.splitlines():
+        path, sep, value = line.partition(":")
+        if sep and path.startswith(folder + "/"):
+            found[path.rpartition("/")[2]] = value.strip()
+    return {f: found[f] for f in files if f in found}
+
+
+def cgroup_folders(spec: CgroupValue, root: str, pod: ProofPod) -> dict[str, PurePosixPath]:
+    """{name shown: folder} of the cgroups the spec names, in its order."""
+    base = V1_ROOT / spec.controller / root.lstrip("/") / "kubepods"
+    names = {"kubepods": ("kubepods", base), "pod": (f"kubepods/pod{pod.uid}",
+                                                     base / f"pod{pod.uid}"),
+             "container": (f"kubepods/pod{pod.uid}/{pod.container_id}",
+                           base / f"pod{pod.uid}" / pod.container_id)}
+    return dict(names[c] for c in spec.cgroups)
+
+
+def check_text(spec: CgroupValue, pod: ProofPod) -> str:
+    made = [f"pod {pod.namespace}/{pod.name} (memory limit {MEMORY_LIMIT})"] * \
+        ("pod" in spec.cgroups or "container" in spec.cgroups)
+    made += ["kubepods"] * ("kubepods" in spec.cgroups)
+    return (f"{spec.controller} cgroups the kubelet on {pod.node} made for "
+            f"{' and for '.join(made)}: {expected_text(spec)}")
+
+
+def prove(ctx: ProofContext, spec: CgroupValue) -> Outcome:
+    pod = ctx.need_pod()
+    root = ctx.engine.exec(pod.node, ["cat", str(CGROUP_ROOT_FILE)]).output.strip()
+    uname = ctx.engine.exec(pod.node, ["uname", "-r"]).output.strip()
+    files, cgroups = files_read(spec), {}
+    for name, folder in cgroup_folders(spec, root, pod).items():
+        got = ctx.engine.exec(pod.node, ["grep", "-H", "", *(str(folder / f) for f in files)])
+        cgroups[name] = parse_cgroup_files(got.output, str(folder), files)
+    pod_cgroup = f"kubepods/pod{pod.uid}"
+    passed, evidence = judge_kmem(kernel_version(uname), cgroups, pod_cgroup, MEMORY_LIMIT) \
+        if _is_kmem_off(spec) else judge_value(spec, cgroups, pod_cgroup, MEMORY_LIMIT)
+    return Outcome(check_text(spec, pod), passed, f"{pod.node} {root} (uname {uname}): "
+                                                  f"{evidence}")
