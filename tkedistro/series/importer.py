@@ -24,7 +24,7 @@ from typing import Any, Literal
 from tkedistro.core import console
 from tkedistro.core.errors import ImportExistsError, PatchApplyError, PatchFormatError
 from tkedistro.core.files import write_atomic
-from tkedistro.core.workspace import Workspace
+from tkedistro.core.workspace import Workspace, manifest_name
 from tkedistro.git.mbox import crlf_note, diff_part, failed_hunks, to_mbox, without_files
 from tkedistro.git.repo import Repo
 from tkedistro.model.manifest import Manifest, load_release, update_pin
@@ -152,7 +152,7 @@ def _refuse_existing(ws: Workspace, manifest: Manifest, files: list[Path]) -> No
     folder = ws.patches_dir(manifest.release)
     listed = {Path(e.file).name: i for i, e in enumerate(manifest.patches)}
     unnumbered = {_unnumbered(name): i for name, i in listed.items()}
-    yaml = f"releases/{manifest.release}.yaml"
+    yaml = manifest_name(manifest.release)
     clash = []
     for path in files:
         where = ws.rel(folder / path.name)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tkedistro.core.errors import ManifestError
 from tkedistro.core.files import write_atomic
-from tkedistro.core.locks import is_rebasing
+from tkedistro.core.rebasemark import is_rebasing
 from tkedistro.core.workspace import Workspace
 from tkedistro.model.manifest import load_release, parse_manifest
 from tkedistro.series.rebase import RebaseResult, rebase
@@ -42,7 +42,7 @@ def new_release(ws: Workspace, release: str, from_release: str, onto: str, *,
         write_atomic(target, text.encode("utf-8"))
         result = rebase(ws, release, onto, commit=commit, upstream=upstream, new_line=made)
     except BaseException:
-        if not is_rebasing(ws, release):  # the rebase never began: leave no half-made line
+        if not is_rebasing(ws.release(release)):  # the rebase never began: leave no half-made line
             _remove(target, folder, made)
         raise
     result.notes.insert(0, f"created {shown} and {ws.rel(folder)}/ ({len(old.patches)} patches) "

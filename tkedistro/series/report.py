@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tkedistro.core.errors import PatchApplyError
+from tkedistro.core.workspace import manifest_name
 from tkedistro.series.replay import PatchOutcome
 from tkedistro.series.state import RebaseState
 
@@ -82,10 +83,10 @@ class RebaseResult:
                 f"{self.onto_tag} ({self.onto_commit[:12]})")
         lines = [*self.notes, head, *outcome_table(self.outcomes)]
         if self.status == "aborted" and self.new_line:
-            lines.append(f"rebase aborted: releases/{self.release}.yaml, patches/{self.release}/ "
+            lines.append(f"rebase aborted: {manifest_name(self.release)}, patches/{self.release}/ "
                          f"and _src/{self.release}, made by tkedistro new, are removed")
         elif self.status == "aborted":
-            lines.append(f"rebase aborted: releases/{self.release}.yaml, patches/{self.release}/ "
+            lines.append(f"rebase aborted: {manifest_name(self.release)}, patches/{self.release}/ "
                          f"and _src/{self.release} are back as they were")
         elif self.status == "stopped":
             lines += self._stopped_text()
@@ -122,7 +123,7 @@ class RebaseResult:
         lines.append(f"manifest pin: {self.onto_tag} {self.onto_commit}")
         if self.new_version:
             lines.append(f"distro_version: {self.old_version} -> {self.new_version} "
-                         f"(suggested; edit releases/{self.release}.yaml to change it)")
+                         f"(suggested; edit {manifest_name(self.release)} to change it)")
         changed = [p for p in self.export.get("patches", []) if p["action"] != "unchanged"]
         lines += [f"{p['action']}: {p['file']}" for p in changed]
         return lines
