@@ -35,7 +35,7 @@ from tkedistro import __version__
 from tkedistro.core.errors import WorkflowDriftError
 from tkedistro.core.files import write_atomic
 from tkedistro.core.render import render
-from tkedistro.core.workspace import Workspace, manifest_name
+from tkedistro.core.workspace import Workspace
 from tkedistro.model.manifest import list_release_names, load_release
 
 WORKFLOWS = ("ci.yml", "nightly.yml")
@@ -80,13 +80,13 @@ def job_id(release: str) -> str:
 
 
 def _release(ws: Workspace, name: str) -> dict[str, str]:
-    m = load_release(ws, name)
+    m, paths = load_release(ws, name), ws.release(name)
     minor = re.match(r"v\d+\.\d+", m.upstream.tag)
     return {"name": name, "job": job_id(name), "tag": m.upstream.tag,
             "tag_glob": f"{minor.group(0) if minor else m.upstream.tag}.*",
             "url": shlex.quote(m.upstream.url), "builder_image": shlex.quote(m.builder.image),
-            "manifest": manifest_name(name), "patches": f"patches/{name}",
-            "gocache": shlex.quote(f"_src/{name}/{K8S_GOCACHE}")}
+            "manifest": paths.manifest_name, "patches": str(paths.layout.patches),
+            "gocache": shlex.quote(f"{paths.layout.src}/{K8S_GOCACHE}")}
 
 
 def _context(ws: Workspace) -> dict[str, object]:

@@ -68,7 +68,7 @@ def release_lock(ws: Workspace, release: str) -> Iterator[None]:
     """Exclusive use of ``_src/<release>``; a second run fails at once (exit 13)."""
     paths = ws.release(release)
     path = paths.source_lock
-    with exclusive_lock(path, f"another tkedistro run is working on {paths.shown(paths.src)} "
+    with exclusive_lock(path, f"another tkedistro run is working on {paths.layout.src} "
                               f"(lock {path})"):
         yield
 
@@ -78,6 +78,6 @@ def output_lock(ws: Workspace, release: str, doing: str) -> Iterator[None]:
     """Exclusive use of ``_output/<release>``; a second run fails at once (exit 13)."""
     paths = ws.release(release)
     path = paths.output_lock
-    with exclusive_lock(path, f"another tkedistro run is using {paths.shown(paths.output)} "
+    with exclusive_lock(path, f"another tkedistro run is using {paths.layout.output} "
                               f"(lock {path}); cannot {doing} now"):
         yield

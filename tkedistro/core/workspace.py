@@ -19,6 +19,7 @@ from tkedistro.core.host import host_platform
 
 RELEASES = "releases"  # the distro repo's folder of manifests, <release>.yaml each
 MANIFEST_SUFFIX = ".yaml"
+CLUSTER_STATE = "cluster.json"  # in a cluster's folder (``_cluster/<release>``)
 RELEASE_NAME = re.compile(r"\d+\.\d+(?:[.-][A-Za-z0-9]+)*")
 MAX_PATCH_BYTES = 32 * 1024 * 1024  # the largest real backports are a few MiB
 
@@ -192,6 +193,7 @@ class Workspace:
             return str(path)
 
 
+
 def manifest_name(release: str) -> str:
     """How messages name a release's manifest: ``releases/<release>.yaml`` (repo-relative;
     also for a name that is not a release name, so the message can say so)."""
@@ -202,6 +204,42 @@ def output_bin(platform: str | None = None) -> PurePosixPath:
     """Where an output folder keeps one platform's binaries: ``bin/<os>/<arch>`` (the host's
     platform when None); relative, as ``SHA256SUMS`` and the SBOM name them."""
     return PurePosixPath("bin", platform or host_platform())
+
+
+@dataclass(frozen=True)
+class ReleaseLayout:
+    """Where a release's folders are, relative to the distro repo: what messages show
+    (``_src/1.20``) and what ``ReleasePaths`` puts under the repo root."""
+
+    name: str
+
+    @property
+    def manifest(self) -> PurePosixPath:
+        return PurePosixPath(manifest_name(self.name))
+
+    @property
+    def patches(self) -> PurePosixPath:
+        return PurePosixPath("patches", self.name)
+
+    @property
+    def src(self) -> PurePosixPath:
+        return PurePosixPath("_src", self.name)
+
+    @property
+    def state(self) -> PurePosixPath:
+        return self.src.with_name(f".{self.name}.tkedistro")
+
+    @property
+    def output(self) -> PurePosixPath:
+        return PurePosixPath("_output", self.name)
+
+    @property
+    def results(self) -> PurePosixPath:
+        return PurePosixPath("_results", self.name)
+
+    @property
+    def cluster(self) -> PurePosixPath:
+        return PurePosixPath("_cluster", self.name)
 
 
 @dataclass(frozen=True)
@@ -216,13 +254,18 @@ class ReleasePaths:
         check_release_name(self.name)
 
     @property
+    def layout(self) -> ReleaseLayout:
+        """The same places relative to the repo root, for messages."""
+        return ReleaseLayout(self.name)
+
+    @property
     def root(self) -> Path:
         return self.workspace.root
 
     @property
     def manifest_file(self) -> Path:
         """``releases/<release>.yaml``."""
-        return self.root / manifest_name(self.name)
+        return self.root / self.layout.manifest
 
     @property
     def manifest_name(self) -> str:
@@ -232,17 +275,17 @@ class ReleasePaths:
     @property
     def patches_dir(self) -> Path:
         """``patches/<release>``: the release's patch files."""
-        return self.root / "patches" / self.name
+        return self.root / self.layout.patches
 
     @property
     def src(self) -> Path:
         """``_src/<release>``: the prepared tree (upstream plus the series)."""
-        return self.root / "_src" / self.name
+        return self.root / self.layout.src
 
     @property
     def output(self) -> Path:
         """``_output/<release>``: the published build (replaced whole by the next one)."""
-        return self.root / "_output" / self.name
+        return self.root / self.layout.output
 
     def bin_dir(self, platform: str | None = None) -> Path:
         """``_output/<release>/bin/<os>/<arch>`` (the host's platform when None)."""
@@ -258,7 +301,7 @@ class ReleasePaths:
     def results(self) -> Path:
         """``_results/<release>``: what runs against a build found (kept out of ``output``:
         a build replaces it whole, and the results of the build before must outlive it)."""
-        return self.root / "_results" / self.name
+        return self.root / self.layout.results
 
     @property
     def conformance_results(self) -> Path:
@@ -269,11 +312,12 @@ class ReleasePaths:
     def cluster(self) -> Path:
         """``_cluster/<release>``: runtime files of a local cluster (kept out of ``output``:
         the kubelet mounts under it, and a build must be able to replace ``output``)."""
-        return self.root / "_cluster" / self.name
+        return self.root / self.layout.cluster
 
     @property
     def cluster_state(self) -> Path:
-        return self.cluster / "cluster.json"
+        """What ``cluster up`` made (nodes, addresses, the build it runs)."""
+        return self.cluster / CLUSTER_STATE
 
     @property
     def cluster_lock(self) -> Path:
@@ -282,7 +326,7 @@ class ReleasePaths:
     @property
     def state_dir(self) -> Path:
         """``_src/.<release>.tkedistro``: tool state that must survive crashes."""
-        return self.src.with_name(f".{self.name}.tkedistro")
+        return self.root / self.layout.state
 
     @property
     def source_state(self) -> Path:
@@ -323,7 +367,3 @@ class ReleasePaths:
     def import_patch(self) -> Path:
         """The patch ``patches import`` is applying."""
         return self.state_dir / "import.patch"
-
-    def shown(self, path: Path) -> str:
-        """``path`` relative to the repo root (``_src/1.20``), for messages; no file access."""
-        return path.relative_to(self.root).as_posix()

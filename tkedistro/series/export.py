@@ -21,7 +21,7 @@ from tkedistro.core.errors import PatchFormatError, RebaseStateError, WorkInProg
 from tkedistro.core.files import write_atomic
 from tkedistro.core.locks import release_lock
 from tkedistro.core.rebasemark import refuse_if_rebasing
-from tkedistro.core.workspace import Workspace, manifest_name
+from tkedistro.core.workspace import ReleaseLayout, Workspace, manifest_name
 from tkedistro.git.repo import Repo
 from tkedistro.model.manifest import Manifest, load_release, update_pin
 from tkedistro.model.patches import parse_patch, subject_from_filename
@@ -188,7 +188,7 @@ def export_commits(ws: Workspace, manifest: Manifest, repo: Repo, base: str,
     where = manifest_name(manifest.release)
     for index, listed in enumerate(manifest.patches):  # export writes and deletes these
         ws.repo_file(listed.file, f"{where}: patches[{index}].file", must_exist=False)
-    ws.repo_file(f"patches/{manifest.release}", "patch folder", must_exist=False)
+    ws.repo_file(str(ReleaseLayout(manifest.release).patches), "patch folder", must_exist=False)
     commits = _commits(repo, base)
     existing = [_existing(ws, e.file, e.subject) for e in manifest.patches]
     pairs = _match(repo, commits, existing)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tkedistro.core.errors import PatchApplyError
-from tkedistro.core.workspace import manifest_name
+from tkedistro.core.workspace import ReleaseLayout, manifest_name
 from tkedistro.series.replay import PatchOutcome
 from tkedistro.series.state import RebaseState
 
@@ -82,12 +82,13 @@ class RebaseResult:
         head = (f"rebase {self.release}: {self.old_tag} ({self.old_commit[:12]}) -> "
                 f"{self.onto_tag} ({self.onto_commit[:12]})")
         lines = [*self.notes, head, *outcome_table(self.outcomes)]
+        shown = ReleaseLayout(self.release)
         if self.status == "aborted" and self.new_line:
-            lines.append(f"rebase aborted: {manifest_name(self.release)}, patches/{self.release}/ "
-                         f"and _src/{self.release}, made by tkedistro new, are removed")
+            lines.append(f"rebase aborted: {shown.manifest}, {shown.patches}/ "
+                         f"and {shown.src}, made by tkedistro new, are removed")
         elif self.status == "aborted":
-            lines.append(f"rebase aborted: {manifest_name(self.release)}, patches/{self.release}/ "
-                         f"and _src/{self.release} are back as they were")
+            lines.append(f"rebase aborted: {shown.manifest}, {shown.patches}/ "
+                         f"and {shown.src} are back as they were")
         elif self.status == "stopped":
             lines += self._stopped_text()
         else:
@@ -103,9 +104,9 @@ class RebaseResult:
         lines += [f"  {f}" for f in bad.conflicts]
         if bad.detail:
             lines += ["git said:", *(f"  {line}" for line in bad.detail.splitlines())]
+        src = ReleaseLayout(self.release).src
         lines += [
-            f"resolve the conflicts in _src/{self.release}, stage them "
-            f"(git -C _src/{self.release} add FILE), then run one of:",
+            f"resolve the conflicts in {src}, stage them (git -C {src} add FILE), then run one of:",
             f"  tkedistro rebase {self.release} --continue",
             f"  tkedistro rebase {self.release} --skip      (drop this patch from the series)",
             f"  tkedistro rebase {self.release} --abort     (put everything back as it was)",

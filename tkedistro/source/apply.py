@@ -19,7 +19,7 @@ from tkedistro.core.errors import (
 from tkedistro.core.locks import release_lock
 from tkedistro.core.rebasemark import refuse_if_rebasing
 from tkedistro.core.runner import Result
-from tkedistro.core.workspace import ReleasePaths, Workspace, manifest_name
+from tkedistro.core.workspace import ReleaseLayout, ReleasePaths, Workspace, manifest_name
 from tkedistro.git.mirror import Pin, ensure_pin
 from tkedistro.git.repo import Repo
 from tkedistro.model.patches import PatchFile, check_trailers, parse_patch, subject_from_filename
@@ -220,7 +220,7 @@ class SeriesRun:
         release, tag, shown = self.manifest.release, self.manifest.upstream.tag, self.tree.shown
         how = (f"`git apply -3 ../../{inp.file}`, resolve, `git diff HEAD > ../../{inp.file}`"
                if plain else f"`git am -3 ../../{inp.file}`, resolve, `git am --continue`, "
-               f"`git format-patch -1 -o ../../patches/{release}/`")
+               f"`git format-patch -1 -o ../../{ReleaseLayout(release).patches}/`")
         return (f"refresh the patch against {tag}: in {shown} run {how}, then "
                 f"`git reset --hard HEAD~` if you committed; or drop it from "
                 f"{manifest_name(release)}; then run `tkedistro source {release}` again")

@@ -33,7 +33,7 @@ def prepare_source(
 ) -> SourceResult:
     """Fetch and verify the pinned upstream and apply the series into ``_src/<release>``."""
     paths = ws.release(release)
-    tree = Repo(paths.src, paths.shown(paths.src))
+    tree = Repo(paths.src, str(paths.layout.src))
     if paths.state_dir.is_dir() and paths.manifest_file.is_file():
         with release_lock(ws, release):
             refuse_if_rebasing(paths)
