@@ -119,6 +119,15 @@ def test_no_path_rule_is_spelled_outside_the_handle() -> None:
     assert spellings() == []
 
 
+def test_templates_take_a_release_s_paths_from_the_handle() -> None:
+    per_release = re.compile(r"(releases|patches|_src|_output|_results|_cluster)/\[\[")
+    found = [f"{path.relative_to(PACKAGE)}:{n}: {line.strip()}"
+             for path in sorted((PACKAGE / "templates").rglob("*.j2"))
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if per_release.search(line)]
+    assert found == []
+
+
 @pytest.mark.parametrize("source", [
     'where = f"releases/{release}.yaml"',
     'path = root / "releases" / name',

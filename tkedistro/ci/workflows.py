@@ -86,7 +86,9 @@ def _release(ws: Workspace, name: str) -> dict[str, str]:
             "tag_glob": f"{minor.group(0) if minor else m.upstream.tag}.*",
             "url": shlex.quote(m.upstream.url), "builder_image": shlex.quote(m.builder.image),
             "manifest": paths.manifest_name, "patches": str(paths.layout.patches),
-            "gocache": shlex.quote(f"{paths.layout.src}/{K8S_GOCACHE}")}
+            "gocache": shlex.quote(f"{paths.layout.src}/{K8S_GOCACHE}"),
+            "output": str(paths.layout.output),  # a release name needs no shell quoting
+            "results": str(paths.layout.conformance_results)}
 
 
 def _context(ws: Workspace) -> dict[str, object]:

@@ -238,6 +238,10 @@ class ReleaseLayout:
         return PurePosixPath("_results", self.name)
 
     @property
+    def conformance_results(self) -> PurePosixPath:
+        return self.results / "conformance"
+
+    @property
     def cluster(self) -> PurePosixPath:
         return PurePosixPath("_cluster", self.name)
 
@@ -306,7 +310,7 @@ class ReleasePaths:
     @property
     def conformance_results(self) -> Path:
         """One folder per conformance run, and ``latest`` pointing at the last report."""
-        return self.results / "conformance"
+        return self.root / self.layout.conformance_results
 
     @property
     def cluster(self) -> Path:
