@@ -322,3 +322,28 @@ def test_status_without_containers_says_down(ws: Workspace) -> None:
     assert report.format_text() == f"cluster {ours}: down (no node containers)"
     assert report.to_json() == {"name": ours, "up": False, "state": None, "containers": [],
                                 "ready": []}
+
+
+# --- which build a cluster runs ------------------------------------------------------------
+@pytest.mark.parametrize(("machine", "platform"), [("x86_64", "linux/amd64"),
+                                                   ("aarch64", "linux/arm64")])
+def test_the_build_a_cluster_runs_is_read_for_this_host_s_platform(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, machine: str, platform: str
+) -> None:
+    from tkedistro.core import host
+
+    monkeypatch.setattr(host.host, "machine", lambda: machine)
+    bins = Workspace(tmp_path, tmp_path / "cache").release("1.20").bin_dir()
+    assert bins.relative_to(tmp_path).as_posix() == f"_output/1.20/bin/{platform}"
+    bins.mkdir(parents=True)
+    for name in lifecycle.NODE_BINARIES:
+        (bins / name).write_text(name)
+    from_files = lifecycle.build_digest(bins)  # no SHA256SUMS: the binaries' own digests
+    sums = [f"{'0' * 64}  bin/{platform}/{name}" for name in lifecycle.NODE_BINARIES]
+    (bins.parents[2] / "SHA256SUMS").write_text("\n".join(sums) + "\n")
+    from_sums = lifecycle.build_digest(bins)
+    assert from_sums != from_files
+    # a line for another platform or a tool the nodes do not run leaves the digest alone
+    other = [f"{'1' * 64}  bin/linux/s390x/kubelet", f"{'2' * 64}  bin/{platform}/e2e.test"]
+    (bins.parents[2] / "SHA256SUMS").write_text("\n".join(sums + other) + "\n")
+    assert lifecycle.build_digest(bins) == from_sums

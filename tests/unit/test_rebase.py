@@ -14,11 +14,12 @@ from typer.testing import CliRunner, Result
 from tests.helpers.gitrepo import git
 from tests.helpers.series import TRAILERS, Distro, fingerprint, make_distro
 from tkedistro.core.errors import RebaseStateError
+from tkedistro.core.rebasemark import refuse_if_rebasing
 from tkedistro.model.manifest import load_manifest
 from tkedistro.series import rebase as rebase_mod
 from tkedistro.series import replay
 from tkedistro.series.rebase import abort_rebase, continue_rebase, rebase, suggest_version
-from tkedistro.series.state import assert_not_rebasing, state_path
+from tkedistro.series.state import state_path
 from tkedistro.source.prepare import prepare_source
 
 P = [
@@ -182,7 +183,7 @@ def test_other_commands_refuse_mid_rebase(distro: Distro) -> None:
     assert again.exit_code == 17
     assert again.stderr.startswith("error: release 1.20 is already mid-rebase onto v1.20.2\n")
     with pytest.raises(RebaseStateError):
-        assert_not_rebasing(distro.workspace(), "1.20")
+        refuse_if_rebasing(distro.workspace().release("1.20"))
 
 
 def test_continue_without_a_rebase_says_how_to_start_one(distro: Distro) -> None:

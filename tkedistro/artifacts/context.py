@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tkedistro import __version__
 from tkedistro.build.finishing import FinishRequest
-from tkedistro.core.workspace import Workspace
+from tkedistro.core.workspace import Workspace, manifest_name
 from tkedistro.model.manifest import Manifest
 from tkedistro.model.patches import parse_patch
 
@@ -51,7 +51,7 @@ class ReleaseContext:
 def patch_infos(ws: Workspace, manifest: Manifest) -> tuple[PatchInfo, ...]:
     """The series as shipped: every patch file (through the workspace's path policy) with its
     sha256, subject and trailers."""
-    where = f"releases/{manifest.release}.yaml"
+    where = manifest_name(manifest.release)
     infos = []
     for index, entry in enumerate(manifest.patches):
         path = ws.repo_file(entry.file, f"{where}: patches[{index}].file")

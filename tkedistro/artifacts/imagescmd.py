@@ -14,7 +14,7 @@ from typing import Any
 from tkedistro.artifacts.finish import ReleaseFinisher
 from tkedistro.build import output, pipeline
 from tkedistro.core.errors import ManifestError
-from tkedistro.core.workspace import Workspace
+from tkedistro.core.workspace import Workspace, manifest_name
 from tkedistro.model.manifest import load_release
 
 
@@ -51,7 +51,7 @@ def make_and_push(ws: Workspace, release: str, platforms: tuple[str, ...],
 
     manifest = load_release(ws, release)
     if not manifest.images:
-        raise ManifestError([f"releases/{release}.yaml: images: no component images listed"],
+        raise ManifestError([f"{manifest_name(release)}: images: no component images listed"],
                             hint="list what the release ships as images, e.g. images: "
                                  "[kube-apiserver, kube-controller-manager, kube-scheduler, "
                                  "kube-proxy, pause] (docs/manifest.md)")

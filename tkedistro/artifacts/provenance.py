@@ -23,6 +23,7 @@ from tkedistro.artifacts.context import ReleaseContext
 from tkedistro.artifacts.sbom import SBOM_NAME
 from tkedistro.core.errors import BuildError
 from tkedistro.core.files import sha256_file, write_atomic
+from tkedistro.core.workspace import manifest_name
 
 PROVENANCE_NAME = "provenance.intoto.json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -95,7 +96,7 @@ def provenance_statement(ctx: ReleaseContext, subjects: Mapping[str, str],
                 "buildType": BUILD_TYPE,
                 "externalParameters": {
                     "release": ctx.release,
-                    "manifest": f"releases/{ctx.release}.yaml",
+                    "manifest": manifest_name(ctx.release),
                 },
                 "internalParameters": {
                     "distroVersion": ctx.distro_version,

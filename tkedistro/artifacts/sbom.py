@@ -32,6 +32,7 @@ from tkedistro.artifacts.context import ReleaseContext
 from tkedistro.artifacts.gomodules import GoModule, linked_modules, load_modules, main_module
 from tkedistro.artifacts.purl import SpdxIds, github_purl, golang_purl, oci_purl, split_ref
 from tkedistro.core.files import json_digest, write_atomic
+from tkedistro.core.workspace import output_bin
 
 SBOM_NAME = "sbom.spdx.json"
 NAMESPACE_BASE = "https://tkedistro.invalid/spdx"
@@ -241,7 +242,7 @@ def _images(doc: _Document, ctx: ReleaseContext, files: Files,
         )
         component = str(image.get("component") or "")
         for platform in sorted(platforms):
-            binary = binaries.get(f"bin/{platform}/{component}")
+            binary = binaries.get(str(output_bin(platform) / component))
             if binary:
                 doc.relate(ident, "CONTAINS", binary)
         ids.append(ident)

@@ -51,6 +51,7 @@ from typing import IO
 from tkedistro.artifacts.context import ReleaseContext
 from tkedistro.core import console
 from tkedistro.core.errors import BuildError, ImageError
+from tkedistro.core.workspace import output_bin
 from tkedistro.git.repo import Repo
 
 STEP = "release_tarballs"
@@ -124,7 +125,7 @@ def platform_layout(out_dir: Path, ctx: ReleaseContext, platform: str, shared: S
                     images: ImageTars) -> list[tuple[str, list[Entry]]]:
     """(kind, entries) of the server, node and client tarballs of ``platform``; a tarball
     none of whose binaries was built is left out."""
-    bins = out_dir / "bin" / platform
+    bins = out_dir / output_bin(platform)
     built = _shipped(ctx)
 
     def binaries(kind: str, names: Sequence[str]) -> list[Entry]:
@@ -236,7 +237,7 @@ def _shipped(ctx: ReleaseContext) -> list[str]:
 def _check_built(out_dir: Path, ctx: ReleaseContext) -> None:
     for platform in ctx.platforms:
         for component in _shipped(ctx):
-            path = out_dir / "bin" / platform / component
+            path = out_dir / output_bin(platform) / component
             if not path.is_file():
                 raise BuildError(
                     f"{path}: no such file; the build output lacks {component} for {platform}",

@@ -26,7 +26,7 @@ from tkedistro.build.plan import builder_commands, check_builder_commands, check
 from tkedistro.core import console
 from tkedistro.core.errors import BuilderImageError
 from tkedistro.core.locks import exclusive_lock
-from tkedistro.core.workspace import Workspace
+from tkedistro.core.workspace import Workspace, manifest_name
 from tkedistro.debian.rootfs import INPUTS_LABEL, DebianRecipe, ensure_debian_base
 from tkedistro.engine import emulation
 from tkedistro.engine.protocols import ContainerBackend, ContainerSpec, ImageEngine
@@ -240,7 +240,7 @@ def builder_requests(ws: Workspace, releases: Sequence[str],
     found = []
     for name in releases or list_release_names(ws.releases_dir):
         manifest = load_release(ws, name)
-        request = BuilderRequest(name, f"releases/{ws.manifest_path(name).name}",
+        request = BuilderRequest(name, manifest_name(name),
                                  image or manifest.builder.image, manifest.go.version,
                                  tuple(manifest.platforms), pause="pause" in manifest.images)
         go_source(request.go_version, request.release_file)

@@ -30,7 +30,7 @@ from tkedistro.core import console
 from tkedistro.core.errors import BuilderImageError, BuildError, NotReproducibleError
 from tkedistro.core.files import sha256_file
 from tkedistro.core.locks import output_lock
-from tkedistro.core.workspace import Workspace
+from tkedistro.core.workspace import Workspace, manifest_name
 from tkedistro.engine import emulation
 from tkedistro.engine.protocols import ContainerBackend, ImageEngine, ImageInfo
 from tkedistro.git.repo import Repo
@@ -155,7 +155,7 @@ def pause_tag(manifest: Manifest, tree: Path) -> str | None:
         return None
     makefile = tree / pause.MAKEFILE
     if not (tree / pause.SOURCE).is_file() or not makefile.is_file():
-        raise BuildError(f"releases/{manifest.release}.yaml lists pause in images:, but the tree "
+        raise BuildError(f"{manifest_name(manifest.release)} lists pause in images:, but the tree "
                          f"has no {pause.SOURCE} and {pause.MAKEFILE}")
     return pause.pause_tag(makefile.read_text(encoding="utf-8", errors="replace"))
 
@@ -183,7 +183,7 @@ def make_plan(manifest: Manifest, src: SourceInfo, image: ImageInfo,
 def build_info(plan: BuildPlan, manifest: Manifest, ws: Workspace, src: SourceInfo,
                go_version: str, started: float, sums: dict[str, str],
                smoke: Sequence[SmokeResult]) -> dict[str, Any]:
-    where = f"releases/{plan.release}.yaml"
+    where = manifest_name(plan.release)
     patches = [{"file": p.file, "sha256": sha256_file(
                     ws.repo_file(p.file, f"{where}: patches[{i}].file"))}
                for i, p in enumerate(manifest.patches)]

@@ -19,6 +19,7 @@ from pathlib import PurePosixPath
 
 from tkedistro.build import pause
 from tkedistro.core.errors import BuilderImageError, ManifestError
+from tkedistro.core.workspace import output_bin
 from tkedistro.model.manifest import COMPONENTS, PLATFORMS, Manifest
 
 FINGERPRINT_VERSION = 1
@@ -114,7 +115,7 @@ class Target:
     @property
     def output_path(self) -> PurePosixPath:
         """Where it is published, relative to ``_output/<release>``."""
-        return PurePosixPath("bin", self.os, self.arch, self.component)
+        return output_bin(self.platform) / self.component
 
 
 @dataclass(frozen=True)

@@ -80,13 +80,15 @@ def job_id(release: str) -> str:
 
 
 def _release(ws: Workspace, name: str) -> dict[str, str]:
-    m = load_release(ws, name)
+    m, paths = load_release(ws, name), ws.release(name)
     minor = re.match(r"v\d+\.\d+", m.upstream.tag)
     return {"name": name, "job": job_id(name), "tag": m.upstream.tag,
             "tag_glob": f"{minor.group(0) if minor else m.upstream.tag}.*",
             "url": shlex.quote(m.upstream.url), "builder_image": shlex.quote(m.builder.image),
-            "manifest": f"releases/{name}.yaml", "patches": f"patches/{name}",
-            "gocache": shlex.quote(f"_src/{name}/{K8S_GOCACHE}")}
+            "manifest": paths.manifest_name, "patches": str(paths.layout.patches),
+            "gocache": shlex.quote(f"{paths.layout.src}/{K8S_GOCACHE}"),
+            "output": str(paths.layout.output),  # a release name needs no shell quoting
+            "results": str(paths.layout.conformance_results)}
 
 
 def _context(ws: Workspace) -> dict[str, object]:

@@ -19,7 +19,7 @@ SupportProvider = Callable[[Manifest], SupportImages]  # given the release manif
 
 
 def bin_dir_of(ws: Workspace, release: str) -> Path:
-    out = ws.output_dir(release) / "bin" / "linux" / "amd64"
+    out = ws.release(release).bin_dir()  # the nodes run this host's platform
     missing = [b for b in NODE_BINARIES if not (out / b).is_file()]
     if missing:
         raise ClusterError(f"not built in {ws.rel(out)}: {', '.join(missing)}",

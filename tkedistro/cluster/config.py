@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tkedistro.core.render import yaml_documents
+from tkedistro.core.workspace import CLUSTER_STATE
 
 LABEL = "org.tkedistro.cluster"
 RELEASE_LABEL = "org.tkedistro.release"
@@ -69,7 +70,7 @@ class ClusterConfig:
 
     @property
     def state_file(self) -> Path:
-        return self.root / "cluster.json"
+        return self.root / CLUSTER_STATE
 
     @property
     def image_repository(self) -> str:

@@ -34,7 +34,7 @@ from tkedistro.core import console
 from tkedistro.core.errors import ClusterError
 from tkedistro.core.files import sha256_file, write_atomic
 from tkedistro.core.locks import exclusive_lock
-from tkedistro.core.workspace import Workspace
+from tkedistro.core.workspace import Workspace, output_bin
 from tkedistro.engine.protocols import Mount, NodeEngine, NodeInfo, NodeSpec
 from tkedistro.engine.registry import LocalRegistry
 from tkedistro.model.manifest import Manifest
@@ -87,16 +87,17 @@ class ClusterState:
 
 def build_digest(bin_dir: Path) -> str:
     """Which binaries a cluster runs: the digest of the lines of the output's ``SHA256SUMS``
-    (two folders up from ``bin/linux/amd64``) that name the node's binaries, so adding or
-    dropping the conformance tools does not make a running cluster look stale; the binaries'
-    own digests when there is no ``SHA256SUMS``."""
-    sums = bin_dir.parents[2] / "SHA256SUMS"
-    wanted = {f"bin/linux/amd64/{name}" for name in NODE_BINARIES}
+    (in the output folder ``bin_dir``, the host platform's, is in) that name the node's
+    binaries, so adding or dropping the conformance tools does not make a running cluster look
+    stale; the binaries' own digests when there is no ``SHA256SUMS``."""
+    rel = output_bin()
+    sums = bin_dir.parents[len(rel.parts) - 1] / "SHA256SUMS"
+    wanted = {f"{rel}/{name}" for name in NODE_BINARIES}
     if sums.is_file():
         lines = sorted(line for line in sums.read_text(encoding="utf-8").splitlines()
                        if line.partition("  ")[2] in wanted)
     else:
-        lines = sorted(f"{sha256_file(bin_dir / n)}  bin/linux/amd64/{n}"
+        lines = sorted(f"{sha256_file(bin_dir / n)}  {rel}/{n}"
                        for n in NODE_BINARIES if (bin_dir / n).is_file())
     return "sha256:" + hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
@@ -118,8 +119,8 @@ def default_node_engine() -> NodeEngine:
 
 
 @contextmanager
-def cluster_lock(config: ClusterConfig) -> Iterator[None]:
-    with exclusive_lock(config.root.with_name(f".{config.release}.cluster.lock"),
+def cluster_lock(ws: Workspace, config: ClusterConfig) -> Iterator[None]:
+    with exclusive_lock(ws.release(config.release).cluster_lock,
                         f"another tkedistro run is changing the cluster {config.name}"):
         yield
 
@@ -199,7 +200,7 @@ def up(ws: Workspace, manifest: Manifest, bin_dir: Path, *, nodes: int = DEFAULT
     engine = engine or default_node_engine()
     images = default_image_engine()
     start = time.monotonic()
-    with cluster_lock(config):
+    with cluster_lock(ws, config):
         for item in remove_cluster(engine, config):
             console.info(f"removed leftover {item} of cluster {config.name}")
         work = ws.cache / "cluster" / release
@@ -254,7 +255,7 @@ def _bootstrap(engine: NodeEngine, config: ClusterConfig, image: str, registry_d
 def down(ws: Workspace, release: str, engine: NodeEngine | None = None) -> list[str]:
     config = cluster_config(ws, release, "")
     engine = engine or default_node_engine()
-    with cluster_lock(config):
+    with cluster_lock(ws, config):
         return remove_cluster(engine, config)
 
 

@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 from tkedistro.cluster import lifecycle
 from tkedistro.cluster.proofs import Proof, declared_proofs, prove_series
 from tkedistro.core.errors import ClusterError, PatchProofError
-from tkedistro.core.workspace import Workspace
+from tkedistro.core.workspace import ReleaseLayout, Workspace
 from tkedistro.engine.protocols import NodeEngine
 
 
@@ -36,7 +36,8 @@ class ProofReport:
                       f"        evidence: {p.evidence}"]
         lines += [f"  (no check on the cluster)  {u}" for u in self.unproven]
         if not self.current:
-            lines.append(f"note: the cluster runs another build than _output/{self.release}; "
+            output = ReleaseLayout(self.release).output
+            lines.append(f"note: the cluster runs another build than {output}; "
                          f"`tkedistro cluster up {self.release}` to prove the current one")
         return "\n".join(lines)
 
@@ -59,7 +60,7 @@ def prove(ws: Workspace, release: str, engine: NodeEngine | None = None) -> Proo
     declared = declared_proofs(ws, manifest)
     engine = engine or lifecycle.default_node_engine()
     config = lifecycle.cluster_config(ws, release, manifest.distro_version)
-    with lifecycle.cluster_lock(config):
+    with lifecycle.cluster_lock(ws, config):
         found = lifecycle.status(ws, release, engine)
         if found.state is None or not found.up:
             raise ClusterError(f"the cluster of {release} ({found.name}) is not up",
@@ -67,7 +68,7 @@ def prove(ws: Workspace, release: str, engine: NodeEngine | None = None) -> Proo
         proofs = prove_series(engine, found.state, declared)
     proven = {d.patch for d in declared}
     patches = [PurePosixPath(p.file).name for p in manifest.patches]
-    bin_dir = ws.output_dir(release) / "bin" / "linux" / "amd64"
+    bin_dir = ws.release(release).bin_dir()
     current = bin_dir.is_dir() and lifecycle.runs_current(ws, found.state, bin_dir)
     return ProofReport(release, found.state.name, tuple(proofs),
                        tuple(p for p in patches if p not in proven), current)

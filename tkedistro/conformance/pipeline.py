@@ -165,7 +165,7 @@ def _command(release: str, options: ConformanceOptions) -> str:
 def run_conformance(ws: Workspace, release: str, options: ConformanceOptions) -> ConformanceResult:
     """Run the suite; raises ``ConformanceFailedError`` when a selected spec failed."""
     manifest = load_release(ws, release)
-    bin_dir = ws.output_dir(release) / "bin" / "linux" / "amd64"
+    bin_dir = ws.release(release).bin_dir()  # the suite and the nodes run on this host
     ensure_binaries(ws, release, options, bin_dir)
     start = time.monotonic()
     offline: OfflineImages | None = None

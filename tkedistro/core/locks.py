@@ -1,4 +1,4 @@
-"""The per-release locks and the mid-rebase marker.
+"""The per-release locks.
 
 ``release_lock`` guards ``_src/<release>`` (source, rebase, import); ``output_lock`` guards
 ``_output/<release>`` (a build publishing it, a local conformance cluster running from it).
@@ -23,16 +23,7 @@ from tkedistro.core import console
 from tkedistro.core.errors import LockedError
 from tkedistro.core.workspace import Workspace
 
-REBASE_STATE_FILE = "rebase.json"
 LOCK_HINT = "wait for it to finish; the lock is freed when that process exits"
-
-
-def rebase_state_path(ws: Workspace, release: str) -> Path:
-    return ws.state_dir(release) / REBASE_STATE_FILE
-
-
-def is_rebasing(ws: Workspace, release: str) -> bool:
-    return rebase_state_path(ws, release).exists()
 
 
 @contextmanager
@@ -75,15 +66,18 @@ def _locked(fd: int) -> bool:
 @contextmanager
 def release_lock(ws: Workspace, release: str) -> Iterator[None]:
     """Exclusive use of ``_src/<release>``; a second run fails at once (exit 13)."""
-    path = ws.state_dir(release) / "source.lock"
-    with exclusive_lock(path, f"another tkedistro run is working on _src/{release} (lock {path})"):
+    paths = ws.release(release)
+    path = paths.source_lock
+    with exclusive_lock(path, f"another tkedistro run is working on {paths.layout.src} "
+                              f"(lock {path})"):
         yield
 
 
 @contextmanager
 def output_lock(ws: Workspace, release: str, doing: str) -> Iterator[None]:
     """Exclusive use of ``_output/<release>``; a second run fails at once (exit 13)."""
-    path = ws.output_dir(release).with_name(f".{release}.lock")
-    with exclusive_lock(path, f"another tkedistro run is using _output/{release} (lock {path}); "
-                          f"cannot {doing} now"):
+    paths = ws.release(release)
+    path = paths.output_lock
+    with exclusive_lock(path, f"another tkedistro run is using {paths.layout.output} "
+                              f"(lock {path}); cannot {doing} now"):
         yield

@@ -1,5 +1,9 @@
-"""Every path tkedistro uses: the distro repo, ``_src/<release>``, ``_output/<release>``,
-``_cluster/<release>``, ``_results/<release>``, caches."""
+"""Every path tkedistro uses: the distro repo and the user cache (``Workspace``), and per
+release (``ReleasePaths``) its manifest, patch folder, ``_src/<release>``, ``_output/<release>``
+(``bin/<os>/<arch>``), ``_cluster/<release>``, ``_results/<release>`` and the state files.
+
+The one place these names are spelled: ``tests/unit/test_paths.py`` fails on a copy elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,14 @@ import os
 import re
 import stat
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from tkedistro.core.errors import ManifestError
+from tkedistro.core.host import host_platform
 
+RELEASES = "releases"  # the distro repo's folder of manifests, <release>.yaml each
+MANIFEST_SUFFIX = ".yaml"
+CLUSTER_STATE = "cluster.json"  # in a cluster's folder (``_cluster/<release>``)
 RELEASE_NAME = re.compile(r"\d+\.\d+(?:[.-][A-Za-z0-9]+)*")
 MAX_PATCH_BYTES = 32 * 1024 * 1024  # the largest real backports are a few MiB
 
@@ -94,7 +102,7 @@ def find_root(start: Path | None = None) -> Path:
     """The nearest folder at or above ``start`` that holds ``releases/``."""
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
-        if (folder / "releases").is_dir():
+        if (folder / RELEASES).is_dir():
             return folder
     raise ManifestError(
         [f"no releases/ folder in {here} or any folder above it"],
@@ -121,7 +129,7 @@ class Workspace:
     @classmethod
     def discover(cls, root: Path | None = None, cache: Path | None = None) -> Workspace:
         found = root.resolve() if root else find_root()
-        if root and not (found / "releases").is_dir():
+        if root and not (found / RELEASES).is_dir():
             raise ManifestError(
                 [f"{found}: no releases/ folder here"],
                 hint="--root must name a distro repo (a folder that holds releases/)",
@@ -130,37 +138,36 @@ class Workspace:
 
     @property
     def releases_dir(self) -> Path:
-        return self.root / "releases"
+        return self.root / RELEASES
 
+    def release(self, name: str) -> ReleasePaths:
+        """Every path of release ``name`` (``ManifestError`` for a name that is not one)."""
+        return ReleasePaths(self, name)
+
+    # shorthands for the handle's paths, for code that holds a (workspace, release) pair
     def manifest_path(self, release: str) -> Path:
-        return self.releases_dir / f"{check_release_name(release)}.yaml"
+        return self.release(release).manifest_file
 
     def patches_dir(self, release: str) -> Path:
-        return self.root / "patches" / check_release_name(release)
+        return self.release(release).patches_dir
 
     def src_dir(self, release: str) -> Path:
-        return self.root / "_src" / check_release_name(release)
+        return self.release(release).src
 
     def output_dir(self, release: str) -> Path:
-        return self.root / "_output" / check_release_name(release)
+        return self.release(release).output
 
     def cluster_dir(self, release: str) -> Path:
-        """Runtime files of a local conformance cluster (kept out of ``_output``: the kubelet
-        mounts under it, and a build must be able to replace ``_output/<release>``)."""
-        return self.root / "_cluster" / check_release_name(release)
+        return self.release(release).cluster
 
     def results_dir(self, release: str) -> Path:
-        """What runs against a release's build found (kept out of ``_output``: a build replaces
-        ``_output/<release>`` whole, and the results of the build before must outlive it)."""
-        return self.root / "_results" / check_release_name(release)
+        return self.release(release).results
 
     def conformance_results_dir(self, release: str) -> Path:
-        """One folder per conformance run, and ``latest`` pointing at the last report."""
-        return self.results_dir(release) / "conformance"
+        return self.release(release).conformance_results
 
     def state_dir(self, release: str) -> Path:
-        """Tool state for a release that must survive crashes (rebase, build stamps)."""
-        return self.root / "_src" / f".{check_release_name(release)}.tkedistro"
+        return self.release(release).state_dir
 
     def repo_file(self, name: str, where: str | None = None, *, must_exist: bool = True) -> Path:
         """The real path of the manifest-named file ``name``; ``ManifestError`` (naming
@@ -184,3 +191,183 @@ class Workspace:
             return str(path.resolve().relative_to(self.root))
         except ValueError:
             return str(path)
+
+
+
+def manifest_name(release: str) -> str:
+    """How messages name a release's manifest: ``releases/<release>.yaml`` (repo-relative;
+    also for a name that is not a release name, so the message can say so)."""
+    return f"{RELEASES}/{release}{MANIFEST_SUFFIX}"
+
+
+def output_bin(platform: str | None = None) -> PurePosixPath:
+    """Where an output folder keeps one platform's binaries: ``bin/<os>/<arch>`` (the host's
+    platform when None); relative, as ``SHA256SUMS`` and the SBOM name them."""
+    return PurePosixPath("bin", platform or host_platform())
+
+
+@dataclass(frozen=True)
+class ReleaseLayout:
+    """Where a release's folders are, relative to the distro repo: what messages show
+    (``_src/1.20``) and what ``ReleasePaths`` puts under the repo root."""
+
+    name: str
+
+    @property
+    def manifest(self) -> PurePosixPath:
+        return PurePosixPath(manifest_name(self.name))
+
+    @property
+    def patches(self) -> PurePosixPath:
+        return PurePosixPath("patches", self.name)
+
+    @property
+    def src(self) -> PurePosixPath:
+        return PurePosixPath("_src", self.name)
+
+    @property
+    def state(self) -> PurePosixPath:
+        return self.src.with_name(f".{self.name}.tkedistro")
+
+    @property
+    def output(self) -> PurePosixPath:
+        return PurePosixPath("_output", self.name)
+
+    @property
+    def results(self) -> PurePosixPath:
+        return PurePosixPath("_results", self.name)
+
+    @property
+    def conformance_results(self) -> PurePosixPath:
+        return self.results / "conformance"
+
+    @property
+    def cluster(self) -> PurePosixPath:
+        return PurePosixPath("_cluster", self.name)
+
+
+@dataclass(frozen=True)
+class ReleasePaths:
+    """One release of one distro repo: its name and every path the tool reads or writes for
+    it. Paths only (nothing is read or made here); ``Workspace.release(name)`` makes one."""
+
+    workspace: Workspace
+    name: str
+
+    def __post_init__(self) -> None:
+        check_release_name(self.name)
+
+    @property
+    def layout(self) -> ReleaseLayout:
+        """The same places relative to the repo root, for messages."""
+        return ReleaseLayout(self.name)
+
+    @property
+    def root(self) -> Path:
+        return self.workspace.root
+
+    @property
+    def manifest_file(self) -> Path:
+        """``releases/<release>.yaml``."""
+        return self.root / self.layout.manifest
+
+    @property
+    def manifest_name(self) -> str:
+        """``releases/<release>.yaml`` as messages name it."""
+        return manifest_name(self.name)
+
+    @property
+    def patches_dir(self) -> Path:
+        """``patches/<release>``: the release's patch files."""
+        return self.root / self.layout.patches
+
+    @property
+    def src(self) -> Path:
+        """``_src/<release>``: the prepared tree (upstream plus the series)."""
+        return self.root / self.layout.src
+
+    @property
+    def output(self) -> Path:
+        """``_output/<release>``: the published build (replaced whole by the next one)."""
+        return self.root / self.layout.output
+
+    def bin_dir(self, platform: str | None = None) -> Path:
+        """``_output/<release>/bin/<os>/<arch>`` (the host's platform when None)."""
+        return self.output / output_bin(platform)
+
+    @property
+    def output_lock(self) -> Path:
+        """``_output/.<release>.lock``: held by a build publishing ``output`` and by whatever
+        runs from it (beside it: the lock must outlive the folder's replacement)."""
+        return self.output.with_name(f".{self.name}.lock")
+
+    @property
+    def results(self) -> Path:
+        """``_results/<release>``: what runs against a build found (kept out of ``output``:
+        a build replaces it whole, and the results of the build before must outlive it)."""
+        return self.root / self.layout.results
+
+    @property
+    def conformance_results(self) -> Path:
+        """One folder per conformance run, and ``latest`` pointing at the last report."""
+        return self.root / self.layout.conformance_results
+
+    @property
+    def cluster(self) -> Path:
+        """``_cluster/<release>``: runtime files of a local cluster (kept out of ``output``:
+        the kubelet mounts under it, and a build must be able to replace ``output``)."""
+        return self.root / self.layout.cluster
+
+    @property
+    def cluster_state(self) -> Path:
+        """What ``cluster up`` made (nodes, addresses, the build it runs)."""
+        return self.cluster / CLUSTER_STATE
+
+    @property
+    def cluster_lock(self) -> Path:
+        return self.cluster.with_name(f".{self.name}.cluster.lock")
+
+    @property
+    def state_dir(self) -> Path:
+        """``_src/.<release>.tkedistro``: tool state that must survive crashes."""
+        return self.root / self.layout.state
+
+    @property
+    def source_state(self) -> Path:
+        """What ``tkedistro source`` made: which series entry gave which commit."""
+        return self.state_dir / "source.json"
+
+    @property
+    def source_applying(self) -> Path:
+        """Present while ``tkedistro source`` applies the series (a died run leaves it)."""
+        return self.state_dir / "source.applying"
+
+    @property
+    def source_lock(self) -> Path:
+        """The release lock: held by source, rebase, import and export."""
+        return self.state_dir / "source.lock"
+
+    @property
+    def build_run(self) -> Path:
+        """What a running build may write into ``src`` (removed after it, even a killed one)."""
+        return self.state_dir / "build-run.json"
+
+    @property
+    def rebase_state(self) -> Path:
+        """Present exactly while the release is mid-rebase."""
+        return self.state_dir / "rebase.json"
+
+    @property
+    def rebase_backup(self) -> Path:
+        """The manifest and patch files as they were before the rebase (for ``--abort``)."""
+        return self.state_dir / "rebase-backup"
+
+    @property
+    def rebase_patch(self) -> Path:
+        """The patch a stopped rebase is replaying."""
+        return self.state_dir / "current.patch"
+
+    @property
+    def import_patch(self) -> Path:
+        """The patch ``patches import`` is applying."""
+        return self.state_dir / "import.patch"

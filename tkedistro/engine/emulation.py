@@ -10,30 +10,20 @@ the smoke checks of foreign images.
 
 from __future__ import annotations
 
-import platform as host
 from pathlib import Path
 
+from tkedistro.core.host import host_arch, host_platform
+
+__all__ = ["BINFMT_DIR", "INSTALL", "QEMU_NAME", "can_run", "host_arch", "host_platform",
+           "platform_arch"]
+
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
-# uname -m -> Go's GOARCH (the platform's architecture)
-HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le",
-             "s390x": "s390x", "riscv64": "riscv64"}
 # GOARCH -> the name qemu-user (and its binfmt_misc entry, qemu-NAME) gives that architecture
 QEMU_NAME = {"amd64": "x86_64", "arm64": "aarch64", "arm": "arm", "ppc64le": "ppc64le",
              "s390x": "s390x", "riscv64": "riscv64"}
 INSTALL = ("install qemu-user-static and binfmt-support (apt-get install qemu-user-static "
            "binfmt-support), then `update-binfmts --enable {name}`; if {dir} is empty, mount it "
            "first: `mount -t binfmt_misc binfmt_misc {dir}`")
-
-
-def host_arch(machine: str | None = None) -> str:
-    """This host's architecture as a platform names it (``amd64``, ``arm64``, ...)."""
-    found = machine or host.machine()
-    return HOST_ARCH.get(found, found)
-
-
-def host_platform() -> str:
-    """This host's platform (``linux/amd64``)."""
-    return f"linux/{host_arch()}"
 
 
 def platform_arch(platform: str) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from tkedistro.core.errors import BuildError
 from tkedistro.core.files import json_digest, sha256_file, write_atomic
+from tkedistro.core.workspace import output_bin
 from tkedistro.debian.rootfs import INPUTS_LABEL, SOURCE_LABEL, DebianBase
 from tkedistro.model.manifest import Manifest
 
@@ -43,7 +44,7 @@ def component_ref(component: str, version: str, repository: str = DEFAULT_REPOSI
 
 def binary_path(output_dir: Path, component: str, platform: str) -> Path:
     """Where ``tkedistro build`` leaves ``component`` for ``platform`` (``os/arch``)."""
-    return output_dir / "bin" / PurePosixPath(platform) / component
+    return output_dir / output_bin(platform) / component
 
 
 @dataclass(frozen=True)

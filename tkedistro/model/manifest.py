@@ -20,7 +20,7 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from tkedistro.core.errors import ManifestError, ReleaseNotFoundError
 from tkedistro.core.files import write_atomic
-from tkedistro.core.workspace import RELEASE_NAME, Workspace, check_release_name
+from tkedistro.core.workspace import RELEASE_NAME, Workspace, check_release_name, manifest_name
 from tkedistro.model.refs import COMMIT_PATTERN, TAG_PATTERN, image_problem
 from tkedistro.model.url import url_problem
 
@@ -331,7 +331,7 @@ def load_manifest(path: Path, display: str | None = None) -> Manifest:
 def load_release(ws: Workspace, release: str) -> Manifest:
     """The manifest of ``release`` in ``ws``: the one loader every command uses."""
     path = ws.manifest_path(check_release_name(release))
-    return load_manifest(path, f"releases/{path.name}")
+    return load_manifest(path, manifest_name(release))
 
 
 def _read_text(path: Path, shown: str) -> str:

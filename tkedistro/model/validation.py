@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tkedistro.core.errors import ManifestError, PatchFormatError
-from tkedistro.core.workspace import RELEASE_NAME, Workspace, check_release_name, path_problem
+from tkedistro.core.workspace import (
+    RELEASE_NAME,
+    Workspace,
+    check_release_name,
+    manifest_name,
+    path_problem,
+)
 from tkedistro.model.diffscan import conflict_markers, describe_markers
 from tkedistro.model.manifest import Manifest, list_release_names, load_manifest
 from tkedistro.model.patches import (
@@ -114,12 +120,12 @@ def validate_releases(ws: Workspace, names: list[str]) -> ValidationResult:
 def _misnamed(ws: Workspace, path: Path) -> ReleaseCheck:
     check = ReleaseCheck(release=path.stem, manifest=ws.rel(path))
     check.add("manifest", [f"{check.manifest}: manifests end in .yaml; rename it to "
-                           f"releases/{path.stem}.yaml"])
+                           f"{manifest_name(path.stem)}"])
     return check
 
 
 def validate_release(ws: Workspace, release: str) -> ReleaseCheck:
-    check = ReleaseCheck(release=release, manifest=f"releases/{release}.yaml")
+    check = ReleaseCheck(release=release, manifest=manifest_name(release))
     try:
         manifest = load_manifest(ws.manifest_path(check_release_name(release)), check.manifest)
     except ManifestError as exc:

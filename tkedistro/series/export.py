@@ -20,11 +20,11 @@ from tkedistro.core import console
 from tkedistro.core.errors import PatchFormatError, RebaseStateError, WorkInProgressError
 from tkedistro.core.files import write_atomic
 from tkedistro.core.locks import release_lock
-from tkedistro.core.workspace import Workspace
+from tkedistro.core.rebasemark import refuse_if_rebasing
+from tkedistro.core.workspace import ReleaseLayout, Workspace, manifest_name
 from tkedistro.git.repo import Repo
 from tkedistro.model.manifest import Manifest, load_release, update_pin
 from tkedistro.model.patches import parse_patch, subject_from_filename
-from tkedistro.series.state import assert_not_rebasing
 from tkedistro.source.state import recorded_commits
 
 Action = Literal["unchanged", "rewritten", "added", "removed"]
@@ -135,7 +135,7 @@ def locked_release(ws: Workspace, release: str) -> Iterator[Manifest]:
     """Hold the release lock, refuse a release mid-rebase and read its manifest under the
     lock: what is checked and read here is what the caller writes back."""
     with release_lock(ws, release):
-        assert_not_rebasing(ws, release)
+        refuse_if_rebasing(ws.release(release))
         yield load_release(ws, release)
 
 
@@ -150,7 +150,7 @@ def check_work_in_progress(ws: Workspace, manifest: Manifest, repo: Repo) -> Non
     pending = export_commits(ws, manifest, repo, pinned, dry_run=True).entries if based else []
     safe = {e.commit for e in pending if e.action == "unchanged"}
     work = repo.work_in_progress([pinned], repo.made() | recorded_commits(
-        ws.state_dir(manifest.release)) | safe)
+        ws.release(manifest.release)) | safe)
     if work.operation or work.changed:
         what = work.operation or f"uncommitted changes in {len(work.changed)} file(s)"
         raise WorkInProgressError(
@@ -185,10 +185,10 @@ def export_commits(ws: Workspace, manifest: Manifest, repo: Repo, base: str,
             f"{repo.shown}: HEAD is not based on {base[:12]} (the pinned upstream commit)",
             hint=f"run: tkedistro source {manifest.release}",
         )
-    where = f"releases/{manifest.release}.yaml"
+    where = manifest_name(manifest.release)
     for index, listed in enumerate(manifest.patches):  # export writes and deletes these
         ws.repo_file(listed.file, f"{where}: patches[{index}].file", must_exist=False)
-    ws.repo_file(f"patches/{manifest.release}", "patch folder", must_exist=False)
+    ws.repo_file(str(ReleaseLayout(manifest.release).patches), "patch folder", must_exist=False)
     commits = _commits(repo, base)
     existing = [_existing(ws, e.file, e.subject) for e in manifest.patches]
     pairs = _match(repo, commits, existing)

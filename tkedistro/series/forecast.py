@@ -19,7 +19,7 @@ from typing import Any
 
 from tkedistro.core import console
 from tkedistro.core.errors import FetchError, ForecastConflictError, TkedistroError
-from tkedistro.core.workspace import Workspace
+from tkedistro.core.workspace import Workspace, manifest_name
 from tkedistro.git.patching import sparse_patterns
 from tkedistro.git.repo import Repo
 from tkedistro.model.diffscan import touched_paths
@@ -113,7 +113,7 @@ def forecast(ws: Workspace, release: str, tags: list[str], *,
              upstream: str | None = None) -> ForecastResult:
     """Replay the series on each of ``tags`` in a temporary tree; change nothing."""
     manifest = load_release(ws, release)
-    jobs = [make_job(i, ws.repo_file(e.file, f"releases/{release}.yaml: patches[{i - 1}].file"),
+    jobs = [make_job(i, ws.repo_file(e.file, f"{manifest_name(release)}: patches[{i - 1}].file"),
                      e.file, e.subject)
             for i, e in enumerate(manifest.patches, 1)]
     result = ForecastResult(release, manifest.upstream.tag, manifest.upstream.commit, len(jobs))

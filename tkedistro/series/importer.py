@@ -24,7 +24,7 @@ from typing import Any, Literal
 from tkedistro.core import console
 from tkedistro.core.errors import ImportExistsError, PatchApplyError, PatchFormatError
 from tkedistro.core.files import write_atomic
-from tkedistro.core.workspace import Workspace
+from tkedistro.core.workspace import ReleaseLayout, Workspace, manifest_name
 from tkedistro.git.mbox import crlf_note, diff_part, failed_hunks, to_mbox, without_files
 from tkedistro.git.repo import Repo
 from tkedistro.model.manifest import Manifest, load_release, update_pin
@@ -152,7 +152,7 @@ def _refuse_existing(ws: Workspace, manifest: Manifest, files: list[Path]) -> No
     folder = ws.patches_dir(manifest.release)
     listed = {Path(e.file).name: i for i, e in enumerate(manifest.patches)}
     unnumbered = {_unnumbered(name): i for name, i in listed.items()}
-    yaml = f"releases/{manifest.release}.yaml"
+    yaml = manifest_name(manifest.release)
     clash = []
     for path in files:
         where = ws.rel(folder / path.name)
@@ -183,13 +183,13 @@ def _import_locked(ws: Workspace, repo: Repo, manifest: Manifest, from_dir: Path
     release = manifest.release
     files = sorted(p for p in from_dir.iterdir() if p.suffix in (".patch", ".diff"))
     folder = ws.patches_dir(release)
-    ws.repo_file(f"patches/{release}", "patch folder", must_exist=False)  # written into
+    ws.repo_file(str(ReleaseLayout(release).patches), "patch folder", must_exist=False)
     _refuse_existing(ws, manifest, files)
     result = ImportResult(release, str(from_dir))
     check_work_in_progress(ws, manifest, repo)
     start = repo.head()
     date = repo.commit_date(manifest.upstream.commit)
-    run = _Run(ws, repo, folder, ws.state_dir(release) / "import.patch", date, text_only)
+    run = _Run(ws, repo, folder, ws.release(release).import_patch, date, text_only)
     for path in files:
         entry = run.one(path)
         console.info(f"{path.name}: {entry.status} {entry.reason}".rstrip())

@@ -26,8 +26,9 @@ def record_import(ws: Workspace, repo: Repo, old: Manifest, new: Manifest, start
     in full; otherwise the next ``source`` run does what it always does. True when recorded.
     """
     release = new.release
-    state_dir, display = ws.state_dir(release), f"releases/{release}.yaml"
-    prev = load_state(state_dir)
+    paths = ws.release(release)
+    display = paths.manifest_name
+    prev = load_state(paths)
     if prev is None or prev.head != start or prev.base != old.upstream.commit:
         return False
     if prev.stamp != stamp_of(prev.base, series_inputs(ws, old, display)):
@@ -41,8 +42,8 @@ def record_import(ws: Workspace, repo: Repo, old: Manifest, new: Manifest, start
         Applied(inp.key, inp.file, subject, "3-way" if status == "imported-3way" else "applied",
                 commit)
         for inp, (subject, status, commit) in zip(fresh, added, strict=True))
-    write_state(state_dir, State(
+    write_state(paths, State(
         prev.base, repo.head(), stamp_of(prev.base, inputs), applied, tag=prev.tag, url=prev.url,
-        inputs=inputs_digest(ws.manifest_path(release), [i.path for i in inputs]),
+        inputs=inputs_digest(paths.manifest_file, [i.path for i in inputs]),
         packs=borrowed_packs(repo)))
     return True

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from tkedistro.core.errors import ManifestError
 from tkedistro.core.files import write_atomic
-from tkedistro.core.locks import is_rebasing
-from tkedistro.core.workspace import Workspace
+from tkedistro.core.rebasemark import is_rebasing
+from tkedistro.core.workspace import ReleaseLayout, Workspace
 from tkedistro.model.manifest import load_release, parse_manifest
 from tkedistro.series.rebase import RebaseResult, rebase
 from tkedistro.series.state import NewLine
@@ -29,7 +29,7 @@ def new_release(ws: Workspace, release: str, from_release: str, onto: str, *,
                             hint=f"to move it to a new tag: tkedistro rebase {release} --onto TAG")
     old = load_release(ws, from_release)
     folder = ws.patches_dir(release)
-    ws.repo_file(f"patches/{release}", "patch folder", must_exist=False)  # written into
+    ws.repo_file(str(ReleaseLayout(release).patches), "patch folder", must_exist=False)
     clash = [e.file for e in old.patches if (folder / _name(e.file)).exists()]
     if clash:
         raise ManifestError([f"{ws.rel(folder / _name(f))}: already exists" for f in clash])
@@ -42,7 +42,7 @@ def new_release(ws: Workspace, release: str, from_release: str, onto: str, *,
         write_atomic(target, text.encode("utf-8"))
         result = rebase(ws, release, onto, commit=commit, upstream=upstream, new_line=made)
     except BaseException:
-        if not is_rebasing(ws, release):  # the rebase never began: leave no half-made line
+        if not is_rebasing(ws.release(release)):  # the rebase never began: leave no half-made line
             _remove(target, folder, made)
         raise
     result.notes.insert(0, f"created {shown} and {ws.rel(folder)}/ ({len(old.patches)} patches) "

@@ -19,8 +19,9 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from tkedistro.core import console
 from tkedistro.core.errors import PatchApplyError, RebaseStateError
-from tkedistro.core.locks import is_rebasing, release_lock
-from tkedistro.core.workspace import Workspace
+from tkedistro.core.locks import release_lock
+from tkedistro.core.rebasemark import is_rebasing
+from tkedistro.core.workspace import Workspace, manifest_name
 from tkedistro.git.repo import BRANCH, Repo
 from tkedistro.model.diffscan import conflict_markers, describe_markers
 from tkedistro.model.manifest import Manifest, load_release, update_pin
@@ -78,7 +79,7 @@ def rebase(ws: Workspace, release: str, onto: str, *, commit: str | None = None,
            upstream: str | None = None, new_line: NewLine | None = None) -> RebaseResult:
     """Start a rebase of ``release``'s series onto tag ``onto`` (``commit`` pins its SHA);
     ``new_line``: what ``tkedistro new`` just wrote, which --abort removes again."""
-    if is_rebasing(ws, release):
+    if is_rebasing(ws.release(release)):
         state = load_state(ws, release)
         raise RebaseStateError(
             f"release {release} is already mid-rebase onto {state.onto_tag}",
@@ -90,7 +91,7 @@ def rebase(ws: Workspace, release: str, onto: str, *, commit: str | None = None,
     if src_existed:
         check_work_in_progress(ws, manifest, repo)
     for i, entry in enumerate(manifest.patches, 1):  # a bad patch fails before any change
-        make_job(i, ws.repo_file(entry.file, f"releases/{release}.yaml: patches[{i - 1}].file"),
+        make_job(i, ws.repo_file(entry.file, f"{manifest_name(release)}: patches[{i - 1}].file"),
                  entry.file, entry.subject)
     with console.step("fetch_source", f"{onto} from {upstream or manifest.upstream.url}"):
         mirror, onto_commit = fetch_tag(ws, manifest, onto, commit=commit, upstream=upstream)
@@ -195,7 +196,7 @@ def _drive(ws: Workspace, state: RebaseState) -> RebaseResult:
     is replayed alone, so its conflict is left in progress for the maintainer.
     """
     repo = _repo(ws, state.release)
-    mbox = ws.state_dir(state.release) / "current.patch"
+    mbox = ws.release(state.release).rebase_patch
     total = len(state.series)
     while state.phase == Phase.REPLAY and state.position < total:
         date = repo.commit_date(state.onto_commit)

@@ -18,7 +18,7 @@ from typing import Any
 
 from tkedistro.core.errors import ManifestError
 from tkedistro.core.files import write_atomic
-from tkedistro.core.workspace import Workspace
+from tkedistro.core.workspace import Workspace, manifest_name
 from tkedistro.model.manifest import Manifest, update_pin
 from tkedistro.series.export import locked_release, require_manifest
 
@@ -40,7 +40,7 @@ class ReorderResult:
             return f"{self.release}: the series is already in that order; nothing changed"
         lines = [f"renamed  {old} -> {new}" for old, new in self.renamed]
         lines += [f"  {i:>3}  {file}" for i, file in enumerate(self.series, 1)]
-        lines.append(f"{self.release}: new order written to releases/{self.release}.yaml; run "
+        lines.append(f"{self.release}: new order written to {manifest_name(self.release)}; run "
                      f"`tkedistro source {self.release}` to apply it")
         return "\n".join(lines)
 
@@ -73,7 +73,7 @@ def _find(manifest: Manifest, wanted: str) -> int:
                                                            _number(PurePosixPath(f).name))]
     if len(hits) == 1:
         return hits[0]
-    where = f"releases/{manifest.release}.yaml: patches"
+    where = f"{manifest_name(manifest.release)}: patches"
     if hits:
         raise ManifestError([f"{where}: {wanted!r} names {len(hits)} patches ("
                              + ", ".join(names[i] for i in hits) + "); give the file name"])
@@ -105,7 +105,7 @@ def _write(ws: Workspace, manifest: Manifest, order: list[str]) -> ReorderResult
     renames = [(old, name) for old, name in zip(order, new, strict=True) if old != name]
     listed = [e.file for e in manifest.patches]
     for old, _ in renames:  # the path rules of the series, as `source` has them
-        ws.repo_file(old, f"releases/{manifest.release}.yaml: patches[{listed.index(old)}].file")
+        ws.repo_file(old, f"{manifest_name(manifest.release)}: patches[{listed.index(old)}].file")
     clash = [name for _, name in renames if (ws.root / name).exists()]
     if clash:  # e.g. 0001-x and 0002-x swapped: each new name is the other's old one
         raise ManifestError([f"{name}: renumbering would write over this file; rename it "

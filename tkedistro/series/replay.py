@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from tkedistro.core.errors import CommandError, CommitMismatchError, FetchError
 from tkedistro.core.runner import Result
-from tkedistro.core.workspace import Workspace
+from tkedistro.core.workspace import Workspace, manifest_name
 from tkedistro.git.mbox import PLAIN_DATE, diff_part, to_mbox
 from tkedistro.git.mirror import Pin, ensure_pin, mirror_path, remote_tag_commit
 from tkedistro.git.repo import Repo
@@ -74,7 +74,7 @@ def fetch_tag(ws: Workspace, manifest: Manifest, tag: str, *, commit: str | None
     fetched again (as ``tkedistro source`` does).
     """
     url = upstream or manifest.upstream.url
-    display = f"releases/{manifest.release}.yaml"
+    display = manifest_name(manifest.release)
     held = _mirror_commit(ws, manifest.upstream.url, tag)
     found = held if held and commit in (None, held) else remote_tag_commit(url, tag)
     if commit is not None and found != commit:

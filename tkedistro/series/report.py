@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tkedistro.core.errors import PatchApplyError
+from tkedistro.core.workspace import ReleaseLayout, manifest_name
 from tkedistro.series.replay import PatchOutcome
 from tkedistro.series.state import RebaseState
 
@@ -81,12 +82,13 @@ class RebaseResult:
         head = (f"rebase {self.release}: {self.old_tag} ({self.old_commit[:12]}) -> "
                 f"{self.onto_tag} ({self.onto_commit[:12]})")
         lines = [*self.notes, head, *outcome_table(self.outcomes)]
+        shown = ReleaseLayout(self.release)
         if self.status == "aborted" and self.new_line:
-            lines.append(f"rebase aborted: releases/{self.release}.yaml, patches/{self.release}/ "
-                         f"and _src/{self.release}, made by tkedistro new, are removed")
+            lines.append(f"rebase aborted: {shown.manifest}, {shown.patches}/ "
+                         f"and {shown.src}, made by tkedistro new, are removed")
         elif self.status == "aborted":
-            lines.append(f"rebase aborted: releases/{self.release}.yaml, patches/{self.release}/ "
-                         f"and _src/{self.release} are back as they were")
+            lines.append(f"rebase aborted: {shown.manifest}, {shown.patches}/ "
+                         f"and {shown.src} are back as they were")
         elif self.status == "stopped":
             lines += self._stopped_text()
         else:
@@ -102,9 +104,9 @@ class RebaseResult:
         lines += [f"  {f}" for f in bad.conflicts]
         if bad.detail:
             lines += ["git said:", *(f"  {line}" for line in bad.detail.splitlines())]
+        src = ReleaseLayout(self.release).src
         lines += [
-            f"resolve the conflicts in _src/{self.release}, stage them "
-            f"(git -C _src/{self.release} add FILE), then run one of:",
+            f"resolve the conflicts in {src}, stage them (git -C {src} add FILE), then run one of:",
             f"  tkedistro rebase {self.release} --continue",
             f"  tkedistro rebase {self.release} --skip      (drop this patch from the series)",
             f"  tkedistro rebase {self.release} --abort     (put everything back as it was)",
@@ -122,7 +124,7 @@ class RebaseResult:
         lines.append(f"manifest pin: {self.onto_tag} {self.onto_commit}")
         if self.new_version:
             lines.append(f"distro_version: {self.old_version} -> {self.new_version} "
-                         f"(suggested; edit releases/{self.release}.yaml to change it)")
+                         f"(suggested; edit {manifest_name(self.release)} to change it)")
         changed = [p for p in self.export.get("patches", []) if p["action"] != "unchanged"]
         lines += [f"{p['action']}: {p['file']}" for p in changed]
         return lines

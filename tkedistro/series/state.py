@@ -14,9 +14,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from tkedistro.core.errors import RebaseStateError
 from tkedistro.core.files import write_atomic
-from tkedistro.core.locks import is_rebasing, rebase_state_path
+from tkedistro.core.rebasemark import read_rebase_state
 from tkedistro.core.workspace import Workspace
 from tkedistro.series.replay import PatchOutcome
 
@@ -82,22 +81,11 @@ class RebaseState:
 
 
 def state_path(ws: Workspace, release: str) -> Path:
-    return rebase_state_path(ws, release)
+    return ws.release(release).rebase_state
 
 
 def backup_dir(ws: Workspace, release: str) -> Path:
-    return ws.state_dir(release) / "rebase-backup"
-
-
-def assert_not_rebasing(ws: Workspace, release: str) -> None:
-    """Refuse to touch a release that is mid-rebase (called by source, build, export)."""
-    if is_rebasing(ws, release):
-        state = load_state(ws, release)
-        raise RebaseStateError(
-            f"release {release} is mid-rebase onto {state.onto_tag}; "
-            "finish or abandon the rebase first",
-            hint=f"tkedistro rebase {release} --continue | --skip | --abort",
-        )
+    return ws.release(release).rebase_backup
 
 
 def save_state(ws: Workspace, state: RebaseState) -> None:
@@ -106,25 +94,7 @@ def save_state(ws: Workspace, state: RebaseState) -> None:
 
 
 def load_state(ws: Workspace, release: str) -> RebaseState:
-    path = state_path(ws, release)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return RebaseState.from_json(data)
-    except FileNotFoundError:
-        raise RebaseStateError(
-            f"release {release} is not being rebased (no {path.name} in {path.parent})",
-            hint=f"start one with: tkedistro rebase {release} --onto TAG",
-        ) from None
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise RebaseStateError(
-            f"{path}: rebase state unreadable ({exc})",
-            hint=f"tkedistro rebase {release} --abort restores the saved files if they exist",
-        ) from None
-    except OSError as exc:
-        raise RebaseStateError(
-            f"{path}: rebase state cannot be read ({exc.strerror or exc})",
-            hint=f"tkedistro rebase {release} --abort restores the saved files if they exist",
-        ) from None
+    return read_rebase_state(ws.release(release), RebaseState.from_json)
 
 
 @dataclass(frozen=True)
@@ -180,4 +150,4 @@ def clear(ws: Workspace, release: str) -> None:
     """Forget the rebase: the state file goes first, then the backups."""
     state_path(ws, release).unlink(missing_ok=True)
     shutil.rmtree(backup_dir(ws, release), ignore_errors=True)
-    (ws.state_dir(release) / "current.patch").unlink(missing_ok=True)
+    ws.release(release).rebase_patch.unlink(missing_ok=True)

@@ -17,8 +17,9 @@ from tkedistro.core.errors import (
     WorkInProgressError,
 )
 from tkedistro.core.locks import release_lock
+from tkedistro.core.rebasemark import refuse_if_rebasing
 from tkedistro.core.runner import Result
-from tkedistro.core.workspace import Workspace
+from tkedistro.core.workspace import ReleaseLayout, ReleasePaths, Workspace, manifest_name
 from tkedistro.git.mirror import Pin, ensure_pin
 from tkedistro.git.repo import Repo
 from tkedistro.model.patches import PatchFile, check_trailers, parse_patch, subject_from_filename
@@ -30,7 +31,6 @@ from tkedistro.source.state import (
     State,
     inputs_digest,
     load_state,
-    refuse_if_rebasing,
     stamp_of,
     tree_matches,
     write_state,
@@ -53,13 +53,13 @@ _RECOVERY_DEPTH = 20
 class SeriesRun:
     """One non-trivial preparation: check/save work in progress, then apply from a point."""
 
-    def __init__(self, tree: Repo, state_dir: Path, manifest: Manifest, series: Series,
+    def __init__(self, tree: Repo, paths: ReleasePaths, manifest: Manifest, series: Series,
                  previous: State | None) -> None:
-        self.tree, self.state_dir, self.manifest = tree, state_dir, manifest
+        self.tree, self.paths, self.manifest = tree, paths, manifest
         self.inputs, self.stamp, self.digest = series.inputs, series.stamp, series.digest
         self.previous = previous  # what the last run recorded (None: a new tree)
         self.base = manifest.upstream.commit
-        self.marker = state_dir / "source.applying"
+        self.marker = paths.source_applying
         self.applied: list[Applied] = []
         self.kept = 0
         self.created = False
@@ -220,10 +220,10 @@ class SeriesRun:
         release, tag, shown = self.manifest.release, self.manifest.upstream.tag, self.tree.shown
         how = (f"`git apply -3 ../../{inp.file}`, resolve, `git diff HEAD > ../../{inp.file}`"
                if plain else f"`git am -3 ../../{inp.file}`, resolve, `git am --continue`, "
-               f"`git format-patch -1 -o ../../patches/{release}/`")
+               f"`git format-patch -1 -o ../../{ReleaseLayout(release).patches}/`")
         return (f"refresh the patch against {tag}: in {shown} run {how}, then "
                 f"`git reset --hard HEAD~` if you committed; or drop it from "
-                f"releases/{release}.yaml; then run `tkedistro source {release}` again")
+                f"{manifest_name(release)}; then run `tkedistro source {release}` again")
 
     def _where_now(self) -> str:
         n, total, head = len(self.applied), len(self.inputs), self.tree.head()[:12]
@@ -239,7 +239,7 @@ class SeriesRun:
         state = State(self.base, self.tree.head(), stamp, tuple(self.applied), tag=up.tag,
                        url=up.url, inputs=self.digest if stamp else None,
                        packs=borrowed_packs(self.tree) if stamp else ())
-        write_state(self.state_dir, state)
+        write_state(self.paths, state)
         return state
 
 
@@ -249,28 +249,28 @@ def prepare_fully(ws: Workspace, release: str, tree: Repo, *, upstream: str | No
     then apply from the first patch whose input changed."""
     from tkedistro.model.manifest import load_release
 
-    state_dir = ws.state_dir(release)
-    display = f"releases/{release}.yaml"
-    if not ws.manifest_path(release).is_file():
+    paths = ws.release(release)
+    display = paths.manifest_name
+    if not paths.manifest_file.is_file():
         load_release(ws, release)  # an unknown release is said before the lock makes a folder
     with release_lock(ws, release):  # what is checked and read here is what gets written
-        refuse_if_rebasing(ws, release)
+        refuse_if_rebasing(paths)
         manifest = load_release(ws, release)
         inputs = series_inputs(ws, manifest, display)
-        digest = inputs_digest(ws.manifest_path(release), [i.path for i in inputs])
-        state = load_state(state_dir)
+        digest = inputs_digest(paths.manifest_file, [i.path for i in inputs])
+        state = load_state(paths)
         stamp = stamp_of(manifest.upstream.commit, inputs)
         url = upstream or manifest.upstream.url
-        if state and state.stamp == stamp and tree_matches(tree, state, state_dir):
+        if state and state.stamp == stamp and tree_matches(tree, state, paths):
             if state.inputs != digest:  # e.g. a comment changed: record it, so the next
                 state = replace(state, inputs=digest)  # re-run is the quick one again
-                write_state(state_dir, state)
+                write_state(paths, state)
             return result_of(release, tree.path, url, state, kept=-1, backup=None)
         patches = parse_series(inputs, tree.shown)
         pin = Pin(manifest.upstream.url, manifest.upstream.tag, manifest.upstream.commit, display)
         with console.step("fetch_source", f"{pin.tag} {pin.commit[:12]}"):
             mirror = ensure_pin(ws.mirrors_dir, pin, upstream)
-        job = SeriesRun(tree, state_dir, manifest, Series(tuple(inputs), stamp, digest), state)
+        job = SeriesRun(tree, paths, manifest, Series(tuple(inputs), stamp, digest), state)
         backup = job.prepare_tree(mirror.path, force)
         with console.step("apply_patches", f"{len(inputs)} in the series"):
             final = job.apply_series(patches)

@@ -32,10 +32,9 @@ from pathlib import Path
 from tkedistro.core import console
 from tkedistro.core.files import write_atomic
 from tkedistro.core.locks import release_lock
-from tkedistro.core.workspace import Workspace
+from tkedistro.core.workspace import ReleasePaths, Workspace
 from tkedistro.git.repo import Repo
 
-RECORD_NAME = "build-run.json"
 RECORD_VERSION = 1
 # file times are kept at a coarser grain than time.time_ns(): a file the build wrote at once
 # may look a little older than the recorded start
@@ -46,7 +45,7 @@ _CLOCK_SLACK_NS = 2_000_000_000
 def build_writes(ws: Workspace, release: str, tree_path: Path) -> Iterator[None]:
     """Around a build of ``tree_path`` (``_src/<release>``): remove what the build left."""
     tree = Repo(tree_path, ws.rel(tree_path))
-    record = ws.state_dir(release) / RECORD_NAME
+    record = ws.release(release).build_run
     with release_lock(ws, release):
         before = tree.untracked_files()
         started = time.time_ns()
@@ -66,10 +65,10 @@ def build_writes(ws: Workspace, release: str, tree_path: Path) -> Iterator[None]
                              f"(not tracked, not ignored; saved to {ref})")
 
 
-def recover_build_writes(tree: Repo, state_dir: Path) -> None:
+def recover_build_writes(tree: Repo, paths: ReleasePaths) -> None:
     """Clean up after a build that was killed (its record is still there); call under the
     release lock. One stat when there is nothing to do."""
-    record = state_dir / RECORD_NAME
+    record = paths.build_run
     if not record.is_file():
         return
     try:

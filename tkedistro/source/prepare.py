@@ -19,27 +19,26 @@ unchanged re-run uses only its ``head`` and ``status``, which do not load GitPyt
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from tkedistro.core.locks import release_lock
-from tkedistro.core.workspace import Workspace, path_problem
+from tkedistro.core.rebasemark import refuse_if_rebasing
+from tkedistro.core.workspace import ReleasePaths, Workspace, path_problem
 from tkedistro.git.repo import Repo
 from tkedistro.source.buildwrites import recover_build_writes
 from tkedistro.source.result import SourceResult, result_of
-from tkedistro.source.state import inputs_digest, load_state, refuse_if_rebasing, tree_matches
+from tkedistro.source.state import inputs_digest, load_state, tree_matches
 
 
 def prepare_source(
     ws: Workspace, release: str, *, upstream: str | None = None, force: bool = False
 ) -> SourceResult:
     """Fetch and verify the pinned upstream and apply the series into ``_src/<release>``."""
-    tree = Repo(ws.src_dir(release), f"_src/{release}")
-    state_dir = ws.state_dir(release)
-    if state_dir.is_dir() and ws.manifest_path(release).is_file():
+    paths = ws.release(release)
+    tree = Repo(paths.src, str(paths.layout.src))
+    if paths.state_dir.is_dir() and paths.manifest_file.is_file():
         with release_lock(ws, release):
-            refuse_if_rebasing(ws, release)
-            recover_build_writes(tree, state_dir)  # a killed build's files (one stat if none)
-            if quick := _quick_up_to_date(ws, release, tree, state_dir, upstream):
+            refuse_if_rebasing(paths)
+            recover_build_writes(tree, paths)  # a killed build's files (one stat if none)
+            if quick := _quick_up_to_date(ws, release, tree, paths, upstream):
                 return quick
     # the full run parses the manifest (pydantic) and the patches and may fetch: load it only
     # when the quick check did not settle it, so an unchanged re-run stays cheap
@@ -48,18 +47,18 @@ def prepare_source(
     return prepare_fully(ws, release, tree, upstream=upstream, force=force)
 
 
-def _quick_up_to_date(ws: Workspace, release: str, tree: Repo, state_dir: Path,
+def _quick_up_to_date(ws: Workspace, release: str, tree: Repo, paths: ReleasePaths,
                       upstream: str | None) -> SourceResult | None:
     """Up to date without parsing anything: same manifest and patch bytes, same HEAD, clean."""
-    state = load_state(state_dir)
+    state = load_state(paths)
     if state is None or state.inputs is None:
         return None
     if any(path_problem(ws.root, a.file) for a in state.applied):
         return None  # the full run says what is wrong with the file
     files = [ws.root / a.file for a in state.applied]
-    if inputs_digest(ws.manifest_path(release), files) != state.inputs:
+    if inputs_digest(paths.manifest_file, files) != state.inputs:
         return None
-    if not tree_matches(tree, state, state_dir):
+    if not tree_matches(tree, state, paths):
         return None
     return result_of(release, tree.path, upstream or state.url, state, kept=-1, backup=None)
 

@@ -11,8 +11,7 @@ from pathlib import Path
 
 from tkedistro.core.errors import CommandError
 from tkedistro.core.files import write_atomic
-from tkedistro.core.locks import is_rebasing
-from tkedistro.core.workspace import Workspace
+from tkedistro.core.workspace import ReleasePaths
 from tkedistro.git.packs import pack_damage
 from tkedistro.git.repo import Repo
 
@@ -66,9 +65,9 @@ def stamp_of(base: str, inputs: list[Input]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def load_state(state_dir: Path) -> State | None:
+def load_state(paths: ReleasePaths) -> State | None:
     try:
-        data = json.loads((state_dir / "source.json").read_text(encoding="utf-8"))
+        data = json.loads(paths.source_state.read_text(encoding="utf-8"))
         if data.get("version") != STATE_VERSION:
             return None
         applied = tuple(Applied(**a) for a in data["applied"])
@@ -79,14 +78,14 @@ def load_state(state_dir: Path) -> State | None:
         return None
 
 
-def write_state(state_dir: Path, state: State) -> None:
+def write_state(paths: ReleasePaths, state: State) -> None:
     data = {"version": STATE_VERSION, **asdict(state)}
-    write_atomic(state_dir / "source.json", (json.dumps(data, indent=1) + "\n").encode())
+    write_atomic(paths.source_state, (json.dumps(data, indent=1) + "\n").encode())
 
 
-def recorded_commits(state_dir: Path) -> set[str]:
+def recorded_commits(paths: ReleasePaths) -> set[str]:
     """The commits ``source.json`` says this tool made (one per applied patch)."""
-    state = load_state(state_dir)
+    state = load_state(paths)
     return {a.commit for a in state.applied} if state else set()
 
 
@@ -98,9 +97,9 @@ def inputs_digest(manifest: Path, files: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def tree_matches(tree: Repo, state: State, state_dir: Path) -> bool:
+def tree_matches(tree: Repo, state: State, paths: ReleasePaths) -> bool:
     """HEAD is the recorded one and nothing is changed, untracked or half-done in the tree."""
-    if (state_dir / "source.applying").exists():
+    if paths.source_applying.exists():
         return False
     try:
         if not tree.exists() or tree.head() != state.head:
@@ -117,11 +116,3 @@ def mirror_intact(tree: Repo, state: State) -> bool:
     if any(not Path(idx).is_file() for idx in state.packs):
         return False
     return not any(pack_damage(objects) for objects in tree.borrowed_objects())
-
-
-def refuse_if_rebasing(ws: Workspace, release: str) -> None:
-    """A release mid-rebase is the rebase's (checked under the release lock; cheap when not)."""
-    if is_rebasing(ws, release):
-        from tkedistro.series.state import assert_not_rebasing
-
-        assert_not_rebasing(ws, release)
