@@ -23,16 +23,17 @@ MAX_LINES = 400
 LONG_FOR_NOW: set[str] = set()
 
 # Lower number = lower layer. A module may import its own layer or below, never above.
+# The run order sets the middle: conformance runs on the cluster, the cluster runs images,
+# images are made through the engine (conformance -> cluster -> images -> engine).
 LAYERS = {
     "core": 0,
     "git": 1, "model": 1, "engine": 1,
-    "debian": 2,
-    "source": 2, "series": 2, "build": 2, "conformance": 2, "images": 2, "ci": 2,
-    "cluster": 2,
-    "artifacts": 3, "setup": 3,
-    "cli": 4,
+    "debian": 2, "source": 2, "series": 2, "build": 2, "images": 2, "ci": 2,
+    "cluster": 3, "artifacts": 3, "setup": 3,
+    "conformance": 4,
+    "cli": 5,
 }
-TOP_LEVEL = {"tkedistro": 0, "tkedistro.__main__": 4}
+TOP_LEVEL = {"tkedistro": 0, "tkedistro.__main__": 5}
 
 
 def _module_name(path: Path) -> str:

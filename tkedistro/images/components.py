@@ -30,12 +30,13 @@ from tkedistro.images.recipes import (
     plan_components,
     write_context,
 )
+from tkedistro.images.upstream.imageset import LOCAL_PREFIX
 from tkedistro.model.manifest import Manifest
 
 # kubeadm v1.20's other images (constants.DefaultEtcdVersion, PauseVersion) and where the
-# conformance images put them in the engine (``conformance/images.py`` ``local_ref``).
+# upstream images put them in the engine (``upstream/imageset.py`` ``local_ref``).
 KUBEADM_EXTRAS = {"etcd": "3.4.13-0", "pause": "3.2"}
-CONFORMANCE_PREFIX = "tkedistro.local/conformance/k8s.gcr.io"
+CONFORMANCE_PREFIX = f"{LOCAL_PREFIX}/k8s.gcr.io"
 LOCK_WAIT = 900.0  # seconds: a cold base (debootstrap) takes about 2 minutes here
 
 
