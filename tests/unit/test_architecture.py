@@ -133,6 +133,13 @@ def test_lower_layers_never_import_higher_ones() -> None:
     assert upward == []
 
 
+def test_layers_follow_the_run_order_conformance_cluster_images_engine() -> None:
+    order = ["conformance", "cluster", "images", "engine"]
+    assert [LAYERS[p] for p in order] == sorted((LAYERS[p] for p in order), reverse=True)
+    assert len({LAYERS[p] for p in order}) == len(order)  # each strictly above the next
+    assert LAYERS["debian"] <= LAYERS["images"]
+
+
 def test_the_import_reader_counts_lazy_and_type_checking_imports(tmp_path: Path) -> None:
     source = tmp_path / "example.py"
     source.write_text("from typing import TYPE_CHECKING\n"
