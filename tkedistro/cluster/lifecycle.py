@@ -187,9 +187,8 @@ def up(ws: Workspace, manifest: Manifest, bin_dir: Path, *, nodes: int = DEFAULT
        engine: NodeEngine | None = None) -> ClusterState:
     """Bring the cluster up from scratch (an earlier one of the same name is removed first).
 
-    ``support``: local etcd, pause and DNS images (``supportimages.support_images``, which
-    the caller runs outside the output lock); ``registry``: the caller's running registry,
-    else one for this call.
+    ``support``: local etcd, pause and DNS images (``supportimages.support_images``);
+    ``registry``: the caller's running registry, else one for this call.
     """
     from tkedistro.build.pipeline import default_image_engine
 
