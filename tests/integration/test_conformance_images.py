@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tkedistro.conformance import images
 from tkedistro.engine.docker import DockerBackend
 from tkedistro.engine.docker_images import DockerImages
+from tkedistro.images.upstream import imageset
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 
@@ -31,7 +31,7 @@ PAUSE_C = "#include <unistd.h>\nint main(void) { pause(); return 0; }\n"
 
 
 def local(ref: str) -> str:
-    return images.local_ref(ref, PREFIX)
+    return imageset.local_ref(ref, PREFIX)
 
 
 def _docker(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -40,7 +40,7 @@ def _docker(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def image_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[images.ImageSet, ...]:
+def image_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[imageset.ImageSet, ...]:
     if os.geteuid() != 0 or shutil.which("debootstrap") is None:
         pytest.skip("the Debian base needs root and debootstrap (make install)")
     if DockerBackend().image_info(BUILDER) is None:
@@ -48,16 +48,16 @@ def image_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[images.ImageSet
     tree = tmp_path_factory.mktemp("tree")
     (tree / "build/pause/linux").mkdir(parents=True)
     (tree / "build/pause/linux/pause.c").write_text(PAUSE_C)
-    tool = images.backend_build_tool(DockerBackend(), BUILDER)
+    tool = imageset.backend_build_tool(DockerBackend(), BUILDER)
     wanted = [BUSYBOX, PAUSE, HTTPD, "invalid.com/invalid/alpine:3.1"]
     commit = "5" * 40
     # under a test prefix: the tool's own local images (tkedistro.local/...) stay untouched
-    first = images.build_image_set(tree, commit, wanted, DockerImages(), tool, WORK, PREFIX)
-    second = images.build_image_set(tree, commit, wanted, DockerImages(), tool, WORK, PREFIX)
+    first = imageset.build_image_set(tree, commit, wanted, DockerImages(), tool, WORK, PREFIX)
+    second = imageset.build_image_set(tree, commit, wanted, DockerImages(), tool, WORK, PREFIX)
     return first, second
 
 
-def test_second_call_reuses_every_image(image_set: tuple[images.ImageSet, ...]) -> None:
+def test_second_call_reuses_every_image(image_set: tuple[imageset.ImageSet, ...]) -> None:
     first, second = image_set
     assert [o.ref for o in first.built] == [BUSYBOX, PAUSE, HTTPD]
     assert first.no_recipe == ("invalid.com/invalid/alpine:3.1",)
@@ -65,7 +65,7 @@ def test_second_call_reuses_every_image(image_set: tuple[images.ImageSet, ...]) 
     assert [o.image_id for o in second.built] == [o.image_id for o in first.built]
 
 
-def test_labels_name_the_source_and_inputs(image_set: tuple[images.ImageSet, ...]) -> None:
+def test_labels_name_the_source_and_inputs(image_set: tuple[imageset.ImageSet, ...]) -> None:
     out = _docker("image", "inspect", "--format",
                   '{{index .Config.Labels "org.opencontainers.image.source"}}', local(HTTPD)).stdout
     assert out.startswith("Debian apache2=2.")
@@ -74,13 +74,13 @@ def test_labels_name_the_source_and_inputs(image_set: tuple[images.ImageSet, ...
     assert inputs == image_set[0].built[1].labels["org.tkedistro.inputs"]
 
 
-def test_busybox_runs_a_shell_with_its_applets(image_set: tuple[images.ImageSet, ...]) -> None:
+def test_busybox_runs_a_shell_with_its_applets(image_set: tuple[imageset.ImageSet, ...]) -> None:
     proc = _docker("run", "--rm", "--network", "none", local(BUSYBOX), "sh", "-c",
                    "echo ok; ls /bin/wget; id -u nobody")
     assert proc.stdout.split() == ["ok", "/bin/wget", "65534"]
 
 
-def test_httpd_serves_its_htdocs_page(image_set: tuple[images.ImageSet, ...]) -> None:
+def test_httpd_serves_its_htdocs_page(image_set: tuple[imageset.ImageSet, ...]) -> None:
     name = f"tkedistro-test-httpd-{uuid.uuid4().hex[:8]}"
     _docker("run", "-d", "--name", name, "--network", "none", local(HTTPD))
     try:
@@ -98,7 +98,7 @@ def test_httpd_serves_its_htdocs_page(image_set: tuple[images.ImageSet, ...]) ->
     assert "index.html" in moved  # the statefulset specs break readiness this way
 
 
-def test_pause_waits_until_stopped(image_set: tuple[images.ImageSet, ...]) -> None:
+def test_pause_waits_until_stopped(image_set: tuple[imageset.ImageSet, ...]) -> None:
     name = f"tkedistro-test-pause-{uuid.uuid4().hex[:8]}"
     _docker("run", "-d", "--name", name, "--network", "none", local(PAUSE))
     try:

@@ -37,8 +37,8 @@ from tests.real_k8s.conftest import (
 )
 from tests.unit.test_conformance_smoke import DNS, HTTPD, QUICK, SERIAL
 from tkedistro.cluster.config import cluster_name
+from tkedistro.cluster.host import missing_binaries
 from tkedistro.cluster.lifecycle import NODE_BINARIES
-from tkedistro.conformance import hostcheck
 from tkedistro.conformance.pipeline import TOOLS
 from tkedistro.conformance.results import parse_junit
 from tkedistro.core.workspace import Workspace
@@ -55,7 +55,7 @@ IMAGE_SPECS = ("Docker Containers should use the image defaults if command and a
 
 def _given_binaries(bin_dir: Path) -> Iterator[Workspace]:
     """A throwaway distro repo whose _output/1.20 bin folder is ``bin_dir`` (no build)."""
-    if missing := hostcheck.missing_binaries(bin_dir, (*NODE_BINARIES, *TOOLS)):
+    if missing := missing_binaries(bin_dir, (*NODE_BINARIES, *TOOLS)):
         pytest.skip(f"not built in {bin_dir}: {', '.join(missing)} (TKEDISTRO_REAL_BIN_DIR)")
     root = Path(tempfile.mkdtemp(prefix="tkc-", dir="/var/tmp"))
     (root / "releases").mkdir()
@@ -85,7 +85,7 @@ def test_smoke_subset_passes_on_a_two_node_cluster_that_is_removed_after(
     tool = Tool(ws, tmp_path)
     tool.run("cluster", "down", "1.20").ok()  # so the run makes (and removes) its own
     bin_dir = ws.output_dir("1.20") / "bin/linux/amd64"
-    assert hostcheck.missing_binaries(bin_dir, (*NODE_BINARIES, *TOOLS)) == []
+    assert missing_binaries(bin_dir, (*NODE_BINARIES, *TOOLS)) == []
 
     started = time.monotonic()
     run = tool.run("conformance", "1.20", "--smoke", "--timeout", "30", timeout=2400).ok()

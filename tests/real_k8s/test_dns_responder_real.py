@@ -1,13 +1,13 @@
 """The cluster DNS responder built from the real v1.20.2 tree answers the way the conformance
 DNS specs ask, and a second call rebuilds nothing.
 
-The build runs ``dnsresponder/build.sh`` in the builder container with the persistent tree
-(``/var/tmp/tkedistro-realk8s/distro/_src/1.20``, or ``TKEDISTRO_IMAGES_TREE``) mounted
+The build runs ``cluster/dns/responder/build.sh`` in the builder container with the persistent
+tree (``/var/tmp/tkedistro-realk8s/distro/_src/1.20``, or ``TKEDISTRO_IMAGES_TREE``) mounted
 read-only: gofmt, ``go vet``, the Go unit tests (record logic on client-go's fake clientset and
 real informers, UDP truncation and TCP, forwarding) and the build. Then the image runs in
 ``--static`` test mode and ``dig`` (in the image, from the Debian base) asks it the spec's
-questions over UDP and TCP, with ``+search`` as the probe pods do; the container runs with
-the Deployment's restrictions (read-only root, only ``NET_BIND_SERVICE``).
+questions over UDP and TCP, with ``+search`` as the probe pods do; the container runs with the
+Deployment's restrictions (read-only root, only ``NET_BIND_SERVICE``).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 from tests.real_k8s.conftest import PERSIST, build_persistent_distro
-from tkedistro.conformance import dnsimage
-from tkedistro.conformance.debianbase import INPUTS_LABEL
+from tkedistro.cluster.dns import image as dnsimage
 from tkedistro.core.errors import BuildError
 from tkedistro.engine.docker import DockerBackend
 from tkedistro.engine.docker_images import DockerImages
+from tkedistro.images.upstream.debianbase import INPUTS_LABEL
 
 pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(1800)]
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.real_k8s.conftest import PERSIST, build_persistent_distro
-from tkedistro.conformance import images
 from tkedistro.engine.docker import DockerBackend
 from tkedistro.engine.docker_images import DockerImages
+from tkedistro.images.upstream import imageset
 
 pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(3600)]
 
@@ -41,7 +41,7 @@ CHECKS = {
 
 
 @pytest.fixture(scope="module")
-def image_sets() -> tuple[images.ImageSet, images.ImageSet]:
+def image_sets() -> tuple[imageset.ImageSet, imageset.ImageSet]:
     if not os.environ.get("TKEDISTRO_IMAGES_TREE"):
         with pytest.MonkeyPatch.context() as monkeypatch:
             build_persistent_distro(monkeypatch)  # a no-op when warm; no earlier run needed
@@ -49,15 +49,15 @@ def image_sets() -> tuple[images.ImageSet, images.ImageSet]:
         pytest.skip(f"needs the builder image {BUILDER} (make install)")
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=TREE, capture_output=True,
                             text=True, check=True).stdout.strip()
-    wanted = images.expected_images(BIN / "e2e.test")
-    tool = images.backend_build_tool(DockerBackend(), BUILDER)
-    first = images.build_image_set(TREE, commit, wanted, DockerImages(), tool, WORK)
-    second = images.build_image_set(TREE, commit, wanted, DockerImages(), tool, WORK)
+    wanted = imageset.expected_images(BIN / "e2e.test")
+    tool = imageset.backend_build_tool(DockerBackend(), BUILDER)
+    first = imageset.build_image_set(TREE, commit, wanted, DockerImages(), tool, WORK)
+    second = imageset.build_image_set(TREE, commit, wanted, DockerImages(), tool, WORK)
     return first, second
 
 
 def test_every_conformance_image_is_built_and_reused(
-        image_sets: tuple[images.ImageSet, images.ImageSet]) -> None:
+        image_sets: tuple[imageset.ImageSet, imageset.ImageSet]) -> None:
     first, second = image_sets
     built = {o.ref for o in first.built}
     assert set(CHECKS) <= built
@@ -67,7 +67,7 @@ def test_every_conformance_image_is_built_and_reused(
 
 @pytest.mark.parametrize("ref", sorted(CHECKS))
 def test_image_runs_as_the_specs_call_it(
-        image_sets: tuple[images.ImageSet, images.ImageSet], ref: str) -> None:
+        image_sets: tuple[imageset.ImageSet, imageset.ImageSet], ref: str) -> None:
     argv, expected = CHECKS[ref]
     proc = subprocess.run(["docker", "run", "--rm", "--network", "none", ref, *argv],
                           capture_output=True, text=True, timeout=120)

@@ -23,16 +23,17 @@ MAX_LINES = 400
 LONG_FOR_NOW: set[str] = set()
 
 # Lower number = lower layer. A module may import its own layer or below, never above.
+# The run order sets the middle: conformance runs on the cluster, the cluster runs images,
+# images are made through the engine (conformance -> cluster -> images -> engine).
 LAYERS = {
     "core": 0,
     "git": 1, "model": 1, "engine": 1,
-    "debian": 2,
-    "source": 2, "series": 2, "build": 2, "conformance": 2, "images": 2, "ci": 2,
-    "cluster": 2,
-    "artifacts": 3, "setup": 3,
-    "cli": 4,
+    "debian": 2, "source": 2, "series": 2, "build": 2, "images": 2, "ci": 2,
+    "cluster": 3, "artifacts": 3, "setup": 3,
+    "conformance": 4,
+    "cli": 5,
 }
-TOP_LEVEL = {"tkedistro": 0, "tkedistro.__main__": 4}
+TOP_LEVEL = {"tkedistro": 0, "tkedistro.__main__": 5}
 
 
 def _module_name(path: Path) -> str:
@@ -155,6 +156,13 @@ def test_lower_layers_never_import_higher_ones() -> None:
     upward = sorted(f"{m} -> {t}" for m, targets in GRAPH.items() for t in targets
                     if _layer(t) > _layer(m))
     assert upward == []
+
+
+def test_layers_follow_the_run_order_conformance_cluster_images_engine() -> None:
+    order = ["conformance", "cluster", "images", "engine"]
+    assert [LAYERS[p] for p in order] == sorted((LAYERS[p] for p in order), reverse=True)
+    assert len({LAYERS[p] for p in order}) == len(order)  # each strictly above the next
+    assert LAYERS["debian"] <= LAYERS["images"]
 
 
 def test_the_import_reader_counts_lazy_and_type_checking_imports(tmp_path: Path) -> None:

@@ -15,12 +15,13 @@ from typer.testing import CliRunner, Result
 from tests.helpers.fake_nodes import CA_HASH, FakeNodes
 from tests.helpers.manifests import manifest_text
 from tkedistro.cli.app import app
-from tkedistro.cluster import bootstrap, lifecycle
+from tkedistro.cluster import bootstrap, clustercmd, lifecycle
 from tkedistro.cluster.config import ClusterConfig, cluster_name
+from tkedistro.cluster.supportimages import SupportImages
 from tkedistro.core.errors import ClusterError
 from tkedistro.core.workspace import Workspace
 from tkedistro.engine.protocols import NodeInfo
-from tkedistro.model.manifest import parse_manifest
+from tkedistro.model.manifest import Manifest, parse_manifest
 
 TOKEN = "abcdef.0123456789abcdef"
 KUBEADM_FILE = "/etc/tkedistro/kubeadm.yaml"
@@ -204,3 +205,43 @@ def test_cluster_status_and_down_through_the_cli(ws: Workspace, fake_engine: Fak
     assert again.stdout.strip() == "no cluster to remove"
     text = cli(ws, "cluster", "status", "1.20")
     assert text.stdout.strip() == f"cluster {ours}: down (no node containers)"
+
+
+def _built(ws: Workspace) -> None:
+    (ws.root / "releases" / "1.20.yaml").write_text(manifest_text())
+    bin_dir = ws.root / "_output" / "1.20" / "bin" / "linux" / "amd64"
+    bin_dir.mkdir(parents=True)
+    for name in lifecycle.NODE_BINARIES:
+        (bin_dir / name).write_text("")
+
+
+def test_cluster_up_makes_its_support_images_from_the_prepared_tree(
+        ws: Workspace, fake_engine: FakeNodes) -> None:
+    _built(ws)  # built binaries, but no _src/1.20 to build pause, etcd and the DNS from
+    result = cli(ws, "cluster", "up", "1.20")
+    assert result.exit_code == 16, result.output
+    assert "error: _src/1.20: no Kubernetes source tree to build pause from" in result.stderr
+    assert "hint: prepare it first: tkedistro source 1.20" in result.stderr
+    assert fake_engine.containers == {} and fake_engine.runs == []
+
+
+def test_cluster_up_runs_the_support_images_it_made(ws: Workspace,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    _built(ws)
+    made = SupportImages(etcd="local/etcd:1", pause="local/pause:1", dns="local/dns:1")
+    asked: list[tuple[str, str]] = []
+    handed: list[SupportImages] = []
+
+    def support_images(ws_: Workspace, release: str, manifest: Manifest) -> SupportImages:
+        asked.append((release, manifest.release))
+        return made
+
+    def up(ws_: Workspace, manifest: Manifest, out: Path, *, nodes: int,
+           support: SupportImages, registry: object) -> str:
+        handed.append(support)
+        return "state"
+
+    monkeypatch.setattr(clustercmd, "support_images", support_images)
+    monkeypatch.setattr(lifecycle, "up", up)
+    assert clustercmd.up(ws, "1.20", 2) == "state"
+    assert (asked, handed) == ([("1.20", "1.20")], [made])

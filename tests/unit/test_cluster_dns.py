@@ -16,12 +16,13 @@ from ruamel.yaml import YAML
 
 from tests.conftest import REPO
 from tests.unit.test_images import FakeEngine
-from tkedistro.cluster import dns
-from tkedistro.conformance import debianbase, dnsimage
-from tkedistro.conformance.imagestate import ImageRecord
+from tkedistro.cluster.dns import image as dnsimage
+from tkedistro.cluster.dns import manifests as dns
 from tkedistro.core.errors import BuilderImageError, BuildError, ClusterError
 from tkedistro.debian import rootfs as debian
+from tkedistro.engine.imagerecord import ImageRecord
 from tkedistro.engine.protocols import ContainerSpec, ImageInfo, RunResult
+from tkedistro.images.upstream import debianbase
 
 IMAGE = "tkedistro.local/cluster/dns-responder:0123456789ab"
 
@@ -84,7 +85,7 @@ def test_the_go_sources_ship_with_the_package() -> None:
     data = tomllib.loads((REPO / "pyproject.toml").read_text())
     patterns = data["tool"]["setuptools"]["package-data"]["tkedistro"]
     for name in sources:
-        assert any(fnmatch.fnmatch(f"conformance/dnsresponder/{name}", p) for p in patterns), name
+        assert any(fnmatch.fnmatch(f"cluster/dns/responder/{name}", p) for p in patterns), name
 
 
 def test_the_inputs_digest_follows_commit_sources_builder_and_base() -> None:

@@ -15,7 +15,6 @@ from tests.helpers.manifests import V1_20_2, manifest_text
 from tests.unit.test_architecture import GRAPH
 from tests.unit.test_images import FakeEngine as ImagesFakeEngine
 from tests.unit.test_images import no_debootstrap  # noqa: F401  (autouse: no debootstrap here)
-from tkedistro.conformance import debianbase
 from tkedistro.core.errors import BuildError, LockedError
 from tkedistro.core.locks import exclusive_lock
 from tkedistro.core.runner import run as real_run
@@ -25,6 +24,7 @@ from tkedistro.debian.rootfs import DebianBase
 from tkedistro.engine import emulation
 from tkedistro.engine.protocols import BuiltImage
 from tkedistro.images import base, components, recipes
+from tkedistro.images.upstream import debianbase
 from tkedistro.model.manifest import Manifest, parse_manifest
 
 BASE = DebianBase("tkedistro.test/component-base:x", "sha256:" + "b" * 64, (), True)

@@ -14,11 +14,12 @@ from ruamel.yaml import YAML
 
 from tkedistro.build import pipeline as build_pipeline
 from tkedistro.conformance import catalog as catalog_mod
-from tkedistro.conformance import images, offline
+from tkedistro.conformance import offline
 from tkedistro.conformance.catalog import Catalog, ImageNeed
 from tkedistro.core.errors import ClusterError
 from tkedistro.core.workspace import Workspace
 from tkedistro.git import repo as repo_mod
+from tkedistro.images.upstream import imageset
 
 REG = "127.0.0.1:5000"
 PAUSE, AGNHOST = "k8s.gcr.io/pause:3.2", "k8s.gcr.io/e2e-test-images/agnhost:2.21"
@@ -81,11 +82,11 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Setup:
     built: list[list[str]] = []
 
     def build_image_set(tree: Path, commit: str, wanted: Sequence[str], *_: object,
-                        **__: object) -> images.ImageSet:
+                        **__: object) -> imageset.ImageSet:
         built.append(list(wanted))
         made = [r for r in wanted if r != NGINX and r != ECHO]  # nothing builds nginx or echo
-        return images.ImageSet(
-            tuple(images.ImageOutcome(r, "sha256:1", "tree", {}, False, images.local_ref(r))
+        return imageset.ImageSet(
+            tuple(imageset.ImageOutcome(r, "sha256:1", "tree", {}, False, imageset.local_ref(r))
                   for r in made), (NGINX, ECHO))
 
     class FakeRepo:
@@ -96,8 +97,8 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Setup:
             return "c" * 40
 
     monkeypatch.setattr(catalog_mod, "load_catalog", lambda tree: CATALOG)
-    monkeypatch.setattr(images, "build_image_set", build_image_set)
-    monkeypatch.setattr(images, "backend_build_tool", lambda *a: None)
+    monkeypatch.setattr(imageset, "build_image_set", build_image_set)
+    monkeypatch.setattr(imageset, "backend_build_tool", lambda *a: None)
     monkeypatch.setattr(build_pipeline, "default_image_engine", lambda: engine)
     monkeypatch.setattr(build_pipeline, "default_backend", lambda: None)
     monkeypatch.setattr(repo_mod, "Repo", FakeRepo)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tkedistro.conformance import debianbase, images, recipes
-from tkedistro.conformance.imagestate import ImageRecord
 from tkedistro.core.errors import BuildError
 from tkedistro.debian import rootfs as debian
+from tkedistro.engine.imagerecord import ImageRecord
 from tkedistro.engine.protocols import BuiltImage
+from tkedistro.images.upstream import debianbase, imageset, recipes
 
 # e2e.test --list-images of v1.20.2 (the suite's defaults; the order is the suite's).
 V1202_IMAGES = """\
@@ -138,7 +138,7 @@ def tree(tmp_path: Path) -> Path:
     return root
 
 
-def fake_tool(calls: list[list[str]]) -> images.BuildTool:
+def fake_tool(calls: list[list[str]]) -> imageset.BuildTool:
     def tool(src: Path, out: Path, argv: list[str]) -> None:
         calls.append(argv)
         (out / Path(argv[argv.index("-o") + 1]).name).write_text(" ".join(argv))
@@ -146,7 +146,7 @@ def fake_tool(calls: list[list[str]]) -> images.BuildTool:
 
 
 def test_every_listed_image_has_a_recipe_or_is_reported_without_one() -> None:
-    order, missing = images.plan(V1202_IMAGES)
+    order, missing = imageset.plan(V1202_IMAGES)
     made = {f"{recipes.short_name(ref)}:{recipes.tag_of(ref)}" for ref, _ in order}
     assert made == set(CONFORMANCE) | {"regression-issue-74839-amd64:1.0"}
     assert sorted([r for r, _ in order] + list(missing)) == sorted(V1202_IMAGES)
@@ -155,7 +155,7 @@ def test_every_listed_image_has_a_recipe_or_is_reported_without_one() -> None:
 
 
 def test_parent_image_is_built_first_even_when_not_wanted() -> None:
-    order, _ = images.plan(["gcr.io/kubernetes-e2e-test-images/kitten:1.0"])
+    order, _ = imageset.plan(["gcr.io/kubernetes-e2e-test-images/kitten:1.0"])
     assert [ref for ref, _ in order] == [recipes.AGNHOST_REF,
                                          "gcr.io/kubernetes-e2e-test-images/kitten:1.0"]
 
@@ -163,7 +163,7 @@ def test_parent_image_is_built_first_even_when_not_wanted() -> None:
 def test_images_carry_their_source_and_inputs(tree: Path, work: Path,
                                               engine: FakeEngine) -> None:
     wanted = ["k8s.gcr.io/e2e-test-images/agnhost:2.21", "docker.io/library/httpd:2.4.38-alpine"]
-    result = images.build_image_set(tree, "c0ffee" * 6 + "abcd", wanted, engine,
+    result = imageset.build_image_set(tree, "c0ffee" * 6 + "abcd", wanted, engine,
                                     fake_tool([]), work)
     agnhost, httpd = result.built
     assert agnhost.labels["org.opencontainers.image.revision"] == "c0ffee" * 6 + "abcd"
@@ -183,10 +183,10 @@ def test_second_run_reuses_everything_and_builds_no_binary(tree: Path, work: Pat
                                                            engine: FakeEngine) -> None:
     calls: list[list[str]] = []
     wanted = V1202_IMAGES
-    first = images.build_image_set(tree, "a" * 40, wanted, engine, fake_tool(calls), work)
+    first = imageset.build_image_set(tree, "a" * 40, wanted, engine, fake_tool(calls), work)
     assert not any(o.reused for o in first.built)
     built, compiled = len(engine.builds), len(calls)
-    second = images.build_image_set(tree, "a" * 40, wanted, engine, fake_tool(calls), work)
+    second = imageset.build_image_set(tree, "a" * 40, wanted, engine, fake_tool(calls), work)
     assert all(o.reused for o in second.built)
     assert [o.image_id for o in second.built] == [o.image_id for o in first.built]
     assert (len(engine.builds), len(calls)) == (built, compiled)
@@ -195,9 +195,9 @@ def test_second_run_reuses_everything_and_builds_no_binary(tree: Path, work: Pat
 def test_a_changed_tree_file_rebuilds_that_image_and_its_children(
         tree: Path, work: Path, engine: FakeEngine) -> None:
     wanted = ["gcr.io/kubernetes-e2e-test-images/kitten:1.0", "k8s.gcr.io/pause:3.2"]
-    images.build_image_set(tree, "a" * 40, wanted, engine, fake_tool([]), work)
+    imageset.build_image_set(tree, "a" * 40, wanted, engine, fake_tool([]), work)
     (tree / "test/images/agnhost/porter/localhost.crt").write_text("new cert\n")
-    again = images.build_image_set(tree, "a" * 40, wanted, engine, fake_tool([]), work)
+    again = imageset.build_image_set(tree, "a" * 40, wanted, engine, fake_tool([]), work)
     assert {o.ref: o.reused for o in again.built} == {
         recipes.AGNHOST_REF: False, wanted[0]: False, wanted[1]: True}
 
@@ -206,8 +206,8 @@ def test_go_binaries_are_cached_per_commit(tree: Path, work: Path,
                                            engine: FakeEngine) -> None:
     calls: list[list[str]] = []
     wanted = ["k8s.gcr.io/pause:3.2"]
-    images.build_image_set(tree, "a" * 40, wanted, engine, fake_tool(calls), work)
-    images.build_image_set(tree, "b" * 40, wanted, engine, fake_tool(calls), work)
+    imageset.build_image_set(tree, "a" * 40, wanted, engine, fake_tool(calls), work)
+    imageset.build_image_set(tree, "b" * 40, wanted, engine, fake_tool(calls), work)
     assert [c[0] for c in calls] == ["gcc", "gcc"]
     assert (work / "bin" / ("b" * 40) / "pause").is_file()
 
@@ -228,17 +228,17 @@ def test_debian_base_inputs_change_with_mirror_and_packages(
 
 
 def test_nothing_wanted_needs_no_base(tmp_path: Path) -> None:
-    result = images.build_image_set(tmp_path, "a" * 40, ["invalid.com/invalid/alpine:3.1"],
+    result = imageset.build_image_set(tmp_path, "a" * 40, ["invalid.com/invalid/alpine:3.1"],
                                     FakeEngine(), fake_tool([]), tmp_path)
     assert result.built == () and result.no_recipe == ("invalid.com/invalid/alpine:3.1",)
 
 
 def test_a_lost_record_still_reuses_by_label(tree: Path, work: Path, engine: FakeEngine) -> None:
     wanted = ["k8s.gcr.io/pause:3.2", "docker.io/library/busybox:1.29"]
-    first = images.build_image_set(tree, "a" * 40, wanted, engine, fake_tool([]), work)
+    first = imageset.build_image_set(tree, "a" * 40, wanted, engine, fake_tool([]), work)
     (work / "images.json").unlink()
     builds = len(engine.builds)
-    again = images.build_image_set(tree, "a" * 40, wanted, engine, fake_tool([]), work)
+    again = imageset.build_image_set(tree, "a" * 40, wanted, engine, fake_tool([]), work)
     assert [(o.reused, o.image_id) for o in again.built] == [
         (True, o.image_id) for o in first.built]
     assert len(engine.builds) == builds

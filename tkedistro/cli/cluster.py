@@ -31,11 +31,8 @@ def cluster_up(
 ) -> None:
     """Start (or restart from scratch) the release's cluster; prints its kubeconfig path."""
     from tkedistro.cluster import clustercmd
-    from tkedistro.conformance.clusterimages import support_images
 
-    ws = G.workspace()
-    state = clustercmd.up(ws, release, nodes, lambda manifest: support_images(ws, release,
-                                                                              manifest))
+    state = clustercmd.up(G.workspace(), release, nodes)
     emit(state.to_json(), clustercmd.format_up(state), as_json)
 
 

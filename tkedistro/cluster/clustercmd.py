@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from tkedistro.cluster import lifecycle
 from tkedistro.cluster.lifecycle import NODE_BINARIES, ClusterState, ClusterStatus
-from tkedistro.cluster.pushing import SupportImages
+from tkedistro.cluster.supportimages import support_images
 from tkedistro.core.errors import ClusterError
 from tkedistro.core.locks import output_lock
 from tkedistro.core.workspace import Workspace
 from tkedistro.engine.registry import LocalRegistry
-from tkedistro.model.manifest import Manifest
-
-SupportProvider = Callable[[Manifest], SupportImages]  # given the release manifest, loaded once
 
 
 def bin_dir_of(ws: Workspace, release: str) -> Path:
@@ -27,13 +23,13 @@ def bin_dir_of(ws: Workspace, release: str) -> Path:
     return out
 
 
-def up(ws: Workspace, release: str, nodes: int, support: SupportProvider,
+def up(ws: Workspace, release: str, nodes: int,
        registry: LocalRegistry | None = None) -> ClusterState:
     from tkedistro.model.manifest import load_release
 
     manifest = load_release(ws, release)
     out = bin_dir_of(ws, release)
-    images = support(manifest)
+    images = support_images(ws, release, manifest)
     # the node and component images copy the binaries: a build must not swap them meanwhile
     with output_lock(ws, release, f"start the cluster of {release}"):
         return lifecycle.up(ws, manifest, out,

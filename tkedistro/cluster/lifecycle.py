@@ -30,6 +30,7 @@ from tkedistro.cluster.config import (
     new_token,
 )
 from tkedistro.cluster.nodeimage import ensure_node_image
+from tkedistro.cluster.supportimages import SupportImages
 from tkedistro.core import console
 from tkedistro.core.errors import ClusterError
 from tkedistro.core.files import sha256_file, write_atomic
@@ -183,12 +184,12 @@ def _start_nodes(engine: NodeEngine, config: ClusterConfig, image: str,
 
 
 def up(ws: Workspace, manifest: Manifest, bin_dir: Path, *, nodes: int = DEFAULT_NODES,
-       support: pushing.SupportImages, registry: LocalRegistry | None = None,
+       support: SupportImages, registry: LocalRegistry | None = None,
        engine: NodeEngine | None = None) -> ClusterState:
     """Bring the cluster up from scratch (an earlier one of the same name is removed first).
 
-    ``support``: local etcd and pause images (the caller makes them: they are conformance
-    images too); ``registry``: the caller's running registry, else one for this call.
+    ``support``: local etcd, pause and DNS images (``supportimages.support_images``);
+    ``registry``: the caller's running registry, else one for this call.
     """
     from tkedistro.build.pipeline import default_image_engine
 

@@ -2,8 +2,8 @@
 
 kubeadm asks for ``127.0.0.1:5000/tkedistro/<name>:<tag>`` (``ClusterConfig.image_repository``);
 the host registry stores the same repositories, so pushing ``<host registry>/tkedistro/...``
-is all it takes. Which local images those are: the component images of this release, etcd and
-pause (``SupportImages``, made by the caller), and the cluster DNS.
+is all it takes. Which local images those are: the component images of this release, etcd,
+pause and the cluster DNS (``supportimages.SupportImages``).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tkedistro.cluster.config import ETCD_TAG, IMAGE_PATH, NODE_REGISTRY, PAUSE_TAG, ClusterConfig
+from tkedistro.cluster.supportimages import SupportImages
 from tkedistro.core import console
 from tkedistro.core.workspace import Workspace
 from tkedistro.engine.protocols import ImageEngine
@@ -18,17 +19,6 @@ from tkedistro.engine.registry import LocalRegistry
 from tkedistro.model.manifest import Manifest
 
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")
-
-
-@dataclass(frozen=True)
-class SupportImages:
-    """Local refs of the images the cluster runs that are not distro components: etcd and
-    pause for kubeadm, and the cluster DNS (all three are built from the tree or Debian by
-    ``tkedistro.conformance``, which shares them with the suite)."""
-
-    etcd: str
-    pause: str
-    dns: str
 
 
 @dataclass(frozen=True)
@@ -53,8 +43,8 @@ def push(engine: ImageEngine, registry: LocalRegistry, local: str, name: str, ta
 def push_cluster_images(ws: Workspace, manifest: Manifest, config: ClusterConfig,
                         engine: ImageEngine, registry: LocalRegistry,
                         support: SupportImages) -> DnsImage:
-    from tkedistro.cluster import dns
     from tkedistro.cluster.config import POD_SUBNET, SERVICE_SUBNET
+    from tkedistro.cluster.dns.manifests import NAME, dns_manifests
     from tkedistro.images.components import ensure_component_images
 
     with console.step("cluster", "component images"):
@@ -66,6 +56,6 @@ def push_cluster_images(ws: Workspace, manifest: Manifest, config: ClusterConfig
         push(engine, registry, support.pause, "pause", PAUSE_TAG)
         served = push(engine, registry, support.dns, "dns-responder",
                       support.dns.rsplit(":", 1)[-1])
-    manifests = dns.dns_manifests(served, reverse_cidrs=(SERVICE_SUBNET, POD_SUBNET))
-    return DnsImage(manifests, dns.NAME,
+    manifests = dns_manifests(served, reverse_cidrs=(SERVICE_SUBNET, POD_SUBNET))
+    return DnsImage(manifests, NAME,
                     "tkedistro-dns, built from the tree's vendored miekg/dns and client-go")

@@ -2,7 +2,7 @@
 
 ``pipeline.run_conformance`` is the entry point; the cluster it runs on is ``tkedistro.cluster``
 (node containers). The other modules each own one concern: ``results`` (junit parsing, pure),
-``report`` (PRODUCT.yaml / README.md), ``archive`` (where results live), ``hostcheck`` (host
-packages), ``catalog``/``images``/``offline`` (the test images, made offline), ``suite``
-(running e2e.test) and ``proofs`` (the patch series checked on the running cluster).
+``report`` (PRODUCT.yaml / README.md), ``archive`` (where results live), ``catalog``/
+``gosource`` (which images the specs pull), ``offline``/``repolist``/``imagecmd`` (those images
+built by ``images/upstream/`` and served from a registry) and ``suite`` (running e2e.test).
 """

@@ -1,11 +1,11 @@
 """The images conformance needs, made available without the internet.
 
 From the release's source tree: which images the conformance specs pull (``catalog``), each
-built here (``images``: from the tree or from Debian packages), pushed to a registry (the local
-one, ``build.registry``, or any given with ``--push``) under the names the suite's own
-``KUBE_TEST_REPO_LIST`` redirect gives them (``repolist``). What could not be made is reported
-with the specs that need it, so the suite can skip those specs instead of letting each wait
-out its timeout for an image that will never come.
+built by ``images/upstream/imageset.py`` (from the tree or from Debian packages), pushed to a
+registry (the local one, ``engine/registry.py``, or any given with ``--push``) under the names
+the suite's own ``KUBE_TEST_REPO_LIST`` redirect gives them (``repolist``). What could not be
+made is reported with the specs that need it, so the suite can skip those specs instead of
+letting each wait out its timeout for an image that will never come.
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tkedistro.conformance import catalog as catalog_mod
-from tkedistro.conformance import images, repolist
+from tkedistro.conformance import repolist
 from tkedistro.core import console
 from tkedistro.core.errors import ClusterError
 from tkedistro.core.workspace import Workspace
 from tkedistro.engine.protocols import ImageEngine
+from tkedistro.images.upstream import imageset
+from tkedistro.images.upstream.imageset import images_dir
 from tkedistro.model.manifest import Manifest
 
 
@@ -95,12 +97,6 @@ class OfflineImages:
 NO_RECIPE = "no recipe: nothing in the tree or in Debian builds it"
 
 
-def images_dir(ws: Workspace, release: str) -> Path:
-    """Binaries, build contexts and repo lists of the conformance images (in the user cache,
-    so a rebuild of ``_output`` keeps them)."""
-    return ws.cache / "conformance-images" / release
-
-
 def repo_list_path(ws: Workspace, release: str, registry: str) -> Path:
     safe = registry.replace(":", "_").replace("/", "_")
     return images_dir(ws, release) / f"repo-list-{safe}.yaml"
@@ -126,10 +122,10 @@ def prepare_images(ws: Workspace, release: str, manifest: Manifest, registry: st
     found = catalog_mod.load_catalog(tree)
     wanted = [n.ref for n in found.needs if not n.expect_failure]
     engine = default_image_engine()
-    tool = images.backend_build_tool(default_backend(), manifest.builder.image)
+    tool = imageset.backend_build_tool(default_backend(), manifest.builder.image)
     with console.step("conformance_images", f"build {len(wanted)} images"):
-        built = images.build_image_set(tree, Repo(tree).head(), wanted, engine, tool,
-                                       images_dir(ws, release) / "work")
+        built = imageset.build_image_set(tree, Repo(tree).head(), wanted, engine, tool,
+                                         images_dir(ws, release) / "work")
     records = _push(built.built, found, registry, engine)
     missing = _missing(found, {r.ref for r in records}, set(built.no_recipe), records, has)
     untraced = tuple(m.ref for m in missing if not m.specs and m.ref in built.no_recipe)
@@ -142,7 +138,7 @@ def prepare_images(ws: Workspace, release: str, manifest: Manifest, registry: st
         untraced=untraced, seconds=time.monotonic() - start)
 
 
-def _push(built: Sequence[images.ImageOutcome], found: catalog_mod.Catalog, registry: str,
+def _push(built: Sequence[imageset.ImageOutcome], found: catalog_mod.Catalog, registry: str,
           engine: ImageEngine) -> list[ImageRecord]:
     records = []
     with console.step("conformance_images", f"push {len(built)} images to {registry}"):

@@ -19,9 +19,10 @@ from pathlib import Path
 
 from tkedistro.cluster import lifecycle
 from tkedistro.cluster.config import NODE_REGISTRY
+from tkedistro.cluster.host import missing_binaries, require_root
 from tkedistro.cluster.lifecycle import NODE_BINARIES
-from tkedistro.conformance import archive, hostcheck
-from tkedistro.conformance.clusterimages import support_images
+from tkedistro.cluster.supportimages import support_images
+from tkedistro.conformance import archive
 from tkedistro.conformance.offline import OfflineImages, prepare_images, skip_regex
 from tkedistro.conformance.report import BundleContext, Product, write_bundle
 from tkedistro.conformance.results import Cause, SuiteResults, parse_junit
@@ -118,7 +119,7 @@ def ensure_binaries(ws: Workspace, release: str, options: ConformanceOptions,
     as the binaries under test; an output that has them all is used as it is.
     """
     names = (*TOOLS, *(NODE_BINARIES if options.kubeconfig is None else ()))
-    missing = hostcheck.missing_binaries(bin_dir, tuple(dict.fromkeys(names)))
+    missing = missing_binaries(bin_dir, tuple(dict.fromkeys(names)))
     if not missing:
         return
     command = build_command(release)
@@ -126,7 +127,7 @@ def ensure_binaries(ws: Workspace, release: str, options: ConformanceOptions,
         raise ClusterError(f"not built in {ws.rel(bin_dir)}: {', '.join(missing)}",
                            hint=f"build them from the same tree first: {command}")
     if options.kubeconfig is None:
-        hostcheck.require_root()  # refuse before a long build, not after it
+        require_root()  # refuse before a long build, not after it
     from tkedistro.build.pipeline import BuildOptions, build_release
 
     console.info(f"missing in {ws.rel(bin_dir)}: {', '.join(missing)}; running {command}")
@@ -212,7 +213,7 @@ def _cluster(ws: Workspace, release: str, manifest: Manifest, options: Conforman
         console.info(f"using the running cluster {running.name} (tkedistro cluster up)")
         yield running.state
         return
-    hostcheck.require_root()
+    require_root()
     state = lifecycle.up(ws, manifest, bin_dir,
                          nodes=options.cluster_nodes, registry=registry,
                          support=support_images(ws, release, manifest))

@@ -12,9 +12,10 @@ same way: both stages run here, the second under qemu-user through binfmt_misc
 (``engine/emulation.py`` checks that first and says what to install when it is missing), and
 the import records the platform (``linux/arm64``) in the image's config.
 
-The conformance base (``conformance/debianbase.py``), the component base (``images/base.py``)
-and the builder image (``build/builderimage.py``: extra ``ENV``/``LABEL`` lines, a label with
-an installed package's upstream version) are recipes for this module.
+The upstream images' base (``images/upstream/debianbase.py``), the component base
+(``images/base.py``), the node base (``cluster/nodeimage.py``) and the builder image
+(``build/builderimage.py``: extra ``ENV``/``LABEL`` lines, a label with an installed package's
+upstream version) are recipes for this module.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 ``ensure_component_images`` makes (or reuses) the Debian base for the platform and one image
 per component on it, tagged ``<repository>/<component>:<distro version>``. An image whose
 ``org.tkedistro.inputs`` label matches its recipe (binary sha256, base id, Dockerfile, labels)
-is reused: a second call builds nothing. ``tag_kubeadm_images`` puts the conformance etcd and
-pause images under the same repository, so kubeadm finds all of its images in one place.
+is reused: a second call builds nothing. ``tag_kubeadm_images`` puts the upstream etcd and
+pause images (``upstream/``) under the same repository, so kubeadm finds all of its images in
+one place.
 Everything goes through the ``ImageEngine`` protocol (``engine/protocols.py``).
 """
 
@@ -30,12 +31,13 @@ from tkedistro.images.recipes import (
     plan_components,
     write_context,
 )
+from tkedistro.images.upstream.imageset import LOCAL_PREFIX
 from tkedistro.model.manifest import Manifest
 
 # kubeadm v1.20's other images (constants.DefaultEtcdVersion, PauseVersion) and where the
-# conformance images put them in the engine (``conformance/images.py`` ``local_ref``).
+# upstream images put them in the engine (``upstream/imageset.py`` ``local_ref``).
 KUBEADM_EXTRAS = {"etcd": "3.4.13-0", "pause": "3.2"}
-CONFORMANCE_PREFIX = "tkedistro.local/conformance/k8s.gcr.io"
+CONFORMANCE_PREFIX = f"{LOCAL_PREFIX}/k8s.gcr.io"
 LOCK_WAIT = 900.0  # seconds: a cold base (debootstrap) takes about 2 minutes here
 
 
@@ -122,7 +124,7 @@ def kubeadm_extra_refs(repository: str = DEFAULT_REPOSITORY,
 
 def tag_kubeadm_images(engine: ImageEngine, repository: str = DEFAULT_REPOSITORY,
                        source_prefix: str = CONFORMANCE_PREFIX) -> list[TaggedImage]:
-    """``<repository>/etcd:3.4.13-0`` and ``<repository>/pause:3.2`` from the conformance
+    """``<repository>/etcd:3.4.13-0`` and ``<repository>/pause:3.2`` from the upstream
     images; ``BuildError`` naming every one that is missing (nothing tagged then)."""
     wanted = kubeadm_extra_refs(repository, source_prefix)
     missing = [t.source for t in wanted if engine.labels(t.source) is None]

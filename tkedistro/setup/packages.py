@@ -1,24 +1,36 @@
 """The host's Debian packages and binfmt_misc entries: the one list, what is missing, the fix.
 
-``missing_packages`` is the union of the local cluster's packages
-(``conformance/hostcheck.py``), the OCI image tools (buildah, skopeo) and, when a release has
-a platform this host does not run natively, qemu-user-static and binfmt-support. The
-emulation entry (``qemu-aarch64`` for linux/arm64) must be registered with the F flag
-(``engine/emulation.py`` says whether it is). Every command is an argv list through
-``core.runner.run``.
+``missing_packages`` is the union of the local cluster's packages (``CLUSTER_TOOLS``), the OCI
+image tools (buildah, skopeo) and, when a release has a platform this host does not run
+natively, qemu-user-static and binfmt-support. The emulation entry (``qemu-aarch64`` for
+linux/arm64) must be registered with the F flag (``engine/emulation.py`` says whether it is).
+Every command is an argv list through ``core.runner.run``.
 """
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from tkedistro.conformance.hostcheck import REQUIREMENTS, Requirement
 from tkedistro.core.errors import HostNotReadyError
 from tkedistro.core.runner import run
 from tkedistro.engine import emulation
 
+
+@dataclass(frozen=True)
+class Requirement:
+    """A program this host runs, and the Debian package that has it."""
+
+    program: str
+    package: str
+
+
+# the node image, the upstream images' Debian base, and the local registry they are served
+# from (the nodes bring containerd, CNI plugins and iptables in their image)
+CLUSTER_TOOLS = (Requirement("debootstrap", "debootstrap"),
+                 Requirement("docker-registry", "docker-registry"))
 # OCI images: made with buildah, copied and inspected with skopeo
 IMAGE_TOOLS = (Requirement("buildah", "buildah"), Requirement("skopeo", "skopeo"))
 # another platform's binaries under qemu-user (the smoke check, a foreign Debian base)
@@ -40,7 +52,7 @@ def qemu_name(platform: str) -> str:
 
 def requirements(foreign: Sequence[str]) -> list[Requirement]:
     """Every program this host needs and the Debian package that has it."""
-    needed = [*REQUIREMENTS, *IMAGE_TOOLS]
+    needed = [*CLUSTER_TOOLS, *IMAGE_TOOLS]
     if foreign:
         needed += [Requirement(f"{qemu_name(p)}-static", "qemu-user-static") for p in foreign]
         needed += list(EMULATION_TOOLS)

@@ -1,11 +1,11 @@
-"""Conformance images made offline through the image engine, under the refs the suite pulls.
+"""Upstream images made offline through the image engine, under their upstream refs.
 
-``build_image_set`` takes the refs the suite wants and, for each one ``recipes.py`` knows,
-builds it with the engine (``docker build`` of a context folder under ``work``): binaries from
-the tree (built once per commit in the builder container, no network), tools and daemons from
-one Debian base (``debianbase.py``). Every image carries where it came from and the digest of
-its inputs; an image whose local copy carries the same digest is reused, not rebuilt. Pushing
-to a registry is the caller's job.
+``build_image_set`` takes the refs a caller wants (the suite's images, the cluster's pause and
+etcd) and, for each one ``recipes.py`` knows, builds it with the engine (``docker build`` of a
+context folder under ``work``): binaries from the tree (built once per commit in the builder
+container, no network), tools and daemons from one Debian base (``debianbase.py``). Every
+image carries where it came from and the digest of its inputs; an image whose local copy
+carries the same digest is reused, not rebuilt. Pushing to a registry is the caller's job.
 """
 
 from __future__ import annotations
@@ -13,10 +13,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-from tkedistro.conformance import recipes
-from tkedistro.conformance.debianbase import INPUTS_LABEL, DebianBase, ensure_base
-from tkedistro.conformance.imagebuild import (
+from tkedistro.core import console
+from tkedistro.core.errors import BuildError
+from tkedistro.core.runner import run
+from tkedistro.engine.imagerecord import ImageRecord, local_id
+from tkedistro.engine.protocols import ContainerBackend, ContainerSpec, ImageEngine, Mount
+from tkedistro.images.upstream import recipes
+from tkedistro.images.upstream.debianbase import INPUTS_LABEL, DebianBase, ensure_base
+from tkedistro.images.upstream.imagebuild import (
     BuildTool,
     build_binaries,
     inputs_for,
@@ -24,16 +30,20 @@ from tkedistro.conformance.imagebuild import (
     source_line,
     write_context,
 )
-from tkedistro.conformance.imagestate import ImageRecord, local_id
-from tkedistro.conformance.recipes import Recipe, recipe_for
-from tkedistro.core import console
-from tkedistro.core.errors import BuildError
-from tkedistro.core.runner import run
-from tkedistro.engine.protocols import ContainerBackend, ContainerSpec, ImageEngine, Mount
+from tkedistro.images.upstream.recipes import Recipe, recipe_for
+
+if TYPE_CHECKING:
+    from tkedistro.core.workspace import Workspace
 
 short_name = recipes.short_name
 __all__ = ["BuildTool", "ImageOutcome", "ImageSet", "backend_build_tool", "build_image_set",
            "expected_images", "short_name"]
+
+
+def images_dir(ws: Workspace, release: str) -> Path:
+    """Binaries, build contexts and repo lists of these images (in the user cache, so a
+    rebuild of ``_output`` keeps them; the cluster and a conformance run share them)."""
+    return ws.cache / "conformance-images" / release
 
 
 # Local names are the suite's refs under this prefix, so a build never shadows the real

@@ -1,7 +1,8 @@
-"""One Debian root filesystem, made offline, that every Debian-based conformance image starts from.
+"""One Debian root filesystem, made offline, that every Debian-based upstream image starts
+from (etcd, the test images' tools, the docker-library stand-ins, the cluster DNS responder).
 
 ``debian/rootfs.py`` does the work (debootstrap ``--variant=minbase`` of bullseye, import, reuse
-while the inputs label matches); this module names what the conformance images need and the ref
+while the inputs label matches); this module names the packages those images need and the ref
 ``tkedistro/conformance-base:bullseye``. debootstrap needs root.
 """
 

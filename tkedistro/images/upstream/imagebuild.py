@@ -11,11 +11,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tkedistro.conformance.debianbase import INPUTS_LABEL, SOURCE_LABEL, DebianBase
-from tkedistro.conformance.recipes import Binary, Recipe, tag_of
 from tkedistro.core import console
 from tkedistro.core.errors import BuildError
 from tkedistro.core.files import json_digest, sha256_file, write_atomic
+from tkedistro.images.upstream.debianbase import INPUTS_LABEL, SOURCE_LABEL, DebianBase
+from tkedistro.images.upstream.recipes import Binary, Recipe, tag_of
 
 BuildTool = Callable[[Path, Path, list[str]], None]
 """Runs argv in the builder container, source tree at /src and output folder at /out (a seam)."""

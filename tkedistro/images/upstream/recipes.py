@@ -1,4 +1,5 @@
-"""How each image the v1.20 conformance specs pull is made offline: one ``Recipe`` per image.
+"""How each upstream image the v1.20 cluster runs or the conformance specs pull is made
+offline: one ``Recipe`` per image (pause and etcd for the cluster, the others for the suite).
 
 Images from the tree follow ``test/images/<name>/Dockerfile`` (binaries built in the builder
 image from the vendored tree; the Alpine/Debian tools they add come from the Debian base).

@@ -1,13 +1,13 @@
 """The cluster DNS image: the ``tkedistro-dns`` responder built from the release's tree.
 
 Offline there is no CoreDNS image, so the cluster's DNS is a small Go responder shipped with
-tkedistro (``conformance/dnsresponder/``) and built from the Kubernetes tree's own vendored
+tkedistro (``cluster/dns/responder/``) and built from the Kubernetes tree's own vendored
 ``miekg/dns`` and ``client-go``: in the builder container, GOPATH mode, the tree mounted
-read-only at ``/src`` and linked in as the responder's ``vendor/`` (``dnsresponder/build.sh``
-vets, tests and builds it). The binary goes on the conformance Debian base as
-``tkedistro.local/cluster/dns-responder:<inputs digest>``; nothing is rebuilt while the Go
-sources, the tree commit, the builder image and the base stay the same. Its manifests are
-``tkedistro.cluster.dns`` (the cluster deploys it; building from the tree is this package's job).
+read-only at ``/src`` and linked in as the responder's ``vendor/`` (``responder/build.sh``
+vets, tests and builds it). The binary goes on the upstream images' Debian base
+(``images/upstream/debianbase.py``) as ``tkedistro.local/cluster/dns-responder:<inputs
+digest>``; nothing is rebuilt while the Go sources, the tree commit, the builder image and the
+base stay the same. The add-on that runs it is ``manifests.py``.
 """
 
 from __future__ import annotations
@@ -22,8 +22,13 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from tkedistro.build.plan import check_go_version
-from tkedistro.conformance.debianbase import INPUTS_LABEL, SOURCE_LABEL, ensure_base
-from tkedistro.conformance.imagebuild import (
+from tkedistro.core import console
+from tkedistro.core.errors import BuildError, ClusterError
+from tkedistro.core.files import json_digest, write_atomic
+from tkedistro.core.render import environment
+from tkedistro.engine.protocols import ContainerBackend, ContainerSpec, ImageEngine, Mount
+from tkedistro.images.upstream.debianbase import INPUTS_LABEL, SOURCE_LABEL, ensure_base
+from tkedistro.images.upstream.imagebuild import (
     BASE_LABEL,
     REVISION_LABEL,
     BuildTool,
@@ -31,12 +36,7 @@ from tkedistro.conformance.imagebuild import (
     build_binaries,
     write_context,
 )
-from tkedistro.conformance.recipes import Binary
-from tkedistro.core import console
-from tkedistro.core.errors import BuildError, ClusterError
-from tkedistro.core.files import json_digest, write_atomic
-from tkedistro.core.render import environment
-from tkedistro.engine.protocols import ContainerBackend, ContainerSpec, ImageEngine, Mount
+from tkedistro.images.upstream.recipes import Binary
 
 if TYPE_CHECKING:
     from tkedistro.core.workspace import Workspace
@@ -66,7 +66,7 @@ class DnsImage:
 
 def go_sources() -> dict[str, bytes]:
     """The responder's files shipped with tkedistro (``*.go`` and ``build.sh``), by name."""
-    folder = resources.files("tkedistro.conformance") / "dnsresponder"
+    folder = resources.files("tkedistro.cluster.dns") / "responder"
     return {f.name: f.read_bytes() for f in sorted(folder.iterdir(), key=lambda f: f.name)
             if f.is_file() and (f.name.endswith(".go") or f.name == "build.sh")}
 

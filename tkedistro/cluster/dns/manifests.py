@@ -1,5 +1,5 @@
 """The cluster DNS add-on's manifests: RBAC, the ``tkedistro-dns`` Deployment and the
-``kube-dns`` Service (the image is built by ``tkedistro.conformance.dnsimage``).
+``kube-dns`` Service (the image is built by ``image.py``).
 """
 
 from __future__ import annotations
