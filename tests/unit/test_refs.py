@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
+import tkedistro
 from tkedistro.artifacts.purl import split_ref
 from tkedistro.conformance.recipes import recipe_for, short_name, tag_of
 from tkedistro.engine.skopeo import is_loopback
@@ -54,3 +58,11 @@ def test_every_user_reads_a_digest_the_same_way() -> None:
 ])
 def test_plain_http_only_for_a_registry_on_loopback(ref: str, loopback: bool) -> None:
     assert is_loopback(ref) is loopback
+
+
+def test_no_other_module_takes_a_digest_off_a_reference_itself() -> None:
+    package = Path(tkedistro.__file__).parent
+    splitting = re.compile(r"""(?:split|partition)\(\s*["']@["']""")
+    found = sorted(str(p.relative_to(package)) for p in package.rglob("*.py")
+                   if splitting.search(p.read_text()))
+    assert found == ["model/refs.py"]
