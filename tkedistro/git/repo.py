@@ -324,6 +324,28 @@ class Repo:
         self.update_ref(name, commit)
         return name
 
+    def worktree_tree(self) -> str:
+        """The tree of HEAD with every changed and untracked (not ignored) file as it is in
+        the work tree; the index is not touched (a temporary one is used)."""
+        index = self.gitdir / "tkedistro-snapshot.index"
+        env = {"GIT_INDEX_FILE": str(index)}
+        try:  # a copy of the index: its stat data spares hashing every file again
+            if (self.gitdir / "index").is_file():
+                shutil.copyfile(self.gitdir / "index", index)
+            else:
+                self.run("read-tree", "HEAD", env=env)
+            self.run("add", "-A", env=env)
+            return self.run("write-tree", env=env).stdout.strip()
+        finally:
+            index.unlink(missing_ok=True)
+
+    def backup_with_tree(self, tree: str) -> str | None:
+        """An existing backup ref (``refs/tkedistro/backup/``) whose commit has ``tree``."""
+        out = self.run("for-each-ref", "--format=%(refname) %(tree)",
+                       "refs/tkedistro/backup/").stdout
+        return next((ref for ref, _, found in (line.partition(" ") for line in
+                                               out.splitlines()) if found == tree), None)
+
     def missing_objects(self, commit: str) -> str | None:
         """None when ``commit``, its tree and every tree and blob in it can be found.
 
@@ -393,32 +415,10 @@ class Repo:
         return self.run("diff", *DIFF_OPTIONS, checked(old, "commit"), checked(new, "commit"),
                         "--").stdout
 
-    def worktree_tree(self) -> str:
-        """The tree of HEAD with every changed and untracked (not ignored) file as it is in
-        the work tree; the index is not touched (a temporary one is used)."""
-        index = self.gitdir / "tkedistro-snapshot.index"
-        env = {"GIT_INDEX_FILE": str(index)}
-        try:  # a copy of the index: its stat data spares hashing every file again
-            if (self.gitdir / "index").is_file():
-                shutil.copyfile(self.gitdir / "index", index)
-            else:
-                self.run("read-tree", "HEAD", env=env)
-            self.run("add", "-A", env=env)
-            return self.run("write-tree", env=env).stdout.strip()
-        finally:
-            index.unlink(missing_ok=True)
-
     def changed_paths(self, old_tree: str, new_tree: str) -> list[str]:
         out = self.run("diff", "--name-only", "--no-renames", checked(old_tree, "tree"),
                        checked(new_tree, "tree"), "--").stdout
         return [line for line in out.splitlines() if line]
-
-    def backup_with_tree(self, tree: str) -> str | None:
-        """An existing backup ref (``refs/tkedistro/backup/``) whose commit has ``tree``."""
-        out = self.run("for-each-ref", "--format=%(refname) %(tree)",
-                       "refs/tkedistro/backup/").stdout
-        return next((ref for ref, _, found in (line.partition(" ") for line in
-                                               out.splitlines()) if found == tree), None)
 
     def patch_ids(self, text: str) -> list[tuple[str, str]]:
         """``(patch-id, commit)`` of each patch in ``text`` (``git patch-id --stable``)."""
