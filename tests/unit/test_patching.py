@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 from pathlib import Path
 
 import pytest
 
+import tkedistro
 from tests.helpers.gitrepo import git
 from tkedistro.git.patching import Patcher, fell_back
 from tkedistro.git.repo import Repo
@@ -66,3 +68,18 @@ def test_a_3way_merge_is_read_from_what_git_am_says() -> None:
     assert fell_back("Applying: x\nUsing index info to reconstruct a base tree...\n"
                      "Falling back to patching base and 3-way merge...\n")
     assert not fell_back("Applying: about the 3-way merge\n")
+
+
+def test_git_am_and_apply_are_run_only_by_the_patcher() -> None:
+    """Every way a patch enters a tree goes through ``Patcher`` (one set of ``git am``
+    options, one plain-diff conversion): no other module passes ``am`` or ``apply`` to git."""
+    package = Path(tkedistro.__file__).parent
+    runs = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr == "run" and any(
+                        isinstance(a, ast.Constant) and a.value in ("am", "apply")
+                        for a in node.args):
+                runs.add(str(path.relative_to(package)))
+    assert runs == {"git/patching.py"}
