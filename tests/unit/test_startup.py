@@ -69,6 +69,7 @@ def test_version_alone_loads_neither_typer_nor_rich_nor_any_library() -> None:
 
     assert (run.code, run.stdout, run.stderr) == (0, f"tkedistro {__version__}\n", "")
     assert run.loaded("typer", "click", "rich", "filelock", "tkedistro.cli.root", *HEAVY) == []
+    assert run.loaded("dataclasses", "inspect") == []  # the command line is read without them
 
 
 def test_version_says_the_same_through_the_typer_app() -> None:

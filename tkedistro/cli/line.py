@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 # the global options (``root._main``): those taking a value, by the name they set, and flags
 VALUED = {"--root": "root", "--cache-dir": "cache_dir"}
@@ -33,20 +33,20 @@ COMMANDS = {
 MODULES = ("release", "build", "conformance", "cluster", "ci", "series")
 
 
-@dataclass(frozen=True)
-class CommandLine:
+class CommandLine(NamedTuple):
     """``args`` read up to the command: the global options, the command word, the rest.
 
     ``plain``: every global option in its simple form (``--root DIR`` with a DIR that does
     not look like an option, each valued option once); any other form is typer's to read.
+    (A NamedTuple, not a dataclass: ``--version`` must not pay for importing dataclasses.)
     """
 
     args: tuple[str, ...]
-    command: str | None = None  # the first word after the global options
-    rest: tuple[str, ...] = ()
-    paths: Mapping[str, Path] = field(default_factory=dict)
-    flags: frozenset[str] = frozenset()
-    plain: bool = True
+    command: str | None  # the first word after the global options
+    rest: tuple[str, ...]
+    paths: Mapping[str, Path]
+    flags: frozenset[str]
+    plain: bool
 
     @property
     def known_command(self) -> str | None:

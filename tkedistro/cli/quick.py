@@ -12,8 +12,8 @@ it, and says what is wrong with it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from tkedistro import __version__
 from tkedistro.cli.line import CommandLine, typer_needed
@@ -21,11 +21,10 @@ from tkedistro.cli.line import CommandLine, typer_needed
 _SOURCE_FLAGS = {"--json": "as_json", "--force": "force"}
 
 
-@dataclass
-class SourceLine:
+class SourceLine(NamedTuple):
     release: str
-    paths: dict[str, Path] = field(default_factory=dict)
-    flags: set[str] = field(default_factory=set)
+    paths: dict[str, Path]
+    flags: set[str]
 
 
 def source_line(line: CommandLine) -> SourceLine | None:
