@@ -18,7 +18,7 @@ from tkedistro.core.errors import (
 )
 from tkedistro.core.locks import release_lock
 from tkedistro.core.workspace import Workspace
-from tkedistro.git.mbox import diff_part
+from tkedistro.git.mbox import crlf_note, diff_part
 from tkedistro.git.mirror import Pin, ensure_pin
 from tkedistro.git.patching import Entered, Patcher
 from tkedistro.git.repo import Repo
@@ -200,8 +200,6 @@ class SeriesRun:
         return self.tree.commit_date(self.base)
 
     def _fail(self, inp: Input, entered: Entered, plain: bool) -> NoReturn:
-        from tkedistro.git.mbox import crlf_note  # only when a patch fails
-
         self.patcher.discard()
         hunks = self.patcher.failed_hunks(inp.path)
         failed = entered.result
