@@ -18,7 +18,7 @@ from tkedistro.core.locks import exclusive_lock
 from tkedistro.engine import registry as reg
 from tkedistro.engine.docker_images import _push_digest
 from tkedistro.engine.registry import LocalRegistry, RegistryState
-from tkedistro.model.refs import split_image_ref
+from tkedistro.model.refs import parse_image_ref
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -148,12 +148,13 @@ def test_free_port_keeps_a_free_preferred_port_and_replaces_a_taken_one() -> Non
 
 @pytest.mark.parametrize(("ref", "expected"), [
     ("127.0.0.1:5000/k8s.gcr.io/pause:3.2", ("127.0.0.1:5000/k8s.gcr.io/pause", "3.2")),
-    ("127.0.0.1:5000/busybox", ("127.0.0.1:5000/busybox", None)),
+    ("127.0.0.1:5000/busybox", ("127.0.0.1:5000/busybox", "")),
     (f"127.0.0.1:5000/e2e/agnhost@{DIGEST}", ("127.0.0.1:5000/e2e/agnhost", DIGEST)),
 ])
 def test_refs_split_without_taking_the_port_for_a_tag(ref: str,
-                                                      expected: tuple[str, str | None]) -> None:
-    assert split_image_ref(ref) == expected
+                                                      expected: tuple[str, str]) -> None:
+    parsed = parse_image_ref(ref)
+    assert (parsed.repository, parsed.version) == expected
 
 
 def test_has_refuses_a_ref_of_another_registry(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from typer.testing import CliRunner, Result
 from tests.helpers.distro import Distro, big, make_distro
 from tests.helpers.gitrepo import IDENTITY, git
 from tkedistro.cli.app import app
-from tkedistro.git import repo as source_tree
+from tkedistro.git.patching import Patcher
 
 runner = CliRunner()
 
@@ -147,14 +147,14 @@ def test_killed_apply_is_recovered_on_the_next_run(
 ) -> None:
     first = git(prepared.src, "rev-parse", "HEAD~1")
     conflicting = prepared.mbox("0009-seven.patch", {"pkg/big/lines.go": big(l07="x")}, "seven")
-    real_am = source_tree.Repo.am
+    real_apply = Patcher.apply
 
-    def killed(self: source_tree.Repo, patch: Path) -> object:
-        real_am(self, prepared.root / conflicting)  # leaves a `git am` stopped mid-way
+    def killed(self: Patcher, patch: Path) -> object:
+        real_apply(self, prepared.root / conflicting)  # leaves a `git am` stopped mid-way
         raise SystemExit(137)  # like kill -9: no clean-up code runs
 
     prepared.mbox("0002-ten.patch", {"pkg/big/lines.go": big(l10="ten2")}, "ten2")
-    monkeypatch.setattr(source_tree.Repo, "am", killed)
+    monkeypatch.setattr(Patcher, "apply", killed)
     assert source(prepared).exit_code == 137
     monkeypatch.undo()
     assert (prepared.src / ".git" / "rebase-apply").exists()
@@ -175,14 +175,14 @@ def test_ctrl_c_while_applying_leaves_a_clean_tree_and_says_where(
 ) -> None:
     first = git(prepared.src, "rev-parse", "HEAD~1")
     conflicting = prepared.mbox("0009-seven.patch", {"pkg/big/lines.go": big(l07="x")}, "seven")
-    real_am = source_tree.Repo.am
+    real_apply = Patcher.apply
 
-    def interrupted(self: source_tree.Repo, patch: Path) -> object:
-        real_am(self, prepared.root / conflicting)
+    def interrupted(self: Patcher, patch: Path) -> object:
+        real_apply(self, prepared.root / conflicting)
         raise KeyboardInterrupt
 
     prepared.mbox("0002-ten.patch", {"pkg/big/lines.go": big(l10="ten2")}, "ten2")
-    monkeypatch.setattr(source_tree.Repo, "am", interrupted)
+    monkeypatch.setattr(Patcher, "apply", interrupted)
     result = source(prepared)
     assert result.exit_code == 130
     assert errors(result) == (

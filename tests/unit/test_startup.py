@@ -24,8 +24,9 @@ from typer.testing import CliRunner, Result
 from tests.conftest import REPO
 from tests.helpers.series import Distro, make_distro
 from tkedistro import __version__
-from tkedistro.cli.app import app, command_of
-from tkedistro.cli.quick import read_source_line
+from tkedistro.cli.app import app
+from tkedistro.cli.line import FLAGS, VALUED, read_line
+from tkedistro.cli.quick import source_line
 from tkedistro.cli.root import COMMANDS, MODULES, make_app
 
 # what the script runs, then the top-level names of every module it loaded (on stderr's
@@ -68,6 +69,7 @@ def test_version_alone_loads_neither_typer_nor_rich_nor_any_library() -> None:
 
     assert (run.code, run.stdout, run.stderr) == (0, f"tkedistro {__version__}\n", "")
     assert run.loaded("typer", "click", "rich", "filelock", "tkedistro.cli.root", *HEAVY) == []
+    assert run.loaded("dataclasses", "inspect") == []  # the command line is read without them
 
 
 def test_version_says_the_same_through_the_typer_app() -> None:
@@ -165,7 +167,7 @@ def test_work_in_progress_is_refused_then_saved_with_force_as_through_typer(
 ])
 def test_plain_source_lines_are_read_without_typer(args: list[str], release: str,
                                                    flags: set[str]) -> None:
-    line = read_source_line(args)
+    line = source_line(read_line(args))
     assert line is not None and (line.release, line.flags) == (release, flags)
 
 
@@ -176,7 +178,7 @@ def test_plain_source_lines_are_read_without_typer(args: list[str], release: str
     ["--unknown", "source", "1.20"], ["source", "1.20", "-"], ["source", "1.20", "--"],
 ])
 def test_any_other_line_is_left_to_typer(args: list[str]) -> None:
-    assert read_source_line(args) is None
+    assert source_line(read_line(args)) is None
 
 
 def test_an_upstream_from_the_environment_is_left_to_typer(distro: Distro) -> None:
@@ -216,13 +218,22 @@ def test_another_command_gets_only_its_own_command_module(distro: Distro) -> Non
 ])
 def test_the_command_is_found_after_the_global_options(args: list[str],
                                                         command: str | None) -> None:
-    assert command_of(args) == command
+    assert read_line(args).known_command == command
 
 
 def test_every_command_of_the_full_app_is_in_the_table() -> None:
     from typer.main import get_group
 
     assert sorted(get_group(app).commands) == sorted(COMMANDS)
+
+
+def test_the_global_options_read_before_typer_are_the_app_s() -> None:
+    from typer.main import get_group
+
+    options = {opt: param for param in get_group(app).params for opt in param.opts
+               if param.name != "version"}
+    assert {opt: p.name for opt, p in options.items() if not p.is_flag} == VALUED
+    assert {opt: p.name for opt, p in options.items() if p.is_flag} == FLAGS
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))

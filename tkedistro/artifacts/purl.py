@@ -6,6 +6,8 @@ import re
 from collections.abc import Mapping
 from urllib.parse import quote, urlsplit
 
+from tkedistro.model.refs import parse_image_ref
+
 
 def _enc(value: str, safe: str = "") -> str:
     return quote(value, safe=safe)
@@ -45,12 +47,8 @@ def github_purl(url: str, version: str) -> str | None:
 def split_ref(ref: str) -> tuple[str, str]:
     """An image reference's repository and tag: ``("reg/k8s/kube-proxy", "v1.20.2-tke.1")``
     (the tag empty when the reference has none or is by digest)."""
-    name = ref.split("@", 1)[0]
-    slash = name.rfind("/")
-    colon = name.rfind(":")
-    if colon > slash:
-        return name[:colon], name[colon + 1 :]
-    return name, ""
+    parsed = parse_image_ref(ref)
+    return parsed.repository, parsed.tag
 
 
 class SpdxIds:

@@ -1,10 +1,11 @@
 """The entry point of the ``tkedistro`` script, and the full typer app (``app``).
 
 Start-up time is most of what a quick command costs, so this module imports nothing heavy:
-``--version`` and the plain ``source`` forms are answered without typer (``quick.py``);
-otherwise ``main`` builds the typer app (``root.py``) with only the module of the command
-given (all of them when none is known, e.g. for ``--help``). ``app``, the app with every
-command (for tests and ``typer.testing.CliRunner``), is made on first access.
+``main`` reads the command line once (``line.py``); ``--version`` and the plain ``source``
+forms are answered from it without typer (``quick.py``); otherwise ``main`` builds the typer
+app (``root.py``) with only the module of the command given (all of them when none is known,
+e.g. for ``--help``). ``app``, the app with every command (for tests and
+``typer.testing.CliRunner``), is made on first access.
 """
 
 from __future__ import annotations
@@ -16,35 +17,15 @@ from typing import TYPE_CHECKING, NoReturn
 if TYPE_CHECKING:
     import typer
 
-# the global options that take a value (``root._main``) and those that do not
-_VALUED = ("--root", "--cache-dir")
-_FLAGS = ("--verbose", "-v", "--debug")
-
-
-def command_of(args: list[str]) -> str | None:
-    """The command ``args`` name after the global options, when it is one the app knows;
-    None for anything else (help, completion, an unknown option or command: the full app
-    answers those)."""
-    from tkedistro.cli.root import COMMANDS
-
-    words = iter(args)
-    for word in words:
-        if word in _VALUED:
-            next(words, None)
-        elif word.startswith(tuple(f"{option}=" for option in _VALUED)) or word in _FLAGS:
-            continue
-        else:
-            return word if word in COMMANDS else None
-    return None
-
 
 def main() -> NoReturn:
     """Entry point for the ``tkedistro`` script."""
-    args = sys.argv[1:]
-    from tkedistro.cli.quick import answer, typer_needed
+    from tkedistro.cli.line import read_line, typer_needed
+    from tkedistro.cli.quick import answer
 
+    line = read_line(sys.argv[1:])
     try:
-        code = answer(args)
+        code = answer(line)
     except BrokenPipeError:  # stdout closed early (`| head`): as click does, exit 1
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the flush at exit needs it open
         sys.exit(1)
@@ -55,7 +36,7 @@ def main() -> NoReturn:
     from tkedistro.core.errors import Interrupted
 
     try:
-        make_app(None if typer_needed() else command_of(args))()
+        make_app(None if typer_needed() else line.known_command)()
     except KeyboardInterrupt:
         console.error("interrupted")
         sys.exit(Interrupted.exit_code)

@@ -16,20 +16,9 @@ from typing import Annotated
 import typer
 
 from tkedistro import __version__
+from tkedistro.cli.line import COMMANDS, MODULES
 from tkedistro.cli.session import start
 from tkedistro.core import console
-
-# command (or group) name -> the ``tkedistro.cli`` module that registers it; module order is
-# the order of ``--help``
-COMMANDS = {
-    "list": "release", "show": "release", "validate": "release", "source": "release",
-    "build": "build", "doctor": "build", "images": "build", "builder-image": "build",
-    "host-setup": "build",
-    "conformance": "conformance", "cluster": "cluster",
-    "ci": "ci",
-    "rebase": "series", "forecast": "series", "new": "series", "patches": "series",
-}
-MODULES = ("release", "build", "conformance", "cluster", "ci", "series")
 
 
 def _version_callback(value: bool) -> None:

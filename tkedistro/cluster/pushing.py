@@ -17,6 +17,7 @@ from tkedistro.core.workspace import Workspace
 from tkedistro.engine.protocols import ImageEngine
 from tkedistro.engine.registry import LocalRegistry
 from tkedistro.model.manifest import Manifest
+from tkedistro.model.refs import parse_image_ref
 
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")
 
@@ -55,7 +56,7 @@ def push_cluster_images(ws: Workspace, manifest: Manifest, config: ClusterConfig
         push(engine, registry, support.etcd, "etcd", ETCD_TAG)
         push(engine, registry, support.pause, "pause", PAUSE_TAG)
         served = push(engine, registry, support.dns, "dns-responder",
-                      support.dns.rsplit(":", 1)[-1])
+                      parse_image_ref(support.dns).tag)
     manifests = dns_manifests(served, reverse_cidrs=(SERVICE_SUBNET, POD_SUBNET))
     return DnsImage(manifests, NAME,
                     "tkedistro-dns, built from the tree's vendored miekg/dns and client-go")

@@ -368,6 +368,11 @@ class ReleasePaths:
         return self.state_dir / "current.patch"
 
     @property
+    def source_patch(self) -> Path:
+        """A plain diff ``source`` is turning into a commit (as a mail for ``git am``)."""
+        return self.state_dir / "source.patch"
+
+    @property
     def import_patch(self) -> Path:
         """The patch ``patches import`` is applying."""
         return self.state_dir / "import.patch"

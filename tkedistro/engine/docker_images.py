@@ -18,7 +18,7 @@ from tkedistro.core.errors import BuildError
 from tkedistro.engine.docker import connect
 from tkedistro.engine.docker_archive import write_load_archive
 from tkedistro.engine.protocols import BuiltImage
-from tkedistro.model.refs import split_image_ref
+from tkedistro.model.refs import parse_image_ref
 
 LOG_TAIL_LINES = 40
 _DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
@@ -92,7 +92,8 @@ class DockerImages:
                       platform: str = "") -> BuiltImage:
         import docker.errors
 
-        repo, version = split_image_ref(tag)
+        parsed = parse_image_ref(tag)
+        repo, version = parsed.repository, parsed.version
         ref = tag if version else f"{tag}:latest"
         if platform:
             return self._load_rootfs(rootfs_tar, ref, changes, platform)
@@ -133,7 +134,7 @@ class DockerImages:
     def tag(self, ref: str, new_ref: str) -> None:
         import docker.errors
 
-        repo, version = split_image_ref(new_ref)
+        repo, version = _repository_version(new_ref)
         try:
             self._api.tag(ref, repo, version or "latest")
         except docker.errors.APIError as exc:
@@ -143,7 +144,7 @@ class DockerImages:
     def push(self, ref: str) -> str:
         import docker.errors
 
-        repo, version = split_image_ref(ref)
+        repo, version = _repository_version(ref)
         console.verbose(f"docker push {ref}")
         try:
             stream = self._api.push(repo, tag=version or "latest", stream=True, decode=True)
@@ -155,7 +156,7 @@ class DockerImages:
     def pull(self, ref: str) -> BuiltImage:
         import docker.errors
 
-        repo, version = split_image_ref(ref)
+        repo, version = _repository_version(ref)
         console.verbose(f"docker pull {ref}")
         try:
             stream = self._api.pull(repo, tag=version or "latest", stream=True, decode=True)
@@ -202,3 +203,9 @@ def _push_digest(ref: str, stream: Iterable[Mapping[str, Any]]) -> str:
     if not digest:
         raise BuildError(f"docker push {ref} reported no digest")
     return digest
+
+
+def _repository_version(ref: str) -> tuple[str, str]:
+    """(name, digest or tag) of ``ref``, as the Docker SDK takes them apart."""
+    parsed = parse_image_ref(ref)
+    return parsed.repository, parsed.version

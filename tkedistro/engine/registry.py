@@ -34,7 +34,7 @@ from tkedistro.core.errors import ClusterError
 from tkedistro.core.files import log_tail, write_atomic
 from tkedistro.core.locks import exclusive_lock
 from tkedistro.core.runner import child_setup, clean_env
-from tkedistro.model.refs import split_image_ref
+from tkedistro.model.refs import parse_image_ref
 
 BINARY = "docker-registry"
 STATE_VERSION = 1
@@ -330,5 +330,5 @@ class LocalRegistry:
 
 def split_ref(name: str) -> tuple[str, str]:
     """``repo:tag`` / ``repo@sha256:...`` / ``repo`` -> (repo, tag or digest or ``latest``)."""
-    repo, tag = split_image_ref(name)
-    return repo, tag or "latest"
+    parsed = parse_image_ref(name)
+    return parsed.repository, parsed.version or "latest"

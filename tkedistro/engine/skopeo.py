@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tkedistro.core.errors import ImageError
 from tkedistro.core.runner import Result, run
+from tkedistro.model.refs import parse_image_ref
 
 BINARY = "skopeo"
 INSTALL_HINT = "apt-get install skopeo"
@@ -38,17 +39,9 @@ def find_skopeo() -> str:
     return found
 
 
-def registry_host(ref: str) -> str:
-    """``127.0.0.1:5000/tkedistro/x:1`` -> ``127.0.0.1``; ``[::1]:5000/x`` -> ``::1``."""
-    first = ref.split("/", 1)[0]
-    if first.startswith("["):
-        return first[1:].split("]", 1)[0]
-    return first.rsplit(":", 1)[0] if ":" in first else first
-
-
 def is_loopback(ref: str) -> bool:
     """Whether the registry of ``ref`` is on this machine's loopback (plain HTTP)."""
-    host = registry_host(ref)
+    host = parse_image_ref(ref).host
     if host == "localhost":
         return True
     try:
@@ -101,9 +94,11 @@ def _run(argv: Sequence[str], failure: str, hint: str) -> Result:
 
 
 def _registry_failure(what: str, ref: str) -> tuple[str, str]:
-    return (f"{what} failed (registry {registry_host(ref)}, image {ref})",
+    parsed = parse_image_ref(ref)
+    registry = parsed.registry or "docker.io"
+    return (f"{what} failed (registry {parsed.host or registry}, image {ref})",
             "check that the registry answers and takes pushes from here (`skopeo login "
-            f"{ref.split('/', 1)[0]}` for one that needs credentials)")
+            f"{registry}` for one that needs credentials)")
 
 
 def push_archive(archive: Path, dest_ref: str) -> None:

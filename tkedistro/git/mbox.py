@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tkedistro.git.repo import TOOL_EMAIL, TOOL_NAME, Repo
+from tkedistro.git.repo import TOOL_EMAIL, TOOL_NAME
 
 PLAIN_DATE = "Thu, 1 Jan 1970 00:00:00 +0000"  # a placeholder for jobs parsed, never applied
 _ZERO = "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
@@ -49,9 +49,9 @@ _OTHER_ERROR = re.compile(r"^error: (.+: (?:does not exist in index|already exis
 _HUNK = re.compile(r"^(@@ -(\d+)(?:,\d+)? \+\d+(?:,\d+)? @@)")
 
 
-def failed_hunks(tree: Path, patch: Path) -> list[str]:
-    """Which files and hunks of ``patch`` do not apply to ``tree`` (first per file, as git)."""
-    stderr = Repo(tree).apply_check_verbose(patch)
+def failed_hunks(stderr: str, patch: Path) -> list[str]:
+    """Which files and hunks of ``patch`` do not apply, from git's report (``stderr`` of
+    ``git apply --check -v``; ``Patcher.failed_hunks`` runs it); first per file, as git."""
     hunks = _hunk_headers(patch.read_text(encoding="utf-8", errors="replace"))
     lines = []
     for match in _PATCH_FAILED.finditer(stderr):

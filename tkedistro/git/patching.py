@@ -1,160 +1,123 @@
-"""The patch half of ``Repo``: ``git am``/``apply``, patch ids, ``format-patch``.
+"""How a patch enters a tree: the one routine every caller goes through (``Patcher``).
 
-``Repo`` inherits these; they only build command lines and call ``Repo.run``.
+``tkedistro source``, the rebase and forecast replays and ``patches import`` all commit a
+patch with ``Patcher.apply`` (``git am`` with ``AM_OPTIONS``, so a commit's SHA depends on
+the patch and its base only); a plain diff first becomes a mail (``mbox.to_mbox``: the tool
+as author, the base commit's date), so ``commit_plain`` is the one plain-diff -> commit
+function. The ``git am`` session it may leave (a conflict) is continued, skipped or aborted
+here too, and a failing patch's hunks are named from ``git apply --check -v``.
 """
 
 from __future__ import annotations
 
-import re
 import shutil
-from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
-from tkedistro.core.errors import CommandError
+from tkedistro.core.files import write_atomic
 from tkedistro.core.runner import Result
+from tkedistro.git.mbox import failed_hunks, to_mbox
+from tkedistro.git.repo import Repo
 
 # `git am` options that make a replayed commit's SHA depend on the patch and its base only.
 AM_OPTIONS = ("--whitespace=nowarn", "--committer-date-is-author-date", "--no-message-id",
-              "--no-keep-cr", "--no-scissors", "--no-signoff")
+              "--no-scissors", "--no-signoff")
 # No "git am --continue / --skip / --abort" advice: tkedistro says what to run instead.
 # (--resolvemsg replaces git's "When you have resolved this problem..." lines; the advice
 # settings silence the hints; advice.mergeConflict is what newer gits call it.)
 AM_QUIET = ("-c", "advice.amWorkDir=false", "-c", "advice.mergeConflict=false")
 RESOLVE_MSG = "--resolvemsg="
-# diff output the scanner reads, whatever the user's diff config says
-DIFF_OPTIONS = ("--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/",
-                "--dst-prefix=b/")
+# what `git am` says (unless quiet) when a patch needed a 3-way merge
+FELL_BACK = "Falling back to patching base and 3-way merge"
 
 
-def sparse_patterns(paths: Iterable[str]) -> str | None:
-    """Sparse-checkout patterns (non-cone, gitignore syntax) naming exactly ``paths``, so a
-    throw-away tree checks out only the files a series touches; None when a path cannot be
-    written as a pattern (a newline in it)."""
-    lines = []
-    for path in dict.fromkeys(paths):
-        if "\n" in path or not path:
-            return None
-        escaped = re.sub(r"([\\*?\[\]!#])", r"\\\1", path)
-        lines.append("/" + (escaped[:-1] + "\\ " if escaped.endswith(" ") else escaped))
-    return "".join(f"{line}\n" for line in lines)
+def fell_back(output: str) -> bool:
+    """Whether ``git am``'s ``output`` says a patch went in with a 3-way merge."""
+    return any(line.startswith(FELL_BACK) for line in output.splitlines())
 
 
-def checked(value: str, what: str) -> str:
-    """``value`` if git cannot take it for an option; refuse it otherwise."""
-    if value.startswith("-"):
-        raise CommandError(["git"], 128, "", "", message=(
-            f"refusing {what} {value!r}: it starts with '-', so git would read it as an option"))
-    return value
+@dataclass(frozen=True)
+class Entered:
+    """What one ``git am`` run did: git's result, and whether it needed a 3-way merge."""
+
+    result: Result
+
+    @property
+    def ok(self) -> bool:
+        return self.result.returncode == 0
+
+    @property
+    def three_way(self) -> bool:
+        return fell_back(self.result.stdout + "\n" + self.result.stderr)
 
 
-class Patching:
-    """Patch operations on a repository; ``run`` is ``Repo.run``."""
+class Patcher:
+    """Patches entering the tree of ``repo``, and the ``git am`` session they may leave."""
 
-    gitdir: Path  # set by ``Repo``
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
 
-    def run(self, *args: str, check: bool = True, env: dict[str, str] | None = None,
-            input: str | None = None) -> Result:
-        raise NotImplementedError
+    def apply(self, mail: Path, *, three_way: bool = True, quiet: bool = False,
+              date: str | None = None, keep_cr: bool = False) -> Entered:
+        """Commit the patch(es) of ``mail`` on HEAD (``git am``; ``date``: the committer
+        date); a failure leaves the session for ``resume``, ``skip`` or ``abort``.
 
-    def am(self, mbox: Path, *, three_way: bool = True, quiet: bool = False,
-           date: str | None = None) -> Result:
-        """``git am`` of ``mbox`` with the tool's options; a failure leaves the session."""
+        ``keep_cr``: the mail was made from a plain diff, whose carriage returns are content
+        (as ``git apply`` reads them: a CRLF diff does not apply to an LF tree); a real
+        mail's CRLF line ends are the mail's, and go."""
         env = {"GIT_COMMITTER_DATE": date} if date else None
-        flags = [*(["--3way"] if three_way else []), *(["-q"] if quiet else [])]
-        return self.run(*AM_QUIET, "am", *flags, *AM_OPTIONS, RESOLVE_MSG, "--", str(mbox),
-                        check=False, env=env)
+        flags = [*(["--3way"] if three_way else []), *(["-q"] if quiet else []),
+                 "--keep-cr" if keep_cr else "--no-keep-cr"]
+        return Entered(self.repo.run(*AM_QUIET, "am", *flags, *AM_OPTIONS, RESOLVE_MSG, "--",
+                                     str(mail), check=False, env=env))
 
-    def am_continue(self, date: str | None = None) -> Result:
-        env = {"GIT_COMMITTER_DATE": date} if date else None
-        return self.run(*AM_QUIET, "am", "--continue", RESOLVE_MSG, check=False, env=env)
-
-    def am_skip(self) -> None:
-        self.run("am", "--skip", check=False)
-
-    def am_abort(self) -> None:
-        self.run("am", "--abort", check=False)
-
-    def am_quit(self) -> None:
-        self.run("am", "--quit")
-
-    def staged_diff(self) -> str:
-        """What committing the index would change against HEAD, as a diff."""
-        return self.run("diff", "--cached", *DIFF_OPTIONS, "HEAD", "--").stdout
-
-    def diff_between(self, old: str, new: str) -> str:
-        return self.run("diff", *DIFF_OPTIONS, checked(old, "commit"), checked(new, "commit"),
-                        "--").stdout
-
-    def worktree_tree(self) -> str:
-        """The tree of HEAD with every changed and untracked (not ignored) file as it is in
-        the work tree; the index is not touched (a temporary one is used)."""
-        index = self.gitdir / "tkedistro-snapshot.index"
-        env = {"GIT_INDEX_FILE": str(index)}
-        try:  # a copy of the index: its stat data spares hashing every file again
-            if (self.gitdir / "index").is_file():
-                shutil.copyfile(self.gitdir / "index", index)
-            else:
-                self.run("read-tree", "HEAD", env=env)
-            self.run("add", "-A", env=env)
-            return self.run("write-tree", env=env).stdout.strip()
+    def commit_plain(self, diff: str, subject: str, message: str, date: str,
+                     scratch: Path) -> Entered:
+        """A plain diff as one commit from the tool, dated ``date`` (the base commit's):
+        written as a mail to ``scratch`` (removed after), then ``apply``."""
+        mail = to_mbox(diff, subject, message, date=date)
+        write_atomic(scratch, mail.encode("utf-8", "surrogateescape"))
+        try:
+            return self.apply(scratch, keep_cr=True)
         finally:
-            index.unlink(missing_ok=True)
+            scratch.unlink(missing_ok=True)
 
-    def changed_paths(self, old_tree: str, new_tree: str) -> list[str]:
-        out = self.run("diff", "--name-only", "--no-renames", checked(old_tree, "tree"),
-                       checked(new_tree, "tree"), "--").stdout
-        return [line for line in out.splitlines() if line]
+    def resume(self, date: str | None = None) -> Result:
+        """``git am --continue`` once a conflict is resolved."""
+        env = {"GIT_COMMITTER_DATE": date} if date else None
+        return self.repo.run(*AM_QUIET, "am", "--continue", RESOLVE_MSG, check=False, env=env)
 
-    def backup_with_tree(self, tree: str) -> str | None:
-        """An existing backup ref (``refs/tkedistro/backup/``) whose commit has ``tree``."""
-        out = self.run("for-each-ref", "--format=%(refname) %(tree)",
-                       "refs/tkedistro/backup/").stdout
-        return next((ref for ref, _, found in (line.partition(" ") for line in
-                                               out.splitlines()) if found == tree), None)
+    def in_progress(self) -> bool:
+        return (self.repo.gitdir / "rebase-apply").is_dir()
+
+    def skip(self) -> None:
+        self.repo.run("am", "--skip", check=False)
+
+    def abort(self) -> None:
+        self.repo.run("am", "--abort", check=False)
+
+    def quit(self) -> None:
+        self.repo.run("am", "--quit")
+
+    def discard(self) -> None:
+        """Abort a ``git am``/rebase and reset to HEAD; untracked files go, ignored stay."""
+        gitdir = self.repo.gitdir
+        (gitdir / "index.lock").unlink(missing_ok=True)
+        if (gitdir / "rebase-apply").exists():
+            self.abort()
+            shutil.rmtree(gitdir / "rebase-apply", ignore_errors=True)
+        if (gitdir / "rebase-merge").exists():
+            self.repo.run("rebase", "--abort", check=False)
+        self.repo.reset_hard()
+        self.repo.clean()
 
     def applies(self, patch: Path, *, reverse: bool = False) -> bool:
         """Whether ``patch`` applies to the work tree as it is (``reverse``: is in it)."""
-        return self.run("apply", "--check", "--whitespace=nowarn", *(["-R"] if reverse else []),
-                        "--", str(patch), check=False).returncode == 0
+        return self.repo.run("apply", "--check", "--whitespace=nowarn",
+                             *(["-R"] if reverse else []), "--", str(patch),
+                             check=False).returncode == 0
 
-    def apply_check_verbose(self, patch: Path) -> str:
-        """git's report of why ``patch`` does not apply (stderr of ``apply --check -v``)."""
-        return self.run("apply", "--check", "-v", "--", str(patch), check=False).stderr
-
-    def apply_plain(self, patch: Path, message: str, date: str) -> tuple[str, Result]:
-        """``git apply`` (3-way when the plain apply fails), then a commit dated ``date``.
-
-        Returns the method (``applied`` or ``3-way``) and the last git result.
-        """
-        method = "applied" if self.applies(patch) else "3-way"
-        how = "--index" if method == "applied" else "--3way"
-        result = self.run("apply", how, "--whitespace=nowarn", "--", str(patch), check=False)
-        if result.returncode == 0:
-            env = {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
-            result = self.run("commit", "-q", "--no-verify", "--cleanup=whitespace", "-F", "-",
-                              env=env, input=message, check=False)
-        return method, result
-
-    def patch_ids(self, text: str) -> list[tuple[str, str]]:
-        """``(patch-id, commit)`` of each patch in ``text`` (``git patch-id --stable``)."""
-        out = self.run("patch-id", "--stable", input=text).stdout
-        return [(p[0], p[1]) for p in (line.split() for line in out.splitlines()) if len(p) == 2]
-
-    def patch_id(self, text: str) -> str | None:
-        ids = self.patch_ids(text)
-        return ids[0][0] if ids else None
-
-    def log_patches(self, span: str, files: Iterable[str]) -> str:
-        """``git log -p`` of the non-merge commits of ``span`` touching ``files``."""
-        return self.run("log", "-p", "--no-merges", "--format=commit %H", span, "--",
-                        *files).stdout
-
-    def last_commit(self, span: str, files: Iterable[str]) -> str | None:
-        out = self.run("log", "-1", "--no-merges", "--format=%H", span, "--", *files).stdout
-        return out.strip() or None
-
-    def format_patch(self, sha: str) -> str:
-        """One commit as a patch file's text (stable: no footer, zeroed hash, full index)."""
-        return self.run("format-patch", "--no-signature", "--zero-commit", "--full-index",
-                        "--binary", "-N", "--no-stat", "--stdout", "-1",
-                        checked(sha, "commit"), "--").stdout
+    def failed_hunks(self, patch: Path) -> list[str]:
+        """Which files and hunks of ``patch`` do not apply to the tree (first per file)."""
+        stderr = self.repo.run("apply", "--check", "-v", "--", str(patch), check=False).stderr
+        return failed_hunks(stderr, patch)

@@ -1,5 +1,6 @@
-"""The one repository class; with ``patching.py`` (its patch half: ``git am``/``apply``,
-``format-patch``) and ``mirror.py`` (the fetch) it holds every git command line tkedistro
+"""The one repository class: refs, commits, the work tree, what counts as work in
+progress, diffs and patch files. With ``patching.py`` (patches entering the tree: ``git am``
+and its session) and ``mirror.py`` (the fetch) it holds every git command line tkedistro
 runs.
 
 Most commands go through ``Repo.run`` (``ls_remote``, which needs no repository, calls
@@ -15,11 +16,12 @@ Rules kept here once: the committer identity and the settings a user's config mu
 change (``CONFIG``), what counts as work in progress and which commits are the tool's, and
 that user values reach git after ``--``, or not at all when they look like an option
 (``checked``), and the date plain diffs are committed with (``commit_date``: the base
-commit's). The ``git am`` options are ``patching.py``'s (``AM_OPTIONS``).
+commit's).
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Iterable
@@ -31,7 +33,6 @@ from tkedistro.core import console
 from tkedistro.core.errors import CommandError, WorkInProgressError
 from tkedistro.core.runner import Result, run
 from tkedistro.git.execute import execute, git_found, gitpython_module
-from tkedistro.git.patching import Patching, checked
 from tkedistro.git.work import OPERATIONS, Work, porcelain_paths
 
 if TYPE_CHECKING:
@@ -48,7 +49,33 @@ CONFIG = (
     "-c", f"user.name={TOOL_NAME}", "-c", f"user.email={TOOL_EMAIL}",
     "-c", "protocol.ext.allow=never",  # an ext:: URL runs a command; no config may allow it
 )
-class Repo(Patching):
+# diff output the scanner reads, whatever the user's diff config says
+DIFF_OPTIONS = ("--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/",
+                "--dst-prefix=b/")
+
+
+def checked(value: str, what: str) -> str:
+    """``value`` if git cannot take it for an option; refuse it otherwise."""
+    if value.startswith("-"):
+        raise CommandError(["git"], 128, "", "", message=(
+            f"refusing {what} {value!r}: it starts with '-', so git would read it as an option"))
+    return value
+
+
+def sparse_patterns(paths: Iterable[str]) -> str | None:
+    """Sparse-checkout patterns (non-cone, gitignore syntax) naming exactly ``paths``, so a
+    throw-away tree checks out only the files a series touches; None when a path cannot be
+    written as a pattern (a newline in it)."""
+    lines = []
+    for path in dict.fromkeys(paths):
+        if "\n" in path or not path:
+            return None
+        escaped = re.sub(r"([\\*?\[\]!#])", r"\\\1", path)
+        lines.append("/" + (escaped[:-1] + "\\ " if escaped.endswith(" ") else escaped))
+    return "".join(f"{line}\n" for line in lines)
+
+
+class Repo:
     """A git repository at ``path`` (a work tree, or a bare mirror); ``shown`` in messages."""
 
     def __init__(self, path: Path, shown: str | None = None) -> None:
@@ -185,9 +212,6 @@ class Repo(Patching):
         return next((why for name, why in OPERATIONS.items() if (self.gitdir / name).exists()),
                     None)
 
-    def am_in_progress(self) -> bool:
-        return (self.gitdir / "rebase-apply").is_dir()
-
     def conflicted_files(self) -> list[str]:
         out = self.run("diff", "--name-only", "--diff-filter=U").stdout
         return [line for line in out.splitlines() if line]
@@ -248,17 +272,6 @@ class Repo(Patching):
     def clean(self) -> None:
         self.run("clean", "-fdq")
 
-    def discard_changes(self) -> None:
-        """Abort a `git am`/rebase and reset to HEAD; untracked files go, ignored stay."""
-        (self.gitdir / "index.lock").unlink(missing_ok=True)
-        if (self.gitdir / "rebase-apply").exists():
-            self.am_abort()
-            shutil.rmtree(self.gitdir / "rebase-apply", ignore_errors=True)
-        if (self.gitdir / "rebase-merge").exists():
-            self.run("rebase", "--abort", check=False)
-        self.reset_hard()
-        self.clean()
-
     # -- work protection ------------------------------------------------------------------
 
     def work_in_progress(self, bases: list[str], ours: set[str]) -> Work:
@@ -310,6 +323,28 @@ class Repo(Patching):
             name = f"{ref}-{n}"
         self.update_ref(name, commit)
         return name
+
+    def worktree_tree(self) -> str:
+        """The tree of HEAD with every changed and untracked (not ignored) file as it is in
+        the work tree; the index is not touched (a temporary one is used)."""
+        index = self.gitdir / "tkedistro-snapshot.index"
+        env = {"GIT_INDEX_FILE": str(index)}
+        try:  # a copy of the index: its stat data spares hashing every file again
+            if (self.gitdir / "index").is_file():
+                shutil.copyfile(self.gitdir / "index", index)
+            else:
+                self.run("read-tree", "HEAD", env=env)
+            self.run("add", "-A", env=env)
+            return self.run("write-tree", env=env).stdout.strip()
+        finally:
+            index.unlink(missing_ok=True)
+
+    def backup_with_tree(self, tree: str) -> str | None:
+        """An existing backup ref (``refs/tkedistro/backup/``) whose commit has ``tree``."""
+        out = self.run("for-each-ref", "--format=%(refname) %(tree)",
+                       "refs/tkedistro/backup/").stdout
+        return next((ref for ref, _, found in (line.partition(" ") for line in
+                                               out.splitlines()) if found == tree), None)
 
     def missing_objects(self, commit: str) -> str | None:
         """None when ``commit``, its tree and every tree and blob in it can be found.
@@ -369,3 +404,42 @@ class Repo(Patching):
         """``git ls-remote`` of ``refs`` at ``url``; no repository needed."""
         argv = ["git", *CONFIG, "ls-remote", "--", checked(url, "URL"), *refs]
         return execute(gitpython_module().Git(), argv)
+
+    # -- diffs, patch ids and patch files ----------------------------------------------------
+
+    def staged_diff(self) -> str:
+        """What committing the index would change against HEAD, as a diff."""
+        return self.run("diff", "--cached", *DIFF_OPTIONS, "HEAD", "--").stdout
+
+    def diff_between(self, old: str, new: str) -> str:
+        return self.run("diff", *DIFF_OPTIONS, checked(old, "commit"), checked(new, "commit"),
+                        "--").stdout
+
+    def changed_paths(self, old_tree: str, new_tree: str) -> list[str]:
+        out = self.run("diff", "--name-only", "--no-renames", checked(old_tree, "tree"),
+                       checked(new_tree, "tree"), "--").stdout
+        return [line for line in out.splitlines() if line]
+
+    def patch_ids(self, text: str) -> list[tuple[str, str]]:
+        """``(patch-id, commit)`` of each patch in ``text`` (``git patch-id --stable``)."""
+        out = self.run("patch-id", "--stable", input=text).stdout
+        return [(p[0], p[1]) for p in (line.split() for line in out.splitlines()) if len(p) == 2]
+
+    def patch_id(self, text: str) -> str | None:
+        ids = self.patch_ids(text)
+        return ids[0][0] if ids else None
+
+    def log_patches(self, span: str, files: Iterable[str]) -> str:
+        """``git log -p`` of the non-merge commits of ``span`` touching ``files``."""
+        return self.run("log", "-p", "--no-merges", "--format=commit %H", span, "--",
+                        *files).stdout
+
+    def last_commit(self, span: str, files: Iterable[str]) -> str | None:
+        out = self.run("log", "-1", "--no-merges", "--format=%H", span, "--", *files).stdout
+        return out.strip() or None
+
+    def format_patch(self, sha: str) -> str:
+        """One commit as a patch file's text (stable: no footer, zeroed hash, full index)."""
+        return self.run("format-patch", "--no-signature", "--zero-commit", "--full-index",
+                        "--binary", "-N", "--no-stat", "--stdout", "-1",
+                        checked(sha, "commit"), "--").stdout

@@ -29,7 +29,7 @@ from typing import Any
 from tkedistro.core import console
 from tkedistro.core.errors import ImageError
 from tkedistro.engine import skopeo
-from tkedistro.model.refs import registry_problem, split_image_ref
+from tkedistro.model.refs import parse_image_ref, registry_problem
 
 STEP = "push_images"
 DEFAULT_PATH = "tkedistro"  # the repository path under a registry given without one
@@ -51,7 +51,7 @@ class ArchivedImage:
 
     @property
     def version(self) -> str:
-        return split_image_ref(self.ref)[1] or "latest"
+        return parse_image_ref(self.ref).version or "latest"
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class PushedImage:
 
     @property
     def repository(self) -> str:
-        return split_image_ref(self.ref)[0]
+        return parse_image_ref(self.ref).repository
 
     @property
     def by_digest(self) -> str:

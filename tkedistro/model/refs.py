@@ -1,4 +1,5 @@
-"""The shapes of the names tkedistro hands to git and Docker: one pattern per rule.
+"""The shapes of the names tkedistro hands to git and Docker: one pattern per rule, and the
+one image-reference parser (``parse_image_ref``).
 
 The manifest model and the command-line callbacks both use these, so a tag, a commit or a
 builder image is held to the same rule wherever it comes from.
@@ -7,6 +8,7 @@ builder image is held to the same rule wherever it comes from.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 TAG_PATTERN = r"v\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?"  # an upstream tag: v1.20.2, v1.21.0-rc.1
 COMMIT_PATTERN = r"[0-9a-f]{40}"  # a full lowercase hex commit SHA
@@ -43,13 +45,53 @@ def registry_problem(registry: str) -> str | None:
             f"no scheme, no tag), got {registry!r}")
 
 
-def split_image_ref(ref: str) -> tuple[str, str | None]:
-    """``host:port/repo:tag`` -> (``host:port/repo``, ``tag``); a digest stays in the tag slot
-    (``sha256:...``); no tag -> None. A registry's port is never taken for a tag."""
-    if "@" in ref:
-        repo, _, digest = ref.partition("@")
-        return repo, digest
-    repo, sep, tag = ref.rpartition(":")
-    if sep and "/" not in tag:
-        return repo, tag
-    return ref, None
+@dataclass(frozen=True)
+class ImageRef:
+    """An image reference taken apart: ``[registry/]path[:tag][@digest]``, the one parser
+    every module uses (pushes, pulls, the local registry, SBOM purls, conformance recipes).
+
+    ``registry`` is empty when the reference names none (Docker Hub). As Docker reads it,
+    the first component is a registry when it has a ``.`` or a ``:`` (a port), is
+    ``localhost``, or is a bracketed IPv6 address; a ``:`` after the last ``/`` starts the
+    tag, so a registry's port is never taken for one. A digest names the image whatever the
+    tag says: both are kept, and ``version`` (what a pull or push names) is the digest.
+    """
+
+    registry: str
+    path: str
+    tag: str = ""
+    digest: str = ""
+
+    @property
+    def repository(self) -> str:
+        """``registry/path`` (``path`` alone without a registry): the name without tag or
+        digest."""
+        return f"{self.registry}/{self.path}" if self.registry else self.path
+
+    @property
+    def short_name(self) -> str:
+        """The last path component: ``agnhost`` of ``k8s.gcr.io/e2e-test-images/agnhost``."""
+        return self.path.rpartition("/")[2]
+
+    @property
+    def version(self) -> str:
+        """The digest when there is one, else the tag; empty when neither is given."""
+        return self.digest or self.tag
+
+    @property
+    def host(self) -> str:
+        """The registry's host, without port or IPv6 brackets: ``127.0.0.1``, ``::1``."""
+        if self.registry.startswith("["):
+            return self.registry[1:].partition("]")[0]
+        return self.registry.partition(":")[0]
+
+
+def parse_image_ref(ref: str) -> ImageRef:
+    """``ref`` taken apart (``ImageRef``); never refuses (``image_problem`` validates)."""
+    rest, _, digest = ref.partition("@")
+    slash, colon = rest.rfind("/"), rest.rfind(":")
+    name, tag = (rest[:colon], rest[colon + 1:]) if colon > slash else (rest, "")
+    first, sep, path = name.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
+        return ImageRef(first, path, tag, digest)
+    return ImageRef("", name, tag, digest)

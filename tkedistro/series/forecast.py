@@ -20,8 +20,8 @@ from typing import Any
 from tkedistro.core import console
 from tkedistro.core.errors import FetchError, ForecastConflictError, TkedistroError
 from tkedistro.core.workspace import Workspace, manifest_name
-from tkedistro.git.patching import sparse_patterns
-from tkedistro.git.repo import Repo
+from tkedistro.git.patching import Patcher
+from tkedistro.git.repo import Repo, sparse_patterns
 from tkedistro.model.diffscan import touched_paths
 from tkedistro.model.manifest import load_release
 from tkedistro.series.replay import (
@@ -157,8 +157,8 @@ def _replay_all(tree: Repo, mbox: Path, jobs: list[Job], old_base: str | None,
         if not rest:
             break
         outcome = apply_job(tree, rest[0], mbox, old_base=old_base, new_base=commit)
-        if outcome.status == "conflict" and tree.am_in_progress():
-            tree.am_abort()
+        if outcome.status == "conflict" and (patcher := Patcher(tree)).in_progress():
+            patcher.abort()
         outcomes.append(outcome)
         rest = rest[1:]
     return outcomes

@@ -25,7 +25,8 @@ from tkedistro.core import console
 from tkedistro.core.errors import ImportExistsError, PatchApplyError, PatchFormatError
 from tkedistro.core.files import write_atomic
 from tkedistro.core.workspace import ReleaseLayout, Workspace, manifest_name
-from tkedistro.git.mbox import crlf_note, diff_part, failed_hunks, to_mbox, without_files
+from tkedistro.git.mbox import crlf_note, diff_part, to_mbox, without_files
+from tkedistro.git.patching import Patcher
 from tkedistro.git.repo import Repo
 from tkedistro.model.manifest import Manifest, load_release, update_pin
 from tkedistro.model.patches import (
@@ -250,11 +251,12 @@ class _Run:
 
     def _am(self, path: Path, subject: str, trailers: tuple[Trailer, ...], diff: str,
             omitted: tuple[str, ...]) -> ImportEntry:
-        repo, before = self.repo, self.repo.head()
-        res = repo.am(self.scratch, quiet=True)
-        if res.returncode != 0:
-            if repo.am_in_progress():
-                repo.am_abort()
+        repo, before, patcher = self.repo, self.repo.head(), Patcher(self.repo)
+        entered = patcher.apply(self.scratch, quiet=True)
+        res = entered.result
+        if not entered.ok:
+            if patcher.in_progress():
+                patcher.abort()
             return self._failed(path, subject, res.stderr, diff)
         if repo.head() == before:
             return ImportEntry(path.name, "failed", subject=subject,
@@ -262,12 +264,12 @@ class _Run:
         repo.note_made([repo.head()])
         target = self.folder / path.name
         write_atomic(target, repo.format_patch("HEAD").encode("utf-8", "surrogateescape"))
-        status: Status = "imported-3way" if "3-way" in res.stdout + res.stderr else "imported"
+        status: Status = "imported-3way" if entered.three_way else "imported"
         return ImportEntry(path.name, status, file=self.ws.rel(target), subject=subject,
                            trailers=trailers, omitted=omitted, commit=repo.head())
 
     def _failed(self, path: Path, subject: str, stderr: str, diff: str) -> ImportEntry:
-        hunks = failed_hunks(self.repo.path, self.scratch)
+        hunks = Patcher(self.repo).failed_hunks(self.scratch)
         reason = "; ".join(hunks) or (stderr.strip().splitlines() or ["git am failed"])[0]
         if crlf := crlf_note(path, path.name):
             reason += f"; {crlf}"

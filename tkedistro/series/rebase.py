@@ -22,6 +22,7 @@ from tkedistro.core.errors import PatchApplyError, RebaseStateError
 from tkedistro.core.locks import release_lock
 from tkedistro.core.rebasemark import is_rebasing
 from tkedistro.core.workspace import Workspace, manifest_name
+from tkedistro.git.patching import Patcher
 from tkedistro.git.repo import BRANCH, Repo
 from tkedistro.model.diffscan import conflict_markers, describe_markers
 from tkedistro.model.manifest import Manifest, load_release, update_pin
@@ -138,10 +139,11 @@ def skip_patch(ws: Workspace, release: str) -> RebaseResult:
     if state.phase == Phase.FINALIZE or state.position >= len(state.series):
         raise RebaseStateError(f"release {release}: all patches are replayed; nothing to skip",
                                hint=f"tkedistro rebase {release} --continue")
-    if repo.am_in_progress():
-        repo.am_skip()
-        if repo.am_in_progress():
-            repo.am_abort()
+    patcher = Patcher(repo)
+    if patcher.in_progress():
+        patcher.skip()
+        if patcher.in_progress():
+            patcher.abort()
     if state.pre_head:
         repo.reset_hard(state.pre_head)
     file = state.series[state.position]
@@ -172,8 +174,8 @@ def abort_rebase(ws: Workspace, release: str) -> RebaseResult:
 def _restore_src(repo: Repo, state: RebaseState) -> None:
     if state.orig_head is not None:
         _save_leftovers(repo, state)
-    if repo.am_in_progress():
-        repo.am_abort()
+    if (patcher := Patcher(repo)).in_progress():
+        patcher.abort()
     if state.orig_head is None:
         repo.set_head_branch(state.orig_branch or "master")
     else:
@@ -240,12 +242,13 @@ def _finish_conflict(ws: Workspace, state: RebaseState, repo: Repo) -> None:
                    repo.commit_date(state.onto_commit))
     hint = (f"resolve, `git -C {repo.shown} add FILE`, then tkedistro rebase "
             f"{state.release} --continue; or --skip to drop this patch; or --abort")
-    if repo.am_in_progress():
+    patcher = Patcher(repo)
+    if patcher.in_progress():
         if left := repo.conflicted_files():  # git's own refusal would add its advice
             raise PatchApplyError(f"patch {job.position} ({file}): still conflicted: "
                                   + ", ".join(left), hint=hint)
         _refuse_markers(state, job, repo.staged_diff(), repo.shown)
-        res = repo.am_continue(date=job.date)
+        res = patcher.resume(date=job.date)
         if res.returncode != 0:
             raise PatchApplyError(f"patch {job.position} ({file}): git am refused",
                                   details=failure_text(res) or None, hint=hint)
@@ -287,8 +290,8 @@ def _recover_replay(ws: Workspace, state: RebaseState, repo: Repo) -> None:
 
     Commits made since ``pre_head`` came from the patch files, so nothing is lost.
     """
-    if repo.am_in_progress():
-        repo.am_abort()
+    if (patcher := Patcher(repo)).in_progress():
+        patcher.abort()
     if state.pre_head is None:
         return
     if not repo.is_ancestor(state.pre_head, "HEAD"):

@@ -19,6 +19,7 @@ from tkedistro.core.runner import Result
 from tkedistro.core.workspace import Workspace, manifest_name
 from tkedistro.git.mbox import PLAIN_DATE, diff_part, to_mbox
 from tkedistro.git.mirror import Pin, ensure_pin, mirror_path, remote_tag_commit
+from tkedistro.git.patching import Patcher, fell_back
 from tkedistro.git.repo import Repo
 from tkedistro.model.manifest import Manifest
 from tkedistro.model.patches import PatchFile, parse_patch, subject_from_filename
@@ -152,6 +153,11 @@ class Job:
     date: str  # the author date, also used as committer date
     given_subject: str | None = None  # the manifest's subject for the patch, if any
 
+    @property
+    def plain(self) -> bool:
+        """Made from a plain diff: its carriage returns are content (``Patcher.apply``)."""
+        return self.patch.format == "plain"
+
     def on_base(self, base_date: str) -> Job:
         """This job for a tree whose base commit is dated ``base_date`` (plain diffs only)."""
         if self.patch.format == "mbox":
@@ -173,22 +179,25 @@ def apply_job(repo: Repo, job: Job, mbox_path: Path, *, old_base: str | None,
     mbox_path.write_text(job.mbox, encoding="utf-8", errors="surrogateescape")
     out = PatchOutcome(job.position, job.file, job.subject, "clean",
                        upstream_ref=job.patch.trailers.get("Upstream-Ref"))
-    if repo.applies(mbox_path):
-        if (res := repo.am(mbox_path, three_way=False, quiet=True, date=job.date)).returncode:
+    patcher = Patcher(repo)
+    if patcher.applies(mbox_path):
+        if not (entered := patcher.apply(mbox_path, three_way=False, quiet=True,
+                                         date=job.date, keep_cr=job.plain)).ok:
+            res = entered.result
             raise CommandError(list(res.argv), res.returncode, res.stdout, res.stderr)
         return out
-    if repo.applies(mbox_path, reverse=True):
+    if patcher.applies(mbox_path, reverse=True):
         return _upstream(repo, out, job, old_base, new_base)
     before = repo.head()
-    res = repo.am(mbox_path, quiet=True, date=job.date)
-    if res.returncode == 0:
+    entered = patcher.apply(mbox_path, quiet=True, date=job.date, keep_cr=job.plain)
+    if entered.ok:
         if repo.head() == before:  # 3-way merge gave no change: the content is upstream
             return _upstream(repo, out, job, old_base, new_base)
         out.status = "3way"
         return out
     out.status = "conflict"
     out.conflicts = repo.conflicted_files() or list(job.patch.files)
-    out.detail = failure_text(res)
+    out.detail = failure_text(entered.result)
     return out
 
 
@@ -198,18 +207,21 @@ def apply_batch(repo: Repo, jobs: list[Job], mbox_path: Path, *, old_base: str |
 
     Returns the outcomes of the leading jobs that went in (clean, 3-way, or already upstream);
     at the first that did not, the session is dropped with HEAD on the last good commit and
-    the tree clean, so the caller can replay that one alone (and stop on its conflict).
+    the tree clean, so the caller can replay that one alone (and stop on its conflict). The
+    batch ends before a plain diff with carriage returns: those go in alone, kept.
     """
+    jobs = jobs[:next((i for i, j in enumerate(jobs) if j.plain and "\r" in j.mbox), None)]
     if not jobs:
         return []
     text = "".join(j.mbox if j.mbox.endswith("\n") else j.mbox + "\n" for j in jobs)
     mbox_path.write_text(text, encoding="utf-8", errors="surrogateescape")
-    res = repo.am(mbox_path)
-    blocks = res.stdout.split("Applying: ")[1:]
-    if res.returncode != 0:
+    patcher = Patcher(repo)
+    entered = patcher.apply(mbox_path)
+    blocks = entered.result.stdout.split("Applying: ")[1:]
+    if not entered.ok:
         blocks = blocks[:-1]  # the one that stopped the session
-        if repo.am_in_progress():
-            repo.am_quit()
+        if patcher.in_progress():
+            patcher.quit()
         repo.reset_hard()
     outcomes = []
     for job, block in zip(jobs, blocks, strict=False):
@@ -217,7 +229,7 @@ def apply_batch(repo: Repo, jobs: list[Job], mbox_path: Path, *, old_base: str |
                            upstream_ref=job.patch.trailers.get("Upstream-Ref"))
         if "No changes -- Patch already applied." in block:
             out = _upstream(repo, out, job, old_base, new_base)
-        elif "Falling back to patching base and 3-way merge" in block:
+        elif fell_back(block):
             out.status = "3way"
         outcomes.append(out)
     return outcomes

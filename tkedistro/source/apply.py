@@ -18,9 +18,10 @@ from tkedistro.core.errors import (
 )
 from tkedistro.core.locks import release_lock
 from tkedistro.core.rebasemark import refuse_if_rebasing
-from tkedistro.core.runner import Result
 from tkedistro.core.workspace import ReleaseLayout, ReleasePaths, Workspace, manifest_name
+from tkedistro.git.mbox import crlf_note, diff_part
 from tkedistro.git.mirror import Pin, ensure_pin
+from tkedistro.git.patching import Entered, Patcher
 from tkedistro.git.repo import Repo
 from tkedistro.model.patches import PatchFile, check_trailers, parse_patch, subject_from_filename
 from tkedistro.source.result import SourceResult, result_of
@@ -56,6 +57,7 @@ class SeriesRun:
     def __init__(self, tree: Repo, paths: ReleasePaths, manifest: Manifest, series: Series,
                  previous: State | None) -> None:
         self.tree, self.paths, self.manifest = tree, paths, manifest
+        self.patcher = Patcher(tree)
         self.inputs, self.stamp, self.digest = series.inputs, series.stamp, series.digest
         self.previous = previous  # what the last run recorded (None: a new tree)
         self.base = manifest.upstream.commit
@@ -93,7 +95,7 @@ class SeriesRun:
                 else "changes"
             message += f" (its leftover {what} are saved to {ref})"
         console.warn(message)
-        tree.discard_changes()
+        self.patcher.discard()
         if extra:
             tree.reset_hard(recorded)
 
@@ -143,7 +145,7 @@ class SeriesRun:
             f"saved the work in progress of {tree.shown} to {ref} "
             f"(restore: git -C {tree.shown} checkout -b my-work {ref})"
         )
-        tree.discard_changes()
+        self.patcher.discard()
         return ref
 
     def _kept(self) -> list[Applied]:
@@ -165,7 +167,7 @@ class SeriesRun:
                 self._apply_one(inp, patch)
                 self._save(stamp=None)
         except KeyboardInterrupt:
-            self.tree.discard_changes()
+            self.patcher.discard()
             self._drop_unrecorded()
             self._finish_failed()
             console.warn(f"interrupted: {self._where_now()}")
@@ -179,14 +181,15 @@ class SeriesRun:
     def _apply_one(self, inp: Input, patch: PatchFile) -> None:
         if patch.format == "mbox":
             subject = patch.subject or subject_from_filename(inp.path)
-            result = self.tree.am(inp.path)
-            method = "3-way" if "3-way merge" in result.stdout + result.stderr else "applied"
+            entered = self.patcher.apply(inp.path)
         else:
             subject = inp.subject or subject_from_filename(inp.path)
-            message = subject + (f"\n\n{patch.body}" if patch.body.strip() else "")
-            method, result = self.tree.apply_plain(inp.path, message, self._plain_date())
-        if result.returncode != 0:
-            self._fail(inp, result, plain=patch.format == "plain")
+            diff = diff_part(inp.path.read_bytes().decode("utf-8", errors="surrogateescape"))
+            entered = self.patcher.commit_plain(diff, subject, patch.body, self._plain_date(),
+                                                self.paths.source_patch)
+        if not entered.ok:
+            self._fail(inp, entered, plain=patch.format == "plain")
+        method = "3-way" if entered.three_way else "applied"
         commit = self.tree.head()
         self.tree.note_made([commit])
         self.applied.append(Applied(inp.key, inp.file, subject, method, commit))
@@ -196,11 +199,10 @@ class SeriesRun:
         """Plain diffs carry no date: use the pinned commit's, so SHAs stay reproducible."""
         return self.tree.commit_date(self.base)
 
-    def _fail(self, inp: Input, failed: Result, plain: bool) -> NoReturn:
-        from tkedistro.git.mbox import crlf_note, failed_hunks  # only when a patch fails
-
-        self.tree.discard_changes()
-        hunks = failed_hunks(self.tree.path, inp.path)
+    def _fail(self, inp: Input, entered: Entered, plain: bool) -> NoReturn:
+        self.patcher.discard()
+        hunks = self.patcher.failed_hunks(inp.path)
+        failed = entered.result
         self._finish_failed()
         total = len(self.inputs)
         stderr = "\n".join(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from tkedistro.core.render import environment
+from tkedistro.model.refs import parse_image_ref
 
 AGNHOST_REF = "k8s.gcr.io/e2e-test-images/agnhost:2.21"
 # Registries the suite uses for images that must NOT pull (private-registry and bad-name specs).
@@ -215,17 +216,16 @@ CMD ["redis-server", "--protected-mode", "no"]
 
 def short_name(image: str) -> str:
     """``k8s.gcr.io/e2e-test-images/agnhost:2.21`` -> ``agnhost``."""
-    return image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
+    return parse_image_ref(image).short_name
 
 
 def tag_of(image: str) -> str:
-    last = image.rsplit("/", 1)[-1]
-    return last.split(":", 1)[1] if ":" in last else "latest"
+    return parse_image_ref(image).tag or "latest"
 
 
 def recipe_for(ref: str) -> Recipe | None:
     """The recipe that makes ``ref`` (matched by short name and tag), or None."""
-    if "@" in ref:  # a digest names one image; a recipe makes a new one
+    if parse_image_ref(ref).digest:  # a digest names one image; a recipe makes a new one
         return None
     name, tag = short_name(ref), tag_of(ref)
     for recipe in RECIPES:
