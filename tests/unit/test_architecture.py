@@ -23,16 +23,21 @@ MAX_LINES = 400
 LONG_FOR_NOW: set[str] = set()
 
 # Lower number = lower layer. A module may import its own layer or below, never above.
+# ``release`` (the one release-build operation) sits above the build and the artifacts it
+# runs together; ``conformance`` (whose missing tools that operation builds) above it, and
+# ``setup`` beside conformance (its host packages include conformance's requirements).
 LAYERS = {
     "core": 0,
     "git": 1, "model": 1, "engine": 1,
     "debian": 2,
-    "source": 2, "series": 2, "build": 2, "conformance": 2, "images": 2, "ci": 2,
+    "source": 2, "series": 2, "build": 2, "images": 2, "ci": 2,
     "cluster": 2,
-    "artifacts": 3, "setup": 3,
-    "cli": 4,
+    "artifacts": 3,
+    "release": 4,
+    "conformance": 5, "setup": 5,
+    "cli": 6,
 }
-TOP_LEVEL = {"tkedistro": 0, "tkedistro.__main__": 4}
+TOP_LEVEL = {"tkedistro": 0, "tkedistro.__main__": 6}
 
 
 def _module_name(path: Path) -> str:

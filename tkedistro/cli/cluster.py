@@ -33,9 +33,10 @@ def cluster_up(
     from tkedistro.cluster import clustercmd
     from tkedistro.conformance.clusterimages import support_images
 
-    ws = G.workspace()
-    state = clustercmd.up(ws, release, nodes, lambda manifest: support_images(ws, release,
-                                                                              manifest))
+    ws, engines = G.workspace(), G.engines()
+    state = clustercmd.up(ws, release, nodes,
+                          lambda manifest: support_images(ws, release, manifest, engines),
+                          engines)
     emit(state.to_json(), clustercmd.format_up(state), as_json)
 
 
@@ -43,7 +44,7 @@ def cluster_down(release: str, as_json: JsonOpt = False) -> None:
     """Remove the release's cluster: its containers, volumes, network and cgroups."""
     from tkedistro.cluster import lifecycle
 
-    removed = lifecycle.down(G.workspace(), release)
+    removed = lifecycle.down(G.workspace(), release, G.engines().nodes)
     text = "\n".join(["removed:", *[f"  {r}" for r in removed]]) if removed else \
         "no cluster to remove"
     emit({"removed": removed}, text, as_json)
@@ -53,7 +54,7 @@ def cluster_status(release: str, as_json: JsonOpt = False) -> None:
     """Whether the cluster is up: its nodes, addresses and readiness, and its kubeconfig."""
     from tkedistro.cluster import clustercmd
 
-    found = clustercmd.status(G.workspace(), release)
+    found = clustercmd.status(G.workspace(), release, G.engines().nodes)
     emit(found.to_json(), found.format_text(), as_json)
 
 
@@ -62,6 +63,6 @@ def cluster_prove(release: str, as_json: JsonOpt = False) -> None:
     effect."""
     from tkedistro.cluster import proofreport
 
-    report = proofreport.prove(G.workspace(), release)
+    report = proofreport.prove(G.workspace(), release, G.engines().nodes)
     emit(report.to_json(), report.format_text(), as_json)
     report.check()

@@ -11,26 +11,27 @@ from tkedistro.conformance.dnsimage import ensure_dns_image
 from tkedistro.conformance.offline import images_dir
 from tkedistro.core.errors import ClusterError
 from tkedistro.core.workspace import Workspace
+from tkedistro.engine.engines import Engines
 from tkedistro.model.manifest import Manifest
 
 PAUSE_REF = "k8s.gcr.io/pause:3.2"
 ETCD_REF = "k8s.gcr.io/etcd:3.4.13-0"
 
 
-def support_images(ws: Workspace, release: str, manifest: Manifest) -> SupportImages:
-    from tkedistro.build.pipeline import default_backend, default_image_engine
+def support_images(ws: Workspace, release: str, manifest: Manifest,
+                   engines: Engines) -> SupportImages:
     from tkedistro.git.repo import Repo
 
     tree = ws.src_dir(release)
     if not (tree / "build" / "pause").is_dir():
         raise ClusterError(f"{ws.rel(tree)}: no Kubernetes source tree to build pause from",
                            hint=f"prepare it first: tkedistro source {release}")
-    tool = images.backend_build_tool(default_backend(), manifest.builder.image)
+    tool = images.backend_build_tool(engines.containers, manifest.builder.image)
     built = images.build_image_set(tree, Repo(tree).head(), [PAUSE_REF, ETCD_REF],
-                                   default_image_engine(), tool, images_dir(ws, release) / "work")
+                                   engines.images, tool, images_dir(ws, release) / "work")
     local = {o.ref: o.local or o.ref for o in built.built}
     if PAUSE_REF not in local or ETCD_REF not in local:
         raise ClusterError("the pause and etcd images could not be made",
                            hint="see `tkedistro conformance images " + release + "`")
-    dns = ensure_dns_image(ws, release, manifest, default_image_engine())
+    dns = ensure_dns_image(ws, release, manifest, engines)
     return SupportImages(etcd=local[ETCD_REF], pause=local[PAUSE_REF], dns=dns)
