@@ -1,4 +1,5 @@
-"""``ReleaseFinisher``: what ``tkedistro build`` makes after the binaries, before publishing.
+"""``ReleaseFinisher``: what the release operation (``release/operation.py``, every build
+whoever starts it) makes after the binaries, before publishing.
 
 In the staged output, in this order: the component images (``images/<component>.oci.tar``,
 one multi-arch index each, when the manifest lists ``images:`` and they are not turned off),
