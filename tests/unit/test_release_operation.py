@@ -199,3 +199,25 @@ def test_one_build_loads_the_manifest_hashes_each_patch_and_selects_targets_once
     assert [p["file"] for p in info["patches"]] == [PATCH]
     assert PATCH in (out / "sbom.spdx.json").read_text()
     assert info["patches"][0]["sha256"] in (out / "provenance.intoto.json").read_text()
+
+
+def test_the_cli_makes_the_engines_once_and_the_build_uses_them(
+        root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = FakeBackend(IMAGES)
+    made: list[int] = []
+
+    def docker_engines() -> Any:
+        made.append(1)
+        return fake_engines(backend)
+
+    used: list[object] = []
+
+    def build_in_container(backend: object, plan: BuildPlan, ws: object, tree: Path,
+                           staging: Staging, final: Path) -> container.Built:
+        used.append(backend)
+        return fake_container_build(staging, plan)
+
+    monkeypatch.setattr(engines_mod, "docker_engines", docker_engines)
+    monkeypatch.setattr(container, "build_in_container", build_in_container)
+    cli(root, "build", "1.20", "--with-conformance-tools")
+    assert made == [1] and used == [backend]
