@@ -13,10 +13,10 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from tests.integration.test_registry import BUSYBOX, _rootfs
-from tkedistro.build.pipeline import default_image_engine
 from tkedistro.cluster.config import ClusterConfig
 from tkedistro.cluster.lifecycle import CGROUP_ROOT, remove_cluster
 from tkedistro.engine.docker_nodes import DockerNodes
+from tkedistro.engine.engines import docker_engines
 from tkedistro.engine.protocols import NodeSpec
 
 pytestmark = [
@@ -31,7 +31,7 @@ CAP_SYS_ADMIN, CAP_SYS_RESOURCE, CAP_NET_ADMIN = 21, 24, 12
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> str:
     ref = "tkedistro.test/node-busybox:1"
-    default_image_engine().import_rootfs(_rootfs(tmp_path_factory.mktemp("n") / "rootfs.tar"),
+    docker_engines().images.import_rootfs(_rootfs(tmp_path_factory.mktemp("n") / "rootfs.tar"),
                                          ref)
     return ref
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tkedistro.build.pipeline import default_backend, default_image_engine
 from tkedistro.core.errors import BuildError
+from tkedistro.engine.engines import docker_engines
 from tkedistro.engine.protocols import ContainerSpec
 from tkedistro.engine.registry import LocalRegistry, RegistryState
 
@@ -83,7 +83,7 @@ def _wait_gone(pid: int, seconds: float = 10) -> bool:
 
 
 def test_push_list_pull_by_digest_and_run_then_the_registry_is_gone(tmp_path: Path) -> None:
-    engine = default_image_engine()
+    engine = docker_engines().images
     repo = f"tkedistro-test/busybox-{uuid.uuid4().hex[:8]}"
     refs: list[str] = []
     try:
@@ -106,7 +106,7 @@ def test_push_list_pull_by_digest_and_run_then_the_registry_is_gone(tmp_path: Pa
             pulled = engine.pull(by_digest)
             refs.append(by_digest)
             assert pulled.labels == {"org.tkedistro.test": "offline"}
-            with default_backend().session(ContainerSpec(image=by_digest)) as session:
+            with docker_engines().containers.session(ContainerSpec(image=by_digest)) as session:
                 result = session.run(["cat", "/etc/motd"])
             assert result.ok and result.output == "made offline\n"
             url, pid = registry.url, registry.pid
@@ -119,7 +119,7 @@ def test_push_list_pull_by_digest_and_run_then_the_registry_is_gone(tmp_path: Pa
 
 
 def test_a_failing_build_names_the_failing_step(tmp_path: Path) -> None:
-    engine = default_image_engine()
+    engine = docker_engines().images
     base = f"tkedistro-test/base-{uuid.uuid4().hex[:8]}:1"
     engine.import_rootfs(_rootfs(tmp_path / "rootfs.tar"), base)
     context = tmp_path / "ctx"
@@ -154,7 +154,7 @@ with LocalRegistry(Path(sys.argv[1])) as registry:
 
 def test_a_run_killed_with_sigkill_leaves_a_folder_the_next_run_starts_from(
         tmp_path: Path) -> None:
-    engine = default_image_engine()
+    engine = docker_engines().images
     folder = tmp_path / "registry"
     repo = f"tkedistro-test/kept-{uuid.uuid4().hex[:8]}"
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], cwd=REPO,

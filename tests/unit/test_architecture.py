@@ -25,15 +25,18 @@ MAX_FUNCTION_LINES = 60  # a function's body, without its signature and docstrin
 # Lower number = lower layer. A module may import its own layer or below, never above.
 # The run order sets the middle: conformance runs on the cluster, the cluster runs images,
 # images are made through the engine (conformance -> cluster -> images -> engine).
+# ``release`` (the one release-build operation) sits above the build and the artifacts it
+# runs together; ``conformance`` (whose missing tools that operation builds) above it.
 LAYERS = {
     "core": 0,
     "git": 1, "model": 1, "engine": 1,
     "debian": 2, "source": 2, "series": 2, "build": 2, "images": 2, "ci": 2,
-    "cluster": 3, "artifacts": 3, "setup": 3,
-    "conformance": 4,
-    "cli": 5,
+    "cluster": 3, "artifacts": 3,
+    "release": 4,
+    "conformance": 5, "setup": 5,
+    "cli": 6,
 }
-TOP_LEVEL = {"tkedistro": 0, "tkedistro.__main__": 5}
+TOP_LEVEL = {"tkedistro": 0, "tkedistro.__main__": 6}
 
 
 def _module_name(path: Path) -> str:

@@ -1,5 +1,5 @@
-"""The build's finisher hook (``build/finishing.py``): the artifacts are made in the staged
-output before it is published, an unchanged release rewrites nothing, and when only the
+"""The release operation's artifacts step (``release/operation.py``): the artifacts are made in
+the staged output before it is published, an unchanged release rewrites nothing, and when only the
 artifacts' inputs change (``--no-images`` then ``images``) the binaries are kept, not rebuilt.
 The container build is faked here (a counter in each binary); the real artifacts are tested in
 the docker and real_k8s tiers."""
@@ -13,17 +13,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.engines import fake_engines
 from tests.helpers.gitrepo import git
 from tests.helpers.manifests import manifest_text
-from tests.unit.test_build_plan import FakeBackend, FakeSource
+from tests.unit.test_build_plan import FakeBackend, FakeSource, fake_source
+from tkedistro.artifacts.context import Finished, FinishRequest
 from tkedistro.build import container, output, pipeline
-from tkedistro.build.finishing import Finished, FinishRequest
 from tkedistro.build.plan import BuildPlan
 from tkedistro.build.publish import Staging, failed_log_path
 from tkedistro.core.errors import BuildError
-from tkedistro.core.files import sha256_file
+from tkedistro.core.files import json_digest, sha256_file
 from tkedistro.core.workspace import Workspace
-from tkedistro.model.manifest import Manifest
+from tkedistro.model.manifest import Manifest, load_release
+from tkedistro.release import operation
 
 IMAGES = {"tkedistro/builder:go1.15-bullseye": "sha256:aa"}
 
@@ -36,8 +38,11 @@ class FakeFinisher:
     fail: bool = False
     calls: list[FinishRequest] = field(default_factory=list)
 
-    def inputs(self, plan: BuildPlan, manifest: Manifest) -> Mapping[str, object]:
+    def inputs(self, manifest: Manifest) -> Mapping[str, object]:
         return {"label": self.label}
+
+    def digest(self, plan: BuildPlan, manifest: Manifest) -> str:
+        return json_digest({"binaries": plan.fingerprint, **self.inputs(manifest)})
 
     def finish(self, request: FinishRequest) -> Finished:
         self.calls.append(request)
@@ -61,8 +66,7 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     tree.mkdir()
     git(tree, "init", "-q")
     git(tree, "commit", "-q", "--allow-empty", "-m", "base")
-    source = FakeSource(tree, git(tree, "rev-parse", "HEAD"))
-    monkeypatch.setattr(pipeline, "prepare_source", lambda ws, release, options: source)
+    fake_source(monkeypatch, FakeSource(tree, git(tree, "rev-parse", "HEAD")))
 
     def build_in_container(backend: object, plan: BuildPlan, ws: Workspace, tree: Path,
                            staging: Staging, final: Path) -> container.Built:
@@ -82,10 +86,14 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
 BUILDS: list[int] = []
 
 
-def build(ws: Workspace, finisher: FakeFinisher | None) -> pipeline.BuildResult:
-    return pipeline.build_release(ws, "1.20", pipeline.BuildOptions(),
-                                  backend=FakeBackend(IMAGES),  # type: ignore[arg-type]
-                                  finisher=finisher)
+def build(ws: Workspace, finisher: FakeFinisher,
+          options: pipeline.BuildOptions | None = None) -> pipeline.BuildResult:
+    """The release operation, finished by ``finisher`` instead of ``ReleaseFinisher``."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(operation, "ReleaseFinisher", lambda engines, images=True: finisher)
+        return operation.build_release(ws, load_release(ws, "1.20"),
+                                       options or pipeline.BuildOptions(),
+                                       fake_engines(FakeBackend(IMAGES)))
 
 
 def test_the_artifacts_are_made_before_publishing_and_listed_in_the_checksums(
@@ -132,20 +140,12 @@ def test_new_artifact_inputs_remake_only_the_artifacts_on_the_same_binaries(
     assert build(ws, FakeFinisher("with images")).status == "up_to_date"
 
 
-def test_a_build_without_finisher_accepts_an_output_with_artifacts(ws: Workspace) -> None:
-    build(ws, FakeFinisher())
-    assert build(ws, None).status == "up_to_date"
-    assert len(BUILDS) == 1
-
-
 def test_a_failing_finisher_leaves_the_published_output_untouched(ws: Workspace) -> None:
     build(ws, FakeFinisher("one"))
     out = ws.output_dir("1.20")
     before = (out / "SHA256SUMS").read_text()
     with pytest.raises(BuildError, match="the finisher failed"):
-        pipeline.build_release(ws, "1.20", pipeline.BuildOptions(force=True),
-                               backend=FakeBackend(IMAGES),  # type: ignore[arg-type]
-                               finisher=FakeFinisher("two", fail=True))
+        build(ws, FakeFinisher("two", fail=True), pipeline.BuildOptions(force=True))
     assert (out / "SHA256SUMS").read_text() == before
     assert (out / "extra" / "made-by").read_text() == "one\n"
     assert failed_log_path(out).is_file()

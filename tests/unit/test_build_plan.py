@@ -11,6 +11,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 from typer.testing import CliRunner
 
+from tests.helpers.engines import fake_engines
 from tests.helpers.gitrepo import git
 from tests.helpers.manifests import manifest_text
 from tkedistro.build import output, pipeline, plan, publish
@@ -266,14 +267,23 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     tree.mkdir()
     git(tree, "init", "-q")
     git(tree, "commit", "-q", "--allow-empty", "-m", "base")
-    source = FakeSource(tree, git(tree, "rev-parse", "HEAD"))
-    monkeypatch.setattr(pipeline, "prepare_source", lambda ws, release, options: source)
+    fake_source(monkeypatch, FakeSource(tree, git(tree, "rev-parse", "HEAD")))
     return root
+
+
+def fake_source(monkeypatch: pytest.MonkeyPatch, source: FakeSource) -> None:
+    """``tkedistro source`` answers ``source`` (the patches are still read and hashed)."""
+    from tkedistro.source import prepare
+
+    monkeypatch.setattr(prepare, "prepare_source",
+                        lambda ws, release, *, upstream=None, force=False: source)
 
 
 def invoke(root: Path, backend: FakeBackend, *args: str, monkeypatch: pytest.MonkeyPatch
            ) -> tuple[int, str]:
-    monkeypatch.setattr(pipeline, "default_backend", lambda: backend)
+    from tkedistro.engine import engines
+
+    monkeypatch.setattr(engines, "docker_engines", lambda: fake_engines(backend))
     result = CliRunner().invoke(app, ["--root", str(root), "build", "1.20", *args])
     return result.exit_code, result.output
 
@@ -397,13 +407,16 @@ def test_conformance_without_its_tools_and_no_build_names_the_build_command(
 
 def test_conformance_builds_its_missing_tools_through_the_build_pipeline(
         repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tkedistro.release import operation
+
     asked: list[pipeline.BuildOptions] = []
 
-    def build_release(ws: object, release: str, options: pipeline.BuildOptions) -> None:
+    def build_release(ws: object, manifest: object, options: pipeline.BuildOptions,
+                      engines: object) -> None:
         asked.append(options)
         raise BuilderImageError("stop here")
 
-    monkeypatch.setattr(pipeline, "build_release", build_release)
+    monkeypatch.setattr(operation, "build_release", build_release)
     monkeypatch.delenv("TKEDISTRO_UPSTREAM", raising=False)
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text("")

@@ -12,6 +12,7 @@ import pytest
 from ruamel.yaml import YAML
 from typer.testing import CliRunner, Result
 
+from tests.helpers.engines import fake_engines, use_engines
 from tests.helpers.fake_nodes import CA_HASH, FakeNodes
 from tests.helpers.manifests import manifest_text
 from tkedistro.cli.app import app
@@ -144,7 +145,8 @@ def test_up_refuses_one_node_before_touching_the_engine(ws: Workspace,
     before = dict(engine.containers)
     with pytest.raises(ClusterError, match=r"^--nodes 1: a cluster has 2 to 5 nodes$"):
         lifecycle.up(ws, parse_manifest(manifest_text(), ws.manifest_path("1.20"), "1.20.yaml"),
-                     ws.root, nodes=1, support=None, engine=engine)  # type: ignore[arg-type]
+                     ws.root, nodes=1, support=None,  # type: ignore[arg-type]
+                     engines=fake_engines(nodes=engine))
     assert engine.containers == before and engine.runs == []
 
 
@@ -177,7 +179,7 @@ def test_cluster_up_refuses_a_node_count_out_of_range(ws: Workspace, nodes: str,
 @pytest.fixture
 def fake_engine(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> FakeNodes:
     nodes = FakeNodes()
-    monkeypatch.setattr(lifecycle, "default_node_engine", lambda: nodes)
+    use_engines(monkeypatch, nodes=nodes)
     monkeypatch.setattr(lifecycle, "remove_cgroup_parent", lambda parent: [])
     return nodes
 
@@ -232,16 +234,17 @@ def test_cluster_up_runs_the_support_images_it_made(ws: Workspace,
     asked: list[tuple[str, str]] = []
     handed: list[SupportImages] = []
 
-    def support_images(ws_: Workspace, release: str, manifest: Manifest) -> SupportImages:
+    def support_images(ws_: Workspace, release: str, manifest: Manifest,
+                       engines_: object) -> SupportImages:
         asked.append((release, manifest.release))
         return made
 
     def up(ws_: Workspace, manifest: Manifest, out: Path, *, nodes: int,
-           support: SupportImages, registry: object) -> str:
+           support: SupportImages, registry: object, engines: object) -> str:
         handed.append(support)
         return "state"
 
     monkeypatch.setattr(clustercmd, "support_images", support_images)
     monkeypatch.setattr(lifecycle, "up", up)
-    assert clustercmd.up(ws, "1.20", 2) == "state"
+    assert clustercmd.up(ws, "1.20", 2, fake_engines()) == "state"
     assert (asked, handed) == ([("1.20", "1.20")], [made])

@@ -15,8 +15,9 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from tests.conftest import REPO
+from tests.helpers.engines import use_engines
 from tkedistro.cli.app import app
-from tkedistro.cluster import lifecycle, proofs
+from tkedistro.cluster import proofs
 from tkedistro.cluster.config import cluster_name
 from tkedistro.cluster.lifecycle import ClusterState
 from tkedistro.cluster.proofkinds import cgroupvalue, componenthttp, metriclabels
@@ -324,7 +325,7 @@ def _distro(tmp_path: Path, *, state: bool = True) -> Path:
 
 def _prove(monkeypatch: pytest.MonkeyPatch, root: Path, cluster: FakeCluster,
            *args: str) -> Result:
-    monkeypatch.setattr(lifecycle, "default_node_engine", lambda: cluster)
+    use_engines(monkeypatch, nodes=cluster)
     return CliRunner().invoke(app, ["--root", str(root), "cluster", "prove", "1.20", *args],
                               env={"COLUMNS": "1000"})
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.gitrepo import git
+from tests.helpers.engines import fake_engines
+from tests.helpers.gitrepo import make_upstream
 from tests.helpers.manifests import manifest_text
-from tests.unit.test_build_plan import FakeBackend, FakeSource
+from tests.unit.test_build_plan import FakeBackend, FakeSource, fake_source
 from tkedistro.build import container, pipeline
 from tkedistro.build.plan import BuildPlan
 from tkedistro.build.publish import Staging
@@ -19,7 +20,7 @@ from tkedistro.conformance import archive
 from tkedistro.conformance import pipeline as conf
 from tkedistro.core.workspace import Workspace
 
-IMAGES = {"tkedistro/builder:go1.15-bullseye": "sha256:aa"}
+IMAGES = {"tkedistro/builder:go1.15-bullseye": "sha256:" + "a" * 64}
 SPEC = "[sig-x] y [Conformance]"
 
 
@@ -29,12 +30,8 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     root = tmp_path / "distro"
     (root / "releases").mkdir(parents=True)
     (root / "releases" / "1.20.yaml").write_text(manifest_text(components=("kubectl",)))
-    tree = tmp_path / "tree"
-    tree.mkdir()
-    git(tree, "init", "-q")
-    git(tree, "commit", "-q", "--allow-empty", "-m", "base")
-    source = FakeSource(tree, git(tree, "rev-parse", "HEAD"))
-    monkeypatch.setattr(pipeline, "prepare_source", lambda ws, release, options: source)
+    up = make_upstream(tmp_path / "up")  # a tree the release tarballs can be made from
+    fake_source(monkeypatch, FakeSource(up.work, up.tags["v1.20.1"]))
     builds: list[int] = []
 
     def build_in_container(backend: object, plan: BuildPlan, ws: Workspace, tree: Path,
@@ -52,8 +49,11 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
 
 
 def build(ws: Workspace) -> None:
+    from tkedistro.model.manifest import load_release
+    from tkedistro.release.operation import build_release
+
     options = pipeline.BuildOptions(conformance_tools=True, force=True)
-    pipeline.build_release(ws, "1.20", options, backend=FakeBackend(IMAGES))  # type: ignore[arg-type]
+    build_release(ws, load_release(ws, "1.20"), options, fake_engines(FakeBackend(IMAGES)))
 
 
 def conformance(ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -69,7 +69,8 @@ def conformance(ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text("apiVersion: v1\n")
     return conf.run_conformance(ws, "1.20", conf.ConformanceOptions(kubeconfig=kubeconfig,
-                                                                    build=False))
+                                                                    build=False),
+                                fake_engines())
 
 
 def test_a_rebuild_leaves_the_results_and_latest_names_them(
@@ -124,7 +125,7 @@ def test_a_run_without_a_junit_file_keeps_its_log_and_leaves_latest(
     monkeypatch.setattr(conf, "_suite", suite)
     with pytest.raises(ConformanceFailedError) as err:
         conf.run_conformance(ws, "1.20", conf.ConformanceOptions(
-            kubeconfig=tmp_path / "kubeconfig", build=False))
+            kubeconfig=tmp_path / "kubeconfig", build=False), fake_engines())
     assert err.value.message.endswith("junit_01.xml: no junit result; the suite did not get to "
                                       "write one")
     assert archive.latest_run(ws, "1.20") == good  # the last report, not the broken run

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from tkedistro.build import pipeline as build_pipeline
+from tests.helpers.engines import fake_engines
 from tkedistro.conformance import catalog as catalog_mod
 from tkedistro.conformance import offline
 from tkedistro.conformance.catalog import Catalog, ImageNeed
@@ -99,8 +99,6 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Setup:
     monkeypatch.setattr(catalog_mod, "load_catalog", lambda tree: CATALOG)
     monkeypatch.setattr(imageset, "build_image_set", build_image_set)
     monkeypatch.setattr(imageset, "backend_build_tool", lambda *a: None)
-    monkeypatch.setattr(build_pipeline, "default_image_engine", lambda: engine)
-    monkeypatch.setattr(build_pipeline, "default_backend", lambda: None)
     monkeypatch.setattr(repo_mod, "Repo", FakeRepo)
     return Setup(Workspace(root=root, cache=tmp_path / "cache"), engine, built)
 
@@ -112,7 +110,8 @@ class Manifest:
 
 def prepare(setup: Setup, has: object = None) -> offline.OfflineImages:
     return offline.prepare_images(setup.ws, "1.20", Manifest(), REG,  # type: ignore[arg-type]
-                                  has)  # type: ignore[arg-type]
+                                  has,  # type: ignore[arg-type]
+                                  engines=fake_engines(images=setup.engine))
 
 
 def test_images_go_to_the_registry_under_the_redirected_names(setup: Setup) -> None:

@@ -15,7 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import REPO
-from tkedistro.build import builderimage, pipeline
+from tests.helpers.engines import fake_engines
+from tkedistro.build import builderimage
 from tkedistro.cli.app import app
 from tkedistro.core.errors import BuilderImageError
 from tkedistro.core.runner import Result
@@ -189,12 +190,10 @@ def test_check_lists_what_is_missing_with_the_fix_and_exits_19(
     procfs, ran = _host(tmp_path, monkeypatch, {"debootstrap", "buildah", "apt-get"},
                         mounted=False)
     fake = FakeEngine({})
-    monkeypatch.setattr(pipeline, "default_image_engine", lambda: fake)
-    monkeypatch.setattr(pipeline, "default_backend", lambda: fake)
     monkeypatch.setattr(packages.emulation, "BINFMT_DIR", procfs)
     monkeypatch.setattr(hostsetup.emulation, "BINFMT_DIR", procfs)
     ws = Workspace.discover(_repo(tmp_path))
-    report = hostsetup.setup_host(ws, [], check_only=True, engine=fake, backend=fake,
+    report = hostsetup.setup_host(ws, [], fake_engines(fake, fake), check_only=True,
                                   binfmt_dir=procfs)
     lines = report.format_text().splitlines()
     assert lines[0] == ("BAD  host packages                  missing binfmt-support "
@@ -217,7 +216,7 @@ def test_setup_installs_registers_then_a_second_run_does_nothing(
     monkeypatch.setattr("os.geteuid", lambda: 0)
     fake = FakeEngine(_images())
     ws = Workspace.discover(_repo(tmp_path))
-    report = hostsetup.setup_host(ws, [], engine=fake, backend=fake, binfmt_dir=procfs)
+    report = hostsetup.setup_host(ws, [], fake_engines(fake, fake), binfmt_dir=procfs)
     missing = ["binfmt-support", "docker-registry", "qemu-user-static", "skopeo"]
     assert ran == [["apt-get", "update", "-qq"],
                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
@@ -227,7 +226,7 @@ def test_setup_installs_registers_then_a_second_run_does_nothing(
     assert report.done == ("installed " + " ".join(missing),
                            "registered qemu-aarch64 with binfmt_misc")
     ran.clear()
-    again = hostsetup.setup_host(ws, [], engine=fake, backend=fake, binfmt_dir=procfs)
+    again = hostsetup.setup_host(ws, [], fake_engines(fake, fake), binfmt_dir=procfs)
     assert ran == [] and again.done == ()
     assert again.format_text().splitlines()[-1] == "nothing to do: this host is ready"
     assert json.loads(json.dumps(again.to_json()))["ready"] is True

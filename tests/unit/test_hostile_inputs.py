@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from tests.helpers.engines import fake_engines, use_engines
 from tests.helpers.gitrepo import git
 from tests.helpers.series import Distro, make_distro
-from tkedistro.build import pipeline
 from tkedistro.cli.app import app
 from tkedistro.core.errors import BackendUnavailableError
 from tkedistro.core.locks import release_lock
@@ -516,7 +516,7 @@ class _NoEngine:
 def test_build_without_an_engine_fails_before_fetching(distro: Distro,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     engine: ContainerBackend = _NoEngine()  # type: ignore[assignment]
-    monkeypatch.setattr(pipeline, "default_backend", lambda: engine)
+    use_engines(monkeypatch, containers=engine)
 
     result = cli(distro, "build", "1.20")
 
@@ -603,7 +603,8 @@ def test_conformance_writes_its_report_while_it_still_holds_the_output_lock(
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text("apiVersion: v1\n")
     result = conf.run_conformance(ws, "1.20", conf.ConformanceOptions(kubeconfig=kubeconfig,
-                                                                      build=False))
+                                                                      build=False),
+                                  fake_engines())
 
     assert result.ok
     assert len(refused) == 1 and refused[0].startswith(
@@ -654,15 +655,14 @@ def test_a_limit_docker_py_refuses_is_a_build_error_not_a_traceback() -> None:
         "should specify the units. The postfix should be one of the `b` `k` `m` `g` characters")
 
 
-def test_build_info_hashes_patches_through_the_path_policy(distro: Distro,
-                                                           tmp_path: Path) -> None:
-    """A patch swapped for a symlink out of the repo after the source step is not read."""
-    from types import SimpleNamespace
-    from typing import Any, cast
-
+def test_the_prepared_release_hashes_patches_through_the_path_policy(distro: Distro,
+                                                                     tmp_path: Path) -> None:
+    """A patch swapped for a symlink out of the repo after the source step is not read (the
+    prepared release hashes each patch once; build-info, SBOM and provenance read that)."""
     from tkedistro.core.errors import ManifestError
     from tkedistro.core.workspace import Workspace
     from tkedistro.model.manifest import load_release
+    from tkedistro.source.prepared import patch_infos
 
     ws = Workspace.discover(distro.root, tmp_path / "cache")
     manifest = load_release(ws, "1.20")
@@ -670,10 +670,9 @@ def test_build_info_hashes_patches_through_the_path_policy(distro: Distro,
     first.unlink()
     (tmp_path / "secret").write_text("root:x:0:0\n")
     first.symlink_to(tmp_path / "secret")
-    plan = cast(Any, SimpleNamespace(release="1.20"))
 
     with pytest.raises(ManifestError) as caught:
-        pipeline.build_info(plan, manifest, ws, cast(Any, None), "go1.15", 0.0, {}, [])
+        patch_infos(ws, manifest)
 
     assert caught.value.render() == (
         f"{M}: patches[0].file: {patch_files(distro)[0]} resolves outside the repo through a "

@@ -10,6 +10,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 from typer.testing import CliRunner, Result
 
+from tests.helpers.engines import use_engines
 from tests.helpers.fake_nodes import FakeNodes
 from tests.helpers.otherdistro import (
     RELEASE,
@@ -20,7 +21,6 @@ from tests.helpers.otherdistro import (
     make_other_distro,
 )
 from tkedistro.cli.app import app
-from tkedistro.cluster import lifecycle
 from tkedistro.cluster.proofkinds import KINDS, cgroupvalue, componenthttp
 from tkedistro.cluster.proofkinds.componenthttp import Answers, HttpAnswer
 from tkedistro.cluster.proofkinds.pod import ProofPod
@@ -51,7 +51,7 @@ def _tool(root: Path, *args: str) -> Result:
 
 def _prove(monkeypatch: pytest.MonkeyPatch, distro: OtherDistro, nodes: FakeNodes,
            *args: str) -> Result:
-    monkeypatch.setattr(lifecycle, "default_node_engine", lambda: nodes)
+    use_engines(monkeypatch, nodes=nodes)
     return _tool(distro.root, "cluster", "prove", RELEASE, *args)
 
 

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from tests.helpers.engines import use_engines
 from tests.helpers.gitrepo import git
 from tests.helpers.series import TRAILERS, Distro, make_distro
-from tkedistro.build import pipeline, plan
+from tkedistro.build import plan
 from tkedistro.cli.app import app
 from tkedistro.engine.protocols import ContainerSpec, ImageInfo, RunResult
 from tkedistro.setup import doctor
@@ -77,7 +78,7 @@ def test_a_commit_exported_by_hand_is_the_series_for_build(distro: Distro,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     commit_fix(distro)
     assert cli(distro, "patches", "export", "1.20").exit_code == 0
-    monkeypatch.setattr(pipeline, "default_backend", lambda: FakeBackend({}))
+    use_engines(monkeypatch, containers=FakeBackend({}))
     result = cli(distro, "build", "1.20")
     # the source step passed without --force; the (fake) engine has no builder image
     assert result.exit_code == 10, result.output
@@ -196,7 +197,7 @@ class FakeBackend:
 
 
 def build(d: Distro, backend: FakeBackend, monkeypatch: pytest.MonkeyPatch) -> Result:
-    monkeypatch.setattr(pipeline, "default_backend", lambda: backend)
+    use_engines(monkeypatch, containers=backend)
     return cli(d, "build", "1.20")
 
 

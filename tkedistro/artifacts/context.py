@@ -1,31 +1,45 @@
 """Everything the release artifacts are made from, resolved once by the build and frozen.
 
-The build pipeline fills a ``ReleaseContext`` from the manifest, the prepared source and the
-build plan; tarballs, images, checksums, the SBOM and the provenance statement read only this.
+The release operation fills a ``ReleaseContext`` from the prepared source (``PreparedRelease``:
+manifest, commits, the patches hashed once) and the build plan; tarballs, images, checksums,
+the SBOM and the provenance statement read only this.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tkedistro import __version__
-from tkedistro.build.finishing import FinishRequest
-from tkedistro.core.workspace import Workspace, manifest_name
-from tkedistro.model.manifest import Manifest
-from tkedistro.model.patches import parse_patch
+from tkedistro.build.plan import BuildPlan
+from tkedistro.core.workspace import Workspace
+from tkedistro.source.prepared import PatchInfo, PreparedRelease
+
+__all__ = ["Finished", "FinishRequest", "PatchInfo", "ReleaseContext", "release_context"]
 
 
 @dataclass(frozen=True)
-class PatchInfo:
-    """One patch of the series as shipped: its file (relative to the distro repo), sha256 and
-    trailers (``Upstream-Ref``, ``Upstream-Status``, ``Patch-Kind`` ...)."""
+class FinishRequest:
+    """What the finisher is given: the staged output (binaries under ``bin/``) and where from."""
 
-    file: str
-    sha256: str
-    subject: str | None = None
-    trailers: Mapping[str, str] = field(default_factory=dict)
+    ws: Workspace
+    out: Path
+    plan: BuildPlan
+    prepared: PreparedRelease
+    go_version: str
+    binaries: Sequence[str]  # relative to ``out``
+    previous: Path | None  # the published output, whose artifacts may be reused
+
+
+@dataclass
+class Finished:
+    """What the finisher made: every file it checksummed (relative path -> sha256, binaries
+    included) and a summary for ``build-info.json`` and ``--json``."""
+
+    sums: dict[str, str]
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -48,36 +62,23 @@ class ReleaseContext:
     tool_version: str  # tkedistro's version
 
 
-def patch_infos(ws: Workspace, manifest: Manifest) -> tuple[PatchInfo, ...]:
-    """The series as shipped: every patch file (through the workspace's path policy) with its
-    sha256, subject and trailers."""
-    where = manifest_name(manifest.release)
-    infos = []
-    for index, entry in enumerate(manifest.patches):
-        path = ws.repo_file(entry.file, f"{where}: patches[{index}].file")
-        parsed = parse_patch(path, entry.file)
-        infos.append(PatchInfo(entry.file, parsed.sha256, entry.subject or parsed.subject,
-                               dict(parsed.trailers)))
-    return tuple(infos)
-
-
 def release_context(request: FinishRequest) -> ReleaseContext:
-    """The context of one finish: the manifest, the prepared source and the plan."""
-    plan, manifest, src = request.plan, request.manifest, request.src
+    """The context of one finish: the prepared source and the plan."""
+    plan, prepared = request.plan, request.prepared
     return ReleaseContext(
         release=plan.release,
         distro_version=plan.distro_version,
-        upstream_url=manifest.upstream.url,
-        tag=src.tag,
-        upstream_commit=src.base_commit,
+        upstream_url=prepared.manifest.upstream.url,
+        tag=prepared.tag,
+        upstream_commit=prepared.upstream_commit,
         tree_commit=plan.tree_commit,
-        tree=src.path,
+        tree=prepared.tree,
         source_date_epoch=int(plan.env["SOURCE_DATE_EPOCH"]),
         platforms=plan.platforms,
         components=plan.components,
-        image_components=tuple(c for c in manifest.images
+        image_components=tuple(c for c in prepared.manifest.images
                                if c == "pause" or c in plan.components),
-        patches=patch_infos(request.ws, manifest),
+        patches=prepared.patches,
         builder_image=plan.image,
         builder_image_id=plan.image_id,
         go_version=request.go_version,

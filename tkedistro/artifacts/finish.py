@@ -1,4 +1,5 @@
-"""``ReleaseFinisher``: what ``tkedistro build`` makes after the binaries, before publishing.
+"""``ReleaseFinisher``: what the release operation (``release/operation.py``, every build
+whoever starts it) makes after the binaries, before publishing.
 
 In the staged output, in this order: the component images (``images/<component>.oci.tar``,
 one multi-arch index each, when the manifest lists ``images:`` and they are not turned off),
@@ -16,17 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from tkedistro.artifacts.checksums import hash_files, write_checksums
-from tkedistro.artifacts.context import ReleaseContext, release_context
+from tkedistro.artifacts.context import Finished, FinishRequest, ReleaseContext, release_context
 from tkedistro.artifacts.provenance import PROVENANCE_NAME, release_subjects, write_provenance
 from tkedistro.artifacts.sbom import SBOM_NAME, write_sbom
 from tkedistro.artifacts.tarballs import STEP as TARBALLS_STEP
 from tkedistro.artifacts.tarballs import write_tarballs
-from tkedistro.build.finishing import Finished, FinishRequest
 from tkedistro.build.output import SHA512_SUMS_NAME, SUMS_NAME
 from tkedistro.build.plan import BuildPlan
 from tkedistro.core import console
+from tkedistro.core.files import json_digest
 from tkedistro.core.locks import exclusive_lock
 from tkedistro.core.workspace import Workspace
+from tkedistro.engine.engines import Engines
 from tkedistro.model.manifest import Manifest
 
 ARTIFACTS_VERSION = 1  # bump when what the finisher writes changes meaning
@@ -34,19 +36,28 @@ ARTIFACTS_VERSION = 1  # bump when what the finisher writes changes meaning
 
 @dataclass(frozen=True)
 class ReleaseFinisher:
-    """Makes the release artifacts; ``images=False`` (``build --no-images``) leaves the
-    images out (``tkedistro images`` adds them later without rebuilding the binaries)."""
+    """Makes the release artifacts with the run's ``engines``; ``images=False`` (``build
+    --no-images``) leaves the images out (``tkedistro images`` adds them later without
+    rebuilding the binaries)."""
 
+    engines: Engines
     images: bool = True
 
-    def inputs(self, plan: BuildPlan, manifest: Manifest) -> Mapping[str, object]:
+    def inputs(self, manifest: Manifest) -> Mapping[str, object]:
+        """What the artifacts are made from besides the binaries (decides a refinish)."""
         return {"artifacts_version": ARTIFACTS_VERSION,
                 "images": list(manifest.images) if self.images else [],
                 "upstream": manifest.upstream.url}
 
+    def digest(self, plan: BuildPlan, manifest: Manifest) -> str:
+        """The artifacts' inputs digest recorded in the output's state."""
+        return json_digest({"binaries": plan.fingerprint, **self.inputs(manifest)})
+
     def finish(self, request: FinishRequest) -> Finished:
+        """Make the artifacts in ``request.out`` and write its checksum files."""
         ctx = release_context(request)
-        shipped = make_images(request, ctx) if self.images and ctx.image_components else []
+        shipped = (make_images(request, ctx, self.engines)
+                   if self.images and ctx.image_components else [])
         with console.step(TARBALLS_STEP, ", ".join(ctx.platforms)):
             tarballs = write_tarballs(request.out, ctx)
         files = [*request.binaries, *tarballs, *(str(image["archive"]) for image in shipped)]
@@ -72,29 +83,28 @@ def per_file(digests: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, st
     return files
 
 
-def make_images(request: FinishRequest, ctx: ReleaseContext) -> list[dict[str, Any]]:
+def make_images(request: FinishRequest, ctx: ReleaseContext,
+                engines: Engines) -> list[dict[str, Any]]:
     """The component images of ``ctx`` as OCI archives in ``request.out/images``: the Debian
     base of each platform in the Docker engine (made once, shared with the cluster's images),
     buildah's own storage in the cache (never the host's), one run at a time."""
-    from tkedistro.build.pipeline import default_image_engine
-    from tkedistro.engine.buildah import Buildah
     from tkedistro.images.base import ensure_component_base
     from tkedistro.images.components import LOCK_WAIT, work_dir
     from tkedistro.images.shipped import make_release_images
 
     if any(c != "pause" for c in ctx.image_components):
-        engine = default_image_engine()
         bases = work_dir(request.ws)
         with exclusive_lock(bases / ".lock", "another tkedistro run is making component "
                             f"bases (lock {bases / '.lock'})", wait=LOCK_WAIT,
                             waiting="another run is making a component base; waiting"):
             for platform in ctx.platforms:
-                ensure_component_base(engine, bases, platform)
+                ensure_component_base(engines.images, bases, platform)
     oci = oci_work(request.ws)
     with exclusive_lock(oci / ".lock", f"another tkedistro run is making images (lock "
                         f"{oci / '.lock'})", wait=LOCK_WAIT,
                         waiting="another run is making release images; waiting for it"):
-        shipped = make_release_images(request.out, ctx, oci / "work", Buildah(oci / "storage"),
+        shipped = make_release_images(request.out, ctx, oci / "work",
+                                      engines.oci(oci / "storage"),
                                       None, request.previous)
     return [image.to_json() for image in shipped]
 

@@ -29,6 +29,7 @@ from tkedistro.core.locks import exclusive_lock
 from tkedistro.core.workspace import Workspace, manifest_name
 from tkedistro.debian.rootfs import INPUTS_LABEL, DebianRecipe, ensure_debian_base
 from tkedistro.engine import emulation
+from tkedistro.engine.engines import Engines
 from tkedistro.engine.protocols import ContainerBackend, ContainerSpec, ImageEngine
 
 STEP = "builder_image"
@@ -248,16 +249,12 @@ def builder_requests(ws: Workspace, releases: Sequence[str],
     return found
 
 
-def make_builder_images(ws: Workspace, releases: Sequence[str], *, force: bool = False,
-                        image: str | None = None, engine: ImageEngine | None = None,
-                        backend: ContainerBackend | None = None) -> BuilderImagesReport:
+def make_builder_images(ws: Workspace, releases: Sequence[str], engines: Engines, *,
+                        force: bool = False, image: str | None = None) -> BuilderImagesReport:
     """``tkedistro builder-image``: each release's builder image in the engine."""
-    from tkedistro.build.pipeline import default_backend, default_image_engine
-
     requests = builder_requests(ws, releases, image)
-    backend = backend or default_backend()
+    backend, engine = engines.containers, engines.images
     backend.check_available()
-    engine = engine or default_image_engine()
     with locked(ws):
         made = [ensure_builder_image(engine, backend, work_dir(ws), request, force)
                 for request in requests]

@@ -8,7 +8,6 @@ the smoke-check commands and the fingerprint that decides whether a rebuild is n
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
@@ -18,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from tkedistro.build import pause
-from tkedistro.core.errors import BuilderImageError, ManifestError
+from tkedistro.build.targets import Targets, select_targets
+from tkedistro.core.errors import BuilderImageError
 from tkedistro.core.workspace import output_bin
-from tkedistro.model.manifest import COMPONENTS, PLATFORMS, Manifest
+from tkedistro.model.manifest import Manifest
 
 FINGERPRINT_VERSION = 1
 
@@ -161,25 +161,6 @@ class BuildPlan:
     extra_argv: tuple[tuple[str, ...], ...] = ()
 
 
-def _did_you_mean(value: str, allowed: Sequence[str]) -> str:
-    close = difflib.get_close_matches(value, allowed, n=1)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
-def select(kind: str, requested: Sequence[str], default: Sequence[str],
-           allowed: Sequence[str]) -> tuple[str, ...]:
-    """The requested values (deduplicated, in the order of ``allowed``) or ``default``."""
-    problems = [
-        f"unknown {kind} {value!r}{_did_you_mean(value, allowed)} (known: {', '.join(allowed)})"
-        for value in requested
-        if value not in allowed
-    ]
-    if problems:
-        raise ManifestError(problems, hint=f"pass --{kind} once per {kind}")
-    chosen = set(requested or default)
-    return tuple(value for value in allowed if value in chosen)
-
-
 def version_file(distro_version: str, tree_commit: str) -> str:
     """The ``KUBE_GIT_VERSION_FILE`` content (sourced by hack/lib/version.sh)."""
     major, minor = distro_version.lstrip("v").split(".")[:2]
@@ -240,13 +221,6 @@ def fingerprint(inputs: Mapping[str, object]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def select_targets(manifest: Manifest, components: Sequence[str],
-                   platforms: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The components and platforms to build (manifest defaults); unknown ones are errors."""
-    return (select("component", components, manifest.components, COMPONENTS),
-            select("platform", platforms, manifest.platforms, PLATFORMS))
-
-
 def plan_targets(comps: Sequence[str], plats: Sequence[str], tools: Sequence[str],
                  host_platform: str, with_pause: bool) -> tuple[Target, ...]:
     """Per platform: the components, the conformance tools (host platform only), pause."""
@@ -270,6 +244,7 @@ def plan_build(
     host_platform: str,
     components: Sequence[str] = (),
     platforms: Sequence[str] = (),
+    selected: Targets | None = None,
     cpus: float | None = None,
     memory: str | None = None,
     conformance_tools: bool = False,
@@ -277,8 +252,9 @@ def plan_build(
     pause_tag: str | None = None,
 ) -> BuildPlan:
     """``runnable``: ``emulation.can_run`` of each platform; ``pause_tag``: the ``TAG`` of the
-    tree's build/pause/Makefile (needed when the manifest's ``images:`` has pause)."""
-    comps, plats = select_targets(manifest, components, platforms)
+    tree's build/pause/Makefile (needed when the manifest's ``images:`` has pause);
+    ``selected``: the targets already selected (else selected from ``components``/``platforms``)."""
+    comps, plats = selected or select_targets(manifest, components, platforms)
     tools = tuple(CONFORMANCE_TOOLS) if conformance_tools else ()
     with_pause = "pause" in manifest.images
     targets = plan_targets(comps, plats, tools, host_platform, with_pause)

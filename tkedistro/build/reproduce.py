@@ -1,7 +1,7 @@
 """``--verify-reproducible``: build again from a fresh copy of the patched tree at another
-path (host and container) with a cold Go cache, and compare ``SHA256SUMS``. With a finisher
-the second build's artifacts (images, tarballs, SBOM) are made again too, reusing nothing,
-and compared with the published ones.
+path (host and container) with a cold Go cache, and compare ``SHA256SUMS``. The second build's
+artifacts (images, tarballs, SBOM) are made again too (``finish``), reusing nothing, and
+compared with the published ones.
 
 When they differ the second build is kept as ``_output/<release>.verify`` (beside the published
 output) so the binaries can be compared; a later identical verification removes it."""
@@ -38,7 +38,7 @@ def compare(first: dict[str, str], second: dict[str, str]) -> list[str]:
 
 def verify_reproducible(backend: ContainerBackend, plan: BuildPlan, ws: Workspace,
                         src_tree: Path, final: Path,
-                        finish: SecondFinish | None = None) -> dict[str, Any]:
+                        finish: SecondFinish) -> dict[str, Any]:
     """Build ``plan`` again from a fresh clone of ``src_tree``; compare with ``final``."""
     published = output.read_sha256sums(final / output.SUMS_NAME)
     second_final = final.with_name(f"{final.name}.verify")  # kept only when they differ
@@ -50,10 +50,7 @@ def verify_reproducible(backend: ContainerBackend, plan: BuildPlan, ws: Workspac
             with publish.staging_for(second_final) as staging:
                 built = build_in_container(backend, plan, ws, tree, staging, second_final,
                                            VERIFY_SRC)
-                if finish is None:
-                    second = output.write_sha256sums(staging.out, built.binaries)
-                else:
-                    second = finish(staging.out, built.go_version, built.binaries)
+                second = finish(staging.out, built.go_version, built.binaries)
                 differ = compare(published, second)
                 if differ:
                     publish.publish(staging.out, second_final)

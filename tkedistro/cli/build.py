@@ -62,10 +62,11 @@ def build(
 ) -> None:
     """Build the release into _output/RELEASE: binaries (in the builder container), component
     images, release tarballs, SHA256SUMS/SHA512SUMS, SBOM and provenance."""
-    from tkedistro.artifacts.finish import ReleaseFinisher
-    from tkedistro.build import pipeline
+    from tkedistro.build.pipeline import BuildOptions
+    from tkedistro.model.manifest import load_release
+    from tkedistro.release.operation import build_release
 
-    options = pipeline.BuildOptions(
+    options = BuildOptions(
         components=tuple(component or ()),
         platforms=tuple(platform or ()),
         builder_image=builder_image,
@@ -75,9 +76,10 @@ def build(
         memory=memory,
         verify_reproducible=verify_reproducible,
         conformance_tools=with_conformance_tools,
+        images=not no_images,
     )
-    result = pipeline.build_release(G.workspace(), release, options,
-                                    finisher=ReleaseFinisher(images=not no_images))
+    ws = G.workspace()
+    result = build_release(ws, load_release(ws, release), options, G.engines())
     emit(result.to_json(), result.format_text(), as_json)
 
 
@@ -96,10 +98,10 @@ def images(
 ) -> None:
     """Make the release's component images (multi-arch OCI archives in _output/RELEASE/images),
     building what is not built yet; push them with --push."""
-    from tkedistro.artifacts import imagescmd
+    from tkedistro.release import imagescmd
 
     report = imagescmd.make_and_push(G.workspace(), release, tuple(platform or ()), push,
-                                     upstream)
+                                     upstream, G.engines())
     emit(report.to_json(), report.format_text(), as_json)
 
 
@@ -107,7 +109,7 @@ def doctor(as_json: JsonOpt = False) -> None:
     """Check git, the Docker engine, builder images, disk and cache; say how to fix each."""
     from tkedistro.setup import doctor as doctor_mod
 
-    report = doctor_mod.run_doctor(G.workspace())
+    report = doctor_mod.run_doctor(G.workspace(), G.engines().containers)
     emit(report.to_json(), report.format_text(), as_json)
     report.raise_for_problems()
 
@@ -133,8 +135,8 @@ def builder_image(
     if image and len(release or ()) != 1:
         raise typer.BadParameter("--image names the image of exactly one release",
                                  param_hint="--image")
-    report = builderimage.make_builder_images(G.workspace(), tuple(release or ()), force=force,
-                                              image=image)
+    report = builderimage.make_builder_images(G.workspace(), tuple(release or ()), G.engines(),
+                                              force=force, image=image)
     emit(report.to_json(), report.format_text(), as_json)
 
 
@@ -149,6 +151,7 @@ def host_setup(
     images and component bases the releases need (root); a no-op when all are in place."""
     from tkedistro.setup import hostsetup
 
-    report = hostsetup.setup_host(G.workspace(), tuple(release or ()), check_only=check)
+    report = hostsetup.setup_host(G.workspace(), tuple(release or ()), G.engines(),
+                                  check_only=check)
     emit(report.to_json(), report.format_text(), as_json)
     report.raise_if_not_ready()

@@ -32,7 +32,7 @@ def cluster_up(
     """Start (or restart from scratch) the release's cluster; prints its kubeconfig path."""
     from tkedistro.cluster import clustercmd
 
-    state = clustercmd.up(G.workspace(), release, nodes)
+    state = clustercmd.up(G.workspace(), release, nodes, G.engines())
     emit(state.to_json(), clustercmd.format_up(state), as_json)
 
 
@@ -40,7 +40,7 @@ def cluster_down(release: str, as_json: JsonOpt = False) -> None:
     """Remove the release's cluster: its containers, volumes, network and cgroups."""
     from tkedistro.cluster import lifecycle
 
-    removed = lifecycle.down(G.workspace(), release)
+    removed = lifecycle.down(G.workspace(), release, G.engines().nodes)
     text = "\n".join(["removed:", *[f"  {r}" for r in removed]]) if removed else \
         "no cluster to remove"
     emit({"removed": removed}, text, as_json)
@@ -50,7 +50,7 @@ def cluster_status(release: str, as_json: JsonOpt = False) -> None:
     """Whether the cluster is up: its nodes, addresses and readiness, and its kubeconfig."""
     from tkedistro.cluster import clustercmd
 
-    found = clustercmd.status(G.workspace(), release)
+    found = clustercmd.status(G.workspace(), release, G.engines().nodes)
     emit(found.to_json(), found.format_text(), as_json)
 
 
@@ -59,6 +59,6 @@ def cluster_prove(release: str, as_json: JsonOpt = False) -> None:
     effect."""
     from tkedistro.cluster import proofreport
 
-    report = proofreport.prove(G.workspace(), release)
+    report = proofreport.prove(G.workspace(), release, G.engines().nodes)
     emit(report.to_json(), report.format_text(), as_json)
     report.check()

@@ -60,7 +60,8 @@ def conformance_images(
         raise typer.BadParameter("--serve keeps the local registry up; it excludes --push")
     from tkedistro.conformance import imagecmd
 
-    result = imagecmd.conformance_images(G.workspace(), release, push=push, serve=serve,
+    result = imagecmd.conformance_images(G.workspace(), release, G.engines(), push=push,
+                                         serve=serve,
                                          on_ready=lambda r: emit(r.to_json(), r.format_text(),
                                                                  as_json))
     if not G.emitted:
@@ -131,7 +132,7 @@ def conformance(
         timeout_min=timeout, nodes=nodes, build=build_missing, upstream=upstream,
         repo_list=repo_list, cluster_nodes=cluster_nodes, keep_cluster=keep_cluster,
     )
-    result = conf.run_conformance(G.workspace(), release, options)
+    result = conf.run_conformance(G.workspace(), release, options, G.engines())
     emit(result.to_json(), result.format_text(), as_json)
 
 

@@ -12,11 +12,14 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tkedistro.core import console, runner
 from tkedistro.core.errors import Interrupted, TkedistroError
 from tkedistro.core.workspace import Workspace
+
+if TYPE_CHECKING:
+    from tkedistro.engine.engines import Engines
 
 
 @dataclass
@@ -25,9 +28,19 @@ class Globals:
     cache_dir: Path | None = None
     debug: bool = False
     emitted: bool = False  # a command printed its result (JSON or text) on stdout
+    made: Engines | None = None
 
     def workspace(self) -> Workspace:
         return Workspace.discover(self.root, self.cache_dir)
+
+    def engines(self) -> Engines:
+        """The run's engines, made here once, on the first command that needs one (the one
+        place that picks the adapters; features are given them)."""
+        if self.made is None:
+            from tkedistro.engine.engines import docker_engines
+
+            self.made = docker_engines()
+        return self.made
 
 
 G = Globals()
@@ -37,6 +50,7 @@ def start(root: Path | None, cache_dir: Path | None, *, verbose: bool, debug: bo
     """The global options, once per run, before the command."""
     runner.clean_process_env()  # once, so GitPython and subprocess see the same environment
     G.root, G.cache_dir, G.debug = root, cache_dir, debug
+    G.made = None
     console.configure(verbose=verbose)
 
 

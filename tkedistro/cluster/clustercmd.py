@@ -11,6 +11,8 @@ from tkedistro.cluster.supportimages import support_images
 from tkedistro.core.errors import ClusterError
 from tkedistro.core.locks import output_lock
 from tkedistro.core.workspace import Workspace
+from tkedistro.engine.engines import Engines
+from tkedistro.engine.protocols import NodeEngine
 from tkedistro.engine.registry import LocalRegistry
 
 
@@ -23,17 +25,17 @@ def bin_dir_of(ws: Workspace, release: str) -> Path:
     return out
 
 
-def up(ws: Workspace, release: str, nodes: int,
+def up(ws: Workspace, release: str, nodes: int, engines: Engines,
        registry: LocalRegistry | None = None) -> ClusterState:
     from tkedistro.model.manifest import load_release
 
     manifest = load_release(ws, release)
     out = bin_dir_of(ws, release)
-    images = support_images(ws, release, manifest)
+    images = support_images(ws, release, manifest, engines)
     # the node and component images copy the binaries: a build must not swap them meanwhile
     with output_lock(ws, release, f"start the cluster of {release}"):
         return lifecycle.up(ws, manifest, out,
-                            nodes=nodes, support=images, registry=registry)
+                            nodes=nodes, support=images, registry=registry, engines=engines)
 
 
 def format_up(state: ClusterState) -> str:
@@ -70,5 +72,5 @@ class StatusReport:
         return "\n".join(lines)
 
 
-def status(ws: Workspace, release: str) -> StatusReport:
-    return StatusReport(lifecycle.status(ws, release))
+def status(ws: Workspace, release: str, engine: NodeEngine) -> StatusReport:
+    return StatusReport(lifecycle.status(ws, release, engine))

@@ -36,6 +36,7 @@ from tkedistro.core.errors import ClusterError
 from tkedistro.core.files import sha256_file, write_atomic
 from tkedistro.core.locks import exclusive_lock
 from tkedistro.core.workspace import Workspace, output_bin
+from tkedistro.engine.engines import Engines
 from tkedistro.engine.protocols import Mount, NodeEngine, NodeInfo, NodeSpec
 from tkedistro.engine.registry import LocalRegistry
 from tkedistro.model.manifest import Manifest
@@ -113,12 +114,6 @@ def cluster_config(ws: Workspace, release: str, version: str,
                          version=version, root=ws.cluster_dir(release))
 
 
-def default_node_engine() -> NodeEngine:
-    from tkedistro.engine.docker_nodes import DockerNodes
-
-    return DockerNodes()
-
-
 @contextmanager
 def cluster_lock(ws: Workspace, config: ClusterConfig) -> Iterator[None]:
     with exclusive_lock(ws.release(config.release).cluster_lock,
@@ -185,21 +180,18 @@ def _start_nodes(engine: NodeEngine, config: ClusterConfig, image: str,
 
 def up(ws: Workspace, manifest: Manifest, bin_dir: Path, *, nodes: int = DEFAULT_NODES,
        support: SupportImages, registry: LocalRegistry | None = None,
-       engine: NodeEngine | None = None) -> ClusterState:
+       engines: Engines) -> ClusterState:
     """Bring the cluster up from scratch (an earlier one of the same name is removed first).
 
     ``support``: local etcd, pause and DNS images (``supportimages.support_images``);
     ``registry``: the caller's running registry, else one for this call.
     """
-    from tkedistro.build.pipeline import default_image_engine
-
     if not 2 <= nodes <= 5:
         raise ClusterError(f"--nodes {nodes}: a cluster has 2 to 5 nodes",
                            hint="v1.20 conformance needs at least 2 schedulable nodes")
     release = manifest.release
     config = cluster_config(ws, release, manifest.distro_version, nodes)
-    engine = engine or default_node_engine()
-    images = default_image_engine()
+    engine, images = engines.nodes, engines.images
     start = time.monotonic()
     with cluster_lock(ws, config):
         for item in remove_cluster(engine, config):
@@ -253,9 +245,8 @@ def _bootstrap(engine: NodeEngine, config: ClusterConfig, image: str, registry_d
                         dns.description, time.time(), 0.0)
 
 
-def down(ws: Workspace, release: str, engine: NodeEngine | None = None) -> list[str]:
+def down(ws: Workspace, release: str, engine: NodeEngine) -> list[str]:
     config = cluster_config(ws, release, "")
-    engine = engine or default_node_engine()
     with cluster_lock(ws, config):
         return remove_cluster(engine, config)
 
@@ -274,9 +265,8 @@ class ClusterStatus:
                 and set(self.state.nodes) <= set(self.ready))
 
 
-def status(ws: Workspace, release: str, engine: NodeEngine | None = None) -> ClusterStatus:
+def status(ws: Workspace, release: str, engine: NodeEngine) -> ClusterStatus:
     config = cluster_config(ws, release, "")
-    engine = engine or default_node_engine()
     containers = tuple(engine.nodes({LABEL: config.name}))
     state = ClusterState.load(config.state_file)
     ready: set[str] = set()

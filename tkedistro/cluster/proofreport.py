@@ -51,14 +51,13 @@ class ProofReport:
                 hint="each FAIL above says what the cluster answered instead")
 
 
-def prove(ws: Workspace, release: str, engine: NodeEngine | None = None) -> ProofReport:
+def prove(ws: Workspace, release: str, engine: NodeEngine) -> ProofReport:
     """Run the proofs the series' patches declare on the release's running cluster
     (``cluster up`` first)."""
     from tkedistro.model.manifest import load_release
 
     manifest = load_release(ws, release)
     declared = declared_proofs(ws, manifest)
-    engine = engine or lifecycle.default_node_engine()
     config = lifecycle.cluster_config(ws, release, manifest.distro_version)
     with lifecycle.cluster_lock(ws, config):
         found = lifecycle.status(ws, release, engine)

@@ -11,20 +11,22 @@ from tkedistro.conformance.offline import OfflineImages, prepare_images
 from tkedistro.conformance.pipeline import registry_dir
 from tkedistro.core import console
 from tkedistro.core.workspace import Workspace
+from tkedistro.engine.engines import Engines
 from tkedistro.engine.registry import LocalRegistry
 from tkedistro.model.manifest import load_release
 
 
-def conformance_images(ws: Workspace, release: str, *, push: str | None = None,
-                       serve: bool = False,
+def conformance_images(ws: Workspace, release: str, engines: Engines, *,
+                       push: str | None = None, serve: bool = False,
                        on_ready: Callable[[OfflineImages], None] | None = None) -> OfflineImages:
     """Build and push the set; with ``serve``, call ``on_ready`` and keep the local registry
     up until Ctrl-C (then return normally)."""
     manifest = load_release(ws, release)
     if push is not None:
-        return prepare_images(ws, release, manifest, push)
+        return prepare_images(ws, release, manifest, push, engines=engines)
     with LocalRegistry(registry_dir(ws)) as registry:
-        result = prepare_images(ws, release, manifest, registry.address, registry.has)
+        result = prepare_images(ws, release, manifest, registry.address, registry.has,
+                                engines=engines)
         result = dataclasses.replace(result, catalog=tuple(registry.catalog()))
         if serve:
             if on_ready is not None:

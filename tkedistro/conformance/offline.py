@@ -21,6 +21,7 @@ from tkedistro.conformance import repolist
 from tkedistro.core import console
 from tkedistro.core.errors import ClusterError
 from tkedistro.core.workspace import Workspace
+from tkedistro.engine.engines import Engines
 from tkedistro.engine.protocols import ImageEngine
 from tkedistro.images.upstream import imageset
 from tkedistro.images.upstream.imageset import images_dir
@@ -104,14 +105,13 @@ def repo_list_path(ws: Workspace, release: str, registry: str) -> Path:
 
 def prepare_images(ws: Workspace, release: str, manifest: Manifest, registry: str,
                    has: Callable[[str], bool] | None = None,
-                   served_as: str | None = None) -> OfflineImages:
+                   served_as: str | None = None, *, engines: Engines) -> OfflineImages:
     """Build (or reuse) every image the conformance specs need, push it to ``registry`` and
     write the repo list; raises ``ClusterError`` when the source tree is missing.
 
     ``served_as``: the address the cluster's nodes pull the same storage from, when not
     ``registry`` itself (the repo list names that one).
     """
-    from tkedistro.build.pipeline import default_backend, default_image_engine
     from tkedistro.git.repo import Repo
 
     start = time.monotonic()
@@ -121,8 +121,8 @@ def prepare_images(ws: Workspace, release: str, manifest: Manifest, registry: st
                            hint=f"prepare it first: tkedistro source {release}")
     found = catalog_mod.load_catalog(tree)
     wanted = [n.ref for n in found.needs if not n.expect_failure]
-    engine = default_image_engine()
-    tool = imageset.backend_build_tool(default_backend(), manifest.builder.image)
+    engine = engines.images
+    tool = imageset.backend_build_tool(engines.containers, manifest.builder.image)
     with console.step("conformance_images", f"build {len(wanted)} images"):
         built = imageset.build_image_set(tree, Repo(tree).head(), wanted, engine, tool,
                                          images_dir(ws, release) / "work")

@@ -37,6 +37,7 @@ from tkedistro.core import console
 from tkedistro.core.errors import ClusterError, ConformanceFailedError
 from tkedistro.core.locks import output_lock
 from tkedistro.core.workspace import Workspace
+from tkedistro.engine.engines import Engines
 from tkedistro.engine.registry import LocalRegistry
 from tkedistro.model.manifest import Manifest, load_release
 
@@ -111,13 +112,16 @@ def build_command(release: str) -> str:
     return f"tkedistro build {release} --with-conformance-tools"
 
 
-def ensure_binaries(ws: Workspace, release: str, options: ConformanceOptions,
-                    bin_dir: Path) -> None:
+def ensure_binaries(ws: Workspace, manifest: Manifest, options: ConformanceOptions,
+                    bin_dir: Path, engines: Engines) -> None:
     """Build the conformance tools (and the cluster's components) when any is missing.
 
     They come from one build of the same patched tree, so they carry the same version stamp
-    as the binaries under test; an output that has them all is used as it is.
+    as the binaries under test; an output that has them all is used as it is. The build is
+    the release operation ``tkedistro build`` runs: it publishes the same output (binaries and
+    release artifacts).
     """
+    release = manifest.release
     names = (*TOOLS, *(NODE_BINARIES if options.kubeconfig is None else ()))
     missing = missing_binaries(bin_dir, tuple(dict.fromkeys(names)))
     if not missing:
@@ -128,10 +132,12 @@ def ensure_binaries(ws: Workspace, release: str, options: ConformanceOptions,
                            hint=f"build them from the same tree first: {command}")
     if options.kubeconfig is None:
         require_root()  # refuse before a long build, not after it
-    from tkedistro.build.pipeline import BuildOptions, build_release
+    from tkedistro.build.pipeline import BuildOptions
+    from tkedistro.release.operation import build_release
 
     console.info(f"missing in {ws.rel(bin_dir)}: {', '.join(missing)}; running {command}")
-    build_release(ws, release, BuildOptions(upstream=options.upstream, conformance_tools=True))
+    build_release(ws, manifest, BuildOptions(upstream=options.upstream, conformance_tools=True),
+                  engines)
 
 
 def _suite(options: ConformanceOptions, bin_dir: Path, kubeconfig: Path,
@@ -163,11 +169,12 @@ def _command(release: str, options: ConformanceOptions) -> str:
     return shlex.join(argv)
 
 
-def run_conformance(ws: Workspace, release: str, options: ConformanceOptions) -> ConformanceResult:
+def run_conformance(ws: Workspace, release: str, options: ConformanceOptions,
+                    engines: Engines) -> ConformanceResult:
     """Run the suite; raises ``ConformanceFailedError`` when a selected spec failed."""
     manifest = load_release(ws, release)
     bin_dir = ws.release(release).bin_dir()  # the suite and the nodes run on this host
-    ensure_binaries(ws, release, options, bin_dir)
+    ensure_binaries(ws, manifest, options, bin_dir, engines)
     start = time.monotonic()
     offline: OfflineImages | None = None
     # a build must not swap _output/<release> while the suite or cluster runs from it
@@ -181,9 +188,9 @@ def run_conformance(ws: Workspace, release: str, options: ConformanceOptions) ->
         else:
             with LocalRegistry(registry_dir(ws)) as registry:
                 offline = prepare_images(ws, release, manifest, registry.address, registry.has,
-                                         served_as=NODE_REGISTRY)
+                                         served_as=NODE_REGISTRY, engines=engines)
                 _warn_missing(offline)
-                with _cluster(ws, release, manifest, options, bin_dir, registry) as state:
+                with _cluster(ws, manifest, options, bin_dir, registry, engines) as state:
                     cluster = (f"local cluster {state.name}: {len(state.nodes)} node "
                                f"containers, kubeadm; DNS: {state.dns}")
                     timed_out = _suite(options, bin_dir, Path(state.kubeconfig), report_dir,
@@ -204,19 +211,20 @@ def registry_dir(ws: Workspace) -> Path:
 
 
 @contextmanager
-def _cluster(ws: Workspace, release: str, manifest: Manifest, options: ConformanceOptions,
-             bin_dir: Path, registry: LocalRegistry) -> Iterator[lifecycle.ClusterState]:
+def _cluster(ws: Workspace, manifest: Manifest, options: ConformanceOptions, bin_dir: Path,
+             registry: LocalRegistry, engines: Engines) -> Iterator[lifecycle.ClusterState]:
     """The running cluster of the release when it runs these binaries, else a new one for
     this run (removed afterwards unless ``keep_cluster``)."""
-    running = lifecycle.status(ws, release)
+    release = manifest.release
+    running = lifecycle.status(ws, release, engines.nodes)
     if running.up and running.state and lifecycle.runs_current(ws, running.state, bin_dir):
         console.info(f"using the running cluster {running.name} (tkedistro cluster up)")
         yield running.state
         return
     require_root()
     state = lifecycle.up(ws, manifest, bin_dir,
-                         nodes=options.cluster_nodes, registry=registry,
-                         support=support_images(ws, release, manifest))
+                         nodes=options.cluster_nodes, registry=registry, engines=engines,
+                         support=support_images(ws, release, manifest, engines))
     try:
         yield state
     finally:
@@ -224,7 +232,7 @@ def _cluster(ws: Workspace, release: str, manifest: Manifest, options: Conforman
             console.info(f"cluster {state.name} left up; remove it with "
                          f"`tkedistro cluster down {release}`")
         else:
-            lifecycle.down(ws, release)
+            lifecycle.down(ws, release, engines.nodes)
 
 
 def _warn_missing(offline: OfflineImages) -> None:

@@ -108,11 +108,8 @@ def check_disk(ws: Workspace) -> list[Check]:
     return checks
 
 
-def check_engine_and_images(ws: Workspace) -> list[Check]:
+def check_engine_and_images(ws: Workspace, backend: ContainerBackend) -> list[Check]:
     """The container engine answers and each release's builder image is present."""
-    from tkedistro.engine.docker import DockerBackend
-
-    backend = DockerBackend()
     try:
         backend.check_available()
     except TkedistroError as exc:
@@ -193,17 +190,19 @@ def check_arm64_emulation(ws: Workspace,
                  "run, so not checked", HOST_TOOLS_FIX)
 
 
-CHECKS: tuple[Callable[[Workspace], list[Check]], ...] = (
-    lambda ws: [check_git()],
+CHECKS: tuple[Callable[[Workspace, ContainerBackend], list[Check]], ...] = (
+    lambda ws, backend: [check_git()],
     check_engine_and_images,
-    lambda ws: [check_cache(ws)],
-    check_disk,
-    lambda ws: [check_arm64_emulation(ws), check_host_tool(BUILDAH), check_host_tool(SKOPEO)],
+    lambda ws, backend: [check_cache(ws)],
+    lambda ws, backend: check_disk(ws),
+    lambda ws, backend: [check_arm64_emulation(ws), check_host_tool(BUILDAH),
+                         check_host_tool(SKOPEO)],
 )
 
 
-def run_doctor(ws: Workspace) -> DoctorReport:
+def run_doctor(ws: Workspace, backend: ContainerBackend) -> DoctorReport:
+    """Every check, on the run's container engine (``backend``)."""
     checks: list[Check] = []
     for probe in CHECKS:
-        checks.extend(probe(ws))
+        checks.extend(probe(ws, backend))
     return DoctorReport(tuple(checks))

@@ -23,6 +23,7 @@ from tkedistro.core.locks import exclusive_lock
 from tkedistro.core.workspace import Workspace
 from tkedistro.debian.rootfs import reusable
 from tkedistro.engine import emulation
+from tkedistro.engine.engines import Engines
 from tkedistro.engine.protocols import ContainerBackend, ImageEngine
 from tkedistro.images import components
 from tkedistro.images.base import base_recipe, ensure_component_base
@@ -138,17 +139,14 @@ def _base_items(needs: HostNeeds, engine: ImageEngine) -> list[Item]:
     return items
 
 
-def setup_host(ws: Workspace, releases: Sequence[str], *, check_only: bool = False,
-               engine: ImageEngine | None = None, backend: ContainerBackend | None = None,
+def setup_host(ws: Workspace, releases: Sequence[str], engines: Engines, *,
+               check_only: bool = False,
                binfmt_dir: Path = emulation.BINFMT_DIR) -> HostReport:
     """Check (``check_only``) or set up this host for ``releases`` (default: all); the report
     says what is (still) missing, ``raise_if_not_ready`` turns that into exit 19. Not root:
     nothing is changed and the report lists what is missing."""
-    from tkedistro.build.pipeline import default_backend, default_image_engine
-
     needs = host_needs(ws, releases)
-    engine = engine or default_image_engine()
-    backend = backend or default_backend()
+    engine, backend = engines.images, engines.containers
     items = check_host(ws, needs, engine, backend, binfmt_dir)
     if check_only or all(item.ok for item in items) or os.geteuid() != 0:
         return HostReport(tuple(items))

@@ -26,6 +26,7 @@ from tkedistro.core import console
 from tkedistro.core.errors import BuildError, ClusterError
 from tkedistro.core.files import json_digest, write_atomic
 from tkedistro.core.render import environment
+from tkedistro.engine.engines import Engines
 from tkedistro.engine.protocols import ContainerBackend, ContainerSpec, ImageEngine, Mount
 from tkedistro.images.upstream.debianbase import INPUTS_LABEL, SOURCE_LABEL, ensure_base
 from tkedistro.images.upstream.imagebuild import (
@@ -160,16 +161,15 @@ def dns_work_dir(ws: Workspace, release: str) -> Path:
 
 
 def ensure_dns_image(ws: Workspace, release: str, manifest: Manifest,
-                     engine: ImageEngine) -> str:
+                     engines: Engines) -> str:
     """The ref of the responder image for the release's prepared tree, built when needed."""
-    from tkedistro.build.pipeline import default_backend
     from tkedistro.git.repo import Repo
 
     tree = ws.src_dir(release)
     if not (tree / "vendor" / "github.com" / "miekg" / "dns").is_dir():
         raise ClusterError(f"{ws.rel(tree)}: no Kubernetes source tree to build cluster DNS from",
                            hint=f"prepare it first: tkedistro source {release}")
-    built = build_dns_image(tree, Repo(tree).head(), engine, default_backend(),
+    built = build_dns_image(tree, Repo(tree).head(), engines.images, engines.containers,
                             manifest.builder.image, dns_work_dir(ws, release),
                             manifest.go.version)
     console.verbose(f"cluster DNS image {built.ref} ({'reused' if built.reused else 'built'} "

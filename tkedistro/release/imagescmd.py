@@ -1,8 +1,8 @@
 """``tkedistro images RELEASE [--platform P] [--push REGISTRY]``.
 
-The images are part of the release output: this runs the build (a no-op when the binaries and
-images are current; only the artifacts are remade when the binaries were built with
-``--no-images``), then pushes each multi-arch archive with skopeo.
+The images are part of the release output: this runs the release operation, as ``build`` does
+(a no-op when the binaries and images are current; only the artifacts are remade when the
+binaries were built with ``--no-images``), then pushes each multi-arch archive with skopeo.
 """
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tkedistro.artifacts.finish import ReleaseFinisher
-from tkedistro.build import output, pipeline
+from tkedistro.build import output
+from tkedistro.build.pipeline import BuildOptions
 from tkedistro.core.errors import ManifestError
 from tkedistro.core.workspace import Workspace, manifest_name
+from tkedistro.engine.engines import Engines
 from tkedistro.model.manifest import load_release
+from tkedistro.release.operation import build_release
 
 
 @dataclass
@@ -46,7 +48,8 @@ class ImagesReport:
 
 
 def make_and_push(ws: Workspace, release: str, platforms: tuple[str, ...],
-                  registry: str | None, upstream: str | None) -> ImagesReport:
+                  registry: str | None, upstream: str | None,
+                  engines: Engines) -> ImagesReport:
     from tkedistro.images.push import check_registry, push_images
 
     manifest = load_release(ws, release)
@@ -60,9 +63,9 @@ def make_and_push(ws: Workspace, release: str, platforms: tuple[str, ...],
     # the output's binaries as they are: with the conformance tools when it has them, so
     # that `images` after `build --with-conformance-tools` rebuilds nothing
     built = output.read_build_info(ws.output_dir(release)) or {}
-    options = pipeline.BuildOptions(platforms=platforms, upstream=upstream,
-                                    conformance_tools=bool(built.get("tools")))
-    result = pipeline.build_release(ws, release, options, finisher=ReleaseFinisher())
+    options = BuildOptions(platforms=platforms, upstream=upstream,
+                           conformance_tools=bool(built.get("tools")))
+    result = build_release(ws, manifest, options, engines)
     images = list(result.artifacts.get("images") or [])
     report = ImagesReport(release, result.output_dir, result.status, images, registry=registry)
     if registry is not None:

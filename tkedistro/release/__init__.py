@@ -1,0 +1,1 @@
+"""The release-build operation: source, binaries, artifacts and publish, for every caller."""
