@@ -177,3 +177,18 @@ def cluster_objects(name: str) -> dict[str, list[str]]:
 def cgroup_parents(name: str) -> list[str]:
     """``/sys/fs/cgroup/<hierarchy>/<name>`` folders that exist."""
     return sorted(str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{name}") if p.is_dir())
+
+
+@pytest.fixture(scope="module")
+def built_release() -> Workspace:
+    """The persistent distro built for both platforms with its artifacts (a no-op when warm);
+    the component bases need root (debootstrap), the arm64 smoke needs emulation registered."""
+    from tkedistro.engine.emulation import can_run
+
+    if os.geteuid() != 0:
+        pytest.skip("the component bases are made with debootstrap (root)")
+    able, why = can_run("linux/arm64")
+    if not able:
+        pytest.fail(f"arm64 emulation is not registered: {why} (make install registers it)")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        return build_persistent_distro(monkeypatch)

@@ -10,15 +10,13 @@ second build rewrites nothing.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.real_k8s.conftest import PERSIST, Tool, build_persistent_distro
+from tests.real_k8s.conftest import PERSIST, Tool
 from tkedistro.core.workspace import Workspace
-from tkedistro.engine.emulation import can_run
 from tkedistro.engine.registry import LocalRegistry
 
 pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(3600)]
@@ -28,25 +26,14 @@ PLATFORMS = ["linux/amd64", "linux/arm64"]
 IMAGES = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "pause"]
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    if os.geteuid() != 0:
-        pytest.skip("the component bases are made with debootstrap (root)")
-    if not can_run("linux/arm64")[0]:
-        pytest.fail("arm64 emulation is not registered: " + can_run("linux/arm64")[1]
-                    + " (make install registers it)")
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        return build_persistent_distro(monkeypatch)
-
-
 def _stats(out: Path) -> dict[str, tuple[int, int, int]]:
     return {str(p.relative_to(out)): (p.stat().st_ino, p.stat().st_size, p.stat().st_mtime_ns)
             for p in sorted(out.rglob("*")) if p.is_file()}
 
 
 def test_arm64_binaries_ran_under_emulation_and_report_the_distro_version(
-        built: Workspace) -> None:
-    info = json.loads((built.output_dir("1.20") / "build-info.json").read_text())
+        built_release: Workspace) -> None:
+    info = json.loads((built_release.output_dir("1.20") / "build-info.json").read_text())
     arm = [s for s in info["smoke"] if s["platform"] == "linux/arm64"]
     assert sorted(s["component"] for s in arm) == sorted(
         ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy",
@@ -56,10 +43,10 @@ def test_arm64_binaries_ran_under_emulation_and_report_the_distro_version(
 
 
 def test_every_image_is_a_multi_arch_archive_and_pushes_with_both_platforms(
-        built: Workspace, tmp_path: Path) -> None:
-    out = built.output_dir("1.20")
+        built_release: Workspace, tmp_path: Path) -> None:
+    out = built_release.output_dir("1.20")
     with LocalRegistry(tmp_path / "registry") as registry:
-        tool = Tool(built, tmp_path)
+        tool = Tool(built_release, tmp_path)
         ran = tool.run("images", "1.20", "--push", registry.address, "--json").ok()
         report = json.loads(ran.stdout)
         assert report["build"] == "up_to_date"
@@ -91,16 +78,17 @@ def test_every_image_is_a_multi_arch_archive_and_pushes_with_both_platforms(
         assert ran_arm.stdout.strip() == f"Kubernetes {VERSION}"
 
 
-def test_a_second_build_rewrites_nothing(built: Workspace, tmp_path: Path) -> None:
-    out = built.output_dir("1.20")
+def test_a_second_build_rewrites_nothing(built_release: Workspace, tmp_path: Path) -> None:
+    out = built_release.output_dir("1.20")
     before = _stats(out)
-    ran = Tool(built, tmp_path).run("build", "1.20", "--with-conformance-tools", "--json").ok()
+    tool = Tool(built_release, tmp_path)
+    ran = tool.run("build", "1.20", "--with-conformance-tools", "--json").ok()
     assert json.loads(ran.stdout)["status"] == "up_to_date"
     assert _stats(out) == before
 
 
-def test_the_sbom_and_the_checksums_cover_every_shipped_file(built: Workspace) -> None:
-    out = built.output_dir("1.20")
+def test_the_sbom_and_the_checksums_cover_every_shipped_file(built_release: Workspace) -> None:
+    out = built_release.output_dir("1.20")
     for sums in ("SHA256SUMS", "SHA512SUMS"):
         tool = "sha256sum" if sums == "SHA256SUMS" else "sha512sum"
         subprocess.run([tool, "--check", "--quiet", sums], cwd=out, check=True)

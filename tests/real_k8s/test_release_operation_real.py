@@ -10,34 +10,21 @@ compared. Should that build fail, the moved output is put back.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.real_k8s.conftest import build_persistent_distro, ensure_k8s_upstream
+from tests.real_k8s.conftest import ensure_k8s_upstream
 from tkedistro.build import output
 from tkedistro.conformance import pipeline as conf
 from tkedistro.core.workspace import Workspace
-from tkedistro.engine.emulation import can_run
 from tkedistro.engine.engines import docker_engines
 from tkedistro.model.manifest import load_release
 
 pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(5400)]
 
 IMAGES = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "pause"]
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    if os.geteuid() != 0:
-        pytest.skip("the component bases are made with debootstrap (root)")
-    if not can_run("linux/arm64")[0]:
-        pytest.fail("arm64 emulation is not registered: " + can_run("linux/arm64")[1]
-                    + " (make install registers it)")
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        return build_persistent_distro(monkeypatch)
 
 
 def _published(out: Path) -> tuple[list[str], str]:
@@ -47,8 +34,8 @@ def _published(out: Path) -> tuple[list[str], str]:
 
 
 def test_a_conformance_started_build_publishes_what_build_publishes(
-        built: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    out = built.output_dir("1.20")
+        built_release: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = built_release.output_dir("1.20")
     files, sums = _published(out)
     assert {"SHA512SUMS", "sbom.spdx.json", "provenance.intoto.json",
             "bin/linux/amd64/e2e.test", "bin/linux/amd64/ginkgo",
@@ -60,11 +47,11 @@ def test_a_conformance_started_build_publishes_what_build_publishes(
     out.rename(aside)
     kubeconfig = tmp_path / "kubeconfig"  # a --kubeconfig run: the suite is not started
     kubeconfig.write_text("apiVersion: v1\n")
-    monkeypatch.setenv("TKEDISTRO_CACHE", str(built.cache))
+    monkeypatch.setenv("TKEDISTRO_CACHE", str(built_release.cache))
     try:
         options = conf.ConformanceOptions(kubeconfig=kubeconfig,
                                           upstream=ensure_k8s_upstream().as_uri())
-        conf.ensure_binaries(built, load_release(built, "1.20"), options,
+        conf.ensure_binaries(built_release, load_release(built_release, "1.20"), options,
                              out / "bin" / "linux" / "amd64", docker_engines())
     finally:
         if not out.exists():
