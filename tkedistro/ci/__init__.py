@@ -1,0 +1,1 @@
+"""CI workflows for a distro repo, rendered from the packaged templates (``tkedistro ci``)."""

@@ -108,7 +108,7 @@ def run(
 
     ``env`` is added to the inherited environment after the redirecting GIT_* variables are
     stripped. ``check=False`` returns the result of a failing command instead of raising.
-    ``die_with_us`` kills the command when this process dies (costs a fork: ~5 ms).
+    ``die_with_us`` kills the command when this process dies (costs a fork).
     """
     args = [os.fspath(a) for a in argv]
     console.verbose("$ " + " ".join(args) + (f"   (in {cwd})" if cwd else ""))

@@ -4,11 +4,10 @@ A session is one long-lived container (``sleep infinity`` under docker's init) i
 commands run with ``exec``; it runs unprivileged (the invoking uid:gid, all capabilities
 dropped, no-new-privileges, no network) and is removed on exit.
 
-The SDK (with ``requests``) costs about 0.3 s per start (``bench/bench_docker_probe.py``: 282 ms
-more than the stdlib probe here), too much for a no-op build that must answer in under one:
-``check_available`` and ``image_info`` speak the engine's HTTP API over its unix socket with
-the standard library, and the SDK is imported only to run containers (or when ``DOCKER_HOST``
-is not a unix socket).
+Importing the SDK (with ``requests``) is a noticeable part of a no-op build's start-up
+(``bench/bench_docker_probe.py`` measures it), so ``check_available`` and ``image_info`` speak
+the engine's HTTP API over its unix socket with the standard library, and the SDK is imported
+only to run containers (or when ``DOCKER_HOST`` is not a unix socket).
 """
 
 from __future__ import annotations

@@ -61,8 +61,8 @@ def _die_with_us(argv: list[str]) -> dict[str, Any]:
 
 
 def gitpython_module() -> Any:
-    """GitPython, imported on first use (60 ms of start-up the unchanged `source` re-run
-    does without), with os.environ clean: GitPython hands it to git (the CLI cleaned it at
+    """GitPython, imported on first use (start-up the unchanged `source` re-run does
+    without), with os.environ clean: GitPython hands it to git (the CLI cleaned it at
     start; this covers callers other than the CLI)."""
     clean_process_env()
     # without this, importing GitPython with no git on PATH raises "Bad git executable";

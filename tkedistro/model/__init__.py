@@ -1,0 +1,1 @@
+"""The typed, frozen release manifest and patch-file models, and ``validate``."""

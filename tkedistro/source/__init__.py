@@ -1,0 +1,1 @@
+"""``_src/<release>``: the pinned upstream plus the series as one commit per patch."""
