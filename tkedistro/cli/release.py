@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from tkedistro.cli import quick
 from tkedistro.cli.common import G, JsonOpt, UpstreamOpt, emit, guarded
 
 
@@ -18,18 +19,12 @@ def register(app: typer.Typer) -> None:
 
 def list_cmd(as_json: JsonOpt = False) -> None:
     """List the releases of this distro repo."""
-    from tkedistro.model import report
-
-    data = report.list_releases(G.workspace())
-    emit(data, report.format_list(data), as_json)
+    quick.list_releases(as_json)
 
 
 def show(release: str, as_json: JsonOpt = False) -> None:
     """Show one release: its pin, components, platforms and patch series."""
-    from tkedistro.model import report
-
-    data = report.show_release(G.workspace(), release)
-    emit(data, report.format_show(data), as_json)
+    quick.show_release(release, as_json)
 
 
 def validate(

@@ -23,7 +23,6 @@ from typing import Literal
 from tkedistro.core.errors import PatchFormatError
 from tkedistro.core.workspace import MAX_PATCH_BYTES
 from tkedistro.model.diffscan import scan_diffs, starts_unified
-from tkedistro.model.proofspec import PROOF_TRAILER, proof_problems
 
 REQUIRED_TRAILERS = ("Patch-Kind", "Upstream-Ref", "Upstream-Status")
 KINDS = ("backport", "carry", "fix")
@@ -227,7 +226,13 @@ def check_trailers(patch: PatchFile, display: str) -> list[str]:
             f"{display}: trailer Upstream-Ref: a backport must name the upstream PR or commit "
             "it comes from (got none)"
         )
-    return problems + proof_problems(patch.trailer(PROOF_TRAILER), display)
+    proof = patch.trailer("Proof")
+    if proof is None:
+        return problems
+    # the proof specs (pydantic models) load only for a patch that declares one: start-up
+    from tkedistro.model.proofspec import proof_problems
+
+    return problems + proof_problems(proof, display)
 
 
 def _check_value(key: str, value: str) -> str | None:
