@@ -325,3 +325,19 @@ def test_a_second_run_waits_for_the_first_and_then_fails_clearly(
     with exclusive_lock(lock, "held by the test"), pytest.raises(LockedError) as caught:
         components.ensure_component_images(ws, "1.20", manifest, FakeEngine())
     assert str(caught.value) == f"another tkedistro run is making component images (lock {lock})"
+
+
+def test_a_killed_debootstraps_mounts_inside_the_rootfs_are_found_deepest_first(
+        tmp_path: Path) -> None:
+    from tkedistro.debian.rootfs import mounts_under
+
+    root = tmp_path / "debian rootfs"
+    escaped = str(root).replace(" ", "\\040")
+    mountinfo = "\n".join([
+        "22 1 0:21 / /proc rw,nosuid - proc proc rw",
+        f"90 22 0:50 / {escaped}/proc rw - proc proc rw",
+        f"91 90 0:51 / {escaped}/proc/sys/fs/binfmt_misc rw - binfmt_misc binfmt_misc rw",
+        f"92 1 0:52 / {escaped}-other/proc rw - proc proc rw",
+        f"93 1 0:53 / {escaped} rw - tmpfs tmpfs rw",
+    ])
+    assert mounts_under(mountinfo, root) == [root / "proc/sys/fs/binfmt_misc", root / "proc"]

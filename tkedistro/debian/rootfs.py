@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -152,8 +153,38 @@ def _split(text: str) -> tuple[str, ...]:
     return tuple(item for item in text.split(",") if item)
 
 
+def mounts_under(mountinfo: str, folder: Path) -> list[Path]:
+    """The mount points inside ``folder`` (``/proc/self/mountinfo`` text), deepest first."""
+    found = []
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if len(fields) < 5:
+            continue
+        point = Path(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4]))
+        if point != folder and point.is_relative_to(folder):
+            found.append(point)
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
+def clear_rootfs(rootfs: Path) -> None:
+    """Remove a root filesystem this tool made, first unmounting what a killed debootstrap
+    left mounted inside it (``/proc``, ``/sys``): only mounts under ``rootfs``."""
+    if not rootfs.exists():
+        return
+    folder = rootfs.resolve()
+    for point in mounts_under(Path("/proc/self/mountinfo").read_text(), folder):
+        run(["umount", "--lazy", "--", point],
+            message=f"unmounting {point}, left mounted by an earlier debootstrap, failed")
+    try:
+        shutil.rmtree(rootfs)
+    except OSError as exc:
+        raise BuildError(f"cannot remove the old Debian root filesystem {rootfs}: {exc}",
+                         hint=f"remove it by hand (as root) and run again: rm -rf {rootfs}"
+                         ) from exc
+
+
 def _debootstrap(rootfs: Path, recipe: DebianRecipe, log: Path) -> tuple[str, ...]:
-    shutil.rmtree(rootfs, ignore_errors=True)
+    clear_rootfs(rootfs)
     rootfs.parent.mkdir(parents=True, exist_ok=True)
     arch = [f"--arch={recipe.arch}"] if recipe.arch else []
     result = run(["debootstrap", "--variant=minbase", *arch,
