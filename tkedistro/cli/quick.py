@@ -18,36 +18,58 @@ from typing import NamedTuple
 from tkedistro import __version__
 from tkedistro.cli.line import CommandLine, typer_needed
 
-_SOURCE_FLAGS = {"--json": "as_json", "--force": "force"}
+# command -> how many operands it takes, and its flags (option -> the name it sets)
+_PLAIN = {
+    "source": (1, {"--json": "as_json", "--force": "force"}),
+    "list": (0, {"--json": "as_json"}),
+    "show": (1, {"--json": "as_json"}),
+}
 
 
-class SourceLine(NamedTuple):
-    release: str
+class QuickLine(NamedTuple):
+    command: str
+    operands: tuple[str, ...]
     paths: dict[str, Path]
-    flags: set[str]
+    flags: set[str]  # the global flags and the command's
+
+    @property
+    def release(self) -> str:
+        return self.operands[0]
 
 
-def source_line(line: CommandLine) -> SourceLine | None:
-    """``line`` as one of the plain ``source`` forms; None when typer must read it."""
-    if not line.plain or line.command != "source":
+def quick_line(line: CommandLine) -> QuickLine | None:
+    """``line`` as a plain form of ``source``, ``list`` or ``show``; None when typer must
+    read it."""
+    if not line.plain or line.command not in _PLAIN:
         return None
+    count, known = _PLAIN[line.command]
     options = [word for word in line.rest if word.startswith("-")]
-    operands = [word for word in line.rest if not word.startswith("-")]
-    if len(operands) != 1 or not operands[0] \
-            or any(option not in _SOURCE_FLAGS for option in options):
+    operands = tuple(word for word in line.rest if not word.startswith("-"))
+    if len(operands) != count or not all(operands) \
+            or any(option not in known for option in options):
         return None
-    return SourceLine(operands[0], dict(line.paths),
-                      set(line.flags) | {_SOURCE_FLAGS[o] for o in options})
+    return QuickLine(line.command, operands, dict(line.paths),
+                     set(line.flags) | {known[o] for o in options})
 
 
-def run_source(line: SourceLine) -> int:
-    """``tkedistro source`` as ``cli/release.py`` runs it; the exit code."""
+def source_line(line: CommandLine) -> QuickLine | None:
+    """``line`` as one of the plain ``source`` forms; None when typer must read it."""
+    quick = quick_line(line)
+    return quick if quick and quick.command == "source" else None
+
+
+def run_quick(line: QuickLine) -> int:
+    """The command as ``cli/release.py`` runs it, through the same session; the exit code."""
     from tkedistro.cli.session import outcome, start
 
     start(line.paths.get("root"), line.paths.get("cache_dir"),
           verbose="verbose" in line.flags, debug="debug" in line.flags)
-    return outcome(_source, line.release, force="force" in line.flags,
-                   as_json="as_json" in line.flags)
+    as_json = "as_json" in line.flags
+    if line.command == "source":
+        return outcome(_source, line.release, force="force" in line.flags, as_json=as_json)
+    if line.command == "show":
+        return outcome(show_release, line.release, as_json=as_json)
+    return outcome(list_releases, as_json=as_json)
 
 
 def _source(release: str, force: bool, as_json: bool) -> None:
@@ -56,35 +78,6 @@ def _source(release: str, force: bool, as_json: bool) -> None:
 
     result = source_mod.prepare_source(G.workspace(), release, upstream=None, force=force)
     emit(result.to_json(), result.format_text(), as_json)
-
-
-# command -> (operands it takes, the flags it may have)
-_REPORTS = {"list": (0, {"--json": "as_json"}), "show": (1, {"--json": "as_json"})}
-
-
-def report_line(line: CommandLine) -> tuple[str, tuple[str, ...], bool] | None:
-    """``line`` as a plain ``list`` or ``show``: (command, operands, as_json); else None."""
-    if not line.plain or line.command not in _REPORTS:
-        return None
-    count, known = _REPORTS[line.command]
-    options = [word for word in line.rest if word.startswith("-")]
-    operands = tuple(word for word in line.rest if not word.startswith("-"))
-    if len(operands) != count or not all(operands) \
-            or any(option not in known for option in options):
-        return None
-    return line.command, operands, "--json" in options
-
-
-def run_report(line: CommandLine, command: str, operands: tuple[str, ...],
-               as_json: bool) -> int:
-    """``tkedistro list`` / ``show`` as ``cli/release.py`` runs them; the exit code."""
-    from tkedistro.cli.session import outcome, start
-
-    start(line.paths.get("root"), line.paths.get("cache_dir"),
-          verbose="verbose" in line.flags, debug="debug" in line.flags)
-    if command == "list":
-        return outcome(list_releases, as_json=as_json)
-    return outcome(show_release, operands[0], as_json=as_json)
 
 
 def list_releases(as_json: bool) -> None:
@@ -112,8 +105,5 @@ def answer(line: CommandLine) -> int | None:
     if line.args == ("--version",):
         print(f"tkedistro {__version__}", flush=True)  # what root's --version option prints
         return 0
-    source = source_line(line)
-    if source:
-        return run_source(source)
-    report = report_line(line)
-    return run_report(line, *report) if report else None
+    quick = quick_line(line)
+    return run_quick(quick) if quick else None
