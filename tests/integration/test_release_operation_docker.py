@@ -6,16 +6,15 @@ A synthetic k8s-shaped upstream built for linux/amd64 in the real builder image.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from tests.helpers.gitrepo import make_upstream, write_manifest
+from tests.helpers.published import take_published
 from tests.integration.test_build_arm64_docker import PAUSE_C
 from tests.integration.test_build_docker import COMPONENTS, TOOL_FILES, upstream_files
-from tkedistro.build import output
 from tkedistro.cli.app import app
 from tkedistro.conformance import pipeline as conf
 from tkedistro.core.workspace import Workspace
@@ -56,21 +55,10 @@ def cli(root: Path, *args: str) -> None:
     assert result.exit_code == 0, result.output
 
 
-def published(root: Path) -> tuple[list[str], str]:
-    """The published files (the state file aside) and SHA256SUMS, then the output is removed
-    so that the next caller builds it from scratch."""
-    out = root / "_output" / "1.20"
-    files = sorted(str(p.relative_to(out)) for p in out.rglob("*")
-                   if p.is_file() and p.name != output.STATE_NAME)
-    sums = (out / output.SUMS_NAME).read_text()
-    shutil.rmtree(out)
-    return files, sums
-
-
 def test_a_conformance_started_build_publishes_what_build_publishes(root: Path,
                                                                     tmp_path: Path) -> None:
     cli(root, "build", "1.20", "--with-conformance-tools")
-    files, sums = published(root)
+    files, sums = take_published(root / "_output" / "1.20")
     assert SHIPPED | {"bin/linux/amd64/e2e.test", "bin/linux/amd64/ginkgo"} <= set(files)
 
     kubeconfig = tmp_path / "kubeconfig"  # a --kubeconfig run: the build needs no root
@@ -79,12 +67,12 @@ def test_a_conformance_started_build_publishes_what_build_publishes(root: Path,
     conf.ensure_binaries(ws, load_release(ws, "1.20"), conf.ConformanceOptions(
         kubeconfig=kubeconfig), ws.output_dir("1.20") / "bin" / "linux" / "amd64",
         docker_engines())
-    assert published(root) == (files, sums)
+    assert take_published(root / "_output" / "1.20") == (files, sums)
 
 
 def test_images_publishes_what_build_publishes(root: Path) -> None:
     cli(root, "build", "1.20")
-    files, sums = published(root)
+    files, sums = take_published(root / "_output" / "1.20")
     assert SHIPPED <= set(files)
     cli(root, "images", "1.20")
-    assert published(root) == (files, sums)
+    assert take_published(root / "_output" / "1.20") == (files, sums)

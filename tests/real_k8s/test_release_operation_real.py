@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.published import published
 from tests.real_k8s.conftest import ensure_k8s_upstream
-from tkedistro.build import output
 from tkedistro.conformance import pipeline as conf
 from tkedistro.core.workspace import Workspace
 from tkedistro.engine.engines import docker_engines
@@ -27,16 +27,10 @@ pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(5400
 IMAGES = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "pause"]
 
 
-def _published(out: Path) -> tuple[list[str], str]:
-    files = sorted(str(p.relative_to(out)) for p in out.rglob("*")
-                   if p.is_file() and p.name != output.STATE_NAME)
-    return files, (out / output.SUMS_NAME).read_text()
-
-
 def test_a_conformance_started_build_publishes_what_build_publishes(
         built_release: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = built_release.output_dir("1.20")
-    files, sums = _published(out)
+    files, sums = published(out)
     assert {"SHA512SUMS", "sbom.spdx.json", "provenance.intoto.json",
             "bin/linux/amd64/e2e.test", "bin/linux/amd64/ginkgo",
             "release/kubernetes-server-linux-arm64.tar.gz",
@@ -56,5 +50,5 @@ def test_a_conformance_started_build_publishes_what_build_publishes(
     finally:
         if not out.exists():
             aside.rename(out)
-    assert _published(out) == (files, sums)
+    assert published(out) == (files, sums)
     shutil.rmtree(aside, ignore_errors=True)

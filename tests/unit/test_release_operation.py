@@ -10,7 +10,6 @@ are the real ones, made from a tiny git tree.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typer.testing import CliRunner
 from tests.helpers.engines import fake_engines
 from tests.helpers.gitrepo import K8S_LIKE_FILES, make_upstream
 from tests.helpers.manifests import manifest_text
+from tests.helpers.published import take_published
 from tests.unit.test_build_plan import FakeBackend, FakeSource, fake_source
 from tkedistro.artifacts import context
 from tkedistro.artifacts import finish as finish_mod
@@ -112,17 +112,6 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def published(root: Path) -> tuple[list[str], str]:
-    """The published files (the state file aside) and SHA256SUMS; the output is removed, so
-    the next caller builds from scratch."""
-    out = root / "_output" / "1.20"
-    files = sorted(str(p.relative_to(out)) for p in out.rglob("*")
-                   if p.is_file() and p.name != output.STATE_NAME)
-    sums = (out / output.SUMS_NAME).read_text()
-    shutil.rmtree(out)
-    return files, sums
-
-
 def cli(root: Path, *args: str) -> None:
     result = CliRunner().invoke(app, ["--root", str(root), *args])
     assert result.exit_code == 0, result.output
@@ -141,22 +130,22 @@ def conformance_build(root: Path, tmp_path: Path) -> None:
 
 def test_images_publishes_what_build_publishes(root: Path) -> None:
     cli(root, "build", "1.20")
-    files, sums = published(root)
+    files, sums = take_published(root / "_output" / "1.20")
     assert {"SHA256SUMS", "SHA512SUMS", "sbom.spdx.json", "provenance.intoto.json",
             "images/kube-apiserver.oci.tar", "release/kubernetes-src.tar.gz",
             "bin/linux/amd64/kubelet", "build-info.json"} <= set(files)
     cli(root, "images", "1.20")
-    assert published(root) == (files, sums)
+    assert take_published(root / "_output" / "1.20") == (files, sums)
 
 
 def test_a_conformance_started_build_publishes_what_build_publishes(
         root: Path, tmp_path: Path) -> None:
     cli(root, "build", "1.20", "--with-conformance-tools")
-    files, sums = published(root)
+    files, sums = take_published(root / "_output" / "1.20")
     assert {"bin/linux/amd64/e2e.test", "images/kube-scheduler.oci.tar", "SHA512SUMS",
             "sbom.spdx.json", "provenance.intoto.json"} <= set(files)
     conformance_build(root, tmp_path)
-    assert published(root) == (files, sums)
+    assert take_published(root / "_output" / "1.20") == (files, sums)
 
 
 def counting(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> list[int]:
