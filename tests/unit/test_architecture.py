@@ -222,6 +222,7 @@ def test_exit_codes_are_computed_from_the_classes() -> None:
     assert errors.EXIT_CODES[errors.HostNotReadyError.exit_code] == errors.HostNotReadyError.meaning
     assert errors.EXIT_CODES[3] == "; ".join([errors.ManifestError.meaning,
                                               errors.ReleaseNotFoundError.meaning,
+                                              errors.UnsafePathError.meaning,
                                               errors.WorkflowDriftError.meaning])
     assert errors.EXIT_CODES[0] == "success"
     listed = [line for line in (errors.__doc__ or "").splitlines() if line.strip()[:2].isdigit()]

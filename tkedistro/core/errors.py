@@ -49,6 +49,15 @@ class ReleaseNotFoundError(ManifestError):
     meaning = "release unknown or not a release name"
 
 
+class UnsafePathError(TkedistroError):
+    """A symlink (or another file kind) where the tool keeps its own files: refused, never
+    followed."""
+
+    exit_code = 3
+    meaning = ("a symlink where tkedistro keeps its own files (state, output, results, "
+               "cluster, cache): refused, never followed")
+
+
 class WorkflowDriftError(TkedistroError):
     """A checked-in CI workflow differs from its render: the repository's config is stale."""
 
@@ -155,6 +164,15 @@ class ClusterError(TkedistroError):
 class RebaseStateError(TkedistroError):
     exit_code = 17
     meaning = "release is mid-rebase / rebase state problem"
+
+
+class DamagedStateError(TkedistroError):
+    """A state file of the tool's own that does not hold what the tool wrote (wrong types,
+    out-of-range values, an unknown version, a path outside the repo)."""
+
+    exit_code = 17
+    meaning = ("damaged state: a state file of tkedistro's own holds what it never writes "
+               "(the message says how to recover)")
 
 
 class NotReproducibleError(TkedistroError):

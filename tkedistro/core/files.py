@@ -1,23 +1,348 @@
-"""Atomic file writes (a reader, or a crash, sees the old bytes or the new, never half), and
-the last lines of a log for an error message."""
+"""The one safe file layer: every file and folder the tool writes, makes, moves or deletes, and
+every state file it reads back, goes through here.
+
+The rules, so the tool's own paths cannot be turned against the host:
+
+- A path is walked from ``/`` one folder at a time, each opened with ``O_NOFOLLOW``: a symlink
+  anywhere in it is refused (``UnsafePathError``, exit 3, naming the link). The roots the tool
+  starts from (the distro repo, the cache) are resolved once when the ``Workspace`` is made,
+  so a symlink the user chose above them is not in the way.
+- A file is written into a temporary file created exclusively (``O_EXCL|O_NOFOLLOW``, a random
+  name) in the target's folder, with its final mode from creation, synced, then renamed over
+  the target: a reader, or a crash, sees the old bytes or the new, never half.
+- A deletion never crosses a symlink: a tree is removed through folder descriptors
+  (``shutil.rmtree`` with ``dir_fd``), and a symlink at the path itself is refused.
+
+``watch()`` lets a test see every path the layer touches (and interrupt after the Nth).
+Also here: the last lines of a log for a message, and file digests.
+"""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import secrets
+import shutil
+import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Any
+
+from tkedistro.core.errors import UnsafePathError
+
+_DIR_FLAGS = os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_PATH", os.O_RDONLY)
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+Watcher = Callable[[str, Path], None]
+_watchers: list[Watcher] = []
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a synced temporary file renamed over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+@contextmanager
+def watch(watcher: Watcher) -> Iterator[None]:
+    """Call ``watcher(operation, path)`` after each thing the layer does in the block
+    (``write``, ``mkdir``, ``remove``, ``rename``, ``link``, ``open``, ``read``). A watcher
+    may raise (a test interrupting after the Nth write)."""
+    _watchers.append(watcher)
+    try:
+        yield
+    finally:
+        _watchers.remove(watcher)
+
+
+def _seen(operation: str, path: Path) -> None:
+    for watcher in list(_watchers):
+        watcher(operation, path)
+
+
+def _refuse(link: Path) -> UnsafePathError:
+    return UnsafePathError(
+        f"{link} is a symlink; tkedistro does not follow symlinks in the paths it writes, "
+        "reads back or deletes (its own state, output, results, cluster and cache folders)",
+        hint=f"remove the symlink ({link}) and re-run; to keep these folders elsewhere, "
+             "point --root or TKEDISTRO_CACHE at the real folder",
+    )
+
+
+def _is_link(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(name, dir_fd=dir_fd).st_mode)
+    except OSError:
+        return False
+
+
+def _open_child(dir_fd: int, name: str, where: Path, create: bool, mode: int) -> int:
+    """Open folder ``name`` in ``dir_fd`` without following a symlink (made when ``create``)."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except FileNotFoundError:
+        if not create:
+            raise
+    except OSError as exc:
+        if _is_link(name, dir_fd):
+            raise _refuse(where) from None
+        if exc.errno == errno.ENOTDIR:
+            raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(where)) from None
+        raise
+    try:
+        os.mkdir(name, mode, dir_fd=dir_fd)
+        _seen("mkdir", where)
+    except FileExistsError:
+        pass  # made by a run beside this one
+    return _open_child(dir_fd, name, where, False, mode)
+
+
+@contextmanager
+def opened_dir(path: Path, *, create: bool = False, mode: int = 0o755) -> Iterator[int]:
+    """A descriptor of folder ``path``, reached without following any symlink (each missing
+    folder made when ``create``). ``FileNotFoundError`` when it is missing, else."""
+    absolute = Path(os.path.abspath(path))
+    fd = os.open("/", _DIR_FLAGS)
+    try:
+        where = Path("/")
+        for name in absolute.parts[1:]:
+            where = where / name
+            child = _open_child(fd, name, where, create, mode)
+            os.close(fd)
+            fd = child
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def ensure_dir(path: Path, *, mode: int = 0o755) -> Path:
+    """Make folder ``path`` and its missing parents, refusing a symlink anywhere in it."""
+    with opened_dir(path, create=True, mode=mode):
+        return path
+
+
+def check_path(path: Path) -> Path:
+    """``path`` when no existing part of it is a symlink (for a folder handed to git or a
+    container, which would follow one), else ``UnsafePathError``."""
+    absolute = Path(os.path.abspath(path))
+    for part in (*reversed(absolute.parents), absolute):
+        try:
+            if stat.S_ISLNK(os.lstat(part).st_mode):
+                raise _refuse(part)
+        except FileNotFoundError:
+            break
+    return path
+
+
+def is_symlink(path: Path) -> bool:
+    """``path`` itself is a symlink (a missing path is not)."""
+    try:
+        return stat.S_ISLNK(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _temp_name(path: Path) -> str:
+    return f".{path.name[:200]}.{secrets.token_hex(6)}.tmp"
+
+
+def _create_temp(dir_fd: int, path: Path, mode: int) -> tuple[int, str]:
+    """An exclusively created temporary file beside ``path``, with ``mode`` from creation."""
+    while True:
+        name = _temp_name(path)
+        try:
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         mode, dir_fd=dir_fd)
+        except FileExistsError:
+            continue
+        os.fchmod(fd, mode)  # exactly ``mode``, whatever the umask
+        return fd, name
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` through a synced, exclusively created temporary file renamed
+    over it (never following a symlink; the folders are made when missing)."""
+    with opened_dir(path.parent, create=True) as dir_fd:
+        fd, temp = _create_temp(dir_fd, path, mode)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            _unlink_quietly(temp, dir_fd)
+            raise
+    _seen("write", path)
+
+
+def write_text(path: Path, text: str, *, mode: int = 0o644) -> None:
+    """``write_atomic`` of ``text`` as UTF-8."""
+    write_atomic(path, text.encode("utf-8"), mode=mode)
+
+
+def write_json(path: Path, data: object, *, mode: int = 0o644) -> None:
+    """``write_atomic`` of ``data`` as indented JSON with a final newline."""
+    write_text(path, json.dumps(data, indent=2) + "\n", mode=mode)
+
+
+def create_exclusive(path: Path, data: bytes = b"", *, mode: int = 0o644) -> bool:
+    """Create ``path`` holding ``data`` unless it exists (False then); never through a
+    symlink (a symlink at ``path`` counts as existing and is refused)."""
+    with opened_dir(path.parent, create=True) as dir_fd:
+        try:
+            fd = os.open(path.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+        except FileExistsError:
+            if _is_link(path.name, dir_fd):
+                raise _refuse(path) from None
+            return False
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+    _seen("write", path)
+    return True
+
+
+@contextmanager
+def open_for_writing(path: Path, *, mode: int = 0o644, append: bool = False) -> Iterator[IO[bytes]]:
+    """A log file opened for writing (truncated, or appended to) without following a symlink;
+    for output written as it comes (a build log), where an atomic rename does not fit."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    flags |= os.O_APPEND if append else os.O_TRUNC
+    with opened_dir(path.parent, create=True) as dir_fd:
+        try:
+            fd = os.open(path.name, flags, mode, dir_fd=dir_fd)
+        except OSError:
+            if _is_link(path.name, dir_fd):
+                raise _refuse(path) from None
+            raise
+    _seen("write", path)
+    with os.fdopen(fd, "ab" if append else "wb") as handle:
+        yield handle
+
+
+def open_lock_file(path: Path) -> int:
+    """A descriptor of lock file ``path`` (made when missing, never through a symlink)."""
+    with opened_dir(path.parent, create=True) as dir_fd:
+        try:
+            fd = os.open(path.name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o644, dir_fd=dir_fd)
+        except OSError:
+            if _is_link(path.name, dir_fd):
+                raise _refuse(path) from None
+            raise
+    _seen("open", path)
+    return fd
+
+
+def read_bytes(path: Path, *, max_bytes: int | None = None) -> bytes:
+    """The bytes of the regular file ``path``, reached without following a symlink
+    (``FileNotFoundError`` when missing; ``UnsafePathError`` for a symlink)."""
+    with opened_dir(path.parent) as dir_fd:
+        try:
+            fd = os.open(path.name, _READ_FLAGS, dir_fd=dir_fd)
+        except OSError:
+            if _is_link(path.name, dir_fd):
+                raise _refuse(path) from None
+            raise
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise IsADirectoryError(errno.EISDIR, "not a regular file", str(path))
+        data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise OSError(errno.EFBIG, f"larger than {max_bytes} bytes", str(path))
+    _seen("read", path)
+    return data
+
+
+def read_text(path: Path, *, max_bytes: int | None = None) -> str:
+    """``read_bytes`` decoded as UTF-8."""
+    return read_bytes(path, max_bytes=max_bytes).decode("utf-8")
+
+
+def copy_file(source: Path, target: Path, *, mode: int = 0o644) -> None:
+    """Copy the regular file ``source`` to ``target`` (neither followed through a symlink)."""
+    write_atomic(target, read_bytes(source), mode=mode)
+
+
+def remove(path: Path, *, missing_ok: bool = True) -> None:
+    """Delete the file or folder tree ``path`` without crossing a symlink: a symlink in its
+    parents, or at ``path`` itself, is refused (``UnsafePathError``)."""
+    try:
+        with opened_dir(path.parent) as dir_fd:
+            try:
+                info = os.lstat(path.name, dir_fd=dir_fd)
+            except FileNotFoundError:
+                if missing_ok:
+                    return
+                raise
+            if stat.S_ISLNK(info.st_mode):
+                raise _refuse(path)
+            if stat.S_ISDIR(info.st_mode):
+                shutil.rmtree(path.name, dir_fd=dir_fd)
+            else:
+                os.unlink(path.name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        if not missing_ok:
+            raise
+        return
+    _seen("remove", path)
+
+
+def remove_link(path: Path) -> None:
+    """Delete the symlink (or file) ``path`` itself, never what it points at."""
+    with opened_dir(path.parent) as dir_fd:
+        _unlink_quietly(path.name, dir_fd)
+    _seen("remove", path)
+
+
+def rename(source: Path, target: Path) -> None:
+    """Move ``source`` over ``target`` (same file system), neither parent through a symlink;
+    a folder ``target`` must be missing or empty (``os.replace``'s rule)."""
+    with opened_dir(source.parent) as src_fd, opened_dir(target.parent, create=True) as dst_fd:
+        if _is_link(target.name, dst_fd):
+            raise _refuse(target)
+        os.replace(source.name, target.name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+    _seen("rename", target)
+
+
+def replace_symlink(path: Path, points_to: str) -> None:
+    """Make ``path`` a symlink to ``points_to`` (relative), replacing the one there."""
+    with opened_dir(path.parent, create=True) as dir_fd:
+        temp = _temp_name(path)
+        os.symlink(points_to, temp, dir_fd=dir_fd)
+        try:
+            os.replace(temp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            _unlink_quietly(temp, dir_fd)
+            raise
+    _seen("link", path)
+
+
+def make_temp_dir(parent: Path, prefix: str) -> Path:
+    """A new, empty folder in ``parent`` (made when missing) named ``<prefix><random>``."""
+    with opened_dir(parent, create=True) as dir_fd:
+        while True:
+            name = f"{prefix}{secrets.token_hex(6)}"
+            try:
+                os.mkdir(name, 0o700, dir_fd=dir_fd)
+            except FileExistsError:
+                continue
+            break
+    _seen("mkdir", parent / name)
+    return parent / name
+
+
+def set_mode(path: Path, mode: int) -> None:
+    """Set the mode of file ``path`` (reached without following a symlink)."""
+    with opened_dir(path.parent) as dir_fd:
+        if _is_link(path.name, dir_fd):
+            raise _refuse(path)
+        os.chmod(path.name, mode, dir_fd=dir_fd)
+    _seen("chmod", path)
+
+
+def _unlink_quietly(name: str, dir_fd: int) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
 
 
 def log_tail(log: Path, lines: int) -> str:
@@ -49,7 +374,7 @@ def file_digests(path: Path, algorithms: tuple[str, ...]) -> dict[str, str]:
     return {name: digest.hexdigest() for name, digest in zip(algorithms, digests, strict=True)}
 
 
-def json_digest(data: object) -> str:
+def json_digest(data: Any) -> str:
     """``sha256:<hex>`` of ``data`` as JSON with sorted keys: the inputs digest of an image
     (equal digests mean nothing to rebuild)."""
     text = json.dumps(data, sort_keys=True)

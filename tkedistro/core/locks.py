@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tkedistro.core import console
+from tkedistro.core import console, files
 from tkedistro.core.errors import LockedError
 from tkedistro.core.workspace import Workspace
 
@@ -34,8 +34,7 @@ def exclusive_lock(path: Path, busy: str, *, wait: float = 0, waiting: str = "",
     Another holder makes it a ``LockedError`` saying ``busy`` (exit 13): at once, or with
     ``wait`` seconds after printing ``waiting`` and waiting that long for the lock.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = files.open_lock_file(path)
     try:
         if not _locked(fd):
             if wait <= 0:
