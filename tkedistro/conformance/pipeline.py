@@ -9,7 +9,6 @@ alone.
 
 from __future__ import annotations
 
-import json
 import shlex
 import time
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from tkedistro.conformance.suite import (
 )
 from tkedistro.core import console
 from tkedistro.core.errors import ClusterError, ConformanceFailedError
+from tkedistro.core.files import write_json
 from tkedistro.core.locks import output_lock
 from tkedistro.core.workspace import Workspace
 from tkedistro.engine.engines import Engines
@@ -259,8 +259,7 @@ def _finish(release: str, manifest: Manifest, options: ConformanceOptions, run: 
     files = write_bundle(ctx, report_dir)
     result = ConformanceResult(release, report_dir, results, cluster, timed_out,
                                tuple(loaded), tuple(unavailable), tuple(files), run.build)
-    summary = report_dir / "summary.json"
-    summary.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
+    write_json(report_dir / "summary.json", result.to_json())
     return result
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tkedistro.conformance.results import SuiteResults
+from tkedistro.core.files import write_text
 from tkedistro.core.render import render
 from tkedistro.model.manifest import Manifest
 
@@ -73,10 +74,9 @@ def render_readme(ctx: BundleContext) -> str:
 
 
 def write_bundle(ctx: BundleContext, folder: Path) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in (("PRODUCT.yaml", render_product(ctx)), ("README.md", render_readme(ctx))):
         path = folder / name
-        path.write_text(text, encoding="utf-8")
+        write_text(path, text)
         written.append(path)
     return written

@@ -11,19 +11,23 @@ into one ``junit_01.xml``.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from tkedistro.conformance.results import junit_from_log, merge_junit
-from tkedistro.core import console
+from tkedistro.core import console, files
 from tkedistro.core.errors import ClusterError
+from tkedistro.core.files import write_text
 from tkedistro.core.runner import clean_env
 
 CONFORMANCE_FOCUS = r"\[Conformance\]"
@@ -208,14 +212,14 @@ def _interrupt(proc: subprocess.Popen[str]) -> None:
 
 def run_suite(spec: SuiteRun) -> bool:
     """Run the suite; returns True when it stopped at the timeout. Never raises on failures."""
-    spec.report_dir.mkdir(parents=True, exist_ok=True)
+    files.ensure_dir(spec.report_dir)
     for old in spec.report_dir.glob("junit_*.xml"):
-        old.unlink()
+        files.remove(old)
     deadline = time.monotonic() + spec.timeout_s
     planned = passes(spec)
     started = time.monotonic()
     timed_out = True  # unless every pass ran to its end
-    with spec.log.open("w", encoding="utf-8") as log:
+    with _open_log(spec.log) as log:
         for step in planned:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -246,11 +250,18 @@ def _merge(spec: SuiteRun, seconds: float, pass_count: int) -> None:
     else:
         parts = sorted(spec.report_dir.glob("junit_parallel_*.xml")) + \
             sorted(spec.report_dir.glob("junit_serial_*.xml"))
-    texts = [p.read_text(encoding="utf-8") for p in parts]
-    recovered = junit_from_log(spec.log.read_text(encoding="utf-8", errors="replace"))
+    texts = [files.read_text(p) for p in parts]
+    recovered = junit_from_log(files.read_bytes(spec.log).decode("utf-8", errors="replace"))
     if not texts and "<testcase" not in recovered:
         return  # nothing ran: no junit_01.xml, and the report says to read e2e.log
-    spec.junit.write_text(merge_junit([*texts, recovered], seconds), encoding="utf-8")
+    write_text(spec.junit, merge_junit([*texts, recovered], seconds))
+
+
+@contextmanager
+def _open_log(path: Path) -> Iterator[TextIO]:
+    """``e2e.log`` opened for text as it comes, never through a symlink."""
+    with files.open_for_writing(path) as raw, io.TextIOWrapper(raw, encoding="utf-8") as log:
+        yield log
 
 
 def _run_pass(argv: list[str], env: dict[str, str], log: TextIO, timeout_s: float,

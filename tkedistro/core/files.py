@@ -261,6 +261,52 @@ def copy_file(source: Path, target: Path, *, mode: int = 0o644) -> None:
     write_atomic(target, read_bytes(source), mode=mode)
 
 
+def link_or_copy(source: Path, target: Path) -> None:
+    """Make ``target`` the regular file ``source``: a hard link, or where the file system
+    refuses one a streamed copy with the same mode, put in place by one rename (what was at
+    ``target``, a symlink too, is replaced, never followed); neither reached through a symlink."""
+    with opened_dir(source.parent) as src_fd, opened_dir(target.parent, create=True) as dst_fd:
+        try:
+            fd = os.open(source.name, _READ_FLAGS, dir_fd=src_fd)
+        except OSError:
+            if _is_link(source.name, src_fd):
+                raise _refuse(source) from None
+            raise
+        with os.fdopen(fd, "rb") as reader:
+            info = os.fstat(reader.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise IsADirectoryError(errno.EISDIR, "not a regular file", str(source))
+            temp = _temp_name(target)
+            try:
+                os.link(source.name, temp, src_dir_fd=src_fd, dst_dir_fd=dst_fd,
+                        follow_symlinks=False)
+            except OSError:
+                temp = _copy_into(reader, dst_fd, target, stat.S_IMODE(info.st_mode))
+            if _is_link(temp, dst_fd):  # swapped for a symlink since it was opened
+                _unlink_quietly(temp, dst_fd)
+                raise _refuse(source)
+        try:
+            os.replace(temp, target.name, src_dir_fd=dst_fd, dst_dir_fd=dst_fd)
+        except BaseException:
+            _unlink_quietly(temp, dst_fd)
+            raise
+    _seen("write", target)
+
+
+def _copy_into(reader: IO[bytes], dir_fd: int, target: Path, mode: int) -> str:
+    """A synced temporary copy of ``reader`` beside ``target``; its name."""
+    fd, temp = _create_temp(dir_fd, target, mode)
+    try:
+        with os.fdopen(fd, "wb") as writer:
+            shutil.copyfileobj(reader, writer, 1 << 20)
+            writer.flush()
+            os.fsync(writer.fileno())
+    except BaseException:
+        _unlink_quietly(temp, dir_fd)
+        raise
+    return temp
+
+
 def remove(path: Path, *, missing_ok: bool = True) -> None:
     """Delete the file or folder tree ``path`` without crossing a symlink: a symlink in its
     parents, or at ``path`` itself, is refused (``UnsafePathError``)."""

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tkedistro.core import files
 from tkedistro.core.errors import BuildError
 
 CHUNK = 1 << 20
@@ -73,7 +74,7 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 def write_load_archive(rootfs_tar: Path, dest: Path, ref: str, platform: str,
                        changes: Sequence[str] = ()) -> None:
     """Write to ``dest`` the ``docker load`` archive of ``rootfs_tar`` as image ``ref``
-    (``name:tag``) for ``platform``."""
+    (``name:tag``) for ``platform`` (never through a symlink at ``dest``: exit 3)."""
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     config = {**platform_fields(platform), "created": created,
               "config": container_config(changes),
@@ -82,7 +83,7 @@ def write_load_archive(rootfs_tar: Path, dest: Path, ref: str, platform: str,
     config_bytes = json.dumps(config, sort_keys=True).encode()
     config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
     manifest = [{"Config": config_name, "RepoTags": [ref], "Layers": ["layer/layer.tar"]}]
-    with tarfile.open(dest, "w") as tar:
+    with files.open_for_writing(dest) as handle, tarfile.open(fileobj=handle, mode="w") as tar:
         _add_bytes(tar, config_name, config_bytes)
         tar.add(rootfs_tar, arcname="layer/layer.tar", recursive=False)
         _add_bytes(tar, "manifest.json", json.dumps(manifest).encode())

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tkedistro.core import console
+from tkedistro.core import console, files
 from tkedistro.core.errors import BuildError
 from tkedistro.engine.docker import connect
 from tkedistro.engine.docker_archive import write_load_archive
@@ -128,7 +128,7 @@ class DockerImages:
             reason = getattr(exc, "explanation", None) or exc
             raise BuildError(f"docker load of {rootfs_tar} as {ref} failed: {reason}") from exc
         finally:
-            archive.unlink(missing_ok=True)
+            files.remove(archive)
         return self._built(ref)
 
     def tag(self, ref: str, new_ref: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tkedistro.core import files
 from tkedistro.core.files import write_atomic
 from tkedistro.engine.protocols import ImageEngine
 
@@ -19,7 +20,7 @@ class ImageRecord:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(files.read_bytes(path))
         except (OSError, ValueError):
             data = {}
         self._refs: dict[str, dict[str, str]] = data if isinstance(data, dict) else {}
@@ -32,7 +33,6 @@ class ImageRecord:
 
     def remember(self, ref: str, inputs: str, image_id: str) -> None:
         self._refs[ref] = {"inputs": inputs, "id": image_id}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(self.path, json.dumps(self._refs, indent=1, sort_keys=True).encode())
 
 
@@ -43,7 +43,6 @@ def local_id(engine: ImageEngine, ref: str, inputs: str, work: Path) -> str:
     if known:
         return known
     context = work / "context" / "_id"
-    context.mkdir(parents=True, exist_ok=True)
     write_atomic(context / "Dockerfile", f"FROM {ref}\n".encode())
     found = engine.build(context, ref, {}).id
     record.remember(ref, inputs, found)

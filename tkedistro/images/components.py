@@ -11,12 +11,12 @@ Everything goes through the ``ImageEngine`` protocol (``engine/protocols.py``).
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tkedistro.core import console
+from tkedistro.core import console, files
 from tkedistro.core.errors import BuildError
 from tkedistro.core.locks import exclusive_lock
 from tkedistro.core.workspace import Workspace
@@ -102,7 +102,8 @@ def _ensure_one(recipe: ComponentRecipe, engine: ImageEngine, work: Path) -> Com
         with console.step(STEP, f"build {recipe.ref} ({recipe.platform})"):
             built = engine.build(context, recipe.ref, labels)
     finally:
-        shutil.rmtree(context, ignore_errors=True)
+        with suppress(OSError):
+            files.remove(context)
     ImageRecord(work / "images.json").remember(recipe.ref, digest, built.id)
     return ComponentImage(recipe.component, recipe.ref, built.id, recipe.platform, False,
                           dict(built.labels or labels))

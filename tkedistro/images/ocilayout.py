@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import tarfile
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from tkedistro.core import files
 from tkedistro.core.errors import ImageError
+from tkedistro.core.files import rename
 
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
                "application/vnd.docker.distribution.manifest.list.v2+json")
@@ -42,7 +46,7 @@ def blob_path(layout: Path, digest: str) -> Path:
 
 def _read_json(path: Path) -> dict[str, object]:
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(files.read_bytes(path))
     except (OSError, ValueError) as exc:
         raise ImageError(f"{path}: not a readable OCI document: {exc}") from exc
     if not isinstance(data, dict):
@@ -101,24 +105,36 @@ def _info(name: str, mtime: int, mode: int, size: int = 0, folder: bool = False)
 
 
 def pack_layout(layout: Path, archive: Path, mtime: int) -> None:
-    """Write ``archive`` (atomically) from the layout folder; see the module docstring."""
+    """Write ``archive`` (atomically) from the layout folder; see the module docstring.
+
+    The archive is streamed into a temporary file beside it, synced and renamed over it,
+    never through a symlink (``core/files.py``)."""
     blobs = sorted(blob_path(layout, d).relative_to(layout).as_posix()
                    for d in reachable_blobs(layout))
-    files = sorted(["oci-layout", "index.json", *blobs])
+    names = sorted(["oci-layout", "index.json", *blobs])
     folders = sorted({str(Path(name).parent) for name in blobs} | {"blobs"})
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    tmp = archive.with_name(archive.name + ".tmp")
-    with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
-        for name in sorted(folders + files):
-            if name in folders:
-                tar.addfile(_info(name + "/", mtime, 0o755, folder=True))
-                continue
-            path = layout / name
-            if not path.is_file():
-                raise ImageError(f"{layout}: {name} is missing from the OCI layout")
-            with path.open("rb") as handle:
-                tar.addfile(_info(name, mtime, 0o644, path.stat().st_size), handle)
-    with tmp.open("rb+") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, archive)
+    temp = archive.with_name(f".{archive.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        with files.open_for_writing(temp) as handle:
+            with tarfile.open(fileobj=handle, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+                _add_entries(tar, layout, sorted(folders + names), set(folders), mtime)
+            handle.flush()
+            os.fsync(handle.fileno())
+        rename(temp, archive)
+    except BaseException:
+        with suppress(OSError):
+            files.remove(temp)
+        raise
 
+
+def _add_entries(tar: tarfile.TarFile, layout: Path, names: list[str], folders: set[str],
+                 mtime: int) -> None:
+    for name in names:
+        if name in folders:
+            tar.addfile(_info(name + "/", mtime, 0o755, folder=True))
+            continue
+        path = files.check_path(layout / name)
+        if not path.is_file():
+            raise ImageError(f"{layout}: {name} is missing from the OCI layout")
+        with path.open("rb") as handle:
+            tar.addfile(_info(name, mtime, 0o644, path.stat().st_size), handle)

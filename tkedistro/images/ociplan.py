@@ -11,13 +11,13 @@ entrypoint) on the Debian component base of their platform; pause follows upstre
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
+from tkedistro.core import files
 from tkedistro.core.errors import ImageError
 from tkedistro.core.files import json_digest, sha256_file
 from tkedistro.debian.rootfs import INPUTS_LABEL, SOURCE_LABEL
@@ -164,12 +164,12 @@ def plan_component(out_dir: Path, ctx: ReleaseInputs, component: str,
 def write_rootfs(folder: Path, image: PlatformImage) -> Path:
     """A fresh folder holding just the binary at its target path, every entry with a fixed
     mode and mtime (a copy: fixing a hard link's mtime would touch the build output)."""
-    shutil.rmtree(folder, ignore_errors=True)
+    files.remove(folder)
     relative = Path(image.target.relative_to("/"))
-    (folder / relative).parent.mkdir(parents=True)
-    shutil.copyfile(image.binary, folder / relative)
+    files.ensure_dir((folder / relative).parent)
+    files.copy_file(image.binary, folder / relative, mode=0o755)
     entries = [(relative, 0o755)] + [(p, 0o755) for p in relative.parents if p != Path(".")]
     for name, mode in entries + [(Path("."), 0o755)]:
-        os.chmod(folder / name, mode)
-        os.utime(folder / name, (FIXED_MTIME, FIXED_MTIME))
+        files.set_mode(folder / name, mode)
+        os.utime(folder / name, (FIXED_MTIME, FIXED_MTIME), follow_symlinks=False)
     return folder

@@ -10,10 +10,10 @@ name kubeadm derives from ``imageRepository`` and ``kubernetesVersion``.
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from tkedistro.core import files
 from tkedistro.core.errors import BuildError
 from tkedistro.core.files import json_digest, sha256_file, write_atomic
 from tkedistro.core.workspace import output_bin
@@ -113,15 +113,15 @@ def write_context(folder: Path, recipe: ComponentRecipe) -> Path:
     and folder with a fixed mtime and mode.
 
     A copy, not a hard link: fixing the mtime of a link would touch the build output."""
-    shutil.rmtree(folder, ignore_errors=True)
+    files.remove(folder)
     binary = Path(CONTEXT_ROOT) / recipe.target.relative_to("/")
-    (folder / binary).parent.mkdir(parents=True)
+    files.ensure_dir((folder / binary).parent)
     write_atomic(folder / "Dockerfile", recipe.dockerfile().encode())
-    shutil.copyfile(recipe.binary, folder / binary)
+    files.copy_file(recipe.binary, folder / binary, mode=0o755)
     folders = [parent for parent in binary.parents if parent != Path(".")]  # deepest first
     fixed: list[tuple[Path, int]] = [(Path("Dockerfile"), 0o644), (binary, 0o755)]
     for name, mode in fixed + [(f, 0o755) for f in folders]:
-        os.chmod(folder / name, mode)
-        os.utime(folder / name, (FIXED_MTIME, FIXED_MTIME))
+        files.set_mode(folder / name, mode)
+        os.utime(folder / name, (FIXED_MTIME, FIXED_MTIME), follow_symlinks=False)
     return folder
 

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 import uuid
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from tkedistro.core import console
+from tkedistro.core import console, files
 from tkedistro.core.errors import ImageError
 from tkedistro.core.files import sha256_file, write_atomic
 from tkedistro.engine.protocols import OciBuilder
@@ -138,7 +138,7 @@ def write_images_json(out_dir: Path, shipped: list[ShippedImage]) -> Path:
 def read_images_json(out_dir: Path) -> list[ShippedImage]:
     """The images of a published output ([] when it has none or the file is not readable)."""
     try:
-        data = json.loads((out_dir / IMAGES_DIR / IMAGES_JSON).read_text())
+        data = json.loads(files.read_bytes(out_dir / IMAGES_DIR / IMAGES_JSON))
     except (OSError, ValueError):
         return []
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
@@ -162,22 +162,15 @@ def _intact(old: ShippedImage, previous: Path, ref: str, inputs: str) -> bool:
 
 def _reuse(old: ShippedImage, previous: Path, out_dir: Path) -> ShippedImage:
     source, target = previous / old.archive, out_dir / old.archive
-    if not (target.exists() and os.path.samefile(source, target)):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.unlink(missing_ok=True)
-        try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
+    if files.is_symlink(target) or not (target.exists() and os.path.samefile(source, target)):
+        files.link_or_copy(source, target)
     return ShippedImage(old.component, old.ref, old.index_digest, old.manifests, old.archive,
                         old.size, old.sha256, old.inputs, reused=True)
 
 
 def _make(plan: ComponentPlan, inputs: str, builder: OciBuilder, work: Path,
           out_dir: Path) -> ShippedImage:
-    shutil.rmtree(work, ignore_errors=True)
+    files.remove(work)
     started = time.monotonic()
     for image in plan.images:
         _commit(plan, image, inputs, builder, work)
@@ -198,7 +191,8 @@ def _make(plan: ComponentPlan, inputs: str, builder: OciBuilder, work: Path,
                          f"{sorted(index.manifests)}, expected {plan.version!r} for {wanted}")
     archive = out_dir / archive_name(plan.component)
     pack_layout(layout, archive, plan.epoch)
-    shutil.rmtree(work, ignore_errors=True)
+    with suppress(OSError):
+        files.remove(work)
     _progress(started, f"{plan.component}: {archive_name(plan.component)} "
                        f"{console.size(archive.stat().st_size)}")
     return ShippedImage(plan.component, plan.ref, index.digest, index.manifests,

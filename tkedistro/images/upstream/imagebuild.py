@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tkedistro.core import console
+from tkedistro.core import console, files
 from tkedistro.core.errors import BuildError
-from tkedistro.core.files import json_digest, sha256_file, write_atomic
+from tkedistro.core.files import json_digest, rename, sha256_file, write_atomic
 from tkedistro.images.upstream.debianbase import INPUTS_LABEL, SOURCE_LABEL, DebianBase
 from tkedistro.images.upstream.recipes import Binary, Recipe, tag_of
 
@@ -53,10 +52,10 @@ def file_digest(path: Path) -> str:
 
 def build_binaries(tree: Path, out: Path, wanted: Sequence[Binary], tool: BuildTool) -> None:
     """Each binary into ``out`` (one folder per commit) unless it is already there."""
-    out.mkdir(parents=True, exist_ok=True)
+    files.ensure_dir(out)
     owner = tree.stat()
     if os.geteuid() == 0:
-        os.chown(out, owner.st_uid, owner.st_gid)
+        os.chown(out, owner.st_uid, owner.st_gid, follow_symlinks=False)
     for binary in wanted:
         if (out / binary.name).exists():
             continue
@@ -66,17 +65,17 @@ def build_binaries(tree: Path, out: Path, wanted: Sequence[Binary], tool: BuildT
         if not partial.exists():
             raise BuildError(f"building {binary.name} wrote no /out/{binary.name}.partial",
                              hint=" ".join(binary.argv))
-        partial.replace(out / binary.name)
+        rename(partial, out / binary.name)
 
 
 def inputs_for(ref: str, recipe: Recipe, tree: Path, commit: str, bins: Path,
                base: DebianBase | None, parent_id: str, parent: str | None = None) -> Inputs:
-    files = {b.name: bins / b.name for b in recipe.binaries}
-    files.update({Path(p).name: tree / p for p in recipe.tree_files})
-    missing = [str(p) for p in files.values() if not p.is_file()]
+    sources = {b.name: bins / b.name for b in recipe.binaries}
+    sources.update({Path(p).name: tree / p for p in recipe.tree_files})
+    missing = [str(p) for p in sources.values() if not p.is_file()]
     if missing:
         raise BuildError(f"cannot build {ref}: missing {', '.join(missing)}")
-    return Inputs(ref, recipe.render(base.ref if base else "", parent), files, dict(recipe.texts),
+    return Inputs(ref, recipe.render(base.ref if base else "", parent), sources, dict(recipe.texts),
                   commit if recipe.from_tree else "", parent_id)
 
 
@@ -104,14 +103,11 @@ def labels_for(inputs: Inputs, recipe: Recipe, source: str) -> dict[str, str]:
 
 def write_context(folder: Path, inputs: Inputs) -> Path:
     """A fresh build context: the Dockerfile, the files (hard links when possible), the texts."""
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    files.remove(folder)
+    files.ensure_dir(folder)
     write_atomic(folder / "Dockerfile", inputs.dockerfile.encode())
     for name, text in inputs.texts.items():
         write_atomic(folder / name, text.encode())
     for name, source in inputs.files.items():
-        try:
-            os.link(source, folder / name)
-        except OSError:
-            shutil.copy2(source, folder / name)
+        files.link_or_copy(source, folder / name)
     return folder
