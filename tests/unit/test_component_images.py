@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from tests.helpers.manifests import V1_20_2, manifest_text
 from tests.unit.test_architecture import GRAPH
 from tests.unit.test_images import FakeEngine as ImagesFakeEngine
 from tests.unit.test_images import no_debootstrap  # noqa: F401  (autouse: no debootstrap here)
-from tkedistro.core.errors import BuildError, LockedError
+from tkedistro.core.errors import BuildError, LockedError, UnsafePathError
 from tkedistro.core.locks import exclusive_lock
 from tkedistro.core.runner import run as real_run
 from tkedistro.core.workspace import Workspace
@@ -341,3 +342,31 @@ def test_a_killed_debootstraps_mounts_inside_the_rootfs_are_found_deepest_first(
         f"93 1 0:53 / {escaped} rw - tmpfs tmpfs rw",
     ])
     assert mounts_under(mountinfo, root) == [root / "proc/sys/fs/binfmt_misc", root / "proc"]
+
+
+def test_a_stale_context_is_removed_without_following_its_symlinks(
+        output: Path, manifest: Manifest, tmp_path: Path) -> None:
+    """The context folder is emptied through the safe file layer: a symlink left in an old
+    context (to a folder outside) is removed, not followed; a symlinked context is refused."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious").write_text("keep\n")
+    stale = tmp_path / "work/context/linux-amd64/kube-proxy"
+    stale.mkdir(parents=True)
+    (stale / "rootfs").symlink_to(outside)
+    engine = FakeEngine()
+    build(output, manifest, engine, tmp_path / "work")
+    proxy = engine.snapshots["tkedistro.local/k8s/kube-proxy:v1.20.2-tke.1"]
+    assert proxy["rootfs/usr/local/bin/kube-proxy"][2] == b"\x7fELF kube-proxy"
+    assert sorted(p.name for p in outside.iterdir()) == ["precious"]
+
+    platform = tmp_path / "work/context/linux-amd64"
+    shutil.rmtree(platform)
+    platform.symlink_to(outside)
+    changed = output / "bin/linux/amd64/kube-proxy"
+    changed.write_bytes(b"\x7fELF kube-proxy 2")
+    with pytest.raises(UnsafePathError) as err:
+        build(output, manifest, engine, tmp_path / "work")
+    assert err.value.exit_code == 3
+    assert str(err.value).startswith(f"{platform} is a symlink; tkedistro does not follow")
+    assert sorted(p.name for p in outside.iterdir()) == ["precious"]

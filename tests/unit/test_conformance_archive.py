@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner, Result
 
 from tests.helpers.engines import fake_engines
 from tests.helpers.gitrepo import make_upstream
@@ -16,6 +17,7 @@ from tests.unit.test_build_plan import FakeBackend, FakeSource, fake_source
 from tkedistro.build import container, pipeline
 from tkedistro.build.plan import BuildPlan
 from tkedistro.build.publish import Staging
+from tkedistro.cli.app import app
 from tkedistro.conformance import archive
 from tkedistro.conformance import pipeline as conf
 from tkedistro.core.workspace import Workspace
@@ -139,3 +141,100 @@ def test_folder_names_are_utc_time_and_version_and_never_reused(tmp_path: Path) 
     assert again.folder.name == "19700101T000000Z-v1.20.2-tke.1.2"
     assert first.build is None  # no build-info.json in _output: nothing to copy
     assert archive.latest_run(ws, "1.20") is None
+
+
+def cli_conformance(ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Result:
+    """``tkedistro conformance 1.20 --kubeconfig K --no-build`` with a suite that passes."""
+    suite_ran: list[Path] = []
+
+    def suite(options: object, bins: Path, kubeconfig: Path, report_dir: Path,
+              repo_list: Path | None, skip: str) -> bool:
+        suite_ran.append(report_dir)
+        (report_dir / "e2e.log").write_text("ran\n")
+        (report_dir / "junit_01.xml").write_text(
+            f'<testsuite tests="1" failures="0"><testcase name="{SPEC}" time="1"/></testsuite>\n')
+        return False
+
+    monkeypatch.setattr(conf, "_suite", suite)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\n")
+    result = CliRunner().invoke(app, ["--root", str(ws.root), "--cache-dir", str(ws.cache),
+                                      "conformance", "1.20", "--kubeconfig", str(kubeconfig),
+                                      "--no-build"], env={"COLUMNS": "1000"})
+    assert not (result.exit_code and suite_ran), "the suite ran before the refusal"
+    return result
+
+
+def flat(result: Result) -> str:
+    return " ".join(result.output.split())
+
+
+def tree_of(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def test_a_symlinked_sha256sums_in_the_output_is_refused_not_copied(
+        ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit: ``conformance`` copied a symlinked ``_output/<release>/SHA256SUMS`` (any
+    file, e.g. a secret) into a 0644 file of the results."""
+    build(ws)
+    secret = tmp_path / "secret"
+    secret.write_text("root's secret\n")
+    sums = ws.output_dir("1.20") / "SHA256SUMS"
+    sums.unlink()
+    sums.symlink_to(secret)
+
+    result = cli_conformance(ws, tmp_path, monkeypatch)
+
+    assert result.exit_code == 3, result.output
+    assert f"{sums} is a symlink; tkedistro does not follow symlinks" in flat(result)
+    assert f"remove the symlink ({sums}) and re-run" in flat(result)
+    copied = [p for p in (ws.root / "_results").rglob("*") if p.is_file()]
+    assert copied == []  # no run folder holds a copy of the secret
+    assert secret.read_text() == "root's secret\n"
+
+
+@pytest.mark.parametrize("linked", ["_results/1.20", "_results/1.20/conformance"])
+def test_a_symlinked_results_folder_is_refused_and_nothing_outside_changes(
+        ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, linked: str) -> None:
+    """The audit: a symlinked ``_results/<release>/conformance`` (or ``_results/<release>``)
+    made the tool write its run folders, reports and ``latest`` outside the root."""
+    build(ws)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("keep\n")
+    link = ws.root / linked
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(outside)
+
+    result = cli_conformance(ws, tmp_path, monkeypatch)
+
+    assert result.exit_code == 3, result.output
+    assert f"{link} is a symlink; tkedistro does not follow symlinks" in flat(result)
+    assert tree_of(outside) == {"keep": b"keep\n"} and sorted(outside.iterdir()) == [
+        outside / "keep"]
+
+
+def test_latest_replaces_a_planted_symlink_without_following_it(
+        ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``latest`` is swapped in by one rename: a ``latest`` someone planted pointing at
+    another folder is replaced, and that folder (and what is in it) is left alone."""
+    build(ws)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "e2e.log").write_text("someone else's\n")
+    base = ws.conformance_results_dir("1.20")
+    base.mkdir(parents=True)
+    (base / "latest").symlink_to(elsewhere)
+    assert archive.latest_run(ws, "1.20") is None  # not a run folder beside it
+
+    result = cli_conformance(ws, tmp_path, monkeypatch)
+
+    assert result.exit_code == 0, result.output
+    run = archive.latest_run(ws, "1.20")
+    assert run is not None and run.parent == base
+    assert (base / "latest").readlink() == Path(run.name)
+    assert tree_of(elsewhere) == {"e2e.log": b"someone else's\n"}
+    assert (run / "SHA256SUMS").read_bytes() == (ws.output_dir("1.20") / "SHA256SUMS"
+                                                 ).read_bytes()

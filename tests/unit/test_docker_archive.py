@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tkedistro.core.errors import BuildError
+from tkedistro.core.errors import BuildError, UnsafePathError
 from tkedistro.engine import docker_archive
 
 
@@ -44,3 +44,20 @@ def test_a_change_it_cannot_write_is_refused(line: str) -> None:
 def test_a_platform_of_the_wrong_shape_is_refused() -> None:
     with pytest.raises(BuildError, match="expected a platform like linux/arm64, got 'arm64'"):
         docker_archive.platform_fields("arm64")
+
+
+def test_the_archive_is_never_written_through_a_symlink(tmp_path: Path) -> None:
+    """A symlink where the load archive goes (beside the root filesystem tar in the cache)
+    is refused with exit 3, and the file it points at is left as it was."""
+    rootfs = tmp_path / "rootfs.tar"
+    with tarfile.open(rootfs, "w"):
+        pass
+    victim = tmp_path / "victim"
+    victim.write_text("keep\n")
+    dest = tmp_path / "rootfs.tar.load.tar"
+    dest.symlink_to(victim)
+    with pytest.raises(UnsafePathError) as err:
+        docker_archive.write_load_archive(rootfs, dest, "x/base:1", "linux/arm64")
+    assert err.value.exit_code == 3
+    assert str(err.value).startswith(f"{dest} is a symlink; tkedistro does not follow")
+    assert victim.read_text() == "keep\n"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tkedistro.core.errors import BuildError
+from tkedistro.core.errors import BuildError, UnsafePathError
 from tkedistro.debian import rootfs as debian
 from tkedistro.engine.imagerecord import ImageRecord
 from tkedistro.engine.protocols import BuiltImage
@@ -265,3 +265,48 @@ def test_debian_base_is_labelled_with_its_packages_and_reused(
     assert (first.reused, again.reused, len(runs)) == (False, True, 1)
     assert again.image_id == first.image_id and again.version("bash") == "5.1-2+deb11u1"
     assert not (tmp_path / "debian-rootfs").exists()
+
+
+def test_a_tree_file_that_is_a_symlink_is_refused_not_put_in_the_image(
+        tree: Path, work: Path, engine: FakeEngine, tmp_path: Path) -> None:
+    """The build context is assembled through the safe file layer: a tree file that is a
+    symlink (to a host secret) is refused (exit 3, naming it), not linked or copied in."""
+    secret = tmp_path / "secret"
+    secret.write_text("host key\n")
+    crt = tree / "test/images/agnhost/porter/localhost.crt"
+    crt.unlink()
+    crt.symlink_to(secret)
+    with pytest.raises(UnsafePathError) as err:
+        imageset.build_image_set(tree, "a" * 40, ["k8s.gcr.io/e2e-test-images/agnhost:2.21"],
+                                 engine, fake_tool([]), work)
+    assert err.value.exit_code == 3
+    assert str(err.value).startswith(f"{crt} is a symlink; tkedistro does not follow symlinks")
+    assert engine.builds == []
+    assert not any(p.read_bytes() == b"host key\n" for p in work.rglob("*")
+                   if p.is_file() and not p.is_symlink())
+
+
+def test_a_symlinked_context_folder_is_refused_and_what_it_points_at_is_kept(
+        tree: Path, work: Path, engine: FakeEngine, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious").write_text("keep\n")
+    (work / "context").symlink_to(outside)
+    with pytest.raises(UnsafePathError) as err:
+        imageset.build_image_set(tree, "a" * 40, ["k8s.gcr.io/pause:3.2"], engine,
+                                 fake_tool([]), work)
+    assert err.value.exit_code == 3
+    assert str(err.value).startswith(f"{work / 'context'} is a symlink")
+    assert sorted(p.name for p in outside.iterdir()) == ["precious"]
+    assert (outside / "precious").read_text() == "keep\n"
+
+
+def test_the_image_record_is_not_read_through_a_symlink(work: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text('{"x": {"inputs": "i", "id": "sha256:planted"}}')
+    work.mkdir()
+    (work / "images.json").symlink_to(elsewhere)
+    with pytest.raises(UnsafePathError) as err:
+        ImageRecord(work / "images.json")
+    assert err.value.exit_code == 3 and str(err.value).startswith(
+        f"{work / 'images.json'} is a symlink")

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from tkedistro.artifacts.context import ReleaseContext
-from tkedistro.core.errors import ImageError
+from tkedistro.core.errors import ImageError, UnsafePathError
 from tkedistro.engine.buildah import Buildah
 from tkedistro.engine.protocols import ImageConfig
 from tkedistro.images.ocilayout import pack_layout, read_index
@@ -339,3 +339,72 @@ def test_only_build_buildah_names_the_buildah_command() -> None:
                            for node in ast.walk(ast.parse(path.read_text()))))
     # besides the module that runs it: the one list of host packages names the Debian package
     assert naming == ["engine/buildah.py", "setup/packages.py"]
+
+
+def _victim(tmp: Path) -> Path:
+    victim = tmp / "victim"
+    victim.write_text("keep\n")
+    return victim
+
+
+@pytest.mark.parametrize("reuse", [False, True], ids=["made", "reused"])
+def test_a_symlink_at_the_archive_path_is_refused_and_not_written_through(
+        tmp_path: Path, reuse: bool) -> None:
+    """The OCI archive is streamed into a temporary file and renamed (or hard-linked from
+    the published output) into place: a symlink planted at
+    ``<out>/images/<component>.oci.tar`` is refused (exit 3, naming it), the file it points
+    at is left as it was, and no temporary file is left."""
+    victim = _victim(tmp_path)
+    previous = None
+    if reuse:
+        previous = tmp_path / "published"
+        _make(tmp_path, _out(tmp_path, "published"))
+    out = _out(tmp_path)
+    (out / "images").mkdir()
+    link = out / "images/kube-apiserver.oci.tar"
+    link.symlink_to(victim)
+    with pytest.raises(UnsafePathError) as err:
+        _make(tmp_path, out, previous=previous)
+    assert err.value.exit_code == 3
+    assert str(err.value).startswith(f"{link} is a symlink; tkedistro does not follow")
+    assert victim.read_text() == "keep\n"
+    assert os.listdir(out / "images") == ["kube-apiserver.oci.tar"]
+
+
+def test_a_symlinked_blob_in_the_layout_is_refused(tmp_path: Path) -> None:
+    layout = _layout(tmp_path / "layout", 0o644, 1)
+    secret = _victim(tmp_path)
+    blob = next(p for p in (layout / "blobs/sha256").iterdir()
+                if p.read_bytes() == b"layer")
+    blob.unlink()
+    blob.symlink_to(secret)
+    with pytest.raises(UnsafePathError) as err:
+        pack_layout(layout, tmp_path / "a.tar", EPOCH)
+    assert err.value.exit_code == 3
+    assert str(err.value).startswith(f"{blob} is a symlink; tkedistro does not follow")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["layout", "victim"]  # no temp left
+
+
+def test_a_symlinked_work_folder_is_refused_and_what_it_points_at_is_kept(
+        tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious").write_text("keep\n")
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work/kube-apiserver").symlink_to(outside)
+    with pytest.raises(UnsafePathError) as err:
+        _make(tmp_path, _out(tmp_path))
+    assert err.value.exit_code == 3
+    assert str(err.value).startswith(f"{tmp_path / 'work/kube-apiserver'} is a symlink")
+    assert sorted(p.name for p in outside.iterdir()) == ["precious"]
+
+
+def test_the_published_image_list_is_not_read_through_a_symlink(tmp_path: Path) -> None:
+    _make(tmp_path, _out(tmp_path, "published"))
+    listing = tmp_path / "published/images/images.json"
+    elsewhere = tmp_path / "elsewhere.json"
+    listing.rename(elsewhere)
+    listing.symlink_to(elsewhere)
+    with pytest.raises(UnsafePathError) as err:
+        read_images_json(tmp_path / "published")
+    assert err.value.exit_code == 3 and str(err.value).startswith(f"{listing} is a symlink")

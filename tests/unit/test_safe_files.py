@@ -177,3 +177,35 @@ def test_watch_sees_every_operation(tmp_path: Path) -> None:
         files.rename(tmp_path / "a" / "f", tmp_path / "a" / "g")
         files.remove(tmp_path / "a")
     assert [op for op, _ in seen] == ["mkdir", "write", "rename", "remove"]
+
+
+def test_link_or_copy_links_or_copies_with_the_mode_and_refuses_symlinks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tmp_path / "out" / "kube-proxy"
+    source.parent.mkdir()
+    source.write_bytes(b"\x7fELF")
+    source.chmod(0o750)
+    files.link_or_copy(source, tmp_path / "ctx" / "linked")
+    assert (tmp_path / "ctx" / "linked").samefile(source)
+
+    def no_link(*args: object, **kwargs: object) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_link)
+    files.link_or_copy(source, tmp_path / "ctx" / "copied")
+    copied = tmp_path / "ctx" / "copied"
+    assert not copied.samefile(source) and copied.read_bytes() == b"\x7fELF"
+    assert copied.stat().st_mode & 0o777 == 0o750
+    assert sorted(os.listdir(tmp_path / "ctx")) == ["copied", "linked"]  # no temp left
+
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    (tmp_path / "ctx" / "planted").symlink_to(victim)
+    (tmp_path / "out" / "secret").symlink_to(victim)
+    for src, dst, named in ((source, tmp_path / "ctx" / "planted", "planted"),
+                            (tmp_path / "out" / "secret", tmp_path / "ctx" / "s", "secret")):
+        with pytest.raises(UnsafePathError) as err:
+            files.link_or_copy(src, dst)
+        assert str(err.value).startswith(f"{tmp_path}/{'ctx' if named == 'planted' else 'out'}"
+                                         f"/{named} is a symlink")
+    assert victim.read_text() == "keep" and not (tmp_path / "ctx" / "s").exists()

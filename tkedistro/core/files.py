@@ -263,9 +263,11 @@ def copy_file(source: Path, target: Path, *, mode: int = 0o644) -> None:
 
 def link_or_copy(source: Path, target: Path) -> None:
     """Make ``target`` the regular file ``source``: a hard link, or where the file system
-    refuses one a streamed copy with the same mode, put in place by one rename (what was at
-    ``target``, a symlink too, is replaced, never followed); neither reached through a symlink."""
+    refuses one a streamed copy with the same mode, put in place by one rename (as ``rename``:
+    a symlink at ``target`` is refused); neither reached through a symlink."""
     with opened_dir(source.parent) as src_fd, opened_dir(target.parent, create=True) as dst_fd:
+        if _is_link(target.name, dst_fd):
+            raise _refuse(target)
         try:
             fd = os.open(source.name, _READ_FLAGS, dir_fd=src_fd)
         except OSError:
