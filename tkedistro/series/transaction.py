@@ -25,6 +25,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,7 +36,13 @@ from typing import Any
 from tkedistro.core import console, files
 from tkedistro.core.errors import DamagedStateError, ManifestError
 from tkedistro.core.files import rename as move
-from tkedistro.core.workspace import ReleasePaths, Workspace, manifest_name, path_problem
+from tkedistro.core.workspace import (
+    RELEASE_NAME,
+    ReleasePaths,
+    Workspace,
+    manifest_name,
+    path_problem,
+)
 from tkedistro.git.patching import Patcher
 from tkedistro.git.repo import Repo
 from tkedistro.model.manifest import Manifest, list_release_names, load_release, update_pin
@@ -124,9 +131,10 @@ def finish_pending(ws: Workspace, release: str) -> None:
     uncommitted one (roll back). Call under the release lock."""
     paths = ws.release(release)
     if _read_journal(paths) is not None:
+        journal = _load(ws, paths)
         console.warn(f"{paths.layout.state}: finishing the series change an interrupted run "
                      "committed")
-        _apply(ws, paths, _load(ws, paths))
+        _apply(ws, paths, journal)
     else:
         discard(ws, release)
 
@@ -161,7 +169,7 @@ def _apply(ws: Workspace, paths: ReleasePaths, journal: dict[str, Any]) -> None:
     if journal["manifest"] is not None:
         _put(stage / _MANIFEST, paths.manifest_file, journal["manifest"], paths)
     for name in journal["deletes"]:
-        files.remove(ws.root / name)
+        _delete(ws.root / name)
     if (record := journal["record"]) is not None:
         record_import(ws, paths.name, ImportRecord(
             record["start"], record["head"], tuple(tuple(a) for a in record["added"])))
@@ -172,23 +180,30 @@ def _apply(ws: Workspace, paths: ReleasePaths, journal: dict[str, Any]) -> None:
 def _put(staged: Path, target: Path, sha256: str, paths: ReleasePaths) -> None:
     """Move ``staged`` over ``target``; a staged file already gone was moved by the run
     this one finishes (``target`` then holds its bytes)."""
+    if not os.path.lexists(staged):
+        try:
+            done = hashlib.sha256(files.read_bytes(target)).hexdigest() == sha256
+        except FileNotFoundError:
+            done = False
+        if not done:
+            raise _damaged(paths, f"{target.name} is neither staged nor in place")
+        return
+    if files.is_symlink(target):  # a patch file linked inside the repo: replaced, not followed
+        files.remove_link(target)
     try:
         move(staged, target)
-        return
-    except FileNotFoundError:
-        pass
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
         files.write_atomic(target, files.read_bytes(staged))  # _src is on another file system
         files.remove(staged)
-        return
-    try:
-        done = hashlib.sha256(files.read_bytes(target)).hexdigest() == sha256
-    except FileNotFoundError:
-        done = False
-    if not done:
-        raise _damaged(paths, f"{target.name} is neither staged nor in place")
+
+
+def _delete(path: Path) -> None:
+    if files.is_symlink(path):
+        files.remove_link(path)
+    else:
+        files.remove(path)
 
 
 def _begun(paths: ReleasePaths) -> str | None:
@@ -274,7 +289,7 @@ def files_of_other_releases(ws: Workspace, release: str) -> dict[Path, str]:
     A manifest that does not load is warned about: its files are not protected."""
     listed: dict[Path, str] = {}
     for name in list_release_names(ws.releases_dir):
-        if name == release:
+        if name == release or not RELEASE_NAME.fullmatch(name):
             continue
         try:
             manifest = load_release(ws, name)
