@@ -138,6 +138,8 @@ def test_an_interrupt_at_every_write_leaves_the_series_before_or_after(
             assert rerun.exit_code == 0, (at, writes[at - 1], rerun.output)
         assert series_of(d) == after, (at, writes[at - 1])
         _no_debris(d)
+        state = d.root / "_src/.1.20.tkedistro"
+        assert not (state / "series-tx").exists() and not (state / "series-tx.json").exists()
         if name == "import":
             _source_keeps_head(d)
 
