@@ -376,3 +376,14 @@ class ReleasePaths:
     def import_patch(self) -> Path:
         """The patch ``patches import`` is applying."""
         return self.state_dir / "import.patch"
+
+    @property
+    def series_stage(self) -> Path:
+        """The patch files and manifest a series transaction (export, reorder, import) stages
+        before it swaps them in."""
+        return self.state_dir / "series-tx"
+
+    @property
+    def series_journal(self) -> Path:
+        """Present from the moment a series transaction is committed until it is applied."""
+        return self.state_dir / "series-tx.json"

@@ -4,7 +4,9 @@ Deterministic and minimal: a commit whose message, author and diff equal its exi
 file's keeps that file's bytes; only changed patches are rewritten; existing names and
 numbers stay; a new commit gets the next free number and a name from its subject.
 Files are written by ``git format-patch --no-signature --zero-commit --full-index``
-(no tool-version footer, no changing hash, index lines kept so 3-way works).
+(no tool-version footer, no changing hash, index lines kept so 3-way works), all at once
+with the manifest as one series transaction (``series/transaction.py``): an interrupted
+export leaves the series as before or as after.
 """
 
 from __future__ import annotations
@@ -16,15 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tkedistro.core import console
+from tkedistro.core import console, files
 from tkedistro.core.errors import PatchFormatError, RebaseStateError, WorkInProgressError
-from tkedistro.core.files import write_atomic
 from tkedistro.core.locks import release_lock
 from tkedistro.core.rebasemark import refuse_if_rebasing
 from tkedistro.core.workspace import ReleaseLayout, Workspace, manifest_name
 from tkedistro.git.repo import Repo
-from tkedistro.model.manifest import Manifest, load_release, update_pin
+from tkedistro.model.manifest import Manifest, load_release
 from tkedistro.model.patches import parse_patch, subject_from_filename
+from tkedistro.series import transaction
+from tkedistro.series.transaction import SeriesChange
 from tkedistro.source.state import recorded_commits
 
 Action = Literal["unchanged", "rewritten", "added", "removed"]
@@ -44,6 +47,9 @@ class ExportResult:
     entries: list[ExportEntry] = field(default_factory=list)
     bytes_written: int = 0
     manifest_updated: bool = False
+    # the plan: repo-relative file -> new bytes, and the files to delete
+    writes: dict[str, bytes] = field(default_factory=dict, repr=False)
+    deletes: list[str] = field(default_factory=list, repr=False)
 
     @property
     def series(self) -> list[str]:
@@ -99,10 +105,12 @@ def export_series(ws: Workspace, release: str) -> ExportResult:
         if repo.tracked_changes():
             console.warn(f"{repo.shown} has uncommitted changes; they are not exported "
                          "(commit them first)")
-        result = export_commits(ws, manifest, repo, manifest.upstream.commit)
-        if result.manifest_updated:
-            update_pin(manifest.path, tag=manifest.upstream.tag,
-                       commit=manifest.upstream.commit, patch_files=result.series)
+        result = export_commits(ws, manifest, repo, manifest.upstream.commit, dry_run=True)
+        if result.writes or result.deletes or result.manifest_updated:
+            with transaction.staging(ws, release):
+                transaction.commit(ws, manifest, SeriesChange(
+                    result.writes, result.deletes,
+                    result.series if result.manifest_updated else None), "patches export")
         # Each exported commit is now exactly what its patch file says (written just above,
         # under the lock): it is the series, so `source` and `build` may replace it with the
         # commit the file makes. Recorded by SHA in the tool's own ledger (``note_made``), as
@@ -132,9 +140,11 @@ def prepared_tree(ws: Workspace, release: str, purpose: str) -> Repo:
 
 @contextmanager
 def locked_release(ws: Workspace, release: str) -> Iterator[Manifest]:
-    """Hold the release lock, refuse a release mid-rebase and read its manifest under the
-    lock: what is checked and read here is what the caller writes back."""
+    """Hold the release lock, finish (or drop) the series change an interrupted run left,
+    refuse a release mid-rebase and read its manifest under the lock: what is checked and
+    read here is what the caller writes back."""
     with release_lock(ws, release):
+        transaction.finish_pending(ws, release)
         refuse_if_rebasing(ws.release(release))
         yield load_release(ws, release)
 
@@ -175,7 +185,8 @@ def check_work_in_progress(ws: Workspace, manifest: Manifest, repo: Repo) -> Non
 
 def export_commits(ws: Workspace, manifest: Manifest, repo: Repo, base: str,
                    *, dry_run: bool = False) -> ExportResult:
-    """Match commits to existing patch files and write only what changed.
+    """Match commits to existing patch files and write only what changed (``dry_run``:
+    only plan it, in ``writes`` and ``deletes``, for the caller to apply).
 
     ``manifest_updated`` says whether the series (names or order) differs from the
     manifest's; writing the manifest is the caller's business.
@@ -205,19 +216,22 @@ def export_commits(ws: Workspace, manifest: Manifest, repo: Repo, base: str,
             next_no += 1
             entry = ExportEntry(ws.rel(path), commit.subject, "added", commit.sha)
         else:
-            path = ws.root / old.file
             entry = ExportEntry(old.file, commit.subject, "rewritten", commit.sha)
-        if not dry_run:
-            write_atomic(path, commit.text.encode("utf-8", errors="surrogateescape"))
-        result.bytes_written += len(commit.text.encode("utf-8", errors="surrogateescape"))
+        data = commit.text.encode("utf-8", errors="surrogateescape")
+        result.writes[entry.file] = data
+        result.bytes_written += len(data)
         result.entries.append(entry)
     used = {e.file for e in pairs.values()}
     for old in existing:
         if old.file not in used:
             result.entries.append(ExportEntry(old.file, old.subject, "removed"))
-            if not dry_run:
-                (ws.root / old.file).unlink(missing_ok=True)
+            result.deletes.append(old.file)
     result.manifest_updated = result.series != [e.file for e in manifest.patches]
+    if not dry_run:
+        for name, data in result.writes.items():
+            files.write_atomic(ws.root / name, data)
+        for name in result.deletes:
+            files.remove(ws.root / name)
     return result
 
 

@@ -11,7 +11,9 @@ with the earlier skipped patch it builds on when there is one; it is not added t
 and not silently dropped. ``--text-only`` imports the text part of a patch whose binary diffs
 lack index lines and records the files left out in a ``Binary-Omitted`` trailer. What the
 import applied is recorded as ``tkedistro source`` records it, so the next ``source`` run
-applies nothing again.
+applies nothing again. The new files, the manifest and that record are written as one series
+transaction (``series/transaction.py``): an interrupted import leaves the series as before
+(and ``_src`` reset to where it started) or as after.
 """
 
 from __future__ import annotations
@@ -21,20 +23,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tkedistro.core import console
+from tkedistro.core import console, files
 from tkedistro.core.errors import ImportExistsError, PatchApplyError, PatchFormatError
-from tkedistro.core.files import write_atomic
 from tkedistro.core.workspace import ReleaseLayout, Workspace, manifest_name
 from tkedistro.git.mbox import crlf_note, diff_part, to_mbox, without_files
 from tkedistro.git.patching import Patcher
 from tkedistro.git.repo import Repo
-from tkedistro.model.manifest import Manifest, load_release, update_pin
+from tkedistro.model.manifest import Manifest
 from tkedistro.model.patches import (
     OMITTED_TRAILER,
     PatchFile,
     parse_patch,
     subject_from_filename,
 )
+from tkedistro.series import transaction
 from tkedistro.series.export import (
     check_work_in_progress,
     locked_release,
@@ -48,7 +50,8 @@ from tkedistro.series.importplan import (
     needed_results,
     number_of,
 )
-from tkedistro.series.importstate import record_import
+from tkedistro.series.importstate import ImportRecord, recordable
+from tkedistro.series.transaction import SeriesChange
 
 Status = Literal["imported", "imported-3way", "failed"]
 
@@ -182,28 +185,42 @@ def _import_locked(ws: Workspace, repo: Repo, manifest: Manifest, from_dir: Path
                    text_only: bool) -> ImportResult:
     """The import, under the release lock, from the manifest read under it."""
     release = manifest.release
-    files = sorted(p for p in from_dir.iterdir() if p.suffix in (".patch", ".diff"))
+    sources = sorted(p for p in from_dir.iterdir() if p.suffix in (".patch", ".diff"))
     folder = ws.patches_dir(release)
     ws.repo_file(str(ReleaseLayout(release).patches), "patch folder", must_exist=False)
-    _refuse_existing(ws, manifest, files)
+    _refuse_existing(ws, manifest, sources)
     result = ImportResult(release, str(from_dir))
     check_work_in_progress(ws, manifest, repo)
     start = repo.head()
+    record = recordable(ws, manifest, start)  # read before anything changes
     date = repo.commit_date(manifest.upstream.commit)
     run = _Run(ws, repo, folder, ws.release(release).import_patch, date, text_only)
-    for path in files:
-        entry = run.one(path)
-        console.info(f"{path.name}: {entry.status} {entry.reason}".rstrip())
-        result.entries.append(entry)
-    run.scratch.unlink(missing_ok=True)
-    added = [e for e in result.entries if e.file]
-    if added:
-        new = [e.file for e in added if e.file]
-        update_pin(manifest.path, tag=manifest.upstream.tag, commit=manifest.upstream.commit,
-                   patch_files=[*(e.file for e in manifest.patches), *new])
-        record_import(ws, repo, manifest, load_release(ws, release), start,
-                      [(e.subject, e.status, e.commit) for e in added])
+    try:
+        with transaction.staging(ws, release, start=start):
+            for path in sources:
+                entry = run.one(path)
+                console.info(f"{path.name}: {entry.status} {entry.reason}".rstrip())
+                result.entries.append(entry)
+            _commit(ws, manifest, result, run, start if record else None)
+    finally:
+        files.remove(run.scratch)
     return result
+
+
+def _commit(ws: Workspace, manifest: Manifest, result: ImportResult, run: _Run,
+            start: str | None) -> None:
+    """Swap the imported files in with the manifest listing them, and (``start``: when
+    ``source.json`` described the tree the import started from) the record of their commits."""
+    added = [e for e in result.entries if e.file]
+    if not added:
+        return
+    record = None if start is None else ImportRecord(
+        start, run.repo.head(), tuple((e.subject, e.status, e.commit) for e in added))
+    change = SeriesChange(writes={e.file: run.staged[e.file] for e in added if e.file},
+                          series=[*(e.file for e in manifest.patches),
+                                  *(e.file for e in added if e.file)],
+                          record=record)
+    transaction.commit(ws, manifest, change, "patches import")
 
 
 @dataclass
@@ -217,6 +234,7 @@ class _Run:
     date: str
     text_only: bool
     skipped: list[tuple[str, str]] = field(default_factory=list)  # name, diff text
+    staged: dict[str, bytes] = field(default_factory=dict)  # the new patch files' bytes
     diff: str = ""  # the diff of the patch being imported, once it parsed
 
     def one(self, path: Path) -> ImportEntry:
@@ -246,7 +264,7 @@ class _Run:
         subject = patch.subject or subject_from_filename(path)
         trailers = infer_trailers(patch, path.name)
         mail = mail_of(patch, subject, self.date, trailers, diff, omitted)
-        write_atomic(self.scratch, mail.encode("utf-8", "surrogateescape"))
+        files.write_atomic(self.scratch, mail.encode("utf-8", "surrogateescape"))
         return self._am(path, subject, tuple(trailers), diff, omitted)
 
     def _am(self, path: Path, subject: str, trailers: tuple[Trailer, ...], diff: str,
@@ -262,10 +280,10 @@ class _Run:
             return ImportEntry(path.name, "failed", subject=subject,
                                reason="changes nothing (already in the tree)")
         repo.note_made([repo.head()])
-        target = self.folder / path.name
-        write_atomic(target, repo.format_patch("HEAD").encode("utf-8", "surrogateescape"))
+        target = self.ws.rel(self.folder / path.name)
+        self.staged[target] = repo.format_patch("HEAD").encode("utf-8", "surrogateescape")
         status: Status = "imported-3way" if entered.three_way else "imported"
-        return ImportEntry(path.name, status, file=self.ws.rel(target), subject=subject,
+        return ImportEntry(path.name, status, file=target, subject=subject,
                            trailers=trailers, omitted=omitted, commit=repo.head())
 
     def _failed(self, path: Path, subject: str, stderr: str, diff: str) -> ImportEntry:

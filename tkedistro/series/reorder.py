@@ -2,10 +2,12 @@
 of the series (e.g. after porting one patch by hand) and renumber its files.
 
 Every file named ``NNNN-…`` gets the number of its new position (same width); other names
-stay. Under the release lock and never mid-rebase: the renamed files are written first,
-then the manifest (atomically: the moment the new order takes effect), then the old names
-are deleted. The patch contents do not change; the next ``tkedistro source`` applies the
-series in its new order from the first entry that moved.
+stay. Under the release lock and never mid-rebase, as one series transaction
+(``series/transaction.py``): the renamed files and the manifest are staged, then swapped
+in, and the old names deleted; an interrupted reorder leaves the series as before or as
+after. A file another release lists is neither overwritten nor deleted. The patch contents
+do not change; the next ``tkedistro source`` applies the series in its new order from the
+first entry that moved.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from tkedistro.core.errors import ManifestError
-from tkedistro.core.files import write_atomic
 from tkedistro.core.workspace import Workspace, manifest_name
-from tkedistro.model.manifest import Manifest, update_pin
+from tkedistro.model.manifest import Manifest
+from tkedistro.series import transaction
 from tkedistro.series.export import locked_release, require_manifest
+from tkedistro.series.transaction import SeriesChange
 
 _NUMBERED = re.compile(r"^(\d+)-(.+)$")
 
@@ -110,10 +113,10 @@ def _write(ws: Workspace, manifest: Manifest, order: list[str]) -> ReorderResult
     if clash:  # e.g. 0001-x and 0002-x swapped: each new name is the other's old one
         raise ManifestError([f"{name}: renumbering would write over this file; rename it "
                              "by hand first" for name in clash])
-    for old, name in renames:
-        write_atomic(ws.root / name, (ws.root / old).read_bytes())
-    update_pin(manifest.path, tag=manifest.upstream.tag, commit=manifest.upstream.commit,
-               patch_files=new, renamed={name: old for old, name in renames})
-    for old, _ in renames:
-        (ws.root / old).unlink(missing_ok=True)
+    change = SeriesChange(
+        writes={name: (ws.root / old).read_bytes() for old, name in renames},
+        deletes=[old for old, _ in renames if old not in new],
+        series=new, renamed={name: old for old, name in renames})
+    with transaction.staging(ws, manifest.release):
+        transaction.commit(ws, manifest, change, "patches reorder")
     return ReorderResult(manifest.release, new, renames)
