@@ -16,6 +16,7 @@ from tests.helpers.gitrepo import git
 from tests.helpers.manifests import manifest_text
 from tkedistro.build import output, pipeline, plan, publish
 from tkedistro.cli.app import app
+from tkedistro.core import files
 from tkedistro.core.errors import BuilderImageError, ManifestError
 from tkedistro.engine.protocols import ContainerSpec, ImageInfo, RunResult
 from tkedistro.model.manifest import parse_manifest
@@ -195,18 +196,16 @@ def test_previous_output_that_cannot_be_removed_is_reported_not_fatal(
     with publish.staging_for(final) as staging:
         (staging.out / "a").write_text("old")
         publish.publish(staging.out, final)
-    real_rmtree = publish.shutil.rmtree
 
-    def busy(path: Path, *args: object, **kwargs: object) -> None:
-        if kwargs.get("ignore_errors"):
-            return
-        raise OSError(16, "Device or resource busy", str(path))
+    def busy(path: str, *args: object, **kwargs: object) -> None:
+        raise OSError(16, "Device or resource busy", path)
 
-    monkeypatch.setattr(publish.shutil, "rmtree", busy)
+    # the file layer removes a tree with shutil.rmtree (through folder descriptors)
+    monkeypatch.setattr(files.shutil, "rmtree", busy)
     with publish.staging_for(final) as staging:
         (staging.out / "a").write_text("new")
         publish.publish(staging.out, final)
-    monkeypatch.setattr(publish.shutil, "rmtree", real_rmtree)
+    monkeypatch.undo()
     assert (final / "a").read_text() == "new"
     err = capsys.readouterr().err
     assert "could not remove" in err and "Device or resource busy" in err
