@@ -52,12 +52,15 @@ def staging_for(final: Path) -> Iterator[Staging]:
     files.check_path(failed_log_path(final))
     sweep_stale(final)
     staging = Staging(files.make_temp_dir(final.parent, f".{final.name}.tmp-"))
+    ours = -1  # the inode of this build's staging.out
     try:
         files.ensure_dir(staging.out)
         files.ensure_dir(staging.work)
+        ours = os.lstat(staging.out).st_ino
         yield staging
     except BaseException:
-        if os.path.lexists(staging.log):
+        # the log of this build, unless it was published (then staging.out holds the old one)
+        if os.path.lexists(staging.log) and os.lstat(staging.out).st_ino == ours:
             files.rename(staging.log, failed_log_path(final))
         raise
     finally:
