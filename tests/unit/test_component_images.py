@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from tests.helpers.manifests import V1_20_2, manifest_text
 from tests.unit.test_architecture import GRAPH
 from tests.unit.test_images import FakeEngine as ImagesFakeEngine
 from tests.unit.test_images import no_debootstrap  # noqa: F401  (autouse: no debootstrap here)
-from tkedistro.core.errors import BuildError, LockedError
+from tkedistro.core.errors import BuildError, LockedError, UnsafePathError
 from tkedistro.core.locks import exclusive_lock
 from tkedistro.core.runner import run as real_run
 from tkedistro.core.workspace import Workspace
@@ -341,3 +342,36 @@ def test_a_killed_debootstraps_mounts_inside_the_rootfs_are_found_deepest_first(
         f"93 1 0:53 / {escaped} rw - tmpfs tmpfs rw",
     ])
     assert mounts_under(mountinfo, root) == [root / "proc/sys/fs/binfmt_misc", root / "proc"]
+
+
+def test_a_symlinked_rootfs_is_refused_before_anything_is_unmounted_or_removed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    outside = tmp_path / "outside"
+    (outside / "proc").mkdir(parents=True)
+    (outside / "precious").write_text("keep\n")
+    rootfs = tmp_path / "work" / "debian-rootfs"
+    rootfs.parent.mkdir()
+    rootfs.symlink_to(outside)
+    ran: list[object] = []
+    monkeypatch.setattr(debian, "run", lambda argv, **kwargs: ran.append(argv))
+    with pytest.raises(UnsafePathError, match=f"^{re.escape(str(rootfs))} is a symlink"):
+        debian.clear_rootfs(rootfs)
+    assert ran == [] and sorted(p.name for p in outside.iterdir()) == ["precious", "proc"]
+
+
+def test_pruning_never_deletes_through_a_symlink_in_the_rootfs(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    (outside / "doc").mkdir(parents=True)
+    (outside / "doc" / "precious").write_text("keep\n")
+    rootfs = tmp_path / "debian-rootfs"
+    (rootfs / "usr").mkdir(parents=True)
+    (rootfs / "usr" / "share").symlink_to(outside)
+    (rootfs / "var" / "man").mkdir(parents=True)
+    (rootfs / "var" / "man" / "page").write_text("gone\n")
+    recipe = debian.DebianRecipe("r:1", ("kmod",), prune=("var/man",))
+    debian._finish_rootfs(rootfs, recipe)
+    assert list((rootfs / "var" / "man").iterdir()) == []  # emptied, still there
+    shared = rootfs / "usr" / "share"
+    with pytest.raises(UnsafePathError, match=f"^{re.escape(str(shared))} is a symlink"):
+        debian._finish_rootfs(rootfs, dataclasses.replace(recipe, prune=("usr/share/doc",)))
+    assert (outside / "doc" / "precious").read_text() == "keep\n"

@@ -239,7 +239,7 @@ def refused(root: Path, link: Path, *args: str) -> str:
 
 @pytest.mark.parametrize(("planted", "args"), [
     ("_output", ()), ("_output/1.20", ()), ("_output/1.20.verify", ("--verify-reproducible",)),
-    ("_output/1.20.failed.log", ())])
+    ("_output/1.20.failed.log", ()), ("_output/.1.20.tmp-planted", ())])
 def test_a_symlinked_output_folder_is_refused_and_nothing_outside_changes(
         root: Path, tmp_path: Path, planted: str, args: tuple[str, ...]) -> None:
     outside = outside_folder(tmp_path)
