@@ -5,6 +5,10 @@ only a complete, checked output is swapped in for the old one. A failed or inter
 removes its staging folder and leaves the previous output untouched; its log is kept as
 ``_output/<release>.failed.log``. Staging folders a killed build left behind are removed by the
 next build (callers hold the release's output lock, so none of them is in use).
+
+Every folder and file here is made, swapped and removed by the file layer (``core/files.py``):
+a symlink at ``_output``, ``_output/<release>``, its failed log or a staging name is refused
+(``UnsafePathError``, exit 3), never followed, replaced or deleted through.
 """
 
 from __future__ import annotations
