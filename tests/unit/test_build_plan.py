@@ -3,6 +3,7 @@ command's errors through the CLI, with a fake container backend (no Docker here)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,9 +15,11 @@ from typer.testing import CliRunner
 from tests.helpers.engines import fake_engines
 from tests.helpers.gitrepo import git
 from tests.helpers.manifests import manifest_text
-from tkedistro.build import output, pipeline, plan, publish
+from tkedistro.build import container, output, pipeline, plan, publish
 from tkedistro.cli.app import app
-from tkedistro.core.errors import BuilderImageError, ManifestError
+from tkedistro.core import files
+from tkedistro.core.errors import BuilderImageError, ManifestError, UnsafePathError
+from tkedistro.core.workspace import Workspace
 from tkedistro.engine.protocols import ContainerSpec, ImageInfo, RunResult
 from tkedistro.model.manifest import parse_manifest
 
@@ -195,21 +198,35 @@ def test_previous_output_that_cannot_be_removed_is_reported_not_fatal(
     with publish.staging_for(final) as staging:
         (staging.out / "a").write_text("old")
         publish.publish(staging.out, final)
-    real_rmtree = publish.shutil.rmtree
 
-    def busy(path: Path, *args: object, **kwargs: object) -> None:
-        if kwargs.get("ignore_errors"):
-            return
-        raise OSError(16, "Device or resource busy", str(path))
+    def busy(path: str, *args: object, **kwargs: object) -> None:
+        raise OSError(16, "Device or resource busy", path)
 
-    monkeypatch.setattr(publish.shutil, "rmtree", busy)
+    # the file layer removes a tree with shutil.rmtree (through folder descriptors)
+    monkeypatch.setattr(files.shutil, "rmtree", busy)
     with publish.staging_for(final) as staging:
         (staging.out / "a").write_text("new")
         publish.publish(staging.out, final)
-    monkeypatch.setattr(publish.shutil, "rmtree", real_rmtree)
+    monkeypatch.undo()
     assert (final / "a").read_text() == "new"
     err = capsys.readouterr().err
     assert "could not remove" in err and "Device or resource busy" in err
+
+
+@pytest.mark.parametrize("linked", ["tree", "work", "out", "cache/go"])
+def test_a_symlinked_bind_mount_is_refused_before_the_container_starts(
+        tmp_path: Path, linked: str) -> None:
+    ws = Workspace(root=tmp_path / "distro", cache=tmp_path / "cache")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for name in ("tree", "work", "out", "cache/go"):
+        if name == linked:
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name).symlink_to(outside)
+    folders = [tmp_path / name for name in ("tree", "work", "out")]
+    with pytest.raises(UnsafePathError, match=f"^{re.escape(str(tmp_path / linked))} is a "):
+        container.container_spec(make(), ws, *folders)
+    assert list(outside.iterdir()) == []
 
 
 # --- the CLI with a fake backend -------------------------------------------------------

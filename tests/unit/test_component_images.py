@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -370,3 +371,36 @@ def test_a_stale_context_is_removed_without_following_its_symlinks(
     assert err.value.exit_code == 3
     assert str(err.value).startswith(f"{platform} is a symlink; tkedistro does not follow")
     assert sorted(p.name for p in outside.iterdir()) == ["precious"]
+
+
+def test_a_symlinked_rootfs_is_refused_before_anything_is_unmounted_or_removed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    outside = tmp_path / "outside"
+    (outside / "proc").mkdir(parents=True)
+    (outside / "precious").write_text("keep\n")
+    rootfs = tmp_path / "work" / "debian-rootfs"
+    rootfs.parent.mkdir()
+    rootfs.symlink_to(outside)
+    ran: list[object] = []
+    monkeypatch.setattr(debian, "run", lambda argv, **kwargs: ran.append(argv))
+    with pytest.raises(UnsafePathError, match=f"^{re.escape(str(rootfs))} is a symlink"):
+        debian.clear_rootfs(rootfs)
+    assert ran == [] and sorted(p.name for p in outside.iterdir()) == ["precious", "proc"]
+
+
+def test_pruning_never_deletes_through_a_symlink_in_the_rootfs(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    (outside / "doc").mkdir(parents=True)
+    (outside / "doc" / "precious").write_text("keep\n")
+    rootfs = tmp_path / "debian-rootfs"
+    (rootfs / "usr").mkdir(parents=True)
+    (rootfs / "usr" / "share").symlink_to(outside)
+    (rootfs / "var" / "man").mkdir(parents=True)
+    (rootfs / "var" / "man" / "page").write_text("gone\n")
+    recipe = debian.DebianRecipe("r:1", ("kmod",), prune=("var/man",))
+    debian._finish_rootfs(rootfs, recipe)
+    assert list((rootfs / "var" / "man").iterdir()) == []  # emptied, still there
+    shared = rootfs / "usr" / "share"
+    with pytest.raises(UnsafePathError, match=f"^{re.escape(str(shared))} is a symlink"):
+        debian._finish_rootfs(rootfs, dataclasses.replace(recipe, prune=("usr/share/doc",)))
+    assert (outside / "doc" / "precious").read_text() == "keep\n"

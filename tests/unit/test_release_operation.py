@@ -10,7 +10,8 @@ are the real ones, made from a tiny git tree.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,8 @@ from typer.testing import CliRunner
 from tests.helpers.engines import fake_engines
 from tests.helpers.gitrepo import K8S_LIKE_FILES, make_upstream
 from tests.helpers.manifests import manifest_text
-from tests.helpers.published import take_published
-from tests.unit.test_build_plan import FakeBackend, FakeSource, fake_source
+from tests.helpers.published import published, take_published
+from tests.unit.test_build_plan import FakeBackend, FakeSession, FakeSource, fake_source
 from tkedistro.artifacts import context
 from tkedistro.artifacts import finish as finish_mod
 from tkedistro.build import container, output, pipeline, targets
@@ -29,8 +30,10 @@ from tkedistro.build.plan import BuildPlan
 from tkedistro.build.publish import Staging
 from tkedistro.cli.app import app
 from tkedistro.conformance import pipeline as conf
+from tkedistro.core import files
 from tkedistro.core.workspace import Workspace
 from tkedistro.engine import engines as engines_mod
+from tkedistro.engine.protocols import ContainerSpec, RunResult
 from tkedistro.images.shipped import ShippedImage
 from tkedistro.model import manifest as manifest_mod
 from tkedistro.release import operation
@@ -210,3 +213,158 @@ def test_the_cli_makes_the_engines_once_and_the_build_uses_them(
     monkeypatch.setattr(container, "build_in_container", build_in_container)
     cli(root, "build", "1.20", "--with-conformance-tools")
     assert made == [1] and used == [backend]
+
+
+# --- the output is the tool's own: a symlink in it is refused, an interrupt leaves no half ---
+
+REAL_BUILD_IN_CONTAINER = container.build_in_container
+
+
+def outside_folder(tmp_path: Path) -> Path:
+    """A folder outside the distro repo a planted symlink points at."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious").write_text("keep\n")
+    return outside
+
+
+def refused(root: Path, link: Path, *args: str) -> str:
+    """``tkedistro build 1.20 ARGS`` exits 3 naming ``link``; the output it printed."""
+    result = CliRunner().invoke(app, ["--root", str(root), "build", "1.20", *args])
+    assert result.exit_code == 3, result.output
+    assert f"error: {link} is a symlink; tkedistro does not follow symlinks" in result.output
+    assert f"hint: remove the symlink ({link}) and re-run" in result.output
+    return result.output
+
+
+@pytest.mark.parametrize(("planted", "args"), [
+    ("_output", ()), ("_output/1.20", ()), ("_output/1.20.verify", ("--verify-reproducible",)),
+    ("_output/1.20.failed.log", ()), ("_output/.1.20.tmp-planted", ())])
+def test_a_symlinked_output_folder_is_refused_and_nothing_outside_changes(
+        root: Path, tmp_path: Path, planted: str, args: tuple[str, ...]) -> None:
+    outside = outside_folder(tmp_path)
+    link = root / planted
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(outside if planted != "_output/1.20.failed.log" else outside / "precious")
+    refused(root, link, *args)
+    assert sorted(p.name for p in outside.iterdir()) == ["precious"]
+    assert (outside / "precious").read_text() == "keep\n"
+
+
+def test_a_symlink_planted_in_the_staged_output_is_refused_and_the_old_output_kept(
+        root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli(root, "build", "1.20")
+    final = root / "_output" / "1.20"
+    before = published(final)
+    outside = outside_folder(tmp_path)
+    planted: list[Path] = []
+
+    def plants_a_link(backend: object, plan: BuildPlan, ws: object, tree: Path,
+                      staging: Staging, final: Path) -> container.Built:
+        built = fake_container_build(staging, plan)
+        (staging.out / "release").symlink_to(outside)  # where the tarballs go
+        planted.append(staging.out / "release")
+        return built
+
+    monkeypatch.setattr(container, "build_in_container", plants_a_link)
+    result = CliRunner().invoke(app, ["--root", str(root), "build", "1.20", "--force"])
+    assert result.exit_code == 3, result.output
+    assert f"error: {planted[0]} is a symlink" in result.output
+    assert sorted(p.name for p in outside.iterdir()) == ["precious"]
+    assert published(final) == before
+    assert sorted(p.name for p in final.parent.iterdir()) == [".1.20.lock", "1.20",
+                                                              "1.20.failed.log"]
+
+
+def test_a_built_binary_that_is_a_symlink_is_refused_not_copied_into_the_output(
+        root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real container step with a fake engine whose ``make`` leaves ``kubectl`` in the
+    tree as a symlink to a file outside: nothing of it reaches ``_output``."""
+    outside = outside_folder(tmp_path)
+
+    class Make(FakeSession):
+        tree = Path()
+
+        def run(self, argv: Sequence[str], **kwargs: Any) -> RunResult:
+            if argv[0] == "make":
+                bins = self.tree / "_output" / "local" / "bin" / "linux" / "amd64"
+                bins.mkdir(parents=True, exist_ok=True)
+                for component in COMPONENTS:
+                    (bins / component).write_text(f"#!/bin/sh\n# {component}\n")
+                (bins / "kubectl").unlink()
+                (bins / "kubectl").symlink_to(outside / "precious")
+            return super().run(argv)
+
+    class Backend(FakeBackend):
+        @contextmanager
+        def session(self, spec: ContainerSpec) -> Iterator[FakeSession]:
+            Make.tree = spec.mounts[0].source
+            yield Make(self.go)
+
+    monkeypatch.setattr(container, "build_in_container", REAL_BUILD_IN_CONTAINER)
+    monkeypatch.setattr(engines_mod, "docker_engines", lambda: fake_engines(Backend(IMAGES)))
+    result = CliRunner().invoke(app, ["--root", str(root), "build", "1.20"])
+    assert result.exit_code == 3, result.output
+    link = Make.tree / "_output" / "local" / "bin" / "linux" / "amd64" / "kubectl"
+    assert f"error: {link} is a symlink" in result.output
+    assert sorted(p.name for p in (root / "_output").iterdir()) == [".1.20.lock",
+                                                                    "1.20.failed.log"]
+    assert (outside / "precious").read_text() == "keep\n"
+
+
+def interrupting_at(n: int) -> Callable[[str, Path], None]:
+    """A ``files.watch`` watcher that is Ctrl-C after the file layer's ``n``-th operation."""
+    done: list[tuple[str, Path]] = []
+
+    def watcher(op: str, path: Path) -> None:
+        done.append((op, path))
+        if len(done) == n:
+            raise KeyboardInterrupt
+
+    return watcher
+
+
+def test_ctrl_c_at_any_step_of_the_publish_leaves_the_old_or_the_new_output_whole(
+        root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Interrupted after each thing the file layer does from the first write of the staged
+    output's build-info.json on: exit 130, ``_output/1.20`` is the old output or the complete
+    new one (after the swap), and no staging or old-output folder is left."""
+    output_dir = root / "_output"
+    final = output_dir / "1.20"
+    cli(root, "build", "1.20")
+    old = published(final)
+
+    def first_build(backend: object, plan: BuildPlan, ws: object, tree: Path,
+                    staging: Staging, final: Path) -> container.Built:
+        return fake_container_build(staging, plan)
+
+    def second_build(backend: object, plan: BuildPlan, ws: object, tree: Path,
+                     staging: Staging, final: Path) -> container.Built:
+        built = fake_container_build(staging, plan)
+        with (staging.out / built.binaries[0]).open("a") as binary:
+            binary.write("# the second build\n")
+        return built
+
+    def build(watcher: Callable[[str, Path], None], content: Callable[..., container.Built]
+              ) -> Any:
+        monkeypatch.setattr(container, "build_in_container", content)
+        with files.watch(watcher):
+            return CliRunner().invoke(app, ["--root", str(root), "build", "1.20", "--force"])
+
+    seen: list[tuple[str, Path]] = []
+    assert build(lambda op, path: seen.append((op, path)), second_build).exit_code == 0
+    new = published(final)
+    assert new != old
+    first = next(i for i, (op, path) in enumerate(seen)
+                 if op == "write" and path.name == output.INFO_NAME)
+    swap = next(i for i, (op, path) in enumerate(seen) if op == "rename" and path == final)
+    for n in range(first + 1, len(seen) + 1):
+        assert build(lambda op, path: None, first_build).exit_code == 0  # the old output back
+        assert published(final) == old
+        result = build(interrupting_at(n), second_build)
+        assert result.exit_code == 130, (n, seen[n - 1], result.output)
+        assert "error: interrupted" in result.output
+        assert published(final) == (old if n <= swap else new), (n, seen[n - 1])
+        left = sorted(p.name for p in output_dir.iterdir())
+        assert left == [".1.20.lock", "1.20", *(["1.20.failed.log"] if n <= swap else [])], \
+            (n, seen[n - 1])

@@ -5,7 +5,9 @@ the system ``tar`` and coreutils ``sha256sum -c``/``sha512sum -c`` on what is wr
 from __future__ import annotations
 
 import gzip
+import io
 import os
+import re
 import subprocess
 import tarfile
 import tracemalloc
@@ -18,7 +20,7 @@ from tkedistro.artifacts.checksums import write_checksums
 from tkedistro.artifacts.context import ReleaseContext
 from tkedistro.artifacts.tarballs import Entry, write_tarball, write_tarballs
 from tkedistro.build import output
-from tkedistro.core.errors import BuildError, ImageError
+from tkedistro.core.errors import BuildError, ImageError, UnsafePathError
 
 EPOCH = 1610539200  # the tiny tree's commit time (2021-01-13T12:00:00Z)
 SEVEN = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "kubelet",
@@ -232,6 +234,20 @@ def test_a_failed_write_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="disk gone"):
         write_tarball(dest, [Entry("kubernetes/bin/x", 3, True, broken)], EPOCH)  # type: ignore[arg-type]
     assert list(dest.parent.iterdir()) == []
+
+
+def test_a_symlink_at_the_tarball_is_refused_and_what_it_points_at_is_untouched(
+        tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep\n")
+    dest = tmp_path / "release" / "x.tar.gz"
+    dest.parent.mkdir()
+    dest.symlink_to(victim)
+    with pytest.raises(UnsafePathError, match=f"^{re.escape(str(dest))} is a symlink"):
+        write_tarball(dest, [Entry("kubernetes/bin/x", 1, True, lambda: io.BytesIO(b"x"))],
+                      EPOCH)
+    assert victim.read_text() == "keep\n"
+    assert [p.name for p in dest.parent.iterdir()] == ["x.tar.gz"]  # no temporary left
 
 
 def test_big_files_are_streamed(tmp_path: Path) -> None:

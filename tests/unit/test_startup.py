@@ -298,3 +298,18 @@ def test_the_pins_objects_are_listed_again_once_the_mirror_s_objects_changed(
 
     assert _objects_listed(distro)
     assert not _objects_listed(distro)
+
+
+def test_a_closed_stdout_exits_1_without_a_traceback() -> None:
+    """``tkedistro --version | true``-like: the reader is gone before the line is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        ran = subprocess.run(
+            [sys.executable, "-c", "from tkedistro.cli.app import main; main()", "--version"],
+            stdout=write_end, stderr=subprocess.PIPE, text=True, cwd=REPO, check=False,
+            env={**os.environ, "PYTHONPATH": str(REPO)})
+    finally:
+        os.close(write_end)
+    assert ran.returncode == 1
+    assert "Error" not in ran.stderr and "Exception ignored" not in ran.stderr

@@ -38,7 +38,6 @@ import io
 import os
 import shutil
 import tarfile
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -49,7 +48,7 @@ from pathlib import Path
 from typing import IO
 
 from tkedistro.artifacts.context import ReleaseContext
-from tkedistro.core import console
+from tkedistro.core import console, files
 from tkedistro.core.errors import BuildError, ImageError
 from tkedistro.core.workspace import output_bin
 from tkedistro.git.repo import Repo
@@ -89,11 +88,10 @@ def write_tarballs(out_dir: Path, ctx: ReleaseContext,
     images = dict(image_tars or {})
     _check_built(out_dir, ctx)
     _check_images(images, ctx)
-    release = out_dir / RELEASE_DIR
-    release.mkdir(parents=True, exist_ok=True)
+    release = files.ensure_dir(out_dir / RELEASE_DIR)
     written = [release / SRC_TARBALL]
-    with tempfile.TemporaryDirectory(prefix=".tarballs-", dir=release) as tmp:
-        src_tar = Path(tmp) / "src.tar"
+    with _temp_dir(release, ".tarballs-") as tmp:
+        src_tar = tmp / "src.tar"
         Repo(ctx.tree).archive(ctx.tree_commit, src_tar)
         with _gzip_writer(release / SRC_TARBALL) as gz, src_tar.open("rb") as raw:
             shutil.copyfileobj(raw, gz, 1 << 20)
@@ -149,7 +147,7 @@ def write_tarball(dest: Path, entries: Sequence[Entry], epoch: int) -> None:
     """A gzipped tar of ``entries`` (and their parent folders) at ``dest``, atomically; the
     same entries and ``epoch`` give the same bytes."""
     with _gzip_writer(dest) as gz, \
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
+            tarfile.TarFile(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for entry in with_folders(entries):
             _add(tar, entry, epoch)
 
@@ -181,21 +179,29 @@ def _add(tar: tarfile.TarFile, entry: Entry, epoch: int) -> None:
 
 
 @contextmanager
+def _temp_dir(parent: Path, prefix: str) -> Iterator[Path]:
+    """A new folder in ``parent`` made by the file layer, removed with what it holds."""
+    folder = files.make_temp_dir(parent, prefix)
+    try:
+        yield folder
+    finally:
+        files.remove(folder)
+
+
+@contextmanager
 def _gzip_writer(dest: Path) -> Iterator[gzip.GzipFile]:
     """A gzip stream (mtime 0, no file name) whose bytes replace ``dest`` when it closes
-    cleanly; nothing is left behind otherwise."""
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    try:
-        with tmp.open("wb") as raw:
+    cleanly; nothing is left behind otherwise. The bytes go to a file in a new folder beside
+    ``dest`` (the file layer's), renamed over ``dest``: a symlink at ``dest`` or in its
+    folders is refused (``UnsafePathError``), never followed."""
+    with _temp_dir(dest.parent, f".{dest.name}.tmp-") as tmp:
+        with files.open_for_writing(tmp / dest.name) as raw:
             with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
                                compresslevel=COMPRESS_LEVEL) as gz:
                 yield gz
             raw.flush()
             os.fsync(raw.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        files.rename(tmp / dest.name, dest)
 
 
 def _file(name: str, path: Path, *, executable: bool = False) -> Entry:

@@ -7,7 +7,6 @@ backend protocol only, never Docker.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -26,7 +25,7 @@ from tkedistro.build.plan import (
     check_go_version,
 )
 from tkedistro.build.smoke import SmokeResult, run_smoke_check, smoke_detail
-from tkedistro.core import console
+from tkedistro.core import console, files
 from tkedistro.core.errors import BuildError
 from tkedistro.core.files import log_tail
 from tkedistro.core.workspace import Workspace
@@ -37,9 +36,13 @@ LOG_TAIL_LINES = 20
 
 def container_spec(plan: BuildPlan, ws: Workspace, tree: Path, work: Path, out: Path,
                    src_target: PurePosixPath = CONTAINER_SRC) -> ContainerSpec:
+    """The builder container: ``tree``, ``work``, ``out`` and the Go cache are bind-mounted,
+    so each is checked for a symlink first (the engine would follow one)."""
     cache = ws.gocache_dir
     for sub in ("home", "go-build"):
-        (cache / sub).mkdir(parents=True, exist_ok=True)
+        files.ensure_dir(cache / sub)
+    for folder in (tree, work, out, cache):
+        files.check_path(folder)
     return ContainerSpec(
         image=plan.image,
         env=dict(plan.env),
@@ -95,8 +98,8 @@ def run_make(session: Session, plan: BuildPlan, log: Path, final: Path) -> None:
         with progress.ticking(shown):
             made = 0
             for argv in argvs:
-                with log.open("a", encoding="utf-8") as handle:
-                    handle.write(f"$ {' '.join(argv)}\n")
+                with files.open_for_writing(log, append=True) as handle:
+                    handle.write(f"$ {' '.join(argv)}\n".encode())
                 if argv[0] == "make":
                     made += 1
                     shown.begin_run(argv, made, makes)
@@ -125,9 +128,7 @@ def collect_binaries(plan: BuildPlan, tree: Path, out: Path, final: Path) -> lis
                 f"{built}",
                 details=f"full log: {publish.failed_log_path(final)}",
             )
-        dest = out / target.output_path
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(built, dest)
+        files.copy_file(built, out / target.output_path, mode=0o755)  # never through a link
         rel_paths.append(str(target.output_path))
     return rel_paths
 
@@ -143,13 +144,13 @@ def build_in_container(backend: ContainerBackend, plan: BuildPlan, ws: Workspace
                        staging: publish.Staging, final: Path,
                        src_target: PurePosixPath = CONTAINER_SRC) -> Built:
     """check_builder, build and smoke_check in one builder container."""
-    (staging.work / VERSION_FILE_NAME).write_text(plan.version_file, encoding="utf-8")
+    files.write_text(staging.work / VERSION_FILE_NAME, plan.version_file)
     spec = container_spec(plan, ws, tree, staging.work, staging.out, src_target)
-    staging.log.write_text(f"# tkedistro {__version__} build of {plan.release}\n"
-                           f"# container: {spec.describe()}\n", encoding="utf-8")
+    files.write_text(staging.log, f"# tkedistro {__version__} build of {plan.release}\n"
+                                  f"# container: {spec.describe()}\n")
     with backend.session(spec) as session:
-        with staging.log.open("a", encoding="utf-8") as handle:
-            handle.write(f"# container id: {session.container_id}\n")
+        with files.open_for_writing(staging.log, append=True) as handle:
+            handle.write(f"# container id: {session.container_id}\n".encode())
         go_version = check_builder(session, plan)
         run_make(session, plan, staging.log, final)
         binaries = collect_binaries(plan, tree, staging.out, final)

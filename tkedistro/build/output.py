@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tkedistro.core import files
 from tkedistro.core.files import sha256_file
 
 SUMS_NAME = "SHA256SUMS"
@@ -30,7 +31,7 @@ def format_sums(sums: Mapping[str, str]) -> str:
 def write_sha256sums(out_dir: Path, rel_paths: Sequence[str]) -> dict[str, str]:
     """Hash each file (paths relative to ``out_dir``) and write ``SHA256SUMS`` (sha256sum -c)."""
     sums = {rel: sha256_file(out_dir / rel) for rel in sorted(rel_paths)}
-    (out_dir / SUMS_NAME).write_text(format_sums(sums), encoding="utf-8")
+    files.write_text(out_dir / SUMS_NAME, format_sums(sums))
     return sums
 
 
@@ -53,7 +54,7 @@ def read_sha512sums(path: Path) -> dict[str, str]:
 
 
 def write_build_info(out_dir: Path, info: Mapping[str, Any]) -> None:
-    (out_dir / INFO_NAME).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    files.write_json(out_dir / INFO_NAME, info)
 
 
 def read_build_info(out_dir: Path) -> dict[str, Any] | None:
@@ -72,15 +73,15 @@ def _stat(path: Path) -> list[int]:
 def write_state(out_dir: Path, fingerprint: str, artifacts: str | None = None) -> None:
     """Record the fingerprint (and the artifacts' inputs digest, when a finisher made them)
     and size+mtime of every file (written last, before publish)."""
-    files = sorted(
+    published = sorted(
         str(p.relative_to(out_dir)) for p in out_dir.rglob("*")
         if p.is_file() and p.name != STATE_NAME
     )
     state: dict[str, object] = {"fingerprint": fingerprint,
-                                "files": {rel: _stat(out_dir / rel) for rel in files}}
+                                "files": {rel: _stat(out_dir / rel) for rel in published}}
     if artifacts is not None:
         state["artifacts"] = artifacts
-    (out_dir / STATE_NAME).write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
+    files.write_text(out_dir / STATE_NAME, json.dumps(state, indent=1) + "\n")
 
 
 def is_intact(out_dir: Path, fingerprint: str, artifacts: str | None = None) -> bool:
@@ -92,9 +93,9 @@ def is_intact(out_dir: Path, fingerprint: str, artifacts: str | None = None) -> 
             return False
         if artifacts is not None and state.get("artifacts") != artifacts:
             return False
-        files: dict[str, list[int]] = state["files"]
-        return SUMS_NAME in files and all(
-            _stat(out_dir / rel) == list(stat) for rel, stat in files.items()
+        recorded: dict[str, list[int]] = state["files"]
+        return SUMS_NAME in recorded and all(
+            _stat(out_dir / rel) == list(stat) for rel, stat in recorded.items()
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False

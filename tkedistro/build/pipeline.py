@@ -8,7 +8,7 @@ source preparation, the release artifacts and the publish is ``tkedistro.release
 from __future__ import annotations
 
 import os
-import shutil
+import stat
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +20,7 @@ from tkedistro.build import pause
 from tkedistro.build.plan import BuildPlan, plan_build
 from tkedistro.build.smoke import SmokeResult, not_run_lines
 from tkedistro.build.targets import Targets
+from tkedistro.core import files
 from tkedistro.core.errors import BuilderImageError, BuildError
 from tkedistro.core.workspace import manifest_name
 from tkedistro.engine import emulation
@@ -178,14 +179,11 @@ def build_info(plan: BuildPlan, prepared: PreparedRelease, go_version: str, star
 
 
 def link_files(source: Path, dest: Path, rel_paths: Sequence[str]) -> None:
-    """Hard-link (copy across devices) ``rel_paths`` of ``source`` into ``dest``."""
+    """Hard-link (copy across devices, same mode) ``rel_paths`` of ``source`` into ``dest``;
+    a symlink among them is refused (``UnsafePathError``), never followed."""
     for rel in rel_paths:
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(source / rel, target)
-        except OSError:
-            shutil.copy2(source / rel, target)
+        mode = stat.S_IMODE(os.lstat(source / rel).st_mode)
+        files.link_file(source / rel, dest / rel, mode=mode)
 
 
 def result_of(plan: BuildPlan, final: Path, status: str, info: dict[str, Any] | None,

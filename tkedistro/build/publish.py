@@ -5,25 +5,22 @@ only a complete, checked output is swapped in for the old one. A failed or inter
 removes its staging folder and leaves the previous output untouched; its log is kept as
 ``_output/<release>.failed.log``. Staging folders a killed build left behind are removed by the
 next build (callers hold the release's output lock, so none of them is in use).
+
+Every folder and file here is made, swapped and removed by the file layer (``core/files.py``):
+a symlink at ``_output``, ``_output/<release>``, its failed log or a staging name is refused
+(``UnsafePathError``, exit 3), never followed, replaced or deleted through.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from tkedistro.build.output import LOG_NAME
-from tkedistro.core import console
-
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
+from tkedistro.core import console, files
 
 
 @dataclass(frozen=True)
@@ -51,30 +48,46 @@ def failed_log_path(final: Path) -> Path:
 def staging_for(final: Path) -> Iterator[Staging]:
     """A staging folder next to ``final``; removed on exit whatever happened.
 
-    On an exception the build log is kept as ``<final>.failed.log``.
+    On an exception the build log is kept as ``<final>.failed.log``. A symlink at ``final``,
+    at that log or in their folders is refused (``UnsafePathError``) before anything is made.
     """
-    final.parent.mkdir(parents=True, exist_ok=True)
+    files.ensure_dir(final.parent)
+    files.check_path(final)
+    files.check_path(failed_log_path(final))
     sweep_stale(final)
-    staging = Staging(Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent)))
-    staging.out.mkdir()
-    staging.work.mkdir()
+    staging = Staging(files.make_temp_dir(final.parent, f".{final.name}.tmp-"))
+    ours = -1  # the inode of this build's staging.out
     try:
+        files.ensure_dir(staging.out)
+        files.ensure_dir(staging.work)
+        ours = os.lstat(staging.out).st_ino
         yield staging
     except BaseException:
-        if staging.log.exists():
-            os.replace(staging.log, failed_log_path(final))
+        # the log of this build, unless it was published (then staging.out holds the old one)
+        if os.path.lexists(staging.log) and os.lstat(staging.out).st_ino == ours:
+            files.rename(staging.log, failed_log_path(final))
         raise
     finally:
-        shutil.rmtree(staging.root, ignore_errors=True)
+        _remove_quietly(staging.root)
+
+
+def _remove_quietly(folder: Path) -> None:
+    """Remove a staging folder; one that cannot be removed is swept by the next build."""
+    try:
+        files.remove(folder)
+    except OSError:
+        pass
 
 
 def _stale(final: Path) -> list[Path]:
     patterns = (f".{final.name}.tmp-*", f".{final.name}.old-*")
-    return sorted(p for pattern in patterns for p in final.parent.glob(pattern) if p.is_dir())
+    return sorted(p for pattern in patterns for p in final.parent.glob(pattern)
+                  if p.is_dir() or p.is_symlink())
 
 
 def sweep_stale(final: Path) -> None:
-    """Remove staging and old-output folders of earlier builds that were killed."""
+    """Remove staging and old-output folders of earlier builds that were killed (a symlink
+    planted under such a name is refused, never followed)."""
     for folder in _stale(final):
         _remove_previous(folder)
 
@@ -83,34 +96,29 @@ def _remove_previous(folder: Path) -> None:
     """Delete a previous output; what cannot be deleted is reported, never fatal: the new
     output is already in place (a mount under the old one, for instance)."""
     try:
-        shutil.rmtree(folder)
+        files.remove(folder)
     except OSError as exc:
         console.warn(f"could not remove {folder}: {exc.strerror or exc} ({exc.filename}); "
                      "the new output is complete; remove the folder when it is free "
                      "(a mount point under it: umount it first)")
 
 
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths atomically with renameat2(RENAME_EXCHANGE); False if unsupported."""
-    libc_name = ctypes.util.find_library("c")
-    if not libc_name:
-        return False
-    libc = ctypes.CDLL(libc_name, use_errno=True)
-    if not hasattr(libc, "renameat2"):
-        return False
-    rc = libc.renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
-    return bool(rc == 0)
-
-
 def publish(staged_out: Path, final: Path) -> None:
-    """Make ``staged_out`` the content of ``final`` in one step; the old output is deleted."""
-    if not final.exists():
-        os.rename(staged_out, final)
-    elif _exchange(staged_out, final):
+    """Make ``staged_out`` the content of ``final`` in one step; the old output is deleted.
+    A symlink at ``final`` is refused (``UnsafePathError``), never followed or replaced."""
+    files.check_path(final)
+    if not os.path.lexists(final):
+        files.rename(staged_out, final)
+    elif files.exchange(staged_out, final):
         _remove_previous(staged_out)  # now holds the previous output
     else:
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.rename(final, old)
-        os.rename(staged_out, final)
+        files.rename(final, old)
+        try:
+            files.rename(staged_out, final)
+        except BaseException:
+            if not os.path.lexists(final):
+                files.rename(old, final)  # the previous output back in place
+            raise
         _remove_previous(old)
-    failed_log_path(final).unlink(missing_ok=True)
+    files.remove(failed_log_path(final))

@@ -8,8 +8,6 @@ output) so the binaries can be compared; a later identical verification removes 
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -17,7 +15,7 @@ from typing import Any
 from tkedistro.build import output, publish
 from tkedistro.build.container import build_in_container
 from tkedistro.build.plan import BuildPlan
-from tkedistro.core import console
+from tkedistro.core import console, files
 from tkedistro.core.workspace import Workspace
 from tkedistro.engine.protocols import ContainerBackend
 from tkedistro.git.repo import Repo
@@ -36,13 +34,18 @@ def compare(first: dict[str, str], second: dict[str, str]) -> list[str]:
     return sorted(rel for rel in first.keys() | second.keys() if first.get(rel) != second.get(rel))
 
 
+def verify_dir(final: Path) -> Path:
+    """Where a second build that differs is kept: ``_output/<release>.verify``."""
+    return final.with_name(f"{final.name}.verify")
+
+
 def verify_reproducible(backend: ContainerBackend, plan: BuildPlan, ws: Workspace,
                         src_tree: Path, final: Path,
                         finish: SecondFinish) -> dict[str, Any]:
     """Build ``plan`` again from a fresh clone of ``src_tree``; compare with ``final``."""
     published = output.read_sha256sums(final / output.SUMS_NAME)
-    second_final = final.with_name(f"{final.name}.verify")  # kept only when they differ
-    scratch = Path(tempfile.mkdtemp(prefix=f".{final.name}.verify-", dir=final.parent))
+    second_final = files.check_path(verify_dir(final))  # kept only when they differ
+    scratch = files.make_temp_dir(final.parent, f".{final.name}.verify-")
     try:
         tree = scratch / "tree"
         with console.step("verify_reproducible", f"fresh tree at {tree}"):
@@ -55,8 +58,15 @@ def verify_reproducible(backend: ContainerBackend, plan: BuildPlan, ws: Workspac
                 if differ:
                     publish.publish(staging.out, second_final)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        _remove_quietly(scratch)
     if not differ:
-        shutil.rmtree(second_final, ignore_errors=True)
+        _remove_quietly(second_final)
     return {"second_tree": str(tree), "differ": differ, "second_sha256": second,
             "kept": str(second_final) if differ else None}
+
+
+def _remove_quietly(folder: Path) -> None:
+    try:
+        files.remove(folder)
+    except OSError as exc:
+        console.warn(f"could not remove {folder}: {exc.strerror or exc}; remove it by hand")

@@ -27,7 +27,9 @@ def main() -> NoReturn:
     try:
         code = answer(line)
     except BrokenPipeError:  # stdout closed early (`| head`): as click does, exit 1
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the flush at exit needs it open
+        # the flush at exit writes what is left to /dev/null, not to the closed pipe (the
+        # Python docs' recipe, signal module); no file is opened for writing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
     if code is not None:
         sys.exit(code)

@@ -35,6 +35,7 @@ from tkedistro.core.errors import UnsafePathError
 
 _DIR_FLAGS = os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_PATH", os.O_RDONLY)
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_RENAME_EXCHANGE = 2  # renameat2's flag (linux/fs.h)
 Watcher = Callable[[str, Path], None]
 _watchers: list[Watcher] = []
 
@@ -348,6 +349,46 @@ def rename(source: Path, target: Path) -> None:
             raise _refuse(target)
         os.replace(source.name, target.name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
     _seen("rename", target)
+
+
+def exchange(first: Path, second: Path) -> bool:
+    """Swap two existing paths in one step (``renameat2`` with ``RENAME_EXCHANGE``), neither
+    reached through a symlink nor a symlink itself; False when the system cannot swap."""
+    import ctypes  # only the publish of a build needs it
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(libc, "renameat2"):
+        return False
+    with opened_dir(first.parent) as first_fd, opened_dir(second.parent) as second_fd:
+        for fd, path in ((first_fd, first), (second_fd, second)):
+            if _is_link(path.name, fd):
+                raise _refuse(path)
+        swapped = libc.renameat2(first_fd, os.fsencode(first.name), second_fd,
+                                 os.fsencode(second.name), _RENAME_EXCHANGE) == 0
+    if swapped:
+        _seen("rename", second)
+    return bool(swapped)
+
+
+def link_file(source: Path, target: Path, *, mode: int = 0o644) -> None:
+    """Hard-link the file ``source`` at ``target`` (its folders made when missing), neither
+    through a symlink (a symlink at ``source`` is refused); a copy with ``mode``
+    (``copy_file``) when a link cannot be made (another file system)."""
+    with opened_dir(source.parent) as source_fd, \
+            opened_dir(target.parent, create=True) as target_fd:
+        if _is_link(source.name, source_fd):
+            raise _refuse(source)
+        try:
+            os.link(source.name, target.name, src_dir_fd=source_fd, dst_dir_fd=target_fd,
+                    follow_symlinks=False)
+        except OSError:
+            linked = False
+        else:
+            linked = True
+    if not linked:
+        copy_file(source, target, mode=mode)
+        return
+    _seen("write", target)
 
 
 def replace_symlink(path: Path, points_to: str) -> None:

@@ -23,12 +23,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tkedistro.core import console
+from tkedistro.core import console, files
 from tkedistro.core.errors import BuildError
 from tkedistro.core.files import json_digest
 from tkedistro.core.runner import run
@@ -134,7 +133,10 @@ def ensure_debian_base(engine: ImageEngine, work: Path, recipe: DebianRecipe,
         _finish_rootfs(rootfs, recipe)
     with console.step(recipe.step, f"import {recipe.ref}"):
         built = _import(engine, rootfs, work / "debian-rootfs.tar", recipe, digest, installed)
-    shutil.rmtree(rootfs, ignore_errors=True)
+    try:
+        files.remove(rootfs)
+    except OSError:
+        pass  # the next debootstrap clears it (clear_rootfs)
     ImageRecord(work / RECORD_NAME).remember(recipe.ref, digest, built.id)
     return DebianBase(recipe.ref, built.id, installed, False)
 
@@ -168,15 +170,18 @@ def mounts_under(mountinfo: str, folder: Path) -> list[Path]:
 
 def clear_rootfs(rootfs: Path) -> None:
     """Remove a root filesystem this tool made, first unmounting what a killed debootstrap
-    left mounted inside it (``/proc``, ``/sys``): only mounts under ``rootfs``."""
-    if not rootfs.exists():
+    left mounted inside it (``/proc``, ``/sys``): only mounts under ``rootfs``. A symlink at
+    ``rootfs`` or in its folders is refused (``UnsafePathError``) before anything is
+    unmounted; the removal never crosses a symlink inside it."""
+    files.check_path(rootfs)
+    if not os.path.lexists(rootfs):
         return
     folder = rootfs.resolve()
     for point in mounts_under(Path("/proc/self/mountinfo").read_text(), folder):
         run(["umount", "--lazy", "--", point],
             message=f"unmounting {point}, left mounted by an earlier debootstrap, failed")
     try:
-        shutil.rmtree(rootfs)
+        files.remove(rootfs)
     except OSError as exc:
         raise BuildError(f"cannot remove the old Debian root filesystem {rootfs}: {exc}",
                          hint=f"remove it by hand (as root) and run again: rm -rf {rootfs}"
@@ -185,12 +190,12 @@ def clear_rootfs(rootfs: Path) -> None:
 
 def _debootstrap(rootfs: Path, recipe: DebianRecipe, log: Path) -> tuple[str, ...]:
     clear_rootfs(rootfs)
-    rootfs.parent.mkdir(parents=True, exist_ok=True)
+    files.ensure_dir(rootfs.parent)
     arch = [f"--arch={recipe.arch}"] if recipe.arch else []
     result = run(["debootstrap", "--variant=minbase", *arch,
                   "--include=" + ",".join(recipe.packages), recipe.suite, rootfs, mirror()],
                  check=False)
-    log.write_text(result.stdout + result.stderr)
+    files.write_text(log, result.stdout + result.stderr)
     if result.returncode != 0:
         raise BuildError(f"debootstrap {recipe.suite} from {mirror()} failed (log: {log})",
                          details=(result.stdout + result.stderr)[-4000:],
@@ -209,8 +214,8 @@ def _finish_rootfs(rootfs: Path, recipe: DebianRecipe) -> None:
     for folder in recipe.prune:
         target = rootfs / folder
         if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-            target.mkdir()
+            files.remove(target)
+            files.ensure_dir(target)
 
 
 def _import(engine: ImageEngine, rootfs: Path, tar: Path, recipe: DebianRecipe, digest: str,
@@ -218,7 +223,7 @@ def _import(engine: ImageEngine, rootfs: Path, tar: Path, recipe: DebianRecipe, 
     for cache in (rootfs / "var/cache/apt/archives", rootfs / "var/lib/apt/lists"):
         for item in cache.glob("*"):
             if item.is_file():
-                item.unlink()
+                files.remove_link(item)  # the file (or a link to one) itself, never its target
     run(["tar", "--numeric-owner", "-C", rootfs, "-c", "-f", tar, "."],
         message="packing the Debian base root filesystem failed")
     source = f"debootstrap {recipe.suite} minbase from {mirror()}"
@@ -232,7 +237,7 @@ def _import(engine: ImageEngine, rootfs: Path, tar: Path, recipe: DebianRecipe, 
             return engine.import_rootfs(tar, recipe.ref, changes, platform=recipe.platform)
         return engine.import_rootfs(tar, recipe.ref, changes)
     finally:
-        tar.unlink(missing_ok=True)
+        files.remove(tar)
 
 
 def _version_labels(recipe: DebianRecipe, installed: tuple[str, ...]) -> list[str]:

@@ -15,7 +15,6 @@ tkedistro) remakes only the artifacts, on hard links of the published binaries (
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,8 +35,9 @@ from tkedistro.build.pipeline import (
     result_of,
 )
 from tkedistro.build.plan import BuildPlan
+from tkedistro.build.reproduce import verify_dir, verify_reproducible
 from tkedistro.build.targets import Targets, select_targets
-from tkedistro.core import console
+from tkedistro.core import console, files
 from tkedistro.core.errors import NotReproducibleError
 from tkedistro.core.locks import output_lock
 from tkedistro.core.workspace import Workspace
@@ -61,6 +61,10 @@ def build_release(ws: Workspace, manifest: Manifest, options: BuildOptions,
 def _build_locked(ws: Workspace, manifest: Manifest, targets: Targets, options: BuildOptions,
                   engines: Engines) -> BuildResult:
     started = time.time()
+    # a symlinked output is refused before any work; nothing is read or written through it
+    files.check_path(ws.output_dir(manifest.release))
+    if options.verify_reproducible:
+        files.check_path(verify_dir(ws.output_dir(manifest.release)))
     prepared = prepare_release(ws, manifest, options.upstream)
     image = lookup_image(engines.containers, options.builder_image or manifest.builder.image,
                          manifest.release)
@@ -130,9 +134,9 @@ def _refinish(job: _Job) -> BuildResult:
     with publish.staging_for(final) as staging:
         link_files(final, staging.out, binaries)
         if (final / output.LOG_NAME).is_file():
-            shutil.copyfile(final / output.LOG_NAME, staging.log)
-        with staging.log.open("a", encoding="utf-8") as log:
-            log.write(f"# tkedistro {__version__}: artifacts remade, binaries kept\n")
+            files.copy_file(final / output.LOG_NAME, staging.log)
+        with files.open_for_writing(staging.log, append=True) as log:
+            log.write(f"# tkedistro {__version__}: artifacts remade, binaries kept\n".encode())
         go_version = str(old.get("builder", {}).get("go_version") or plan.go_version)
         finished = job.finish(staging.out, go_version, binaries, final)
         info = {**old, "artifacts": finished.info,
@@ -144,8 +148,6 @@ def _refinish(job: _Job) -> BuildResult:
 def _verify(engines: Engines, job: _Job, result: BuildResult) -> None:
     """``--verify-reproducible``: build again from a fresh tree, its artifacts too (reusing
     nothing), and compare every checksum with the published output's."""
-    from tkedistro.build.reproduce import verify_reproducible
-
     def finish(out: Path, go_version: str, binaries: Sequence[str]) -> dict[str, str]:
         return job.finish(out, go_version, binaries, None).sums
 
