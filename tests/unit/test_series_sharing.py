@@ -152,10 +152,12 @@ def edit_stopped_tree(src: Path) -> None:
 
 
 def assert_restorable(d: Distro, src: Path, output: str, *, reset: bool = True) -> None:
-    """The abort named one backup ref and the command; running it brings every edit back."""
+    """The abort named one backup ref and the command; running it brings every edit back
+    (--skip, where the rebase goes on: the edited files only)."""
     [ref] = backup_refs(src)
     shown = src.relative_to(d.root)
-    command = f"git -C {shown} checkout {ref} -- ."
+    files = "." if reset else "NOTES README.md scratch.txt"
+    command = f"git -C {shown} checkout {ref} -- {files}"
     assert (f"warning: edits made during the rebase were saved to {ref}: NOTES, README.md, "
             f"scratch.txt; get them back with: {command}") in output
     assert (src / "README.md").read_text() != "half resolved\n"
@@ -222,3 +224,23 @@ def test_skip_saves_the_edits_it_throws_away(tmp_path: Path) -> None:
     res = cli(d, "rebase", "1.20", "--skip")
     assert res.exit_code == 0, res.output
     assert_restorable(d, d.src, res.stderr, reset=False)  # git keeps untracked files
+
+
+def test_continue_saves_changes_left_out_of_the_resolution(tmp_path: Path) -> None:
+    d = make_distro(tmp_path)
+    assert cli(d, "rebase", "1.20", "--onto", "v1.20.2").exit_code == 7
+    (d.src / "README.md").write_text("# tiny kubernetes (upstream, tke)\n")
+    git(d.src, "add", "README.md")
+    edited = d.src / "cmd/kubectl/main.go"
+    mine = edited.read_text() + "// not staged\n"
+    edited.write_text(mine)
+    res = cli(d, "rebase", "1.20", "--continue")
+    assert res.exit_code == 0, res.output
+    [ref] = backup_refs(d.src)
+    command = f"git -C _src/1.20 checkout {ref} -- cmd/kubectl/main.go"
+    assert (f"warning: edits made during the rebase were saved to {ref}: cmd/kubectl/main.go; "
+            f"get them back with: {command}") in res.stderr
+    assert "// not staged" not in (d.root / P[0]).read_text()  # not part of the series
+    run_shown(d, command)
+    assert edited.read_text() == mine
+    assert git(d.src, "status", "--porcelain") == "M  cmd/kubectl/main.go"  # nothing else

@@ -12,19 +12,26 @@ commits come from the patch files, so uncommitted and untracked files are what c
 
 from __future__ import annotations
 
+import shlex
+
 from tkedistro.core import console
 from tkedistro.git.repo import Repo
 from tkedistro.series.state import Phase, RebaseState
 
 
-def restore_command(repo: Repo, ref: str) -> str:
-    """The command that puts the files saved on ``ref`` back into ``repo``'s tree."""
-    return f"git -C {repo.shown} checkout {ref} -- ."
+def restore_command(repo: Repo, ref: str, paths: list[str] | None = None) -> str:
+    """The command that puts the files saved on ``ref`` back into ``repo``'s tree: all of
+    them, or only ``paths`` (for a tree the rebase carries on with)."""
+    return f"git -C {shlex.quote(repo.shown)} checkout {ref} -- " + (
+        " ".join(shlex.quote(p) for p in paths) if paths else ".")
 
 
-def save_edits(repo: Repo, state: RebaseState, doing: str) -> str | None:
+def save_edits(repo: Repo, state: RebaseState, doing: str, *,
+               carry_on: bool = False) -> str | None:
     """Save the edits in ``repo`` before ``doing`` ("--abort", "--skip", ...) resets it;
-    the backup ref, or None when there is nothing of the maintainer's to keep."""
+    the backup ref, or None when there is nothing of the maintainer's to keep.
+    ``carry_on``: the rebase goes on in this tree, so the command given brings back the
+    edited files only (not the whole tree as it was)."""
     if not repo.exists() or repo.rev("HEAD") is None:
         return None
     found = _edits(repo, state)
@@ -34,9 +41,10 @@ def save_edits(repo: Repo, state: RebaseState, doing: str) -> str | None:
     ref = repo.backup_with_tree(tree) or repo.backup(
         f"tkedistro: edits left in {repo.shown} by the rebase of {state.release} ({doing})")
     listed = ", ".join(changed[:10]) + (" ..." if len(changed) > 10 else "")
+    only = changed if carry_on and len(changed) <= 10 else None
     console.warn(f"edits made during the rebase were saved to {ref}"
                  + (f": {listed}" if listed else "")
-                 + f"; get them back with: {restore_command(repo, ref)}")
+                 + f"; get them back with: {restore_command(repo, ref, only)}")
     return ref
 
 

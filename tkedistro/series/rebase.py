@@ -132,6 +132,8 @@ def continue_rebase(ws: Workspace, release: str) -> RebaseResult:
         _finish_conflict(ws, state, repo)
     elif state.phase == Phase.REPLAY:
         _recover_replay(ws, state, repo)
+    if repo.tracked_changes():  # left out of the resolution: the replay would reset them
+        save_edits(repo, state, "--continue", carry_on=True)
     return _drive(ws, state)
 
 
@@ -143,7 +145,7 @@ def skip_patch(ws: Workspace, release: str) -> RebaseResult:
     if state.phase == Phase.FINALIZE or state.position >= len(state.series):
         raise RebaseStateError(f"release {release}: all patches are replayed; nothing to skip",
                                hint=f"tkedistro rebase {release} --continue")
-    save_edits(repo, state, "--skip")
+    save_edits(repo, state, "--skip", carry_on=True)
     patcher = Patcher(repo)
     if patcher.in_progress():
         patcher.skip()
@@ -331,7 +333,7 @@ def _recover_replay(ws: Workspace, state: RebaseState, repo: Repo) -> None:
     Commits made since ``pre_head`` came from the patch files, so nothing is lost; files
     changed or added in the tree since are saved to a backup ref first.
     """
-    save_edits(repo, state, "--continue after a crash")
+    save_edits(repo, state, "--continue after a crash", carry_on=True)
     if (patcher := Patcher(repo)).in_progress():
         patcher.abort()
     if state.pre_head is None:
