@@ -244,3 +244,22 @@ def test_continue_saves_changes_left_out_of_the_resolution(tmp_path: Path) -> No
     run_shown(d, command)
     assert edited.read_text() == mine
     assert git(d.src, "status", "--porcelain") == "M  cmd/kubectl/main.go"  # nothing else
+
+
+def test_abort_keeps_a_made_tree_holding_what_skip_saved(tmp_path: Path) -> None:
+    """Edits --skip saved live in the tree the rebase made: a later --abort keeps it."""
+    from tests.helpers.series import LIMITS
+
+    d = make_distro(tmp_path, prepare=False)
+    d.upstream.commit({"pkg/kubelet/cm/limits.go": LIMITS.replace("kmem = true", "kmem = 0")},
+                      "cm: kmem off by number", tag="v1.20.3")
+    assert cli(d, "rebase", "1.20", "--onto", "v1.20.3").exit_code == 7  # patch 2 conflicts
+    (d.src / "scratch.txt").write_text("untracked\n")
+    skip = cli(d, "rebase", "1.20", "--skip")
+    assert skip.exit_code == 7, skip.output  # patch 4 conflicts next
+    [ref] = backup_refs(d.src)
+    res = cli(d, "rebase", "1.20", "--abort")
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines()[-1].startswith(
+        f"_src/1.20 is kept, as the rebase made it, for the edits saved to {ref} ")
+    assert backup_refs(d.src) == [ref]

@@ -4,8 +4,12 @@ The series (the manifest's patch files) is replayed in ``_src/<release>`` on the
 with ``git am --3way`` (one session for the run of patches that go in; the first that
 does not is replayed alone). A conflict stops with ``git am`` in progress; the state
 in ``ws.state_dir(release)`` survives a crash, and ``--continue``, ``--skip`` or ``--abort``
-pick it up. ``--abort`` puts the manifest, the patch files and ``_src`` back byte for byte.
-On success the manifest's pin and series are updated and the patch files regenerated.
+pick it up. ``--abort`` puts the manifest, the patch files and ``_src`` back byte for byte;
+edits the maintainer made in ``_src`` are saved to a backup ref first (``leftovers.py``), as
+``--skip`` and ``--continue`` do before they reset anything, and a ``_src`` the rebase made
+is kept rather than removed while it holds a backup ref. On success the manifest's pin and
+series are updated and the patch files regenerated, never deleting or rewriting a file
+another release lists (``sharing.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from tkedistro.core.errors import PatchApplyError, RebaseStateError
 from tkedistro.core.files import check_path, remove
 from tkedistro.core.locks import release_lock
 from tkedistro.core.rebasemark import is_rebasing
-from tkedistro.core.workspace import ReleaseLayout, Workspace, manifest_name
+from tkedistro.core.workspace import ReleaseLayout, Workspace, manifest_name, path_problem
 from tkedistro.git.patching import Patcher
 from tkedistro.git.repo import BRANCH, Repo
 from tkedistro.model.diffscan import conflict_markers, describe_markers
@@ -50,7 +54,6 @@ from tkedistro.series.state import (
     restore,
     save_state,
     snapshot,
-    state_path,
 )
 
 __all__ = ["RebaseResult", "abort_rebase", "continue_rebase", "rebase", "skip_patch",
@@ -171,19 +174,20 @@ def abort_rebase(ws: Workspace, release: str) -> RebaseResult:
     state = load_state(ws, release)
     repo = _repo(ws, release)
     ref = save_edits(repo, state, "--abort")
+    kept = False
     if state.src_existed:
         _restore_src(repo, state)
-    elif ref is None:
-        remove(check_path(repo.path))
-    else:
+    elif repo.exists() and (held := repo.backup_refs()):  # this abort's, or --skip's
+        ref, kept = ref or held[-1], True
         _park_src(repo, state)
+    else:
+        remove(check_path(repo.path))
     if state.new_line:
         _remove_new_subfolders(ws, state)
     restore(ws, release)
     clear(ws, release)
     result = RebaseResult.from_state(state, "aborted")
-    result.backup_ref = ref
-    result.src_kept = ref is not None and not state.src_existed
+    result.backup_ref, result.src_kept = ref, kept
     return result
 
 
@@ -216,7 +220,8 @@ def _remove_new_subfolders(ws: Workspace, state: RebaseState) -> None:
         inside = file[len(prefix):] if file.startswith(prefix) else ""
         if "/" not in inside or os.path.normpath(file) != file:
             continue
-        ws.repo_file(file, f"{state_path(ws, state.release).name}: series", must_exist=False)
+        if path_problem(ws.root, file, must_exist=False):
+            continue  # not a path `new` would have written: leave it
         path = ws.root / file
         remove(path)  # never through a symlink
         parent = path.parent
