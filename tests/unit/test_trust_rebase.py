@@ -204,7 +204,8 @@ def test_abort_saves_real_edits_once(distro: Distro) -> None:
         assert res.exit_code == 0, res.output
         [ref] = backup_refs(distro)  # the second abort reuses the first one's ref
         assert res.stderr.endswith(
-            f"warning: edits made during the rebase were saved to {ref}: README.md\n")
+            f"warning: edits made during the rebase were saved to {ref}: README.md; get them "
+            f"back with: git -C _src/1.20 checkout {ref} -- .\n")
         assert git(distro.src, "show", f"{ref}:README.md") == "half resolved"
 
 

@@ -339,6 +339,11 @@ class Repo:
         finally:
             index.unlink(missing_ok=True)
 
+    def backup_refs(self) -> list[str]:
+        """The backup refs (``refs/tkedistro/backup/``) this repository holds, oldest first."""
+        out = self.run("for-each-ref", "--format=%(refname)", "refs/tkedistro/backup/").stdout
+        return sorted(out.split())
+
     def backup_with_tree(self, tree: str) -> str | None:
         """An existing backup ref (``refs/tkedistro/backup/``) whose commit has ``tree``."""
         out = self.run("for-each-ref", "--format=%(refname) %(tree)",

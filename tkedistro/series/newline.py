@@ -1,8 +1,12 @@
 """``tkedistro new RELEASE --from OLD --onto TAG``: a new release line from an old one.
 
 ``releases/<new>.yaml`` is written from the old manifest's text (comments kept; only the
-release name and the patch folder change), the old series is copied into
-``patches/<new>/`` under the same names, and the rebase flow takes it onto ``TAG``.
+release name and the patch folder change), the old line's own patch files
+(``patches/<old>/...``) are copied into ``patches/<new>/`` at the same relative paths, so
+two copies never share a path, and the rebase flow takes it onto ``TAG``. A file the old
+series lists from elsewhere (``patches/common/...``) is not copied: the new manifest lists
+it in place, shared with the old line, and the rebase never deletes or rewrites it. No
+existing file is ever overwritten.
 """
 
 from __future__ import annotations
@@ -11,10 +15,10 @@ import re
 from pathlib import Path
 
 from tkedistro.core.errors import ManifestError
-from tkedistro.core.files import write_atomic
+from tkedistro.core.files import create_exclusive, read_bytes, remove
 from tkedistro.core.rebasemark import is_rebasing
 from tkedistro.core.workspace import ReleaseLayout, Workspace
-from tkedistro.model.manifest import load_release, parse_manifest
+from tkedistro.model.manifest import Manifest, load_release, parse_manifest
 from tkedistro.series.rebase import RebaseResult, rebase
 from tkedistro.series.state import NewLine
 
@@ -30,37 +34,72 @@ def new_release(ws: Workspace, release: str, from_release: str, onto: str, *,
     old = load_release(ws, from_release)
     folder = ws.patches_dir(release)
     ws.repo_file(str(ReleaseLayout(release).patches), "patch folder", must_exist=False)
-    clash = [e.file for e in old.patches if (folder / _name(e.file)).exists()]
+    copies = _copies(old, from_release)
+    clash = [name for name in copies.values() if (folder / name).exists()]
     if clash:
-        raise ManifestError([f"{ws.rel(folder / _name(f))}: already exists" for f in clash])
+        raise ManifestError([f"{ws.rel(folder / name)}: already exists" for name in clash])
     text = _retarget(old.path.read_text(encoding="utf-8"), from_release, release)
     parse_manifest(text, target, shown)  # never write a manifest that does not load
-    made = NewLine(tuple(_name(e.file) for e in old.patches), folder.is_dir())
+    made = NewLine(tuple(copies.values()), folder.is_dir())
+    written: list[str] = []  # what this run made, the only files it may take away again
+    manifest_made = False
     try:
-        for entry in old.patches:
-            write_atomic(folder / _name(entry.file), ws.repo_file(entry.file).read_bytes())
-        write_atomic(target, text.encode("utf-8"))
+        for file, name in copies.items():
+            _copy_new(ws, file, folder, name)
+            written.append(name)
+        if not create_exclusive(target, text.encode("utf-8")):
+            raise ManifestError([f"{shown}: already exists"])
+        manifest_made = True
         result = rebase(ws, release, onto, commit=commit, upstream=upstream, new_line=made)
     except BaseException:
         if not is_rebasing(ws.release(release)):  # the rebase never began: leave no half-made line
-            _remove(target, folder, made)
+            _remove(target if manifest_made else None, folder,
+                    NewLine(tuple(written), made.patches_dir_existed))
         raise
-    result.notes.insert(0, f"created {shown} and {ws.rel(folder)}/ ({len(old.patches)} patches) "
-                           f"from release {from_release}; check go.version and builder.image "
-                           "for the new line")
+    result.notes.insert(0, _made_note(ws, shown, folder, from_release, old, copies))
     return result
 
 
-def _remove(manifest: Path, folder: Path, made: NewLine) -> None:
-    manifest.unlink(missing_ok=True)
+def _copies(old: Manifest, from_release: str) -> dict[str, str]:
+    """Old series file -> its path in the new patch folder, for the old line's own files
+    (those ``_retarget`` moves): the same path below the folder, so each copy is distinct."""
+    prefix = f"{ReleaseLayout(from_release).patches}/"
+    return {e.file: e.file[len(prefix):] for e in old.patches if e.file.startswith(prefix)}
+
+
+def _copy_new(ws: Workspace, file: str, folder: Path, name: str) -> None:
+    """Copy series file ``file`` to ``folder/name``, which must not exist yet."""
+    data = read_bytes(ws.repo_file(file))
+    if not create_exclusive(folder / name, data):
+        raise ManifestError([f"{ws.rel(folder / name)}: already exists"])
+
+
+def _made_note(ws: Workspace, shown: str, folder: Path, from_release: str, old: Manifest,
+               copies: dict[str, str]) -> str:
+    note = (f"created {shown} and {ws.rel(folder)}/ ({len(copies)} patches) from release "
+            f"{from_release}; check go.version and builder.image for the new line")
+    shared = [e.file for e in old.patches if e.file not in copies]
+    if shared:
+        note += f"; shared with {from_release}, not copied: " + ", ".join(dict.fromkeys(shared))
+    return note
+
+
+def _remove(manifest: Path | None, folder: Path, made: NewLine) -> None:
+    if manifest is not None:
+        remove(manifest)
     for name in made.files:
-        (folder / name).unlink(missing_ok=True)
-    if not made.patches_dir_existed and folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
+        remove(folder / name)
+        _prune(folder, (folder / name).parent)
+    if not made.patches_dir_existed:
+        _prune(folder.parent, folder)
 
 
-def _name(file: str) -> str:
-    return file.rsplit("/", 1)[-1]
+def _prune(top: Path, folder: Path) -> None:
+    """Remove ``folder`` and its parents below ``top`` while they are empty."""
+    while folder != top and folder.is_relative_to(top) and folder.is_dir() \
+            and not any(folder.iterdir()):
+        remove(folder)
+        folder = folder.parent
 
 
 def _retarget(text: str, old: str, new: str) -> str:

@@ -4,29 +4,35 @@ The series (the manifest's patch files) is replayed in ``_src/<release>`` on the
 with ``git am --3way`` (one session for the run of patches that go in; the first that
 does not is replayed alone). A conflict stops with ``git am`` in progress; the state
 in ``ws.state_dir(release)`` survives a crash, and ``--continue``, ``--skip`` or ``--abort``
-pick it up. ``--abort`` puts the manifest, the patch files and ``_src`` back byte for byte.
-On success the manifest's pin and series are updated and the patch files regenerated.
+pick it up. ``--abort`` puts the manifest, the patch files and ``_src`` back byte for byte;
+edits the maintainer made in ``_src`` are saved to a backup ref first (``leftovers.py``), as
+``--skip`` and ``--continue`` do before they reset anything, and a ``_src`` the rebase made
+is kept rather than removed while it holds a backup ref. On success the manifest's pin and
+series are updated and the patch files regenerated, never deleting or rewriting a file
+another release lists (``sharing.py``).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
 from tkedistro.core import console
 from tkedistro.core.errors import PatchApplyError, RebaseStateError
+from tkedistro.core.files import check_path, remove
 from tkedistro.core.locks import release_lock
 from tkedistro.core.rebasemark import is_rebasing
-from tkedistro.core.workspace import Workspace, manifest_name
+from tkedistro.core.workspace import ReleaseLayout, Workspace, manifest_name, path_problem
 from tkedistro.git.patching import Patcher
 from tkedistro.git.repo import BRANCH, Repo
 from tkedistro.model.diffscan import conflict_markers, describe_markers
 from tkedistro.model.manifest import Manifest, load_release, update_pin
-from tkedistro.series.export import check_work_in_progress, export_commits
+from tkedistro.series.export import check_work_in_progress
+from tkedistro.series.leftovers import save_edits
 from tkedistro.series.replay import (
     Job,
     PatchOutcome,
@@ -38,6 +44,7 @@ from tkedistro.series.replay import (
     make_job,
 )
 from tkedistro.series.report import RebaseResult
+from tkedistro.series.sharing import export_keeping_shared
 from tkedistro.series.state import (
     NewLine,
     Phase,
@@ -128,6 +135,8 @@ def continue_rebase(ws: Workspace, release: str) -> RebaseResult:
         _finish_conflict(ws, state, repo)
     elif state.phase == Phase.REPLAY:
         _recover_replay(ws, state, repo)
+    if repo.tracked_changes():  # left out of the resolution: the replay would reset them
+        save_edits(repo, state, "--continue", carry_on=True)
     return _drive(ws, state)
 
 
@@ -139,6 +148,7 @@ def skip_patch(ws: Workspace, release: str) -> RebaseResult:
     if state.phase == Phase.FINALIZE or state.position >= len(state.series):
         raise RebaseStateError(f"release {release}: all patches are replayed; nothing to skip",
                                hint=f"tkedistro rebase {release} --continue")
+    save_edits(repo, state, "--skip", carry_on=True)
     patcher = Patcher(repo)
     if patcher.in_progress():
         patcher.skip()
@@ -159,21 +169,29 @@ def skip_patch(ws: Workspace, release: str) -> RebaseResult:
 
 @_under_release_lock
 def abort_rebase(ws: Workspace, release: str) -> RebaseResult:
-    """``--abort``: manifest, patch files and ``_src`` exactly as before the rebase."""
+    """``--abort``: manifest, patch files and ``_src`` as before the rebase; edits made in
+    ``_src`` are saved to a backup ref first (a tree the rebase made is then kept for it)."""
     state = load_state(ws, release)
     repo = _repo(ws, release)
-    if not state.src_existed:
-        shutil.rmtree(repo.path, ignore_errors=True)
-    else:
+    ref = save_edits(repo, state, "--abort")
+    kept = False
+    if state.src_existed:
         _restore_src(repo, state)
+    elif repo.exists() and (held := repo.backup_refs()):  # this abort's, or --skip's
+        ref, kept = ref or held[-1], True
+        _park_src(repo, state)
+    else:
+        remove(check_path(repo.path))
+    if state.new_line:
+        _remove_new_subfolders(ws, state)
     restore(ws, release)
     clear(ws, release)
-    return RebaseResult.from_state(state, "aborted")
+    result = RebaseResult.from_state(state, "aborted")
+    result.backup_ref, result.src_kept = ref, kept
+    return result
 
 
 def _restore_src(repo: Repo, state: RebaseState) -> None:
-    if state.orig_head is not None:
-        _save_leftovers(repo, state)
     if (patcher := Patcher(repo)).in_progress():
         patcher.abort()
     if state.orig_head is None:
@@ -181,6 +199,35 @@ def _restore_src(repo: Repo, state: RebaseState) -> None:
     else:
         repo.switch(state.orig_head, branch=state.orig_branch)
     repo.clean()
+
+
+def _park_src(repo: Repo, state: RebaseState) -> None:
+    """A tree the rebase made, kept for the backup ref it holds: clean, on the tool's branch
+    at the release's pin (where ``tkedistro source`` and a new rebase take it up)."""
+    if (patcher := Patcher(repo)).in_progress():
+        patcher.abort()
+    base = state.old_commit if repo.has_commit(state.old_commit) else state.onto_commit
+    repo.switch(base, branch=BRANCH)
+    repo.clean()
+
+
+def _remove_new_subfolders(ws: Workspace, state: RebaseState) -> None:
+    """Files ``tkedistro new`` copied into subfolders of the new patch folder (``restore``
+    puts back the folder's own files only), and the subfolders once empty."""
+    folder = ws.patches_dir(state.release)
+    prefix = f"{ReleaseLayout(state.release).patches}/"
+    for file in dict.fromkeys(state.series):
+        inside = file[len(prefix):] if file.startswith(prefix) else ""
+        if "/" not in inside or os.path.normpath(file) != file:
+            continue
+        if path_problem(ws.root, file, must_exist=False):
+            continue  # not a path `new` would have written: leave it
+        path = ws.root / file
+        remove(path)  # never through a symlink
+        parent = path.parent
+        while parent != folder and parent.is_dir() and not any(parent.iterdir()):
+            remove(parent)
+            parent = parent.parent
 
 
 def _repo(ws: Workspace, release: str) -> Repo:
@@ -288,8 +335,10 @@ def _refuse_markers(state: RebaseState, job: Job, diff: str, shown: str, *,
 def _recover_replay(ws: Workspace, state: RebaseState, repo: Repo) -> None:
     """After a crash while replaying: go back to where that step began and redo it.
 
-    Commits made since ``pre_head`` came from the patch files, so nothing is lost.
+    Commits made since ``pre_head`` came from the patch files, so nothing is lost; files
+    changed or added in the tree since are saved to a backup ref first.
     """
+    save_edits(repo, state, "--continue after a crash", carry_on=True)
     if (patcher := Patcher(repo)).in_progress():
         patcher.abort()
     if state.pre_head is None:
@@ -310,7 +359,8 @@ def _finalize(ws: Workspace, state: RebaseState) -> RebaseResult:
     repo = _repo(ws, state.release)
     manifest = _manifest(ws, state.release)
     repo.note_made(repo.commits(state.onto_commit))  # the series' commits, as replayed
-    exported = export_commits(ws, manifest, repo, state.onto_commit)
+    shared = export_keeping_shared(ws, manifest, repo, state.onto_commit)
+    exported = shared.result
     version = suggest_version(state.distro_version, state.old_tag, state.onto_tag)
     update_pin(manifest.path, tag=state.onto_tag, commit=state.onto_commit,
                distro_version=version, patch_files=exported.series)
@@ -321,33 +371,6 @@ def _finalize(ws: Workspace, state: RebaseState) -> RebaseResult:
     result = RebaseResult.from_state(state, "done")
     result.new_version = version
     result.export = exported.to_json()
+    result.notes += shared.notes
     clear(ws, state.release)
     return result
-
-
-def _save_leftovers(repo: Repo, state: RebaseState) -> None:
-    """Keep edits made during a conflict on a backup ref before --abort throws them away.
-
-    What the conflict itself left (the half-applied patch, its markers) is not an edit:
-    only a tree that differs from ``state.conflict_tree`` is saved, under an existing
-    backup ref when one holds the same tree. Files a crashed replay left are the tool's.
-    """
-    if state.phase != Phase.CONFLICT:
-        return
-    changed: list[str] = []
-    ref: str | None = None
-    if state.conflict_tree is None:  # a state written by an older tkedistro
-        if not repo.status():
-            return
-    else:  # HEAD and the work tree: a commit made by hand counts as an edit too
-        tree = repo.worktree_tree()
-        if tree == state.conflict_tree:
-            return
-        changed = repo.changed_paths(state.conflict_tree, tree)
-        ref = repo.backup_with_tree(tree)
-    if ref is None:
-        ref = repo.backup(f"tkedistro: edits left when the rebase of {state.release} was "
-                          "aborted")
-    listed = ", ".join(changed[:10]) + (" ..." if len(changed) > 10 else "")
-    console.warn(f"edits made during the rebase were saved to {ref}"
-                 + (f": {listed}" if listed else ""))

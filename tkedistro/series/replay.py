@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tkedistro.core.errors import CommandError, CommitMismatchError, FetchError
+from tkedistro.core.files import write_atomic
 from tkedistro.core.runner import Result
 from tkedistro.core.workspace import Workspace, manifest_name
 from tkedistro.git.mbox import PLAIN_DATE, diff_part, to_mbox
@@ -176,7 +177,7 @@ def make_job(position: int, path: Path, display: str, subject: str | None = None
 def apply_job(repo: Repo, job: Job, mbox_path: Path, *, old_base: str | None,
               new_base: str) -> PatchOutcome:
     """Replay ``job`` on HEAD of ``repo``; a conflict leaves ``git am`` in progress."""
-    mbox_path.write_text(job.mbox, encoding="utf-8", errors="surrogateescape")
+    write_atomic(mbox_path, job.mbox.encode("utf-8", errors="surrogateescape"))
     out = PatchOutcome(job.position, job.file, job.subject, "clean",
                        upstream_ref=job.patch.trailers.get("Upstream-Ref"))
     patcher = Patcher(repo)
@@ -214,7 +215,7 @@ def apply_batch(repo: Repo, jobs: list[Job], mbox_path: Path, *, old_base: str |
     if not jobs:
         return []
     text = "".join(j.mbox if j.mbox.endswith("\n") else j.mbox + "\n" for j in jobs)
-    mbox_path.write_text(text, encoding="utf-8", errors="surrogateescape")
+    write_atomic(mbox_path, text.encode("utf-8", errors="surrogateescape"))
     patcher = Patcher(repo)
     entered = patcher.apply(mbox_path)
     blocks = entered.result.stdout.split("Applying: ")[1:]

@@ -36,6 +36,8 @@ class RebaseResult:
     export: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     new_line: bool = False  # the release line was started by `tkedistro new`
+    backup_ref: str | None = None  # where --abort saved the edits made in _src
+    src_kept: bool = False  # --abort kept a _src the rebase made: it holds backup_ref
 
     @classmethod
     def from_state(cls, state: RebaseState, status: Phase) -> RebaseResult:
@@ -76,24 +78,36 @@ class RebaseResult:
             "export": self.export,
             "next_commands": self.next_commands(),
             "notes": self.notes,
+            "backup_ref": self.backup_ref,
         }
 
     def format_text(self) -> str:
         head = (f"rebase {self.release}: {self.old_tag} ({self.old_commit[:12]}) -> "
                 f"{self.onto_tag} ({self.onto_commit[:12]})")
         lines = [*self.notes, head, *outcome_table(self.outcomes)]
-        shown = ReleaseLayout(self.release)
-        if self.status == "aborted" and self.new_line:
-            lines.append(f"rebase aborted: {shown.manifest}, {shown.patches}/ "
-                         f"and {shown.src}, made by tkedistro new, are removed")
-        elif self.status == "aborted":
-            lines.append(f"rebase aborted: {shown.manifest}, {shown.patches}/ "
-                         f"and {shown.src} are back as they were")
+        if self.status == "aborted":
+            lines += self._aborted_text()
         elif self.status == "stopped":
             lines += self._stopped_text()
         else:
             lines += self._done_text()
         return "\n".join(lines)
+
+    def _aborted_text(self) -> list[str]:
+        shown = ReleaseLayout(self.release)
+        src = "" if self.src_kept else f" and {shown.src}"
+        files = f"{shown.manifest}, {shown.patches}/" if src else \
+            f"{shown.manifest} and {shown.patches}/"
+        if self.new_line:
+            line = f"rebase aborted: {files}{src}, made by tkedistro new, are removed"
+        else:
+            line = f"rebase aborted: {files}{src} are back as they were"
+        if not self.src_kept:
+            return [line]
+        return [line, f"{shown.src} is kept, as the rebase made it, for the edits saved to "
+                      f"{self.backup_ref} (get them back: git -C {shown.src} checkout "
+                      f"{self.backup_ref} -- .); delete {shown.src} when you no longer "
+                      "need them"]
 
     def _stopped_text(self) -> list[str]:
         bad = self.conflict
