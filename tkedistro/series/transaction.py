@@ -37,7 +37,6 @@ from tkedistro.core import console, files
 from tkedistro.core.errors import DamagedStateError, ManifestError
 from tkedistro.core.files import rename as move
 from tkedistro.core.workspace import (
-    RELEASE_NAME,
     ReleasePaths,
     Workspace,
     manifest_name,
@@ -45,8 +44,9 @@ from tkedistro.core.workspace import (
 )
 from tkedistro.git.patching import Patcher
 from tkedistro.git.repo import Repo
-from tkedistro.model.manifest import Manifest, list_release_names, load_release, update_pin
+from tkedistro.model.manifest import Manifest, update_pin
 from tkedistro.series.importstate import ImportRecord, record_import
+from tkedistro.series.listing import listed_elsewhere
 
 JOURNAL_VERSION = 1
 _MANIFEST = "manifest.yaml"  # the staged manifest's name in the stage folder
@@ -284,33 +284,13 @@ def _damaged(paths: ReleasePaths, what: str) -> DamagedStateError:
     )
 
 
-def files_of_other_releases(ws: Workspace, release: str) -> dict[Path, str]:
-    """Every patch file another release's manifest lists (its real path) -> that release.
-    A manifest that does not load is warned about: its files are not protected."""
-    listed: dict[Path, str] = {}
-    for name in list_release_names(ws.releases_dir):
-        if name == release or not RELEASE_NAME.fullmatch(name):
-            continue
-        try:
-            manifest = load_release(ws, name)
-        except ManifestError as exc:
-            console.warn(f"{manifest_name(name)} does not load, so its patch files are not "
-                         f"protected from this change: {exc.problems[0]}")
-            continue
-        for entry in manifest.patches:
-            if path_problem(ws.root, entry.file, must_exist=False) is None:
-                listed.setdefault(ws.repo_file(entry.file, must_exist=False), name)
-    return listed
-
-
 def refuse_shared(ws: Workspace, release: str, names: list[str], operation: str) -> None:
     """``ManifestError`` (exit 3) when ``operation`` of ``release`` would overwrite or
     delete a file (``names``, repo-relative) that another release lists."""
     if not names:
         return
-    others = files_of_other_releases(ws, release)
-    clash = [(name, others[real]) for name in names
-             if (real := ws.repo_file(name, must_exist=False)) in others]
+    others = listed_elsewhere(ws, release, names)
+    clash = [(name, releases[0]) for name, releases in others.items()]
     if clash:
         raise ManifestError(
             [f"{name}: listed by {manifest_name(other)} too; `{operation} {release}` would "
