@@ -23,7 +23,8 @@ __all__ = ["G", "emit", "guarded"]  # G and emit are session's, here for the com
 
 TAG = re.compile(TAG_PATTERN)
 COMMIT = re.compile(COMMIT_PATTERN)
-MEMORY = re.compile(r"(\d+(?:\.\d+)?)([kmg]?b|[kmg])?", re.IGNORECASE)  # docker-py's units
+# docker-py's units; ASCII only (no other digits, no Kelvin sign for k)
+MEMORY = re.compile(r"([0-9]+(?:\.[0-9]+)?)([kmg]?b|[kmg])?", re.IGNORECASE | re.ASCII)
 
 
 def check_upstream(value: str | None) -> str | None:

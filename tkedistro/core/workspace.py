@@ -20,7 +20,7 @@ from tkedistro.core.host import host_platform
 RELEASES = "releases"  # the distro repo's folder of manifests, <release>.yaml each
 MANIFEST_SUFFIX = ".yaml"
 CLUSTER_STATE = "cluster.json"  # in a cluster's folder (``_cluster/<release>``)
-RELEASE_NAME = re.compile(r"\d+\.\d+(?:[.-][A-Za-z0-9]+)*")
+RELEASE_NAME = re.compile(r"[0-9]+\.[0-9]+(?:[.-][A-Za-z0-9]+)*")
 MAX_PATCH_BYTES = 32 * 1024 * 1024  # the largest real backports are a few MiB
 
 

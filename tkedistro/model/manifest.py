@@ -80,7 +80,7 @@ class Upstream(_Frozen):
 
 
 class Go(_Frozen):
-    version: Annotated[str, Field(pattern=r"^1\.\d+(\.\d+)?$")]
+    version: Annotated[str, Field(pattern=r"^1\.[0-9]+(\.[0-9]+)?$")]
 
 
 class Builder(_Frozen):
@@ -98,7 +98,7 @@ class Manifest(_Frozen):
     schema_version: Literal[1] = Field(alias="schema")
     release: Annotated[str, Field(pattern=f"^{RELEASE_NAME.pattern}$")]
     upstream: Upstream
-    distro_version: Annotated[str, Field(pattern=r"^v\d+\.\d+\.\d+-[0-9A-Za-z.-]+$")]
+    distro_version: Annotated[str, Field(pattern=r"^v[0-9]+\.[0-9]+\.[0-9]+-[0-9A-Za-z.-]+$")]
     go: Go
     builder: Builder
     components: tuple[Component, ...] = Field(min_length=1)
@@ -379,7 +379,7 @@ def update_pin(path: Path, *, tag: str, commit: str, distro_version: str | None 
     ``renamed`` maps a new patch file name to the entry (old name) it continues."""
     y = _yaml()
     text = path.read_text(encoding="utf-8")
-    if re.search(r"^[A-Za-z_][\w-]*:[ \t]*(#.*)?\n  - ", text, re.M):
+    if re.search(r"^[A-Za-z_][A-Za-z0-9_-]*:[ \t]*(#.*)?\n  - ", text, re.M):
         y.indent(mapping=2, sequence=4, offset=2)  # keep "key:\n  - item" lists as written
     data = y.load(text)
     data["upstream"]["tag"] = tag

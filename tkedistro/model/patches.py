@@ -254,7 +254,7 @@ def subject_from_filename(path: Path) -> str:
     for suffix in (".patch", ".diff"):
         if stem.endswith(suffix):
             stem = stem[: -len(suffix)]
-    words = re.sub(r"^\d+[-_]", "", stem).replace("_", " ").replace("-", " ").split()
+    words = re.sub(r"^[0-9]+[-_]", "", stem).replace("_", " ").replace("-", " ").split()
     return " ".join(words) or stem
 
 

@@ -10,16 +10,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-TAG_PATTERN = r"v\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?"  # an upstream tag: v1.20.2, v1.21.0-rc.1
+# an upstream tag: v1.20.2, v1.21.0-rc.1 (ASCII digits only: ``\d`` takes any script's)
+TAG_PATTERN = r"v[0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.-]+)?"
 COMMIT_PATTERN = r"[0-9a-f]{40}"  # a full lowercase hex commit SHA
 
 # An image reference as Docker's reference grammar has it:
 # [registry[:port]/]path[:tag][@sha256:digest]; path components are lowercase.
 _DOMAIN_PART = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-_DOMAIN = rf"{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*(?::\d+)?"
+_DOMAIN = rf"{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*(?::[0-9]+)?"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 IMAGE_PATTERN = (rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*"
-                 r"(?::\w[\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?")
+                 r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?")
 IMAGE = re.compile(IMAGE_PATTERN)
 IMAGE_EXAMPLES = "golang:1.15.15 or registry.example.com:5000/tke/builder:1.20@sha256:<64 hex>"
 MAX_IMAGE_CHARS = 255 + 1 + 128 + 72  # name, ':' tag, '@sha256:' digest
@@ -38,11 +39,21 @@ REGISTRY_EXAMPLES = "127.0.0.1:5000 or registry.example.com/k8s-conformance"
 
 
 def registry_problem(registry: str) -> str | None:
-    """Why ``registry`` is not a registry host[:port][/path] to push to, or None."""
-    if len(registry) <= 255 and REGISTRY.fullmatch(registry):
+    """Why ``registry`` is not a registry host[:port][/path] to push to, or None.
+
+    The first component must name a host as Docker reads one (a ``.``, a ``:`` port, or
+    ``localhost``): anything else is a Docker Hub namespace (``myreg`` would push to
+    ``docker.io/myreg``), so Docker Hub is a push target only when written out."""
+    if len(registry) > 255 or not REGISTRY.fullmatch(registry):
+        return (f"expected a registry like {REGISTRY_EXAMPLES} (host[:port][/lowercase path], "
+                f"no scheme, no tag), got {registry!r}")
+    host = registry.partition("/")[0]
+    if "." in host or ":" in host or host == "localhost":
         return None
-    return (f"expected a registry like {REGISTRY_EXAMPLES} (host[:port][/lowercase path], "
-            f"no scheme, no tag), got {registry!r}")
+    return (f"{registry!r} names no registry host: Docker would read {host!r} as a Docker Hub "
+            f"namespace and push to docker.io/{registry}; name the host with a dot "
+            f"(registry.example.com), a port ({host}:5000) or localhost, or write "
+            f"docker.io/{registry} to push to Docker Hub")
 
 
 @dataclass(frozen=True)
