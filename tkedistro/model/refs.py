@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 # an upstream tag: v1.20.2, v1.21.0-rc.1 (ASCII digits only: ``\d`` takes any script's)
 TAG_PATTERN = r"v[0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.-]+)?"
+MAX_TAG_CHARS = 128  # a tag is a file name in a repository's refs/tags
 COMMIT_PATTERN = r"[0-9a-f]{40}"  # a full lowercase hex commit SHA
 
 # An image reference as Docker's reference grammar has it:
@@ -26,10 +27,30 @@ IMAGE_EXAMPLES = "golang:1.15.15 or registry.example.com:5000/tke/builder:1.20@s
 MAX_IMAGE_CHARS = 255 + 1 + 128 + 72  # name, ':' tag, '@sha256:' digest
 
 
+def tag_problem(tag: str) -> str | None:
+    """Why ``tag`` is not an upstream tag (``v1.20.2``-shaped, ASCII, not too long), or None."""
+    if len(tag) > MAX_TAG_CHARS:
+        return f"expected an upstream tag of at most {MAX_TAG_CHARS} characters, got {len(tag)}"
+    if not re.fullmatch(TAG_PATTERN, tag):
+        return f"expected an upstream tag like v1.20.2, got {tag!r}"
+    return None
+
+
+def port_problem(hostport: str) -> str | None:
+    """Why the port of ``host:port`` (none is fine) is not a TCP port, or None."""
+    host, colon, port = hostport.rpartition(":")
+    if not colon or "]" in port or not port.isascii() or not port.isdigit():
+        return None
+    if 1 <= int(port) <= 65535:
+        return None
+    return f"port {port} of {host or hostport!r} is not a TCP port (1 to 65535)"
+
+
 def image_problem(image: str) -> str | None:
     """Why ``image`` is not a Docker image reference, or None when it is one."""
     if len(image) <= MAX_IMAGE_CHARS and IMAGE.fullmatch(image):
-        return None
+        registry = parse_image_ref(image).registry
+        return port_problem(registry) if registry else None
     return (f"expected an image reference like {IMAGE_EXAMPLES} "
             f"(lowercase path; no spaces, no leading '-'), got {image!r}")
 
@@ -49,7 +70,7 @@ def registry_problem(registry: str) -> str | None:
                 f"no scheme, no tag), got {registry!r}")
     host = registry.partition("/")[0]
     if "." in host or ":" in host or host == "localhost":
-        return None
+        return port_problem(host)
     return (f"{registry!r} names no registry host: Docker would read {host!r} as a Docker Hub "
             f"namespace and push to docker.io/{registry}; name the host with a dot "
             f"(registry.example.com), a port ({host}:5000) or localhost, or write "

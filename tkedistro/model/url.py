@@ -14,6 +14,8 @@ import re
 from typing import NamedTuple
 from urllib.parse import unquote
 
+from tkedistro.model.refs import port_problem
+
 SCHEMES = ("https", "http", "ssh", "git", "file")
 _URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)", re.S)
 _HOST = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?|\[[0-9A-Fa-f:.]+\]"
@@ -70,10 +72,12 @@ def _scheme_problem(shown: str, scheme: str, rest: str) -> str | None:
     if netloc.count("@") > 1:
         return (f"{shown!r}: the user-info holds an '@'; write it as %40, or give the "
                 "credentials through a git credential helper")
+    host = redact_url(f"{scheme}://{netloc}")[len(scheme) + 3:]
     if not _NETLOC.fullmatch(netloc) or netloc.startswith("-"):
-        host = redact_url(f"{scheme}://{netloc}")[len(scheme) + 3:]
         return (f"{shown!r}: {host!r} is not a host name; "
                 f"expected a git URL like {EXAMPLES}")
+    if problem := port_problem(host):
+        return f"{shown!r}: {problem}"
     return None
 
 
