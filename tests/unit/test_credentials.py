@@ -201,6 +201,18 @@ def test_an_upstream_of_the_wrong_shape_is_refused_without_echoing_its_token(
         re.sub(r"[╭╮╰╯│─]", " ", result.output).split())
 
 
+def test_an_upstream_whose_password_decodes_to_a_newline_is_refused(distro: Distro) -> None:
+    """The helper hands git ``password=<value>`` lines: a newline would add a line of its own."""
+    result = cli(distro, "source", "1.20", "--upstream",
+                 f"https://{USER}:{TOKEN}%0Ahost=evil.example@127.0.0.1:9/k8s.git")
+
+    assert result.exit_code == 2
+    assert TOKEN not in result.output
+    assert ("'https://127.0.0.1:9/k8s.git': the user name or password holds an encoded control "
+            "character; git's credential protocol cannot carry it") in " ".join(
+        re.sub(r"[╭╮╰╯│─]", " ", result.output).split())
+
+
 def test_a_manifest_url_with_credentials_is_refused_without_showing_them(
         distro: Distro) -> None:
     text = distro.manifest.read_text()

@@ -175,7 +175,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 UpstreamOpt = Annotated[
     str | None,
     typer.Option("--upstream", envvar="TKEDISTRO_UPSTREAM", callback=check_upstream,
-                 help="Fetch from this mirror URL."),
+                 help="Fetch from this mirror URL (a user name or token in it reaches git "
+                      "only: never a message, --json or a state file)."),
 ]
 
 

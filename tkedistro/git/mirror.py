@@ -208,8 +208,8 @@ def check_tag(tag: str) -> str:
 def check_url(url: str) -> str:
     """``url`` if git cannot read it as an option; refuse it otherwise."""
     if url.startswith("-"):
-        raise FetchError(f"refusing upstream URL {url!r}: it starts with '-', so git would "
-                         "read it as an option",
+        raise FetchError(f"refusing upstream URL {redact_url(url)!r}: it starts with '-', "
+                         "so git would read it as an option",
                          hint="give a repository URL (https://, ssh://, git@host:path or a path)")
     return url
 
@@ -235,6 +235,7 @@ class Remote:
 
 
 def remote(url: str) -> Remote:
+    """How to give git ``url``: user-info out of the URL, into the helper's environment."""
     creds = split_credentials(check_url(url))
     if not creds.given:
         return Remote(creds.url)

@@ -31,7 +31,12 @@ def url_problem(url: str, *, local_paths: bool = False) -> str | None:
     its credential path); a manifest's may not: it is shared, and its URL is published in
     the SBOM, the provenance and the CI workflows. Messages never show a secret."""
     problem = _shape_problem(url, redact_urls(url), local_paths=local_paths)
-    if problem or local_paths or split_credentials(url).url == url:
+    creds = split_credentials(url)
+    if problem is None and any(ord(c) < 32 or ord(c) == 127
+                               for c in creds.username + creds.password):
+        return (f"{creds.url!r}: the user name or password holds an encoded control "
+                "character; git's credential protocol cannot carry it")
+    if problem or local_paths or creds.url == url:
         return problem
     return (f"{redact_url(url)!r} with a user name or password in it: a manifest is shared "
             "and its URL published (SBOM, provenance, CI workflows); remove them and give "
