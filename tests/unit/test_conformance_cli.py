@@ -53,7 +53,9 @@ def test_release_without_a_subcommand_means_run(distro: Distro) -> None:
 
 
 def test_repo_list_must_exist(distro: Distro) -> None:
-    result = cli(distro, "conformance", "1.20", "--kubeconfig", "k", "--repo-list", "nope.yaml")
+    (distro.root / "k").write_text("apiVersion: v1\n")
+    result = cli(distro, "conformance", "1.20", "--kubeconfig", str(distro.root / "k"),
+                 "--repo-list", "nope.yaml")
     assert result.exit_code == 2
     assert "nope.yaml" in flat(result)
 

@@ -9,10 +9,13 @@ import typer
 from typer.core import TyperGroup
 
 from tkedistro.cli.common import (
+    MAX_GINKGO_NODES,
     G,
     JsonOpt,
     UpstreamOpt,
+    check_file,
     check_minutes,
+    check_regex,
     check_registry,
     emit,
     guarded,
@@ -71,7 +74,8 @@ def conformance_images(
 def conformance(
     release: str,
     kubeconfig: Annotated[
-        Path | None, typer.Option("--kubeconfig", help="Run on this existing cluster.")
+        Path | None, typer.Option("--kubeconfig", callback=check_file,
+                                  help="Run on this existing cluster.")
     ] = None,
     local: Annotated[
         bool, typer.Option("--local", help="Run on the release's local cluster (default): the "
@@ -84,9 +88,11 @@ def conformance(
     keep_cluster: Annotated[bool, typer.Option(
         "--keep-cluster", help="Leave a cluster made for the run up afterwards.")] = False,
     focus: Annotated[
-        str | None, typer.Option("--focus", help="Spec regex (default: every Conformance spec).")
+        str | None, typer.Option("--focus", callback=check_regex,
+                                 help="Spec regex (default: every Conformance spec).")
     ] = None,
-    skip: Annotated[str, typer.Option("--skip", help="Regex of specs to skip.")] = "",
+    skip: Annotated[str, typer.Option("--skip", callback=check_regex,
+                                      help="Regex of specs to skip.")] = "",
     quick: Annotated[bool, typer.Option(
         "--quick", help="A small subset, for CI: 7 specs (CRDs, and two pulling agnhost and "
                         "httpd).")] = False,
@@ -97,7 +103,7 @@ def conformance(
         "--timeout", callback=check_minutes, help="Overall limit in minutes.")] = 90.0,
     nodes: Annotated[
         int,
-        typer.Option("--nodes", min=1,
+        typer.Option("--nodes", min=1, max=MAX_GINKGO_NODES,
                      help="Parallel ginkgo nodes for specs not tagged [Serial] (those run "
                           "after, one by one); 1 runs everything serially."),
     ] = 4,
@@ -108,7 +114,7 @@ def conformance(
                           "(tkedistro build RELEASE --with-conformance-tools)."),
     ] = True,
     repo_list: Annotated[Path | None, typer.Option(
-        "--repo-list", exists=True, dir_okay=False,
+        "--repo-list", callback=check_file,
         help="KUBE_TEST_REPO_LIST file for --kubeconfig runs (from `conformance images`).")
     ] = None,
     upstream: UpstreamOpt = None,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from tkedistro.core import console, runner
 from tkedistro.core.errors import Interrupted, TkedistroError
 from tkedistro.core.workspace import Workspace
+from tkedistro.model.url import redact_urls
 
 if TYPE_CHECKING:
     from tkedistro.engine.engines import Engines
@@ -66,7 +67,7 @@ def outcome(fn: Callable[..., None], *args: Any, **kwargs: Any) -> int:
     except TkedistroError as exc:
         if G.debug:
             traceback.print_exc()
-        console.error(exc.render())
+        console.error(redact_urls(exc.render()))
         if kwargs.get("as_json") and not G.emitted:
             _emit_error(exc)
         return exc.exit_code
@@ -77,10 +78,11 @@ def _emit_error(exc: TkedistroError) -> None:
     """With ``--json``, a failed command still prints one JSON document on stdout."""
     error = {"exit_code": exc.exit_code, "type": type(exc).__name__, "message": exc.message,
              "hint": exc.hint}
-    console.out(json.dumps({"ok": False, "error": error}, indent=2))
+    console.out(redact_urls(json.dumps({"ok": False, "error": error}, indent=2)))
 
 
 def emit(data: Any, text: str, as_json: bool) -> None:
-    """Print ``data`` as JSON or ``text`` for a person."""
+    """Print ``data`` as JSON or ``text`` for a person; never a URL's password or token (the
+    features leave them out; this is the last guard)."""
     G.emitted = True
-    console.out(json.dumps(data, indent=2, sort_keys=False) if as_json else text)
+    console.out(redact_urls(json.dumps(data, indent=2, sort_keys=False) if as_json else text))

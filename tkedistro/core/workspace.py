@@ -20,19 +20,32 @@ from tkedistro.core.host import host_platform
 RELEASES = "releases"  # the distro repo's folder of manifests, <release>.yaml each
 MANIFEST_SUFFIX = ".yaml"
 CLUSTER_STATE = "cluster.json"  # in a cluster's folder (``_cluster/<release>``)
-RELEASE_NAME = re.compile(r"\d+\.\d+(?:[.-][A-Za-z0-9]+)*")
+# ASCII digits only (``\d`` takes any script's), and short: the name is part of folder,
+# file, container and image names
+RELEASE_NAME = re.compile(r"[0-9]+\.[0-9]+(?:[.-][A-Za-z0-9]+)*")
+MAX_RELEASE_CHARS = 64
 MAX_PATCH_BYTES = 32 * 1024 * 1024  # the largest real backports are a few MiB
 
 
 def check_release_name(release: str) -> str:
     """``release`` when it is a release name (1.20, 1.20-tke), else ``ManifestError``."""
-    if RELEASE_NAME.fullmatch(release):
+    if len(release) <= MAX_RELEASE_CHARS and RELEASE_NAME.fullmatch(release):
         return release
-    raise ManifestError(
-        [f"{release!r} is not a release name; release names look like 1.20 or 1.20-tke "
-         "(digits and dots, then optional .suffix or -suffix parts; no slashes)"],
-        hint="run `tkedistro list` to see the releases of this repo",
-    )
+    if len(release) > MAX_RELEASE_CHARS:
+        problem = (f"{shorten(release)} is not a release name: it has {len(release)} "
+                   f"characters, more than the {MAX_RELEASE_CHARS} a release name may have")
+    else:
+        problem = (f"{release!r} is not a release name; release names look like 1.20 or "
+                   "1.20-tke (digits and dots, then optional .suffix or -suffix parts; "
+                   "no slashes)")
+    raise ManifestError([problem], hint="run `tkedistro list` to see the releases of this repo")
+
+
+def shorten(value: object, limit: int = 60) -> str:
+    """``repr(value)`` for a message, cut to about ``limit`` characters (a 5000-character
+    name is named, not printed)."""
+    text = repr(value if isinstance(value, str) else str(value))
+    return text if len(text) <= limit else f"{text[:limit - 8]}...' ({len(text) - 2} characters)"
 
 
 def path_problem(root: Path, name: str, *, must_exist: bool = True,
@@ -98,6 +111,28 @@ def _kind(mode: int) -> str:
     return "not a plain file"
 
 
+def _exists(path: Path, option: str) -> bool:
+    return _stat(path, option) is not None
+
+
+def _is_folder(path: Path, option: str) -> bool:
+    info = _stat(path, option)
+    return info is not None and stat.S_ISDIR(info.st_mode)
+
+
+def _stat(path: Path, option: str) -> os.stat_result | None:
+    """``path``'s status (None when there is nothing), or ``ManifestError`` naming
+    ``option`` for a path the system refuses (too long, a symlink loop)."""
+    try:
+        return path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except (OSError, ValueError) as exc:
+        raise ManifestError([f"{option} {shorten(str(path))}: cannot use it: {_reason(exc)}"],
+                            hint=f"give {option} an existing folder with a shorter path"
+                            ) from None
+
+
 def find_root(start: Path | None = None) -> Path:
     """The nearest folder at or above ``start`` that holds ``releases/``."""
     here = (start or Path.cwd()).resolve()
@@ -129,11 +164,15 @@ class Workspace:
     @classmethod
     def discover(cls, root: Path | None = None, cache: Path | None = None) -> Workspace:
         found = root.resolve() if root else find_root()
-        if root and not (found / RELEASES).is_dir():
+        if root and not (_is_folder(found, "--root") and _is_folder(found / RELEASES, "--root")):
             raise ManifestError(
                 [f"{found}: no releases/ folder here"],
                 hint="--root must name a distro repo (a folder that holds releases/)",
             )
+        if cache is not None and _exists(cache, "--cache-dir") \
+                and not _is_folder(cache, "--cache-dir"):
+            raise ManifestError([f"--cache-dir {cache}: not a folder"],
+                                hint="name a folder for the cache, or leave --cache-dir out")
         return cls(root=found, cache=(cache.resolve() if cache else default_cache_dir()))
 
     @property

@@ -42,11 +42,11 @@ def crlf_note(path: Path, shown: str) -> str | None:
             f"it with `dos2unix {shown}` or `sed -i 's/\\r$//' {shown}` and run again")
 
 
-_PATCH_FAILED = re.compile(r"^error: patch failed: (.+):(\d+)$", re.M)
+_PATCH_FAILED = re.compile(r"^error: patch failed: (.+):([0-9]+)$", re.M)
 _OTHER_ERROR = re.compile(r"^error: (.+: (?:does not exist in index|already exists in (?:index|"
                           r"working directory)|No such file or directory|does not match index))$",
                           re.M)
-_HUNK = re.compile(r"^(@@ -(\d+)(?:,\d+)? \+\d+(?:,\d+)? @@)")
+_HUNK = re.compile(r"^(@@ -([0-9]+)(?:,[0-9]+)? \+[0-9]+(?:,[0-9]+)? @@)")
 
 
 def failed_hunks(stderr: str, patch: Path) -> list[str]:
@@ -144,4 +144,4 @@ def hunk_lines(diff: str) -> dict[str, tuple[list[str], list[str]]]:
     return files
 
 
-_COUNTS = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
+_COUNTS = re.compile(r"^@@ -[0-9]+(?:,([0-9]+))? \+[0-9]+(?:,([0-9]+))? @@")

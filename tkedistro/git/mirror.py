@@ -25,6 +25,7 @@ from tkedistro.core.files import write_atomic
 from tkedistro.core.locks import exclusive_lock
 from tkedistro.git.packs import pack_damage
 from tkedistro.git.repo import Repo
+from tkedistro.model.url import redact_url, split_credentials
 
 LOCK_WAIT_SECONDS = 1800.0
 VERIFIED = "tkedistro-verified"  # "<commit> <objects key>" lines: pins found complete
@@ -84,7 +85,7 @@ def ensure_pin(mirrors_dir: Path, pin: Pin, fetch_url: str | None = None) -> Mir
                 repo.update_ref(f"refs/tkedistro/pins/{pin.commit}", pin.commit)
         finally:
             repo.close()
-    return MirrorResult(path=path, fetch_url=source)
+    return MirrorResult(path=path, fetch_url=redact_url(source))
 
 
 def _damage(path: Path, pin: Pin) -> list[str]:
@@ -143,7 +144,7 @@ def _mismatch(repo: Repo, pin: Pin, source: str, found: str | None) -> CommitMis
             hint=f"set upstream.commit: {found} in {pin.manifest}",
         )
     return CommitMismatchError(
-        f"tag {pin.tag} of {source} points to commit {found}, "
+        f"tag {pin.tag} of {redact_url(source)} points to commit {found}, "
         f"but {pin.manifest} pins upstream.commit {pin.commit}",
         hint="the tag moved or was tampered with; check the upstream and change the "
         "pin only if you trust the new commit",
@@ -207,23 +208,54 @@ def check_tag(tag: str) -> str:
 def check_url(url: str) -> str:
     """``url`` if git cannot read it as an option; refuse it otherwise."""
     if url.startswith("-"):
-        raise FetchError(f"refusing upstream URL {url!r}: it starts with '-', so git would "
-                         "read it as an option",
+        raise FetchError(f"refusing upstream URL {redact_url(url)!r}: it starts with '-', "
+                         "so git would read it as an option",
                          hint="give a repository URL (https://, ssh://, git@host:path or a path)")
     return url
 
 
+# A credential helper that answers git with what the environment holds: the user name and
+# password of a command-line URL reach git this way, never in argv, a config file or a message.
+# ``credential.helper=`` first drops the user's helpers, so none of them stores the secret.
+_HELPER = ('!f() { test "$1" = get || exit 0; '
+           'test -z "$TKEDISTRO_GIT_USERNAME" || '
+           'printf "username=%s\\n" "$TKEDISTRO_GIT_USERNAME"; '
+           'test -z "$TKEDISTRO_GIT_PASSWORD" || '
+           'printf "password=%s\\n" "$TKEDISTRO_GIT_PASSWORD"; }; f')
+
+
+@dataclass(frozen=True)
+class Remote:
+    """How git is given a URL: ``url`` without user-info, and the ``config`` and ``env`` of
+    the credential helper that hands git the user-info (empty when the URL held none)."""
+
+    url: str
+    config: tuple[str, ...] = ()
+    env: dict[str, str] | None = None
+
+
+def remote(url: str) -> Remote:
+    """How to give git ``url``: user-info out of the URL, into the helper's environment."""
+    creds = split_credentials(check_url(url))
+    if not creds.given:
+        return Remote(creds.url)
+    return Remote(creds.url, ("-c", "credential.helper=", "-c", f"credential.helper={_HELPER}"),
+                  {"TKEDISTRO_GIT_USERNAME": creds.username,
+                   "TKEDISTRO_GIT_PASSWORD": creds.password})
+
+
 def fetch_tag(repo: Repo, url: str, tag: str) -> None:
     """Fetch ``tag`` (full history behind it, nothing else) from ``url`` into ``repo``."""
-    console.info(f"fetching {tag} from {url}")
+    target = remote(url)
+    console.info(f"fetching {tag} from {target.url}")
     refspec = f"+refs/tags/{check_tag(tag)}:refs/tags/{tag}"
-    res = repo.run("fetch", "--no-tags", "--no-write-fetch-head", "-q", "--", check_url(url),
-                   refspec, check=False)
+    res = repo.run(*target.config, "fetch", "--no-tags", "--no-write-fetch-head", "-q", "--",
+                   target.url, refspec, check=False, env=target.env)
     if res.returncode != 0:
         missing = "couldn't find remote ref" in res.stderr
         raise FetchError(
-            f"upstream {url} has no tag {tag}" if missing
-            else f"cannot fetch tag {tag} from {url} (git exit code {res.returncode})",
+            f"upstream {target.url} has no tag {tag}" if missing
+            else f"cannot fetch tag {tag} from {target.url} (git exit code {res.returncode})",
             details=res.stderr.strip() or None,
             hint="check upstream.url and upstream.tag in the manifest, or fetch from a "
             "reachable mirror with --upstream URL (TKEDISTRO_UPSTREAM)",
@@ -233,7 +265,8 @@ def fetch_tag(repo: Repo, url: str, tag: str) -> None:
 def remote_tag_commit(url: str, tag: str) -> str:
     """The commit ``tag`` points to at ``url`` (``git ls-remote``, nothing fetched)."""
     ref = f"refs/tags/{check_tag(tag)}"
-    res = Repo.ls_remote(check_url(url), [ref, f"{ref}^{{}}"])
+    target = remote(url)
+    res = Repo.ls_remote(target.url, [ref, f"{ref}^{{}}"], config=target.config, env=target.env)
     refs: dict[str, str] = {}
     for line in res.stdout.splitlines():
         sha, _, name = line.partition("\t")
@@ -241,8 +274,8 @@ def remote_tag_commit(url: str, tag: str) -> str:
     found = refs.get(f"{ref}^{{}}") or refs.get(ref)
     if res.returncode != 0 or not found:
         raise FetchError(
-            f"upstream {url} has no tag {tag}" if res.returncode == 0
-            else f"cannot list tags of {url} (git exit code {res.returncode})",
+            f"upstream {target.url} has no tag {tag}" if res.returncode == 0
+            else f"cannot list tags of {target.url} (git exit code {res.returncode})",
             details=res.stderr.strip() or None,
             hint="check the tag name, or fetch from a reachable mirror with --upstream URL",
         )

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -405,10 +405,12 @@ class Repo:
                  "--format=tar", f"--output={dest}", checked(commit, "commit"), "--")
 
     @staticmethod
-    def ls_remote(url: str, refs: list[str]) -> Result:
-        """``git ls-remote`` of ``refs`` at ``url``; no repository needed."""
-        argv = ["git", *CONFIG, "ls-remote", "--", checked(url, "URL"), *refs]
-        return execute(gitpython_module().Git(), argv)
+    def ls_remote(url: str, refs: list[str], *, config: Sequence[str] = (),
+                  env: dict[str, str] | None = None) -> Result:
+        """``git ls-remote`` of ``refs`` at ``url``; no repository needed. ``config``:
+        more ``-c key=value`` words; ``env``: more environment (a credential helper's)."""
+        argv = ["git", *CONFIG, *config, "ls-remote", "--", checked(url, "URL"), *refs]
+        return execute(gitpython_module().Git(), argv, env=env)
 
     # -- diffs, patch ids and patch files ----------------------------------------------------
 

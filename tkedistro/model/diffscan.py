@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from tkedistro.core.errors import PatchFormatError
 
-_HUNK = re.compile(r"^@@ -\d+(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+_HUNK = re.compile(r"^@@ -[0-9]+(?:,([0-9]+))? \+([0-9]+)(?:,([0-9]+))? @@")
 _OPEN, _CLOSE, _MIDDLE = ("<<<<<<< ", ">>>>>>> ", "||||||| ")
 _SEPARATOR = "======="
 _FULL_INDEX = re.compile(r"^index ([0-9a-f]{40}|[0-9a-f]{64})\.\.([0-9a-f]{40}|[0-9a-f]{64})\b")

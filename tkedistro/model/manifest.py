@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import io
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -20,8 +21,16 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from tkedistro.core.errors import ManifestError, ReleaseNotFoundError
 from tkedistro.core.files import write_atomic
-from tkedistro.core.workspace import RELEASE_NAME, Workspace, check_release_name, manifest_name
-from tkedistro.model.refs import COMMIT_PATTERN, TAG_PATTERN, image_problem
+from tkedistro.core.workspace import (
+    MANIFEST_SUFFIX,
+    MAX_RELEASE_CHARS,
+    RELEASE_NAME,
+    Workspace,
+    check_release_name,
+    manifest_name,
+)
+from tkedistro.model.patches import header_problem
+from tkedistro.model.refs import COMMIT_PATTERN, MAX_TAG_CHARS, TAG_PATTERN, image_problem
 from tkedistro.model.url import url_problem
 
 SCHEMA_VERSION = 1
@@ -44,8 +53,9 @@ COMPONENTS: tuple[str, ...] = get_args(Component)
 PLATFORMS: tuple[str, ...] = get_args(Platform)
 Hex40 = Annotated[str, Field(pattern=f"^{COMMIT_PATTERN}$")]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-Tag = Annotated[str, Field(pattern=f"^{TAG_PATTERN}$")]
+Tag = Annotated[str, Field(pattern=f"^{TAG_PATTERN}$", max_length=MAX_TAG_CHARS)]
 MAX_MANIFEST_BYTES = 1024 * 1024  # real manifests are about 1 KiB
+MAX_VERSION_CHARS = 128  # distro_version is an image tag (Docker allows 128 characters)
 MAX_YAML_NODES = 100_000  # after expanding aliases; stops "billion laughs" alias bombs
 
 
@@ -80,25 +90,34 @@ class Upstream(_Frozen):
 
 
 class Go(_Frozen):
-    version: Annotated[str, Field(pattern=r"^1\.\d+(\.\d+)?$")]
+    version: Annotated[str, Field(pattern=r"^1\.[0-9]+(\.[0-9]+)?$", max_length=16)]
 
 
 class Builder(_Frozen):
     image: ImageRef
 
 
+def _checked_subject(subject: str | None) -> str | None:
+    if subject is not None and (problem := header_problem(subject)):
+        raise ValueError(f"{problem}; a subject is one line of text")
+    return subject
+
+
 class PatchEntry(_Frozen):
     """One entry of the ordered series; ``file`` is relative to the distro repo root."""
 
     file: str = Field(min_length=1)
-    subject: str | None = None  # for plain `git diff` files without mail headers
+    # for plain `git diff` files without mail headers; it becomes a mail's Subject: header
+    subject: Annotated[str | None, AfterValidator(_checked_subject)] = None
 
 
 class Manifest(_Frozen):
     schema_version: Literal[1] = Field(alias="schema")
-    release: Annotated[str, Field(pattern=f"^{RELEASE_NAME.pattern}$")]
+    release: Annotated[str, Field(pattern=f"^{RELEASE_NAME.pattern}$",
+                                  max_length=MAX_RELEASE_CHARS)]
     upstream: Upstream
-    distro_version: Annotated[str, Field(pattern=r"^v\d+\.\d+\.\d+-[0-9A-Za-z.-]+$")]
+    distro_version: Annotated[str, Field(pattern=r"^v[0-9]+\.[0-9]+\.[0-9]+-[0-9A-Za-z.-]+$",
+                                         max_length=MAX_VERSION_CHARS)]
     go: Go
     builder: Builder
     components: tuple[Component, ...] = Field(min_length=1)
@@ -220,6 +239,9 @@ def _describe_type(err: ErrorDetails, key: str) -> str:
         return f"expected a list, got {got!r}{empty}"
     if kind == "too_short":
         return f"expected at least one entry, got {got!r}"
+    if kind == "string_too_long" and isinstance(got, str):
+        most = err.get("ctx", {}).get("max_length")
+        return f"expected at most {most} characters, got {len(got)}"
     if kind in ("model_type", "dict_type"):
         return f"expected a mapping of keys, got {got!r}"
     return f"{err['msg']} (got {got!r})"
@@ -313,6 +335,7 @@ def parse_manifest(text: str, path: Path, display: str) -> Manifest:
             [f"{display}:{line}: release: {manifest.release!r} does not match the file name "
              f"(expected {expected!r})"]
         )
+    _refuse_repeats(manifest, data, display)
     unbuilt = [c for c in manifest.images if c != "pause" and c not in manifest.components]
     if unbuilt:
         line = _line_of(data, ("images",))
@@ -320,6 +343,21 @@ def parse_manifest(text: str, path: Path, display: str) -> Manifest:
             [f"{display}:{line}: images: {', '.join(unbuilt)} not in components (an image "
              "holds the component's binary: add it to components or drop the image)"])
     return manifest
+
+
+def _refuse_repeats(manifest: Manifest, data: CommentedMap, display: str) -> None:
+    """A component, platform or image listed twice is a mistake (the build would make it
+    twice, or one entry would silently win): every repeat is named."""
+    problems = []
+    for key in ("components", "platforms", "images"):
+        values: tuple[str, ...] = getattr(manifest, key)
+        for index, value in enumerate(values):
+            if value in values[:index]:
+                line = _line_of(data, (key, index))
+                problems.append(f"{display}:{line}: {key}[{index}]: {value} is listed twice "
+                                f"(first as {key}[{values.index(value)}]); list each once")
+    if problems:
+        raise ManifestError(problems)
 
 
 def load_manifest(path: Path, display: str | None = None) -> Manifest:
@@ -331,7 +369,22 @@ def load_manifest(path: Path, display: str | None = None) -> Manifest:
 def load_release(ws: Workspace, release: str) -> Manifest:
     """The manifest of ``release`` in ``ws``: the one loader every command uses."""
     path = ws.manifest_path(check_release_name(release))
-    return load_manifest(path, manifest_name(release))
+    manifest = load_manifest(path, manifest_name(release))
+    _refuse_case_twins(path.parent, release)
+    return manifest
+
+
+def _refuse_case_twins(releases_dir: Path, release: str) -> None:
+    """Two manifests whose names differ only in case are one release on a case-insensitive
+    file system (a checkout, an archive, a registry path): refused, naming both."""
+    stems = (name.removesuffix(MANIFEST_SUFFIX) for name in os.listdir(releases_dir)
+             if name.endswith(MANIFEST_SUFFIX))
+    twins = sorted(stem for stem in stems if stem != release and stem.lower() == release.lower())
+    if twins:
+        raise ManifestError(
+            [f"{manifest_name(release)} and {manifest_name(twins[0])} differ only in case: "
+             "they collide on a case-insensitive file system"],
+            hint="rename or remove one of them (release names are best lowercase)")
 
 
 def _read_text(path: Path, shown: str) -> str:
@@ -379,7 +432,7 @@ def update_pin(path: Path, *, tag: str, commit: str, distro_version: str | None 
     ``renamed`` maps a new patch file name to the entry (old name) it continues."""
     y = _yaml()
     text = path.read_text(encoding="utf-8")
-    if re.search(r"^[A-Za-z_][\w-]*:[ \t]*(#.*)?\n  - ", text, re.M):
+    if re.search(r"^[A-Za-z_][A-Za-z0-9_-]*:[ \t]*(#.*)?\n  - ", text, re.M):
         y.indent(mapping=2, sequence=4, offset=2)  # keep "key:\n  - item" lists as written
     data = y.load(text)
     data["upstream"]["tag"] = tag

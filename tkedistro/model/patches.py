@@ -8,8 +8,10 @@ The format is documented in ``docs/patches.md``.
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import email
+import email.errors
 import email.policy
 import email.utils
 import hashlib
@@ -36,6 +38,8 @@ _UNIXFROM = re.compile(r"^From \S+ ")
 _GIT_MBOX_SEPARATOR = re.compile(r"^From [0-9a-f]{40,64} Mon Sep 17 00:00:00 2001$", re.M)
 _HEADER = re.compile(r"^[A-Za-z][A-Za-z0-9-]*:")
 _TRAILER = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*):\s*(.*?)\s*$")
+_ENCODED_WORD = re.compile(r"=\?([^?*\s]+)(?:\*[^?\s]*)?\?[BbQq]\?")  # RFC 2047 =?charset?Q?
+MAIL_DATE_EXAMPLE = "Thu, 1 Jan 1970 00:00:00 +0000"  # the shape of a mail date, for messages
 _SUBJECT_PREFIX = re.compile(r"^\s*((\[[^\]]*\]|re:)\s*)+", re.I)
 
 
@@ -103,14 +107,12 @@ def _parse_mail(path: Path, shown: str, data: bytes, text: str) -> PatchFile:
         )
     msg = email.message_from_bytes(data, policy=email.policy.default)
     assert isinstance(msg, EmailMessage)
-    subject = _clean_subject(str(msg.get("Subject", "")))
-    if not subject:
-        raise PatchFormatError([f"{shown}: mail has no Subject: header (the commit subject)"])
-    name, addr = email.utils.parseaddr(str(msg.get("From", "")))
-    if not addr:
-        raise PatchFormatError([f"{shown}: mail has no From: header with an address (the author)"])
-    content = _mail_payload(msg)
+    subject, name, addr, date = _mail_headers(msg, text, shown)
+    content = _mail_payload(msg, shown)
     message, diff = _split_message(content)
+    if "\0" in message:
+        raise PatchFormatError([f"{shown}: the commit message holds a NUL byte, which git "
+                                "cannot keep; remove it"])
     diffs = scan_diffs(diff, shown)
     return PatchFile(
         path=path,
@@ -118,13 +120,66 @@ def _parse_mail(path: Path, shown: str, data: bytes, text: str) -> PatchFile:
         subject=subject,
         author_name=name or None,
         author_email=addr,
-        date=str(msg["Date"]) if msg.get("Date") else None,
+        date=date or None,
         body=message.strip("\n"),
         trailers=parse_trailers(message),
         files=tuple(diffs.files),
         binary_without_index=tuple(diffs.binary),
         sha256=hashlib.sha256(data).hexdigest(),
     )
+
+
+def _mail_headers(msg: EmailMessage, text: str, shown: str) -> tuple[str, str, str, str]:
+    """Subject, author name and address, and date of a patch mail, each one ``git am`` can
+    take; any other is a ``PatchFormatError`` naming the file and the header."""
+    raw_subject = _header(msg, "Subject", shown)
+    subject = _clean_subject(raw_subject)
+    if not subject:
+        raise PatchFormatError([f"{shown}: mail has no Subject: header (the commit subject)"
+                                if "Subject" not in msg else
+                                f"{shown}: the Subject: header is empty (nothing but spaces or "
+                                "[PATCH] prefixes); write the commit subject there"])
+    name, addr = email.utils.parseaddr(_header(msg, "From", shown))
+    if not addr:
+        raise PatchFormatError([f"{shown}: mail has no From: header with an address (the author)"])
+    date = _header(msg, "Date", shown)
+    for header, value in (("Subject", subject), ("From", f"{name} <{addr}>"), ("Date", date)):
+        if problem := header_problem(value):
+            raise PatchFormatError([f"{shown}: the {header}: header {problem}"])
+    if date and not _mail_date(date):
+        raise PatchFormatError([f"{shown}: the Date: header {date!r} is not a mail date like "
+                                f"{MAIL_DATE_EXAMPLE!r}; fix it or remove the header"])
+    head = text.split("\n\n", 1)[0]
+    charsets = [*_ENCODED_WORD.findall(head), _header_charset(msg, shown)]
+    if unknown := next((c for c in charsets if c and not _known_charset(c)), None):
+        raise PatchFormatError([f"{shown}: the mail names the character set {unknown[:60]!r}, "
+                                "which is unknown; git format-patch writes UTF-8"])
+    return subject, name, addr, date
+
+
+def _mail_date(date: str) -> bool:
+    try:
+        return email.utils.parsedate_tz(date) is not None
+    except (ValueError, TypeError, OverflowError, IndexError):
+        return False
+
+
+def _header_charset(msg: EmailMessage, shown: str) -> str:
+    if msg.get_content_maintype() == "multipart":
+        raise PatchFormatError([f"{shown}: a multipart mail; a patch is one text part "
+                                "(as git format-patch writes it, without --attach)"])
+    try:
+        return msg.get_content_charset() or ""
+    except (ValueError, TypeError, LookupError):
+        return "\ufffd"  # unreadable: reported as unknown
+
+
+def _known_charset(name: str) -> bool:
+    try:
+        codecs.lookup(name)
+    except (LookupError, ValueError, TypeError):
+        return False
+    return True
 
 
 def _parse_plain(path: Path, shown: str, data: bytes, text: str) -> PatchFile:
@@ -156,14 +211,43 @@ def _clean_subject(raw: str) -> str:
     return _SUBJECT_PREFIX.sub("", one_line).strip()
 
 
-def _mail_payload(msg: EmailMessage) -> str:
+MAX_HEADER_CHARS = 1000  # a subject or an author; git format-patch's are under 100
+
+
+def header_problem(value: str) -> str | None:
+    """Why a header value (a subject, an author) cannot go into a commit, or None: a
+    control character (git cuts a commit message at NUL) or more than ``MAX_HEADER_CHARS``."""
+    if bad := next((c for c in value if ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F), None):
+        return f"holds the control character {bad!r}"
+    if len(value) > MAX_HEADER_CHARS:
+        return f"has {len(value)} characters, more than the {MAX_HEADER_CHARS} allowed"
+    return None
+
+
+def _header(msg: EmailMessage, name: str, shown: str) -> str:
+    """Header ``name`` as text (empty when absent); one the parser cannot read (a date in
+    year 99999999999, a bad encoded-word) is a ``PatchFormatError`` naming it."""
+    try:
+        value = msg.get(name)
+        return "" if value is None else str(value)
+    except (ValueError, TypeError, OverflowError, IndexError, LookupError,
+            email.errors.MessageError) as exc:
+        raise PatchFormatError([f"{shown}: the {name}: header cannot be read ({exc}); "
+                                "fix it, or make the patch again with git format-patch"]
+                               ) from None
+
+
+def _mail_payload(msg: EmailMessage, shown: str) -> str:
+    if msg.is_multipart():
+        raise PatchFormatError([f"{shown}: a multipart mail; a patch is one text part "
+                                "(as git format-patch writes it, without --attach)"])
     raw = msg.get_payload(decode=True)
     if not isinstance(raw, bytes):
         return str(msg.get_payload())
-    charset = msg.get_content_charset() or "utf-8"
     try:
+        charset = msg.get_content_charset() or "utf-8"
         return raw.decode(charset, errors="surrogateescape")
-    except LookupError:
+    except (LookupError, ValueError, TypeError):  # an unknown or malformed charset
         return raw.decode("utf-8", errors="surrogateescape")
 
 
@@ -254,7 +338,7 @@ def subject_from_filename(path: Path) -> str:
     for suffix in (".patch", ".diff"):
         if stem.endswith(suffix):
             stem = stem[: -len(suffix)]
-    words = re.sub(r"^\d+[-_]", "", stem).replace("_", " ").replace("-", " ").split()
+    words = re.sub(r"^[0-9]+[-_]", "", stem).replace("_", " ").replace("-", " ").split()
     return " ".join(words) or stem
 
 

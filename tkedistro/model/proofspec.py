@@ -93,7 +93,7 @@ class CgroupValue(_Spec):
     kind: Literal["cgroup-value"]
     controller: Controller
     file: Annotated[str, Field(pattern=r"^[a-z_]+\.[a-z0-9_.]+$")]
-    equals: Annotated[str, Field(pattern=r"^(\d+|unlimited)$")] | None = None
+    equals: Annotated[str, Field(pattern=r"^([0-9]+|unlimited)$")] | None = None
     contains: Annotated[str, Field(min_length=1)] | None = None
     cgroups: Annotated[tuple[CgroupName, ...], BeforeValidator(_comma_list),
                        Field(min_length=1)] = ("kubepods", "pod")

@@ -31,6 +31,7 @@ from tkedistro.git.patching import Patcher
 from tkedistro.git.repo import BRANCH, Repo
 from tkedistro.model.diffscan import conflict_markers, describe_markers
 from tkedistro.model.manifest import Manifest, load_release, update_pin
+from tkedistro.model.url import redact_url
 from tkedistro.series.export import check_work_in_progress
 from tkedistro.series.leftovers import save_edits
 from tkedistro.series.replay import (
@@ -101,7 +102,8 @@ def rebase(ws: Workspace, release: str, onto: str, *, commit: str | None = None,
     for i, entry in enumerate(manifest.patches, 1):  # a bad patch fails before any change
         make_job(i, ws.repo_file(entry.file, f"{manifest_name(release)}: patches[{i - 1}].file"),
                  entry.file, entry.subject)
-    with console.step("fetch_source", f"{onto} from {upstream or manifest.upstream.url}"):
+    shown = redact_url(upstream or manifest.upstream.url)
+    with console.step("fetch_source", f"{onto} from {shown}"):
         mirror, onto_commit = fetch_tag(ws, manifest, onto, commit=commit, upstream=upstream)
         if not ensure_old_base(ws, manifest, upstream):
             console.warn(f"cannot fetch the old base {manifest.upstream.tag}; patches already "
@@ -113,7 +115,7 @@ def rebase(ws: Workspace, release: str, onto: str, *, commit: str | None = None,
     state = RebaseState(
         release=release, onto_tag=onto, onto_commit=onto_commit,
         old_tag=manifest.upstream.tag, old_commit=manifest.upstream.commit,
-        url=upstream or manifest.upstream.url,
+        url=shown,  # never the credentials: --continue fetches nothing
         series=[e.file for e in manifest.patches],
         subjects={e.file: e.subject for e in manifest.patches if e.subject},
         src_existed=src_existed, orig_head=orig_head, orig_branch=branch or None,

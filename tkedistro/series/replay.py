@@ -24,6 +24,7 @@ from tkedistro.git.patching import Patcher, fell_back
 from tkedistro.git.repo import Repo
 from tkedistro.model.manifest import Manifest
 from tkedistro.model.patches import PatchFile, parse_patch, subject_from_filename
+from tkedistro.model.url import redact_url
 
 Status = Literal["clean", "3way", "upstream", "conflict", "resolved", "skipped"]
 LABELS: dict[str, str] = {
@@ -81,7 +82,8 @@ def fetch_tag(ws: Workspace, manifest: Manifest, tag: str, *, commit: str | None
     found = held if held and commit in (None, held) else remote_tag_commit(url, tag)
     if commit is not None and found != commit:
         raise CommitMismatchError(
-            f"tag {tag} of {url} points to commit {found}, but --commit {commit} was given",
+            f"tag {tag} of {redact_url(url)} points to commit {found}, but --commit {commit} "
+            "was given",
             hint="the tag moved or was tampered with; check the upstream",
         )
     mirror = ensure_pin(ws.mirrors_dir, Pin(manifest.upstream.url, tag, found, display), upstream)

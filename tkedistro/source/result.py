@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from tkedistro.model.url import redact_url
 from tkedistro.source.state import State
 
 
@@ -62,7 +63,7 @@ def result_of(release: str, path: Path, url: str, state: State, *,
         for i, a in enumerate(state.applied, start=1)
     )
     return SourceResult(
-        release=release, path=path, upstream_url=url,
+        release=release, path=path, upstream_url=redact_url(url),
         tag=state.tag, base_commit=state.base, head_commit=state.head,
         up_to_date=up_to_date, outcomes=outcomes, backup_ref=backup,
     )
