@@ -168,6 +168,32 @@ def test_a_run_killed_after_the_commit_point_is_finished_by_the_next(
             _source_keeps_head(d)
 
 
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_source_finishes_a_killed_runs_committed_change_before_reading_the_series(
+        tmp_path: Path, name: str) -> None:
+    case = CASES[name]
+    ref = _fresh(tmp_path, "ref", case)
+    with interrupted(0) as writes:
+        assert case.run(ref).exit_code == 0
+    after = series_of(ref)
+    journal = next(i for i, w in enumerate(writes, 1) if w.endswith("series-tx.json"))
+    d = _fresh(tmp_path, "killed", case)
+    with interrupted(journal + 1, killed=True):
+        assert case.run(d).exit_code == 130
+    res = cli(d, "source", "1.20")
+    assert "finishing the series change an interrupted run committed" in res.stderr
+    assert series_of(d) == after
+    if name == "export":  # the exported commits are noted as the series after the swap:
+        # a kill before that leaves them the maintainer's, kept until export notes them
+        assert res.exit_code == 8 and "tkedistro patches export 1.20" in res.stderr
+        assert cli(d, "patches", "export", "1.20").exit_code == 0
+        assert series_of(d) == after
+        res = cli(d, "source", "1.20")
+    assert res.exit_code == 0, res.output
+    _no_debris(d)
+    assert not (d.root / "_src/.1.20.tkedistro/series-tx.json").exists()
+
+
 def test_a_damaged_journal_is_refused_with_how_to_recover(tmp_path: Path) -> None:
     d = make_distro(tmp_path)
     journal = d.root / "_src/.1.20.tkedistro/series-tx.json"

@@ -78,7 +78,7 @@ def build(
         conformance_tools=with_conformance_tools,
         images=not no_images,
     )
-    ws = G.workspace()
+    ws = G.settled(release)
     result = build_release(ws, load_release(ws, release), options, G.engines())
     emit(result.to_json(), result.format_text(), as_json)
 
@@ -100,7 +100,7 @@ def images(
     building what is not built yet; push them with --push."""
     from tkedistro.release import imagescmd
 
-    report = imagescmd.make_and_push(G.workspace(), release, tuple(platform or ()), push,
+    report = imagescmd.make_and_push(G.settled(release), release, tuple(platform or ()), push,
                                      upstream, G.engines())
     emit(report.to_json(), report.format_text(), as_json)
 

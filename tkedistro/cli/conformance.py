@@ -63,7 +63,7 @@ def conformance_images(
         raise typer.BadParameter("--serve keeps the local registry up; it excludes --push")
     from tkedistro.conformance import imagecmd
 
-    result = imagecmd.conformance_images(G.workspace(), release, G.engines(), push=push,
+    result = imagecmd.conformance_images(G.settled(release), release, G.engines(), push=push,
                                          serve=serve,
                                          on_ready=lambda r: emit(r.to_json(), r.format_text(),
                                                                  as_json))
@@ -138,7 +138,7 @@ def conformance(
         timeout_min=timeout, nodes=nodes, build=build_missing, upstream=upstream,
         repo_list=repo_list, cluster_nodes=cluster_nodes, keep_cluster=keep_cluster,
     )
-    result = conf.run_conformance(G.workspace(), release, options, G.engines())
+    result = conf.run_conformance(G.settled(release), release, options, G.engines())
     emit(result.to_json(), result.format_text(), as_json)
 
 

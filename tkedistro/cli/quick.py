@@ -76,7 +76,7 @@ def _source(release: str, force: bool, as_json: bool) -> None:
     from tkedistro.cli.session import G, emit
     from tkedistro.source import prepare as source_mod
 
-    result = source_mod.prepare_source(G.workspace(), release, upstream=None, force=force)
+    result = source_mod.prepare_source(G.settled(release), release, upstream=None, force=force)
     emit(result.to_json(), result.format_text(), as_json)
 
 

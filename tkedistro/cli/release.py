@@ -50,7 +50,7 @@ def source(
     """Fetch and verify the pinned upstream and apply the patch series into _src/RELEASE."""
     from tkedistro.source import prepare as source_mod
 
-    result = source_mod.prepare_source(G.workspace(), release, upstream=upstream, force=force)
+    result = source_mod.prepare_source(G.settled(release), release, upstream=upstream, force=force)
     emit(result.to_json(), result.format_text(), as_json)
 
 

@@ -48,7 +48,7 @@ def rebase_cmd(
                                     ("--skip", skip), ("--abort", abort)) if on]
     if len(chosen) != 1:
         raise typer.BadParameter("give exactly one of --onto TAG, --continue, --skip, --abort")
-    ws = G.workspace()
+    ws = G.settled(release)
     if abort:
         result = rb.abort_rebase(ws, release)
     elif skip:
@@ -83,7 +83,7 @@ def forecast_cmd(
     """Dry run: how the series would fare on each tag (changes nothing)."""
     from tkedistro.series import forecast as fc
 
-    result = fc.forecast(G.workspace(), release, [*onto, *(more or [])], upstream=upstream)
+    result = fc.forecast(G.settled(release), release, [*onto, *(more or [])], upstream=upstream)
     emit(result.to_json(), result.format_text(), as_json)
     result.raise_for_errors()
     if fail_on_conflict:
@@ -105,8 +105,8 @@ def new_cmd(
     """Start release line RELEASE from OLD's series, rebased onto TAG."""
     from tkedistro.series import newline as newrelease
 
-    result = newrelease.new_release(G.workspace(), release, from_release, onto, commit=commit,
-                                    upstream=upstream)
+    result = newrelease.new_release(G.settled(from_release), release, from_release, onto,
+                                    commit=commit, upstream=upstream)
     emit(result.to_json(), result.format_text(), as_json)
     result.raise_for_conflict()
 

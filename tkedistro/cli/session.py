@@ -8,6 +8,7 @@ command lines it answers without typer, so both print and exit alike.
 from __future__ import annotations
 
 import json
+import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +43,18 @@ class Globals:
 
             self.made = docker_engines()
         return self.made
+
+    def settled(self, release: str) -> Workspace:
+        """The workspace, once a series change of ``release`` that a killed ``patches
+        export/reorder/import`` committed is finished: every command that reads a series
+        takes it from here (one stat when there is none)."""
+        ws = self.workspace()
+        paths = ws.release(release)
+        if os.path.lexists(paths.series_journal) or os.path.lexists(paths.series_stage):
+            from tkedistro.series.transaction import settle
+
+            settle(ws, release)
+        return ws
 
 
 G = Globals()

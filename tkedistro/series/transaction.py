@@ -36,6 +36,7 @@ from typing import Any
 from tkedistro.core import console, files
 from tkedistro.core.errors import DamagedStateError, ManifestError
 from tkedistro.core.files import rename as move
+from tkedistro.core.locks import release_lock
 from tkedistro.core.workspace import (
     ReleasePaths,
     Workspace,
@@ -124,6 +125,13 @@ def discard(ws: Workspace, release: str) -> None:
     if start is not None:
         _reset_import(ws, release, start)
     files.remove(paths.series_stage)
+
+
+def settle(ws: Workspace, release: str) -> None:
+    """``finish_pending`` under the release lock: what a command that reads the series
+    (source, build, rebase, new, ...) runs first when a transaction was left behind."""
+    with release_lock(ws, release):
+        finish_pending(ws, release)
 
 
 def finish_pending(ws: Workspace, release: str) -> None:
