@@ -60,9 +60,7 @@ PENDING: set[str] = {
     "tkedistro/series/rebase.py",
     "tkedistro/series/reorder.py",
     "tkedistro/series/replay.py",
-    "tkedistro/series/state.py",
     "tkedistro/source/apply.py",
-    "tkedistro/source/buildwrites.py",
 }
 
 

@@ -43,6 +43,7 @@ from tkedistro.series.state import (
     Phase,
     RebaseState,
     clear,
+    load_listing,
     load_state,
     restore,
     save_state,
@@ -161,12 +162,13 @@ def skip_patch(ws: Workspace, release: str) -> RebaseResult:
 def abort_rebase(ws: Workspace, release: str) -> RebaseResult:
     """``--abort``: manifest, patch files and ``_src`` exactly as before the rebase."""
     state = load_state(ws, release)
+    listing = load_listing(ws, release)  # a damaged backup is refused before any change
     repo = _repo(ws, release)
     if not state.src_existed:
         shutil.rmtree(repo.path, ignore_errors=True)
     else:
         _restore_src(repo, state)
-    restore(ws, release)
+    restore(ws, release, listing)
     clear(ws, release)
     return RebaseResult.from_state(state, "aborted")
 
