@@ -3,6 +3,11 @@
 Before a rebase touches anything it copies the manifest and every file of the release's
 patch folder (their bytes) and records ``_src``'s HEAD and branch, so ``--abort`` can put
 them back byte for byte, even after a crash or a reboot.
+
+Both files are read back as data: ``rebase.json`` and the backup's ``listing.json`` must fit
+their schema (frozen pydantic models, strict types, ranges, a known version) and every patch
+file they name must pass the repo's path policy, or the command stops with
+``DamagedStateError`` (exit 17) before it applies, restores or deletes anything.
 """
 
 from __future__ import annotations
@@ -31,9 +36,9 @@ from tkedistro.core.files import (
 )
 from tkedistro.core.rebasemark import read_rebase_state, rebase_state_file
 from tkedistro.core.statefile import StateFile
-from tkedistro.core.workspace import Workspace, path_problem
+from tkedistro.core.workspace import RELEASE_NAME, Workspace, path_problem
 from tkedistro.model.refs import COMMIT_PATTERN, TAG_PATTERN
-from tkedistro.series.replay import PatchOutcome
+from tkedistro.series.replay import PatchOutcome, Status
 
 STATE_VERSION = 1
 
@@ -133,7 +138,7 @@ class _OutcomeSchema(_Schema):
     position: Annotated[int, Field(ge=1, le=1_000_000)]
     file: RepoFile
     subject: Text
-    status: Literal["clean", "3way", "upstream", "conflict", "resolved", "skipped"]
+    status: Status
     upstream_commit: Commit | None = None
     upstream_subject: Text | None = None
     upstream_ref: Text | None = None
@@ -144,7 +149,7 @@ class _OutcomeSchema(_Schema):
 
 class _StateSchema(_Schema):
     version: Annotated[int, AfterValidator(_version)]
-    release: Annotated[str, Field(pattern=r"^\d+\.\d+(?:[.-][A-Za-z0-9]+)*$")]
+    release: Annotated[str, Field(pattern=f"^{RELEASE_NAME.pattern}$")]
     onto_tag: Tag
     onto_commit: Commit
     old_tag: Tag
@@ -158,7 +163,7 @@ class _StateSchema(_Schema):
     distro_version: Annotated[str, Field(pattern=r"^v\d+\.\d+\.\d+-[0-9A-Za-z.-]+$")]
     position: Annotated[int, Field(ge=0)] = 0
     pre_head: Commit | None = None
-    phase: Literal["replay", "conflict", "finalize"] = "replay"
+    phase: Literal["replay", "conflict", "finalize"] = "replay"  # Phase's values
     outcomes: list[_OutcomeSchema] = []
     conflict_tree: Commit | None = None
     new_line: bool = False

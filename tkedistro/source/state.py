@@ -1,6 +1,8 @@
 """What ``tkedistro source`` records about a prepared tree (``_src/.<release>.tkedistro/
 source.json``): which series entry made which commit, the stamp of the inputs, and the mirror
-packs the tree borrowed from. Cheap to import: the unchanged re-run reads it first."""
+packs the tree borrowed from. Cheap to import: the unchanged re-run reads it first, so it is
+checked by hand (no pydantic): a version, hex SHAs, tags, repo paths through the path policy;
+anything else is ``DamagedStateError`` (exit 17) with how to recover."""
 
 from __future__ import annotations
 
