@@ -503,10 +503,16 @@ def _stopped_rebase(tmp_path: Path) -> tuple[SeriesDistro, Path, dict[str, objec
     return d, path, json.loads(path.read_text())
 
 
+DAMAGED = "the rebase state is damaged, not what tkedistro writes"
+FORGET = ("hint: tkedistro rebase 1.20 --continue, --skip and --abort all need it; to forget "
+          "the rebase, delete _src/.1.20.tkedistro/rebase.json: the manifest and patch files "
+          "stay as they are now")
+
+
 @pytest.mark.parametrize(("key", "value", "why"), [
-    ("phase", "done", "unknown phase 'done' (known: replay, conflict, finalize)"),
-    ("version", 2, "version 2 is not 1, the one this tkedistro writes"),
-    ("position", 9, "position 9 is outside the series of 5 patch(es)"),
+    ("phase", "done", "phase: expected 'replay', 'conflict' or 'finalize', got \"done\""),
+    ("version", 2, "version: 2 is not 1, the one this tkedistro writes"),
+    ("position", 9, "position: 9 is outside the series of 5 patch(es)"),
 ])
 def test_a_rebase_state_of_unknown_shape_is_refused_and_nothing_is_written(
     tmp_path: Path, key: str, value: object, why: str
@@ -517,7 +523,8 @@ def test_a_rebase_state_of_unknown_shape_is_refused_and_nothing_is_written(
     for how in ("--continue", "--skip"):
         result = cli.invoke(app, ["--root", str(d.root), "rebase", "1.20", how])
         assert result.exit_code == 17, result.output
-        assert f"error: {path}: rebase state unreadable ({why})" in result.stderr
+        assert f"error: _src/.1.20.tkedistro/rebase.json: {why}; {DAMAGED}\n" in result.stderr
+        assert FORGET in result.stderr
     assert (d.root / "releases/1.20.yaml").read_bytes() == manifest
 
 
@@ -527,7 +534,8 @@ def test_a_rebase_state_that_cannot_be_read_is_exit_17(tmp_path: Path) -> None:
     path.mkdir()
     result = cli.invoke(app, ["--root", str(d.root), "rebase", "1.20", "--continue"])
     assert result.exit_code == 17, result.output
-    assert f"error: {path}: rebase state cannot be read (Is a directory)" in result.stderr
+    assert ("error: _src/.1.20.tkedistro/rebase.json: cannot be read (Is a directory); "
+            f"{DAMAGED}") in result.stderr
 
 
 def test_skip_with_every_patch_replayed_says_nothing_to_skip(tmp_path: Path) -> None:

@@ -32,9 +32,7 @@ PENDING: set[str] = {
     "tkedistro/git/patching.py",
     "tkedistro/git/repo.py",
     "tkedistro/series/forecast.py",
-    "tkedistro/series/state.py",
     "tkedistro/source/apply.py",
-    "tkedistro/source/buildwrites.py",
 }
 
 

@@ -8,41 +8,52 @@ below both ``source/`` and ``series/``, so neither has to import the other for i
 
 from __future__ import annotations
 
-import json
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from tkedistro.core.errors import RebaseStateError
+from tkedistro.core.statefile import StateFile, kind_of
 from tkedistro.core.workspace import ReleasePaths
 
 T = TypeVar("T")
 
 
 def is_rebasing(release: ReleasePaths) -> bool:
-    return release.rebase_state.exists()
+    """One ``lstat``: a symlink there counts (and reading it is then refused, exit 3)."""
+    return os.path.lexists(release.rebase_state)
 
 
-def read_rebase_state(release: ReleasePaths, parse: Callable[[dict[str, Any]], T]) -> T:
-    """``parse`` of the rebase state's JSON; ``RebaseStateError`` when there is none, or it
-    cannot be read, or ``parse`` refuses it (``ValueError``, ``TypeError``, ``KeyError``)."""
-    path = release.rebase_state
+def rebase_state_file(release: ReleasePaths) -> StateFile:
+    """``rebase.json`` as messages name it, and how to recover when it is damaged: every
+    rebase command needs it, so the way out is to forget the rebase."""
+    shown = f"{release.layout.state}/{release.rebase_state.name}"
+    backup = f"{release.layout.state}/{release.rebase_backup.name}"
+    return StateFile(
+        release.rebase_state, shown, "the rebase state",
+        recovery=f"tkedistro rebase {release.name} --continue, --skip and --abort all need "
+                 f"it; to forget the rebase, delete {shown}: the manifest and patch files stay "
+                 "as they are now (a rebase changes them only when it finishes; their copies "
+                 f"from before it are in {backup}/), and `tkedistro source {release.name} "
+                 f"--force` puts {release.layout.src} back on the series, saving what the "
+                 "rebase left there to a backup ref first")
+
+
+def read_rebase_state(release: ReleasePaths, parse: Callable[[StateFile, dict[str, Any]], T]
+                      ) -> T:
+    """``parse`` of the rebase state's JSON object; ``RebaseStateError`` when there is none,
+    ``DamagedStateError`` (exit 17, with how to recover) when it is not what tkedistro
+    writes (``parse`` raises it for what its schema refuses)."""
+    file = rebase_state_file(release)
     try:
-        return parse(json.loads(path.read_text(encoding="utf-8")))
+        data = file.read()
     except FileNotFoundError:
         raise RebaseStateError(
-            f"release {release.name} is not being rebased (no {path.name} in {path.parent})",
+            f"release {release.name} is not being rebased (no {file.path.name} in "
+            f"{file.path.parent})",
             hint=f"start one with: tkedistro rebase {release.name} --onto TAG",
         ) from None
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise RebaseStateError(
-            f"{path}: rebase state unreadable ({exc})",
-            hint=f"tkedistro rebase {release.name} --abort restores the saved files if they exist",
-        ) from None
-    except OSError as exc:
-        raise RebaseStateError(
-            f"{path}: rebase state cannot be read ({exc.strerror or exc})",
-            hint=f"tkedistro rebase {release.name} --abort restores the saved files if they exist",
-        ) from None
+    return parse(file, data)
 
 
 def rebase_onto(release: ReleasePaths) -> str | None:
@@ -64,5 +75,9 @@ def refuse_if_rebasing(release: ReleasePaths) -> None:
         )
 
 
-def _onto_tag(data: dict[str, Any]) -> str:
-    return str(data["onto_tag"])
+def _onto_tag(file: StateFile, data: dict[str, Any]) -> str:
+    """The tag of a rebase state (the rest is checked by the rebase commands' schema)."""
+    tag = data.get("onto_tag")
+    if not isinstance(tag, str) or not tag.isprintable() or not tag or tag.startswith("-"):
+        raise file.damaged([f"onto_tag: expected a tag like v1.20.2, got {kind_of(tag)}"])
+    return tag

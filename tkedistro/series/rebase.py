@@ -51,6 +51,7 @@ from tkedistro.series.state import (
     Phase,
     RebaseState,
     clear,
+    load_listing,
     load_state,
     restore,
     save_state,
@@ -174,6 +175,7 @@ def abort_rebase(ws: Workspace, release: str) -> RebaseResult:
     """``--abort``: manifest, patch files and ``_src`` as before the rebase; edits made in
     ``_src`` are saved to a backup ref first (a tree the rebase made is then kept for it)."""
     state = load_state(ws, release)
+    listing = load_listing(ws, release)  # a damaged backup is refused before any change
     repo = _repo(ws, release)
     ref = save_edits(repo, state, "--abort")
     kept = False
@@ -186,7 +188,7 @@ def abort_rebase(ws: Workspace, release: str) -> RebaseResult:
         remove(check_path(repo.path))
     if state.new_line:
         _remove_new_subfolders(ws, state)
-    restore(ws, release)
+    restore(ws, release, listing)
     clear(ws, release)
     result = RebaseResult.from_state(state, "aborted")
     result.backup_ref, result.src_kept = ref, kept

@@ -18,20 +18,24 @@ stays.
 A record left behind means that build was killed (``kill -9``; a live one holds the lock):
 the next ``source``/``build`` removes what it may have written the same way, but saves it
 to a backup ref first, since files made after the kill cannot be told from the build's.
+A record that is not what this tool writes is refused (``DamagedStateError``, exit 17), never
+guessed at.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 from tkedistro.core import console
-from tkedistro.core.files import write_atomic
+from tkedistro.core.errors import UnsafePathError
+from tkedistro.core.files import remove, remove_link, write_json
 from tkedistro.core.locks import release_lock
+from tkedistro.core.statefile import StateFile, kind_of
 from tkedistro.core.workspace import ReleasePaths, Workspace
 from tkedistro.git.repo import Repo
 
@@ -49,8 +53,8 @@ def build_writes(ws: Workspace, release: str, tree_path: Path) -> Iterator[None]
     with release_lock(ws, release):
         before = tree.untracked_files()
         started = time.time_ns()
-        write_atomic(record, (json.dumps({"version": RECORD_VERSION, "started_ns": started,
-                                          "before": sorted(before)}) + "\n").encode())
+        write_json(record, {"version": RECORD_VERSION, "started_ns": started,
+                            "before": sorted(before)})
         try:
             yield
         finally:
@@ -59,7 +63,7 @@ def build_writes(ws: Workspace, release: str, tree_path: Path) -> Iterator[None]
             ref = tree.backup(f"tkedistro backup of {tree.shown}: files a build wrote") \
                 if files else ""
             removed = remove_files(tree, files)
-            record.unlink(missing_ok=True)
+            remove(record)
             if removed:
                 console.info(f"removed {_listed(removed)} the build wrote into {tree.shown} "
                              f"(not tracked, not ignored; saved to {ref})")
@@ -68,16 +72,10 @@ def build_writes(ws: Workspace, release: str, tree_path: Path) -> Iterator[None]
 def recover_build_writes(tree: Repo, paths: ReleasePaths) -> None:
     """Clean up after a build that was killed (its record is still there); call under the
     release lock. One stat when there is nothing to do."""
-    record = paths.build_run
-    if not record.is_file():
+    if not os.path.lexists(paths.build_run):
         return
-    try:
-        data = json.loads(record.read_text(encoding="utf-8"))
-        started, before = int(data["started_ns"]), set(data["before"])
-        known = data.get("version") == RECORD_VERSION
-    except (OSError, ValueError, KeyError, TypeError):
-        known = False
-    if known and tree.exists():
+    started, before = load_record(paths)
+    if tree.exists():
         files = written_since(tree, before, started)
         if files:
             ref = tree.backup(f"tkedistro backup of {tree.shown}: files an interrupted "
@@ -85,7 +83,52 @@ def recover_build_writes(tree: Repo, paths: ReleasePaths) -> None:
             removed = remove_files(tree, files)
             console.warn(f"{tree.shown}: a build was interrupted; removed {_listed(removed)} "
                          f"it may have written (saved to {ref})")
-    record.unlink(missing_ok=True)
+    remove(paths.build_run)
+
+
+def load_record(paths: ReleasePaths) -> tuple[int, set[str]]:
+    """The start time and the untracked files before it that ``build-run.json`` records;
+    ``DamagedStateError`` (exit 17) for anything this tool does not write there."""
+    file = record_file(paths)
+    try:
+        data = file.read()
+    except FileNotFoundError:
+        raise file.damaged(["missing"]) from None  # deleted since the check: say so
+    file.keys(data, "", ("version", "started_ns", "before"))
+    if type(data["version"]) is not int or data["version"] != RECORD_VERSION:
+        raise file.damaged([f"version: {kind_of(data['version'])} is not {RECORD_VERSION}, "
+                            "the one this tkedistro writes"])
+    started = file.value(data, "started_ns", int, expected="a time in nanoseconds")
+    if not 0 < started < 2**63:
+        raise file.damaged([f"started_ns: {started} is not a time in nanoseconds"])
+    before = file.value(data, "before", list, expected="a list of paths")
+    for n, name in enumerate(before):
+        if problem := _tree_path_problem(name):
+            raise file.damaged([f"before[{n}]: {problem}"])
+    return started, set(before)
+
+
+def record_file(paths: ReleasePaths) -> StateFile:
+    shown = f"{paths.layout.state}/{paths.build_run.name}"
+    src = paths.layout.src
+    return StateFile(
+        paths.build_run, shown, "the record of an interrupted build",
+        recovery=f"delete {shown} and run the command again: files the interrupted build may "
+                 f"have written then stay in {src}, where `tkedistro source {paths.name}` "
+                 "calls them work in progress (--force saves them to a backup ref first)")
+
+
+def _tree_path_problem(name: Any) -> str | None:
+    """Why ``name`` is no path git lists inside a tree (relative, no ``..``, plain text).
+    These names are only compared with git's list, never opened or deleted."""
+    if not isinstance(name, str) or not name:
+        return f"expected a path inside the tree, got {kind_of(name)}"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        return f"{name!r} contains a control character"
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts:
+        return f"{name} is not a path inside the tree"
+    return None
 
 
 def written_since(tree: Repo, before: set[str], started_ns: int) -> list[str]:
@@ -105,16 +148,17 @@ def written_since(tree: Repo, before: set[str], started_ns: int) -> list[str]:
 
 
 def remove_files(tree: Repo, files: list[str]) -> list[str]:
-    """Unlink each file (a symlink itself, never its target) inside the tree."""
-    root = tree.path.resolve()
+    """Unlink each file (a symlink itself, never its target) inside the tree, never through
+    a symlinked folder."""
     removed = []
     for rel in files:
         path = tree.path / rel
-        if not path.parent.resolve().is_relative_to(root):
+        if ".." in PurePosixPath(rel).parts or not os.path.lexists(path):
             continue
         try:
-            path.unlink()
-        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            remove_link(path)
+        except (UnsafePathError, IsADirectoryError, NotADirectoryError, PermissionError,
+                FileNotFoundError):
             continue
         removed.append(rel)
     if removed:

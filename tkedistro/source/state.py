@@ -1,19 +1,25 @@
 """What ``tkedistro source`` records about a prepared tree (``_src/.<release>.tkedistro/
 source.json``): which series entry made which commit, the stamp of the inputs, and the mirror
-packs the tree borrowed from. Cheap to import: the unchanged re-run reads it first."""
+packs the tree borrowed from. Cheap to import: the unchanged re-run reads it first, so it is
+checked by hand (no pydantic): a version, hex SHAs, tags, repo paths through the path policy;
+anything else is ``DamagedStateError`` (exit 17) with how to recover."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from tkedistro.core.errors import CommandError
-from tkedistro.core.files import write_atomic
+from tkedistro.core.files import write_json
+from tkedistro.core.statefile import StateFile, kind_of
 from tkedistro.core.workspace import ReleasePaths
 from tkedistro.git.packs import pack_damage
 from tkedistro.git.repo import Repo
+from tkedistro.model.refs import COMMIT_PATTERN, TAG_PATTERN
 
 STATE_VERSION = 1
 
@@ -66,21 +72,83 @@ def stamp_of(base: str, inputs: list[Input]) -> str:
 
 
 def load_state(paths: ReleasePaths) -> State | None:
+    """What ``source.json`` records (None when there is none); ``DamagedStateError`` (exit
+    17) when it holds anything this tool does not write, each path through the path policy."""
+    file = state_file(paths)
     try:
-        data = json.loads(paths.source_state.read_text(encoding="utf-8"))
-        if data.get("version") != STATE_VERSION:
-            return None
-        applied = tuple(Applied(**a) for a in data["applied"])
-        return State(data["base"], data["head"], data["stamp"], applied,
-                      tag=data.get("tag", ""), url=data.get("url", ""), inputs=data.get("inputs"),
-                      packs=tuple(data.get("packs", ())))
-    except (OSError, ValueError, KeyError, TypeError):
+        data = file.read()
+    except FileNotFoundError:
         return None
+    return _checked(file, data, paths.root)
+
+
+def state_file(paths: ReleasePaths) -> StateFile:
+    shown = f"{paths.layout.state}/{paths.source_state.name}"
+    return StateFile(
+        paths.source_state, shown, f"the record of {paths.layout.src}",
+        recovery=f"delete {shown} and run `tkedistro source {paths.name}`: it applies the "
+                 f"series again from the pinned commit (work in progress in {paths.layout.src} "
+                 "is refused as ever, or saved to a backup ref first with --force)")
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_COMMIT = re.compile(COMMIT_PATTERN)
+_TAG = re.compile(f"(?:{TAG_PATTERN})?")
+_PACK = re.compile(r"/(?:[^\0-\x1f\x7f]*/)?pack-[0-9a-f]{40,64}\.idx")
+_REQUIRED = ("version", "base", "head", "stamp", "applied")
+_OPTIONAL = ("tag", "url", "inputs", "packs")
+_METHODS = ("applied", "3-way")
+
+
+def _checked(file: StateFile, data: dict[str, Any], root: Path) -> State:
+    """The hand check of ``source.json`` (no pydantic: the up-to-date path reads it)."""
+    file.keys(data, "", _REQUIRED, _OPTIONAL)
+    if type(data["version"]) is not int or data["version"] != STATE_VERSION:
+        raise file.damaged([f"version: {kind_of(data['version'])} is not {STATE_VERSION}, "
+                            "the one this tkedistro writes"])
+    base, head = (_matching(file, data, key, _COMMIT, "a commit SHA") for key in ("base", "head"))
+    stamp = None if data["stamp"] is None else _matching(file, data, "stamp", _SHA256,
+                                                         "a sha256 or null")
+    inputs = None if data.get("inputs") is None else _matching(file, data, "inputs", _SHA256,
+                                                               "a sha256 or null")
+    entries = file.value(data, "applied", list, expected="a list")
+    applied = tuple(_applied(file, entry, f"applied[{n}]", root)
+                    for n, entry in enumerate(entries))
+    packs = file.value(data, "packs", list, expected="a list") if "packs" in data else []
+    for n, pack in enumerate(packs):
+        _matching(file, {f"packs[{n}]": pack}, f"packs[{n}]", _PACK,
+                  "the absolute path of a pack index (pack-<sha>.idx)")
+    tag = _matching(file, data, "tag", _TAG, "a tag like v1.20.0") if "tag" in data else ""
+    url = file.value(data, "url", str, expected="a string") if "url" in data else ""
+    return State(base, head, stamp, applied, tag=tag, url=url, inputs=inputs, packs=tuple(packs))
+
+
+def _applied(file: StateFile, entry: object, where: str, root: Path) -> Applied:
+    if not isinstance(entry, dict):
+        raise file.damaged([f"{where}: expected an object, got {kind_of(entry)}"])
+    file.keys(entry, where, ("key", "file", "subject", "method", "commit"))
+    key = _matching(file, entry, "key", _SHA256, "a sha256", where)
+    name = file.in_repo(root, file.value(entry, "file", str, where, "a repo path"),
+                        f"{where}.file")
+    subject = file.value(entry, "subject", str, where, "a string")
+    method = file.value(entry, "method", str, where, "applied or 3-way")
+    if method not in _METHODS:
+        raise file.damaged([f"{where}.method: expected applied or 3-way, got {kind_of(method)}"])
+    commit = _matching(file, entry, "commit", _COMMIT, "a commit SHA", where)
+    return Applied(key, name, subject, method, commit)
+
+
+def _matching(file: StateFile, data: dict[str, Any], key: str, pattern: re.Pattern[str],
+              expected: str, where: str = "") -> str:
+    value = data[key]
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        shown = f"{where}.{key}" if where else key
+        raise file.damaged([f"{shown}: expected {expected}, got {kind_of(value)}"])
+    return value
 
 
 def write_state(paths: ReleasePaths, state: State) -> None:
-    data = {"version": STATE_VERSION, **asdict(state)}
-    write_atomic(paths.source_state, (json.dumps(data, indent=1) + "\n").encode())
+    write_json(paths.source_state, {"version": STATE_VERSION, **asdict(state)})
 
 
 def recorded_commits(paths: ReleasePaths) -> set[str]:
