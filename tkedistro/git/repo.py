@@ -79,14 +79,15 @@ def sparse_patterns(paths: Iterable[str]) -> str | None:
 
 class Repo:
     """A git repository at ``path`` (a work tree, or a bare mirror); ``shown`` in messages.
-    A symlink anywhere in ``path`` is refused (``UnsafePathError``, exit 3)."""
+    A symlink anywhere in ``path`` (or at its ``.git``) is refused (``UnsafePathError``,
+    exit 3)."""
 
     def __init__(self, path: Path, shown: str | None = None) -> None:
         self.path = files.check_path(path)
         self.shown = shown or str(path)
         bare = not (path / ".git").exists() and (path / "HEAD").is_file() \
             and (path / "objects").is_dir()
-        self.gitdir = path if bare else path / ".git"
+        self.gitdir = path if bare else files.check_path(path / ".git")
 
     @cached_property
     def gitpy(self) -> gitpython.Repo:
@@ -310,6 +311,7 @@ class Repo:
         commit = self.head()
         if self.status():
             index = self.gitdir / "tkedistro-backup.index"
+            files.remove(index)  # git writes an index through a symlink: refuse one first
             env = {"GIT_INDEX_FILE": str(index)}
             self.run("read-tree", "HEAD", env=env)
             self.run("add", "-A", env=env)
@@ -329,6 +331,7 @@ class Repo:
         """The tree of HEAD with every changed and untracked (not ignored) file as it is in
         the work tree; the index is not touched (a temporary one is used)."""
         index = self.gitdir / "tkedistro-snapshot.index"
+        files.remove(index)  # git writes an index through a symlink: refuse one first
         env = {"GIT_INDEX_FILE": str(index)}
         try:  # a copy of the index: its stat data spares hashing every file again
             try:
