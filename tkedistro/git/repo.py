@@ -302,9 +302,9 @@ class Repo:
     def note_made(self, shas: Iterable[str]) -> None:
         """Record commits the tool made here: the only proof a commit is the tool's."""
         new = [sha for sha in dict.fromkeys(shas) if sha]
-        if new:
-            ledger = self.gitdir / "tkedistro-made"
-            files.write_text(ledger, _read_or_empty(ledger) + "".join(f"{sha}\n" for sha in new))
+        if new:  # appended (a cut-short last line matches no commit), never through a link
+            with files.open_for_writing(self.gitdir / "tkedistro-made", append=True) as ledger:
+                ledger.write("".join(f"{sha}\n" for sha in new).encode())
 
     def backup(self, message: str) -> str:
         """Save HEAD plus uncommitted and untracked files as a commit under a new ref."""
