@@ -110,6 +110,7 @@ COMMANDS = [
     Command("rebase (start)", ("rebase", "1.20", "--onto", "v1.20.2")),  # stops at 0004
     Command("rebase --abort", ("rebase", "1.20", "--abort"), _stopped),
     Command("new", ("new", "1.21", "--from", "1.20", "--onto", "v1.20.1")),
+    Command("forecast", ("forecast", "1.20", "--onto", "v1.20.2")),  # its tree is in /tmp
 ]
 
 _MADE: dict[str, Copy] = {}

@@ -153,3 +153,23 @@ def test_source_refuses_a_symlinked_cache_mirror(tmp_path: Path, outside: Path,
     assert_refused(result, link)
     assert tree_digest(outside) == before
     assert not d.src.exists()
+
+
+@pytest.mark.parametrize("command", ["render", "check"])
+def test_a_committed_workflow_symlink_is_neither_shown_nor_replaced(
+        tmp_path: Path, outside: Path, command: str) -> None:
+    """``ci check`` runs as root in the nightly: a workflow linked to a secret must not get
+    the secret printed in a diff."""
+    d = make_distro(tmp_path / "repo", prepare=False)
+    assert cli(d, "ci", "render").exit_code == 0
+    (outside / "victim").write_text("root's secret\n")
+    link = d.root / ".github" / "workflows" / "ci.yml"
+    link.unlink()
+    link.symlink_to(outside / "victim")
+    before = tree_digest(outside)
+
+    result = cli(d, "ci", command)
+    assert_refused(result, link)
+    assert "secret" not in result.output
+    assert tree_digest(outside) == before
+    assert link.is_symlink()
