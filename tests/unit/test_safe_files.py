@@ -28,11 +28,6 @@ PENDING: set[str] = {
     "tkedistro/cluster/nodeimage.py",
     "tkedistro/engine/docker.py",
     "tkedistro/engine/registry.py",
-    "tkedistro/git/mirror.py",
-    "tkedistro/git/patching.py",
-    "tkedistro/git/repo.py",
-    "tkedistro/series/forecast.py",
-    "tkedistro/source/apply.py",
 }
 
 

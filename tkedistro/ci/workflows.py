@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tkedistro import __version__
+from tkedistro.core import files
 from tkedistro.core.errors import WorkflowDriftError
-from tkedistro.core.files import write_atomic
 from tkedistro.core.render import render
 from tkedistro.core.workspace import Workspace
 from tkedistro.model.manifest import list_release_names, load_release
@@ -105,11 +105,21 @@ def render_workflows(ws: Workspace) -> list[RenderedWorkflow]:
     return [RenderedWorkflow(out_dir / name, render(f"ci/{name}.j2", **ctx)) for name in WORKFLOWS]
 
 
+def checked_in(path: Path) -> str | None:
+    """The checked-in workflow at ``path`` (None when missing), read without following a
+    symlink: a committed link is refused (exit 3), so neither ``render`` nor ``check`` (run
+    as root by the nightly) shows or replaces what it points at."""
+    try:
+        return files.read_text(path)
+    except FileNotFoundError:
+        return None
+
+
 def write_workflows(ws: Workspace) -> list[Path]:
     written = []
     for wf in render_workflows(ws):
-        if not wf.path.exists() or wf.path.read_text() != wf.text:
-            write_atomic(wf.path, wf.text.encode("utf-8"))
+        if checked_in(wf.path) != wf.text:
+            files.write_text(wf.path, wf.text)
             written.append(wf.path)
     return written
 
@@ -119,7 +129,7 @@ def check_workflows(ws: Workspace) -> None:
     problems = []
     for wf in render_workflows(ws):
         shown = ws.rel(wf.path)
-        current = wf.path.read_text() if wf.path.exists() else None
+        current = checked_in(wf.path)
         if current is None:
             problems.append(f"{shown}: missing")
         elif current != wf.text:

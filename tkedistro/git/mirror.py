@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tkedistro.core import console
+from tkedistro.core import console, files
 from tkedistro.core.errors import CommitMismatchError, FetchError
-from tkedistro.core.files import write_atomic
 from tkedistro.core.locks import exclusive_lock
 from tkedistro.git.packs import pack_damage
 from tkedistro.git.repo import Repo
@@ -64,12 +62,13 @@ def ensure_pin(mirrors_dir: Path, pin: Pin, fetch_url: str | None = None) -> Mir
     path = mirror_path(mirrors_dir, pin.url)
     source = fetch_url or pin.url
     with _locked(path.with_name(path.name + ".lock"), path):
+        files.check_path(path)  # git would follow a symlinked mirror
         _ensure_bare(path)
         _remove_stale_locks(path)
         if damage := _damage(path, pin):
             console.warn(f"the cache mirror {path} is damaged ({'; '.join(damage)}); "
                          "deleting it and fetching again")
-            shutil.rmtree(path)
+            files.remove(path)
             _ensure_bare(path)
         repo = Repo(path)
         try:
@@ -131,7 +130,7 @@ def _note_verified(path: Path, commit: str) -> None:
         lines = []
     kept = [line for line in lines if not line.startswith(f"{commit} ")]
     text = "".join(f"{line}\n" for line in [*kept, f"{commit} {_objects_key(path)}"])
-    write_atomic(path / VERIFIED, text.encode())
+    files.write_text(path / VERIFIED, text)
 
 
 def _mismatch(repo: Repo, pin: Pin, source: str, found: str | None) -> CommitMismatchError:
@@ -167,14 +166,15 @@ def _ensure_bare(path: Path) -> None:
     if (path / "HEAD").is_file() and (path / "objects").is_dir():
         return
     tmp = path.with_name(path.name + ".creating")
-    shutil.rmtree(tmp, ignore_errors=True)
+    files.remove(tmp)
+    files.ensure_dir(tmp.parent)
     try:
         # fetched objects always stay in packs, whose damage `pack_damage` finds without git
         Repo.init_bare(tmp, {"gc": {"pruneExpire": "never"}, "fetch": {"unpackLimit": "1"}})
-        shutil.rmtree(path, ignore_errors=True)
-        tmp.rename(path)
+        files.remove(path)
+        files.rename(tmp, path)
     except BaseException:  # Ctrl-C included: nothing half-made is left
-        shutil.rmtree(tmp, ignore_errors=True)
+        files.remove(tmp)
         raise
 
 
@@ -184,10 +184,7 @@ def _remove_stale_locks(path: Path) -> None:
     stale += [*(path / "objects" / "pack").glob("tmp_*"), *(path / "objects").glob("incoming-*")]
     for item in stale:
         console.warn(f"removing {item.name} left in {path.name} by an interrupted fetch")
-        if item.is_dir():
-            shutil.rmtree(item, ignore_errors=True)
-        else:
-            item.unlink(missing_ok=True)
+        files.remove(item)
 
 
 def _peeled(repo: Repo, tag: str) -> str | None:

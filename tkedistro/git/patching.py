@@ -10,11 +10,10 @@ here too, and a failing patch's hunks are named from ``git apply --check -v``.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from tkedistro.core.files import write_atomic
+from tkedistro.core import files
 from tkedistro.core.runner import Result
 from tkedistro.git.mbox import failed_hunks, to_mbox
 from tkedistro.git.repo import Repo
@@ -76,11 +75,11 @@ class Patcher:
         """A plain diff as one commit from the tool, dated ``date`` (the base commit's):
         written as a mail to ``scratch`` (removed after), then ``apply``."""
         mail = to_mbox(diff, subject, message, date=date)
-        write_atomic(scratch, mail.encode("utf-8", "surrogateescape"))
+        files.write_atomic(scratch, mail.encode("utf-8", "surrogateescape"))
         try:
             return self.apply(scratch, keep_cr=True)
         finally:
-            scratch.unlink(missing_ok=True)
+            files.remove(scratch)
 
     def resume(self, date: str | None = None) -> Result:
         """``git am --continue`` once a conflict is resolved."""
@@ -102,10 +101,10 @@ class Patcher:
     def discard(self) -> None:
         """Abort a ``git am``/rebase and reset to HEAD; untracked files go, ignored stay."""
         gitdir = self.repo.gitdir
-        (gitdir / "index.lock").unlink(missing_ok=True)
+        files.remove(gitdir / "index.lock")
         if (gitdir / "rebase-apply").exists():
             self.abort()
-            shutil.rmtree(gitdir / "rebase-apply", ignore_errors=True)
+            files.remove(gitdir / "rebase-apply")
         if (gitdir / "rebase-merge").exists():
             self.repo.run("rebase", "--abort", check=False)
         self.repo.reset_hard()

@@ -16,20 +16,22 @@ Rules kept here once: the committer identity and the settings a user's config mu
 change (``CONFIG``), what counts as work in progress and which commits are the tool's, and
 that user values reach git after ``--``, or not at all when they look like an option
 (``checked``), and the date plain diffs are committed with (``commit_date``: the base
-commit's).
+commit's). A repository at a path with a symlink in it is refused when the ``Repo`` is made
+(``files.check_path``): git would follow it and reset, clean or write another repository;
+the files this class writes itself (a new tree, its ledger, a snapshot index) go through the
+safe file layer.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from collections.abc import Iterable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tkedistro.core import console
+from tkedistro.core import console, files
 from tkedistro.core.errors import CommandError, WorkInProgressError
 from tkedistro.core.runner import Result, run
 from tkedistro.git.execute import execute, git_found, gitpython_module
@@ -76,14 +78,16 @@ def sparse_patterns(paths: Iterable[str]) -> str | None:
 
 
 class Repo:
-    """A git repository at ``path`` (a work tree, or a bare mirror); ``shown`` in messages."""
+    """A git repository at ``path`` (a work tree, or a bare mirror); ``shown`` in messages.
+    A symlink anywhere in ``path`` (or at its ``.git``) is refused (``UnsafePathError``,
+    exit 3)."""
 
     def __init__(self, path: Path, shown: str | None = None) -> None:
-        self.path = path
+        self.path = files.check_path(path)
         self.shown = shown or str(path)
         bare = not (path / ".git").exists() and (path / "HEAD").is_file() \
             and (path / "objects").is_dir()
-        self.gitdir = path if bare else path / ".git"
+        self.gitdir = path if bare else files.check_path(path / ".git")
 
     @cached_property
     def gitpy(self) -> gitpython.Repo:
@@ -228,16 +232,14 @@ class Repo:
                 hint=f"move {self.shown} away (or delete it), then run again",
             )
         tmp = self.path.with_name(f".{self.path.name}.creating")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.parent.mkdir(parents=True, exist_ok=True)
+        files.remove(tmp)
+        files.ensure_dir(tmp.parent)
         try:
             self._init_borrowing(tmp, mirror, sparse)
             Repo(tmp).run("checkout", "-q", "-f", "-B", BRANCH, checked(base, "commit"), "--")
-            if self.path.exists():
-                self.path.rmdir()
-            tmp.rename(self.path)
+            files.rename(tmp, self.path)  # over an empty folder, or none
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            files.remove(tmp)
             raise
 
     @staticmethod
@@ -248,11 +250,12 @@ class Repo:
             config.set_value("core", "untrackedCache", "true")
             if sparse is not None:
                 config.set_value("core", "sparseCheckout", "true")
-                (tmp / ".git" / "info" / "sparse-checkout").write_text(sparse)
+                files.write_text(tmp / ".git" / "info" / "sparse-checkout", sparse)
         repo.close()
-        (tmp / ".git" / "objects" / "info" / "alternates").write_text(f"{mirror / 'objects'}\n")
-        with (tmp / ".git" / "info" / "exclude").open("a") as exclude:
-            exclude.write("/_output/\n")
+        files.write_text(tmp / ".git" / "objects" / "info" / "alternates",
+                         f"{mirror / 'objects'}\n")
+        exclude = tmp / ".git" / "info" / "exclude"
+        files.write_text(exclude, _read_or_empty(exclude) + "/_output/\n")
 
     def borrowed_objects(self) -> list[Path]:
         """The object folders this tree borrows from (the mirror's), from ``alternates``."""
@@ -294,28 +297,28 @@ class Repo:
 
     def made(self) -> set[str]:
         """The commits the tool made in this tree (recorded by ``note_made``)."""
-        ledger = self.gitdir / "tkedistro-made"
-        return set(ledger.read_text().split()) if ledger.is_file() else set()
+        return set(_read_or_empty(self.gitdir / "tkedistro-made").split())
 
     def note_made(self, shas: Iterable[str]) -> None:
         """Record commits the tool made here: the only proof a commit is the tool's."""
         new = [sha for sha in dict.fromkeys(shas) if sha]
-        if new:
-            with (self.gitdir / "tkedistro-made").open("a") as ledger:
-                ledger.write("".join(f"{sha}\n" for sha in new))
+        if new:  # appended (a cut-short last line matches no commit), never through a link
+            with files.open_for_writing(self.gitdir / "tkedistro-made", append=True) as ledger:
+                ledger.write("".join(f"{sha}\n" for sha in new).encode())
 
     def backup(self, message: str) -> str:
         """Save HEAD plus uncommitted and untracked files as a commit under a new ref."""
         commit = self.head()
         if self.status():
             index = self.gitdir / "tkedistro-backup.index"
+            files.remove(index)  # git writes an index through a symlink: refuse one first
             env = {"GIT_INDEX_FILE": str(index)}
             self.run("read-tree", "HEAD", env=env)
             self.run("add", "-A", env=env)
             tree = self.run("write-tree", env=env).stdout.strip()
             commit = self.run("commit-tree", tree, "-p", commit, "-m", message,
                               env=env).stdout.strip()
-            index.unlink(missing_ok=True)
+            files.remove(index)
         ref = f"refs/tkedistro/backup/{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
         name, n = ref, 1
         while self.run("rev-parse", "-q", "--verify", name, check=False).returncode == 0:
@@ -328,16 +331,17 @@ class Repo:
         """The tree of HEAD with every changed and untracked (not ignored) file as it is in
         the work tree; the index is not touched (a temporary one is used)."""
         index = self.gitdir / "tkedistro-snapshot.index"
+        files.remove(index)  # git writes an index through a symlink: refuse one first
         env = {"GIT_INDEX_FILE": str(index)}
         try:  # a copy of the index: its stat data spares hashing every file again
-            if (self.gitdir / "index").is_file():
-                shutil.copyfile(self.gitdir / "index", index)
-            else:
+            try:
+                files.copy_file(self.gitdir / "index", index)
+            except FileNotFoundError:
                 self.run("read-tree", "HEAD", env=env)
             self.run("add", "-A", env=env)
             return self.run("write-tree", env=env).stdout.strip()
         finally:
-            index.unlink(missing_ok=True)
+            files.remove(index)
 
     def backup_refs(self) -> list[str]:
         """The backup refs (``refs/tkedistro/backup/``) this repository holds, oldest first."""
@@ -387,7 +391,9 @@ class Repo:
     @staticmethod
     def clone_at(src: Path, commit: str, dest: Path) -> Repo:
         """A fresh clone of ``src`` with ``commit`` checked out (detached), nothing else."""
-        run(["git", "clone", "-q", "--no-checkout", "--", str(src), str(dest)], die_with_us=True)
+        files.check_path(dest)
+        run(["git", "clone", "-q", "--no-checkout", "--", str(files.check_path(src)), str(dest)],
+            die_with_us=True)
         repo = Repo(dest)
         repo.switch(commit, branch=None)
         return repo
@@ -400,7 +406,9 @@ class Repo:
     def archive(self, commit: str, dest: Path) -> None:
         """The tree of ``commit`` as a tar file at ``dest`` (``git archive``: every mtime is the
         commit's time, so the same commit gives the same bytes). The umask and the attributes
-        file are pinned: a user's ``tar.umask`` or ``core.attributesFile`` cannot change them."""
+        file are pinned: a user's ``tar.umask`` or ``core.attributesFile`` cannot change them.
+        git follows a symlink at ``dest``: one there (or above) is refused first."""
+        files.check_path(dest)
         self.run("-c", "tar.umask=0002", "-c", "core.attributesFile=/dev/null", "archive",
                  "--format=tar", f"--output={dest}", checked(commit, "commit"), "--")
 
@@ -450,3 +458,11 @@ class Repo:
         return self.run("format-patch", "--no-signature", "--zero-commit", "--full-index",
                         "--binary", "-N", "--no-stat", "--stdout", "-1",
                         checked(sha, "commit"), "--").stdout
+
+
+def _read_or_empty(path: Path) -> str:
+    """The text of the tool's own file ``path`` in a ``.git`` folder; "" when missing."""
+    try:
+        return files.read_text(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return ""

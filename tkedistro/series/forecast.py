@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tkedistro.core import console
+from tkedistro.core import console, files
 from tkedistro.core.errors import FetchError, ForecastConflictError, TkedistroError
 from tkedistro.core.workspace import Workspace, manifest_name
 from tkedistro.git.patching import Patcher
@@ -134,15 +134,18 @@ def forecast(ws: Workspace, release: str, tags: list[str], *,
 def _try_tag(mirror: Path, commit: str, jobs: list[Job],
              old_base: str | None) -> list[PatchOutcome]:
     paths = [path for job in jobs for path in touched_paths(job.mbox, job.file)]
-    with tempfile.TemporaryDirectory(prefix="tkedistro-forecast-") as tmp:
-        tree = Repo(Path(tmp) / "tree", "forecast tree")
+    tmp = files.make_temp_dir(Path(tempfile.gettempdir()).resolve(), "tkedistro-forecast-")
+    try:
+        tree = Repo(tmp / "tree", "forecast tree")
         tree.create(mirror, commit, sparse=sparse_patterns(paths))
         try:
             date = tree.commit_date(commit)  # plain diffs are dated as their base
-            return _replay_all(tree, Path(tmp) / "current.patch",
+            return _replay_all(tree, tmp / "current.patch",
                                [job.on_base(date) for job in jobs], old_base, commit)
         finally:
             tree.close()
+    finally:
+        files.remove(tmp)
 
 
 def _replay_all(tree: Repo, mbox: Path, jobs: list[Job], old_base: str | None,

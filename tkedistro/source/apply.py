@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from tkedistro.core import console
+from tkedistro.core import console, files
 from tkedistro.core.errors import (
     ManifestError,
     PatchApplyError,
@@ -71,7 +71,7 @@ class SeriesRun:
         tree = self.tree
         if self.marker.exists() and tree.exists():
             self._recover()
-        self.marker.write_text(str(time.time()))
+        files.write_text(self.marker, str(time.time()))
         if not tree.exists():
             tree.create(mirror, self.base)
             self.previous, self.created = None, True
@@ -132,7 +132,7 @@ class SeriesRun:
         if problem is None:
             return None
         if not force:
-            self.marker.unlink(missing_ok=True)
+            files.remove(self.marker)
             raise WorkInProgressError(
                 f"{tree.shown} holds work in progress: {problem}; refusing to touch it",
                 hint=f"keep it: commit it in {tree.shown} and run `tkedistro patches export "
@@ -175,7 +175,7 @@ class SeriesRun:
         if self.created:  # later index writes keep the untracked cache up to date
             self.tree.refresh_status_cache()
         final = self._save(stamp=self.stamp)
-        self.marker.unlink(missing_ok=True)
+        files.remove(self.marker)
         return final
 
     def _apply_one(self, inp: Input, patch: PatchFile) -> None:
@@ -234,7 +234,7 @@ class SeriesRun:
 
     def _finish_failed(self) -> None:
         self._save(stamp=None)
-        self.marker.unlink(missing_ok=True)
+        files.remove(self.marker)
 
     def _save(self, stamp: str | None) -> State:
         up = self.manifest.upstream
