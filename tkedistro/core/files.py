@@ -57,6 +57,22 @@ def _seen(operation: str, path: Path) -> None:
         watcher(operation, path)
 
 
+def symlink_below(root: Path, name: str) -> Path | None:
+    """The first symlink on the way from folder ``root`` to the relative ``name`` (None when
+    there is none): why a path that names a place inside the repo resolves outside it."""
+    where = root
+    for part in Path(name).parts:
+        where = where / part
+        if is_symlink(where):
+            return where
+    return None
+
+
+def refuse_symlink(link: Path) -> UnsafePathError:
+    """The error for a symlink found where the tool keeps its own files (exit 3)."""
+    return _refuse(link)
+
+
 def _refuse(link: Path) -> UnsafePathError:
     return UnsafePathError(
         f"{link} is a symlink; tkedistro does not follow symlinks in the paths it writes, "

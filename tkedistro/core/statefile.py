@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tkedistro.core import files
 from tkedistro.core.errors import DamagedStateError
 from tkedistro.core.files import read_text
 from tkedistro.core.workspace import path_problem
@@ -90,6 +92,8 @@ class StateFile:
         """``name`` when the path policy takes it as a repo file (relative, no ``..`` or
         symlink out of the repo; it need not exist)."""
         problem = path_problem(root, name, must_exist=False)
+        if problem and (link := planted_symlink(root, name)):
+            raise files.refuse_symlink(link)  # the state is fine: the repo has a symlink
         if problem:
             raise self.damaged([f"{key}: {problem}"])
         return name
@@ -97,6 +101,13 @@ class StateFile:
     def invalid(self, errors: Iterable[Mapping[str, Any]]) -> DamagedStateError:
         """The refusal for a pydantic ``ValidationError``'s ``errors()``."""
         return self.damaged(_described(e) for e in list(errors)[:5])
+
+
+def planted_symlink(root: Path, name: str) -> Path | None:
+    """The symlink inside the repo through which the repo-relative ``name`` leaves it."""
+    if os.path.isabs(name) or os.path.normpath(name).startswith(".."):
+        return None
+    return files.symlink_below(root, name)
 
 
 class _NotFinite(ValueError):

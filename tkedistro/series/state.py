@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic import ValidationInfo as Info
 
+from tkedistro.core import files
 from tkedistro.core.files import (
     copy_file,
     ensure_dir,
@@ -35,7 +36,7 @@ from tkedistro.core.files import (
     write_json,
 )
 from tkedistro.core.rebasemark import read_rebase_state, rebase_state_file
-from tkedistro.core.statefile import StateFile
+from tkedistro.core.statefile import StateFile, planted_symlink
 from tkedistro.core.workspace import RELEASE_NAME, Workspace, path_problem
 from tkedistro.model.refs import COMMIT_PATTERN, TAG_PATTERN
 from tkedistro.series.replay import PatchOutcome, Status
@@ -111,6 +112,8 @@ def _in_repo(name: str, info: Info) -> str:
     """A patch file named by the state goes through the path policy (it need not exist)."""
     root = info.context["root"] if info.context else None
     problem = path_problem(root, name, must_exist=False) if root else "no repo to check it in"
+    if problem and root and (link := planted_symlink(root, name)):
+        raise files.refuse_symlink(link)  # the state is fine: the repo has a symlink
     if problem:
         raise ValueError(problem)
     return name
