@@ -90,7 +90,7 @@ def test_the_image_pulls_back_by_digest_from_the_local_registry(
         ref = f"{registry.address}/{repo}@{agnhost['digest']}"
         engine = DockerImages()
         engine.remove(ref)
-        pulled = engine.pull(ref)
+        pulled = engine.pull(ref, registry.login)
         out = subprocess.run(["docker", "run", "--rm", "--network", "none", pulled.id,
                               "--help"], capture_output=True, text=True, timeout=120)
         engine.remove(ref)
