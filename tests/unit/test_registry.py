@@ -216,3 +216,18 @@ def test_catalog_follows_every_page(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(registry, "_request", answer)
     assert registry.catalog() == ["a", "b", "k8s.gcr.io/pause"]
     assert asked == list(pages)
+
+
+def test_the_served_password_is_the_owners_alone_and_goes_with_the_registry(
+        tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        registry = LocalRegistry(tmp_path / "registry")
+        path = registry.write_password()
+    finally:
+        os.umask(old)
+    assert path == tmp_path / "registry" / "password"
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert path.read_text() == registry.login.password + "\n"
+    registry._forget_login()  # what leaving the ``with`` block does after the registry stops
+    assert not path.exists()

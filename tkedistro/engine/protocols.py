@@ -223,10 +223,12 @@ class NetworkInfo:
 class NodeEngine(Protocol):
     """Node containers, their network and volumes on a container engine.
 
-    A node gets every capability but ``SYS_RESOURCE`` (which this kind of VM lacks, so
-    ``--privileged`` cannot start), unconfined seccomp/AppArmor/system paths, all devices
-    and the host's cgroup tree read-write, but never the host's network, PID or mount
-    namespace. Everything made is labelled, so a killed run's leftovers are found again.
+    A node is not ``--privileged``: it keeps only the capabilities a node uses (the Docker
+    adapter lists each with why), the engine's default devices plus the kernel log
+    read-only, ``/proc`` masked and the kernel-wide sysctls read-only, unconfined
+    seccomp/AppArmor and the host's cgroup tree read-write, but never the host's network,
+    PID or mount namespace. Everything made is labelled, so a killed run's leftovers are
+    found again.
     """
 
     def check_available(self) -> None: ...

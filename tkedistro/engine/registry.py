@@ -240,6 +240,7 @@ class LocalRegistry:
                 lock, f"another tkedistro run is using the local registry in {self.folder} "
                 f"(lock {lock})", wait=self.lock_wait,
                 waiting=f"waiting for another run to finish with the registry in {self.folder}"))
+            stack.callback(self._forget_login)  # after the registry stopped
             stack.callback(self._stop)
             old = stop_leftover(self.state_file, self.config)
             self.login = new_login()
@@ -307,6 +308,8 @@ class LocalRegistry:
         state = RegistryState.load(self.state_file)
         if state is not None and state.pid == process.pid:
             files.remove(self.state_file)
+
+    def _forget_login(self) -> None:
         files.remove(self.htpasswd)
         files.remove(self.password_file)
 
