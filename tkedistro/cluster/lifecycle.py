@@ -224,6 +224,7 @@ def remove_cgroup_parent(parent: str, root: Path = CGROUP_ROOT) -> list[Path]:
 
 def _start_nodes(engine: NodeEngine, config: ClusterConfig, image: str,
                  registry_data: Path) -> list[NodeInfo]:
+    files.check_path(registry_data)  # docker would follow a symlink in a mount's source
     engine.create_network(config.network, config.labels)
     started = []
     for i, name in enumerate(config.node_names):
@@ -296,8 +297,7 @@ def _bootstrap(engine: NodeEngine, config: ClusterConfig, image: str, registry_d
         bootstrap.apply(engine, control.name, "cluster-dns", dns.manifests)
         bootstrap.wait_rollout(engine, control.name, "kube-system", dns.deployment, 180)
     # the admin's credentials: the owner's alone from the first byte
-    write_text(config.kubeconfig, bootstrap.admin_kubeconfig(engine, control.name),
-                     mode=0o600)
+    write_text(config.kubeconfig, bootstrap.admin_kubeconfig(engine, control.name), mode=0o600)
     return ClusterState(name=config.name, release=config.release,
                         nodes=tuple(n.name for n in started),
                         addresses=tuple(n.address for n in started), node_image=image,

@@ -6,11 +6,12 @@ survive between runs, writes its own ``config.yml`` and logs to ``folder/registr
 
 Every local user can reach 127.0.0.1, and the local cluster's nodes run what the storage
 holds, so the registry answers only the run that started it: each start makes a new random
-password (kept in memory, never written), writes its bcrypt hash to ``folder/htpasswd``
-(0600 from creation) and turns on the registry's ``htpasswd`` auth; the pushes
-(``ImageEngine.push(ref, registry.login)``) and the tool's own requests send it. Deletes are
-off. The nodes never talk to this registry: each serves the storage read-only on its own
-loopback (``cluster/nodeimage.py``).
+password (kept in memory; written, 0600, only for ``conformance images --serve``), writes
+its bcrypt hash to ``folder/htpasswd`` (0600 from creation, removed at the end) and turns on
+the registry's ``htpasswd`` auth; the pushes (``ImageEngine.push(ref, registry.login)``) and
+the tool's own requests send it. Deletes are off. The nodes never talk to this registry: each
+serves the storage read-only on its own loopback (``cluster/nodeimage.py``).
+
 One run at a time uses a folder (a file lock). The registry dies with this process
 (``PR_SET_PDEATHSIG``); a registry left over anyway (recorded in ``folder/registry.json``) is
 stopped at the next start only if ``/proc/PID/cmdline`` shows docker-registry serving *our*
@@ -256,8 +257,7 @@ class LocalRegistry:
     def _start(self, binary: Path, preferred: int | None) -> None:
         for attempt in range(3):
             self.port = free_port(preferred if attempt == 0 else None)
-            write_text(self.config,
-                             render_config(self.folder / "data", self.port, self.htpasswd))
+            write_text(self.config, render_config(self.folder / "data", self.port, self.htpasswd))
             self._process = self._spawn(binary)
             files.write_atomic(self.state_file, RegistryState(
                 self._process.pid, self.port, self.config).to_json())
