@@ -74,7 +74,8 @@ def make_other_distro(tmp_path: Path) -> OtherDistro:
     name = cluster_name(RELEASE, root)
     control, worker = f"{name}-control-plane", f"{name}-worker"
     state = ClusterState(name, RELEASE, (control, worker), ("172.18.0.2", "172.18.0.3"),
-                         "node", "", "kubeconfig", "dns", 0.0, 0.0)
+                         "node", "", str(root / "_cluster" / RELEASE / "kubeconfig"), "dns",
+                         0.0, 0.0)
     (root / "_cluster" / RELEASE).mkdir(parents=True)
     (root / "_cluster" / RELEASE / "cluster.json").write_text(json.dumps(state.to_json()))
     return OtherDistro(root, name, control, worker)

@@ -78,6 +78,57 @@ def test_a_node_gets_what_a_kubelet_needs_in_namespaces_of_its_own(
     assert nodes.exec(node.name, ["cat", "/etc/tkedistro/hello"]).output == "hi\n"
 
 
+# capability numbers (linux/capability.h) of what a node must not hold
+DROPPED = {"DAC_READ_SEARCH": 2, "SYS_MODULE": 16, "SYS_RAWIO": 17, "SYS_BOOT": 22,
+           "SYS_NICE": 23, "SYS_TIME": 25, "MAC_ADMIN": 33, "AUDIT_CONTROL": 30}
+
+
+def _host_disk() -> tuple[int, int]:
+    """Major and minor of a block device of the host (its first disk)."""
+    for line in Path("/proc/partitions").read_text().splitlines()[2:]:
+        major, minor, _, name = line.split()
+        if not name.startswith(("loop", "ram", "zram")):
+            return int(major), int(minor)
+    pytest.skip("this host lists no disk in /proc/partitions")
+
+
+def test_a_node_holds_only_its_listed_capabilities_devices_and_sysctls(
+        image: str, cluster: ClusterConfig) -> None:
+    from tkedistro.engine.docker_nodes import CAPABILITIES
+
+    nodes = DockerNodes()
+    net = nodes.create_network(cluster.network, cluster.labels)
+    name = cluster.node_names[0]
+    nodes.start_node(NodeSpec(name=name, image=image, network=net.name, labels=cluster.labels,
+                              cgroup_parent=cluster.cgroup_parent, volume=cluster.volume(name),
+                              command=("sleep", "600")))
+
+    def sh(script: str) -> bool:
+        return nodes.exec(name, ["sh", "-c", script]).ok
+
+    caps = _caps(nodes.exec(name, ["cat", "/proc/1/status"]).output)
+    assert bin(caps).count("1") == len(CAPABILITIES) == 18
+    assert not [cap for cap, bit in DROPPED.items() if caps & (1 << bit)]
+    # a disk of the host: the node may make its device node, never open it
+    major, minor = _host_disk()
+    assert sh(f"busybox mknod /dev/host-disk b {major} {minor}")
+    opened = nodes.exec(name, ["busybox", "dd", "if=/dev/host-disk", "of=/dev/null", "count=1"])
+    assert not opened.ok and "Operation not permitted" in opened.output
+    assert sh("busybox dd if=/dev/kmsg of=/dev/null bs=8192 count=1")  # the kubelet's
+    assert not sh("echo 1 > /dev/kmsg")  # read-only
+    # masked, read-only: the SysRq trigger, the kernel's memory, kernel-wide sysctls
+    # (a kernel without them has neither file: the engine is still asked to mask them)
+    import docker
+
+    host = docker.from_env().containers.get(name).attrs["HostConfig"]
+    assert {"/proc/sysrq-trigger", "/proc/kcore", "/proc/keys"} <= set(host["MaskedPaths"])
+    assert not sh("echo h > /proc/sysrq-trigger")
+    assert not sh("busybox head -c 1 /proc/kcore | busybox grep -q .")
+    for key in ("kernel/panic", "vm/overcommit_memory", "fs/file-max"):
+        assert not sh(f"cat /proc/sys/{key} > /tmp/v && cat /tmp/v > /proc/sys/{key}"), key
+    assert sh("echo 1 > /proc/sys/net/ipv4/ip_forward")  # the node's own network namespace
+
+
 def test_removal_takes_exactly_what_carries_the_cluster_name(
         image: str, cluster: ClusterConfig, tmp_path: Path) -> None:
     nodes = DockerNodes()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.registrylogin import log_in
 from tkedistro.core.errors import ImageError
 from tkedistro.engine import emulation, skopeo
 from tkedistro.engine.docker import DockerBackend
@@ -119,8 +120,10 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Iterator[LocalRegistry]:
+def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalRegistry]:
+    """A real registry that asks for a login, and this user logged in to it."""
     with LocalRegistry(tmp_path / "registry") as reg:
+        log_in(reg, tmp_path / "login", monkeypatch)
         yield reg
 
 

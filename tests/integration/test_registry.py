@@ -24,7 +24,7 @@ import pytest
 from tests.conftest import REPO
 from tkedistro.core.errors import BuildError
 from tkedistro.engine.engines import docker_engines
-from tkedistro.engine.protocols import ContainerSpec
+from tkedistro.engine.protocols import ContainerSpec, RegistryLogin
 from tkedistro.engine.registry import LocalRegistry, RegistryState
 
 BUSYBOX = Path("/usr/bin/busybox")
@@ -56,13 +56,20 @@ def _rootfs(path: Path) -> Path:
     return path
 
 
-def _answers(url: str) -> bool:
+def _status(url: str, method: str = "GET") -> int:
+    """The HTTP status of an anonymous request (0: nothing answers)."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(url + "/v2/", timeout=2):
-            return True
+        with opener.open(urllib.request.Request(url, method=method), timeout=2) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
     except (urllib.error.URLError, OSError):
-        return False
+        return 0
+
+
+def _answers(url: str) -> bool:
+    return _status(url + "/v2/") != 0
 
 
 def _alive(pid: int) -> bool:
@@ -93,7 +100,7 @@ def test_push_list_pull_by_digest_and_run_then_the_registry_is_gone(tmp_path: Pa
                                          changes=["LABEL org.tkedistro.test=offline"])
             refs.append(built.ref)
             assert engine.labels(built.ref) == {"org.tkedistro.test": "offline"}
-            digest = engine.push(built.ref)
+            digest = engine.push(built.ref, registry.login)
             assert digest.startswith("sha256:")
             assert repo in registry.catalog()
             assert registry.manifest_digest(repo, "1.0") == digest
@@ -103,7 +110,7 @@ def test_push_list_pull_by_digest_and_run_then_the_registry_is_gone(tmp_path: Pa
             engine.remove(built.ref)
             assert engine.labels(built.ref) is None
             by_digest = f"{registry.address}/{repo}@{digest}"
-            pulled = engine.pull(by_digest)
+            pulled = engine.pull(by_digest, registry.login)
             refs.append(by_digest)
             assert pulled.labels == {"org.tkedistro.test": "offline"}
             with docker_engines().containers.session(ContainerSpec(image=by_digest)) as session:
@@ -116,6 +123,36 @@ def test_push_list_pull_by_digest_and_run_then_the_registry_is_gone(tmp_path: Pa
     finally:
         for ref in refs:
             engine.remove(ref)
+
+
+def test_another_local_user_can_neither_push_nor_delete(tmp_path: Path) -> None:
+    """Anyone on the host reaches 127.0.0.1: without this run's password the registry
+    refuses a push, a read and a delete; with it, a delete is still refused."""
+    engine = docker_engines().images
+    repo = f"tkedistro-test/guarded-{uuid.uuid4().hex[:8]}"
+    local = ""
+    try:
+        with LocalRegistry(tmp_path / "registry") as registry:
+            htpasswd = registry.htpasswd
+            assert os.stat(htpasswd).st_mode & 0o777 == 0o600
+            assert registry.login.password not in htpasswd.read_text()
+            local = engine.import_rootfs(_rootfs(tmp_path / "rootfs.tar"),
+                                         registry.ref(f"{repo}:1")).ref
+            with pytest.raises(BuildError, match="no basic auth credentials"):
+                engine.push(local)
+            guessed = RegistryLogin("tkedistro", "guessed")
+            with pytest.raises(BuildError, match="unauthorized"):
+                engine.push(local, guessed)
+            digest = engine.push(local, registry.login)
+            manifest = f"{registry.url}/v2/{repo}/manifests/{digest}"
+            assert _status(manifest) == 401 and _status(manifest, "DELETE") == 401
+            status, _, _ = registry._request("DELETE", f"/v2/{repo}/manifests/{digest}")
+            assert status == 405  # deletes are off even for the run's own login
+            assert registry.manifest_digest(repo, "1") == digest
+        assert not htpasswd.exists()
+    finally:
+        if local:
+            engine.remove(local)
 
 
 def test_a_failing_build_names_the_failing_step(tmp_path: Path) -> None:
@@ -147,7 +184,7 @@ import sys, time
 from pathlib import Path
 from tkedistro.engine.registry import LocalRegistry
 with LocalRegistry(Path(sys.argv[1])) as registry:
-    print(registry.address, registry.pid, flush=True)
+    print(registry.address, registry.pid, registry.login.password, flush=True)
     time.sleep(300)
 """
 
@@ -161,9 +198,9 @@ def test_a_run_killed_with_sigkill_leaves_a_folder_the_next_run_starts_from(
                               stdout=subprocess.PIPE, text=True)
     local = ""
     try:
-        address, pid = holder.stdout.readline().split() if holder.stdout else ("", "0")
+        address, pid, password = holder.stdout.readline().split() if holder.stdout else "   "
         local = engine.import_rootfs(_rootfs(tmp_path / "rootfs.tar"), f"{address}/{repo}:1").ref
-        digest = engine.push(local)
+        digest = engine.push(local, RegistryLogin("tkedistro", password))
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait(timeout=10)
         assert _wait_gone(int(pid)), "the registry outlived the run that owned it"

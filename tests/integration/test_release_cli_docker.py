@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.helpers.registrylogin import log_in
 from tests.integration.test_build_arm64_docker import BOTH, EMULATION, build, go_cache, root
 from tkedistro.cli.app import app
 from tkedistro.engine.registry import LocalRegistry
@@ -34,8 +35,8 @@ def _stats(out: Path) -> dict[str, tuple[int, int]]:
             for p in sorted(out.rglob("*")) if p.is_file()}
 
 
-def test_build_ships_everything_and_images_pushes_the_same_digests(root: Path,
-                                                                   tmp_path: Path) -> None:
+def test_build_ships_everything_and_images_pushes_the_same_digests(
+        root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     code, out = build(root, *BOTH)
     assert code == 0, out
     output = root / "_output" / "1.20"
@@ -74,6 +75,7 @@ def test_build_ships_everything_and_images_pushes_the_same_digests(root: Path,
     assert kubectl.stat().st_ino == before["bin/linux/arm64/kubectl"][0]  # not rebuilt
 
     with LocalRegistry(tmp_path / "registry") as registry:
+        log_in(registry, tmp_path / "login", monkeypatch)  # the user's own registry
         result = CliRunner().invoke(app, ["--root", str(root), "images", "1.20", *BOTH,
                                           "--push", registry.address, "--json"])
         assert result.exit_code == 0, result.output

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.helpers.registrylogin import log_in
 from tests.real_k8s.conftest import PERSIST, refresh_persistent_distro
 from tkedistro.cli.app import app
 from tkedistro.engine.docker_images import DockerImages
@@ -90,7 +91,7 @@ def test_the_image_pulls_back_by_digest_from_the_local_registry(
         ref = f"{registry.address}/{repo}@{agnhost['digest']}"
         engine = DockerImages()
         engine.remove(ref)
-        pulled = engine.pull(ref)
+        pulled = engine.pull(ref, registry.login)
         out = subprocess.run(["docker", "run", "--rm", "--network", "none", pulled.id,
                               "--help"], capture_output=True, text=True, timeout=120)
         engine.remove(ref)
@@ -110,11 +111,13 @@ def test_the_repo_list_makes_the_real_suite_name_those_images(
 
 
 def test_push_to_another_registry_writes_a_repo_list_for_it(
-        runs: tuple[Path, dict[str, object], dict[str, object]]) -> None:
+        runs: tuple[Path, dict[str, object], dict[str, object]], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """The air-gapped path: ``--push REGISTRY`` (here a second registry from Debian's package,
     storage kept between runs) gets every image and a repo list naming it."""
     root = runs[0]
     with LocalRegistry(PERSIST / "push-target-registry") as target:
+        log_in(target, tmp_path / "login", monkeypatch)  # as to a registry of one's own
         result = CliRunner().invoke(app, ["--root", str(root), "conformance", "images", "1.20",
                                           "--push", target.address, "--json"])
         assert result.exit_code == 0, result.output

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.registrylogin import log_in
 from tests.real_k8s.conftest import PERSIST, Tool
 from tkedistro.core.workspace import Workspace
 from tkedistro.engine.registry import LocalRegistry
@@ -43,9 +44,10 @@ def test_arm64_binaries_ran_under_emulation_and_report_the_distro_version(
 
 
 def test_every_image_is_a_multi_arch_archive_and_pushes_with_both_platforms(
-        built_release: Workspace, tmp_path: Path) -> None:
+        built_release: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = built_release.output_dir("1.20")
     with LocalRegistry(tmp_path / "registry") as registry:
+        log_in(registry, tmp_path / "login", monkeypatch)  # as to a registry of one's own
         tool = Tool(built_release, tmp_path)
         ran = tool.run("images", "1.20", "--push", registry.address, "--json").ok()
         report = json.loads(ran.stdout)

@@ -19,6 +19,7 @@ from tkedistro.cluster import lifecycle
 from tkedistro.cluster.clustercmd import StatusReport
 from tkedistro.cluster.config import ClusterConfig, cluster_name
 from tkedistro.cluster.lifecycle import ClusterState, remove_cgroup_parent
+from tkedistro.core.errors import DamagedStateError, UnsafePathError
 from tkedistro.core.workspace import Workspace
 
 TOKEN = "abcdef.0123456789abcdef"
@@ -182,32 +183,86 @@ def test_no_cgroup_tree_means_nothing_removed(tmp_path: Path) -> None:
 
 
 # --- persisted state ---------------------------------------------------------------------
-def _state(name: str = NAME) -> ClusterState:
+BUILD = "sha256:" + "b" * 64
+
+
+def _state(name: str = NAME, kubeconfig: str = "/d/_cluster/1.20/kubeconfig") -> ClusterState:
     return ClusterState(name, "1.20", (f"{name}-control-plane", f"{name}-worker"),
                         ("172.18.0.2", "172.18.0.3"), "tkedistro.local/node:v1.20.2-tke.1",
-                        "sha256:node", "/d/_cluster/1.20/kubeconfig",
-                        "tkedistro dns-responder (CoreDNS records)", 1700000000.0, 74.5,
-                        "sha256:build")
+                        "sha256:node", kubeconfig,
+                        "tkedistro dns-responder (CoreDNS records)", 1700000000.0, 74.5, BUILD)
+
+
+def _state_config(tmp_path: Path) -> ClusterConfig:
+    return _config(tmp_path, name=NAME)
 
 
 def test_cluster_state_round_trips(tmp_path: Path) -> None:
-    path = tmp_path / "cluster.json"
-    path.write_text(json.dumps(_state().to_json()))
-    assert ClusterState.load(path) == _state()
+    config = _state_config(tmp_path)
+    state = _state(kubeconfig=str(config.kubeconfig))
+    config.root.mkdir(parents=True)
+    config.state_file.write_text(json.dumps(state.to_json()))
+    assert ClusterState.load(config) == state
+    assert ClusterState.load(_config(tmp_path / "none")) is None  # no file: no cluster
 
 
-@pytest.mark.parametrize("change", [{"version": 2}, {"version": None}, {"nodes": None}])
-def test_cluster_state_of_another_version_or_broken_is_not_loaded(
-        tmp_path: Path, change: dict[str, object]) -> None:
-    path = tmp_path / "cluster.json"
-    data = {**_state().to_json(), **change}
-    if change.get("nodes", 1) is None:
-        del data["nodes"]
-    path.write_text(json.dumps(data))
-    assert ClusterState.load(path) is None
-    path.write_text("{not json")
-    assert ClusterState.load(path) is None
-    assert ClusterState.load(tmp_path / "missing.json") is None
+DAMAGED = [
+    ({"version": 2}, "version: Input should be 1"),
+    ({"version": None}, "version: Input should be 1"),
+    ({"nodes": []}, "nodes: Tuple should have at least 1 item after validation, not 0"),
+    ({"nodes": "abc"}, "nodes: Input should be a valid array"),
+    ({"seconds": "1e400"}, "seconds: Input should be a finite number"),
+    ({"created": "NaN"}, "created: Input should be a finite number"),
+    ({"created": "\"1\""}, "created: Input should be a valid number"),
+    ({"addresses": ["300.1.1.1", "172.18.0.3"]}, "addresses.0: Value error"),
+    ({"extra": 1}, "extra: Extra inputs are not permitted"),
+    ({"build": "sha256:x"}, "build: String should match pattern"),
+    ({"name": "tke-1-20-ffffff"}, f"name: not this cluster's {NAME}"),
+    ({"kubeconfig": "/etc/shadow"}, "kubeconfig: not this cluster's "),
+    ({"addresses": ["172.18.0.2"]}, "addresses: not one for each node"),
+]
+
+
+@pytest.mark.parametrize(("change", "why"), DAMAGED)
+def test_a_damaged_state_file_is_exit_17_naming_the_file_the_key_and_the_way_out(
+        tmp_path: Path, change: dict[str, object], why: str) -> None:
+    config = _state_config(tmp_path)
+    config.root.mkdir(parents=True)
+    data = {**_state(kubeconfig=str(config.kubeconfig)).to_json()}
+    raw = {k: v for k, v in change.items() if isinstance(v, str) and k in ("seconds", "created")}
+    data.update({k: v for k, v in change.items() if k not in raw})
+    text = json.dumps(data)
+    for key, literal in raw.items():  # numbers JSON writers refuse: put in by hand
+        text = re.sub(rf'"{key}": [0-9.e+]+', f'"{key}": {literal}', text)
+    config.state_file.write_text(text)
+    with pytest.raises(DamagedStateError) as caught:
+        ClusterState.load(config)
+    assert caught.value.exit_code == 17
+    assert caught.value.message.startswith(
+        f"{config.state_file}: not a cluster state tkedistro wrote: {why}")
+    assert caught.value.hint == ("`tkedistro cluster down 1.20` removes the cluster and this "
+                                 "file; then `tkedistro cluster up 1.20` starts a new one")
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"[]", b"\xff\xfe", b""])
+def test_a_state_file_that_is_not_a_json_object_is_damaged(tmp_path: Path,
+                                                            content: bytes) -> None:
+    config = _state_config(tmp_path)
+    config.root.mkdir(parents=True)
+    config.state_file.write_bytes(content)
+    with pytest.raises(DamagedStateError, match="not a cluster state tkedistro wrote"):
+        ClusterState.load(config)
+
+
+def test_a_symlinked_state_file_is_refused_not_read(tmp_path: Path) -> None:
+    config = _state_config(tmp_path)
+    config.root.mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text(json.dumps(_state(kubeconfig=str(config.kubeconfig)).to_json()))
+    config.state_file.symlink_to(elsewhere)
+    with pytest.raises(UnsafePathError) as caught:
+        ClusterState.load(config)
+    assert caught.value.exit_code == 3 and str(config.state_file) in caught.value.message
 
 
 # --- remove_cluster and status against a fake engine -------------------------------------
@@ -243,7 +298,7 @@ def test_remove_cluster_removes_only_what_carries_its_label(ws: Workspace, cgrou
     config = lifecycle.cluster_config(ws, "1.20", "v1.20.2-tke.1")
     config.root.mkdir(parents=True)
     config.kubeconfig.write_text("apiVersion: v1\n")
-    config.state_file.write_text(json.dumps(_state(ours).to_json()))
+    config.state_file.write_text(json.dumps(_state(ours, str(config.kubeconfig)).to_json()))
 
     removed = lifecycle.remove_cluster(engine, config)
 
@@ -264,7 +319,7 @@ def test_remove_cluster_removes_only_what_carries_its_label(ws: Workspace, cgrou
 def _up_cluster(ws: Workspace, engine: FakeNodes, ours: str) -> None:
     config = lifecycle.cluster_config(ws, "1.20", "")
     config.root.mkdir(parents=True)
-    config.state_file.write_text(json.dumps(_state(ours).to_json()))
+    config.state_file.write_text(json.dumps(_state(ours, str(config.kubeconfig)).to_json()))
     engine.pod_cidrs = {f"{ours}-control-plane": "10.244.0.0/24",
                         f"{ours}-worker": "10.244.1.0/24"}
 
@@ -278,14 +333,14 @@ def test_status_of_a_running_cluster_says_up_in_text_and_json(ws: Workspace) -> 
         f"cluster {ours}: up",
         f"  {ours}-control-plane  172.18.0.2  running, Ready",
         f"  {ours}-worker  172.18.0.3  running, Ready",
-        "  kubeconfig: /d/_cluster/1.20/kubeconfig"])
+        f"  kubeconfig: {ws.root}/_cluster/1.20/kubeconfig"])
     data = report.to_json()
     assert (data["name"], data["up"], data["ready"]) == (
         ours, True, [f"{ours}-control-plane", f"{ours}-worker"])
     assert data["containers"] == [
         {"name": f"{ours}-control-plane", "running": True, "address": "172.18.0.2"},
         {"name": f"{ours}-worker", "running": True, "address": "172.18.0.3"}]
-    assert data["state"] == _state(ours).to_json()
+    assert data["state"] == _state(ours, f"{ws.root}/_cluster/1.20/kubeconfig").to_json()
     # kubectl ran inside the control-plane node, never on the other cluster
     assert {node for node, _ in engine.runs} == {f"{ours}-control-plane"}
 

@@ -317,7 +317,8 @@ def _distro(tmp_path: Path, *, state: bool = True) -> Path:
     shutil.copytree(REPO / "patches", root / "patches")
     if state:
         name = cluster_name("1.20", root)
-        data = {**STATE.to_json(), "name": name}
+        data = {**STATE.to_json(), "name": name,
+                "kubeconfig": str(root / "_cluster" / "1.20" / "kubeconfig")}
         (root / "_cluster" / "1.20").mkdir(parents=True)
         (root / "_cluster" / "1.20" / "cluster.json").write_text(json.dumps(data))
     return root

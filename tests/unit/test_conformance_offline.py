@@ -58,7 +58,7 @@ class Engine:
     def tag(self, ref: str, new_ref: str) -> None:
         self.tags.append((ref, new_ref))
 
-    def push(self, ref: str) -> str:
+    def push(self, ref: str, login: object = None) -> str:
         self.pushed.append(ref)
         return "sha256:" + "ab" * 32
 

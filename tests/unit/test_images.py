@@ -100,8 +100,8 @@ class FakeEngine:
         return self._store(tag, {k: v.strip('"') for k, v in labels.items()}, "")
 
     def tag(self, ref: str, new_ref: str) -> None: ...
-    def push(self, ref: str) -> str: return ""
-    def pull(self, ref: str) -> BuiltImage: raise NotImplementedError
+    def push(self, ref: str, login: object = None) -> str: return ""
+    def pull(self, ref: str, login: object = None) -> BuiltImage: raise NotImplementedError
     def remove(self, ref: str) -> None: ...
 
 

@@ -23,14 +23,29 @@ from tkedistro.model.refs import parse_image_ref
 DIGEST = "sha256:" + "ab" * 32
 
 
-def test_config_listens_on_loopback_only_stores_in_the_cache_and_has_no_auth_or_debug(
+def test_config_listens_on_loopback_only_asks_for_a_login_and_refuses_deletes(
         tmp_path: Path) -> None:
-    config = YAML(typ="safe").load(reg.render_config(tmp_path / "data", 41234))
+    config = YAML(typ="safe").load(
+        reg.render_config(tmp_path / "data", 41234, tmp_path / "htpasswd"))
     assert config["http"] == {"addr": "127.0.0.1:41234"}  # no debug listener, no TLS
     assert config["storage"]["filesystem"] == {"rootdirectory": str(tmp_path / "data")}
-    assert config["storage"]["delete"] == {"enabled": True}
-    assert "auth" not in config
+    assert config["storage"]["delete"] == {"enabled": False}
+    assert config["auth"] == {"htpasswd": {"realm": "tkedistro local registry",
+                                           "path": str(tmp_path / "htpasswd")}}
     assert config["version"] == 0.1
+
+
+def test_each_login_is_new_and_its_htpasswd_line_holds_only_a_bcrypt_hash() -> None:
+    import bcrypt
+
+    first, second = reg.new_login(), reg.new_login()
+    assert first.username == "tkedistro" and first.password != second.password
+    assert len(first.password) >= 40 and first.password not in repr(first)
+    user, hashed = reg.htpasswd_line(first).rstrip("\n").split(":", 1)
+    assert user == "tkedistro" and hashed.startswith("$2b$04$")
+    assert first.password not in hashed
+    assert bcrypt.checkpw(first.password.encode(), hashed.encode())
+    assert not bcrypt.checkpw(second.password.encode(), hashed.encode())
 
 
 def test_state_of_an_unknown_version_or_garbage_is_ignored(tmp_path: Path) -> None:
@@ -201,3 +216,18 @@ def test_catalog_follows_every_page(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(registry, "_request", answer)
     assert registry.catalog() == ["a", "b", "k8s.gcr.io/pause"]
     assert asked == list(pages)
+
+
+def test_the_served_password_is_the_owners_alone_and_goes_with_the_registry(
+        tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        registry = LocalRegistry(tmp_path / "registry")
+        path = registry.write_password()
+    finally:
+        os.umask(old)
+    assert path == tmp_path / "registry" / "password"
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert path.read_text() == registry.login.password + "\n"
+    registry._forget_login()  # what leaving the ``with`` block does after the registry stops
+    assert not path.exists()

@@ -21,16 +21,6 @@ RAW_METHODS = {"write_text", "write_bytes", "mkdir", "unlink", "rmdir", "touch",
                "NamedTemporaryFile", "symlink", "remove", "replace", "fdopen"}
 RAW_OWNERS = {"os", "shutil", "tempfile", "Path", "path"}
 
-# Modules not yet moved onto the layer (issue 24 empties this list).
-PENDING: set[str] = {
-    "tkedistro/cluster/dns/image.py",
-    "tkedistro/cluster/lifecycle.py",
-    "tkedistro/cluster/nodeimage.py",
-    "tkedistro/engine/docker.py",
-    "tkedistro/engine/registry.py",
-}
-
-
 def _raw_calls(tree: ast.AST) -> list[str]:
     found = []
     for node in ast.walk(tree):
@@ -70,18 +60,13 @@ def test_only_the_file_layer_writes_moves_or_deletes() -> None:
     offenders = {}
     for path in sorted(PACKAGE.rglob("*.py")):
         name = str(path.relative_to(PACKAGE.parent))
-        if name == "tkedistro/core/files.py" or name in PENDING:
+        if name == "tkedistro/core/files.py":
             continue
         if calls := _raw_calls(ast.parse(path.read_text(encoding="utf-8"))):
             offenders[name] = calls
     assert not offenders, (
         "write, move and delete through tkedistro.core.files (the one safe file layer): "
         f"{offenders}")
-
-
-def test_pending_modules_still_exist() -> None:
-    missing = [name for name in PENDING if not (PACKAGE.parent / name).exists()]
-    assert not missing
 
 
 def test_write_refuses_a_symlinked_temp_or_folder(tmp_path: Path) -> None:

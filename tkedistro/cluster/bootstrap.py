@@ -167,5 +167,15 @@ def wait_rollout(engine: NodeEngine, control: str, namespace: str, deployment: s
                f"describe deployment {deployment}")
 
 
-def admin_kubeconfig(engine: NodeEngine, control: str) -> str:
-    return _must(engine.exec(control, ["cat", ADMIN]), control, "reading admin.conf")
+def admin_kubeconfig(engine: NodeEngine, control: str, tries: int = 5) -> str:
+    """The admin kubeconfig kubeadm wrote in the control-plane node. Read again when the
+    engine hands back nothing for a ``cat`` that succeeded (a busy Docker engine can drop
+    the output of a process that exits at once): an empty kubeconfig is never written."""
+    for attempt in range(tries):
+        text = _must(engine.exec(control, ["cat", ADMIN]), control, "reading admin.conf")
+        if "apiVersion" in text:
+            return text
+        if attempt + 1 < tries:
+            time.sleep(1)
+    raise ClusterError(f"reading {ADMIN} in node {control} gave no kubeconfig "
+                       f"({tries} tries)", hint=f"docker exec {control} cat {ADMIN}")

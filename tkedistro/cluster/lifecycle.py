@@ -10,18 +10,24 @@ cluster's label: containers, volumes, the network, and the cgroup parent docker 
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import hashlib
-import json
 import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from tkedistro.cluster import bootstrap, pushing
 from tkedistro.cluster.config import (
     LABEL,
+    MAX_NODES,
     REGISTRY_ROOT,
     RELEASE_LABEL,
     ROLE_LABEL,
@@ -31,9 +37,9 @@ from tkedistro.cluster.config import (
 )
 from tkedistro.cluster.nodeimage import ensure_node_image
 from tkedistro.cluster.supportimages import SupportImages
-from tkedistro.core import console
-from tkedistro.core.errors import ClusterError
-from tkedistro.core.files import sha256_file, write_atomic
+from tkedistro.core import console, files
+from tkedistro.core.errors import ClusterError, DamagedStateError
+from tkedistro.core.files import sha256_file, write_text
 from tkedistro.core.locks import exclusive_lock
 from tkedistro.core.workspace import Workspace, output_bin
 from tkedistro.engine.engines import Engines
@@ -41,7 +47,7 @@ from tkedistro.engine.protocols import Mount, NodeEngine, NodeInfo, NodeSpec
 from tkedistro.engine.registry import LocalRegistry
 from tkedistro.model.manifest import Manifest
 
-STATE_VERSION = 1
+STATE_VERSION: Literal[1] = 1
 # what a node image and the component images are made of (also what `up` needs built)
 NODE_BINARIES = ("kubelet", "kubeadm", "kubectl", "kube-apiserver", "kube-controller-manager",
                  "kube-scheduler", "kube-proxy")
@@ -49,6 +55,33 @@ KEEP_ENV = "TKEDISTRO_KEEP_CLUSTER"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 DEFAULT_NODES = 2
 READY_TIMEOUT_S = 300
+
+
+NodeName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+Seconds = Annotated[float, Field(ge=0)]
+Address = Annotated[str, AfterValidator(lambda v: str(IPv4Address(v)))]
+STATE_HINT = ("`tkedistro cluster down {release}` removes the cluster and this file; "
+              "then `tkedistro cluster up {release}` starts a new one")
+
+
+class StateFile(BaseModel):
+    """The schema of ``_cluster/<release>/cluster.json``: anything else is damaged state
+    (unknown keys or version, wrong types, NaN or infinite numbers)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+
+    version: Literal[1]
+    name: NodeName
+    release: Annotated[str, Field(min_length=1, max_length=64)]
+    nodes: tuple[NodeName, ...] = Field(min_length=1, max_length=MAX_NODES)
+    addresses: tuple[Address, ...]
+    node_image: Annotated[str, Field(max_length=512)]
+    node_image_id: Annotated[str, Field(max_length=512)]
+    kubeconfig: Annotated[str, Field(max_length=4096)]
+    dns: Annotated[str, Field(max_length=512)]
+    created: Seconds
+    seconds: Seconds
+    build: Annotated[str, Field(pattern=r"^(sha256:[0-9a-f]{64})?$")] = ""
 
 
 @dataclass(frozen=True)
@@ -65,7 +98,6 @@ class ClusterState:
     seconds: float
     build: str = ""  # build_digest() of the binaries it runs
 
-
     def to_json(self) -> dict[str, object]:
         return {"version": STATE_VERSION, "name": self.name, "release": self.release,
                 "nodes": list(self.nodes), "addresses": list(self.addresses),
@@ -74,17 +106,45 @@ class ClusterState:
                 "seconds": round(self.seconds, 1), "build": self.build}
 
     @classmethod
-    def load(cls, path: Path) -> ClusterState | None:
+    def load(cls, config: ClusterConfig) -> ClusterState | None:
+        """The state of ``config``'s cluster; None when there is none, ``DamagedStateError``
+        when the file does not hold what ``up`` writes: besides ``StateFile``, its name and
+        kubeconfig must be this cluster's own (the suite is handed that path). Read without
+        following a symlink (one is refused, exit 3)."""
+        path = config.state_file
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if data.get("version") != STATE_VERSION:
-                return None
-            return cls(str(data["name"]), str(data["release"]), tuple(data["nodes"]),
-                       tuple(data["addresses"]), str(data["node_image"]),
-                       str(data["node_image_id"]), str(data["kubeconfig"]), str(data["dns"]),
-                       float(data["created"]), float(data["seconds"]), str(data.get("build", "")))
-        except (OSError, ValueError, KeyError, TypeError):
+            text = files.read_text(path, max_bytes=1 << 20)
+        except FileNotFoundError:
             return None
+        except (IsADirectoryError, UnicodeDecodeError) as exc:
+            raise _damaged(path, config, f"not a UTF-8 text file ({exc})") from None
+        except OSError as exc:
+            if exc.errno != errno.EFBIG:
+                raise
+            raise _damaged(path, config, "larger than 1 MiB") from None
+        try:
+            data = StateFile.model_validate_json(text)
+        except ValidationError as exc:
+            raise _damaged(path, config, _reason(exc)) from None
+        if data.name != config.name:
+            raise _damaged(path, config, f"name: not this cluster's {config.name}")
+        if data.kubeconfig != str(config.kubeconfig):
+            raise _damaged(path, config, f"kubeconfig: not this cluster's {config.kubeconfig}")
+        if len(data.addresses) != len(data.nodes):
+            raise _damaged(path, config, "addresses: not one for each node")
+        return cls(**data.model_dump(exclude={"version"}))
+
+
+def _reason(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top)"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def _damaged(path: Path, config: ClusterConfig, why: str) -> DamagedStateError:
+    return DamagedStateError(f"{path}: not a cluster state tkedistro wrote: {why}",
+                             hint=STATE_HINT.format(release=config.release))
 
 
 def build_digest(bin_dir: Path) -> str:
@@ -136,7 +196,7 @@ def remove_cluster(engine: NodeEngine, config: ClusterConfig) -> list[str]:
         removed.append(f"network {network}")
     removed += [f"cgroup {p}" for p in remove_cgroup_parent(config.cgroup_parent)]
     for path in (config.kubeconfig, config.state_file):
-        path.unlink(missing_ok=True)
+        files.remove(path)  # never through a symlink: only the repo's own files go
     return removed
 
 
@@ -151,21 +211,20 @@ def remove_cgroup_parent(parent: str, root: Path = CGROUP_ROOT) -> list[Path]:
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"not a cluster cgroup parent: {parent!r}")
     for hierarchy in sorted(root.iterdir()) if root.is_dir() else []:
+        if hierarchy.is_symlink():
+            continue  # ``cpu -> cpu,cpuacct``: the folder itself is in the list too
         top = hierarchy / name
         if not top.is_dir():
             continue
-        dirs = sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
-        for d in [*dirs, top]:
-            try:
-                d.rmdir()
-                removed.append(d)
-            except OSError:
-                pass
+        dirs = sorted((p for p in top.rglob("*") if p.is_dir() and not p.is_symlink()),
+                      key=lambda p: -len(p.parts))
+        removed += [d for d in [*dirs, top] if files.remove_empty_dir(d)]
     return removed
 
 
 def _start_nodes(engine: NodeEngine, config: ClusterConfig, image: str,
                  registry_data: Path) -> list[NodeInfo]:
+    files.check_path(registry_data)  # docker would follow a symlink in a mount's source
     engine.create_network(config.network, config.labels)
     started = []
     for i, name in enumerate(config.node_names):
@@ -193,6 +252,7 @@ def up(ws: Workspace, manifest: Manifest, bin_dir: Path, *, nodes: int = DEFAULT
     config = cluster_config(ws, release, manifest.distro_version, nodes)
     engine, images = engines.nodes, engines.images
     start = time.monotonic()
+    files.ensure_dir(config.root)  # a symlinked _cluster/<release>: refused before any work
     with cluster_lock(ws, config):
         for item in remove_cluster(engine, config):
             console.info(f"removed leftover {item} of cluster {config.name}")
@@ -207,10 +267,9 @@ def up(ws: Workspace, manifest: Manifest, bin_dir: Path, *, nodes: int = DEFAULT
             if os.environ.get(KEEP_ENV) != "1":
                 remove_cluster(engine, config)
             raise
-    state = ClusterState(**{**state.__dict__, "node_image_id": node_image.id,
-                            "seconds": time.monotonic() - start,
-                            "build": build_digest(bin_dir)})
-    write_atomic(config.state_file, (json.dumps(state.to_json(), indent=2) + "\n").encode())
+    state = dataclasses.replace(state, node_image_id=node_image.id,
+                                seconds=time.monotonic() - start, build=build_digest(bin_dir))
+    files.write_json(config.state_file, state.to_json())
     return state
 
 
@@ -237,16 +296,18 @@ def _bootstrap(engine: NodeEngine, config: ClusterConfig, image: str, registry_d
     with console.step("cluster", f"cluster DNS ({dns.description})"):
         bootstrap.apply(engine, control.name, "cluster-dns", dns.manifests)
         bootstrap.wait_rollout(engine, control.name, "kube-system", dns.deployment, 180)
-    config.root.mkdir(parents=True, exist_ok=True)
-    write_atomic(config.kubeconfig, bootstrap.admin_kubeconfig(engine, control.name).encode())
-    os.chmod(config.kubeconfig, 0o600)
-    return ClusterState(config.name, config.release, tuple(n.name for n in started),
-                        tuple(n.address for n in started), image, "", str(config.kubeconfig),
-                        dns.description, time.time(), 0.0)
+    # the admin's credentials: the owner's alone from the first byte
+    write_text(config.kubeconfig, bootstrap.admin_kubeconfig(engine, control.name), mode=0o600)
+    return ClusterState(name=config.name, release=config.release,
+                        nodes=tuple(n.name for n in started),
+                        addresses=tuple(n.address for n in started), node_image=image,
+                        node_image_id="", kubeconfig=str(config.kubeconfig),
+                        dns=dns.description, created=time.time(), seconds=0.0)
 
 
 def down(ws: Workspace, release: str, engine: NodeEngine) -> list[str]:
     config = cluster_config(ws, release, "")
+    files.check_path(config.root)  # a symlinked _cluster/<release>: refused before anything
     with cluster_lock(ws, config):
         return remove_cluster(engine, config)
 
@@ -268,7 +329,7 @@ class ClusterStatus:
 def status(ws: Workspace, release: str, engine: NodeEngine) -> ClusterStatus:
     config = cluster_config(ws, release, "")
     containers = tuple(engine.nodes({LABEL: config.name}))
-    state = ClusterState.load(config.state_file)
+    state = ClusterState.load(config)
     ready: set[str] = set()
     running = {c.name for c in containers if c.running}
     if state is not None and state.nodes and state.nodes[0] in running:

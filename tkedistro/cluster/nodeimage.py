@@ -9,15 +9,13 @@ Two layers, each reused while its inputs are unchanged (``org.tkedistro.inputs``
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from tkedistro.cluster.config import NODE_REGISTRY, REGISTRY_ROOT, ClusterConfig
-from tkedistro.core import console
+from tkedistro.core import console, files
 from tkedistro.core.errors import ClusterError
-from tkedistro.core.files import json_digest, sha256_file, write_atomic
+from tkedistro.core.files import json_digest, sha256_file, write_text
 from tkedistro.core.render import environment
 from tkedistro.debian.rootfs import INPUTS_LABEL, RECORD_NAME, DebianRecipe, ensure_debian_base
 from tkedistro.engine.imagerecord import ImageRecord, local_id
@@ -79,26 +77,24 @@ def ensure_node_image(engine: ImageEngine, config: ClusterConfig, bin_dir: Path,
         raise ClusterError(f"not built in {bin_dir}: {', '.join(missing)}",
                            hint=f"tkedistro build {config.release}")
     base = ensure_debian_base(engine, work, BASE_RECIPE)
-    files = node_files(config)
+    added = node_files(config)
     digest = json_digest({"base": base.image_id,
                       "binaries": {b: sha256_file(bin_dir / b) for b in BINARIES},
-                      "files": {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}})
+                      "files": {k: hashlib.sha256(v).hexdigest() for k, v in added.items()}})
     ref = node_ref(config.version)
     labels = engine.labels(ref)
     if labels is not None and labels.get(INPUTS_LABEL) == digest:
         return NodeImage(ref, local_id(engine, ref, digest, work), True)
     context = work / "node-context"
-    shutil.rmtree(context, ignore_errors=True)
-    context.mkdir(parents=True)
+    files.remove(context)
     for b in BINARIES:
-        shutil.copy2(bin_dir / b, context / b)
-    for name, data in files.items():
-        write_atomic(context / name, data)
-        os.chmod(context / name, 0o755 if name == "tkedistro-node" else 0o644)
-    write_atomic(context / "Dockerfile", DOCKERFILE.format(base=base.ref).encode())
+        files.copy_file(bin_dir / b, context / b, mode=0o755)
+    for name, data in added.items():
+        files.write_atomic(context / name, data, mode=0o755 if name == "tkedistro-node" else 0o644)
+    write_text(context / "Dockerfile", DOCKERFILE.format(base=base.ref))
     with console.step("cluster", f"node image {ref}"):
         built = engine.build(context, ref, {INPUTS_LABEL: digest,
                                             "org.opencontainers.image.version": config.version})
-    shutil.rmtree(context, ignore_errors=True)
+    files.remove(context)
     ImageRecord(work / RECORD_NAME).remember(ref, digest, built.id)
     return NodeImage(ref, built.id, False)

@@ -34,7 +34,7 @@ def push(engine: ImageEngine, registry: LocalRegistry, local: str, name: str, ta
     target = f"{registry.address}/{IMAGE_PATH}/{name}:{tag}"
     engine.tag(local, target)
     try:
-        digest = engine.push(target)
+        digest = engine.push(target, registry.login)
     finally:
         engine.remove(target)  # only the tag: the registry's port changes every run
     console.verbose(f"pushed {target} {digest}")

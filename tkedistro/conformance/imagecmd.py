@@ -26,12 +26,16 @@ def conformance_images(ws: Workspace, release: str, engines: Engines, *,
         return prepare_images(ws, release, manifest, push, engines=engines)
     with LocalRegistry(registry_dir(ws)) as registry:
         result = prepare_images(ws, release, manifest, registry.address, registry.has,
-                                engines=engines)
+                                engines=engines, login=registry.login)
         result = dataclasses.replace(result, catalog=tuple(registry.catalog()))
         if serve:
             if on_ready is not None:
                 on_ready(result)
-            console.info(f"serving {registry.url} until Ctrl-C")
+            password = registry.write_password()
+            console.info(f"serving {registry.url} until Ctrl-C; it asks for user "
+                         f"{registry.login.username} and the password in {password} "
+                         f"(docker login {registry.address} -u {registry.login.username} "
+                         f"--password-stdin < {password})")
             try:
                 while True:
                     time.sleep(3600)

@@ -22,7 +22,7 @@ from tkedistro.core import console
 from tkedistro.core.errors import ClusterError
 from tkedistro.core.workspace import Workspace
 from tkedistro.engine.engines import Engines
-from tkedistro.engine.protocols import ImageEngine
+from tkedistro.engine.protocols import ImageEngine, RegistryLogin
 from tkedistro.images.upstream import imageset
 from tkedistro.images.upstream.imageset import images_dir
 from tkedistro.model.manifest import Manifest
@@ -105,12 +105,14 @@ def repo_list_path(ws: Workspace, release: str, registry: str) -> Path:
 
 def prepare_images(ws: Workspace, release: str, manifest: Manifest, registry: str,
                    has: Callable[[str], bool] | None = None,
-                   served_as: str | None = None, *, engines: Engines) -> OfflineImages:
+                   served_as: str | None = None, *, engines: Engines,
+                   login: RegistryLogin | None = None) -> OfflineImages:
     """Build (or reuse) every image the conformance specs need, push it to ``registry`` and
     write the repo list; raises ``ClusterError`` when the source tree is missing.
 
     ``served_as``: the address the cluster's nodes pull the same storage from, when not
-    ``registry`` itself (the repo list names that one).
+    ``registry`` itself (the repo list names that one); ``login``: the local registry's
+    (else the engine's own credentials for ``registry``).
     """
     from tkedistro.git.repo import Repo
 
@@ -126,7 +128,7 @@ def prepare_images(ws: Workspace, release: str, manifest: Manifest, registry: st
     with console.step("conformance_images", f"build {len(wanted)} images"):
         built = imageset.build_image_set(tree, Repo(tree).head(), wanted, engine, tool,
                                          images_dir(ws, release) / "work")
-    records = _push(built.built, found, registry, engine)
+    records = _push(built.built, found, registry, engine, login)
     missing = _missing(found, {r.ref for r in records}, set(built.no_recipe), records, has)
     untraced = tuple(m.ref for m in missing if not m.specs and m.ref in built.no_recipe)
     missing = [m for m in missing if m.ref not in untraced]
@@ -139,14 +141,14 @@ def prepare_images(ws: Workspace, release: str, manifest: Manifest, registry: st
 
 
 def _push(built: Sequence[imageset.ImageOutcome], found: catalog_mod.Catalog, registry: str,
-          engine: ImageEngine) -> list[ImageRecord]:
+          engine: ImageEngine, login: RegistryLogin | None) -> list[ImageRecord]:
     records = []
     with console.step("conformance_images", f"push {len(built)} images to {registry}"):
         for outcome in built:
             target = repolist.redirect(outcome.ref, found, registry)
             engine.tag(outcome.local or outcome.ref, target)
             try:
-                digest = engine.push(target)
+                digest = engine.push(target, login)
             finally:
                 engine.remove(target)  # only the tag (the local one stays); ports change
             console.verbose(f"pushed {target} {digest}")

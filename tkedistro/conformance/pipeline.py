@@ -188,7 +188,8 @@ def run_conformance(ws: Workspace, release: str, options: ConformanceOptions,
         else:
             with LocalRegistry(registry_dir(ws)) as registry:
                 offline = prepare_images(ws, release, manifest, registry.address, registry.has,
-                                         served_as=NODE_REGISTRY, engines=engines)
+                                         served_as=NODE_REGISTRY, engines=engines,
+                                         login=registry.login)
                 _warn_missing(offline)
                 with _cluster(ws, manifest, options, bin_dir, registry, engines) as state:
                     cluster = (f"local cluster {state.name}: {len(state.nodes)} node "

@@ -350,6 +350,18 @@ def remove(path: Path, *, missing_ok: bool = True) -> None:
     _seen("remove", path)
 
 
+def remove_empty_dir(path: Path) -> bool:
+    """Delete the empty folder ``path`` (a cgroup, say), its parents reached without
+    following a symlink; False when it is missing, not empty, busy or not a folder."""
+    try:
+        with opened_dir(path.parent) as dir_fd:
+            os.rmdir(path.name, dir_fd=dir_fd)
+    except OSError:
+        return False
+    _seen("remove", path)
+    return True
+
+
 def remove_link(path: Path) -> None:
     """Delete the symlink (or file) ``path`` itself, never what it points at."""
     with opened_dir(path.parent) as dir_fd:

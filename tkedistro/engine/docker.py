@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import codecs
 import http.client
+import io
 import json
 import os
 import socket
 import urllib.parse
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from tkedistro.core import console
+from tkedistro.core import console, files
 from tkedistro.core.errors import BackendUnavailableError, BuildError
 from tkedistro.engine.protocols import (
     KEEP_CONTAINER_ENV,
@@ -129,9 +130,16 @@ class DockerSession:
 def _collect(chunks: Iterator[bytes], log: Path | None, lines: LineFeed | None) -> str:
     """Decode the output stream; append it to ``log`` (keeping the tail) or keep it all;
     hand each line to ``lines`` once it is in the log."""
+    with ExitStack() as stack:
+        handle = (io.TextIOWrapper(stack.enter_context(files.open_for_writing(log, append=True)),
+                                   encoding="utf-8") if log else None)
+        return _feed(chunks, handle, lines)
+
+
+def _feed(chunks: Iterator[bytes], handle: io.TextIOWrapper | None,
+          lines: LineFeed | None) -> str:
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     kept = ""
-    handle = log.open("a", encoding="utf-8") if log else None
     try:
         for chunk in chunks:
             text = decoder.decode(chunk)
@@ -152,7 +160,8 @@ def _collect(chunks: Iterator[bytes], log: Path | None, lines: LineFeed | None) 
             lines.close()
     finally:
         if handle:
-            handle.close()
+            handle.flush()
+            handle.detach()  # the layer's handle is closed by its own context
     return kept
 
 

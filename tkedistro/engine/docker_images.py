@@ -17,11 +17,16 @@ from tkedistro.core import console, files
 from tkedistro.core.errors import BuildError
 from tkedistro.engine.docker import connect
 from tkedistro.engine.docker_archive import write_load_archive
-from tkedistro.engine.protocols import BuiltImage
+from tkedistro.engine.protocols import BuiltImage, RegistryLogin
 from tkedistro.model.refs import parse_image_ref
 
 LOG_TAIL_LINES = 40
 _DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
+
+
+def _auth(login: RegistryLogin | None) -> dict[str, str] | None:
+    """The SDK's ``auth_config`` for ``login`` (None: the engine's own credentials)."""
+    return None if login is None else {"username": login.username, "password": login.password}
 
 
 def _tail(lines: Sequence[str], count: int = LOG_TAIL_LINES) -> str:
@@ -141,25 +146,27 @@ class DockerImages:
             raise BuildError(f"could not tag {ref} as {new_ref}: "
                              f"{exc.explanation or exc}") from exc
 
-    def push(self, ref: str) -> str:
+    def push(self, ref: str, login: RegistryLogin | None = None) -> str:
         import docker.errors
 
         repo, version = _repository_version(ref)
         console.verbose(f"docker push {ref}")
         try:
-            stream = self._api.push(repo, tag=version or "latest", stream=True, decode=True)
+            stream = self._api.push(repo, tag=version or "latest", stream=True, decode=True,
+                                    auth_config=_auth(login))
             digest = _push_digest(ref, stream)
         except docker.errors.APIError as exc:
             raise BuildError(f"docker push {ref} failed: {exc.explanation or exc}") from exc
         return digest
 
-    def pull(self, ref: str) -> BuiltImage:
+    def pull(self, ref: str, login: RegistryLogin | None = None) -> BuiltImage:
         import docker.errors
 
         repo, version = _repository_version(ref)
         console.verbose(f"docker pull {ref}")
         try:
-            stream = self._api.pull(repo, tag=version or "latest", stream=True, decode=True)
+            stream = self._api.pull(repo, tag=version or "latest", stream=True, decode=True,
+                                    auth_config=_auth(login))
             for _ in _drain(f"docker pull {ref}", stream):
                 pass
         except docker.errors.APIError as exc:

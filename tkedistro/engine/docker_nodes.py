@@ -2,9 +2,20 @@
 
 With ``engine/docker.py`` and ``engine/docker_images.py`` one of the only modules importing
 ``docker``. A node is not ``--privileged`` (that asks for ``CAP_SYS_RESOURCE``, which some
-VMs cannot grant): it gets every other capability, unconfined seccomp/AppArmor/system paths,
-every device and the host cgroup tree read-write, as kind's nodes need, while its network,
-PID and mount namespaces stay its own.
+VMs cannot grant, and for every device and capability besides). It gets the capabilities
+listed in ``CAPABILITIES``, each with the reason it is kept; the devices docker gives every
+container plus ``/dev/kmsg`` read-only; ``/proc`` masked as docker masks it (``/proc/kcore``,
+``/proc/keys``, ...) plus ``/proc/sysrq-trigger``, and the kernel-wide sysctls read-only
+(only the node's own network namespace's ``/proc/sys/net`` is writable). Its seccomp and
+AppArmor profiles are unconfined (containerd and runc inside make namespaces and mounts) and
+the host cgroup tree is mounted read-write (the kubelet on cgroup v1 puts the pods under the
+node's own cgroup, by its host path). Its network, PID and mount namespaces stay its own.
+
+What that leaves a node able to do to the host is in the README's Security model: root in
+a node (a privileged pod, anyone with the admin kubeconfig) is root on the host, through
+``CAP_SYS_ADMIN`` in the host's user namespace and the host cgroup tree. The local cluster
+therefore keeps other local users out of the nodes (``engine/registry.py``, the 0600
+kubeconfig) rather than relying on the node being a sandbox.
 """
 
 from __future__ import annotations
@@ -20,17 +31,52 @@ from tkedistro.core.errors import ClusterError
 from tkedistro.engine.docker import connect
 from tkedistro.engine.protocols import NetworkInfo, NodeInfo, NodeSpec, RunResult
 
-# The 37 capabilities of Linux 5.8's set but SYS_RESOURCE (Docker 20.10 knows no later ones:
-# BPF, PERFMON and CHECKPOINT_RESTORE are refused by name; listing beats "ALL" minus one,
-# which would also ask for any capability a newer engine adds).
-CAPABILITIES = (
-    "AUDIT_CONTROL", "AUDIT_READ", "AUDIT_WRITE", "BLOCK_SUSPEND", "CHOWN", "DAC_OVERRIDE",
-    "DAC_READ_SEARCH", "FOWNER", "FSETID", "IPC_LOCK", "IPC_OWNER", "KILL", "LEASE",
-    "LINUX_IMMUTABLE", "MAC_ADMIN", "MAC_OVERRIDE", "MKNOD", "NET_ADMIN", "NET_BIND_SERVICE",
-    "NET_BROADCAST", "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYSLOG", "SYS_ADMIN",
-    "SYS_BOOT", "SYS_CHROOT", "SYS_MODULE", "SYS_NICE", "SYS_PACCT", "SYS_PTRACE", "SYS_RAWIO",
-    "SYS_TIME", "SYS_TTY_CONFIG", "WAKE_ALARM",
+# Each capability a node keeps, and why; every other one is dropped (SYS_MODULE, SYS_RAWIO,
+# SYS_TIME, SYS_BOOT, DAC_READ_SEARCH, MAC_ADMIN, AUDIT_CONTROL, IPC_LOCK, SYS_NICE, ...).
+# runc in the node can give a pod only what the node holds, so the first group is exactly
+# the set containerd's CRI gives every pod container by default.
+KEPT_CAPABILITIES: tuple[tuple[str, str], ...] = (
+    ("AUDIT_WRITE", "pods' default set (login tools write the audit log)"),
+    ("CHOWN", "pods' default set; containerd unpacks image layers with their owners"),
+    ("DAC_OVERRIDE", "pods' default set; root in the node reads and writes its own files"),
+    ("FOWNER", "pods' default set; layer unpacking sets modes and times of any file"),
+    ("FSETID", "pods' default set; layer unpacking keeps setuid/setgid bits"),
+    ("KILL", "pods' default set; the kubelet and containerd stop pod processes"),
+    ("MKNOD", "pods' default set; runc makes /dev/null, /dev/zero, ... in every pod "
+              "(opening a device is still limited by the node's device cgroup)"),
+    ("NET_BIND_SERVICE", "pods' default set (servers on ports below 1024)"),
+    ("NET_RAW", "pods' default set (ping); iptables and conntrack in the node"),
+    ("SETFCAP", "pods' default set; layer unpacking keeps file capabilities"),
+    ("SETGID", "pods' default set; runc starts pod processes as their group"),
+    ("SETPCAP", "pods' default set; runc drops capabilities for each pod process"),
+    ("SETUID", "pods' default set; runc starts pod processes as their user"),
+    ("SYS_CHROOT", "pods' default set; runc's pivot_root into each pod's root"),
+    ("SYS_ADMIN", "containerd and runc: mounts (overlayfs snapshots, each pod's /proc, /sys, "
+                  "volumes), namespaces, shared mount propagation"),
+    ("NET_ADMIN", "the pod network: the CNI bridge, veths and routes, kube-proxy's iptables "
+                  "rules, all in the node's own network namespace"),
+    ("SYS_PTRACE", "runc joins a running pod's namespaces (kubectl exec, exec probes), which "
+                   "takes ptrace access to processes of other users"),
+    ("SYSLOG", "the kubelet's OOM watcher reads /dev/kmsg, which needs it when the host sets "
+               "kernel.dmesg_restrict=1"),
 )
+CAPABILITIES = tuple(name for name, _ in KEPT_CAPABILITIES)
+# docker's own masks, plus the SysRq trigger (docker only makes it read-only)
+MASKED_PATHS = (
+    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+    "/proc/sysrq-trigger", "/sys/firmware",
+)
+# the kernel-wide (not namespaced) sysctls read-only; /proc/sys/net is the node's network
+# namespace's own and stays writable (kube-proxy, the CNI bridge, the entrypoint's
+# ip_forward). The kubelet's six kernel settings are shown to it by the node's entrypoint.
+READONLY_PATHS = (
+    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys/kernel", "/proc/sys/vm", "/proc/sys/fs",
+    "/proc/sys/dev", "/proc/sys/debug", "/proc/sys/abi", "/proc/sys/user",
+)
+# beyond docker's defaults (null, zero, full, random, urandom, tty, console, ptmx, pts, tun,
+# and mknod of any node without opening it): the kernel log, read-only, for the kubelet
+DEVICES = ("/dev/kmsg:/dev/kmsg:r",)
 SECURITY_OPT = ("seccomp=unconfined", "apparmor=unconfined")
 
 
@@ -89,13 +135,11 @@ class DockerNodes:
             binds[str(m.source)] = {"bind": str(m.target), "mode": "ro" if m.read_only else "rw"}
         api = self._docker.api
         host = api.create_host_config(
-            cap_add=list(CAPABILITIES), security_opt=list(SECURITY_OPT),
-            device_cgroup_rules=["a *:* rwm"], cgroup_parent=spec.cgroup_parent,
+            cap_drop=["ALL"], cap_add=list(CAPABILITIES), security_opt=list(SECURITY_OPT),
+            devices=list(DEVICES), cgroup_parent=spec.cgroup_parent,
             tmpfs={"/run": "rw,exec", "/tmp": "rw,exec"}, binds=binds, init=True,
             sysctls={"net.ipv4.ip_forward": "1"}, network_mode=spec.network)
-        # docker's ``--security-opt systempaths=unconfined``: /proc/sys writable (the kubelet
-        # and kube-proxy set sysctls of the node), nothing masked
-        host["MaskedPaths"], host["ReadonlyPaths"] = [], []
+        host["MaskedPaths"], host["ReadonlyPaths"] = list(MASKED_PATHS), list(READONLY_PATHS)
         try:
             self._docker.volumes.create(spec.volume, labels=dict(spec.labels))
             created = api.create_container(
@@ -165,7 +209,7 @@ class DockerNodes:
         """Write ``path`` (and any missing parent folders) in the node, as root."""
         buf = io.BytesIO()
         now = int(time.time())
-        with tarfile.open(fileobj=buf, mode="w") as tar:
+        with tarfile.TarFile(fileobj=buf, mode="w") as tar:
             for parent in reversed(path.relative_to("/").parents[:-1]):
                 folder = tarfile.TarInfo(str(parent))
                 folder.type, folder.mode, folder.mtime = tarfile.DIRTYPE, 0o755, now

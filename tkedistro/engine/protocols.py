@@ -136,6 +136,15 @@ class BuiltImage:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RegistryLogin:
+    """A registry user and password (the local registry's, made for one run); the password
+    is left out of ``repr`` so it never reaches a log or traceback."""
+
+    username: str
+    password: str = field(repr=False)
+
+
 class ImageEngine(Protocol):
     """Local image operations (build, import, tag, push, pull) on a container engine.
 
@@ -162,13 +171,14 @@ class ImageEngine(Protocol):
 
     def tag(self, ref: str, new_ref: str) -> None: ...
 
-    def push(self, ref: str) -> str:
-        """Push ``ref`` (whose name holds the registry); returns the manifest digest
-        ``sha256:...`` the registry answered."""
+    def push(self, ref: str, login: RegistryLogin | None = None) -> str:
+        """Push ``ref`` (whose name holds the registry), as ``login`` when given (else with
+        the engine's own credentials); returns the manifest digest ``sha256:...`` the
+        registry answered."""
         ...
 
-    def pull(self, ref: str) -> BuiltImage:
-        """Pull ``ref`` (``name:tag`` or ``name@sha256:...``)."""
+    def pull(self, ref: str, login: RegistryLogin | None = None) -> BuiltImage:
+        """Pull ``ref`` (``name:tag`` or ``name@sha256:...``), as ``login`` when given."""
         ...
 
     def remove(self, ref: str) -> None:
@@ -213,10 +223,12 @@ class NetworkInfo:
 class NodeEngine(Protocol):
     """Node containers, their network and volumes on a container engine.
 
-    A node gets every capability but ``SYS_RESOURCE`` (which this kind of VM lacks, so
-    ``--privileged`` cannot start), unconfined seccomp/AppArmor/system paths, all devices
-    and the host's cgroup tree read-write, but never the host's network, PID or mount
-    namespace. Everything made is labelled, so a killed run's leftovers are found again.
+    A node is not ``--privileged``: it keeps only the capabilities a node uses (the Docker
+    adapter lists each with why), the engine's default devices plus the kernel log
+    read-only, ``/proc`` masked and the kernel-wide sysctls read-only, unconfined
+    seccomp/AppArmor and the host's cgroup tree read-write, but never the host's network,
+    PID or mount namespace. Everything made is labelled, so a killed run's leftovers are
+    found again.
     """
 
     def check_available(self) -> None: ...

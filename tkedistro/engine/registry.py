@@ -3,6 +3,15 @@
 ``LocalRegistry(folder)`` is a context manager. It listens on 127.0.0.1 only (the engine
 treats loopback registries as plain HTTP), keeps its blobs under ``folder/data`` so images
 survive between runs, writes its own ``config.yml`` and logs to ``folder/registry.log``.
+
+Every local user can reach 127.0.0.1, and the local cluster's nodes run what the storage
+holds, so the registry answers only the run that started it: each start makes a new random
+password (kept in memory; written, 0600, only for ``conformance images --serve``), writes
+its bcrypt hash to ``folder/htpasswd`` (0600 from creation, removed at the end) and turns on
+the registry's ``htpasswd`` auth; the pushes (``ImageEngine.push(ref, registry.login)``) and
+the tool's own requests send it. Deletes are off. The nodes never talk to this registry: each
+serves the storage read-only on its own loopback (``cluster/nodeimage.py``).
+
 One run at a time uses a folder (a file lock). The registry dies with this process
 (``PR_SET_PDEATHSIG``); a registry left over anyway (recorded in ``folder/registry.json``) is
 stopped at the next start only if ``/proc/PID/cmdline`` shows docker-registry serving *our*
@@ -12,9 +21,11 @@ started it: enter the context from a thread that outlives its use, such as the m
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -29,16 +40,22 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from tkedistro.core import console
+from tkedistro.core import console, files
 from tkedistro.core.errors import ClusterError
-from tkedistro.core.files import log_tail, write_atomic
+from tkedistro.core.files import log_tail, write_text
 from tkedistro.core.locks import exclusive_lock
 from tkedistro.core.runner import child_setup, clean_env
+from tkedistro.engine.protocols import RegistryLogin
 from tkedistro.model.refs import parse_image_ref
 
 BINARY = "docker-registry"
 STATE_VERSION = 1
 HOST = "127.0.0.1"
+USER = "tkedistro"
+REALM = "tkedistro local registry"
+# bcrypt's lowest cost: the password is 256 random bits (no guessing to slow down), and the
+# registry checks it on every request of a push
+BCRYPT_ROUNDS = 4
 INSTALL_HINT = ("apt-get install docker-registry (or `sudo tkedistro host-setup`, which "
                 "installs it)")
 MANIFEST_TYPES = (
@@ -68,24 +85,42 @@ class RegistryState:
     def load(cls, path: Path) -> RegistryState | None:
         """The recorded state; None when absent, unreadable or of an unknown version."""
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(files.read_text(path, max_bytes=1 << 16))
             if data.get("version") != STATE_VERSION:
                 return None
-            return cls(int(data["pid"]), int(data["port"]), Path(data["config"]))
+            pid, port = data["pid"], data["port"]
+            if type(pid) is not int or type(port) is not int or pid < 1 or not 0 < port < 65536:
+                return None
+            return cls(pid, port, Path(str(data["config"])))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
 
-def render_config(data_dir: Path, port: int) -> str:
-    """The registry's config.yml (JSON is YAML): no auth, deletes on, no debug listener."""
+def new_login() -> RegistryLogin:
+    """A fresh user and random password for one registry start."""
+    return RegistryLogin(USER, secrets.token_urlsafe(32))
+
+
+def htpasswd_line(login: RegistryLogin) -> str:
+    """``user:<bcrypt hash>``, the one line of the registry's htpasswd file."""
+    import bcrypt
+
+    hashed = bcrypt.hashpw(login.password.encode(), bcrypt.gensalt(rounds=BCRYPT_ROUNDS))
+    return f"{login.username}:{hashed.decode()}\n"
+
+
+def render_config(data_dir: Path, port: int, htpasswd: Path) -> str:
+    """The registry's config.yml (JSON is YAML): htpasswd auth, deletes off, no debug
+    listener."""
     config = {
         "version": 0.1,
         "log": {"level": "info", "formatter": "text", "accesslog": {"disabled": True}},
         "storage": {
             "filesystem": {"rootdirectory": str(data_dir)},
-            "delete": {"enabled": True},
+            "delete": {"enabled": False},
             "maintenance": {"uploadpurging": {"enabled": False}},
         },
+        "auth": {"htpasswd": {"realm": REALM, "path": str(htpasswd)}},
         "http": {"addr": f"{HOST}:{port}"},
     }
     return json.dumps(config, indent=2) + "\n"
@@ -163,7 +198,7 @@ def stop_leftover(state_file: Path, config: Path) -> RegistryState | None:
         console.warn(f"stopping the local registry a previous run left running "
                      f"(pid {state.pid}, port {state.port})")
         terminate(state.pid)
-    state_file.unlink(missing_ok=True)
+    files.remove(state_file)
     return state
 
 
@@ -179,7 +214,10 @@ class LocalRegistry:
         self.config = folder / "config.yml"
         self.log = folder / "registry.log"
         self.state_file = folder / "registry.json"
+        self.htpasswd = folder / "htpasswd"
+        self.password_file = folder / "password"
         self.port = 0
+        self.login = new_login()
         self._process: subprocess.Popen[bytes] | None = None
         self._stack = ExitStack()
 
@@ -203,8 +241,11 @@ class LocalRegistry:
                 lock, f"another tkedistro run is using the local registry in {self.folder} "
                 f"(lock {lock})", wait=self.lock_wait,
                 waiting=f"waiting for another run to finish with the registry in {self.folder}"))
+            stack.callback(self._forget_login)  # after the registry stopped
             stack.callback(self._stop)
             old = stop_leftover(self.state_file, self.config)
+            self.login = new_login()
+            write_text(self.htpasswd, htpasswd_line(self.login), mode=0o600)
             self._start(binary, old.port if old else None)
             self._stack = stack.pop_all()
         return self
@@ -216,9 +257,9 @@ class LocalRegistry:
     def _start(self, binary: Path, preferred: int | None) -> None:
         for attempt in range(3):
             self.port = free_port(preferred if attempt == 0 else None)
-            write_atomic(self.config, render_config(self.folder / "data", self.port).encode())
+            write_text(self.config, render_config(self.folder / "data", self.port, self.htpasswd))
             self._process = self._spawn(binary)
-            write_atomic(self.state_file, RegistryState(
+            files.write_atomic(self.state_file, RegistryState(
                 self._process.pid, self.port, self.config).to_json())
             if self._wait_ready():
                 console.verbose(f"local registry at {self.address} (data {self.folder / 'data'})")
@@ -232,7 +273,7 @@ class LocalRegistry:
 
     def _spawn(self, binary: Path) -> subprocess.Popen[bytes]:
         env = {k: v for k, v in clean_env().items() if not k.startswith("REGISTRY_")}
-        with self.log.open("wb") as log:
+        with files.open_for_writing(self.log) as log:
             return subprocess.Popen(
                 [os.fspath(binary), "serve", os.fspath(self.config)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
@@ -266,12 +307,24 @@ class LocalRegistry:
                 process.wait(timeout=5)
         state = RegistryState.load(self.state_file)
         if state is not None and state.pid == process.pid:
-            self.state_file.unlink(missing_ok=True)
+            files.remove(self.state_file)
+
+    def _forget_login(self) -> None:
+        files.remove(self.htpasswd)
+        files.remove(self.password_file)
+
+    def write_password(self) -> Path:
+        """The password in ``folder/password`` (0600 from creation, removed when the registry
+        stops), for a user to log in to a registry kept serving (``--serve``)."""
+        write_text(self.password_file, self.login.password + "\n", mode=0o600)
+        return self.password_file
 
     def _request(self, method: str, path: str, headers: dict[str, str] | None = None,
                  timeout: float = 30) -> tuple[int, Any, bytes]:
         """One HTTP request to the registry: (status, headers, body); 4xx/5xx are returned."""
-        request = urllib.request.Request(self.url + path, method=method, headers=headers or {})
+        token = base64.b64encode(f"{self.login.username}:{self.login.password}".encode())
+        sent = {**(headers or {}), "Authorization": f"Basic {token.decode()}"}
+        request = urllib.request.Request(self.url + path, method=method, headers=sent)
         try:
             with _NO_PROXY.open(request, timeout=timeout) as response:
                 return response.status, response.headers, response.read()

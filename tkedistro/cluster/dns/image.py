@@ -22,9 +22,9 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from tkedistro.build.plan import check_go_version
-from tkedistro.core import console
+from tkedistro.core import console, files
 from tkedistro.core.errors import BuildError, ClusterError
-from tkedistro.core.files import json_digest, write_atomic
+from tkedistro.core.files import json_digest
 from tkedistro.core.render import environment
 from tkedistro.engine.engines import Engines
 from tkedistro.engine.protocols import ContainerBackend, ContainerSpec, ImageEngine, Mount
@@ -131,7 +131,7 @@ def build_dns_image(tree: Path, commit: str, engine: ImageEngine, backend: Conta
     if existing is not None and existing.get(INPUTS_LABEL) == digest:
         return DnsImage(ref, "", True, binary, time.monotonic() - start)
     src = _write_sources(work / "src" / short, sources)
-    (work / "gocache").mkdir(parents=True, exist_ok=True)
+    files.ensure_dir(work / "gocache")
     tool = dns_build_tool(backend, builder, src, work / "gocache", go_version)
     argv = ("sh", str(SOURCES / "build.sh"), f"/out/{BINARY}", f"tree-{commit[:12]}")
     build_binaries(tree, binary.parent, [Binary(BINARY, argv)], tool)
@@ -148,9 +148,9 @@ def build_dns_image(tree: Path, commit: str, engine: ImageEngine, backend: Conta
 
 
 def _write_sources(folder: Path, sources: Mapping[str, bytes]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
+    files.ensure_dir(folder)
     for name, data in sources.items():
-        write_atomic(folder / name, data)
+        files.write_atomic(folder / name, data)
     return folder
 
 
