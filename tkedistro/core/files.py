@@ -229,9 +229,9 @@ def open_for_writing(path: Path, *, mode: int = 0o644, append: bool = False) -> 
             if _is_link(path.name, dir_fd):
                 raise _refuse(path) from None
             raise
-    _seen("write", path)
     with os.fdopen(fd, "ab" if append else "wb") as handle:
         yield handle
+    _seen("write", path)  # once written, as for every other operation
 
 
 def open_lock_file(path: Path) -> int:
