@@ -330,3 +330,13 @@ def test_the_owner_finders_see_what_they_look_for() -> None:
     assert _programs_run(tree) == {"skopeo", "git"}
     assert _imports_library(tree, "subprocess") and _reads_yaml(tree)
     assert not _imports_library(tree, "git")
+
+
+def test_patterns_take_ascii_digits_only() -> None:
+    """``\\d`` matches any script's digits (``int("٣")`` is 3): names, versions and patch
+    numbers would collide after normalisation; the package writes ``[0-9]``."""
+    found = [f"{path.relative_to(PACKAGE.parent)}:{n}"
+             for path in MODULES.values()
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if "\\d" in line and "``\\d``" not in line]
+    assert found == []

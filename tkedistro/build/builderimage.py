@@ -144,7 +144,7 @@ def decide(labels: Mapping[str, str] | None, digest: str, go_version: str,
 
 def name_warning(image: str, go_version: str) -> str:
     """A warning when the image's name suggests another Go line (``go1.15`` for Go 1.16)."""
-    named = re.search(r"go(1\.\d+)", image)
+    named = re.search(r"go(1\.[0-9]+)", image)
     if named and named.group(1) != go_line(go_version):
         return (f"builder image {image} is named for Go {named.group(1)}, but it is made "
                 f"with Go {go_line(go_version)} (go.version {go_version})")

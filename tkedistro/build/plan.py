@@ -84,7 +84,7 @@ CGO_COMPILERS: Mapping[str, tuple[str, str]] = {
     "linux/s390x": ("s390x-linux-gnu-gcc", "gcc-s390x-linux-gnu libc6-dev-s390x-cross"),
 }
 
-GO_VERSION_RE = re.compile(r"\bgo version go(\d+\.\d+(?:\.\d+)?)\S* ")
+GO_VERSION_RE = re.compile(r"\bgo version go([0-9]+\.[0-9]+(?:\.[0-9]+)?)\S* ")
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ TICK_SECONDS = 1.0
 MAX_ITEMS = 6  # targets named in one line; the rest are counted
 MAX_COMMAND = 160  # characters of a make command line shown
 
-_STATUS = re.compile(r"^(\+\+\+|!!!) (?:\[\d{4} \d\d:\d\d:\d\d\] )?\s*(.*\S)\s*$")
+_STATUS = re.compile(
+    r"^(\+\+\+|!!!) (?:\[[0-9]{4} [0-9][0-9]:[0-9][0-9]:[0-9][0-9]\] )?\s*(.*\S)\s*$")
 _ITEM = re.compile(r"^    (\S.*?)\s*$")
 
 Clock = Callable[[], float]

@@ -18,7 +18,7 @@ from tkedistro.build.plan import EMULATED, NATIVE, NOT_RUN, SmokeCommand
 from tkedistro.core.errors import SmokeCheckError
 from tkedistro.engine.protocols import Session
 
-VERSION_RE = re.compile(r"v\d+\.\d+\.\d+[0-9A-Za-z.+-]*")
+VERSION_RE = re.compile(r"v[0-9]+\.[0-9]+\.[0-9]+[0-9A-Za-z.+-]*")
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ def job_id(release: str) -> str:
 
 def _release(ws: Workspace, name: str) -> dict[str, str]:
     m, paths = load_release(ws, name), ws.release(name)
-    minor = re.match(r"v\d+\.\d+", m.upstream.tag)
+    minor = re.match(r"v[0-9]+\.[0-9]+", m.upstream.tag)
     return {"name": name, "job": job_id(name), "tag": m.upstream.tag,
             "tag_glob": f"{minor.group(0) if minor else m.upstream.tag}.*",
             "url": shlex.quote(m.upstream.url), "builder_image": shlex.quote(m.builder.image),

@@ -34,7 +34,7 @@ _IMAGE_RE = re.compile(
 )
 _IMAGE_NAME_RE = re.compile(r'(?:pull image|image|reference) \\?"([^"\\\s]+)\\?"')
 # a Service dialled by name, not by IP: the local cluster runs no DNS add-on (no CoreDNS image)
-_SERVICE_NAME_RE = re.compile(r"not reachable .* on endpoint (?![\d.]+:)[a-z][-a-z0-9.]*:\d+")
+_SERVICE_NAME_RE = re.compile(r"not reachable .* on endpoint (?![0-9.]+:)[a-z][-a-z0-9.]*:[0-9]+")
 _TIMEOUT_RE = re.compile(r"timed out|[Tt]imeout|context deadline exceeded|deadline exceeded")
 
 

@@ -50,7 +50,7 @@ SMOKE_FOCUS = "|".join((
     r"\[sig-apps\] Daemon set \[Serial\] should rollback without unnecessary restarts "
     r"\[Conformance\]",
 ))
-_WILL_RUN = re.compile(r"Will run (\d+) of (\d+) specs")
+_WILL_RUN = re.compile(r"Will run ([0-9]+) of ([0-9]+) specs")
 
 
 @dataclass(frozen=True)

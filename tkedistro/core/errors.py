@@ -231,7 +231,9 @@ class ImageError(TkedistroError):
 _NOT_RAISED = {
     0: "success",
     2: "bad command line (also an `--upstream`/`TKEDISTRO_UPSTREAM` URL, tag or commit of the "
-       "wrong shape, a `--from` that is not a folder)",
+       "wrong shape, a `--from` that is not a folder, an option out of its range, a regex that "
+       "does not compile, a file option that is missing or not a regular file, a push target "
+       "that names no registry host)",
 }
 
 

@@ -304,7 +304,7 @@ def _next_number(folder: Path, files: list[str]) -> int:
     names = [Path(f).name for f in files]
     if folder.is_dir():
         names += [p.name for p in folder.iterdir()]
-    numbers = [int(m.group(1)) for n in names if (m := re.match(r"^(\d+)-", n))]
+    numbers = [int(m.group(1)) for n in names if (m := re.match(r"^([0-9]+)-", n))]
     return max(numbers, default=0) + 1
 
 

@@ -178,7 +178,7 @@ def _refuse_existing(ws: Workspace, manifest: Manifest, files: list[Path]) -> No
 
 def _unnumbered(name: str) -> str:
     """``0013-TKE-FIX-x.patch`` -> ``TKE-FIX-x.patch`` (what ``patches reorder`` keeps)."""
-    return re.sub(r"^\d+-", "", name)
+    return re.sub(r"^[0-9]+-", "", name)
 
 
 def _import_locked(ws: Workspace, repo: Repo, manifest: Manifest, from_dir: Path,

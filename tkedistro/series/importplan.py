@@ -21,11 +21,11 @@ from tkedistro.model.patches import (
 
 _K8S = "https://github.com/kubernetes/kubernetes"
 _COMMIT_URL = re.compile(r"https://github\.com/kubernetes/kubernetes/commit/([0-9a-f]{7,40})\b")
-_PR_URL = re.compile(r"https://github\.com/kubernetes/kubernetes/pull/(\d+)\b")
-_PR_REPO = re.compile(r"\bkubernetes/kubernetes#(\d+)\b")
-_PR_HASH = re.compile(r"(?<![\w&/])#(\d{4,6})\b")
-_PR_NAME = re.compile(r"(?<![a-z])pr[-_]?(\d{4,6})(?!\d)", re.I)
-_CVE = re.compile(r"\bCVE-\d{4}-\d{4,7}\b", re.I)
+_PR_URL = re.compile(r"https://github\.com/kubernetes/kubernetes/pull/([0-9]+)\b")
+_PR_REPO = re.compile(r"\bkubernetes/kubernetes#([0-9]+)\b")
+_PR_HASH = re.compile(r"(?<![\w&/])#([0-9]{4,6})\b")
+_PR_NAME = re.compile(r"(?<![a-z])pr[-_]?([0-9]{4,6})(?![0-9])", re.I)
+_CVE = re.compile(r"\bCVE-[0-9]{4}-[0-9]{4,7}\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def _guesses(found: tuple[str, str, str] | None, cve: str | None) -> dict[str, T
 
 def number_of(name: str) -> str:
     """``0018-TKE-FIX-x.patch`` -> ``0018`` (the whole name when it has no number)."""
-    match = re.match(r"\d+", name)
+    match = re.match(r"[0-9]+", name)
     return match.group(0) if match else name
 
 

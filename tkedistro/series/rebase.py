@@ -81,7 +81,7 @@ def _under_release_lock(
 def suggest_version(old_version: str, old_tag: str, new_tag: str) -> str:
     """``v1.20.2-tke.3`` rebased from v1.20.2 onto v1.20.3 -> ``v1.20.3-tke.1``."""
     suffix = old_version[len(old_tag) + 1:] if old_version.startswith(old_tag + "-") else "tke.1"
-    return f"{new_tag}-" + re.sub(r"\d+$", "1", suffix)
+    return f"{new_tag}-" + re.sub(r"[0-9]+$", "1", suffix)
 
 
 @_under_release_lock

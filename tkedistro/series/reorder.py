@@ -25,7 +25,7 @@ from tkedistro.series import transaction
 from tkedistro.series.export import locked_release, require_manifest
 from tkedistro.series.transaction import SeriesChange
 
-_NUMBERED = re.compile(r"^(\d+)-(.+)$")
+_NUMBERED = re.compile(r"^([0-9]+)-(.+)$")
 
 
 @dataclass

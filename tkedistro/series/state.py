@@ -163,7 +163,7 @@ class _StateSchema(_Schema):
     src_existed: bool
     orig_head: Commit | None
     orig_branch: Name | None
-    distro_version: Annotated[str, Field(pattern=r"^v\d+\.\d+\.\d+-[0-9A-Za-z.-]+$")]
+    distro_version: Annotated[str, Field(pattern=r"^v[0-9]+\.[0-9]+\.[0-9]+-[0-9A-Za-z.-]+$")]
     position: Annotated[int, Field(ge=0)] = 0
     pre_head: Commit | None = None
     phase: Literal["replay", "conflict", "finalize"] = "replay"  # Phase's values

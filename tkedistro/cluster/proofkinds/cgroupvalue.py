@@ -31,7 +31,7 @@ KMEM_EXPECTED = ("no kernel-memory limit; kmem usage judged where the kernel onl
 
 
 def kernel_version(uname: str) -> tuple[int, int]:
-    m = re.match(r"\s*(\d+)\.(\d+)", uname)
+    m = re.match(r"\s*([0-9]+)\.([0-9]+)", uname)
     return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
 
