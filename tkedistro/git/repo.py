@@ -25,6 +25,7 @@ safe file layer.
 from __future__ import annotations
 
 import re
+import shlex
 import time
 from collections.abc import Iterable, Sequence
 from functools import cached_property
@@ -305,6 +306,12 @@ class Repo:
         if new:  # appended (a cut-short last line matches no commit), never through a link
             with files.open_for_writing(self.gitdir / "tkedistro-made", append=True) as ledger:
                 ledger.write("".join(f"{sha}\n" for sha in new).encode())
+
+    def restore_command(self, ref: str, paths: list[str] | None = None) -> str:
+        """The command that puts the files a backup ``ref`` saved back into this tree: all
+        of them, or only ``paths``."""
+        return f"git -C {shlex.quote(self.shown)} checkout {ref} -- " + (
+            " ".join(shlex.quote(p) for p in paths) if paths else ".")
 
     def backup(self, message: str) -> str:
         """Save HEAD plus uncommitted and untracked files as a commit under a new ref."""

@@ -12,18 +12,9 @@ commits come from the patch files, so uncommitted and untracked files are what c
 
 from __future__ import annotations
 
-import shlex
-
 from tkedistro.core import console
 from tkedistro.git.repo import Repo
 from tkedistro.series.state import Phase, RebaseState
-
-
-def restore_command(repo: Repo, ref: str, paths: list[str] | None = None) -> str:
-    """The command that puts the files saved on ``ref`` back into ``repo``'s tree: all of
-    them, or only ``paths`` (for a tree the rebase carries on with)."""
-    return f"git -C {shlex.quote(repo.shown)} checkout {ref} -- " + (
-        " ".join(shlex.quote(p) for p in paths) if paths else ".")
 
 
 def save_edits(repo: Repo, state: RebaseState, doing: str, *,
@@ -44,7 +35,7 @@ def save_edits(repo: Repo, state: RebaseState, doing: str, *,
     only = changed if carry_on and len(changed) <= 10 else None
     console.warn(f"edits made during the rebase were saved to {ref}"
                  + (f": {listed}" if listed else "")
-                 + f"; get them back with: {restore_command(repo, ref, only)}")
+                 + f"; get them back with: {repo.restore_command(ref, only)}")
     return ref
 
 
