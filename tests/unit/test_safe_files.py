@@ -190,27 +190,3 @@ def test_exchange_swaps_two_folders_and_refuses_a_symlink(tmp_path: Path) -> Non
     with pytest.raises(UnsafePathError):
         files.exchange(tmp_path / "old", tmp_path / "link")
     assert (tmp_path / "link").is_symlink() and (tmp_path / "old" / "f").read_text() == "new"
-
-
-def test_link_file_links_or_copies_and_refuses_a_symlinked_source(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    source = tmp_path / "bin" / "kubectl"
-    source.parent.mkdir()
-    source.write_text("binary")
-    files.link_file(source, tmp_path / "a" / "kubectl")
-    assert (tmp_path / "a" / "kubectl").stat().st_ino == source.stat().st_ino
-
-    def cross_device(*args: object, **kwargs: object) -> None:
-        raise OSError(18, "Invalid cross-device link")
-
-    monkeypatch.setattr(files.os, "link", cross_device)
-    files.link_file(source, tmp_path / "b" / "kubectl", mode=0o755)
-    copied = tmp_path / "b" / "kubectl"
-    assert copied.read_text() == "binary" and copied.stat().st_ino != source.stat().st_ino
-    assert copied.stat().st_mode & 0o777 == 0o755
-    monkeypatch.undo()
-    (tmp_path / "secret").write_text("secret")
-    (tmp_path / "bin" / "kubelet").symlink_to(tmp_path / "secret")
-    with pytest.raises(UnsafePathError):
-        files.link_file(tmp_path / "bin" / "kubelet", tmp_path / "c" / "kubelet")
-    assert not (tmp_path / "c" / "kubelet").exists()

@@ -7,8 +7,6 @@ source preparation, the release artifacts and the publish is ``tkedistro.release
 
 from __future__ import annotations
 
-import os
-import stat
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -182,8 +180,7 @@ def link_files(source: Path, dest: Path, rel_paths: Sequence[str]) -> None:
     """Hard-link (copy across devices, same mode) ``rel_paths`` of ``source`` into ``dest``;
     a symlink among them is refused (``UnsafePathError``), never followed."""
     for rel in rel_paths:
-        mode = stat.S_IMODE(os.lstat(source / rel).st_mode)
-        files.link_file(source / rel, dest / rel, mode=mode)
+        files.link_or_copy(source / rel, dest / rel)
 
 
 def result_of(plan: BuildPlan, final: Path, status: str, info: dict[str, Any] | None,

@@ -252,20 +252,32 @@ def read_bytes(path: Path, *, max_bytes: int | None = None) -> bytes:
     """The bytes of the regular file ``path``, reached without following a symlink
     (``FileNotFoundError`` when missing; ``UnsafePathError`` for a symlink)."""
     with opened_dir(path.parent) as dir_fd:
-        try:
-            fd = os.open(path.name, _READ_FLAGS, dir_fd=dir_fd)
-        except OSError:
-            if _is_link(path.name, dir_fd):
-                raise _refuse(path) from None
-            raise
+        fd = _open_regular(dir_fd, path)
     with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise IsADirectoryError(errno.EISDIR, "not a regular file", str(path))
         data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
     if max_bytes is not None and len(data) > max_bytes:
         raise OSError(errno.EFBIG, f"larger than {max_bytes} bytes", str(path))
     _seen("read", path)
     return data
+
+
+def _open_regular(dir_fd: int, path: Path) -> int:
+    """A read descriptor of the regular file ``path`` in ``dir_fd``, never through a symlink
+    (``UnsafePathError``); a folder, FIFO or device is refused too."""
+    try:
+        fd = os.open(path.name, _READ_FLAGS | os.O_NONBLOCK, dir_fd=dir_fd)
+    except OSError:
+        if _is_link(path.name, dir_fd):
+            raise _refuse(path) from None
+        raise
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    os.set_blocking(fd, True)
+    return fd
 
 
 def read_text(path: Path, *, max_bytes: int | None = None) -> str:
@@ -285,16 +297,8 @@ def link_or_copy(source: Path, target: Path) -> None:
     with opened_dir(source.parent) as src_fd, opened_dir(target.parent, create=True) as dst_fd:
         if _is_link(target.name, dst_fd):
             raise _refuse(target)
-        try:
-            fd = os.open(source.name, _READ_FLAGS, dir_fd=src_fd)
-        except OSError:
-            if _is_link(source.name, src_fd):
-                raise _refuse(source) from None
-            raise
-        with os.fdopen(fd, "rb") as reader:
+        with os.fdopen(_open_regular(src_fd, source), "rb") as reader:
             info = os.fstat(reader.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise IsADirectoryError(errno.EISDIR, "not a regular file", str(source))
             temp = _temp_name(target)
             try:
                 os.link(source.name, temp, src_dir_fd=src_fd, dst_dir_fd=dst_fd,
@@ -398,25 +402,6 @@ def exchange(first: Path, second: Path) -> bool:
     return bool(swapped)
 
 
-def link_file(source: Path, target: Path, *, mode: int = 0o644) -> None:
-    """Hard-link the file ``source`` at ``target`` (its folders made when missing), neither
-    through a symlink (a symlink at ``source`` is refused); a copy with ``mode``
-    (``copy_file``) when a link cannot be made (another file system)."""
-    with opened_dir(source.parent) as source_fd, \
-            opened_dir(target.parent, create=True) as target_fd:
-        if _is_link(source.name, source_fd):
-            raise _refuse(source)
-        try:
-            os.link(source.name, target.name, src_dir_fd=source_fd, dst_dir_fd=target_fd,
-                    follow_symlinks=False)
-        except OSError:
-            linked = False
-        else:
-            linked = True
-    if not linked:
-        copy_file(source, target, mode=mode)
-        return
-    _seen("write", target)
 
 
 def replace_symlink(path: Path, points_to: str) -> None:
