@@ -144,15 +144,20 @@ def test_an_interrupt_at_every_write_leaves_the_series_before_or_after(
             _source_keeps_head(d)
 
 
+def _reference(tmp_path: Path, case: Case) -> tuple[dict[str, bytes], int]:
+    """The series an uninterrupted run leaves, and the write that is its commit point."""
+    ref = _fresh(tmp_path, "ref", case)
+    with interrupted(0) as writes:
+        assert case.run(ref).exit_code == 0
+    journal = next(i for i, w in enumerate(writes, 1) if w.endswith("series-tx.json"))
+    return series_of(ref), journal
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_a_run_killed_after_the_commit_point_is_finished_by_the_next(
         tmp_path: Path, name: str) -> None:
     case = CASES[name]
-    ref = _fresh(tmp_path, "ref", case)
-    with interrupted(0) as writes:
-        assert case.run(ref).exit_code == 0
-    after = series_of(ref)
-    journal = next(i for i, w in enumerate(writes, 1) if w.endswith("series-tx.json"))
+    after, journal = _reference(tmp_path, case)
     for at in (journal, journal + 2):  # at the commit point, and in the middle of applying
         d = _fresh(tmp_path, f"at{at}", case)
         with interrupted(at, killed=True):
@@ -172,11 +177,7 @@ def test_a_run_killed_after_the_commit_point_is_finished_by_the_next(
 def test_source_finishes_a_killed_runs_committed_change_before_reading_the_series(
         tmp_path: Path, name: str) -> None:
     case = CASES[name]
-    ref = _fresh(tmp_path, "ref", case)
-    with interrupted(0) as writes:
-        assert case.run(ref).exit_code == 0
-    after = series_of(ref)
-    journal = next(i for i, w in enumerate(writes, 1) if w.endswith("series-tx.json"))
+    after, journal = _reference(tmp_path, case)
     d = _fresh(tmp_path, "killed", case)
     with interrupted(journal + 1, killed=True):
         assert case.run(d).exit_code == 130

@@ -182,11 +182,20 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(temp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except BaseException:
             _unlink_quietly(temp, dir_fd)
             raise
+        _swap_in(dir_fd, temp, path.name)
     _seen("write", path)
+
+
+def _swap_in(dir_fd: int, temp: str, name: str) -> None:
+    """Rename the temporary ``temp`` over ``name`` in ``dir_fd`` (removed when that fails)."""
+    try:
+        os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        _unlink_quietly(temp, dir_fd)
+        raise
 
 
 def write_text(path: Path, text: str, *, mode: int = 0o644) -> None:
@@ -308,11 +317,7 @@ def link_or_copy(source: Path, target: Path) -> None:
             if _is_link(temp, dst_fd):  # swapped for a symlink since it was opened
                 _unlink_quietly(temp, dst_fd)
                 raise _refuse(source)
-        try:
-            os.replace(temp, target.name, src_dir_fd=dst_fd, dst_dir_fd=dst_fd)
-        except BaseException:
-            _unlink_quietly(temp, dst_fd)
-            raise
+        _swap_in(dst_fd, temp, target.name)
     _seen("write", target)
 
 
@@ -402,18 +407,12 @@ def exchange(first: Path, second: Path) -> bool:
     return bool(swapped)
 
 
-
-
 def replace_symlink(path: Path, points_to: str) -> None:
     """Make ``path`` a symlink to ``points_to`` (relative), replacing the one there."""
     with opened_dir(path.parent, create=True) as dir_fd:
         temp = _temp_name(path)
         os.symlink(points_to, temp, dir_fd=dir_fd)
-        try:
-            os.replace(temp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        except BaseException:
-            _unlink_quietly(temp, dir_fd)
-            raise
+        _swap_in(dir_fd, temp, path.name)
     _seen("link", path)
 
 
