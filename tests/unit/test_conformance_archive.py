@@ -58,18 +58,28 @@ def build(ws: Workspace) -> None:
     build_release(ws, load_release(ws, "1.20"), options, fake_engines(FakeBackend(IMAGES)))
 
 
+def _passed(report_dir: Path) -> bool:
+    """What a suite that ran SPEC and passed leaves in ``report_dir`` (False: no failure)."""
+    (report_dir / "e2e.log").write_text("ran\n")
+    (report_dir / "junit_01.xml").write_text(
+        f'<testsuite tests="1" failures="0"><testcase name="{SPEC}" time="1"/></testsuite>\n')
+    return False
+
+
+def _kubeconfig(tmp_path: Path) -> Path:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\n")
+    return kubeconfig
+
+
 def conformance(ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                 ) -> conf.ConformanceResult:
     def suite(options: object, bins: Path, kubeconfig: Path, report_dir: Path,
               repo_list: Path | None, skip: str) -> bool:
-        (report_dir / "e2e.log").write_text("ran\n")
-        (report_dir / "junit_01.xml").write_text(
-            f'<testsuite tests="1" failures="0"><testcase name="{SPEC}" time="1"/></testsuite>\n')
-        return False
+        return _passed(report_dir)
 
     monkeypatch.setattr(conf, "_suite", suite)
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text("apiVersion: v1\n")
+    kubeconfig = _kubeconfig(tmp_path)
     return conf.run_conformance(ws, "1.20", conf.ConformanceOptions(kubeconfig=kubeconfig,
                                                                     build=False),
                                 fake_engines())
@@ -150,14 +160,10 @@ def cli_conformance(ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     def suite(options: object, bins: Path, kubeconfig: Path, report_dir: Path,
               repo_list: Path | None, skip: str) -> bool:
         suite_ran.append(report_dir)
-        (report_dir / "e2e.log").write_text("ran\n")
-        (report_dir / "junit_01.xml").write_text(
-            f'<testsuite tests="1" failures="0"><testcase name="{SPEC}" time="1"/></testsuite>\n')
-        return False
+        return _passed(report_dir)
 
     monkeypatch.setattr(conf, "_suite", suite)
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text("apiVersion: v1\n")
+    kubeconfig = _kubeconfig(tmp_path)
     result = CliRunner().invoke(app, ["--root", str(ws.root), "--cache-dir", str(ws.cache),
                                       "conformance", "1.20", "--kubeconfig", str(kubeconfig),
                                       "--no-build"], env={"COLUMNS": "1000"})
