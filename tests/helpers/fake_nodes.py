@@ -83,7 +83,8 @@ class FakeNodes:
 
     def start_node(self, spec: NodeSpec) -> NodeInfo:
         info = NodeInfo(spec.name, f"id-{spec.name}", True, dict(spec.labels),
-                        f"172.18.0.{len(self.containers) + 2}")
+                        f"172.18.0.{len(self.containers) + 2}",
+                        {port: 40000 + i for i, port in enumerate(spec.published_ports)})
         self.containers[spec.name] = info
         self.volume_list[spec.volume] = Labelled(spec.volume, dict(spec.labels))
         return info
