@@ -228,8 +228,8 @@ def test_sudo_uid_without_a_passwd_entry_is_named(sudo: Path,
         kubeconfig.invoking_user()
 
 
-def test_root_without_sudo_or_sudo_by_root_writes_roots_own(sudo: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_root_without_sudo_or_sudo_by_root_writes_roots_own(
+        sudo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SUDO_UID", "0")
     assert kubeconfig.invoking_user() is None
     monkeypatch.delenv("SUDO_UID")

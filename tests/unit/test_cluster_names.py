@@ -51,8 +51,8 @@ def test_releases_that_read_alike_get_different_names(ws: Workspace) -> None:
     assert len({legacy_cluster_name(r, ws.root) for r in RELEASES}) == 1  # what collided
 
 
-@pytest.mark.parametrize("release", [*RELEASES, "1.20", "1.20-" + "X" * 59, "1.2-abcdefghijklmnopq-r",
-                                     "123456789012345678.9-rc.1"])
+@pytest.mark.parametrize("release", [*RELEASES, "1.20", "1.20-" + "X" * 59,
+                                     "1.2-abcdefghijklmnopq-r", "123456789012345678.9-rc.1"])
 def test_every_node_name_is_a_hostname(ws: Workspace, release: str) -> None:
     name = cluster_name(release, ws.root)
     config = lifecycle.cluster_config(ws, release, "", MAX_NODES)
