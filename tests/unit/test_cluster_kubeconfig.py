@@ -1,6 +1,6 @@
 """The cluster's kubeconfig where kind users expect it: the API server at the published
 ``https://127.0.0.1:<port>``, the context ``tkedistro-<release>`` merged into the file kubectl
-writes (first path of ``$KUBECONFIG``, else ``~/.kube/config``) and made current, taken out
+writes (first existing file of ``$KUBECONFIG``, else ``~/.kube/config``) and made current, taken out
 again by ``cluster down`` (nothing else touched); under ``sudo`` the invoking user's file,
 theirs and 0600 from creation; a file that is not a kubeconfig is named and left alone."""
 
@@ -125,15 +125,19 @@ def test_a_missing_or_empty_file_becomes_a_valid_kubeconfig_and_stays_one(
                           "contexts": [], "current-context": ""}
 
 
-def test_kubeconfig_with_several_paths_writes_the_first_as_kubectl_does(
+def test_kubeconfig_with_several_paths_writes_the_first_existing_as_kubectl_does(
         tmp_path: Path) -> None:
-    first, second = tmp_path / "a" / "first", tmp_path / "second"
+    absent, second, third = tmp_path / "a" / "absent", tmp_path / "second", tmp_path / "third"
     second.write_text(THEIRS)
-    env = {"KUBECONFIG": f"{first}{os.pathsep}{second}"}
-    assert kubeconfig.user_kubeconfig(None, env) == first
-    kubeconfig.merge(first, "1.20", OURS, None)
-    assert names(load(first), "contexts") == ["tkedistro-1.20"]
-    assert second.read_text() == THEIRS
+    third.write_text(THEIRS)
+    env = {"KUBECONFIG": os.pathsep.join(map(str, (absent, second, third)))}
+    assert kubeconfig.user_kubeconfig(None, env) == second
+    kubeconfig.merge(second, "1.20", OURS, None)
+    assert names(load(second), "contexts") == ["prod", "tkedistro-1.20"]
+    assert third.read_text() == THEIRS
+    # none exists: the last one is made, as kubectl makes it
+    env = {"KUBECONFIG": f"{absent}{os.pathsep}{tmp_path / 'b' / 'last'}"}
+    assert kubeconfig.user_kubeconfig(None, env) == tmp_path / "b" / "last"
 
 
 @pytest.mark.parametrize(("content", "why"), [

@@ -29,9 +29,10 @@ def cluster_up(
                                       "N-1 workers.")] = 2,
     merge_kubeconfig: Annotated[bool, typer.Option(
         "--kubeconfig-merge/--no-kubeconfig-merge",
-        help="Merge context tkedistro-RELEASE into $KUBECONFIG's first file (else "
-             "~/.kube/config; under sudo the invoking user's, owned by them) and make it the "
-             "current context; `cluster down` removes it.")] = True,
+        help="Merge context tkedistro-RELEASE into the file kubectl writes ($KUBECONFIG's "
+             "first existing file, else ~/.kube/config; under sudo the invoking user's, owned "
+             "by them, 0600) and make it the current context; `cluster down` removes it.")
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Start (or restart from scratch) the release's cluster; prints its kubeconfig path."""

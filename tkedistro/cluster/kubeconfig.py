@@ -2,7 +2,8 @@
 the user's own kubeconfig.
 
 ``cluster up`` merges a cluster, a user and a context all named ``tkedistro-<release>`` into
-the file kubectl writes to (the first path of ``$KUBECONFIG``, else ``~/.kube/config``) and
+the file kubectl writes new entries to (the first existing file of ``$KUBECONFIG``, else its
+last path; without it ``~/.kube/config``) and
 makes that context the current one; ``cluster down`` removes exactly those three entries (the
 current context is unset only when it is ours). Every other entry, and the file's own keys,
 stay as they were. A file that is not a kubeconfig is never overwritten.
@@ -70,12 +71,13 @@ def invoking_user(environ: Mapping[str, str] | None = None) -> InvokingUser | No
 
 def user_kubeconfig(user: InvokingUser | None,
                     environ: Mapping[str, str] | None = None) -> Path:
-    """The file kubectl writes to: the first path of ``$KUBECONFIG``, else
-    ``~/.kube/config`` (the ``sudo`` caller's home, else ``$HOME``)."""
+    """The file kubectl writes a new entry to: with ``$KUBECONFIG`` the first of its files
+    that exists, else its last path; without it ``~/.kube/config`` (the ``sudo`` caller's
+    home, else ``$HOME``)."""
     env = os.environ if environ is None else environ
-    paths = [p for p in env.get("KUBECONFIG", "").split(os.pathsep) if p]
+    paths = [Path(os.path.abspath(p)) for p in env.get("KUBECONFIG", "").split(os.pathsep) if p]
     if paths:
-        return Path(os.path.abspath(paths[0]))
+        return next((p for p in paths if p.is_file()), paths[-1])
     home = user.home if user is not None else Path.home().resolve()
     return home / ".kube" / "config"
 
