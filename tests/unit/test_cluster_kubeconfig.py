@@ -360,3 +360,31 @@ def test_up_help_names_the_opt_out(ws: Workspace) -> None:
     assert result.exit_code == 0
     assert "--no-kubeconfig-merge" in result.output
     assert "tkedistro-RELEASE" in flat(result.output)
+
+
+def test_down_never_rewrites_a_file_of_another_user_that_cluster_json_names(
+        ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A changed ``cluster.json`` naming someone else's kubeconfig (root's, when run under
+    sudo): left as it is, with a warning."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the other user's file is made for real")
+    engine = FakeNodes()
+    use_engines(monkeypatch, nodes=engine)
+    monkeypatch.setattr(lifecycle, "remove_cgroup_parent", lambda parent: [])
+    theirs = tmp_path / "someone-elses"
+    theirs.write_text(THEIRS)
+    kubeconfig.merge(theirs, "1.20", OURS, None)
+    os.chown(theirs, 4242, 4242)
+    before = theirs.read_text()
+    config = lifecycle.cluster_config(ws, "1.20", "")
+    config.root.mkdir(parents=True)
+    ours = cluster_name("1.20", ws.root)
+    state = lifecycle.ClusterState(ours, "1.20", (f"{ours}-control-plane",), ("172.18.0.2",),
+                                   "node", "", str(config.kubeconfig), "dns", 0.0, 0.0,
+                                   api_port=40000, merged_kubeconfig=str(theirs))
+    config.state_file.write_text(json.dumps(state.to_json()))
+    result = cli(ws, "cluster", "down", "1.20")
+    assert result.exit_code == 0, result.output
+    assert (f"{theirs} (named in cluster.json) is not your file: context tkedistro-1.20 not "
+            "removed from it") in flat(result.stderr)
+    assert theirs.read_text() == before and theirs.stat().st_uid == 4242

@@ -82,6 +82,18 @@ def user_kubeconfig(user: InvokingUser | None,
     return home / ".kube" / "config"
 
 
+def belongs_to(path: Path, user: InvokingUser | None) -> bool:
+    """Whether ``path`` (when it exists) is the file of the user it would be written for:
+    the ``sudo`` caller, else whoever runs this. A path read back from ``cluster.json`` is
+    only touched when it is, so a changed state file cannot make root rewrite (and give
+    away) another user's kubeconfig."""
+    try:
+        uid = os.lstat(path).st_uid
+    except FileNotFoundError:
+        return True
+    return uid == (user.uid if user is not None else os.geteuid())
+
+
 def published(admin: str, port: int) -> str:
     """kubeadm's admin kubeconfig with every cluster's server at ``https://127.0.0.1:port``
     (the API server's published port; its certificate names 127.0.0.1)."""

@@ -411,8 +411,12 @@ def _unmerge(release: str, merged: str) -> list[str]:
     """Take context ``tkedistro-<release>`` out of the kubeconfig ``up`` merged into and of
     the one kubectl uses now; what was taken, for ``down``'s list."""
     user = kubeconfig.invoking_user()
-    paths = dict.fromkeys(p for p in (merged, str(kubeconfig.user_kubeconfig(user))) if p)
     name = kubeconfig.context_name(release)
+    if merged and not kubeconfig.belongs_to(Path(merged), user):
+        console.warn(f"{merged} (named in cluster.json) is not your file: context {name} "
+                     "not removed from it")
+        merged = ""
+    paths = dict.fromkeys(p for p in (merged, str(kubeconfig.user_kubeconfig(user))) if p)
     taken = []
     for path in paths:
         try:
