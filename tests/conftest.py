@@ -26,7 +26,8 @@ def _in_ci() -> bool:
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """HOME and the tkedistro cache under tmp, no inherited GIT_*, a fixed git identity."""
+    """HOME and the tkedistro cache under tmp, no inherited GIT_*, KUBECONFIG or SUDO_*,
+    a fixed git identity."""
     home = tmp_path_factory.mktemp("home")
     for key in list(os.environ):
         if key.startswith("GIT_"):
@@ -35,6 +36,9 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     monkeypatch.setenv("TKEDISTRO_CACHE", str(home / ".cache" / "tkedistro"))
     monkeypatch.delenv("TKEDISTRO_UPSTREAM", raising=False)
+    # kubectl's file and sudo's caller: a test's cluster never touches the caller's kubeconfig
+    for key in ("KUBECONFIG", "SUDO_UID", "SUDO_GID", "SUDO_USER", "SUDO_COMMAND"):
+        monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("GIT_AUTHOR_NAME", "Test Author")
     monkeypatch.setenv("GIT_AUTHOR_EMAIL", "author@example.invalid")
     monkeypatch.setenv("GIT_COMMITTER_NAME", "Test Committer")

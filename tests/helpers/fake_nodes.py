@@ -52,9 +52,11 @@ class FakeNodes:
 
     # --- fixtures' helpers ----------------------------------------------------------------
     def add_cluster(self, cluster: str, nodes: Sequence[str], *, running: bool = True,
-                    subnet: str = "172.18.0") -> list[NodeInfo]:
+                    subnet: str = "172.18.0", release: str = "") -> list[NodeInfo]:
         labels = {"org.tkedistro.cluster": cluster}
-        self.network_list[cluster] = Labelled(cluster, dict(labels))
+        if release:  # what ``up`` puts on its containers and volumes besides the name
+            labels["org.tkedistro.release"] = release
+        self.network_list[cluster] = Labelled(cluster, {"org.tkedistro.cluster": cluster})
         added = []
         for i, node in enumerate(nodes):
             info = NodeInfo(node, f"id-{node}", running, dict(labels),
@@ -83,7 +85,8 @@ class FakeNodes:
 
     def start_node(self, spec: NodeSpec) -> NodeInfo:
         info = NodeInfo(spec.name, f"id-{spec.name}", True, dict(spec.labels),
-                        f"172.18.0.{len(self.containers) + 2}")
+                        f"172.18.0.{len(self.containers) + 2}",
+                        {port: 40000 + i for i, port in enumerate(spec.published_ports)})
         self.containers[spec.name] = info
         self.volume_list[spec.volume] = Labelled(spec.volume, dict(spec.labels))
         return info

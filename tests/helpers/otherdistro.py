@@ -75,7 +75,7 @@ def make_other_distro(tmp_path: Path) -> OtherDistro:
     control, worker = f"{name}-control-plane", f"{name}-worker"
     state = ClusterState(name, RELEASE, (control, worker), ("172.18.0.2", "172.18.0.3"),
                          "node", "", str(root / "_cluster" / RELEASE / "kubeconfig"), "dns",
-                         0.0, 0.0)
+                         0.0, 0.0, api_port=40000)
     (root / "_cluster" / RELEASE).mkdir(parents=True)
     (root / "_cluster" / RELEASE / "cluster.json").write_text(json.dumps(state.to_json()))
     return OtherDistro(root, name, control, worker)

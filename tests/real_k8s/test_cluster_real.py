@@ -207,3 +207,66 @@ def test_kill_9_mid_up_leaves_nothing_after_down_or_the_next_up(
     ids |= _container_ids(name)
     tool.run("cluster", "down", "1.20").ok()
     _assert_host_as_before(before, ws, tool, ids, node_like_host)
+
+
+KUBE_USER = "tkedistro-kubetest"
+
+
+@pytest.fixture
+def invoking_user() -> Iterator[str]:
+    """A non-root user as ``sudo`` would name it (made for the test when missing, removed
+    afterwards with its home)."""
+    made = subprocess.run(["id", "-u", KUBE_USER], capture_output=True).returncode != 0
+    if made:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", KUBE_USER],
+                       check=True)
+    yield KUBE_USER
+    if made:
+        subprocess.run(["userdel", "--remove", KUBE_USER], check=False, capture_output=True)
+
+
+def _as_user(user: str, home: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``argv`` as ``user`` with a login-like environment (runuser, as root may)."""
+    return subprocess.run(["runuser", "-u", user, "--", "env", "-i", f"HOME={home}",
+                           "PATH=/usr/bin:/bin", *argv],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_sudo_cluster_up_gives_the_invoking_user_a_working_context_that_down_removes(
+        ws: Workspace, tool: Tool, invoking_user: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sudo tkedistro cluster up 1.20``: root runs it, ``SUDO_UID``/``SUDO_GID`` name the
+    user; ``kubectl --context tkedistro-1.20 get nodes`` then works as that user, from the
+    host, through the published port; ``cluster down`` takes the context out again."""
+    import pwd
+
+    entry = pwd.getpwnam(invoking_user)
+    home = Path(entry.pw_dir)
+    monkeypatch.setenv("SUDO_UID", str(entry.pw_uid))
+    monkeypatch.setenv("SUDO_GID", str(entry.pw_gid))
+    monkeypatch.setenv("SUDO_USER", invoking_user)
+    monkeypatch.delenv("KUBECONFIG", raising=False)  # HOME stays the test's: not the user's
+    name = cluster_name("1.20", ws.root)
+    up = tool.run("cluster", "up", "1.20").ok()
+    config = home / ".kube" / "config"
+    assert f"context tkedistro-1.20 merged into {config}" in up.output, up.output
+    for path, mode in ((config.parent, 0o700), (config, 0o600)):
+        st = path.stat()
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (entry.pw_uid, entry.pw_gid, mode)
+    state = json.loads((ws.cluster_dir("1.20") / "cluster.json").read_text())
+    assert f"server: https://127.0.0.1:{state['api_port']}" in config.read_text()
+
+    kubectl = ws.output_dir("1.20") / "bin/linux/amd64/kubectl"
+    local = home / "kubectl"  # the user's own copy: the distro folders may be root's alone
+    local.write_bytes(kubectl.read_bytes())
+    local.chmod(0o755)
+    got = _as_user(invoking_user, home, str(local), "--context", "tkedistro-1.20", "get",
+                   "nodes", "-o", "name")
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.split() == [f"node/{name}-control-plane", f"node/{name}-worker"]
+
+    down = tool.run("cluster", "down", "1.20").ok()
+    assert f"kubeconfig context tkedistro-1.20 from {config}" in down.output
+    contexts = _as_user(invoking_user, home, str(local), "config", "get-contexts", "-o",
+                        "name")
+    assert contexts.returncode == 0 and contexts.stdout.split() == [], contexts
+    assert config.stat().st_uid == entry.pw_uid

@@ -41,7 +41,7 @@ def test_cluster_name_is_stable_per_root_and_differs_between_roots(tmp_path: Pat
     one.mkdir(), two.mkdir()
     (tmp_path / "link").symlink_to(one)
     name = cluster_name("1.20", one)
-    assert re.fullmatch(r"tke-1-20-[0-9a-f]{6}", name), name
+    assert re.fullmatch(r"tke-1-20-[0-9a-f]{8}", name), name
     assert cluster_name("1.20", one) == name == cluster_name("1.20", tmp_path / "link")
     assert cluster_name("1.20", two) != name
     assert cluster_name("1.21", one) != name
@@ -190,7 +190,8 @@ def _state(name: str = NAME, kubeconfig: str = "/d/_cluster/1.20/kubeconfig") ->
     return ClusterState(name, "1.20", (f"{name}-control-plane", f"{name}-worker"),
                         ("172.18.0.2", "172.18.0.3"), "tkedistro.local/node:v1.20.2-tke.1",
                         "sha256:node", kubeconfig,
-                        "tkedistro dns-responder (CoreDNS records)", 1700000000.0, 74.5, BUILD)
+                        "tkedistro dns-responder (CoreDNS records)", 1700000000.0, 74.5, BUILD,
+                        api_port=40000)
 
 
 def _state_config(tmp_path: Path) -> ClusterConfig:
@@ -220,6 +221,9 @@ DAMAGED = [
     ({"name": "tke-1-20-ffffff"}, f"name: not this cluster's {NAME}"),
     ({"kubeconfig": "/etc/shadow"}, "kubeconfig: not this cluster's "),
     ({"addresses": ["172.18.0.2"]}, "addresses: not one for each node"),
+    ({"api_port": 0}, "api_port: Input should be greater than or equal to 1"),
+    ({"api_port": 65536}, "api_port: Input should be less than or equal to 65535"),
+    ({"api_port": "6443"}, "api_port: Input should be a valid integer"),
 ]
 
 

@@ -240,7 +240,8 @@ def test_cluster_up_runs_the_support_images_it_made(ws: Workspace,
         return made
 
     def up(ws_: Workspace, manifest: Manifest, out: Path, *, nodes: int,
-           support: SupportImages, registry: object, engines: object) -> str:
+           support: SupportImages, registry: object, engines: object,
+           merge_kubeconfig: bool) -> str:
         handed.append(support)
         return "state"
 

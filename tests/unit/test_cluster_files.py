@@ -56,19 +56,45 @@ def open_umask() -> Iterator[None]:
     os.umask(old)
 
 
+ADMIN_CONF = """\
+apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: Q0E=
+    server: https://172.18.0.2:6443
+  name: tke
+contexts:
+- context:
+    cluster: tke
+    user: kubernetes-admin
+  name: kubernetes-admin@tke
+current-context: kubernetes-admin@tke
+kind: Config
+preferences: {}
+users:
+- name: kubernetes-admin
+  user:
+    client-certificate-data: Q0VSVA==
+    client-key-data: S0VZ
+"""
+
+
 def test_the_kubeconfig_is_0600_from_creation_and_never_chmod_ed(
         ws: Workspace, engine: FakeNodes, open_umask: None) -> None:
     config = lifecycle.cluster_config(ws, "1.20", "v1.20.2-tke.1")
     engine.pod_cidrs = {n: f"10.244.{i}.0/24" for i, n in enumerate(config.node_names)}
     engine.ready = set(config.node_names)
-    engine.answers["cat /etc/kubernetes/admin.conf"] = (0, "apiVersion: v1\nusers: [secret]\n")
+    engine.answers["cat /etc/kubernetes/admin.conf"] = (0, ADMIN_CONF)
     seen: list[tuple[str, Path]] = []
     dns = pushing.DnsImage("kind: List\n", "tkedistro-dns", "dns")
     with files.watch(lambda op, path: seen.append((op, path))):
         state = lifecycle._bootstrap(engine, config, "node:1", ws.cache / "registry", dns)
     assert state.kubeconfig == str(config.kubeconfig)
     assert os.stat(config.kubeconfig).st_mode & 0o777 == 0o600
-    assert config.kubeconfig.read_text() == "apiVersion: v1\nusers: [secret]\n"
+    # the server is the published port on the host's loopback, the rest as kubeadm wrote it
+    assert state.api_port == 40000  # the fake engine's host port for the control plane's 6443
+    assert config.kubeconfig.read_text() == ADMIN_CONF.replace(
+        "https://172.18.0.2:6443", "https://127.0.0.1:40000")
     assert [op for op, path in seen if path == config.kubeconfig] == ["write"]
 
 
@@ -143,7 +169,7 @@ def test_status_refuses_a_symlinked_state_file(ws: Workspace, engine: FakeNodes,
 
 
 @pytest.mark.parametrize(("content", "why"), [
-    ('{"version": 1, "name": 5}', "name: Input should be a valid string (and 9 more)"),
+    ('{"version": 1, "name": 5}', "name: Input should be a valid string (and 10 more)"),
     ("[]", "(top): Input should be an object"),
 ])
 def test_status_of_a_damaged_state_file_is_exit_17_with_the_way_out(

@@ -155,7 +155,7 @@ class FakeCluster:
 
 
 STATE = ClusterState("tke-1-20-abcdef", "1.20", (CONTROL, WORKER), ("172.24.0.2", "172.24.0.3"),
-                     "node", "", "kubeconfig", "dns", 0.0, 0.0)
+                     "node", "", "kubeconfig", "dns", 0.0, 0.0, api_port=40000)
 
 
 def declared_1_20() -> list[proofs.Declared]:

@@ -27,17 +27,25 @@ def cluster_up(
     nodes: Annotated[int, typer.Option(
         "--nodes", min=2, max=5, help="Node containers: one control plane (schedulable) and "
                                       "N-1 workers.")] = 2,
+    merge_kubeconfig: Annotated[bool, typer.Option(
+        "--kubeconfig-merge/--no-kubeconfig-merge",
+        help="Merge context tkedistro-RELEASE into the file kubectl writes ($KUBECONFIG's "
+             "first existing file, else ~/.kube/config; under sudo the invoking user's, owned "
+             "by them, 0600) and make it the current context; `cluster down` removes it.")
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Start (or restart from scratch) the release's cluster; prints its kubeconfig path."""
     from tkedistro.cluster import clustercmd
 
-    state = clustercmd.up(G.workspace(), release, nodes, G.engines())
+    state = clustercmd.up(G.workspace(), release, nodes, G.engines(),
+                          merge_kubeconfig=merge_kubeconfig)
     emit(state.to_json(), clustercmd.format_up(state), as_json)
 
 
 def cluster_down(release: str, as_json: JsonOpt = False) -> None:
-    """Remove the release's cluster: its containers, volumes, network and cgroups."""
+    """Remove the release's cluster: its containers, volumes, network and cgroups, and the
+    context tkedistro-RELEASE `cluster up` merged into your kubeconfig."""
     from tkedistro.cluster import lifecycle
 
     removed = lifecycle.down(G.workspace(), release, G.engines().nodes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -75,12 +76,13 @@ def conformance(
     release: str,
     kubeconfig: Annotated[
         Path | None, typer.Option("--kubeconfig", callback=check_file,
-                                  help="Run on this existing cluster.")
+                                  help="Run on this existing cluster (default: the first "
+                                       "file of $KUBECONFIG when it is set).")
     ] = None,
     local: Annotated[
-        bool, typer.Option("--local", help="Run on the release's local cluster (default): the "
-                                          "one `tkedistro cluster up` started, else one made "
-                                          "for the run.")
+        bool, typer.Option("--local", help="Run on the release's local cluster (the default "
+                                          "when $KUBECONFIG is not set): the one `tkedistro "
+                                          "cluster up` started, else one made for the run.")
     ] = False,
     cluster_nodes: Annotated[int, typer.Option(
         "--cluster-nodes", min=2, max=5,
@@ -126,6 +128,9 @@ def conformance(
     run), where a rebuild of _output/RELEASE leaves them."""
     if local and kubeconfig:
         raise typer.BadParameter("--local and --kubeconfig exclude each other")
+    from_env = kubeconfig is None and not local and bool(os.environ.get("KUBECONFIG"))
+    if from_env:
+        kubeconfig = _env_kubeconfig(os.environ["KUBECONFIG"])
     if sum((focus is not None, quick, smoke)) > 1:
         raise typer.BadParameter("--focus, --quick and --smoke each choose the specs; give one")
     if repo_list and not kubeconfig:
@@ -134,7 +139,8 @@ def conformance(
     from tkedistro.conformance import pipeline as conf
 
     options = conf.ConformanceOptions(
-        kubeconfig=kubeconfig, focus=focus, skip=skip, quick=quick, smoke=smoke,
+        kubeconfig=kubeconfig, kubeconfig_from="$KUBECONFIG" if from_env else "--kubeconfig",
+        focus=focus, skip=skip, quick=quick, smoke=smoke,
         timeout_min=timeout, nodes=nodes, build=build_missing, upstream=upstream,
         repo_list=repo_list, cluster_nodes=cluster_nodes, keep_cluster=keep_cluster,
     )
@@ -142,3 +148,14 @@ def conformance(
     emit(result.to_json(), result.format_text(), as_json)
 
 
+
+
+def _env_kubeconfig(value: str) -> Path:
+    """The first file of ``$KUBECONFIG`` (e2e.test reads one file), as sonobuoy and
+    hydrophone take it."""
+    for path in (Path(p) for p in value.split(os.pathsep) if p):
+        if path.is_file():
+            return check_file(path) or path
+    raise typer.BadParameter(
+        f"KUBECONFIG={value!r} names no file; pass --local for the release's local cluster, "
+        "--kubeconfig PATH for another, or unset KUBECONFIG", param_hint="KUBECONFIG")

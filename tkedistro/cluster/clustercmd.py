@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tkedistro.cluster import lifecycle
+from tkedistro.cluster.kubeconfig import context_name
 from tkedistro.cluster.lifecycle import NODE_BINARIES, ClusterState, ClusterStatus
 from tkedistro.cluster.supportimages import support_images
 from tkedistro.core.errors import ClusterError
@@ -26,7 +27,7 @@ def bin_dir_of(ws: Workspace, release: str) -> Path:
 
 
 def up(ws: Workspace, release: str, nodes: int, engines: Engines,
-       registry: LocalRegistry | None = None) -> ClusterState:
+       registry: LocalRegistry | None = None, *, merge_kubeconfig: bool = True) -> ClusterState:
     from tkedistro.model.manifest import load_release
 
     manifest = load_release(ws, release)
@@ -34,15 +35,22 @@ def up(ws: Workspace, release: str, nodes: int, engines: Engines,
     images = support_images(ws, release, manifest, engines)
     # the node and component images copy the binaries: a build must not swap them meanwhile
     with output_lock(ws, release, f"start the cluster of {release}"):
-        return lifecycle.up(ws, manifest, out,
-                            nodes=nodes, support=images, registry=registry, engines=engines)
+        return lifecycle.up(ws, manifest, out, nodes=nodes, support=images, registry=registry,
+                            engines=engines, merge_kubeconfig=merge_kubeconfig)
 
 
 def format_up(state: ClusterState) -> str:
     lines = [f"cluster {state.name} is up: {len(state.nodes)} nodes in {state.seconds:.0f}s"]
     lines += [f"  {n}  {a}" for n, a in zip(state.nodes, state.addresses, strict=True)]
-    lines += [f"  DNS: {state.dns}", f"  kubeconfig: {state.kubeconfig}",
-              f"  try: kubectl --kubeconfig {state.kubeconfig} get nodes"]
+    lines += [f"  DNS: {state.dns}", f"  API server: https://127.0.0.1:{state.api_port}",
+              f"  kubeconfig: {state.kubeconfig}"]
+    if state.merged_kubeconfig:
+        context = context_name(state.release)
+        lines += [f"  context {context} merged into {state.merged_kubeconfig} "
+                  "(current context; `tkedistro cluster down` removes it)",
+                  f"  try: kubectl --context {context} get nodes"]
+    else:
+        lines.append(f"  try: kubectl --kubeconfig {state.kubeconfig} get nodes")
     return "\n".join(lines)
 
 

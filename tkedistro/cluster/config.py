@@ -34,7 +34,19 @@ MAX_NODES = 5
 
 
 def cluster_name(release: str, root: Path) -> str:
-    """``tke-1-20-<6 hex>``: short (node names are hostnames) and unique per distro root."""
+    """``tke-1-20-<8 hex>``: a readable part of the release and a digest of the exact release
+    name and the distro root, so ``1.0-tke``, ``1.0-TKE`` and ``1.0.tke`` (one readable part)
+    and two checkouts never share, or remove, each other's nodes. At most 33 characters: a
+    valid hostname even with ``-control-plane`` after it."""
+    key = f"{root.resolve()}\0{release}".encode()
+    digest = hashlib.sha256(key).hexdigest()[:8]
+    readable = re.sub(r"[^a-z0-9]+", "-", release.lower())[:20].strip("-")
+    return f"tke-{readable}-{digest}" if readable else f"tke-{digest}"
+
+
+def legacy_cluster_name(release: str, root: Path) -> str:
+    """The name tkedistro gave the cluster before names held the exact release (only for
+    finding such a cluster again, together with its exact release label)."""
     digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:6]
     return f"tke-{re.sub(r'[^a-z0-9]+', '-', release.lower())}-{digest}"
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import hashlib
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from tkedistro.cluster import bootstrap, pushing
+from tkedistro.cluster import bootstrap, kubeconfig, pushing
 from tkedistro.cluster.config import (
     LABEL,
     MAX_NODES,
@@ -33,12 +34,13 @@ from tkedistro.cluster.config import (
     ROLE_LABEL,
     ClusterConfig,
     cluster_name,
+    legacy_cluster_name,
     new_token,
 )
 from tkedistro.cluster.nodeimage import ensure_node_image
 from tkedistro.cluster.supportimages import SupportImages
 from tkedistro.core import console, files
-from tkedistro.core.errors import ClusterError, DamagedStateError
+from tkedistro.core.errors import ClusterError, DamagedStateError, LockedError
 from tkedistro.core.files import sha256_file, write_text
 from tkedistro.core.locks import exclusive_lock
 from tkedistro.core.workspace import Workspace, output_bin
@@ -55,6 +57,7 @@ KEEP_ENV = "TKEDISTRO_KEEP_CLUSTER"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 DEFAULT_NODES = 2
 READY_TIMEOUT_S = 300
+API_PORT = 6443  # the API server's port in the control-plane node, published on 127.0.0.1
 
 
 NodeName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
@@ -82,6 +85,8 @@ class StateFile(BaseModel):
     created: Seconds
     seconds: Seconds
     build: Annotated[str, Field(pattern=r"^(sha256:[0-9a-f]{64})?$")] = ""
+    api_port: Annotated[int, Field(ge=1, le=65535)]  # https://127.0.0.1:<api_port>
+    merged_kubeconfig: Annotated[str, Field(max_length=4096)] = ""  # "": not merged
 
 
 @dataclass(frozen=True)
@@ -97,13 +102,16 @@ class ClusterState:
     created: float
     seconds: float
     build: str = ""  # build_digest() of the binaries it runs
+    api_port: int = 0  # the host port of 127.0.0.1 the API server is published on
+    merged_kubeconfig: str = ""  # the user's kubeconfig holding context tkedistro-<release>
 
     def to_json(self) -> dict[str, object]:
         return {"version": STATE_VERSION, "name": self.name, "release": self.release,
                 "nodes": list(self.nodes), "addresses": list(self.addresses),
                 "node_image": self.node_image, "node_image_id": self.node_image_id,
                 "kubeconfig": self.kubeconfig, "dns": self.dns, "created": self.created,
-                "seconds": round(self.seconds, 1), "build": self.build}
+                "seconds": round(self.seconds, 1), "build": self.build,
+                "api_port": self.api_port, "merged_kubeconfig": self.merged_kubeconfig}
 
     @classmethod
     def load(cls, config: ClusterConfig) -> ClusterState | None:
@@ -122,6 +130,7 @@ class ClusterState:
             if exc.errno != errno.EFBIG:
                 raise
             raise _damaged(path, config, "larger than 1 MiB") from None
+        _refuse_legacy(text, path, config)
         try:
             data = StateFile.model_validate_json(text)
         except ValidationError as exc:
@@ -133,6 +142,27 @@ class ClusterState:
         if len(data.addresses) != len(data.nodes):
             raise _damaged(path, config, "addresses: not one for each node")
         return cls(**data.model_dump(exclude={"version"}))
+
+
+def _old_name(config: ClusterConfig) -> str:
+    """The cluster's name before names held the exact release (``config.root`` is
+    ``<distro root>/_cluster/<release>``)."""
+    return legacy_cluster_name(config.release, config.root.parent.parent)
+
+
+def _refuse_legacy(text: str, path: Path, config: ClusterConfig) -> None:
+    """A state file an earlier tkedistro wrote under the cluster's old name: say so."""
+    try:
+        name = json.loads(text).get("name")
+    except (ValueError, AttributeError):
+        return
+    old = _old_name(config)
+    if name == old != config.name:
+        raise DamagedStateError(
+            f"{path}: cluster {old} was started by an earlier tkedistro, whose cluster names "
+            f"did not tell {config.release!r} from similar release names; it is now "
+            f"{config.name}",
+            hint=STATE_HINT.format(release=config.release)) from None
 
 
 def _reason(exc: ValidationError) -> str:
@@ -182,8 +212,39 @@ def cluster_lock(ws: Workspace, config: ClusterConfig) -> Iterator[None]:
 
 
 def remove_cluster(engine: NodeEngine, config: ClusterConfig) -> list[str]:
-    """Remove everything labelled with this cluster; returns what was removed."""
-    selector = {LABEL: config.name}
+    """Remove everything labelled with this cluster (and what an earlier tkedistro started
+    for this exact release under the cluster's old name); returns what was removed."""
+    removed = _remove_labelled(engine, config, {LABEL: config.name})
+    old = _old_name(config)
+    if old != config.name:
+        removed += _remove_legacy(engine, config, old)
+    for path in (config.kubeconfig, config.state_file):
+        files.remove(path)  # never through a symlink: only the repo's own files go
+    return removed
+
+
+def _remove_legacy(engine: NodeEngine, config: ClusterConfig, old: str) -> list[str]:
+    """The old name was shared by releases such as ``1.0-tke`` and ``1.0-TKE``: only what
+    carries this exact release's label goes, and the old network and cgroup parent only
+    once no container of the old name is left."""
+    selector = {LABEL: old, RELEASE_LABEL: config.release}
+    removed = []
+    for node in engine.nodes(selector):
+        engine.remove_node(node.name)
+        removed.append(f"container {node.name}")
+    for volume in engine.volumes(selector):
+        engine.remove_volume(volume)
+        removed.append(f"volume {volume}")
+    if removed and not engine.nodes({LABEL: old}):
+        for network in engine.networks({LABEL: old}):
+            engine.remove_network(network)
+            removed.append(f"network {network}")
+        removed += [f"cgroup {p}" for p in remove_cgroup_parent(f"/{old}")]
+    return removed
+
+
+def _remove_labelled(engine: NodeEngine, config: ClusterConfig,
+                     selector: dict[str, str]) -> list[str]:
     removed = []
     for node in engine.nodes(selector):
         engine.remove_node(node.name)
@@ -195,8 +256,6 @@ def remove_cluster(engine: NodeEngine, config: ClusterConfig) -> list[str]:
         engine.remove_network(network)
         removed.append(f"network {network}")
     removed += [f"cgroup {p}" for p in remove_cgroup_parent(config.cgroup_parent)]
-    for path in (config.kubeconfig, config.state_file):
-        files.remove(path)  # never through a symlink: only the repo's own files go
     return removed
 
 
@@ -232,6 +291,7 @@ def _start_nodes(engine: NodeEngine, config: ClusterConfig, image: str,
                   ROLE_LABEL: "control-plane" if i == 0 else "worker"}
         spec = NodeSpec(name=name, image=image, network=config.network, labels=labels,
                         cgroup_parent=config.cgroup_parent, volume=config.volume(name),
+                        published_ports=(API_PORT,) if i == 0 else (),
                         mounts=(Mount(registry_data, REGISTRY_ROOT, read_only=True),))
         started.append(engine.start_node(spec))
     return started
@@ -239,11 +299,13 @@ def _start_nodes(engine: NodeEngine, config: ClusterConfig, image: str,
 
 def up(ws: Workspace, manifest: Manifest, bin_dir: Path, *, nodes: int = DEFAULT_NODES,
        support: SupportImages, registry: LocalRegistry | None = None,
-       engines: Engines) -> ClusterState:
+       engines: Engines, merge_kubeconfig: bool = False) -> ClusterState:
     """Bring the cluster up from scratch (an earlier one of the same name is removed first).
 
     ``support``: local etcd, pause and DNS images (``supportimages.support_images``);
-    ``registry``: the caller's running registry, else one for this call.
+    ``registry``: the caller's running registry, else one for this call;
+    ``merge_kubeconfig``: add context ``tkedistro-<release>`` to the user's kubeconfig (a
+    file that is not a kubeconfig is refused before anything starts).
     """
     if not 2 <= nodes <= 5:
         raise ClusterError(f"--nodes {nodes}: a cluster has 2 to 5 nodes",
@@ -251,6 +313,7 @@ def up(ws: Workspace, manifest: Manifest, bin_dir: Path, *, nodes: int = DEFAULT
     release = manifest.release
     config = cluster_config(ws, release, manifest.distro_version, nodes)
     engine, images = engines.nodes, engines.images
+    target = _merge_target() if merge_kubeconfig else None
     start = time.monotonic()
     files.ensure_dir(config.root)  # a symlinked _cluster/<release>: refused before any work
     with cluster_lock(ws, config):
@@ -268,9 +331,20 @@ def up(ws: Workspace, manifest: Manifest, bin_dir: Path, *, nodes: int = DEFAULT
                 remove_cluster(engine, config)
             raise
     state = dataclasses.replace(state, node_image_id=node_image.id,
-                                seconds=time.monotonic() - start, build=build_digest(bin_dir))
+                                seconds=time.monotonic() - start, build=build_digest(bin_dir),
+                                merged_kubeconfig=str(target[0]) if target else "")
     files.write_json(config.state_file, state.to_json())
+    if target is not None:
+        kubeconfig.merge(target[0], release, files.read_text(config.kubeconfig), target[1])
     return state
+
+
+def _merge_target() -> tuple[Path, kubeconfig.InvokingUser | None]:
+    """The user's kubeconfig to merge into (checked now) and the ``sudo`` caller."""
+    user = kubeconfig.invoking_user()
+    path = kubeconfig.user_kubeconfig(user)
+    kubeconfig.check(path)
+    return path, user
 
 
 @contextmanager
@@ -296,20 +370,61 @@ def _bootstrap(engine: NodeEngine, config: ClusterConfig, image: str, registry_d
     with console.step("cluster", f"cluster DNS ({dns.description})"):
         bootstrap.apply(engine, control.name, "cluster-dns", dns.manifests)
         bootstrap.wait_rollout(engine, control.name, "kube-system", dns.deployment, 180)
-    # the admin's credentials: the owner's alone from the first byte
-    write_text(config.kubeconfig, bootstrap.admin_kubeconfig(engine, control.name), mode=0o600)
+    port = _api_port(control)
+    # the admin's credentials, at the published port: the owner's alone from the first byte
+    admin = kubeconfig.published(bootstrap.admin_kubeconfig(engine, control.name), port)
+    write_text(config.kubeconfig, admin, mode=0o600)
     return ClusterState(name=config.name, release=config.release,
                         nodes=tuple(n.name for n in started),
                         addresses=tuple(n.address for n in started), node_image=image,
                         node_image_id="", kubeconfig=str(config.kubeconfig),
-                        dns=dns.description, created=time.time(), seconds=0.0)
+                        dns=dns.description, created=time.time(), seconds=0.0, api_port=port)
+
+
+def _api_port(control: NodeInfo) -> int:
+    port = control.host_ports.get(API_PORT, 0)
+    if not 1 <= port <= 65535:
+        raise ClusterError(f"the engine published no host port for {API_PORT} of node "
+                           f"{control.name}", hint=f"see `docker port {control.name}`")
+    return port
 
 
 def down(ws: Workspace, release: str, engine: NodeEngine) -> list[str]:
     config = cluster_config(ws, release, "")
     files.check_path(config.root)  # a symlinked _cluster/<release>: refused before anything
     with cluster_lock(ws, config):
-        return remove_cluster(engine, config)
+        merged = _merged_into(config)
+        removed = remove_cluster(engine, config)
+    return removed + _unmerge(release, merged)
+
+
+def _merged_into(config: ClusterConfig) -> str:
+    """The user's kubeconfig ``up`` merged into ("" when not, or when the state is gone)."""
+    try:
+        state = ClusterState.load(config)
+    except DamagedStateError:
+        return ""
+    return state.merged_kubeconfig if state is not None else ""
+
+
+def _unmerge(release: str, merged: str) -> list[str]:
+    """Take context ``tkedistro-<release>`` out of the kubeconfig ``up`` merged into and of
+    the one kubectl uses now; what was taken, for ``down``'s list."""
+    user = kubeconfig.invoking_user()
+    name = kubeconfig.context_name(release)
+    if merged and not kubeconfig.belongs_to(Path(merged), user):
+        console.warn(f"{merged} (named in cluster.json) is not your file: context {name} "
+                     "not removed from it")
+        merged = ""
+    paths = dict.fromkeys(p for p in (merged, str(kubeconfig.user_kubeconfig(user))) if p)
+    taken = []
+    for path in paths:
+        try:
+            if kubeconfig.unmerge(Path(path), release, user):
+                taken.append(f"kubeconfig context {name} from {path}")
+        except (ClusterError, LockedError) as exc:  # the cluster is gone all the same
+            console.warn(f"{exc.message} (context {name} not removed from it)")
+    return taken
 
 
 @dataclass(frozen=True)

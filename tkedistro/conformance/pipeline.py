@@ -48,6 +48,7 @@ DEFAULT_NODES = 4
 @dataclass(frozen=True)
 class ConformanceOptions:
     kubeconfig: Path | None = None  # an existing cluster; None means a local cluster
+    kubeconfig_from: str = "--kubeconfig"  # where it came from: "--kubeconfig", "$KUBECONFIG"
     focus: str | None = None
     skip: str = ""
     quick: bool = False
@@ -183,6 +184,9 @@ def run_conformance(ws: Workspace, release: str, options: ConformanceOptions,
         report_dir = run.folder
         if options.kubeconfig is not None:
             cluster = f"existing cluster ({options.kubeconfig})"
+            console.info(f"testing the existing cluster of {options.kubeconfig} (from "
+                         f"{options.kubeconfig_from}; --local tests the release's local "
+                         "cluster)")
             timed_out = _suite(options, bin_dir, options.kubeconfig, report_dir,
                                options.repo_list, options.skip)
         else:
@@ -194,6 +198,7 @@ def run_conformance(ws: Workspace, release: str, options: ConformanceOptions,
                 with _cluster(ws, manifest, options, bin_dir, registry, engines) as state:
                     cluster = (f"local cluster {state.name}: {len(state.nodes)} node "
                                f"containers, kubeadm; DNS: {state.dns}")
+                    console.info(f"testing the {cluster}")
                     timed_out = _suite(options, bin_dir, Path(state.kubeconfig), report_dir,
                                        offline.repo_list, _with_skips(options.skip, offline))
         # written under the lock: the build files copied into the run are those that ran

@@ -172,13 +172,18 @@ def _create_temp(dir_fd: int, path: Path, mode: int) -> tuple[int, str]:
         return fd, name
 
 
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o644,
+                 owner: tuple[int, int] | None = None) -> None:
     """Write ``data`` to ``path`` through a synced, exclusively created temporary file renamed
-    over it (never following a symlink; the folders are made when missing)."""
+    over it (never following a symlink; the folders are made when missing). ``owner``
+    ``(uid, gid)``: the temporary file is given to them before a byte is written (root
+    writing a file for the user who ran ``sudo``)."""
     with opened_dir(path.parent, create=True) as dir_fd:
         fd, temp = _create_temp(dir_fd, path, mode)
         try:
             with os.fdopen(fd, "wb") as handle:
+                if owner is not None:
+                    os.fchown(handle.fileno(), *owner)
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -198,9 +203,10 @@ def _swap_in(dir_fd: int, temp: str, name: str) -> None:
         raise
 
 
-def write_text(path: Path, text: str, *, mode: int = 0o644) -> None:
+def write_text(path: Path, text: str, *, mode: int = 0o644,
+               owner: tuple[int, int] | None = None) -> None:
     """``write_atomic`` of ``text`` as UTF-8."""
-    write_atomic(path, text.encode("utf-8"), mode=mode)
+    write_atomic(path, text.encode("utf-8"), mode=mode, owner=owner)
 
 
 def write_json(path: Path, data: object, *, mode: int = 0o644) -> None:
@@ -437,6 +443,16 @@ def set_mode(path: Path, mode: int) -> None:
             raise _refuse(path)
         os.chmod(path.name, mode, dir_fd=dir_fd)
     _seen("chmod", path)
+
+
+def set_owner(path: Path, owner: tuple[int, int]) -> None:
+    """Give file or folder ``path`` (reached without following a symlink) to ``owner``
+    ``(uid, gid)``."""
+    with opened_dir(path.parent) as dir_fd:
+        if _is_link(path.name, dir_fd):
+            raise _refuse(path)
+        os.chown(path.name, *owner, dir_fd=dir_fd, follow_symlinks=False)
+    _seen("chown", path)
 
 
 def _unlink_quietly(name: str, dir_fd: int) -> None:

@@ -84,6 +84,18 @@ def _filters(labels: Mapping[str, str]) -> dict[str, list[str]]:
     return {"label": [f"{k}={v}" for k, v in labels.items()]}
 
 
+def _host_ports(attrs: Mapping[str, Any]) -> dict[int, int]:
+    """Which host port of 127.0.0.1 each published TCP port of a container is bound to."""
+    bound = (attrs.get("NetworkSettings") or {}).get("Ports") or {}
+    ports = {}
+    for key, bindings in bound.items():
+        port, _, proto = str(key).partition("/")
+        for binding in bindings or []:
+            if proto == "tcp" and binding.get("HostIp") == "127.0.0.1" and binding.get("HostPort"):
+                ports[int(port)] = int(binding["HostPort"])
+    return ports
+
+
 class DockerNodes:
     """``NodeEngine`` for the local (or ``DOCKER_HOST``) Docker engine."""
 
@@ -138,13 +150,15 @@ class DockerNodes:
             cap_drop=["ALL"], cap_add=list(CAPABILITIES), security_opt=list(SECURITY_OPT),
             devices=list(DEVICES), cgroup_parent=spec.cgroup_parent,
             tmpfs={"/run": "rw,exec", "/tmp": "rw,exec"}, binds=binds, init=True,
-            sysctls={"net.ipv4.ip_forward": "1"}, network_mode=spec.network)
+            sysctls={"net.ipv4.ip_forward": "1"}, network_mode=spec.network,
+            port_bindings={port: ("127.0.0.1",) for port in spec.published_ports})
         host["MaskedPaths"], host["ReadonlyPaths"] = list(MASKED_PATHS), list(READONLY_PATHS)
         try:
             self._docker.volumes.create(spec.volume, labels=dict(spec.labels))
             created = api.create_container(
                 spec.image, command=list(spec.command) or None, name=spec.name,
                 hostname=spec.name, labels=dict(spec.labels),
+                ports=list(spec.published_ports) or None,
                 environment=dict(spec.env), host_config=host, detach=True,
                 networking_config=api.create_networking_config(
                     {spec.network: api.create_endpoint_config()}))
@@ -161,7 +175,7 @@ class DockerNodes:
         nets = container.attrs.get("NetworkSettings", {}).get("Networks", {}) or {}
         address = next((str(n.get("IPAddress") or "") for n in nets.values()), "")
         return NodeInfo(container.name, container.id, container.status == "running",
-                        dict(container.labels), address)
+                        dict(container.labels), address, _host_ports(container.attrs))
 
     def nodes(self, labels: Mapping[str, str]) -> list[NodeInfo]:
         found = self._docker.containers.list(all=True, filters=_filters(labels))

@@ -200,6 +200,9 @@ class NodeSpec:
     mounts: tuple[Mount, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     command: tuple[str, ...] = ()  # arguments for the image's entrypoint; () keeps its own
+    # TCP ports of the node published on the host's 127.0.0.1, each on a free host port the
+    # engine picks (the control plane's 6443, so a kubeconfig works from the host)
+    published_ports: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -211,6 +214,8 @@ class NodeInfo:
     running: bool
     labels: Mapping[str, str]
     address: str  # its IPv4 address on the cluster network ("" when stopped)
+    # node TCP port -> the host port it is published on at 127.0.0.1 (``NodeSpec``)
+    host_ports: Mapping[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
