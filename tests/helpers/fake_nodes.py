@@ -4,9 +4,10 @@ clusters, the files written into nodes, and every argv run in them.
 Commands answer like a small kubeadm cluster would: ``kubeadm init`` prints a join command
 with a CA hash, ``kubectl get nodes -o json`` lists the nodes with their pod CIDRs and the
 Ready ones, ``iptables -N`` fails for a chain that already exists. ``fail`` makes chosen
-commands on chosen nodes fail; ``answers`` gives chosen commands a canned output. For ``cluster logs``: ``node_files`` (and
-``node_links``) are what ``copy_out`` finds in a node, ``outputs`` each node's own output;
-``fail`` with ``(node, "inspect")`` or ``(node, "logs")`` makes those calls fail.
+commands on chosen nodes fail; ``answers`` gives chosen commands a canned output. For
+``cluster logs``: ``node_files`` (and ``node_links``) are what ``copy_out`` finds in a
+node, ``outputs`` each node's own output; ``fail`` with ``(node, "inspect")`` or
+``(node, "logs")`` makes those calls fail.
 """
 
 from __future__ import annotations
