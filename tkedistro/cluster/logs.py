@@ -206,6 +206,11 @@ def _run_into(collector: _Collector, node: str, relative: str, argv: tuple[str, 
     """Write what ``argv`` prints in the node; a command the node lacks is an error, the
     output of one that fails is kept (and the failure recorded)."""
     result = collector.engine.exec(node, ("timeout", str(COMMAND_TIMEOUT_S), *argv))
+    _keep(collector, relative, argv, result)
+
+
+def _keep(collector: _Collector, relative: str, argv: tuple[str, ...],
+          result: RunResult) -> None:
     if result.exit_code in (126, 127):
         raise ClusterError(f"{argv[0]} is not available in the node (exit {result.exit_code})")
     collector.write(relative, result.output)
@@ -275,7 +280,7 @@ def _collect_kubernetes(collector: _Collector, control: NodeInfo) -> None:
     listed = _kubectl(collector.engine, control.name, "api-resources", "--namespaced=true",
                       "--verbs=list", "--output=name")
     if not listed.ok:
-        raise ClusterError(_failed(("kubectl", "api-resources"), listed))
+        _keep(collector, "kubernetes/api-resources.txt", ("kubectl", "api-resources"), listed)
     kinds = [k for k in listed.output.split() if k.split(".")[0] not in LEFT_OUT]
     every = ",".join(kinds)
     for relative, output in (("resources.txt", "wide"), ("resources.yaml", "yaml")):
@@ -291,10 +296,8 @@ def _kubectl(engine: NodeEngine, node: str, *args: str) -> RunResult:
 
 def _kubectl_into(collector: _Collector, node: str, relative: str,
                   args: tuple[str, ...]) -> None:
-    result = _kubectl(collector.engine, node, *args)
-    collector.write(f"kubernetes/{relative}", result.output)
-    if not result.ok:
-        raise ClusterError(_failed(("kubectl", *args[:2]), result))
+    _keep(collector, f"kubernetes/{relative}", ("kubectl", *args[:2]),
+          _kubectl(collector.engine, node, *args))
 
 
 # --- after a failure ----------------------------------------------------------------------
