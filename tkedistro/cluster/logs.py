@@ -18,8 +18,9 @@ The folder::
     <node>/entrypoint.log  the node container's own output (its entrypoint's)
     <node>/var/log/        kubelet.log, containerd.log, registry.log, pods/ (every static pod's
                            and pod's container logs); containers-links.txt: /var/log/containers
-    <node>/*.txt           ctr/crictl listings, processes, kernel log, addresses, routes,
-                           iptables, mounts (the node has no journal: these stand for it)
+    <node>/*.txt           ctr listings (crictl's too when a node has it), processes, kernel
+                           log, addresses, routes, iptables, mounts (the node has no journal:
+                           these stand for it)
 
 Credentials stay out: neither the host's kubeconfig nor the node's ``/etc/kubernetes`` is
 read, and every text written is passed through ``redact`` (URL user-info, private keys, and
@@ -64,6 +65,7 @@ NODE_COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("mounts.txt", ("cat", "/proc/self/mountinfo")),
     ("kubelet-version.txt", ("kubelet", "--version")),
 )
+OPTIONAL_TOOLS = frozenset({"crictl"})  # not in the node image: its absence is no error
 SORT_BY_TIME = "--sort-by=.metadata.creationTimestamp"
 KUBECTL_GETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("nodes.txt", ("get", "nodes", "--output=wide")),
@@ -113,6 +115,7 @@ class _Collector:
     engine: NodeEngine
     folder: Path
     errors: list[str] = field(default_factory=list)
+    absent: set[str] = field(default_factory=set)  # optional tools the nodes lack
 
     def attempt(self, what: str, item: Item) -> None:
         """Run one item; its failure is recorded, never raised (a symlink refusal is)."""
@@ -147,11 +150,11 @@ def collect(engine: NodeEngine, config: ClusterConfig, folder: Path | None = Non
                            hint=f"see `tkedistro cluster status {config.release}`")
     folder = _new_folder(folder, config)
     collector = _Collector(engine, folder)
-    collector.write("cluster.txt", _describe(config, nodes))
     for node in nodes:
         _collect_node(collector, node)
     control = _control_plane(nodes)
     collector.attempt("kubernetes/", lambda: _collect_kubernetes(collector, control))
+    collector.write("cluster.txt", _describe(config, nodes, collector.absent))
     if collector.errors:
         files.write_text(folder / ERRORS_FILE, "".join(f"{e}\n" for e in collector.errors))
     tarball = folder.with_name(folder.name + ".tar.gz")
@@ -173,11 +176,13 @@ def _new_folder(folder: Path | None, config: ClusterConfig) -> Path:
     raise ClusterError(f"{chosen}: every name tried exists", hint="remove the old logs folders")
 
 
-def _describe(config: ClusterConfig, nodes: list[NodeInfo]) -> str:
+def _describe(config: ClusterConfig, nodes: list[NodeInfo], absent: set[str]) -> str:
     lines = [f"cluster: {config.name}", f"release: {config.release}",
              f"collected: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}", "nodes:"]
     lines += [f"  {n.name}  {n.address or '-'}  {'running' if n.running else 'stopped'}"
               for n in nodes]
+    if absent:
+        lines.append(f"not in the nodes (their listings left out): {', '.join(sorted(absent))}")
     return "\n".join(lines) + "\n"
 
 
@@ -206,6 +211,9 @@ def _run_into(collector: _Collector, node: str, relative: str, argv: tuple[str, 
     """Write what ``argv`` prints in the node; a command the node lacks is an error, the
     output of one that fails is kept (and the failure recorded)."""
     result = collector.engine.exec(node, ("timeout", str(COMMAND_TIMEOUT_S), *argv))
+    if result.exit_code in (126, 127) and argv[0] in OPTIONAL_TOOLS:
+        collector.absent.add(argv[0])
+        return
     _keep(collector, relative, argv, result)
 
 
