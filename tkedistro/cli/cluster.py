@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from tkedistro.cli.common import G, JsonOpt, emit, guarded
+from tkedistro.core.workspace import ReleaseLayout
 
 cluster_app = typer.Typer(
     no_args_is_help=True,
@@ -86,8 +87,8 @@ def cluster_logs(
     release: str,
     folder: Annotated[Path | None, typer.Argument(
         metavar="DIR", callback=check_new_folder,
-        help="The folder to make (default: _cluster/RELEASE/logs-<UTC time>); the tarball "
-             "is written beside it as DIR.tar.gz.")] = None,
+        help=f"The folder to make (default: {ReleaseLayout('RELEASE').cluster}/logs-<UTC time>); "
+             "the tarball is written beside it as DIR.tar.gz.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Collect every node's kubelet, containerd, registry, entrypoint and pod logs, kubectl

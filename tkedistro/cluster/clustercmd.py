@@ -80,4 +80,5 @@ def status(ws: Workspace, release: str, engine: NodeEngine) -> StatusReport:
 def export_logs(ws: Workspace, release: str, engine: NodeEngine,
                 folder: Path | None = None) -> logs.CollectedLogs:
     """``tkedistro cluster logs``: found by the cluster's label, never through its state."""
-    return logs.collect(engine, lifecycle.cluster_config(ws, release, ""), folder)
+    return logs.collect(engine, lifecycle.cluster_config(ws, release, ""),
+                        folder.absolute() if folder else None)
