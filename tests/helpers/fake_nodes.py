@@ -4,16 +4,22 @@ clusters, the files written into nodes, and every argv run in them.
 Commands answer like a small kubeadm cluster would: ``kubeadm init`` prints a join command
 with a CA hash, ``kubectl get nodes -o json`` lists the nodes with their pod CIDRs and the
 Ready ones, ``iptables -N`` fails for a chain that already exists. ``fail`` makes chosen
-commands on chosen nodes fail; ``answers`` gives chosen commands a canned output.
+commands on chosen nodes fail; ``answers`` gives chosen commands a canned output. For
+``cluster logs``: ``node_files`` (and ``node_links``) are what ``copy_out`` finds in a
+node, ``outputs`` each node's own output; ``fail`` with ``(node, "inspect")`` or
+``(node, "logs")`` makes those calls fail.
 """
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Mapping, Sequence
+import tarfile
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from tkedistro.core.errors import ClusterError
 from tkedistro.engine.protocols import NetworkInfo, NodeInfo, NodeSpec, RunResult
 
 CA_HASH = "sha256:" + "ab12" * 16
@@ -49,6 +55,9 @@ class FakeNodes:
     # the first key that is part of the command line (argv joined by spaces) gives its
     # (exit code, output), e.g. {"get pod patch-proof -o json": (0, "{...}")}
     answers: dict[str, tuple[int, str]] = field(default_factory=dict)
+    node_files: dict[tuple[str, str], bytes] = field(default_factory=dict)  # (node, path)
+    node_links: dict[tuple[str, str], str] = field(default_factory=dict)  # (node, path): target
+    outputs: dict[str, str] = field(default_factory=dict)  # the node container's own output
 
     # --- fixtures' helpers ----------------------------------------------------------------
     def add_cluster(self, cluster: str, nodes: Sequence[str], *, running: bool = True,
@@ -135,3 +144,46 @@ class FakeNodes:
     def put_file(self, name: str, path: PurePosixPath, data: bytes, mode: int = 0o644) -> None:
         self.files[(name, str(path))] = data
 
+
+    def _known(self, name: str, call: str) -> NodeInfo:
+        if name not in self.containers:
+            raise ClusterError(f"no node container {name}")
+        if (name, call) in self.fail:
+            raise ClusterError(f"{call} failed on {name}")
+        return self.containers[name]
+
+    def inspect(self, name: str) -> Mapping[str, object]:
+        info = self._known(name, "inspect")
+        return {"Id": info.id, "Name": f"/{name}", "State": {"Running": info.running},
+                "Config": {"Labels": dict(info.labels)}}
+
+    def logs(self, name: str) -> str:
+        self._known(name, "logs")
+        return self.outputs.get(name, "")
+
+    def copy_out(self, name: str, path: PurePosixPath) -> Iterator[bytes]:
+        """A tar of the node's files at or under ``path``, named from ``path``'s own name
+        (as ``docker cp`` names them)."""
+        self._known(name, "copy_out")
+        buf = io.BytesIO()
+        found = False
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for (node, where), data in sorted(self.node_files.items()):
+                inside = PurePosixPath(where)
+                if node == name and (inside == path or path in inside.parents):
+                    info = tarfile.TarInfo(str(inside.relative_to(path.parent)))
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+                    found = True
+            for (node, where), target in sorted(self.node_links.items()):
+                inside = PurePosixPath(where)
+                if node == name and path in inside.parents:
+                    info = tarfile.TarInfo(str(inside.relative_to(path.parent)))
+                    info.type, info.linkname = tarfile.SYMTYPE, target
+                    tar.addfile(info)
+                    found = True
+        if not found:
+            raise ClusterError(f"no {path} in node {name}")
+        data = buf.getvalue()
+        yield data[:1000]  # in chunks, as the engine streams it
+        yield data[1000:]

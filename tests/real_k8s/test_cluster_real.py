@@ -270,3 +270,78 @@ def test_sudo_cluster_up_gives_the_invoking_user_a_working_context_that_down_rem
                         "name")
     assert contexts.returncode == 0 and contexts.stdout.split() == [], contexts
     assert config.stat().st_uid == entry.pw_uid
+
+
+def _logs_folder(ran: str) -> Path:
+    """The folder a failed ``up`` named in its message."""
+    line = next(x for x in ran.splitlines() if x.startswith("logs of the failed cluster: "))
+    return Path(line.removeprefix("logs of the failed cluster: ").split(" (and ")[0])
+
+
+def _secret_of(kubeconfig: Path) -> str:
+    line = next(x for x in kubeconfig.read_text().splitlines() if "client-key-data:" in x)
+    return line.split(":", 1)[1].strip()
+
+
+def test_cluster_logs_of_a_live_cluster(ws: Workspace, tool: Tool) -> None:
+    """kind's ``export logs`` on a running cluster: every node's kubelet log, the static
+    pods' logs, the kubectl dumps, the engine's record of each node, and no credential."""
+    name = cluster_name("1.20", ws.root)
+    cp = f"{name}-control-plane"
+    tool.run("cluster", "up", "1.20").ok()
+    data = json.loads(tool.run("cluster", "logs", "1.20", "--json").ok().stdout)
+    folder, tarball = Path(data["folder"]), Path(data["tarball"])
+    assert folder.parent == ws.cluster_dir("1.20") and tarball.is_file()
+    assert data["nodes"] == [cp, f"{name}-worker"]
+    for node in data["nodes"]:
+        assert "kubelet" in (folder / node / "var/log/kubelet.log").read_text()
+        assert (folder / node / "var/log/containerd.log").stat().st_size > 0
+        assert json.loads((folder / node / "inspect.json").read_text())["Name"] == f"/{node}"
+        assert (folder / node / "entrypoint.log").stat().st_size > 0
+    static = sorted((folder / cp / "var/log/pods").glob("kube-system_kube-apiserver-*/"
+                                                        "kube-apiserver/*.log"))
+    assert static and static[0].stat().st_size > 0, sorted((folder / cp).rglob("*"))
+    assert (folder / cp / "var/log/containers-links.txt").read_text().count(" -> ") >= 4
+    nodes_txt = (folder / "kubernetes/nodes.txt").read_text()
+    assert f"{cp}   Ready" in nodes_txt or f"{cp}  Ready" in nodes_txt, nodes_txt
+    assert "kube-apiserver-" in (folder / "kubernetes/resources.txt").read_text()
+    assert (folder / "kubernetes/events.txt").stat().st_size > 0
+    secret = _secret_of(ws.cluster_dir("1.20") / "kubeconfig")
+    for path in folder.rglob("*"):
+        assert not path.is_file() or secret not in path.read_text(errors="replace"), path
+    print(f"cluster logs: {len(list(folder.rglob('*')))} entries; errors: {data['errors']}")
+    tool.run("cluster", "down", "1.20").ok()
+
+
+def test_cluster_logs_after_a_node_dies_during_up(ws: Workspace, tool: Tool) -> None:
+    """A real failure of ``up`` (no hook in the tool): the control-plane node container is
+    killed from outside while kubeadm init waits for its control plane, as a crashing node
+    would end. ``up`` fails, collects the logs (the dead node's files too), keeps the cluster
+    with --retain, and names ``cluster logs``/``cluster down``; both work on the wreck."""
+    name = cluster_name("1.20", ws.root)
+    cp = f"{name}-control-plane"
+    proc, log = tool.start("cluster", "up", "1.20", "--retain")
+    deadline = time.monotonic() + 600
+    while subprocess.run(["docker", "exec", cp, "test", "-s", "/var/log/kubelet.log"],
+                         capture_output=True).returncode != 0:
+        assert proc.poll() is None, log.with_suffix(".err").read_text()[-4000:]
+        assert time.monotonic() < deadline, log.with_suffix(".err").read_text()[-4000:]
+        time.sleep(1)
+    subprocess.run(["docker", "kill", cp], capture_output=True, check=True)
+    assert proc.wait(timeout=600) == 16, log.with_suffix(".err").read_text()[-4000:]
+    err = log.with_suffix(".err").read_text()
+    assert f"error: kubeadm init failed on node {cp}" in err or \
+        f"in node {cp}" in err, err[-4000:]
+    assert ("the cluster is kept: inspect it with `tkedistro cluster logs 1.20`, remove it "
+            "with `tkedistro cluster down 1.20`") in err, err[-4000:]
+    folder = _logs_folder(err)
+    assert "kubelet" in (folder / cp / "var/log/kubelet.log").read_text()
+    assert json.loads((folder / cp / "inspect.json").read_text())["State"]["Running"] is False
+    assert folder.with_name(folder.name + ".tar.gz").is_file()
+    errors = (folder / "errors.txt").read_text()
+    assert f"kubernetes/: the control-plane node {cp} is not running" in errors
+    assert len(cluster_objects(name)["containers"]) == 2  # --retain kept them
+    again = json.loads(tool.run("cluster", "logs", "1.20", "--json").ok().stdout)
+    assert Path(again["tarball"]).is_file()
+    tool.run("cluster", "down", "1.20").ok()
+    assert cluster_objects(name) == {"containers": [], "volumes": [], "networks": []}

@@ -233,6 +233,7 @@ def test_cluster_up_runs_the_support_images_it_made(ws: Workspace,
     made = SupportImages(etcd="local/etcd:1", pause="local/pause:1", dns="local/dns:1")
     asked: list[tuple[str, str]] = []
     handed: list[SupportImages] = []
+    retained: list[bool] = []
 
     def support_images(ws_: Workspace, release: str, manifest: Manifest,
                        engines_: object) -> SupportImages:
@@ -241,11 +242,12 @@ def test_cluster_up_runs_the_support_images_it_made(ws: Workspace,
 
     def up(ws_: Workspace, manifest: Manifest, out: Path, *, nodes: int,
            support: SupportImages, registry: object, engines: object,
-           merge_kubeconfig: bool) -> str:
+           merge_kubeconfig: bool, retain: bool) -> str:
         handed.append(support)
+        retained.append(retain)
         return "state"
 
     monkeypatch.setattr(clustercmd, "support_images", support_images)
     monkeypatch.setattr(lifecycle, "up", up)
     assert clustercmd.up(ws, "1.20", 2, fake_engines()) == "state"
-    assert (asked, handed) == ([("1.20", "1.20")], [made])
+    assert (asked, handed, retained) == ([("1.20", "1.20")], [made], [False])

@@ -190,3 +190,44 @@ def test_exchange_swaps_two_folders_and_refuses_a_symlink(tmp_path: Path) -> Non
     with pytest.raises(UnsafePathError):
         files.exchange(tmp_path / "old", tmp_path / "link")
     assert (tmp_path / "link").is_symlink() and (tmp_path / "old" / "f").read_text() == "new"
+
+
+def test_make_dir_makes_a_new_folder_only(tmp_path: Path) -> None:
+    made = files.make_dir(tmp_path / "a" / "logs")
+    assert made.is_dir() and list(made.iterdir()) == []
+    with pytest.raises(FileExistsError):
+        files.make_dir(made)
+    (tmp_path / "link").symlink_to(made)
+    with pytest.raises(UnsafePathError, match="is a symlink"):
+        files.make_dir(tmp_path / "link")
+    with pytest.raises(UnsafePathError, match="is a symlink"):
+        files.make_dir(tmp_path / "link" / "inner")
+    assert list(made.iterdir()) == []
+
+
+def test_write_tarball_stores_links_as_links_and_leaves_no_temp_on_failure(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tarfile
+
+    folder = tmp_path / "logs"
+    (folder / "node").mkdir(parents=True)
+    (folder / "node" / "kubelet.log").write_text("started\n")
+    (tmp_path / "outside").write_text("not in the tarball\n")
+    (folder / "node" / "escape").symlink_to(tmp_path / "outside")
+    files.write_tarball(folder, tmp_path / "logs.tar.gz")
+    with tarfile.open(tmp_path / "logs.tar.gz") as tar:
+        kinds = {m.name: (m.isfile(), m.issym()) for m in tar.getmembers()}
+        assert tar.extractfile("logs/node/kubelet.log").read() == b"started\n"  # type: ignore[union-attr]
+    assert kinds["logs/node/escape"] == (False, True)
+    assert sorted(os.listdir(tmp_path)) == ["logs", "logs.tar.gz", "outside"]
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tarfile.TarFile, "add", full)
+    with pytest.raises(OSError, match="No space left"):
+        files.write_tarball(folder, tmp_path / "again.tar.gz")
+    assert sorted(os.listdir(tmp_path)) == ["logs", "logs.tar.gz", "outside"]
+    with pytest.raises(UnsafePathError):
+        (tmp_path / "via").symlink_to(folder)
+        files.write_tarball(tmp_path / "via", tmp_path / "via.tar.gz")

@@ -89,6 +89,11 @@ def conformance(
         help="Node containers of a cluster made for the run.")] = 2,
     keep_cluster: Annotated[bool, typer.Option(
         "--keep-cluster", help="Leave a cluster made for the run up afterwards.")] = False,
+    retain: Annotated[bool, typer.Option(
+        "--retain", help="Keep the local cluster when the run fails, for `tkedistro cluster "
+                         "logs` and inspection (TKEDISTRO_KEEP_CLUSTER=1 does the same); "
+                         "`tkedistro cluster down` removes it. Its logs are collected into "
+                         "the results folder's cluster-logs/ either way.")] = False,
     focus: Annotated[
         str | None, typer.Option("--focus", callback=check_regex,
                                  help="Spec regex (default: every Conformance spec).")
@@ -133,6 +138,11 @@ def conformance(
         kubeconfig = _env_kubeconfig(os.environ["KUBECONFIG"])
     if sum((focus is not None, quick, smoke)) > 1:
         raise typer.BadParameter("--focus, --quick and --smoke each choose the specs; give one")
+    if retain and kubeconfig:
+        where = "$KUBECONFIG is set, so" if from_env else "with --kubeconfig"
+        raise typer.BadParameter(f"--retain keeps the local cluster, and {where} the run tests "
+                                 "an existing cluster, which is never removed; add --local to "
+                                 "test (and keep) the release's local cluster")
     if repo_list and not kubeconfig:
         raise typer.BadParameter("--repo-list is for --kubeconfig runs; the local cluster "
                                  "makes its own")
@@ -143,6 +153,7 @@ def conformance(
         focus=focus, skip=skip, quick=quick, smoke=smoke,
         timeout_min=timeout, nodes=nodes, build=build_missing, upstream=upstream,
         repo_list=repo_list, cluster_nodes=cluster_nodes, keep_cluster=keep_cluster,
+        retain=retain,
     )
     result = conf.run_conformance(G.settled(release), release, options, G.engines())
     emit(result.to_json(), result.format_text(), as_json)

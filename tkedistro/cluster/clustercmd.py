@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tkedistro.cluster import lifecycle
+from tkedistro.cluster import lifecycle, logs
 from tkedistro.cluster.kubeconfig import context_name
 from tkedistro.cluster.lifecycle import NODE_BINARIES, ClusterState, ClusterStatus
 from tkedistro.cluster.supportimages import support_images
@@ -27,7 +27,8 @@ def bin_dir_of(ws: Workspace, release: str) -> Path:
 
 
 def up(ws: Workspace, release: str, nodes: int, engines: Engines,
-       registry: LocalRegistry | None = None, *, merge_kubeconfig: bool = True) -> ClusterState:
+       registry: LocalRegistry | None = None, *, merge_kubeconfig: bool = True,
+       retain: bool = False) -> ClusterState:
     from tkedistro.model.manifest import load_release
 
     manifest = load_release(ws, release)
@@ -36,7 +37,8 @@ def up(ws: Workspace, release: str, nodes: int, engines: Engines,
     # the node and component images copy the binaries: a build must not swap them meanwhile
     with output_lock(ws, release, f"start the cluster of {release}"):
         return lifecycle.up(ws, manifest, out, nodes=nodes, support=images, registry=registry,
-                            engines=engines, merge_kubeconfig=merge_kubeconfig)
+                            engines=engines, merge_kubeconfig=merge_kubeconfig,
+                            retain=retain)
 
 
 def format_up(state: ClusterState) -> str:
@@ -82,3 +84,10 @@ class StatusReport:
 
 def status(ws: Workspace, release: str, engine: NodeEngine) -> StatusReport:
     return StatusReport(lifecycle.status(ws, release, engine))
+
+
+def export_logs(ws: Workspace, release: str, engine: NodeEngine,
+                folder: Path | None = None) -> logs.CollectedLogs:
+    """``tkedistro cluster logs``: found by the cluster's label, never through its state."""
+    return logs.collect(engine, lifecycle.cluster_config(ws, release, ""),
+                        folder.absolute() if folder else None)

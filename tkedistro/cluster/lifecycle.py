@@ -25,7 +25,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from tkedistro.cluster import bootstrap, kubeconfig, pushing
+from tkedistro.cluster import bootstrap, kubeconfig, logs, pushing
 from tkedistro.cluster.config import (
     LABEL,
     MAX_NODES,
@@ -40,7 +40,7 @@ from tkedistro.cluster.config import (
 from tkedistro.cluster.nodeimage import ensure_node_image
 from tkedistro.cluster.supportimages import SupportImages
 from tkedistro.core import console, files
-from tkedistro.core.errors import ClusterError, DamagedStateError, LockedError
+from tkedistro.core.errors import ClusterError, DamagedStateError, Interrupted, LockedError
 from tkedistro.core.files import sha256_file, write_text
 from tkedistro.core.locks import exclusive_lock
 from tkedistro.core.workspace import Workspace, output_bin
@@ -297,15 +297,24 @@ def _start_nodes(engine: NodeEngine, config: ClusterConfig, image: str,
     return started
 
 
+def retained(retain: bool) -> bool:
+    """``--retain``, or its older spelling ``TKEDISTRO_KEEP_CLUSTER=1``."""
+    return retain or os.environ.get(KEEP_ENV) == "1"
+
+
 def up(ws: Workspace, manifest: Manifest, bin_dir: Path, *, nodes: int = DEFAULT_NODES,
        support: SupportImages, registry: LocalRegistry | None = None,
-       engines: Engines, merge_kubeconfig: bool = False) -> ClusterState:
+       engines: Engines, merge_kubeconfig: bool = False, retain: bool = False,
+       logs_dir: Path | None = None) -> ClusterState:
     """Bring the cluster up from scratch (an earlier one of the same name is removed first).
 
     ``support``: local etcd, pause and DNS images (``supportimages.support_images``);
     ``registry``: the caller's running registry, else one for this call;
     ``merge_kubeconfig``: add context ``tkedistro-<release>`` to the user's kubeconfig (a
-    file that is not a kubeconfig is refused before anything starts).
+    file that is not a kubeconfig is refused before anything starts). When bootstrapping
+    fails, the nodes' logs are collected (into ``logs_dir``, else ``_cluster/<release>/
+    logs-<time>``), then the cluster is removed unless ``retained(retain)``; the error names
+    the logs and ``cluster logs``/``cluster down``.
     """
     if not 2 <= nodes <= 5:
         raise ClusterError(f"--nodes {nodes}: a cluster has 2 to 5 nodes",
@@ -326,9 +335,8 @@ def up(ws: Workspace, manifest: Manifest, bin_dir: Path, *, nodes: int = DEFAULT
             data = reg.folder / "data"
         try:
             state = _bootstrap(engine, config, node_image.ref, data, dns)
-        except BaseException:
-            if os.environ.get(KEEP_ENV) != "1":
-                remove_cluster(engine, config)
+        except BaseException as exc:
+            _failed(engine, config, exc, retained(retain), logs_dir)
             raise
     state = dataclasses.replace(state, node_image_id=node_image.id,
                                 seconds=time.monotonic() - start, build=build_digest(bin_dir),
@@ -345,6 +353,17 @@ def _merge_target() -> tuple[Path, kubeconfig.InvokingUser | None]:
     path = kubeconfig.user_kubeconfig(user)
     kubeconfig.check(path)
     return path, user
+
+
+def _failed(engine: NodeEngine, config: ClusterConfig, exc: BaseException, keep: bool,
+            logs_dir: Path | None) -> None:
+    """The failure path of ``up``: the logs first (not after Ctrl-C), then the removal."""
+    failed = isinstance(exc, Exception) and not isinstance(exc, Interrupted)
+    collected = logs.collect_after_failure(engine, config, logs_dir) if failed else None
+    if not keep:
+        remove_cluster(engine, config)
+    if failed:
+        logs.add_note(exc, logs.failure_note(config.release, collected, keep))
 
 
 @contextmanager

@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tkedistro.cluster import lifecycle
-from tkedistro.cluster.config import NODE_REGISTRY
+from tkedistro.cluster import lifecycle, logs
+from tkedistro.cluster.config import NODE_REGISTRY, ClusterConfig
 from tkedistro.cluster.host import missing_binaries, require_root
 from tkedistro.cluster.lifecycle import NODE_BINARIES
 from tkedistro.cluster.supportimages import support_images
@@ -33,15 +33,17 @@ from tkedistro.conformance.suite import (
     run_suite,
 )
 from tkedistro.core import console
-from tkedistro.core.errors import ClusterError, ConformanceFailedError
+from tkedistro.core.errors import ClusterError, ConformanceFailedError, Interrupted
 from tkedistro.core.files import write_json
 from tkedistro.core.locks import output_lock
 from tkedistro.core.workspace import Workspace
 from tkedistro.engine.engines import Engines
+from tkedistro.engine.protocols import NodeEngine
 from tkedistro.engine.registry import LocalRegistry
 from tkedistro.model.manifest import Manifest, load_release
 
 TOOLS = ("e2e.test", "ginkgo", "kubectl")
+CLUSTER_LOGS = "cluster-logs"  # in a run's results folder: the logs of a failed local cluster
 DEFAULT_NODES = 4
 
 
@@ -57,6 +59,7 @@ class ConformanceOptions:
     nodes: int = DEFAULT_NODES  # ginkgo nodes for the specs not tagged [Serial]; 1: all serially
     cluster_nodes: int = lifecycle.DEFAULT_NODES  # node containers of a cluster made for the run
     keep_cluster: bool = False  # leave a cluster made for the run up afterwards
+    retain: bool = False  # leave it up when the run failed (TKEDISTRO_KEEP_CLUSTER=1 too)
     product: Product | None = None
     build: bool = True  # build what is missing: tkedistro build RELEASE --with-conformance-tools
     upstream: str | None = None  # for that build: fetch from this mirror
@@ -182,6 +185,7 @@ def run_conformance(ws: Workspace, release: str, options: ConformanceOptions,
     with output_lock(ws, release, f"run conformance on {release}"):
         run = archive.start_run(ws, release, manifest.distro_version)
         report_dir = run.folder
+        note = ""
         if options.kubeconfig is not None:
             cluster = f"existing cluster ({options.kubeconfig})"
             console.info(f"testing the existing cluster of {options.kubeconfig} (from "
@@ -189,26 +193,66 @@ def run_conformance(ws: Workspace, release: str, options: ConformanceOptions,
                          "cluster)")
             timed_out = _suite(options, bin_dir, options.kubeconfig, report_dir,
                                options.repo_list, options.skip)
+            # written under the lock: the build files copied into the run are those that ran
+            result = _finish(release, manifest, options, run, cluster, timed_out, offline)
         else:
-            with LocalRegistry(registry_dir(ws)) as registry:
-                offline = prepare_images(ws, release, manifest, registry.address, registry.has,
-                                         served_as=NODE_REGISTRY, engines=engines,
-                                         login=registry.login)
-                _warn_missing(offline)
-                with _cluster(ws, manifest, options, bin_dir, registry, engines) as state:
-                    cluster = (f"local cluster {state.name}: {len(state.nodes)} node "
-                               f"containers, kubeadm; DNS: {state.dns}")
-                    console.info(f"testing the {cluster}")
-                    timed_out = _suite(options, bin_dir, Path(state.kubeconfig), report_dir,
-                                       offline.repo_list, _with_skips(options.skip, offline))
-        # written under the lock: the build files copied into the run are those that ran
-        result = _finish(release, manifest, options, run, cluster, timed_out, offline)
+            result, note = _run_local(ws, manifest, options, bin_dir, run, engines)
         archive.mark_latest(report_dir)
     console.verbose(f"conformance took {time.monotonic() - start:.0f}s")
     if not result.ok:
-        raise ConformanceFailedError(result.format_text(),
-                                     hint=f"details: {report_dir / 'e2e.log'}")
+        raise ConformanceFailedError(result.format_text(), hint="\n".join(
+            line for line in (f"details: {report_dir / 'e2e.log'}", note) if line))
     return result
+
+
+def _run_local(ws: Workspace, manifest: Manifest, options: ConformanceOptions, bin_dir: Path,
+               run: archive.Run, engines: Engines) -> tuple[ConformanceResult, str]:
+    """The suite on the local cluster; a failed run leaves the cluster's logs in
+    ``<results>/cluster-logs`` and a note naming them, ``cluster logs`` and ``cluster down``
+    (under the error's hint when the suite could not run)."""
+    release, report_dir = manifest.release, run.folder
+    with LocalRegistry(registry_dir(ws)) as registry:
+        offline = prepare_images(ws, release, manifest, registry.address, registry.has,
+                                 served_as=NODE_REGISTRY, engines=engines, login=registry.login)
+        _warn_missing(offline)
+        with _cluster(ws, manifest, options, bin_dir, registry, engines, report_dir) as local:
+            state = local.state
+            cluster = (f"local cluster {state.name}: {len(state.nodes)} node "
+                       f"containers, kubeadm; DNS: {state.dns}")
+            console.info(f"testing the {cluster}")
+            try:
+                timed_out = _suite(options, bin_dir, Path(state.kubeconfig), report_dir,
+                                   offline.repo_list, _with_skips(options.skip, offline))
+                result = _finish(release, manifest, options, run, cluster, timed_out, offline)
+            except Exception as exc:
+                if not isinstance(exc, Interrupted):
+                    logs.add_note(exc, local.fail(engines.nodes))
+                raise
+            return result, "" if result.ok else local.fail(engines.nodes)
+
+
+@dataclass
+class LocalCluster:
+    """The local cluster of a run: made for it (removed after it, unless kept) or the one
+    ``tkedistro cluster up`` started (always kept)."""
+
+    state: lifecycle.ClusterState
+    config: ClusterConfig
+    made: bool
+    options: ConformanceOptions
+    logs_dir: Path
+    failed: bool = False
+
+    @property
+    def kept(self) -> bool:
+        return (not self.made or self.options.keep_cluster
+                or (self.failed and lifecycle.retained(self.options.retain)))
+
+    def fail(self, engine: NodeEngine) -> str:
+        """Collect the cluster's logs; the note saying where they are and what to run."""
+        self.failed = True
+        collected = logs.collect_after_failure(engine, self.config, self.logs_dir)
+        return logs.failure_note(self.config.release, collected, self.kept)
 
 
 def registry_dir(ws: Workspace) -> Path:
@@ -218,23 +262,29 @@ def registry_dir(ws: Workspace) -> Path:
 
 @contextmanager
 def _cluster(ws: Workspace, manifest: Manifest, options: ConformanceOptions, bin_dir: Path,
-             registry: LocalRegistry, engines: Engines) -> Iterator[lifecycle.ClusterState]:
+             registry: LocalRegistry, engines: Engines, report_dir: Path
+             ) -> Iterator[LocalCluster]:
     """The running cluster of the release when it runs these binaries, else a new one for
-    this run (removed afterwards unless ``keep_cluster``)."""
+    this run (removed afterwards unless ``keep_cluster``, or ``retain`` after a failure).
+    Logs of a failed cluster go into ``<report_dir>/cluster-logs``."""
     release = manifest.release
+    config = lifecycle.cluster_config(ws, release, manifest.distro_version)
+    logs_dir = report_dir / CLUSTER_LOGS
     running = lifecycle.status(ws, release, engines.nodes)
     if running.up and running.state and lifecycle.runs_current(ws, running.state, bin_dir):
         console.info(f"using the running cluster {running.name} (tkedistro cluster up)")
-        yield running.state
+        yield LocalCluster(running.state, config, False, options, logs_dir)
         return
     require_root()
     state = lifecycle.up(ws, manifest, bin_dir,
                          nodes=options.cluster_nodes, registry=registry, engines=engines,
-                         support=support_images(ws, release, manifest, engines))
+                         support=support_images(ws, release, manifest, engines),
+                         retain=options.retain, logs_dir=logs_dir)
+    local = LocalCluster(state, config, True, options, logs_dir)
     try:
-        yield state
+        yield local
     finally:
-        if options.keep_cluster:
+        if local.kept:
             console.info(f"cluster {state.name} left up; remove it with "
                          f"`tkedistro cluster down {release}`")
         else:

@@ -26,6 +26,7 @@ import os
 import secrets
 import shutil
 import stat
+import tarfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -420,6 +421,40 @@ def replace_symlink(path: Path, points_to: str) -> None:
         os.symlink(points_to, temp, dir_fd=dir_fd)
         _swap_in(dir_fd, temp, path.name)
     _seen("link", path)
+
+
+def make_dir(path: Path, *, mode: int = 0o755) -> Path:
+    """Make folder ``path`` new (its missing parents made): ``FileExistsError`` when anything
+    is there already; a symlink anywhere in it is refused."""
+    with opened_dir(path.parent, create=True) as dir_fd:
+        try:
+            os.mkdir(path.name, mode, dir_fd=dir_fd)
+        except FileExistsError:
+            if _is_link(path.name, dir_fd):
+                raise _refuse(path) from None
+            raise
+    _seen("mkdir", path)
+    return path
+
+
+def write_tarball(folder: Path, target: Path, *, mode: int = 0o644) -> None:
+    """A gzip'd tar of ``folder`` (members under ``<folder name>/``, in sorted order; a
+    symlink in it is stored as a link, never followed) written to ``target`` through an
+    exclusively created temporary file renamed into place."""
+    check_path(folder)
+    with opened_dir(target.parent, create=True) as dir_fd:
+        fd, temp = _create_temp(dir_fd, target, mode)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                with tarfile.open(fileobj=handle, mode="w:gz") as tar:
+                    tar.add(folder, arcname=folder.name)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            _unlink_quietly(temp, dir_fd)
+            raise
+        _swap_in(dir_fd, temp, target.name)
+    _seen("write", target)
 
 
 def make_temp_dir(parent: Path, prefix: str) -> Path:

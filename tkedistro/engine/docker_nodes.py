@@ -23,7 +23,7 @@ from __future__ import annotations
 import io
 import tarfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -233,3 +233,42 @@ class DockerNodes:
             tar.addfile(info, io.BytesIO(data))
         if not self._docker.containers.get(name).put_archive("/", buf.getvalue()):
             raise ClusterError(f"could not write {path} into node {name}")
+
+    def _container(self, name: str) -> Any:
+        import docker.errors
+
+        try:
+            return self._docker.containers.get(name)
+        except docker.errors.NotFound:
+            raise ClusterError(f"no node container {name}",
+                               hint="see `tkedistro cluster status RELEASE`") from None
+
+    def inspect(self, name: str) -> Mapping[str, object]:
+        return dict(self._container(name).attrs)
+
+    def logs(self, name: str) -> str:
+        import docker.errors
+
+        try:
+            output = self._container(name).logs(stdout=True, stderr=True, timestamps=True)
+        except docker.errors.APIError as exc:
+            raise ClusterError(f"cannot read the output of node {name}: "
+                               f"{exc.explanation or exc}") from exc
+        return bytes(output).decode("utf-8", "replace")
+
+    def copy_out(self, name: str, path: PurePosixPath) -> Iterator[bytes]:
+        import docker.errors
+
+        container = self._container(name)
+        try:
+            stream, _ = container.get_archive(str(path))
+        except docker.errors.NotFound:
+            raise ClusterError(f"no {path} in node {name}") from None
+        except docker.errors.APIError as exc:
+            raise ClusterError(f"cannot copy {path} out of node {name}: "
+                               f"{exc.explanation or exc}") from exc
+        try:
+            yield from stream
+        except docker.errors.APIError as exc:
+            raise ClusterError(f"copying {path} out of node {name} broke off: "
+                               f"{exc.explanation or exc}") from exc

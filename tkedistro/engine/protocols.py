@@ -7,7 +7,7 @@ Host paths are ``Path``; paths inside the container are ``PurePosixPath``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -261,6 +261,21 @@ class NodeEngine(Protocol):
         ...
 
     def put_file(self, name: str, path: PurePosixPath, data: bytes, mode: int = 0o644) -> None:
+        ...
+
+    def inspect(self, name: str) -> Mapping[str, object]:
+        """The engine's whole record of the node container (``docker inspect``), running or
+        stopped; ``ClusterError`` when there is no such container."""
+        ...
+
+    def logs(self, name: str) -> str:
+        """The node container's own output (its entrypoint's stdout and stderr, each line
+        timestamped), running or stopped; ``ClusterError`` when there is no such container."""
+        ...
+
+    def copy_out(self, name: str, path: PurePosixPath) -> Iterator[bytes]:
+        """A tar stream of ``path`` (a file or a folder) in the node, in chunks; works on a
+        stopped node. ``ClusterError`` when the node or the path is not there."""
         ...
 
 
