@@ -39,8 +39,9 @@ def kernel_cmdline() -> str:
 
 
 def qemu_argv(run: RunFiles, shares: list[Share] | tuple[Share, ...],
-              spec: MachineSpec = MachineSpec()) -> list[str]:
+              spec: MachineSpec | None = None) -> list[str]:
     """The whole qemu command line (an argv list; paths are escaped for qemu's options)."""
+    spec = spec or MachineSpec()
     argv = [QEMU, "-accel", "tcg", "-cpu", "max", "-smp", str(spec.smp),
             "-m", str(spec.memory_mb), "-nodefaults", "-no-user-config", "-display", "none",
             "-no-reboot", "-nic", "none", "-device", "virtio-rng-pci",

@@ -41,7 +41,7 @@ def command_script(command: Sequence[str], env: Mapping[str, str]) -> str:
 
 def run_in_guest(guest: Guest, command: Sequence[str], *, shares: Sequence[Share] = (),
                  images: Sequence[str] = (), archives: Sequence[Path] = (),
-                 env: Mapping[str, str] | None = None, spec: MachineSpec = MachineSpec(),
+                 env: Mapping[str, str] | None = None, spec: MachineSpec | None = None,
                  timeout_s: float = DEFAULT_TIMEOUT_S, runs: Path | None = None) -> GuestResult:
     """Boot the guest, load ``images`` (refs, ``docker save``d here) and ``archives`` (image
     tarballs), run ``command`` in ``/tkedistro/work``, power off; the command's result.
@@ -61,7 +61,8 @@ def run_in_guest(guest: Guest, command: Sequence[str], *, shares: Sequence[Share
         _put_images(work / "images", images, archives)
         disk.make_overlay(guest.disk, paths.overlay)
         start = time.monotonic()
-        _boot(qemu_argv(paths, tuple(shares), spec), timeout_s, paths.console_log)
+        _boot(qemu_argv(paths, tuple(shares), spec or MachineSpec()), timeout_s,
+              paths.console_log)
         return read_result(run_dir, time.monotonic() - start)
     finally:
         files.remove(paths.overlay)
