@@ -183,18 +183,24 @@ class FakeMachine:
     """Stands in for qemu-img and qemu: records argv, answers as the guest's runner would."""
 
     def __init__(self, exit_code: int | None = 3, hang: bool = False) -> None:
-        self.exit_code, self.hang, self.calls = exit_code, hang, []  # type: ignore[var-annotated]
+        self.exit_code, self.hang = exit_code, hang
+        self.calls: list[tuple[list[str], dict[str, object]]] = []
+        self.boots: list[tuple[Path, list[str], str]] = []
 
     def __call__(self, argv: list[object], **kwargs: object) -> runner.Result:
         args = [os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in argv]
         self.calls.append((args, kwargs))
-        if args[0] == "qemu-img":
-            Path(args[-1]).write_bytes(b"overlay")
+        if args[:3] == ["docker", "image", "inspect"]:
+            return runner.Result(tuple(args), 0, "".join(f"sha256:{r}\n" for r in args[6:]), "")
+        if args[:2] == ["docker", "save"]:
+            Path(args[3]).write_bytes(b"saved " + args[4].encode())
+        elif args[0] == "qemu-img":
+            Path(args[-1]).write_bytes(b"overlay of " + args[args.index("-b") + 1].encode())
         elif args[0] == "qemu-system-x86_64":
             work = Path(next(a for a in args if "mount_tag=work" in a).split("path=")[1]
                         .split(",mount_tag")[0])
-            assert (work / "command.sh").read_text().endswith("exec echo hi\n")
-            assert sorted(p.name for p in (work / "images").iterdir()) == ["000-archive.tar"]
+            self.boots.append((work, sorted(p.name for p in (work / "images").iterdir()),
+                               (work / "command.sh").read_text().splitlines()[-1]))
             if self.hang:
                 raise CommandTimeoutError(args, float(kwargs["timeout"]))  # type: ignore[arg-type]
             (work / "stdout").write_text("hi\n")
@@ -213,6 +219,7 @@ def test_a_run_uses_a_fresh_overlay_and_removes_it(tmp_path: Path,
     guest = _guest(tmp_path)
     result = session.run_in_guest(guest, ["echo", "hi"], archives=[archive], timeout_s=60)
     assert (result.exit_code, result.stdout) == (3, "hi\n")
+    assert fake.boots == [(result.run_dir / "work", ["000-archive.tar"], "exec echo hi")]
     qemu_img = fake.calls[0][0]
     assert qemu_img[:7] == ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(guest.disk)]
     assert qemu_img[7:9] == ["-F", "raw"]
@@ -221,6 +228,28 @@ def test_a_run_uses_a_fresh_overlay_and_removes_it(tmp_path: Path,
     assert not (result.run_dir / "disk.qcow2").exists()
     assert not (result.run_dir / "work/images").exists()
     assert (guest.disk.read_bytes()) == b"x"
+
+
+def test_images_are_loaded_once_into_a_kept_layer_and_later_runs_start_on_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeMachine(exit_code=0)
+    monkeypatch.setattr(session, "run", fake)
+    monkeypatch.setattr("tkedistro.guest.disk.run", fake)
+    monkeypatch.setattr("tkedistro.guest.imagelayer.run", fake)
+    guest = _guest(tmp_path)
+    first = session.run_in_guest(guest, ["echo", "hi"], images=["node:1"])
+    # a boot that only loads the image, with a clean power-off; then the command's own boot
+    (load_work, load_images, load_command), (run_work, run_images, run_command) = fake.boots
+    assert (load_images, load_command) == (["000-image.tar"], "exec true")
+    assert (load_work / "clean-poweroff").exists() and not (run_work / "clean-poweroff").exists()
+    assert (run_images, run_command, run_work) == ([], "exec echo hi", first.run_dir / "work")
+    layers = list((guest.folder / "images").glob("*.qcow2"))
+    assert len(layers) == 1 and layers[0].read_bytes() == b"overlay of " + bytes(guest.disk)
+    assert fake.calls[-2][0][-3:] == ["-F", "qcow2", str(first.run_dir / "disk.qcow2")]
+    session.run_in_guest(guest, ["echo", "again"], images=["node:1"])
+    assert [b[1:] for b in fake.boots[2:]] == [([], "exec echo again")]
+    session.run_in_guest(guest, ["echo", "fresh"], images=["node:1"], cache_images=False)
+    assert [b[1:] for b in fake.boots[3:]] == [(["000-image.tar"], "exec echo fresh")]
 
 
 def test_a_guest_past_its_timeout_is_exit_25_naming_the_console_log(

@@ -27,7 +27,9 @@ def make_base(root: Path, image: Path, size: str) -> None:
 
 
 def overlay_argv(base: Path, overlay: Path) -> list[str]:
-    return ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "raw",
+    """``base`` is the raw base disk or a qcow2 layer over it (loaded images)."""
+    backing = "qcow2" if base.suffix == ".qcow2" else "raw"
+    return ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", backing,
             str(overlay)]
 
 
