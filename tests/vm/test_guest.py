@@ -1,7 +1,8 @@
 """vm tier: the cgroup v2 guest through ``tkedistro guest build|run``: it boots a cgroup v2
 kernel, Docker in it runs on the systemd cgroup driver, a command's output and exit code come
 back, a read-only share cannot be written, a read-write one brings a file back, an image saved
-here runs there, and a guest past its timeout is killed with exit 25. One boot carries the
+here runs there (and a second run boots on the disk layer it was loaded into), and a guest
+past its timeout is killed with exit 25. One boot carries the
 checks of a working run (each boot costs about a minute of emulation).
 """
 
@@ -87,6 +88,17 @@ def test_an_image_saved_here_runs_in_the_guest_in_its_own_cgroup_namespace(probe
                                                                            ) -> None:
     # Docker 20.10 on cgroup v2 gives each container a private cgroup namespace: its root
     assert "container=0::/\n" in probe[0].stdout, probe[0].stdout
+
+
+def test_a_second_run_with_the_same_image_boots_on_its_kept_layer(probe: tuple,
+                                                                  tiny_image: str) -> None:
+    assert "loading 1 image(s) into a guest disk layer, kept for later runs" in probe[0].stderr
+    again = tkedistro("guest", "run", "--json", "--image", tiny_image, "--timeout", "600", "--",
+                      "sh", "-c", f"docker image inspect -f '{{{{.Id}}}}' {tiny_image}; "
+                                  "test ! -e load.log")
+    assert again.returncode == 0, again.stderr
+    assert "loading" not in again.stderr
+    assert json.loads(again.stdout)["stdout"].startswith("sha256:")
 
 
 def test_a_guest_past_its_timeout_is_killed_with_exit_25(guest_built: str) -> None:
