@@ -6,6 +6,7 @@ and the cache key. The vm tier (tests/vm) boots the real guest."""
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from pathlib import Path, PurePosixPath
 
@@ -142,7 +143,7 @@ def test_timings_say_where_the_boot_went() -> None:
 
 
 def _run_dir(tmp_path: Path, **work_files: str) -> Path:
-    (tmp_path / "work").mkdir()
+    (tmp_path / "work").mkdir(parents=True)
     for name, text in work_files.items():
         (tmp_path / "work" / name.replace("_", "-")).write_text(text)
     (tmp_path / "console.log").write_text("".join(f"line {i}\n" for i in range(100)))
@@ -155,6 +156,12 @@ def test_a_result_brings_back_output_and_exit_code(tmp_path: Path) -> None:
     result = read_result(run_dir, 50.0)
     assert (result.exit_code, result.stdout, result.stderr) == (7, "out\n", "err\n")
     assert result.timings == {"boot_s": 30.0, "total_s": 50.0}
+    assert result.timing_line() == "boot 30.0 s, total 50.0 s"
+    full = read_result(_run_dir(tmp_path / "full", exit_code="0", timings=(
+        "command_service_start 43.25\ndocker_monotonic_us 27616776 42990958\n"
+        "images_loaded 43.68\ncommand_done 45.07\n")), 50.27)
+    assert full.timing_line() == ("boot 43.2 s (Docker 15.4 s), images 0.4 s, command 1.4 s, "
+                                  "total 50.3 s")
     assert result.console_log == tmp_path / "console.log"
 
 
@@ -166,7 +173,6 @@ def test_a_guest_that_wrote_no_exit_code_names_its_console_log(tmp_path: Path) -
     assert raised.value.details is not None and raised.value.details.endswith("line 99")
     with pytest.raises(GuestError, match=r"the guest did not run the command: cannot mount "
                                          r"share share0 at /srv/a \(console log: "):
-        (tmp_path / "b").mkdir()
         read_result(_run_dir(tmp_path / "b", setup_error="cannot mount share share0 at /srv/a\n"),
                     5.0)
 
@@ -281,6 +287,7 @@ def test_the_cli_prints_the_output_and_exits_with_the_commands_code(
     result = CliRunner().invoke(app, ["guest", "run", "--smp", "1", "--", "echo", "hi"])
     assert result.exit_code == 3, result.output
     assert result.stdout == "hi\n"
+    assert re.search(r"guest run /\S+/runs/run-\S+: total [0-9.]+ s\n", result.stderr)
     qemu = fake.calls[1][0]
     assert qemu[qemu.index("-smp") + 1] == "1"
     assert qemu[qemu.index("-m") + 1] == "8192"
@@ -303,3 +310,14 @@ def test_a_command_past_its_timeout_is_killed() -> None:
         runner.run(["sleep", "5"], timeout=0.2)
     assert raised.value.message == "command killed after 0.2 s: sleep 5"
     assert raised.value.exit_code == 14
+
+
+def test_guest_build_says_whether_it_built_or_reused(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    guest = _guest(tmp_path)
+    monkeypatch.setattr(build, "ensure_guest", lambda **kw: (guest, kw["force"]))
+    reused = CliRunner().invoke(app, ["guest", "build"])
+    assert (reused.exit_code, reused.stdout) == (
+        0, f"reused the guest {guest.folder} (kernel 6.1.0-57-amd64)\n")
+    built = CliRunner().invoke(app, ["guest", "build", "--force"])
+    assert built.stdout.startswith("built the guest ")

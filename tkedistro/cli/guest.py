@@ -58,6 +58,7 @@ def guest_run(
 ) -> None:
     """Boot the guest (building it first when needed), run COMMAND in its work folder and power
     off; prints the command's output and exits with its exit code."""
+    from tkedistro.core import console
     from tkedistro.guest.build import ensure_guest
     from tkedistro.guest.machine import MachineSpec
     from tkedistro.guest.session import run_in_guest
@@ -70,6 +71,7 @@ def guest_run(
     guest, _ = ensure_guest()
     result = run_in_guest(guest, command, shares=shares, images=image or [],
                           spec=MachineSpec(smp, memory), timeout_s=timeout)
+    console.info(f"guest run {result.run_dir}: {result.timing_line()}")
     if as_json:
         emit({"exit_code": result.exit_code, "stdout": result.stdout, "stderr": result.stderr,
               "run_dir": str(result.run_dir), "timings": result.timings}, "", True)

@@ -39,3 +39,4 @@ def prune_layers(folder: Path, keep: Path) -> None:
     layers = sorted(folder.glob("*.qcow2"), key=lambda p: p.stat().st_mtime, reverse=True)
     for old in [p for p in layers if p != keep][KEEP_LAYERS - 1:]:
         files.remove(old)
+        files.remove(old.with_suffix(".lock"))
