@@ -4,7 +4,9 @@ A run gets a folder under ``CACHE/runs/``: ``work/`` (shared read-write at
 ``/tkedistro/work``: ``command.sh``, the share list, image tarballs; the command's stdout,
 stderr, exit code and timings come back there), ``console.log`` (the serial console) and
 ``disk.qcow2`` (the run's copy-on-write overlay of the cached disk, removed afterwards with the
-image tarballs). The last ``KEEP_RUNS`` run folders are kept for diagnosis.
+image tarballs). The last ``KEEP_RUNS`` run folders are kept for diagnosis. Images given by
+ref are loaded once per set into a disk layer the later runs' overlays are backed by
+(``imagelayer.py``).
 """
 
 from __future__ import annotations
