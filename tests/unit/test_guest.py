@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
+import subprocess
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -321,3 +323,12 @@ def test_guest_build_says_whether_it_built_or_reused(tmp_path: Path,
         0, f"reused the guest {guest.folder} (kernel 6.1.0-57-amd64)\n")
     built = CliRunner().invoke(app, ["guest", "build", "--force"])
     assert built.stdout.startswith("built the guest ")
+
+
+def test_the_guests_boot_runner_passes_shellcheck() -> None:
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
+    script = Path(build.__file__).parents[1] / "templates/guest/tkedistro-guest-run"
+    checked = subprocess.run(["shellcheck", "-s", "sh", str(script)], capture_output=True,
+                             text=True, check=False)
+    assert checked.returncode == 0, checked.stdout
