@@ -332,3 +332,19 @@ def test_the_guests_boot_runner_passes_shellcheck() -> None:
     checked = subprocess.run(["shellcheck", "-s", "sh", str(script)], capture_output=True,
                              text=True, check=False)
     assert checked.returncode == 0, checked.stdout
+
+
+def test_a_guest_with_a_missing_part_or_a_damaged_manifest_is_built_again(
+        tmp_path: Path) -> None:
+    folder = _guest(tmp_path).folder
+    assert build.load_guest(folder) is None  # no guest.json yet
+    (folder / "guest.json").write_text('{"digest": "sha256:1", "kernel_version": "6.1.0-57-amd64"}')
+    found = build.load_guest(folder)
+    assert found is not None and found.disk == folder / "disk.img"
+    for damaged in ("{", "[]", '{"digest": 1}', '{"digest": "x", "kernel_version": "k", '
+                                                 '"built_s": 3}'):
+        (folder / "guest.json").write_text(damaged)
+        assert build.load_guest(folder) is None
+    (folder / "guest.json").write_text('{"digest": "sha256:1", "kernel_version": "k"}')
+    (folder / "disk.img").unlink()
+    assert build.load_guest(folder) is None

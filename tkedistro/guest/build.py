@@ -60,12 +60,17 @@ def folder_name(digest: str) -> str:
 
 
 def load_guest(folder: Path) -> Guest | None:
-    """The guest built in ``folder``, or None when it is not (completely) there."""
+    """The guest built in ``folder``, or None when it is not (completely) there or its
+    ``guest.json`` does not hold what a build writes."""
     manifest = folder / MANIFEST
     if not manifest.is_file():
         return None
-    data = json.loads(files.read_text(manifest))
-    guest = Guest(folder, data["digest"], data["kernel_version"], data.get("built_s", {}))
+    try:
+        data = json.loads(files.read_text(manifest))
+        guest = Guest(folder, str(data["digest"]), str(data["kernel_version"]),
+                      dict(data.get("built_s", {})))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None  # not what a build writes: build it again
     if not all(p.is_file() for p in (guest.vmlinuz, guest.initrd, guest.disk)):
         return None
     return guest
