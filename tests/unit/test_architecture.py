@@ -31,7 +31,7 @@ LAYERS = {
     "core": 0,
     "git": 1, "model": 1, "engine": 1,
     "debian": 2, "source": 2, "series": 2, "build": 2, "images": 2, "ci": 2,
-    "cluster": 3, "artifacts": 3,
+    "cluster": 3, "artifacts": 3, "guest": 3,
     "release": 4,
     "conformance": 5, "setup": 3,
     "cli": 6,

@@ -26,11 +26,11 @@ COMMANDS = {
     "list": "release", "show": "release", "validate": "release", "source": "release",
     "build": "build", "doctor": "build", "images": "build", "builder-image": "build",
     "host-setup": "build",
-    "conformance": "conformance", "cluster": "cluster",
+    "conformance": "conformance", "cluster": "cluster", "guest": "guest",
     "ci": "ci",
     "rebase": "series", "forecast": "series", "new": "series", "patches": "series",
 }
-MODULES = ("release", "build", "conformance", "cluster", "ci", "series")
+MODULES = ("release", "build", "conformance", "cluster", "guest", "ci", "series")
 
 
 class CommandLine(NamedTuple):

@@ -151,6 +151,17 @@ class CommandError(TkedistroError):
         super().__init__(msg, hint=hint, details=output or None)
 
 
+class CommandTimeoutError(CommandError):
+    """An external command ran past its time limit and was killed (``run(timeout=)``)."""
+
+    def __init__(self, argv: Sequence[str], timeout: float, stdout: str = "",
+                 stderr: str = "", *, message: str | None = None, hint: str | None = None):
+        self.timeout = timeout
+        super().__init__(argv, -9, stdout, stderr, hint=hint,
+                         message=message or f"command killed after {timeout:g} s: "
+                                            f"{' '.join(argv)}")
+
+
 class ConformanceFailedError(TkedistroError):
     exit_code = 15
     meaning = "conformance specs failed"
@@ -225,6 +236,21 @@ class ImageError(TkedistroError):
 
     exit_code = 23
     meaning = "the release images could not be made, exported or pushed (buildah, skopeo, registry)"
+
+
+class GuestError(TkedistroError):
+    """The cgroup v2 guest could not be built, or did not boot and run the command."""
+
+    exit_code = 24
+    meaning = ("the cgroup v2 guest could not be built, or did not boot and run the command "
+               "(the message names the step and its log)")
+
+
+class GuestTimeoutError(GuestError):
+    """The command in the guest ran past its time limit: qemu was killed."""
+
+    exit_code = 25
+    meaning = "the command in the cgroup v2 guest ran past `--timeout`; the guest was killed"
 
 
 # Exit codes that no exception carries: the CLI's own.

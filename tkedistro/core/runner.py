@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tkedistro.core import console
-from tkedistro.core.errors import CommandError
+from tkedistro.core.errors import CommandError, CommandTimeoutError
 
 # GIT_* variables a user sets to reach a mirror; every other GIT_* variable is dropped.
 GIT_ENV_KEPT = frozenset({
@@ -103,12 +103,14 @@ def run(
     message: str | None = None,
     hint: str | None = None,
     die_with_us: bool = False,
+    timeout: float | None = None,
 ) -> Result:
     """Run ``argv``; raise ``CommandError`` (command, exit code, output) when it fails.
 
     ``env`` is added to the inherited environment after the redirecting GIT_* variables are
     stripped. ``check=False`` returns the result of a failing command instead of raising.
-    ``die_with_us`` kills the command when this process dies (costs a fork).
+    ``die_with_us`` kills the command when this process dies (costs a fork). ``timeout``
+    (seconds) kills it when it runs longer: ``CommandTimeoutError``, whatever ``check`` says.
     """
     args = [os.fspath(a) for a in argv]
     console.verbose("$ " + " ".join(args) + (f"   (in {cwd})" if cwd else ""))
@@ -122,7 +124,11 @@ def run(
             capture_output=capture,
             check=False,
             preexec_fn=child_setup(os.getpid()) if die_with_us else None,
+            timeout=timeout,
         )
+    except subprocess.TimeoutExpired as exc:
+        raise CommandTimeoutError(args, timeout or 0, _text(exc.stdout), _text(exc.stderr),
+                                  message=message, hint=hint) from exc
     except FileNotFoundError as exc:
         raise CommandError(
             args, 127, "", str(exc), message=f"command not found: {args[0]}", hint=hint
@@ -133,3 +139,10 @@ def run(
             args, proc.returncode, result.stdout, result.stderr, message=message, hint=hint
         )
     return result
+
+
+def _text(output: str | bytes | None) -> str:
+    """What a killed command had written (``TimeoutExpired`` may hold bytes or nothing)."""
+    if isinstance(output, bytes):
+        return output.decode(errors="replace")
+    return output or ""

@@ -188,6 +188,15 @@ def clear_rootfs(rootfs: Path) -> None:
                          ) from exc
 
 
+def make_rootfs(rootfs: Path, recipe: DebianRecipe, log: Path) -> tuple[str, ...]:
+    """debootstrap ``recipe`` into ``rootfs`` (cleared first), run its setup commands and empty
+    its pruned folders, without importing it; returns the installed ``package=version`` lines.
+    ``log`` gets debootstrap's output."""
+    installed = _debootstrap(rootfs, recipe, log)
+    _finish_rootfs(rootfs, recipe)
+    return installed
+
+
 def _debootstrap(rootfs: Path, recipe: DebianRecipe, log: Path) -> tuple[str, ...]:
     clear_rootfs(rootfs)
     files.ensure_dir(rootfs.parent)
