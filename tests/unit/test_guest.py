@@ -201,7 +201,7 @@ class FakeMachine:
         if args[:3] == ["docker", "image", "inspect"]:
             return runner.Result(tuple(args), 0, "".join(f"sha256:{r}\n" for r in args[6:]), "")
         if args[:2] == ["docker", "save"]:
-            Path(args[3]).write_bytes(b"saved " + args[4].encode())
+            Path(args[3]).write_bytes(b"saved " + " ".join(args[5:]).encode())
         elif args[0] == "qemu-img":
             Path(args[-1]).write_bytes(b"overlay of " + args[args.index("-b") + 1].encode())
         elif args[0] == "qemu-system-x86_64":
@@ -227,7 +227,7 @@ def test_a_run_uses_a_fresh_overlay_and_removes_it(tmp_path: Path,
     guest = _guest(tmp_path)
     result = session.run_in_guest(guest, ["echo", "hi"], archives=[archive], timeout_s=60)
     assert (result.exit_code, result.stdout) == (3, "hi\n")
-    assert fake.boots == [(result.run_dir / "work", ["000-archive.tar"], "exec echo hi")]
+    assert fake.boots == [(result.run_dir / "work", ["001-archive.tar"], "exec echo hi")]
     qemu_img = fake.calls[0][0]
     assert qemu_img[:7] == ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(guest.disk)]
     assert qemu_img[7:9] == ["-F", "raw"]
@@ -248,7 +248,7 @@ def test_images_are_loaded_once_into_a_kept_layer_and_later_runs_start_on_it(
     first = session.run_in_guest(guest, ["echo", "hi"], images=["node:1"])
     # a boot that only loads the image, with a clean power-off; then the command's own boot
     (load_work, load_images, load_command), (run_work, run_images, run_command) = fake.boots
-    assert (load_images, load_command) == (["000-image.tar"], "exec true")
+    assert (load_images, load_command) == (["000-images.tar"], "exec true")
     assert (load_work / "clean-poweroff").exists() and not (run_work / "clean-poweroff").exists()
     assert (run_images, run_command, run_work) == ([], "exec echo hi", first.run_dir / "work")
     layers = list((guest.folder / "images").glob("*.qcow2"))
@@ -257,7 +257,7 @@ def test_images_are_loaded_once_into_a_kept_layer_and_later_runs_start_on_it(
     session.run_in_guest(guest, ["echo", "again"], images=["node:1"])
     assert [b[1:] for b in fake.boots[2:]] == [([], "exec echo again")]
     session.run_in_guest(guest, ["echo", "fresh"], images=["node:1"], cache_images=False)
-    assert [b[1:] for b in fake.boots[3:]] == [(["000-image.tar"], "exec echo fresh")]
+    assert [b[1:] for b in fake.boots[3:]] == [(["000-images.tar"], "exec echo fresh")]
 
 
 def test_a_guest_past_its_timeout_is_exit_25_naming_the_console_log(
