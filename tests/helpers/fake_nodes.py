@@ -14,7 +14,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from tkedistro.engine.protocols import NetworkInfo, NodeInfo, NodeSpec, RunResult
+from tkedistro.engine.protocols import (
+    EngineCgroups,
+    NetworkInfo,
+    NodeInfo,
+    NodeSpec,
+    RunResult,
+)
 
 CA_HASH = "sha256:" + "ab12" * 16
 INIT_OUTPUT = ("Your Kubernetes control-plane has initialized successfully!\n"
@@ -49,6 +55,9 @@ class FakeNodes:
     # the first key that is part of the command line (argv joined by spaces) gives its
     # (exit code, output), e.g. {"get pod patch-proof -o json": (0, "{...}")}
     answers: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # what ``docker info`` says: no version (this machine's files decide), cgroupfs driver
+    engine_cgroups: EngineCgroups = EngineCgroups("", "cgroupfs")
+    specs: list[NodeSpec] = field(default_factory=list)  # every node started, in order
 
     # --- fixtures' helpers ----------------------------------------------------------------
     def add_cluster(self, cluster: str, nodes: Sequence[str], *, running: bool = True,
@@ -71,6 +80,9 @@ class FakeNodes:
     def check_available(self) -> None:
         return None
 
+    def cgroups(self) -> EngineCgroups:
+        return self.engine_cgroups
+
     def create_network(self, name: str, labels: Mapping[str, str]) -> NetworkInfo:
         self.network_list[name] = Labelled(name, dict(labels))
         return NetworkInfo(name, "172.18.0.0/16", "172.18.0.1")
@@ -82,6 +94,7 @@ class FakeNodes:
         self.network_list.pop(name, None)
 
     def start_node(self, spec: NodeSpec) -> NodeInfo:
+        self.specs.append(spec)
         info = NodeInfo(spec.name, f"id-{spec.name}", True, dict(spec.labels),
                         f"172.18.0.{len(self.containers) + 2}")
         self.containers[spec.name] = info
