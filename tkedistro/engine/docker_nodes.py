@@ -54,9 +54,12 @@ KEPT_CAPABILITIES: tuple[tuple[str, str], ...] = (
     ("SETUID", "pods' default set; runc starts pod processes as their user"),
     ("SYS_CHROOT", "pods' default set; runc's pivot_root into each pod's root"),
     ("SYS_ADMIN", "containerd and runc: mounts (overlayfs snapshots, each pod's /proc, /sys, "
-                  "volumes), namespaces, shared mount propagation"),
+                  "volumes), namespaces, shared mount propagation; on cgroup v2 the entrypoint "
+                  "remounts the node's own cgroup tree read-write, and runc loads each pod's "
+                  "device-access eBPF program"),
     ("NET_ADMIN", "the pod network: the CNI bridge, veths and routes, kube-proxy's iptables "
-                  "rules, all in the node's own network namespace"),
+                  "rules, all in the node's own network namespace; on cgroup v2 runc attaches "
+                  "each pod's device eBPF program to the pod's cgroup"),
     ("SYS_PTRACE", "runc joins a running pod's namespaces (kubectl exec, exec probes), which "
                    "takes ptrace access to processes of other users"),
     ("SYSLOG", "the kubelet's OOM watcher reads /dev/kmsg, which needs it when the host sets "
