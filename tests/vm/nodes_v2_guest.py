@@ -6,7 +6,10 @@ server), and a static etcd pod with cgroup limits, read back under the node's cg
 Prints one JSON object (``checks``: name -> [passed, evidence]; ``seconds``: step -> time) as
 its last line and exits 0 only when every check passed. Usage (in the guest)::
 
-    PYTHONPATH=SRC:SITE python3 nodes_v2_guest.py NODE_IMAGE ETCD_IMAGE PAUSE_IMAGE
+    PYTHONPATH=SRC:SITE python3 nodes_v2_guest.py NODE_IMAGE ETCD_IMAGE PAUSE_IMAGE IMAGES_DIR
+
+``IMAGES_DIR/images.tar`` holds etcd and pause (``docker save`` on the host); it is mounted
+into the node read-only and imported into its containerd.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from tkedistro.cluster.config import ClusterConfig, init_config
 from tkedistro.cluster.lifecycle import node_spec, remove_cluster
 from tkedistro.cluster.nodeimage import node_files
 from tkedistro.engine.docker_nodes import DockerNodes
-from tkedistro.engine.protocols import Mount
+from tkedistro.engine.protocols import Mount, NodeInfo, NodeSpec
 
 MEMORY = 268435456  # the static pod's memory limit (256 MiB)
 CPU_MAX = "20000 100000"  # its cpu limit, 200m
@@ -151,7 +154,7 @@ def pod_limits(engine: DockerNodes, node: str, container_id: str) -> bool:
     return True
 
 
-def main(node_image: str, etcd: str, pause: str) -> int:
+def main(node_image: str, etcd: str, pause: str, images_dir: str) -> int:
     engine = DockerNodes()
     config = ClusterConfig(release="1.20", name="tke-vm-v2", nodes=1, version="v1.20.2-tke.1",
                            root=Path(tempfile.mkdtemp()))
@@ -161,11 +164,7 @@ def main(node_image: str, etcd: str, pause: str) -> int:
     work = Path(tempfile.mkdtemp())
     image = str(timed("build the derived node image", lambda: derived_image(config, node_image,
                                                                            work)))
-    images = work / "images"
-    images.mkdir()
-    sh("docker", "tag", pause, config.sandbox_image)
-    timed("save etcd and pause for the node", lambda: sh(
-        "docker", "save", "-o", str(images / "images.tar"), etcd, config.sandbox_image))
+    images = Path(images_dir)
     registry = work / "registry"
     registry.mkdir()
     spec = node_spec(config, layout, 0, image, registry)
@@ -174,16 +173,25 @@ def main(node_image: str, etcd: str, pause: str) -> int:
           spec.private_cgroupns and not spec.host_cgroup_tree and spec.cgroup_parent == "",
           repr(spec))
     try:
-        return run_node(engine, config, spec, etcd)
+        return run_node(engine, config, spec, etcd, pause)
     finally:
         removed = remove_cluster(engine, config, layout)
         check("down: nothing at host level besides the container, volume and network",
               not any(r.startswith("cgroup") for r in removed), ", ".join(removed))
 
 
-def run_node(engine: DockerNodes, config: ClusterConfig, spec: object, etcd: str) -> int:
+def start_node(engine: DockerNodes, spec: NodeSpec) -> NodeInfo:
+    start = time.monotonic()
+    try:
+        return engine.start_node(spec)
+    finally:
+        seconds["start the node container"] = round(time.monotonic() - start, 1)
+
+
+def run_node(engine: DockerNodes, config: ClusterConfig, spec: NodeSpec, etcd: str,
+             pause: str) -> int:
     engine.create_network(config.network, config.labels)
-    node = timed("start the node container", lambda: engine.start_node(spec))  # type: ignore
+    node = start_node(engine, spec)
     name = config.node_names[0]
     inspect = json.loads(sh("docker", "inspect", name))[0]["HostConfig"]
     check("node: not privileged, own cgroup namespace",
@@ -193,13 +201,21 @@ def run_node(engine: DockerNodes, config: ClusterConfig, spec: object, etcd: str
             name, ["ctr", "version"]).ok, 300)):
         check("containerd runs", True, engine.exec(name, ["ctr", "version"]).output)
     node_cgroups(engine, name)
-    timed("import etcd and pause", lambda: engine.exec(name, [
+    imported = timed("import etcd and pause", lambda: engine.exec(name, [
         "ctr", "-n", "k8s.io", "images", "import", str(IMAGES_IN_NODE / "images.tar")]))
+    tagged = engine.exec(name, ["ctr", "-n", "k8s.io", "images", "tag", "--force", pause,
+                                config.sandbox_image])  # the sandbox image containerd runs
+    check("etcd and pause in the node's containerd", tagged.ok,
+          f"{getattr(imported, 'output', '')}{tagged.output}")
     start_kubelet(engine, name, config, etcd)
     timed("static pod running", lambda: wait("the static etcd pod's cgroup limits", lambda:
                                              pod_limits(engine, name, node.id), 600))
-    health = engine.exec(name, ["curl", "-s", "http://127.0.0.1:23790/health"]).output
-    check("static pod: etcd answers its health check", '"health":"true"' in health, health)
+    def health() -> str:
+        return engine.exec(name, ["curl", "-s", "http://127.0.0.1:23790/health"]).output
+    timed("etcd healthy", lambda: wait("etcd's health", lambda: '"health":"true"' in health(),
+                                       300))
+    check("static pod: etcd answers its health check", '"health":"true"' in health(),
+          health())
     kubelet = engine.exec(name, ["sh", "-c", "ps -o args= -C kubelet; "
                                              "tail -n 5 /var/log/kubelet.log"]).output
     check("the release's kubelet runs", "kubelet" in kubelet and "--cgroup-root=/kubelet"
@@ -211,7 +227,7 @@ if __name__ == "__main__":
     started = time.monotonic()
     code = 1
     try:
-        code = main(*sys.argv[1:4])
+        code = main(*sys.argv[1:5])
     except Exception as exc:  # reported with the checks so far
         check("ran to the end", False, f"{type(exc).__name__}: {exc}")
     seconds["total"] = round(time.monotonic() - started, 1)
