@@ -27,8 +27,10 @@ from tkedistro.cluster.cgroups import detect_layout
 from tkedistro.cluster.config import ClusterConfig, init_config
 from tkedistro.cluster.lifecycle import node_spec, remove_cluster
 from tkedistro.cluster.nodeimage import node_files
+from tkedistro.cluster.proofkinds import cgroupvalue
 from tkedistro.engine.docker_nodes import DockerNodes
 from tkedistro.engine.protocols import Mount, NodeInfo, NodeSpec
+from tkedistro.model.proofspec import CgroupValue, parse_proof
 
 MEMORY = 268435456  # the static pod's memory limit (256 MiB)
 CPU_MAX = "20000 100000"  # its cpu limit, 200m
@@ -138,6 +140,25 @@ def start_kubelet(engine: DockerNodes, node: str, config: ClusterConfig, etcd: s
     engine.exec(node, ["sh", "-c", f"nohup kubelet {flags} > /var/log/kubelet.log 2>&1 &"])
 
 
+def kmem_on_v2(engine: DockerNodes, node: str) -> None:
+    """What ``cluster prove`` shows for the kmem patch (0003's own trailer) on this node's
+    real files: the pod's memory.max and the kernel lines of its memory.stat."""
+    spec = parse_proof("cgroup-value controller=memory file=memory.kmem.limit_in_bytes "
+                       "equals=unlimited cgroups=kubepods,pod", "0003")
+    assert isinstance(spec, CgroupValue)
+    pod = engine.exec(node, ["sh", "-c", "ls -d /sys/fs/cgroup/kubelet/kubepods/pod*"]).output
+    uid = pod.strip().splitlines()[0].rpartition("/pod")[2]
+    folders = {"kubepods": PurePosixPath("/sys/fs/cgroup/kubelet/kubepods"),
+               f"kubepods/pod{uid}": PurePosixPath(f"/sys/fs/cgroup/kubelet/kubepods/pod{uid}")}
+    wanted, cgroups = cgroupvalue.files_read(spec, v2=True), {}
+    for name, folder in folders.items():
+        got = engine.exec(node, ["grep", "-H", "", *(str(folder / f) for f in wanted)])
+        cgroups[name] = cgroupvalue.parse_cgroup_files(got.output, str(folder), wanted)
+    passed, evidence = cgroupvalue.judge_kmem_v2(cgroups, f"kubepods/pod{uid}", MEMORY)
+    check("cgroup-value (0003) on the node's real v2 files", passed
+          and "memory.stat:kernel" in cgroups[f"kubepods/pod{uid}"], evidence)
+
+
 def pod_limits(engine: DockerNodes, node: str, container_id: str) -> bool:
     found = engine.exec(node, ["sh", "-c", "grep -H '' /sys/fs/cgroup/kubelet/kubepods/pod*/"
                                            "memory.max /sys/fs/cgroup/kubelet/kubepods/pod*/"
@@ -216,6 +237,7 @@ def run_node(engine: DockerNodes, config: ClusterConfig, spec: NodeSpec, etcd: s
                                        300))
     check("static pod: etcd answers its health check", '"health":"true"' in health(),
           health())
+    kmem_on_v2(engine, name)
     kubelet = engine.exec(name, ["sh", "-c", "ps -o args= -C kubelet; "
                                              "tail -n 5 /var/log/kubelet.log"]).output
     check("the release's kubelet runs", "kubelet" in kubelet and "--cgroup-root=/kubelet"
