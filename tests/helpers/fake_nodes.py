@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from tkedistro.core.errors import ClusterError
-from tkedistro.engine.protocols import NetworkInfo, NodeInfo, NodeSpec, RunResult
+from tkedistro.engine.protocols import (
+    EngineCgroups,
+    NetworkInfo,
+    NodeInfo,
+    NodeSpec,
+    RunResult,
+)
 
 CA_HASH = "sha256:" + "ab12" * 16
 INIT_OUTPUT = ("Your Kubernetes control-plane has initialized successfully!\n"
@@ -58,6 +64,9 @@ class FakeNodes:
     node_files: dict[tuple[str, str], bytes] = field(default_factory=dict)  # (node, path)
     node_links: dict[tuple[str, str], str] = field(default_factory=dict)  # (node, path): target
     outputs: dict[str, str] = field(default_factory=dict)  # the node container's own output
+    # what ``docker info`` says: no version (this machine's files decide), cgroupfs driver
+    engine_cgroups: EngineCgroups = EngineCgroups("", "cgroupfs")
+    specs: list[NodeSpec] = field(default_factory=list)  # every node started, in order
 
     # --- fixtures' helpers ----------------------------------------------------------------
     def add_cluster(self, cluster: str, nodes: Sequence[str], *, running: bool = True,
@@ -82,6 +91,9 @@ class FakeNodes:
     def check_available(self) -> None:
         return None
 
+    def cgroups(self) -> EngineCgroups:
+        return self.engine_cgroups
+
     def create_network(self, name: str, labels: Mapping[str, str]) -> NetworkInfo:
         self.network_list[name] = Labelled(name, dict(labels))
         return NetworkInfo(name, "172.18.0.0/16", "172.18.0.1")
@@ -93,6 +105,7 @@ class FakeNodes:
         self.network_list.pop(name, None)
 
     def start_node(self, spec: NodeSpec) -> NodeInfo:
+        self.specs.append(spec)
         info = NodeInfo(spec.name, f"id-{spec.name}", True, dict(spec.labels),
                         f"172.18.0.{len(self.containers) + 2}",
                         {port: 40000 + i for i, port in enumerate(spec.published_ports)})

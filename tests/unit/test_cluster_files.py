@@ -20,6 +20,7 @@ from tests.helpers.fake_nodes import FakeNodes
 from tests.helpers.manifests import manifest_text
 from tkedistro.cli.app import app
 from tkedistro.cluster import lifecycle, pushing
+from tkedistro.cluster.cgroups import CgroupLayout
 from tkedistro.cluster.config import cluster_name
 from tkedistro.core import files
 from tkedistro.core.errors import ClusterError, UnsafePathError
@@ -88,7 +89,8 @@ def test_the_kubeconfig_is_0600_from_creation_and_never_chmod_ed(
     seen: list[tuple[str, Path]] = []
     dns = pushing.DnsImage("kind: List\n", "tkedistro-dns", "dns")
     with files.watch(lambda op, path: seen.append((op, path))):
-        state = lifecycle._bootstrap(engine, config, "node:1", ws.cache / "registry", dns)
+        state = lifecycle._bootstrap(engine, config, "node:1", ws.cache / "registry", dns,
+                                     CgroupLayout(1, "cgroupfs"))
     assert state.kubeconfig == str(config.kubeconfig)
     assert os.stat(config.kubeconfig).st_mode & 0o777 == 0o600
     # the server is the published port on the host's loopback, the rest as kubeadm wrote it

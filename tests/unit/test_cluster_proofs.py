@@ -68,6 +68,10 @@ UNLABELLED_METRICS = re.sub(r'(container|image|namespace|pod)="[^"]*"', r'\1=""'
                             PATCHED_METRICS)
 
 
+V2_STAT = ("anon 1048576", "file 0", "kernel 1310720", "kernel_stack 32768", "pagetables 0",
+           "sock 0", "slab 483328", "slab_reclaimable 200000")
+
+
 @dataclass
 class FakeCluster:
     """Answers ``exec`` as the nodes of a 2-node cluster do; records every command."""
@@ -81,6 +85,8 @@ class FakeCluster:
         "memory.kmem.max_usage_in_bytes": "647168"})
     calls: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)
+    cgroup_fs: str = "tmpfs"  # ``stat -fc %T /sys/fs/cgroup``: "cgroup2fs" on a v2 node
+    root: str = ROOT  # the node's /run/tkedistro-cgroup-root
 
     def nodes(self, labels: Mapping[str, str]) -> list[NodeInfo]:
         return [NodeInfo(n, n, True, dict(labels), a)
@@ -105,7 +111,9 @@ class FakeCluster:
             return 0, f"spec:\n  containers:\n  - command:\n    - kube-controller-manager\n" \
                       f"    - --port=0\n{self.verbosity_flag}"
         if argv == ["cat", str(cgroupvalue.CGROUP_ROOT_FILE)]:
-            return 0, ROOT + "\n"
+            return 0, self.root + "\n"
+        if argv == ["stat", "-fc", "%T", "/sys/fs/cgroup"]:
+            return 0, self.cgroup_fs + "\n"
         if argv == ["uname", "-r"]:
             return 0, self.kernel + "\n"
         if argv[:4] == ["ctr", "-n", "k8s.io", "containers"]:
@@ -117,9 +125,20 @@ class FakeCluster:
     def _cgroup_file(self, path: str) -> str:
         folder, _, name = path.rpartition("/")
         limit = "33554432" if folder.endswith(f"pod{UID}") else "25275990016"
+        if self.cgroup_fs == "cgroup2fs":
+            return self._v2_file(path, limit)
         value = limit if name == "memory.limit_in_bytes" else self.kmem.get(name)
         return f"{path}:{value}\n" if value is not None else \
             f"grep: {path}: No such file or directory\n"
+
+    def _v2_file(self, path: str, limit: str) -> str:
+        if not path.startswith("/sys/fs/cgroup/kubelet/kubepods"):  # one tree on v2
+            return f"grep: {path}: No such file or directory\n"
+        if path.endswith("/memory.max"):
+            return f"{path}:{limit}\n"
+        if path.endswith("/memory.stat"):
+            return "".join(f"{path}:{line}\n" for line in V2_STAT)
+        return f"grep: {path}: No such file or directory\n"
 
     def _curl(self, argv: list[str]) -> tuple[int, str]:
         body, admin = argv[argv.index("--data") + 1], "--cert" in argv
@@ -192,6 +211,27 @@ def test_a_patched_cluster_proves_all_three_with_what_it_answered() -> None:
     assert (f"kubepods/pod{UID}: limit_in_bytes=33554432 kmem.limit_in_bytes={UNLIMITED} "
             "kmem.usage_in_bytes=356352 kmem.max_usage_in_bytes=647168") in kmem
     assert "kernel 6.18 >= 4.6 charges kmem to every v1 memory cgroup" in kmem
+
+
+def test_on_a_cgroup_v2_node_the_kmem_check_shows_memory_max_and_the_kernel_lines() -> None:
+    cluster = FakeCluster(cgroup_fs="cgroup2fs", root="/kubelet")
+    found = _by_patch(cluster)
+    assert [found[p].passed for p in (KCM_PATCH, METRICS_PATCH, KMEM_PATCH)] == [True] * 3
+    kmem = found[KMEM_PATCH].evidence
+    assert kmem.startswith(f"{WORKER} /kubelet (uname 6.18.44-fc-v1045, cgroup v2): "
+                           "cgroup v2 has no separate kernel-memory limit")
+    assert (f"kubepods/pod{UID}: max=33554432 stat:kernel=1310720 stat:kernel_stack=32768 "
+            "stat:slab=483328") in kmem
+    read = [a for _, a in cluster.calls if a[:3] == ("grep", "-H", "")]
+    assert read[-1][3:] == (f"/sys/fs/cgroup/kubelet/kubepods/pod{UID}/memory.max",
+                            f"/sys/fs/cgroup/kubelet/kubepods/pod{UID}/memory.stat")
+
+
+def test_on_a_cgroup_v2_node_a_pod_without_its_memory_max_fails() -> None:
+    cgroups = {"kubepods": {"memory.max": "max"}, f"kubepods/pod{UID}": {"memory.max": "max"}}
+    passed, evidence = cgroupvalue.judge_kmem_v2(cgroups, f"kubepods/pod{UID}", 33554432)
+    assert not passed
+    assert evidence.startswith(f"kubepods/pod{UID}: memory.max is not the pod's limit 33554432;")
 
 
 def test_everything_runs_inside_the_nodes_and_cleans_up() -> None:

@@ -2,6 +2,16 @@
 
 Everything the cluster makes on the engine carries ``LABEL=<name>``; the name is derived from
 the release and the distro root, so two checkouts never share (or remove) each other's nodes.
+
+The kubelet's cgroups follow the node's reality, which is the same on every host layout
+(``cluster/cgroups.py``): no systemd runs in a node, so its driver is ``cgroupfs`` (and
+containerd's runc ``SystemdCgroup = false``) whatever driver the host's Docker uses, and its
+cgroup root is the one the node's entrypoint made inside the node's own cgroup and wrote to
+``/run/tkedistro-cgroup-root`` (passed as ``--cgroup-root``): on cgroup v1 the node's cgroup
+by its host path plus ``/kubelet`` (host cgroup namespace), on cgroup v2 ``/kubelet`` in the
+node's own cgroup namespace, with every controller the node has delegated to it (v1.20's
+kubelet needs cpu, cpuset, memory, pids and hugetlb there when the host has them). kubeadm's
+preflight (and its ``SystemVerification``) is skipped by ``bootstrap``.
 """
 
 from __future__ import annotations
@@ -130,6 +140,8 @@ def init_config(config: ClusterConfig, node: str, address: str, token: str) -> s
          "apiServer": {"certSANs": ["127.0.0.1", "localhost", addr]},
          "etcd": {"local": {"imageTag": ETCD_TAG}}},
         {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+         # no systemd in a node: cgroupfs on cgroup v1 and v2, whatever the host's driver;
+         # the cgroup root comes from the node's entrypoint (--cgroup-root)
          "cgroupDriver": "cgroupfs", "failSwapOn": False,
          "clusterDNS": [DNS_IP], "clusterDomain": DOMAIN,
          "resolvConf": "/etc/tkedistro/resolv.conf",  # written by the node's entrypoint

@@ -26,6 +26,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from tkedistro.cluster import bootstrap, kubeconfig, logs, pushing
+from tkedistro.cluster.cgroups import CgroupLayout, detect_layout
 from tkedistro.cluster.config import (
     LABEL,
     MAX_NODES,
@@ -211,19 +212,29 @@ def cluster_lock(ws: Workspace, config: ClusterConfig) -> Iterator[None]:
         yield
 
 
-def remove_cluster(engine: NodeEngine, config: ClusterConfig) -> list[str]:
-    """Remove everything labelled with this cluster (and what an earlier tkedistro started
-    for this exact release under the cluster's old name); returns what was removed."""
-    removed = _remove_labelled(engine, config, {LABEL: config.name})
+def remove_cluster(engine: NodeEngine, config: ClusterConfig,
+                   layout: CgroupLayout | None = None) -> list[str]:
+    """Remove everything labelled with this cluster, and the cgroup parent docker made for
+    its nodes on this host's ``layout`` (detected when not given), and what an earlier
+    tkedistro started for this exact release under the cluster's old name; returns what was
+    removed."""
+    layout = layout or detect_layout(engine)
+    removed = _remove_labelled(engine, config, {LABEL: config.name}, layout)
     old = _old_name(config)
     if old != config.name:
-        removed += _remove_legacy(engine, config, old)
+        removed += _remove_legacy(engine, config, old, layout)
     for path in (config.kubeconfig, config.state_file):
         files.remove(path)  # never through a symlink: only the repo's own files go
     return removed
 
 
-def _remove_legacy(engine: NodeEngine, config: ClusterConfig, old: str) -> list[str]:
+def _parent_cgroups(layout: CgroupLayout, name: str) -> list[str]:
+    parent = layout.parent(name)  # "": the systemd driver's nodes have none of their own
+    return [f"cgroup {p}" for p in (remove_cgroup_parent(parent) if parent else [])]
+
+
+def _remove_legacy(engine: NodeEngine, config: ClusterConfig, old: str,
+                   layout: CgroupLayout) -> list[str]:
     """The old name was shared by releases such as ``1.0-tke`` and ``1.0-TKE``: only what
     carries this exact release's label goes, and the old network and cgroup parent only
     once no container of the old name is left."""
@@ -239,12 +250,12 @@ def _remove_legacy(engine: NodeEngine, config: ClusterConfig, old: str) -> list[
         for network in engine.networks({LABEL: old}):
             engine.remove_network(network)
             removed.append(f"network {network}")
-        removed += [f"cgroup {p}" for p in remove_cgroup_parent(f"/{old}")]
+        removed += _parent_cgroups(layout, old)
     return removed
 
 
 def _remove_labelled(engine: NodeEngine, config: ClusterConfig,
-                     selector: dict[str, str]) -> list[str]:
+                     selector: dict[str, str], layout: CgroupLayout) -> list[str]:
     removed = []
     for node in engine.nodes(selector):
         engine.remove_node(node.name)
@@ -255,46 +266,58 @@ def _remove_labelled(engine: NodeEngine, config: ClusterConfig,
     for network in engine.networks(selector):
         engine.remove_network(network)
         removed.append(f"network {network}")
-    removed += [f"cgroup {p}" for p in remove_cgroup_parent(config.cgroup_parent)]
+    removed += _parent_cgroups(layout, config.name)
     return removed
 
 
 def remove_cgroup_parent(parent: str, root: Path = CGROUP_ROOT) -> list[Path]:
-    """Remove the (empty) cgroup folders under ``parent`` in every hierarchy, deepest first.
+    """Remove the (empty) cgroup folders under ``parent``, deepest first: in every hierarchy
+    on cgroup v1, in the one tree on v2 (``root`` holds ``cgroup.controllers``).
 
     Only the cluster's own parent (``/<cluster name>``) is looked at; a folder still holding
     processes cannot be removed by the kernel and is left as it is.
     """
-    removed = []
     name = parent.strip("/")
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"not a cluster cgroup parent: {parent!r}")
+    if (root / "cgroup.controllers").is_file():
+        return _remove_tree(root / name)
+    removed = []
     for hierarchy in sorted(root.iterdir()) if root.is_dir() else []:
-        if hierarchy.is_symlink():
-            continue  # ``cpu -> cpu,cpuacct``: the folder itself is in the list too
-        top = hierarchy / name
-        if not top.is_dir():
-            continue
-        dirs = sorted((p for p in top.rglob("*") if p.is_dir() and not p.is_symlink()),
-                      key=lambda p: -len(p.parts))
-        removed += [d for d in [*dirs, top] if files.remove_empty_dir(d)]
+        if not hierarchy.is_symlink():  # ``cpu -> cpu,cpuacct``: the folder is listed too
+            removed += _remove_tree(hierarchy / name)
     return removed
 
 
+def _remove_tree(top: Path) -> list[Path]:
+    if top.is_symlink() or not top.is_dir():
+        return []
+    dirs = sorted((p for p in top.rglob("*") if p.is_dir() and not p.is_symlink()),
+                  key=lambda p: -len(p.parts))
+    return [d for d in [*dirs, top] if files.remove_empty_dir(d)]
+
+
+def node_spec(config: ClusterConfig, layout: CgroupLayout, index: int, image: str,
+              registry_data: Path) -> NodeSpec:
+    """The container of node ``index`` (0: the control plane) on this host's cgroup layout."""
+    name = config.node_names[index]
+    labels = {**config.labels, RELEASE_LABEL: config.release,
+              ROLE_LABEL: "control-plane" if index == 0 else "worker"}
+    return NodeSpec(name=name, image=image, network=config.network, labels=labels,
+                    cgroup_parent=layout.parent(config.name), volume=config.volume(name),
+                    mounts=(Mount(registry_data, REGISTRY_ROOT, read_only=True),),
+                    private_cgroupns=layout.private_namespace,
+                    host_cgroup_tree=layout.binds_host_tree,
+                    published_ports=(API_PORT,) if index == 0 else ())
+
+
 def _start_nodes(engine: NodeEngine, config: ClusterConfig, image: str,
-                 registry_data: Path) -> list[NodeInfo]:
+                 registry_data: Path, layout: CgroupLayout) -> list[NodeInfo]:
     files.check_path(registry_data)  # docker would follow a symlink in a mount's source
+    console.info(f"nodes for {layout.describe()}")
     engine.create_network(config.network, config.labels)
-    started = []
-    for i, name in enumerate(config.node_names):
-        labels = {**config.labels, RELEASE_LABEL: config.release,
-                  ROLE_LABEL: "control-plane" if i == 0 else "worker"}
-        spec = NodeSpec(name=name, image=image, network=config.network, labels=labels,
-                        cgroup_parent=config.cgroup_parent, volume=config.volume(name),
-                        published_ports=(API_PORT,) if i == 0 else (),
-                        mounts=(Mount(registry_data, REGISTRY_ROOT, read_only=True),))
-        started.append(engine.start_node(spec))
-    return started
+    return [engine.start_node(node_spec(config, layout, i, image, registry_data))
+            for i in range(len(config.node_names))]
 
 
 def retained(retain: bool) -> bool:
@@ -326,7 +349,8 @@ def up(ws: Workspace, manifest: Manifest, bin_dir: Path, *, nodes: int = DEFAULT
     start = time.monotonic()
     files.ensure_dir(config.root)  # a symlinked _cluster/<release>: refused before any work
     with cluster_lock(ws, config):
-        for item in remove_cluster(engine, config):
+        layout = detect_layout(engine)  # refused before anything is built or started
+        for item in remove_cluster(engine, config, layout):
             console.info(f"removed leftover {item} of cluster {config.name}")
         work = ws.cache / "cluster" / release
         node_image = ensure_node_image(images, config, bin_dir, work)
@@ -334,9 +358,9 @@ def up(ws: Workspace, manifest: Manifest, bin_dir: Path, *, nodes: int = DEFAULT
             dns = pushing.push_cluster_images(ws, manifest, config, images, reg, support)
             data = reg.folder / "data"
         try:
-            state = _bootstrap(engine, config, node_image.ref, data, dns)
+            state = _bootstrap(engine, config, node_image.ref, data, dns, layout)
         except BaseException as exc:
-            _failed(engine, config, exc, retained(retain), logs_dir)
+            _failed(engine, config, exc, retained(retain), logs_dir, layout)
             raise
     state = dataclasses.replace(state, node_image_id=node_image.id,
                                 seconds=time.monotonic() - start, build=build_digest(bin_dir),
@@ -356,12 +380,12 @@ def _merge_target() -> tuple[Path, kubeconfig.InvokingUser | None]:
 
 
 def _failed(engine: NodeEngine, config: ClusterConfig, exc: BaseException, keep: bool,
-            logs_dir: Path | None) -> None:
+            logs_dir: Path | None, layout: CgroupLayout) -> None:
     """The failure path of ``up``: the logs first (not after Ctrl-C), then the removal."""
     failed = isinstance(exc, Exception) and not isinstance(exc, Interrupted)
     collected = logs.collect_after_failure(engine, config, logs_dir) if failed else None
     if not keep:
-        remove_cluster(engine, config)
+        remove_cluster(engine, config, layout)
     if failed:
         logs.add_note(exc, logs.failure_note(config.release, collected, keep))
 
@@ -376,9 +400,9 @@ def _registry(ws: Workspace, given: LocalRegistry | None) -> Iterator[LocalRegis
 
 
 def _bootstrap(engine: NodeEngine, config: ClusterConfig, image: str, registry_data: Path,
-               dns: pushing.DnsImage) -> ClusterState:
+               dns: pushing.DnsImage, layout: CgroupLayout) -> ClusterState:
     with console.step("cluster", f"start {config.nodes} node containers ({config.name})"):
-        started = _start_nodes(engine, config, image, registry_data)
+        started = _start_nodes(engine, config, image, registry_data, layout)
         bootstrap.wait_node_services(engine, started)
     control, workers = started[0], started[1:]
     token = new_token()

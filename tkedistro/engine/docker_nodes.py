@@ -7,9 +7,11 @@ listed in ``CAPABILITIES``, each with the reason it is kept; the devices docker 
 container plus ``/dev/kmsg`` read-only; ``/proc`` masked as docker masks it (``/proc/kcore``,
 ``/proc/keys``, ...) plus ``/proc/sysrq-trigger``, and the kernel-wide sysctls read-only
 (only the node's own network namespace's ``/proc/sys/net`` is writable). Its seccomp and
-AppArmor profiles are unconfined (containerd and runc inside make namespaces and mounts) and
-the host cgroup tree is mounted read-write (the kubelet on cgroup v1 puts the pods under the
-node's own cgroup, by its host path). Its network, PID and mount namespaces stay its own.
+AppArmor profiles are unconfined (containerd and runc inside make namespaces and mounts). On
+cgroup v1 it shares the host's cgroup namespace and the host cgroup tree is mounted read-write
+(the kubelet puts the pods under the node's own cgroup, by its host path); on cgroup v2 it
+gets a cgroup namespace of its own and no host cgroup mount (``NodeSpec.private_cgroupns``,
+``host_cgroup_tree``). Its network, PID and mount namespaces stay its own.
 
 What that leaves a node able to do to the host is in the README's Security model: root in
 a node (a privileged pod, anyone with the admin kubeconfig) is root on the host, through
@@ -29,7 +31,7 @@ from typing import Any
 
 from tkedistro.core.errors import ClusterError
 from tkedistro.engine.docker import connect
-from tkedistro.engine.protocols import NetworkInfo, NodeInfo, NodeSpec, RunResult
+from tkedistro.engine.protocols import EngineCgroups, NetworkInfo, NodeInfo, NodeSpec, RunResult
 
 # Each capability a node keeps, and why; every other one is dropped (SYS_MODULE, SYS_RAWIO,
 # SYS_TIME, SYS_BOOT, DAC_READ_SEARCH, MAC_ADMIN, AUDIT_CONTROL, IPC_LOCK, SYS_NICE, ...).
@@ -52,9 +54,12 @@ KEPT_CAPABILITIES: tuple[tuple[str, str], ...] = (
     ("SETUID", "pods' default set; runc starts pod processes as their user"),
     ("SYS_CHROOT", "pods' default set; runc's pivot_root into each pod's root"),
     ("SYS_ADMIN", "containerd and runc: mounts (overlayfs snapshots, each pod's /proc, /sys, "
-                  "volumes), namespaces, shared mount propagation"),
+                  "volumes), namespaces, shared mount propagation; on cgroup v2 the entrypoint "
+                  "remounts the node's own cgroup tree read-write, and runc loads each pod's "
+                  "device-access eBPF program"),
     ("NET_ADMIN", "the pod network: the CNI bridge, veths and routes, kube-proxy's iptables "
-                  "rules, all in the node's own network namespace"),
+                  "rules, all in the node's own network namespace; on cgroup v2 runc attaches "
+                  "each pod's device eBPF program to the pod's cgroup"),
     ("SYS_PTRACE", "runc joins a running pod's namespaces (kubectl exec, exec probes), which "
                    "takes ptrace access to processes of other users"),
     ("SYSLOG", "the kubelet's OOM watcher reads /dev/kmsg, which needs it when the host sets "
@@ -113,6 +118,11 @@ class DockerNodes:
     def check_available(self) -> None:
         self._docker.ping()
 
+    def cgroups(self) -> EngineCgroups:
+        info = self._docker.info()
+        return EngineCgroups(str(info.get("CgroupVersion") or ""),
+                             str(info.get("CgroupDriver") or ""))
+
     def create_network(self, name: str, labels: Mapping[str, str]) -> NetworkInfo:
         import docker.errors  # type: ignore[import-untyped]
 
@@ -140,15 +150,17 @@ class DockerNodes:
     def start_node(self, spec: NodeSpec) -> NodeInfo:
         import docker.errors
 
-        binds = {"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
-                 "/lib/modules": {"bind": "/lib/modules", "mode": "ro"},
+        binds = {"/lib/modules": {"bind": "/lib/modules", "mode": "ro"},
                  spec.volume: {"bind": "/var", "mode": "rw"}}
+        if spec.host_cgroup_tree:
+            binds["/sys/fs/cgroup"] = {"bind": "/sys/fs/cgroup", "mode": "rw"}
         for m in spec.mounts:
             binds[str(m.source)] = {"bind": str(m.target), "mode": "ro" if m.read_only else "rw"}
         api = self._docker.api
         host = api.create_host_config(
             cap_drop=["ALL"], cap_add=list(CAPABILITIES), security_opt=list(SECURITY_OPT),
-            devices=list(DEVICES), cgroup_parent=spec.cgroup_parent,
+            devices=list(DEVICES), cgroup_parent=spec.cgroup_parent or None,
+            cgroupns="private" if spec.private_cgroupns else None,  # None: v1's host default
             tmpfs={"/run": "rw,exec", "/tmp": "rw,exec"}, binds=binds, init=True,
             sysctls={"net.ipv4.ip_forward": "1"}, network_mode=spec.network,
             port_bindings={port: ("127.0.0.1",) for port in spec.published_ports})

@@ -195,7 +195,7 @@ class NodeSpec:
     image: str
     network: str
     labels: Mapping[str, str]
-    cgroup_parent: str  # "/tkedistro-<cluster>": everything the node makes nests under it
+    cgroup_parent: str  # "/<cluster>": everything the node makes nests under it; "": none
     volume: str  # a named volume for /var (containerd's overlayfs cannot live on overlayfs)
     mounts: tuple[Mount, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
@@ -203,6 +203,19 @@ class NodeSpec:
     # TCP ports of the node published on the host's 127.0.0.1, each on a free host port the
     # engine picks (the control plane's 6443, so a kubeconfig works from the host)
     published_ports: tuple[int, ...] = ()
+    # cgroup v1: the host's cgroup namespace and /sys/fs/cgroup read-write (the kubelet puts
+    # pods under the node's cgroup by its host path); v2: the node's own namespace, no bind
+    private_cgroupns: bool = False
+    host_cgroup_tree: bool = True
+
+
+@dataclass(frozen=True)
+class EngineCgroups:
+    """What the engine says of its cgroups: version "1"/"2" ("" unknown), driver
+    "cgroupfs"/"systemd"/... ("" unknown)."""
+
+    version: str
+    driver: str
 
 
 @dataclass(frozen=True)
@@ -231,12 +244,16 @@ class NodeEngine(Protocol):
     A node is not ``--privileged``: it keeps only the capabilities a node uses (the Docker
     adapter lists each with why), the engine's default devices plus the kernel log
     read-only, ``/proc`` masked and the kernel-wide sysctls read-only, unconfined
-    seccomp/AppArmor and the host's cgroup tree read-write, but never the host's network,
-    PID or mount namespace. Everything made is labelled, so a killed run's leftovers are
-    found again.
+    seccomp/AppArmor and, on cgroup v1 only, the host's cgroup tree read-write (on v2 its
+    own cgroup namespace), but never the host's network, PID or mount namespace. Everything
+    made is labelled, so a killed run's leftovers are found again.
     """
 
     def check_available(self) -> None: ...
+
+    def cgroups(self) -> EngineCgroups:
+        """The engine's cgroup version and driver (``docker info``)."""
+        ...
 
     def create_network(self, name: str, labels: Mapping[str, str]) -> NetworkInfo: ...
 

@@ -1,11 +1,14 @@
-"""``cgroup-value``: a cgroup v1 file of the cgroups the kubelet made for the check's own pod
+"""``cgroup-value``: a cgroup file of the cgroups the kubelet made for the check's own pod
 (``kubepods``, ``kubepods/pod<uid>``, the container's) equals or contains a value.
 
 Read with ``grep -H`` inside the pod's node, under the node's cgroup root (the entrypoint
 writes it to ``CGROUP_ROOT_FILE``). For the memory controller the pod's memory limit must be
 in its cgroup first: that shows the kubelet made the cgroup with memory settings.
 ``memory.kmem.limit_in_bytes=unlimited`` (kernel-memory accounting left off) is judged with
-what this kernel can and cannot show (``judge_kmem``). cgroup v2 is not read here yet.
+what this kernel can and cannot show (``judge_kmem``). On a cgroup v2 node (``/sys/fs/cgroup``
+is ``cgroup2fs``: one tree, no controller folders) the pod's limit is ``memory.max``, and the
+kmem check says what v2 shows instead (``judge_kmem_v2``): v2 has no separate kernel-memory
+limit, so the pod's ``memory.max`` and the kernel lines of its ``memory.stat`` are shown.
 """
 
 from __future__ import annotations
@@ -28,6 +31,13 @@ KMEM_FILES = (MEMORY_LIMIT_FILE, KMEM_LIMIT_FILE,
 KMEM_ALWAYS_CHARGED = (4, 6)  # since Linux 4.6 every v1 memory cgroup is charged for kmem
 KMEM_EXPECTED = ("no kernel-memory limit; kmem usage judged where the kernel only accounts "
                  "after a limit write (< 4.6)")
+V2_FS = "cgroup2fs"  # ``stat -fc %T /sys/fs/cgroup`` on a cgroup v2 node
+V2_LIMIT_FILE = "memory.max"
+V2_STAT_FILE = "memory.stat"
+V2_KERNEL_LINES = ("kernel", "kernel_stack", "slab")  # of memory.stat, those the kernel has
+V2_KMEM_NOTE = ("cgroup v2 has no separate kernel-memory limit (kernel memory is charged to "
+                "memory.max with the rest), so there is no kmem limit the kubelet could set "
+                "or leave off; shown: the pod's memory.max and the kernel lines of memory.stat")
 
 
 def kernel_version(uname: str) -> tuple[int, int]:
@@ -50,10 +60,19 @@ def _shown(cgroups: Mapping[str, Mapping[str, str]], controller: str) -> str:
 
 
 def _limit_problem(cgroups: Mapping[str, Mapping[str, str]], pod_cgroup: str,
-                   memory_limit: int) -> list[str]:
-    if cgroups.get(pod_cgroup, {}).get(MEMORY_LIMIT_FILE) != str(memory_limit):
-        return [f"{pod_cgroup}: {MEMORY_LIMIT_FILE} is not the pod's limit {memory_limit}"]
+                   memory_limit: int, limit_file: str = MEMORY_LIMIT_FILE) -> list[str]:
+    if cgroups.get(pod_cgroup, {}).get(limit_file) != str(memory_limit):
+        return [f"{pod_cgroup}: {limit_file} is not the pod's limit {memory_limit}"]
     return []
+
+
+def judge_kmem_v2(cgroups: Mapping[str, Mapping[str, str]], pod_cgroup: str,
+                  memory_limit: int) -> tuple[bool, str]:
+    """What a cgroup v2 node shows for "kmem accounting left off": the pod's ``memory.max``
+    must be its limit (the kubelet made the cgroup with memory settings); there is no
+    kernel-memory limit in v2 to judge, so the kernel memory lines are shown, not judged."""
+    problems = _limit_problem(cgroups, pod_cgroup, memory_limit, V2_LIMIT_FILE)
+    return (not problems), "; ".join([*problems, V2_KMEM_NOTE, _shown(cgroups, "memory")])
 
 
 def judge_kmem(kernel: tuple[int, int], cgroups: Mapping[str, Mapping[str, str]],
@@ -100,9 +119,10 @@ def _holds(spec: CgroupValue, value: str) -> bool:
 
 
 def judge_value(spec: CgroupValue, cgroups: Mapping[str, Mapping[str, str]],
-                pod_cgroup: str, memory_limit: int) -> tuple[bool, str]:
+                pod_cgroup: str, memory_limit: int, v2: bool = False) -> tuple[bool, str]:
     """``spec.file`` in each cgroup against ``equals``/``contains``."""
-    problems = _limit_problem(cgroups, pod_cgroup, memory_limit) \
+    limit_file = V2_LIMIT_FILE if v2 else MEMORY_LIMIT_FILE
+    problems = _limit_problem(cgroups, pod_cgroup, memory_limit, limit_file) \
         if spec.controller == "memory" and pod_cgroup in cgroups else []
     for name, files in cgroups.items():
         value = files.get(spec.file)
@@ -113,10 +133,11 @@ def judge_value(spec: CgroupValue, cgroups: Mapping[str, Mapping[str, str]],
     return (not problems), "; ".join([*problems, _shown(cgroups, spec.controller)])
 
 
-def files_read(spec: CgroupValue) -> tuple[str, ...]:
+def files_read(spec: CgroupValue, v2: bool = False) -> tuple[str, ...]:
     if _is_kmem_off(spec):
-        return KMEM_FILES
-    first = (MEMORY_LIMIT_FILE,) if spec.controller == "memory" else ()
+        return (V2_LIMIT_FILE, V2_STAT_FILE) if v2 else KMEM_FILES
+    first = ((V2_LIMIT_FILE if v2 else MEMORY_LIMIT_FILE),) if spec.controller == "memory" \
+        else ()
     return tuple(dict.fromkeys((*first, spec.file)))
 
 
@@ -127,13 +148,23 @@ def parse_cgroup_files(output: str, folder: str, files: Sequence[str] = KMEM_FIL
     for line in output.splitlines():
         path, sep, value = line.partition(":")
         if sep and path.startswith(folder + "/"):
-            found[path.rpartition("/")[2]] = value.strip()
-    return {f: found[f] for f in files if f in found}
+            name = path.rpartition("/")[2]
+            if name == V2_STAT_FILE:  # ``key value`` lines: the kernel memory ones, by key
+                key, _, number = value.strip().partition(" ")
+                if key in V2_KERNEL_LINES:
+                    found[f"{name}:{key}"] = number
+            else:
+                found[name] = value.strip()
+    stat = [f"{V2_STAT_FILE}:{key}" for key in V2_KERNEL_LINES] * (V2_STAT_FILE in files)
+    return {f: found[f] for f in [*files, *stat] if f in found}
 
 
-def cgroup_folders(spec: CgroupValue, root: str, pod: ProofPod) -> dict[str, PurePosixPath]:
-    """{name shown: folder} of the cgroups the spec names, in its order."""
-    base = V1_ROOT / spec.controller / root.lstrip("/") / "kubepods"
+def cgroup_folders(spec: CgroupValue, root: str, pod: ProofPod,
+                   v2: bool = False) -> dict[str, PurePosixPath]:
+    """{name shown: folder} of the cgroups the spec names, in its order (v1: under the
+    controller's hierarchy; v2: in the node's one tree)."""
+    hierarchy = V1_ROOT if v2 else V1_ROOT / spec.controller
+    base = hierarchy / root.lstrip("/") / "kubepods"
     names = {"kubepods": ("kubepods", base), "pod": (f"kubepods/pod{pod.uid}",
                                                      base / f"pod{pod.uid}"),
              "container": (f"kubepods/pod{pod.uid}/{pod.container_id}",
@@ -153,12 +184,17 @@ def prove(ctx: ProofContext, spec: CgroupValue) -> Outcome:
     pod = ctx.need_pod()
     root = ctx.engine.exec(pod.node, ["cat", str(CGROUP_ROOT_FILE)]).output.strip()
     uname = ctx.engine.exec(pod.node, ["uname", "-r"]).output.strip()
-    files, cgroups = files_read(spec), {}
-    for name, folder in cgroup_folders(spec, root, pod).items():
+    v2 = ctx.engine.exec(pod.node, ["stat", "-fc", "%T", str(V1_ROOT)]).output.strip() == V2_FS
+    files, cgroups = files_read(spec, v2), {}
+    for name, folder in cgroup_folders(spec, root, pod, v2).items():
         got = ctx.engine.exec(pod.node, ["grep", "-H", "", *(str(folder / f) for f in files)])
         cgroups[name] = parse_cgroup_files(got.output, str(folder), files)
     pod_cgroup = f"kubepods/pod{pod.uid}"
-    passed, evidence = judge_kmem(kernel_version(uname), cgroups, pod_cgroup, MEMORY_LIMIT) \
-        if _is_kmem_off(spec) else judge_value(spec, cgroups, pod_cgroup, MEMORY_LIMIT)
-    return Outcome(check_text(spec, pod), passed, f"{pod.node} {root} (uname {uname}): "
-                                                  f"{evidence}")
+    if _is_kmem_off(spec):
+        passed, evidence = judge_kmem_v2(cgroups, pod_cgroup, MEMORY_LIMIT) if v2 else \
+            judge_kmem(kernel_version(uname), cgroups, pod_cgroup, MEMORY_LIMIT)
+    else:
+        passed, evidence = judge_value(spec, cgroups, pod_cgroup, MEMORY_LIMIT, v2)
+    version = ", cgroup v2" if v2 else ""
+    return Outcome(check_text(spec, pod), passed,
+                   f"{pod.node} {root} (uname {uname}{version}): {evidence}")

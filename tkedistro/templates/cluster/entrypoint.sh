@@ -12,16 +12,56 @@ mount --make-rshared /
 [ -s /etc/machine-id ] || tr -d - < /proc/sys/kernel/random/uuid > /etc/machine-id
 
 # cgroup v1, host cgroup namespace: pods nest under this node's own cgroup, never the host's
-own=$(awk -F: '$2=="memory"{print $3}' /proc/self/cgroup)
-root="$own/kubelet"
-for dir in /sys/fs/cgroup/*/; do
-  [ -d "$dir$own" ] || continue
-  mkdir -p "$dir$root"
-  if [ -f "$dir$root/cpuset.cpus" ]; then
-    cat "$dir$own/cpuset.cpus" > "$dir$root/cpuset.cpus"
-    cat "$dir$own/cpuset.mems" > "$dir$root/cpuset.mems"
+cgroup_v1() {
+  own=$(awk -F: '$2=="memory"{print $3}' /proc/self/cgroup)
+  root="$own/kubelet"
+  for dir in "$CGROUP_FS"/*/; do
+    [ -d "$dir$own" ] || continue
+    mkdir -p "$dir$root"
+    if [ -f "$dir$root/cpuset.cpus" ]; then
+      cat "$dir$own/cpuset.cpus" > "$dir$root/cpuset.cpus"
+      cat "$dir$own/cpuset.mems" > "$dir$root/cpuset.mems"
+    fi
+  done
+}
+
+# every controller this cgroup has, delegated to its children (one at a time: a controller
+# the kernel refuses is named, the others still go)
+delegate() {
+  local controllers controller
+  read -ra controllers < "$1/cgroup.controllers" || true  # one line, or empty
+  for controller in "${controllers[@]}"; do
+    echo "+$controller" >> "$1/cgroup.subtree_control" ||
+      log "cgroup controller $controller: not delegated in $1"
+  done
+}
+
+# cgroup v2, the node's own cgroup namespace: /sys/fs/cgroup is the node's own cgroup. A
+# cgroup with processes cannot delegate controllers ("no internal processes"), so the node's
+# processes move to /init and the pods get /kubelet with every controller the node has
+cgroup_v2() {
+  if grep -q " $CGROUP_FS ro[, ]" /proc/self/mountinfo; then  # docker mounts it read-only
+    mount -o remount,rw "$CGROUP_FS"
   fi
-done
+  mkdir -p "$CGROUP_FS/init"
+  for _ in 1 2 3; do  # a process forked meanwhile is moved on the next pass
+    while read -r pid; do
+      echo "$pid" >> "$CGROUP_FS/init/cgroup.procs" 2>/dev/null || true  # gone meanwhile
+    done < "$CGROUP_FS/cgroup.procs"
+    grep -q . "$CGROUP_FS/cgroup.procs" || break  # kernfs files always show size 0
+  done
+  delegate "$CGROUP_FS"
+  root=/kubelet
+  mkdir -p "$CGROUP_FS$root"
+  delegate "$CGROUP_FS$root"
+}
+
+CGROUP_FS=/sys/fs/cgroup
+if [ "$(stat -fc %T "$CGROUP_FS")" = cgroup2fs ] || [ -f "$CGROUP_FS/cgroup.controllers" ]; then
+  cgroup_v2
+else
+  cgroup_v1
+fi
 echo "$root" > /run/tkedistro-cgroup-root
 log "cgroup root for pods: $root"
 
