@@ -329,3 +329,27 @@ def test_the_entrypoint_passes_shellcheck() -> None:
     done = subprocess.run(["shellcheck", "--severity=warning", str(ENTRYPOINT)],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stdout
+
+
+def test_a_slow_machine_scales_every_cluster_wait_and_kubeadms_own(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``TKEDISTRO_CLUSTER_TIMEOUT_FACTOR`` (the emulated guest): kubeadm's control-plane and
+    discovery timeouts and the tool's own waits grow with it; a bad value names the variable."""
+    import yaml
+
+    from tkedistro.cluster import config as cfg
+    from tkedistro.core.errors import ClusterError
+
+    conf = cfg.ClusterConfig("1.20", "tke-x", 2, "v1.20.2-tke.1", Path("/r"))
+    init = lambda: list(yaml.safe_load_all(cfg.init_config(conf, "n", "172.18.0.2", "t")))  # noqa: E731
+    join = lambda: yaml.safe_load(cfg.join_config("n", "172.18.0.3", "172.18.0.2:6443", "t",  # noqa: E731
+                                                  "sha256:" + "0" * 64))
+    assert init()[1]["apiServer"]["timeoutForControlPlane"] == "240s"
+    monkeypatch.setenv(cfg.TIMEOUT_FACTOR_ENV, "6")
+    assert init()[1]["apiServer"]["timeoutForControlPlane"] == "1440s"
+    assert join()["discovery"]["timeout"] == "1800s"
+    assert cfg.scaled(60) == 360
+    for bad in ("0.5", "fast", "1000"):
+        monkeypatch.setenv(cfg.TIMEOUT_FACTOR_ENV, bad)
+        with pytest.raises(ClusterError, match=f"TKEDISTRO_CLUSTER_TIMEOUT_FACTOR='{bad}'"):
+            cfg.scaled(1)

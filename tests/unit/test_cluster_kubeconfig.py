@@ -24,6 +24,7 @@ from tests.helpers.fake_nodes import FakeNodes
 from tests.helpers.manifests import manifest_text
 from tkedistro.cli.app import app
 from tkedistro.cluster import kubeconfig, lifecycle
+from tkedistro.cluster.cgroups import CgroupLayout
 from tkedistro.cluster.config import cluster_name
 from tkedistro.core.errors import ClusterError, LockedError
 from tkedistro.core.workspace import Workspace
@@ -255,8 +256,10 @@ def test_only_the_control_plane_publishes_the_api_server(
     ws = Workspace(root=tmp_path / "distro", cache=tmp_path / "cache")
     engine = FakeNodes()
     config = lifecycle.cluster_config(ws, "1.20", "v1.20.2-tke.1", 3)
-    started = lifecycle._start_nodes(engine, config, "node:1", tmp_path)
-    assert [dict(n.host_ports) for n in started] == [{6443: 40000}, {}, {}]
+    for layout in (CgroupLayout(1, "cgroupfs"), CgroupLayout(2, "systemd")):
+        started = lifecycle._start_nodes(engine, config, "node:1", tmp_path, layout)
+        assert [dict(n.host_ports) for n in started] == [{6443: 40000}, {}, {}]
+        engine.containers.clear()
 
 
 def test_no_published_port_is_a_clear_error() -> None:

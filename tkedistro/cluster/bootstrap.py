@@ -37,6 +37,8 @@ def _must(result: RunResult, node: str, what: str, hint: str = "") -> str:
 
 def wait_for(what: str, check: Callable[[], bool], timeout_s: float, every_s: float = 1.0,
              hint: str = "") -> None:
+    """Until ``check()``; ``timeout_s`` is scaled by ``TKEDISTRO_CLUSTER_TIMEOUT_FACTOR``."""
+    timeout_s = cfg.scaled(timeout_s)
     deadline = time.monotonic() + timeout_s
     while not check():
         if time.monotonic() > deadline:
@@ -161,7 +163,7 @@ def apply(engine: NodeEngine, control: str, name: str, manifest: str) -> None:
 def wait_rollout(engine: NodeEngine, control: str, namespace: str, deployment: str,
                  timeout_s: int) -> None:
     _must(kubectl(engine, control, "-n", namespace, "rollout", "status",
-                  f"deployment/{deployment}", f"--timeout={timeout_s}s"),
+                  f"deployment/{deployment}", f"--timeout={cfg.scaled(timeout_s):.0f}s"),
           control, f"rollout of {namespace}/{deployment}",
           hint=f"docker exec {control} kubectl --kubeconfig {ADMIN} -n {namespace} "
                f"describe deployment {deployment}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import os
 import re
 import secrets
 from dataclasses import dataclass
@@ -41,6 +42,36 @@ CRI_SOCKET = "unix:///run/containerd/containerd.sock"
 ETCD_TAG = "3.4.13-0"
 PAUSE_TAG = "3.2"
 MAX_NODES = 5
+
+
+TIMEOUT_FACTOR_ENV = "TKEDISTRO_CLUSTER_TIMEOUT_FACTOR"
+CONTROL_PLANE_TIMEOUT_S = 240  # kubeadm's own default for timeoutForControlPlane
+DISCOVERY_TIMEOUT_S = 300  # kubeadm's own default for a join's discovery
+
+
+def timeout_factor() -> float:
+    """How much longer every wait of the cluster may take (``TKEDISTRO_CLUSTER_TIMEOUT_FACTOR``,
+    1 to 100; default 1): for a machine known to be slow, such as the software-emulated cgroup
+    v2 guest, where the same steps take 5 to 20 times as long."""
+    from tkedistro.core.errors import ClusterError
+
+    text = os.environ.get(TIMEOUT_FACTOR_ENV, "").strip()
+    if not text:
+        return 1.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 1.0 <= value <= 100.0:
+        raise ClusterError(f"{TIMEOUT_FACTOR_ENV}={text!r}: not a number from 1 to 100",
+                           hint=f"unset {TIMEOUT_FACTOR_ENV}, or set it to e.g. 4 on a slow "
+                                "machine")
+    return value
+
+
+def scaled(seconds: float) -> float:
+    """``seconds`` times ``timeout_factor()``."""
+    return seconds * timeout_factor()
 
 
 def cluster_name(release: str, root: Path) -> str:
@@ -137,7 +168,8 @@ def init_config(config: ClusterConfig, node: str, address: str, token: str) -> s
          "controlPlaneEndpoint": f"{addr}:6443",
          "networking": {"podSubnet": POD_SUBNET, "serviceSubnet": SERVICE_SUBNET,
                         "dnsDomain": DOMAIN},
-         "apiServer": {"certSANs": ["127.0.0.1", "localhost", addr]},
+         "apiServer": {"certSANs": ["127.0.0.1", "localhost", addr],
+                       "timeoutForControlPlane": f"{scaled(CONTROL_PLANE_TIMEOUT_S):.0f}s"},
          "etcd": {"local": {"imageTag": ETCD_TAG}}},
         {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
          # no systemd in a node: cgroupfs on cgroup v1 and v2, whatever the host's driver;
@@ -160,7 +192,8 @@ def join_config(node: str, address: str, endpoint: str, token: str, ca_hash: str
     if not re.fullmatch(r"sha256:[0-9a-f]{64}", ca_hash):
         raise ValueError(f"not a CA public key hash: {ca_hash!r}")
     doc = {"apiVersion": "kubeadm.k8s.io/v1beta2", "kind": "JoinConfiguration",
-           "discovery": {"bootstrapToken": {"apiServerEndpoint": endpoint, "token": token,
+           "discovery": {"timeout": f"{scaled(DISCOVERY_TIMEOUT_S):.0f}s",
+                         "bootstrapToken": {"apiServerEndpoint": endpoint, "token": token,
                                             "caCertHashes": [ca_hash]}},
            "nodeRegistration": {"name": node, "criSocket": CRI_SOCKET, "taints": [],
                                 "kubeletExtraArgs": _kubelet_args(address)}}

@@ -380,7 +380,7 @@ def _merge_target() -> tuple[Path, kubeconfig.InvokingUser | None]:
 
 
 def _failed(engine: NodeEngine, config: ClusterConfig, exc: BaseException, keep: bool,
-            logs_dir: Path | None, layout: CgroupLayout) -> None:
+            logs_dir: Path | None, layout: CgroupLayout | None = None) -> None:
     """The failure path of ``up``: the logs first (not after Ctrl-C), then the removal."""
     failed = isinstance(exc, Exception) and not isinstance(exc, Interrupted)
     collected = logs.collect_after_failure(engine, config, logs_dir) if failed else None

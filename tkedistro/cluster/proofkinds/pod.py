@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tkedistro.cluster import bootstrap
-from tkedistro.cluster.config import IMAGE_PATH, NODE_REGISTRY, PAUSE_TAG
+from tkedistro.cluster.config import IMAGE_PATH, NODE_REGISTRY, PAUSE_TAG, scaled
 from tkedistro.core.render import yaml_documents
 from tkedistro.engine.protocols import NodeEngine
 
@@ -53,7 +53,7 @@ def read_pod(data: Mapping[str, Any]) -> ProofPod:
 
 def _delete_namespace(engine: NodeEngine, control: str) -> None:
     bootstrap.kubectl(engine, control, "delete", "namespace", NAMESPACE, "--ignore-not-found",
-                      "--timeout=120s")
+                      f"--timeout={scaled(120):.0f}s")
 
 
 @contextmanager
