@@ -93,6 +93,8 @@ def test_the_folder_holds_every_nodes_logs_and_the_tarball_the_same_files(
     # the tarball beside the folder holds exactly its files, under the folder's name
     assert got.tarball == folder.with_name(folder.name + ".tar.gz")
     assert _members(got.tarball) == [f"{folder.name}/{f}" for f in tree]
+    # pod specs and the nodes' environment: only the owner (root) reads the folder or tarball
+    assert (folder.stat().st_mode & 0o777, got.tarball.stat().st_mode & 0o777) == (0o700, 0o600)
 
 
 def test_what_cannot_be_collected_is_named_in_errors_txt_and_the_rest_is_collected(

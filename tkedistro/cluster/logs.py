@@ -158,7 +158,7 @@ def collect(engine: NodeEngine, config: ClusterConfig, folder: Path | None = Non
     if collector.errors:
         files.write_text(folder / ERRORS_FILE, "".join(f"{e}\n" for e in collector.errors))
     tarball = folder.with_name(folder.name + ".tar.gz")
-    files.write_tarball(folder, tarball)
+    files.write_tarball(folder, tarball, mode=0o600)
     return CollectedLogs(config.name, folder, tarball, tuple(n.name for n in nodes),
                          tuple(collector.errors))
 
@@ -168,7 +168,7 @@ def _new_folder(folder: Path | None, config: ClusterConfig) -> Path:
     for attempt in range(1, 10):
         candidate = chosen if attempt == 1 else chosen.with_name(f"{chosen.name}-{attempt}")
         try:
-            return files.make_dir(candidate)
+            return files.make_dir(candidate, mode=0o700)  # pod specs, node env: root's own
         except FileExistsError:
             if folder is not None:
                 raise ClusterError(f"{folder} already exists; the logs go into a new folder",
