@@ -59,15 +59,17 @@ step() {
   return $rc
 }
 
+# shellcheck disable=SC2317  # called through step
 tool() { python3 -m tkedistro --root /root/distro --cache-dir /root/cache "$@"; }
 
 echo "guest: $(uname -r), $(nproc) vCPU, $(stat -fc %T /sys/fs/cgroup)," \
   "docker $(docker info --format '{{.CgroupDriver}} driver, cgroup v{{.CgroupVersion}}')"
 snapshot before
-step up tool cluster up "$release" --nodes 2 --no-kubeconfig-merge
+step up tool cluster up "$release" --nodes 2
 up=$?
 if [ "$up" = 0 ]; then
   step status tool cluster status "$release"
+  step kubectl "/root/distro/_output/$release/bin/linux/amd64/kubectl" --context "tkedistro-$release" get nodes -o wide
   step prove tool cluster prove "$release"
   step smoke tool conformance "$release" --local --smoke --no-build
 fi
