@@ -42,7 +42,8 @@ snapshot() {
   ip6tables-save | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//' > "$out/ip6tables"
   findmnt -rn -o TARGET,FSTYPE | sort > "$out/mounts"
   find /sys/fs/cgroup -maxdepth 3 -type d | sort > "$out/cgroups"
-  ps -eo comm= | sort -u > "$out/processes"
+  # user-space processes only (kernel threads, children of kthreadd, rename themselves)
+  ps -eo pid=,ppid=,comm= | awk '$1 != 2 && $2 != 2 {print $3}' | sort -u > "$out/processes"
   ip -o link show | awk -F': ' '{print $2}' | sort > "$out/links"
   { docker ps -a --format '{{.Names}}'; docker network ls --format '{{.Name}}';
     docker volume ls --format '{{.Name}}'; } | sort > "$out/docker"
