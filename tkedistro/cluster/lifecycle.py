@@ -238,24 +238,20 @@ def _remove_legacy(engine: NodeEngine, config: ClusterConfig, old: str,
     """The old name was shared by releases such as ``1.0-tke`` and ``1.0-TKE``: only what
     carries this exact release's label goes, and the old network and cgroup parent only
     once no container of the old name is left."""
-    selector = {LABEL: old, RELEASE_LABEL: config.release}
-    removed = []
-    for node in engine.nodes(selector):
-        engine.remove_node(node.name)
-        removed.append(f"container {node.name}")
-    for volume in engine.volumes(selector):
-        engine.remove_volume(volume)
-        removed.append(f"volume {volume}")
+    removed = _remove_nodes(engine, {LABEL: old, RELEASE_LABEL: config.release})
     if removed and not engine.nodes({LABEL: old}):
-        for network in engine.networks({LABEL: old}):
-            engine.remove_network(network)
-            removed.append(f"network {network}")
-        removed += _parent_cgroups(layout, old)
+        removed += _remove_networks(engine, {LABEL: old}) + _parent_cgroups(layout, old)
     return removed
 
 
 def _remove_labelled(engine: NodeEngine, config: ClusterConfig,
                      selector: dict[str, str], layout: CgroupLayout) -> list[str]:
+    return (_remove_nodes(engine, selector) + _remove_networks(engine, selector)
+            + _parent_cgroups(layout, config.name))
+
+
+def _remove_nodes(engine: NodeEngine, selector: dict[str, str]) -> list[str]:
+    """The containers, then the volumes, that carry ``selector``'s labels."""
     removed = []
     for node in engine.nodes(selector):
         engine.remove_node(node.name)
@@ -263,10 +259,14 @@ def _remove_labelled(engine: NodeEngine, config: ClusterConfig,
     for volume in engine.volumes(selector):
         engine.remove_volume(volume)
         removed.append(f"volume {volume}")
+    return removed
+
+
+def _remove_networks(engine: NodeEngine, selector: dict[str, str]) -> list[str]:
+    removed = []
     for network in engine.networks(selector):
         engine.remove_network(network)
         removed.append(f"network {network}")
-    removed += _parent_cgroups(layout, config.name)
     return removed
 
 

@@ -179,13 +179,23 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644,
     over it (never following a symlink; the folders are made when missing). ``owner``
     ``(uid, gid)``: the temporary file is given to them before a byte is written (root
     writing a file for the user who ran ``sudo``)."""
+    with _replacing(path, mode, owner) as handle:
+        handle.write(data)
+
+
+@contextmanager
+def _replacing(path: Path, mode: int,
+               owner: tuple[int, int] | None = None) -> Iterator[IO[bytes]]:
+    """A handle on a new temporary file beside ``path`` (``mode`` from creation, given to
+    ``owner`` first); synced and renamed over ``path`` when the block ends, removed when it
+    fails."""
     with opened_dir(path.parent, create=True) as dir_fd:
         fd, temp = _create_temp(dir_fd, path, mode)
         try:
             with os.fdopen(fd, "wb") as handle:
                 if owner is not None:
                     os.fchown(handle.fileno(), *owner)
-                handle.write(data)
+                yield handle
                 handle.flush()
                 os.fsync(handle.fileno())
         except BaseException:
@@ -442,19 +452,8 @@ def write_tarball(folder: Path, target: Path, *, mode: int = 0o644) -> None:
     symlink in it is stored as a link, never followed) written to ``target`` through an
     exclusively created temporary file renamed into place."""
     check_path(folder)
-    with opened_dir(target.parent, create=True) as dir_fd:
-        fd, temp = _create_temp(dir_fd, target, mode)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                with tarfile.open(fileobj=handle, mode="w:gz") as tar:
-                    tar.add(folder, arcname=folder.name)
-                handle.flush()
-                os.fsync(handle.fileno())
-        except BaseException:
-            _unlink_quietly(temp, dir_fd)
-            raise
-        _swap_in(dir_fd, temp, target.name)
-    _seen("write", target)
+    with _replacing(target, mode) as handle, tarfile.open(fileobj=handle, mode="w:gz") as tar:
+        tar.add(folder, arcname=folder.name)
 
 
 def make_temp_dir(parent: Path, prefix: str) -> Path:
