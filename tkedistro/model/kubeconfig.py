@@ -19,6 +19,7 @@ def _yaml() -> Any:
 
     yaml = YAML(typ="rt", pure=True)
     yaml.default_flow_style = False
+    yaml.width = 1 << 30  # base64 data on one line, as kubectl writes it (no folded scalars)
     return yaml
 
 
