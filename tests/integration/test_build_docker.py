@@ -372,9 +372,12 @@ def test_a_build_that_depends_on_its_path_fails_verification_with_18(distro: Dis
 def test_ctrl_c_stops_and_removes_the_container_and_exits_130(distro: Distro) -> None:
     assert distro.build()[0] == 0
     distro.pin("v1.20.3")
+    # Ctrl-C as a terminal delivers it: a run started in the background by a shell without
+    # job control inherits SIGINT ignored, and Python then never raises KeyboardInterrupt
     proc = subprocess.Popen([sys.executable, "-m", "tkedistro", "--root", str(distro.root),
                              "build", "1.20"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     staging_logs = distro.root / "_output"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
