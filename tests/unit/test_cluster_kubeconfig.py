@@ -66,7 +66,7 @@ preferences: {}
 
 
 def load(path: Path) -> Any:
-    return YAML(typ="safe").load(path.read_text())
+    return YAML(typ="safe", pure=True).load(path.read_text())
 
 
 def names(doc: Any, section: str) -> list[str]:
@@ -94,7 +94,7 @@ def test_merge_adds_three_entries_and_the_current_context_leaving_the_rest(
 
     assert kubeconfig.unmerge(path, "1.20", None) is True
     doc = load(path)
-    assert doc == {**YAML(typ="safe").load(THEIRS), "current-context": ""}
+    assert doc == {**YAML(typ="safe", pure=True).load(THEIRS), "current-context": ""}
     assert kubeconfig.unmerge(path, "1.20", None) is False  # nothing of ours left
 
 
