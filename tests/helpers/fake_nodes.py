@@ -18,6 +18,7 @@ import tarfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import Any
 
 from tkedistro.core.errors import ClusterError
 from tkedistro.engine.protocols import (
@@ -200,3 +201,14 @@ class FakeNodes:
         data = buf.getvalue()
         yield data[:1000]  # in chunks, as the engine streams it
         yield data[1000:]
+
+
+def install_fake_nodes(monkeypatch: Any) -> FakeNodes:
+    """A ``FakeNodes`` as the CLI's node engine, with no host cgroup folder ever removed."""
+    from tests.helpers.engines import use_engines
+    from tkedistro.cluster import lifecycle
+
+    nodes = FakeNodes()
+    use_engines(monkeypatch, nodes=nodes)
+    monkeypatch.setattr(lifecycle, "remove_cgroup_parent", lambda parent: [])
+    return nodes

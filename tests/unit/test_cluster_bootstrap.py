@@ -12,8 +12,8 @@ import pytest
 from ruamel.yaml import YAML
 from typer.testing import CliRunner, Result
 
-from tests.helpers.engines import fake_engines, use_engines
-from tests.helpers.fake_nodes import CA_HASH, FakeNodes
+from tests.helpers.engines import fake_engines
+from tests.helpers.fake_nodes import CA_HASH, FakeNodes, install_fake_nodes
 from tests.helpers.manifests import manifest_text
 from tkedistro.cli.app import app
 from tkedistro.cluster import bootstrap, clustercmd, lifecycle
@@ -178,10 +178,7 @@ def test_cluster_up_refuses_a_node_count_out_of_range(ws: Workspace, nodes: str,
 
 @pytest.fixture
 def fake_engine(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> FakeNodes:
-    nodes = FakeNodes()
-    use_engines(monkeypatch, nodes=nodes)
-    monkeypatch.setattr(lifecycle, "remove_cgroup_parent", lambda parent: [])
-    return nodes
+    return install_fake_nodes(monkeypatch)
 
 
 def test_cluster_status_and_down_through_the_cli(ws: Workspace, fake_engine: FakeNodes) -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from tests.helpers.engines import fake_engines, use_engines
-from tests.helpers.fake_nodes import FakeNodes
+from tests.helpers.engines import fake_engines
+from tests.helpers.fake_nodes import FakeNodes, install_fake_nodes
 from tests.helpers.manifests import manifest_text
 from tkedistro.cli.app import app
 from tkedistro.cluster import lifecycle, pushing
@@ -36,10 +36,7 @@ def ws(tmp_path: Path) -> Workspace:
 
 @pytest.fixture
 def engine(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> FakeNodes:
-    nodes = FakeNodes()
-    use_engines(monkeypatch, nodes=nodes)
-    monkeypatch.setattr(lifecycle, "remove_cgroup_parent", lambda parent: [])
-    return nodes
+    return install_fake_nodes(monkeypatch)
 
 
 def cli(ws: Workspace, *args: str) -> Result:

@@ -19,8 +19,8 @@ import pytest
 from ruamel.yaml import YAML
 from typer.testing import CliRunner, Result
 
-from tests.helpers.engines import fake_engines, use_engines
-from tests.helpers.fake_nodes import FakeNodes
+from tests.helpers.engines import fake_engines
+from tests.helpers.fake_nodes import FakeNodes, install_fake_nodes
 from tests.helpers.manifests import manifest_text
 from tkedistro.cli.app import app
 from tkedistro.cluster import kubeconfig, lifecycle
@@ -288,9 +288,7 @@ def ws(tmp_path: Path) -> Workspace:
 
 def test_down_takes_the_context_out_of_the_file_up_merged_into(
         ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = FakeNodes()
-    use_engines(monkeypatch, nodes=engine)
-    monkeypatch.setattr(lifecycle, "remove_cgroup_parent", lambda parent: [])
+    engine = install_fake_nodes(monkeypatch)
     ours = cluster_name("1.20", ws.root)
     engine.add_cluster(ours, [f"{ours}-control-plane", f"{ours}-worker"], release="1.20")
     merged = tmp_path / "merged-then"
@@ -314,9 +312,7 @@ def test_down_takes_the_context_out_of_the_file_up_merged_into(
 
 def test_down_warns_about_a_broken_kubeconfig_and_still_removes_the_cluster(
         ws: Workspace, isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = FakeNodes()
-    use_engines(monkeypatch, nodes=engine)
-    monkeypatch.setattr(lifecycle, "remove_cgroup_parent", lambda parent: [])
+    engine = install_fake_nodes(monkeypatch)
     ours = cluster_name("1.20", ws.root)
     engine.add_cluster(ours, [f"{ours}-control-plane"], release="1.20")
     broken = isolated_env / ".kube" / "config"
@@ -371,9 +367,7 @@ def test_down_never_rewrites_a_file_of_another_user_that_cluster_json_names(
     sudo): left as it is, with a warning."""
     if os.geteuid() != 0:
         pytest.skip("needs root: the other user's file is made for real")
-    engine = FakeNodes()
-    use_engines(monkeypatch, nodes=engine)
-    monkeypatch.setattr(lifecycle, "remove_cgroup_parent", lambda parent: [])
+    install_fake_nodes(monkeypatch)
     theirs = tmp_path / "someone-elses"
     theirs.write_text(THEIRS)
     kubeconfig.merge(theirs, "1.20", OURS, None)

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from tests.helpers.engines import use_engines
-from tests.helpers.fake_nodes import FakeNodes
+from tests.helpers.fake_nodes import FakeNodes, install_fake_nodes
 from tests.helpers.manifests import manifest_text
 from tkedistro.cli.app import app
 from tkedistro.cluster import clustercmd, lifecycle, logs
@@ -172,10 +171,7 @@ def flat(text: str) -> str:
 
 @pytest.fixture
 def fake_engine(monkeypatch: pytest.MonkeyPatch) -> FakeNodes:
-    nodes = FakeNodes()
-    use_engines(monkeypatch, nodes=nodes)
-    monkeypatch.setattr(lifecycle, "remove_cgroup_parent", lambda parent: [])
-    return nodes
+    return install_fake_nodes(monkeypatch)
 
 
 def test_cluster_logs_prints_the_folder_and_the_tarball_even_with_a_damaged_state(

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from tests.helpers.engines import use_engines
-from tests.helpers.fake_nodes import FakeNodes
+from tests.helpers.fake_nodes import FakeNodes, install_fake_nodes
 from tkedistro.cli.app import app
 from tkedistro.cluster import lifecycle
 from tkedistro.cluster.config import MAX_NODES, cluster_name, legacy_cluster_name
@@ -30,10 +29,7 @@ def ws(tmp_path: Path) -> Workspace:
 
 @pytest.fixture
 def engine(monkeypatch: pytest.MonkeyPatch) -> FakeNodes:
-    nodes = FakeNodes()
-    use_engines(monkeypatch, nodes=nodes)
-    monkeypatch.setattr(lifecycle, "remove_cgroup_parent", lambda parent: [])
-    return nodes
+    return install_fake_nodes(monkeypatch)
 
 
 def cli(ws: Workspace, *args: str) -> Result:
