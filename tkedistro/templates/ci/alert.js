@@ -1,0 +1,1 @@
+// alert script: see issue 26
