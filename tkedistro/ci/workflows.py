@@ -5,13 +5,13 @@ needs nothing from the repo but ``releases/``, ``patches/`` and ``tkedistro.yaml
 the tool with pip from a pinned source (``tkedistro.ci.install``: ``pip install .`` when the
 repo is tkedistro's own source) and calls it as root through ``"$TKEDISTRO" --cache-dir
 "$TKEDISTRO_CACHE"``. Every job runs on the pinned image ``ci.runs-on`` of ``tkedistro.yaml``
-(default ``ubuntu-24.04``); the actions are pinned in ``tkedistro.ci.pins``. Every ``run:`` step is self-contained bash that reads only what the
-runner sets (``GITHUB_ENV``, ``GITHUB_PATH``, ``GITHUB_STEP_SUMMARY``, ``RUNNER_TEMP``,
-``HOME``, ``RUNNER_ENVIRONMENT``) plus the variables earlier steps wrote to ``$GITHUB_ENV``;
-the release's values are rendered in. A local emulation runs the ``run:`` steps in order
-(``defaults.run.shell: bash``, so ``bash -eo pipefail``) as a user with sudo, from a copy of the
-repo, honouring each ``if:`` (``always()`` steps run after a failure), and stands in for the
-``uses:`` steps:
+(default ``ubuntu-24.04``); the actions are pinned in ``tkedistro.ci.pins``. Every ``run:``
+step is self-contained bash that reads only what the runner sets (``GITHUB_ENV``,
+``GITHUB_PATH``, ``GITHUB_STEP_SUMMARY``, ``RUNNER_TEMP``, ``HOME``, ``RUNNER_ENVIRONMENT``)
+plus the variables earlier steps wrote to ``$GITHUB_ENV``; the release's values are rendered
+in. A local emulation runs the ``run:`` steps in order (``defaults.run.shell: bash``, so ``bash
+-eo pipefail``) as a user with sudo, from a copy of the repo, honouring each ``if:``
+(``always()`` steps run after a failure), and stands in for the ``uses:`` steps:
 
 - ``actions/checkout``: the working folder is the distro repo;
 - ``actions/setup-python``: a ``python`` >= 3.11 on PATH;

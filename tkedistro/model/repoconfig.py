@@ -87,7 +87,7 @@ def _checked_wheel(path: str) -> str:
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class InstallSource(_Frozen):
@@ -122,6 +122,11 @@ class CiConfig(_Frozen):
 class RepoConfig(_Frozen):
     schema_version: Literal[1] = Field(default=1, alias="schema")
     ci: CiConfig = CiConfig()
+
+
+# the model of each mapping, by where it is (for "did you mean")
+_OWNERS: dict[tuple[str, ...], type[BaseModel]] = {
+    (): RepoConfig, ("ci",): CiConfig, ("ci", "install"): InstallSource}
 
 
 def config_path(root: Path) -> Path:
@@ -209,9 +214,8 @@ def _reason(err: Any) -> str:
     if kind == "value_error":
         return str(err.get("ctx", {}).get("error", err["msg"]))
     if kind == "extra_forbidden":
-        allowed = {(): ["schema", "ci"], ("ci",): ["runs-on", "install"],
-                   ("ci", "install"): ["git", "commit", "wheel"]}
-        names = allowed.get(tuple(err["loc"][:-1]), [])
+        owner = _OWNERS.get(tuple(err["loc"][:-1]))
+        names = [f.alias or name for name, f in owner.model_fields.items()] if owner else []
         close = difflib.get_close_matches(str(err["loc"][-1]), names, n=1)
         guess = f"; did you mean '{close[0]}'?" if close else ""
         return f"unknown key{guess} (allowed: {', '.join(names)})"
