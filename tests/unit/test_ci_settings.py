@@ -287,3 +287,14 @@ def test_the_pin_checker_confirms_a_tag_and_refuses_a_wrong_one(tmp_path: Path,
     assert checker.check(ActionPin("acme/cache/restore", "v1.2.3", commit, "node20"),
                          tmp_path) == ("acme/cache/restore@v1.2.3: restore/action.yml says "
                                        "using ['node24'], recorded node20")
+
+
+def test_a_symlinked_settings_file_is_refused_not_followed(distro: Path,
+                                                          tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere.yaml"
+    elsewhere.write_text(f"schema: 1\nci:\n  install:\n    git: {GIT}\n    commit: {COMMIT}\n")
+    (distro / "tkedistro.yaml").symlink_to(elsewhere)
+    result = runner.invoke(app, ["--root", str(distro), "ci", "check"])
+    assert result.exit_code == 3
+    assert f"error: {distro / 'tkedistro.yaml'} is a symlink; tkedistro does not follow " \
+        "symlinks" in result.output

@@ -43,6 +43,7 @@ MAX_CONFIG_BYTES = 64 * 1024
 RUNS_ON = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 WHEEL = re.compile(r"tkedistro-[0-9][0-9A-Za-z.+!_]*-[^/]+\.whl")
 GIT_EXAMPLE = "https://github.com/example/tkedistro.git"
+GIT_SOURCE = re.compile(r"git\+(?P<url>.+)@(?P<commit>[^@/]+)", re.S)  # pip's git+URL@REV
 HOW_TO_PIN = ("write ci.install.git (a git URL of tkedistro's source) and ci.install.commit "
               "(the full 40-hex commit: `git rev-parse <tag>`), or ci.install.wheel (a "
               "tkedistro wheel committed to this repo); `tkedistro ci render --install-from "
@@ -151,11 +152,11 @@ def parse_install_from(text: str) -> InstallSource:
     ``ValueError`` says what is wrong (a URL's credentials never shown)."""
     try:
         if text.startswith("git+"):
-            url, at, commit = text[4:].rpartition("@")
-            if not at or "/" in commit:
+            pinned = GIT_SOURCE.fullmatch(text)
+            if pinned is None:
                 raise ValueError(f"{redact_url(text[4:])!r} names no commit; expected "
                                  f"git+URL@COMMIT, like git+{GIT_EXAMPLE}@<40-hex commit>")
-            return InstallSource(git=url, commit=commit)
+            return InstallSource(git=pinned.group("url"), commit=pinned.group("commit"))
         if text.endswith(".whl"):
             return InstallSource(wheel=text)
     except ValidationError as exc:
