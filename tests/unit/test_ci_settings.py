@@ -298,3 +298,11 @@ def test_a_symlinked_settings_file_is_refused_not_followed(distro: Path,
     assert result.exit_code == 3
     assert f"error: {distro / 'tkedistro.yaml'} is a symlink; tkedistro does not follow " \
         "symlinks" in result.output
+
+
+def test_install_from_leaves_an_invalid_settings_file_as_it_was(distro: Path) -> None:
+    _settings(distro, "schema: 1\nci:\n  runs-on: ubuntu-latest\n")
+    result = _render(distro, "--install-from", f"git+{GIT}@{COMMIT}")
+    assert result.exit_code == 3
+    assert "error: tkedistro.yaml:3: ci.runs-on: 'ubuntu-latest' moves" in result.output
+    assert (distro / "tkedistro.yaml").read_text() == "schema: 1\nci:\n  runs-on: ubuntu-latest\n"

@@ -138,8 +138,10 @@ def load_repo_config(root: Path) -> RepoConfig:
     """The settings of the repo at ``root`` (the defaults when it has no ``tkedistro.yaml``);
     every problem is collected into one ``RepoConfigError`` naming file, line and key."""
     data = _read(config_path(root))
-    if data is None:
-        return RepoConfig()
+    return RepoConfig() if data is None else _validated(data)
+
+
+def _validated(data: CommentedMap) -> RepoConfig:
     try:
         return RepoConfig.model_validate(data)
     except ValidationError as exc:
@@ -176,7 +178,7 @@ def record_install(root: Path, source: InstallSource) -> None:
     ci["install"] = CommentedMap(source.model_dump(exclude_none=True))
     buf = io.StringIO()
     _yaml().dump(doc, buf)
-    RepoConfig.model_validate(_yaml().load(buf.getvalue()))  # what is written reads back
+    _validated(_yaml().load(buf.getvalue()))  # the rest of the file must be valid too
     files.write_text(path, buf.getvalue())
 
 
