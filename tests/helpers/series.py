@@ -111,6 +111,10 @@ def _template() -> tuple[Path, dict[str, str]]:
         rel = [f"patches/1.20/{f.name}" for f in files]
         write_manifest(root, "1.20", url="@URL@", tag="v1.20.0", commit=up.tags["v1.20.0"],
                        patches=rel)
+        # a distro repo names where its nightly installs tkedistro from (`ci render`)
+        (root / "tkedistro.yaml").write_text(
+            "schema: 1\nci:\n  install:\n    git: https://github.com/example/tkedistro.git\n"
+            "    commit: 0123456789abcdef0123456789abcdef01234567\n")
         _TEMPLATE.append((tmp, dict(up.tags)))
     return _TEMPLATE[0]
 

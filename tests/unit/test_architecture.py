@@ -223,7 +223,8 @@ def test_exit_codes_are_computed_from_the_classes() -> None:
     assert errors.EXIT_CODES[3] == "; ".join([errors.ManifestError.meaning,
                                               errors.ReleaseNotFoundError.meaning,
                                               errors.UnsafePathError.meaning,
-                                              errors.WorkflowDriftError.meaning])
+                                              errors.WorkflowDriftError.meaning,
+                                              errors.RepoConfigError.meaning])
     assert errors.EXIT_CODES[0] == "success"
     listed = [line for line in (errors.__doc__ or "").splitlines() if line.strip()[:2].isdigit()]
     assert listed == []

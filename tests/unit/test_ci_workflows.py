@@ -23,21 +23,28 @@ runner = CliRunner()
 PINNED = re.compile(r"uses: ([\w.-]+/[\w./-]+)@([0-9a-f]{40})  # v\d+\.\d+\.\d+$")
 ROOT_CALL = 'sudo "$TKEDISTRO" --cache-dir "$TKEDISTRO_CACHE" '
 
+TOOL_GIT = "https://github.com/example/tkedistro.git"
+TOOL_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+SETTINGS = f"schema: 1\nci:\n  install:\n    git: {TOOL_GIT}\n    commit: {TOOL_COMMIT}\n"
+
 
 @pytest.fixture()
 def repo_copy(tmp_path: Path) -> Path:
     dest = tmp_path / "distro"
     for name in ("releases", "patches", ".github"):
         shutil.copytree(REPO / name, dest / name)
+    (dest / "tkedistro.yaml").write_text(SETTINGS)
     return dest
 
 
 @pytest.fixture()
 def distro_nightly(tmp_path: Path) -> str:
-    """The nightly a distro repo with only releases/ and patches/ gets from `ci render`."""
+    """The nightly a distro repo with only releases/, patches/ and tkedistro.yaml (naming
+    where tkedistro is installed from) gets from `ci render`."""
     dest = tmp_path / "distro"
     for name in ("releases", "patches"):
         shutil.copytree(REPO / name, dest / name)
+    (dest / "tkedistro.yaml").write_text(SETTINGS)
     result = runner.invoke(app, ["--root", str(dest), "ci", "render"])
     assert result.exit_code == 0, result.output
     return (dest / ".github" / "workflows" / "nightly.yml").read_text()
@@ -69,8 +76,8 @@ def test_hand_edited_workflow_is_reported_with_a_diff_and_exit_3(repo_copy: Path
     result = runner.invoke(app, ["--root", str(repo_copy), "ci", "check"])
     assert result.exit_code == 3
     assert "error: .github/workflows/ci.yml: differs from its render" in result.output
-    assert "-        run: make test-unit" in result.output
-    assert "+        run: make test" in result.output
+    assert '-        run: sudo env "PATH=$PATH" "CI=$CI" make test-unit' in result.output
+    assert '+        run: sudo env "PATH=$PATH" "CI=$CI" make test' in result.output
     assert "hint: run `tkedistro ci render` and commit the result" in result.output
 
 
@@ -91,11 +98,15 @@ def test_render_adds_a_job_and_an_alert_dependency_for_a_new_release(repo_copy: 
     assert again.output.strip() == "workflows up to date"
 
 
-def test_a_distro_repos_nightly_needs_only_the_package_from_pypi(distro_nightly: str) -> None:
+def test_a_distro_repos_nightly_installs_the_tool_from_its_pinned_source(
+        distro_nightly: str) -> None:
     assert "make " not in distro_nightly
     assert "scripts/" not in distro_nightly
-    assert f"pip install --quiet --disable-pip-version-check tkedistro=={__version__}\n" \
-        in distro_nightly
+    assert ("pip install --quiet --disable-pip-version-check "
+            f"'tkedistro @ git+{TOOL_GIT}@{TOOL_COMMIT}'\n") in distro_nightly
+    assert "tkedistro==" not in distro_nightly  # never from an index: it is not on PyPI
+    assert f"# tkedistro {__version__}, the tool that rendered this file, from " \
+        f"{TOOL_GIT}@{TOOL_COMMIT}\n" in distro_nightly
     # the tool's own repo installs itself from the checkout, and needs no make either
     own = _workflow("nightly.yml")
     assert "pip install --quiet --disable-pip-version-check .\n" in own
@@ -125,7 +136,7 @@ def test_permissions_are_least_privilege_and_only_the_alert_job_writes_issues(
         for name, job in doc["jobs"].items():
             if name == "alert":
                 assert job["permissions"] == {"actions": "read", "issues": "write"}
-                assert job["if"] == "failure()"
+                assert job["if"] == "${{ !cancelled() }}"  # green nights close the issue
             else:
                 assert job["permissions"] == {"contents": "read"}, name
 
@@ -139,7 +150,10 @@ def test_reports_are_forecast_and_uploaded_whatever_failed(distro_nightly: str) 
     assert "set -o pipefail" in forecast["run"]
     assert "--fail-on-conflict --json > \"$out/forecast.json\" || rc=$?" in forecast["run"]
     assert '>> "$GITHUB_STEP_SUMMARY"' in forecast["run"]
-    assert forecast["run"].rstrip().endswith('exit "$rc"')
+    assert forecast["run"].rstrip().endswith(  # the step's exit code is forecast's
+        'forecast 2>&1 | tee "$RUNNER_TEMP/nightly/logs/'
+        'forecast-the-series-onto-newer-upstream-tags.log"')
+    assert 'return "$rc"' in forecast["run"]
     build = steps["Build"]["run"]
     assert "set -o pipefail" in build and '| tee "$RUNNER_TEMP/nightly/build.log"' in build
     collect = steps["Collect the night's reports"]
@@ -162,7 +176,7 @@ def test_root_steps_call_the_installed_tool_with_the_runner_users_cache(
     calls = [line.strip() for run in _runs(doc) for line in run.splitlines()
              if '"$TKEDISTRO" ' in line]
     assert {c.split()[4] for c in calls} == {
-        "host-setup", "source", "build", "conformance", "forecast"}
+        "host-setup", "source", "build", "conformance", "forecast", "cluster"}
     assert all(c.startswith(ROOT_CALL) for c in calls), calls
     install = next(r for r in _runs(doc) if "python -m venv" in r)
     assert 'echo "TKEDISTRO=$RUNNER_TEMP/tkedistro/bin/tkedistro" >> "$GITHUB_ENV"' in install

@@ -1,16 +1,17 @@
 """GitHub Actions workflows rendered from packaged templates (``tkedistro ci render|check``).
 
 ``nightly.yml`` has one job per release line (``nightly-<release>``) and an ``alert`` job. It
-needs nothing from the repo but ``releases/`` and ``patches/``: it installs the tool with pip
-(``pip install .`` when the repo is tkedistro's own source, else the rendering tool's
-version from PyPI) and calls it as root through ``"$TKEDISTRO" --cache-dir
-"$TKEDISTRO_CACHE"``. Every ``run:`` step is self-contained bash that reads only what the
-runner sets (``GITHUB_ENV``, ``GITHUB_PATH``, ``GITHUB_STEP_SUMMARY``, ``RUNNER_TEMP``,
-``HOME``, ``RUNNER_ENVIRONMENT``) plus the variables earlier steps wrote to ``$GITHUB_ENV``;
-the release's values are rendered in. A local emulation runs the ``run:`` steps in order
-(``defaults.run.shell: bash``, so ``bash -eo pipefail``) as a user with sudo, from a copy of the
-repo, honouring each ``if:`` (``always()`` steps run after a failure), and stands in for the
-``uses:`` steps:
+needs nothing from the repo but ``releases/``, ``patches/`` and ``tkedistro.yaml``: it installs
+the tool with pip from a pinned source (``tkedistro.ci.install``: ``pip install .`` when the
+repo is tkedistro's own source) and calls it as root through ``"$TKEDISTRO" --cache-dir
+"$TKEDISTRO_CACHE"``. Every job runs on the pinned image ``ci.runs-on`` of ``tkedistro.yaml``
+(default ``ubuntu-24.04``); the actions are pinned in ``tkedistro.ci.pins``. Every ``run:``
+step is self-contained bash that reads only what the runner sets (``GITHUB_ENV``,
+``GITHUB_PATH``, ``GITHUB_STEP_SUMMARY``, ``RUNNER_TEMP``, ``HOME``, ``RUNNER_ENVIRONMENT``)
+plus the variables earlier steps wrote to ``$GITHUB_ENV``; the release's values are rendered
+in. A local emulation runs the ``run:`` steps in order (``defaults.run.shell: bash``, so ``bash
+-eo pipefail``) as a user with sudo, from a copy of the repo, honouring each ``if:``
+(``always()`` steps run after a failure), and stands in for the ``uses:`` steps:
 
 - ``actions/checkout``: the working folder is the distro repo;
 - ``actions/setup-python``: a ``python`` >= 3.11 on PATH;
@@ -18,7 +19,11 @@ repo, honouring each ``if:`` (``always()`` steps run after a failure), and stand
   copying the ``path`` in and out of a folder of its own;
 - ``actions/upload-artifact`` / ``actions/download-artifact``: keep or copy
   ``$RUNNER_TEMP/nightly``;
-- ``actions/github-script`` (the ``alert`` job): nothing to run locally.
+- ``actions/github-script`` (the ``alert`` job): ``tkedistro/templates/ci/alert.js`` run by
+  node against a fake of the issues API.
+
+The steps that can fail tee their output to ``$RUNNER_TEMP/nightly/logs/<slug>.log``
+(``STEPS``; ``slug`` of the step's name), which the alert script reads from the report.
 """
 
 from __future__ import annotations
@@ -27,16 +32,19 @@ import difflib
 import json
 import re
 import shlex
-import tomllib
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from tkedistro import __version__
+from tkedistro.ci.install import pip_argument
+from tkedistro.ci.pins import uses_lines
 from tkedistro.core import files
 from tkedistro.core.errors import WorkflowDriftError
 from tkedistro.core.render import render
-from tkedistro.core.workspace import Workspace
+from tkedistro.core.workspace import CLUSTER_STATE, Workspace
 from tkedistro.model.manifest import list_release_names, load_release
+from tkedistro.model.repoconfig import load_repo_config
 
 WORKFLOWS = ("ci.yml", "nightly.yml")
 
@@ -47,32 +55,34 @@ class RenderedWorkflow:
     text: str
 
 
-# Every action pinned to a full commit (the tag it was is the comment); found quoted with the
-# same tag in several public workflows.
-ACTIONS = {
-    "checkout": "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683  # v4.2.2",
-    "setup_python": "actions/setup-python@0b93645e9fea7318ecaed2b359559ac225c90a2b  # v5.3.0",
-    "cache_restore": "actions/cache/restore@1bd1e32a3bdc45362d1e726936510720a7c30a57  # v4.2.0",
-    "cache_save": "actions/cache/save@1bd1e32a3bdc45362d1e726936510720a7c30a57  # v4.2.0",
-    "upload_artifact":
-        "actions/upload-artifact@b4b15b8c7c6ac21ea08fcf65892d2ee8f75cf882  # v4.4.3",
-    "download_artifact":
-        "actions/download-artifact@fa0a91b85d4f404e444e00e005971372dc801d16  # v4.1.8",
-    "github_script": "actions/github-script@60a0d83039c74a4aee543508d2ffcb1c3799cdea  # v7.0.1",
-}
 PYTHON = "3.11"
 # Where Kubernetes' own build keeps its Go build cache (hack/lib/golang.sh: KUBE_GOPATH/cache)
 K8S_GOCACHE = "_output/local/go/cache"
+ALERT_SCRIPT = "templates/ci/alert.js"  # the alert job's github-script, in the package
+# The nightly's steps that can fail, by template key: each tees its output to
+# $RUNNER_TEMP/nightly/logs/<slug of its name>.log (the alert script's contract).
+STEPS = {
+    "install": "Install tkedistro",
+    "host_setup": "Host packages, binfmt, builder image, component bases",
+    "source": "Source",
+    "build": "Build",
+    "conformance": "Conformance (--smoke)",
+    "forecast": "Forecast the series onto newer upstream tags",
+}
 
 
-def is_tool_source(root: Path) -> bool:
-    """Whether ``root`` is tkedistro's own source (its pyproject.toml names the project)."""
-    try:
-        data = tomllib.loads((root / "pyproject.toml").read_text())
-    except (OSError, tomllib.TOMLDecodeError):
-        return False
-    project = data.get("project")
-    return isinstance(project, dict) and project.get("name") == "tkedistro"
+def slug(step: str) -> str:
+    """A step's log name: lowercase, each run of characters outside a-z0-9 one ``-``."""
+    return re.sub(r"[^a-z0-9]+", "-", step.lower()).strip("-")
+
+
+def step_log(step: str) -> str:
+    return f"$RUNNER_TEMP/nightly/logs/{slug(step)}.log"
+
+
+def alert_script() -> str:
+    """The alert job's script (``alert.js``), without its trailing newline."""
+    return resources.files("tkedistro").joinpath(ALERT_SCRIPT).read_text("utf-8").rstrip("\n")
 
 
 def job_id(release: str) -> str:
@@ -88,14 +98,21 @@ def _release(ws: Workspace, name: str) -> dict[str, str]:
             "manifest": paths.manifest_name, "patches": str(paths.layout.patches),
             "gocache": shlex.quote(f"{paths.layout.src}/{K8S_GOCACHE}"),
             "output": str(paths.layout.output),  # a release name needs no shell quoting
-            "results": str(paths.layout.conformance_results)}
+            "results": str(paths.layout.conformance_results),
+            "cluster_state": str(paths.layout.cluster / CLUSTER_STATE)}
 
 
 def _context(ws: Workspace) -> dict[str, object]:
+    config = load_repo_config(ws.root)
+    install = pip_argument(ws, config)
     releases = [_release(ws, name) for name in list_release_names(ws.releases_dir)]
-    install = "." if is_tool_source(ws.root) else shlex.quote(f"tkedistro=={__version__}")
-    return {"releases": releases, "python": PYTHON, "actions": ACTIONS, "install": install,
-            "tool_key": f"tkedistro-{__version__}",
+    source = config.ci.install
+    return {"releases": releases, "python": PYTHON, "actions": uses_lines(),
+            "runs_on": config.ci.runs_on, "install": install, "version": __version__,
+            "install_shown": "this checkout" if install == "." or source is None
+            else source.describe(),
+            "steps": {key: {"name": name, "log": step_log(name)} for key, name in STEPS.items()},
+            "alert_script": alert_script(), "tool_key": f"tkedistro-{__version__}",
             "release_names_json": json.dumps([r["name"] for r in releases])}
 
 

@@ -65,6 +65,19 @@ class WorkflowDriftError(TkedistroError):
     meaning = "a checked-in workflow differs from its render"
 
 
+class RepoConfigError(TkedistroError):
+    """``tkedistro.yaml`` (the repo's own settings) is invalid, or lacks a setting the
+    command needs; ``problems`` lists them all."""
+
+    exit_code = 3
+    meaning = ("`tkedistro.yaml` (the repo's settings) invalid, or a setting `ci render` / "
+               "`ci check` needs is unset or unpinned")
+
+    def __init__(self, problems: Sequence[str], *, hint: str | None = None):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems), hint=hint)
+
+
 class PatchFormatError(TkedistroError):
     exit_code = 4
     meaning = "patch file invalid (unparseable, missing or bad trailers)"
