@@ -19,14 +19,12 @@ images' base, the cgroup v2 guest) goes through ``bootstrap``:
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from tkedistro.core import console, files
 from tkedistro.core.errors import BuildError, HostNotReadyError
 from tkedistro.core.runner import Result, run
-from tkedistro.core.workspace import shorten
 from tkedistro.debian.source import ARCHIVE_MIRROR, MANIFEST_KEY, OPTION, DebianSource, end_of_life
 
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
@@ -145,11 +143,7 @@ def _hint(job: Bootstrap, source: DebianSource, output: str) -> str:
                 f"(from {source.origin}) no longer has it: use the archive mirror, "
                 f"{OPTION} {ARCHIVE_MIRROR} (or {MANIFEST_KEY} in the release manifest)")
     if NO_RELEASE in output:
-        return (f"{shorten(source.mirror, 100)} (from {source.origin}) has no {job.suite}: "
+        return (f"{source.mirror} (from {source.origin}) has no {job.suite}: "
                 f"check that the mirror answers, or pick another with {OPTION} URL")
     return (f"check that the mirror answers (from {source.origin}; {OPTION} URL picks "
-            f"another) and the package names exist in {job.suite}: " + _packages(job.packages))
-
-
-def _packages(packages: Sequence[str]) -> str:
-    return shorten(",".join(packages), 200)
+            f"another) and the package names exist in {job.suite}: " + ",".join(job.packages))

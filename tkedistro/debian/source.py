@@ -29,6 +29,7 @@ ARCHIVE_MIRROR = "http://archive.debian.org/debian"
 ENV = "DEBIAN_MIRROR"
 OPTION = "--debian-mirror"
 MANIFEST_KEY = "debian.mirror"
+DEFAULT_ORIGIN = "the default"
 # suite -> the day its support ended (Debian LTS); after it the main mirror may drop it
 EOL = {"jessie": datetime.date(2020, 6, 30), "stretch": datetime.date(2022, 6, 30),
        "buster": datetime.date(2024, 6, 30), "bullseye": datetime.date(2026, 8, 31)}
@@ -46,7 +47,7 @@ class DebianSource:
     @property
     def user_chosen(self) -> bool:
         """False for the default mirror, which may fall back to the archive mirror."""
-        return self.origin != "default"
+        return self.origin != DEFAULT_ORIGIN
 
     def logs(self) -> Path:
         return self.logs_dir or default_cache_dir() / "logs"
@@ -59,7 +60,7 @@ def from_environment() -> DebianSource:
     """``DEBIAN_MIRROR``, else the default mirror."""
     if env := os.environ.get(ENV):
         return DebianSource(env, ENV)
-    return DebianSource(DEFAULT_MIRROR, "default")
+    return DebianSource(DEFAULT_MIRROR, DEFAULT_ORIGIN)
 
 
 def current() -> DebianSource:
@@ -97,8 +98,8 @@ def resolve(option: str | None, manifests: Mapping[str, str | None],
 
 
 def end_of_life(suite: str, today: datetime.date | None = None) -> datetime.date | None:
-    """The day ``suite``'s support ended, when that day has passed; else None."""
+    """The last day of ``suite``'s support, once that day has passed; else None."""
     ended = EOL.get(suite)
-    if ended is None or ended > (today or datetime.datetime.now(datetime.UTC).date()):
+    if ended is None or ended >= (today or datetime.datetime.now(datetime.UTC).date()):
         return None
     return ended
