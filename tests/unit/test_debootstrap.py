@@ -318,3 +318,17 @@ def test_end_of_life_is_known_only_after_the_day() -> None:
     assert source.end_of_life("bullseye", datetime.date(2026, 8, 31)) is None
     assert source.end_of_life("bullseye", datetime.date(2026, 9, 1)) == datetime.date(2026, 8, 31)
     assert source.end_of_life("bookworm", datetime.date(2030, 1, 1)) is None
+
+
+def test_a_bad_debian_mirror_variable_is_refused_before_debootstrap(
+        tmp_path: Path, host: Host, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEBIAN_MIRROR", "https://bot:s3cret@mirror.example/debian")
+    result = _builder_image(tmp_path, host)
+    assert result.exit_code == 11
+    assert _error(result) == [
+        "error: DEBIAN_MIRROR: 'https://mirror.example/debian' has a user name or password in "
+        "it; it would be shown in logs and image labels: use a mirror that needs none (packages "
+        "are checked against Debian's keyring, not the connection)",
+        "hint: set DEBIAN_MIRROR to a mirror like http://deb.debian.org/debian, or pass "
+        "--debian-mirror URL"]
+    assert host.ran() == []

@@ -25,7 +25,16 @@ from pathlib import Path
 from tkedistro.core import console, files
 from tkedistro.core.errors import BuildError, HostNotReadyError
 from tkedistro.core.runner import Result, run
-from tkedistro.debian.source import ARCHIVE_MIRROR, MANIFEST_KEY, OPTION, DebianSource, end_of_life
+from tkedistro.debian.source import (
+    ARCHIVE_MIRROR,
+    DEFAULT_MIRROR,
+    ENV,
+    MANIFEST_KEY,
+    OPTION,
+    DebianSource,
+    end_of_life,
+)
+from tkedistro.model.url import debian_mirror_problem
 
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 KEYRING_PACKAGE = "debian-archive-keyring"
@@ -70,6 +79,9 @@ def bootstrap(job: Bootstrap, source: DebianSource, log: Path, *,
     mirror lacks, from the archive mirror); ``log`` gets the output. Returns the mirror the
     root came from; raises ``BuildError`` naming the kept log when it failed."""
     keyring = check_keyring(keyring)
+    if problem := debian_mirror_problem(source.mirror):
+        raise BuildError(f"{source.origin}: {problem}",
+                         hint=f"set {ENV} to a mirror like {DEFAULT_MIRROR}, or pass {OPTION} URL")
     result = _run(job, source.mirror, keyring, log)
     if result.returncode == 0 and UNVERIFIED not in _output(result):
         return source.mirror
