@@ -332,3 +332,16 @@ def test_a_bad_debian_mirror_variable_is_refused_before_debootstrap(
         "hint: set DEBIAN_MIRROR to a mirror like http://deb.debian.org/debian, or pass "
         "--debian-mirror URL"]
     assert host.ran() == []
+
+
+@pytest.mark.parametrize("command", [["host-setup"], ["builder-image"], ["build", "1.20"],
+                                     ["images", "1.20"]])
+def test_every_command_that_debootstraps_takes_and_checks_debian_mirror(
+        tmp_path: Path, host: Host, command: list[str]) -> None:
+    result = runner.invoke(app, ["--root", str(_repo(tmp_path)), *command,
+                                 "--debian-mirror", "file:///srv/debian"])
+    assert result.exit_code == 2
+    flat = " ".join(result.stderr.replace("│", " ").split())
+    assert "Invalid value for '--debian-mirror': 'file:///srv/debian' is not an http or https " \
+        "URL" in flat
+    assert host.ran() == []

@@ -84,8 +84,9 @@ def build(
     from tkedistro.debian.source import chosen
 
     ws = G.settled(release)
-    with chosen(debian_source(debian_mirror, (release,))):
-        result = build_release(ws, load_release(ws, release), options, G.engines())
+    manifest = load_release(ws, release)
+    with chosen(debian_source(debian_mirror, (release,), (manifest,))):
+        result = build_release(ws, manifest, options, G.engines())
     emit(result.to_json(), result.format_text(), as_json)
 
 

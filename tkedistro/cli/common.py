@@ -24,6 +24,7 @@ from tkedistro.model.url import debian_mirror_problem, url_problem
 
 if TYPE_CHECKING:
     from tkedistro.debian.source import DebianSource
+    from tkedistro.model.manifest import Manifest
 
 __all__ = ["G", "emit", "guarded"]  # G and emit are session's, here for the command modules
 
@@ -147,17 +148,20 @@ def check_debian_mirror(value: str | None) -> str | None:
     return value
 
 
-def debian_source(option: str | None, releases: tuple[str, ...]) -> DebianSource:
-    """The Debian mirror of a command on ``releases`` (default: every release):
-    ``--debian-mirror``, else their manifests' ``debian.mirror``, else ``DEBIAN_MIRROR``,
-    else deb.debian.org; failed debootstrap logs go to the cache's ``logs/``."""
+def debian_source(option: str | None, releases: tuple[str, ...],
+                  loaded: tuple[Manifest, ...] = ()) -> DebianSource:
+    """The Debian mirror of a command on ``releases`` (default: every release; ``loaded``:
+    their manifests, when the command has them already): ``--debian-mirror``, else their
+    manifests' ``debian.mirror``, else ``DEBIAN_MIRROR``, else deb.debian.org; failed
+    debootstrap logs go to the cache's ``logs/``."""
     from tkedistro.debian import source
     from tkedistro.model.manifest import list_release_names, load_release
 
     ws = G.workspace()
-    names = releases or tuple(list_release_names(ws.releases_dir))
-    mirrors = {} if option else {f"releases/{ws.manifest_path(name).name}":
-                                 load_release(ws, name).debian_mirror for name in names}
+    if not option and not loaded:
+        names = releases or tuple(list_release_names(ws.releases_dir))
+        loaded = tuple(load_release(ws, name) for name in names)
+    mirrors = {f"releases/{ws.manifest_path(m.release).name}": m.debian_mirror for m in loaded}
     return source.resolve(option, mirrors, ws.cache / "logs")
 
 
