@@ -51,6 +51,9 @@ FAKE_DEBOOTSTRAP = textwrap.dedent("""\
     if mode == "badpackage":
         print("E: Couldn't find these debs: golang-1.15-go", file=sys.stderr)
         sys.exit(1)
+    if mode == "badsignature":
+        print("E: Release signed by unknown key (key id 6ED0E7B82643E131)", file=sys.stderr)
+        sys.exit(1)
     if mode == "unverified":
         print("W: Cannot check Release signature; keyring file not available /x.gpg",
               file=sys.stderr)
@@ -345,3 +348,18 @@ def test_every_command_that_debootstraps_takes_and_checks_debian_mirror(
     assert "Invalid value for '--debian-mirror': 'file:///srv/debian' is not an http or https " \
         "URL" in flat
     assert host.ran() == []
+
+
+def test_a_release_that_does_not_verify_is_refused_and_the_hint_says_why(
+        tmp_path: Path, host: Host) -> None:
+    host.modes(**{"http://mirror.example/debian": "badsignature"})
+    result = _builder_image(tmp_path, host, "--debian-mirror", "http://mirror.example/debian")
+    assert result.exit_code == 11
+    [kept] = host.logs()
+    assert _error(result)[0] == (
+        f"error: debootstrap bullseye from http://mirror.example/debian failed (log: {kept})")
+    assert _error(result)[-1] == (
+        "hint: the bullseye Release from http://mirror.example/debian (from --debian-mirror) "
+        "did not verify against Debian's keyring: update it (apt-get install --only-upgrade "
+        "debian-archive-keyring); a mirror serving a Release Debian did not sign is refused")
+    assert host.engine.imported == [] and len(host.ran()) == 1

@@ -40,6 +40,9 @@ KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 KEYRING_PACKAGE = "debian-archive-keyring"
 UNVERIFIED = "Cannot check Release signature"
 NO_RELEASE = "Failed getting release file"
+# debootstrap's words for a Release whose signature does not verify against the keyring
+BAD_SIGNATURE = ("Release signed by unknown key", "Invalid Release signature",
+                 "Invalid Release file")
 MAX_LOG_BYTES = 16 * 2**20  # debootstrap.log of a few hundred packages is well under 1 MiB
 
 
@@ -150,6 +153,10 @@ def _failure(job: Bootstrap, mirror: str, source: DebianSource, result: Result,
 
 def _hint(job: Bootstrap, source: DebianSource, output: str) -> str:
     ended = end_of_life(job.suite)
+    if any(words in output for words in BAD_SIGNATURE):
+        return (f"the {job.suite} Release from {source.mirror} (from {source.origin}) did not "
+                f"verify against Debian's keyring: update it (apt-get install --only-upgrade "
+                f"{KEYRING_PACKAGE}); a mirror serving a Release Debian did not sign is refused")
     if NO_RELEASE in output and ended is not None and source.user_chosen:
         return (f"{job.suite} reached its end of life on {ended} and {source.mirror} "
                 f"(from {source.origin}) no longer has it: use the archive mirror, "
