@@ -4,7 +4,9 @@
 #
 # usage: scripts/make-builder-image.sh [IMAGE]   (default: each release's builder.image)
 #        RELEASE=1.20 picks the release (default: every release; with IMAGE the newest);
-#        FORCE=1 makes it again even when its inputs match.
+#        FORCE=1 makes it again even when its inputs match;
+#        DEBIAN_MIRROR=URL debootstraps from that mirror (the manifest's debian.mirror wins
+#        over it; the Release signature is always verified against debian-archive-keyring).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 args=()

@@ -15,12 +15,13 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import REPO
-from tests.helpers.engines import fake_engines
+from tests.helpers.engines import fake_engines, use_engines
 from tkedistro.build import builderimage
 from tkedistro.cli.app import app
 from tkedistro.core.errors import BuilderImageError
 from tkedistro.core.runner import Result
 from tkedistro.core.workspace import Workspace
+from tkedistro.debian import debootstrap
 from tkedistro.debian.rootfs import INPUTS_LABEL
 from tkedistro.engine.protocols import BuiltImage, ContainerSpec, ImageInfo, RunResult
 from tkedistro.images.base import base_recipe
@@ -146,31 +147,83 @@ def test_a_missing_image_needs_root_and_says_how(tmp_path: Path,
                                  "elsewhere and pass --builder-image IMAGE to the build")
 
 
+# `apt-cache showpkg` of a real package, and of Ubuntu 26.04's virtual qemu-user-static
+# (apt ends its section headers with ": ", a trailing space)
+LISTS = "/var/lib/apt/lists/archive.ubuntu.com_ubuntu_dists_noble_main_binary-amd64_Packages"
+REAL_PKG = "\n".join([
+    "Package: {name}", "Versions: ", f"1.0-1 ({LISTS})", " Description Language: ",
+    f"                 File: {LISTS}", "", "", "Reverse Depends: ", "Dependencies: ",
+    "1.0-1 - libc6 (2 2.34)", "Provides: ", "1.0-1 - ", "Reverse Provides: ", ""])
+VIRTUAL_QEMU = "\n".join([
+    "Package: qemu-user-static", "Versions: ", "", "Reverse Depends: ",
+    "  qemu-user-binfmt-hwe,qemu-user-static", "  qemu-user-binfmt,qemu-user-static",
+    "Dependencies: ", "Provides: ", "Reverse Provides: ",
+    "qemu-user-binfmt-hwe 1:10.1.0+ds-5ubuntu3 (= 1:10.1.0+ds-5ubuntu3)",
+    "qemu-user-binfmt 1:10.1.0+ds-5ubuntu2 (= 1:10.1.0+ds-5ubuntu2)", ""])
+CONF_LINE = (r":qemu-aarch64:F::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+             r"\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff"
+             r"\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64:FCP")
+
+
+@dataclass
+class FakeApt:
+    """What apt knows: ``virtual`` packages (their showpkg text) and ``unknown`` ones; an
+    install makes the packages' programs present (and, for ``binfmt_d``, a binfmt.d file)."""
+
+    virtual: dict[str, str] = field(default_factory=dict)
+    unknown: set[str] = field(default_factory=set)
+    binfmt_d: dict[str, str] = field(default_factory=dict)  # package -> qemu-aarch64.conf
+
+    def showpkg(self, names: Sequence[str]) -> str:
+        return "".join(self.virtual.get(n) or REAL_PKG.format(name=n) for n in names
+                       if n not in self.unknown)
+
+
 def _host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, present: set[str],
-          mounted: bool = True, entry: str | None = ENTRY) -> tuple[Path, list[list[str]]]:
-    """A fake procfs, ``which`` that knows ``present``, and a runner that records argv (an
-    apt-get install makes its packages' programs present)."""
+          mounted: bool = True, entry: str | None = ENTRY, keyring: bool = True,
+          apt: FakeApt | None = None) -> tuple[Path, list[list[str]]]:
+    """A fake procfs, ``which`` that knows ``present``, Debian's keyring (or not), an empty
+    binfmt.d, and a runner that records argv (an apt-get install makes its packages'
+    programs present; a write to ``register`` registers the entry)."""
+    apt = apt or FakeApt()
     procfs = tmp_path / "binfmt_misc"
     procfs.mkdir()
     if mounted:
         (procfs / "status").write_text("enabled\n")
         if entry:
             (procfs / "qemu-aarch64").write_text(entry)
+    conf_dir = tmp_path / "binfmt.d"
+    conf_dir.mkdir()
+    key = tmp_path / "keyrings" / "debian-archive-keyring.gpg"
+    if keyring:
+        key.parent.mkdir()
+        key.write_bytes(b"keys")
     ran: list[list[str]] = []
 
-    def fake_run(argv: Sequence[Any], **_: Any) -> Result:
+    def fake_run(argv: Sequence[Any], **kwargs: Any) -> Result:
         ran.append([str(a) for a in argv])
+        if argv[:2] == ["apt-cache", "showpkg"]:
+            return Result(tuple(argv), 0, apt.showpkg(argv[2:]), "")
         if argv[:2] == ["apt-get", "install"]:
             present.update(r.program for r in packages.requirements(["linux/arm64"])
                            if r.package in argv)
-        if argv[0] == "update-binfmts":
+            if "debian-archive-keyring" in argv:
+                key.parent.mkdir(exist_ok=True)
+                key.write_bytes(b"keys")
+            for package, text in apt.binfmt_d.items():
+                if package in argv:
+                    (conf_dir / "qemu-aarch64.conf").write_text(text)
+        if argv[0] == "update-binfmts" or argv[:2] == ["tee", str(procfs / "register")]:
             (procfs / "status").write_text("enabled\n")
             (procfs / "qemu-aarch64").write_text(ENTRY)
+            ran[-1].append(f"<<{kwargs.get('input')!r}")
         return Result(tuple(argv), 0, "", "")
 
     monkeypatch.setattr(packages.shutil, "which",
                         lambda name: f"/usr/bin/{name}" if name in present else None)
     monkeypatch.setattr(packages, "run", fake_run)
+    monkeypatch.setattr(packages, "BINFMT_CONF_DIRS", (conf_dir,))
+    monkeypatch.setattr(debootstrap, "KEYRING", key)
     monkeypatch.setattr(packages.emulation, "host_platform", lambda: "linux/amd64")
     monkeypatch.setattr(packages.emulation, "host_arch", lambda machine=None: "amd64")
     return procfs, ran
@@ -219,9 +272,10 @@ def test_setup_installs_registers_then_a_second_run_does_nothing(
     report = hostsetup.setup_host(ws, [], fake_engines(fake, fake), binfmt_dir=procfs)
     missing = ["binfmt-support", "docker-registry", "qemu-user-static", "skopeo"]
     assert ran == [["apt-get", "update", "-qq"],
+                   ["apt-cache", "showpkg", *missing],
                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
                    ["mount", "-t", "binfmt_misc", "binfmt_misc", str(procfs)],
-                   ["update-binfmts", "--enable", "qemu-aarch64"]]
+                   ["update-binfmts", "--enable", "qemu-aarch64", "<<None"]]
     assert report.ready
     assert report.done == ("installed " + " ".join(missing),
                            "registered qemu-aarch64 with binfmt_misc")
@@ -266,3 +320,93 @@ def test_the_go_label_is_the_packages_upstream_version() -> None:
     assert upstream_version("1.15.15-1~deb11u4") == "1.15.15"
     assert upstream_version("2:1.16.3-1") == "1.16.3"
     assert upstream_version("20210119") == "20210119"
+
+
+def test_a_host_without_debians_keyring_is_not_ready_and_setup_installs_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    procfs, ran = _host(tmp_path, monkeypatch, {"debootstrap", "buildah", "skopeo",
+                                                "docker-registry", "apt-get", "update-binfmts",
+                                                "qemu-aarch64-static"}, keyring=False)
+    use_engines(monkeypatch, containers=FakeEngine(_images()), images=FakeEngine(_images()))
+    monkeypatch.setattr(hostsetup.emulation, "BINFMT_DIR", procfs)
+    root = _repo(tmp_path)
+    checked = runner.invoke(app, ["--root", str(root), "host-setup", "--check"])
+    assert checked.exit_code == 19
+    assert checked.stdout.splitlines()[0] == (
+        "BAD  host packages                  missing debian-archive-keyring")
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    made = runner.invoke(app, ["--root", str(root), "host-setup"])
+    assert made.exit_code == 0, made.output
+    assert made.stdout.splitlines()[0] == "done: installed debian-archive-keyring"
+    assert ["apt-get", "install", "-y", "-qq", "--no-install-recommends",
+            "debian-archive-keyring"] in ran
+
+
+def test_ubuntu_26_04_gets_a_real_provider_of_qemu_user_static_and_its_binfmt_d_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """26.04: qemu-user-static is virtual (two providers, apt refuses it), qemu >= 10 ships
+    /usr/lib/binfmt.d/qemu-aarch64.conf and no update-binfmts registration."""
+    apt = FakeApt(virtual={"qemu-user-static": VIRTUAL_QEMU},
+                  binfmt_d={"qemu-user-binfmt": f"# qemu 10\n{CONF_LINE}\n"})
+    procfs, ran = _host(tmp_path, monkeypatch, {"debootstrap", "buildah", "skopeo",
+                                                "docker-registry", "apt-get",
+                                                "update-binfmts"}, entry=None, apt=apt)
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    fake = FakeEngine(_images())
+    ws = Workspace.discover(_repo(tmp_path))
+    report = hostsetup.setup_host(ws, [], fake_engines(fake, fake), binfmt_dir=procfs)
+    assert ran[1:] == [
+        ["apt-cache", "showpkg", "qemu-user-static"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "qemu-user-binfmt"],
+        ["tee", str(procfs / "register"), f"<<{CONF_LINE + chr(10)!r}"]]
+    assert report.done == ("installed qemu-user-binfmt (for qemu-user-static)",
+                           "registered qemu-aarch64 with binfmt_misc")
+    assert report.ready
+    # installed and registered: a second run finds nothing to do
+    ran.clear()
+    again = hostsetup.setup_host(ws, [], fake_engines(fake, fake), binfmt_dir=procfs)
+    assert ran == [] and again.format_text().splitlines() == [
+        *again.format_text().splitlines()[:-1], "nothing to do: this host is ready"]
+
+
+def test_an_entry_left_without_the_f_flag_is_removed_before_the_binfmt_d_line(
+        tmp_path: Path) -> None:
+    conf = tmp_path / "binfmt.d"
+    conf.mkdir()
+    (conf / "qemu-aarch64.conf").write_text(f"; comment\n\n{CONF_LINE}\n")
+    procfs = tmp_path / "binfmt_misc"
+    procfs.mkdir()
+    (procfs / "status").write_text("enabled\n")
+    (procfs / "qemu-aarch64").write_text("enabled\ninterpreter /usr/bin/qemu-aarch64\nflags: \n")
+    assert packages.binfmt_fix("linux/arm64", procfs, [conf]) == [
+        (["tee", str(procfs / "qemu-aarch64")], "-1\n"),
+        (["tee", str(procfs / "register")], CONF_LINE + "\n")]
+    # no binfmt.d file (qemu < 10 without one): update-binfmts, as before
+    assert packages.binfmt_fix("linux/arm64", procfs, [tmp_path / "none"]) == [
+        (["update-binfmts", "--enable", "qemu-aarch64"], None)]
+
+
+def test_the_hwe_provider_is_taken_only_when_it_is_the_only_one() -> None:
+    entries = packages.parse_showpkg(VIRTUAL_QEMU + REAL_PKG.format(name="skopeo"))
+    assert entries == {"qemu-user-static": (False, ["qemu-user-binfmt-hwe", "qemu-user-binfmt"]),
+                       "skopeo": (True, [])}
+    assert packages.pick_provider(["qemu-user-binfmt-hwe", "qemu-user-binfmt"]) == \
+        "qemu-user-binfmt"
+    assert packages.pick_provider(["qemu-user-binfmt-hwe"]) == "qemu-user-binfmt-hwe"
+
+
+def test_a_package_apt_does_not_know_says_to_enable_universe(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    procfs, ran = _host(tmp_path, monkeypatch, {"debootstrap", "buildah", "skopeo", "apt-get"},
+                        apt=FakeApt(unknown={"docker-registry"}))
+    use_engines(monkeypatch, containers=FakeEngine(_images()), images=FakeEngine(_images()))
+    monkeypatch.setattr(hostsetup.emulation, "BINFMT_DIR", procfs)
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    result = runner.invoke(app, ["--root", str(_repo(tmp_path)), "host-setup"])
+    assert result.exit_code == 19
+    assert result.stderr.splitlines()[-2:] == [
+        "error: apt knows no package docker-registry (after apt-get update)",
+        "hint: on Ubuntu, docker-registry, buildah, skopeo and qemu-user-static are in the "
+        "universe component: `sudo add-apt-repository universe` (or add universe to the "
+        "sources), then run host-setup again"]
+    assert not any(argv[:2] == ["apt-get", "install"] for argv in ran)

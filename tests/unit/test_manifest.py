@@ -85,7 +85,7 @@ def test_every_problem_is_reported_at_once_in_file_order() -> None:
         f"{FILE}:6: upstream.commit: expected a full 40-character lowercase hex commit SHA, "
         "got 'faecb19'",
         f"{FILE}:10: buildr: unknown key; did you mean 'builder'? (allowed: schema, release, "
-        "upstream, distro_version, go, builder, components, platforms, patches, images)",
+        "upstream, distro_version, go, builder, components, platforms, patches, images, debian)",
         f"{FILE}:12: components[0]: unknown value 'kubelett'; did you mean 'kubelet'? "
         "(allowed: kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy, "
         "kubelet, kubectl, kubeadm)",

@@ -113,7 +113,7 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], None], int, list[str]]] = [
       "(while parsing a flow sequence started on line 12)"]),
     ("unknown-key", edit_manifest("platforms:", "platfroms:"), 3,
      [f"{M}:13: platfroms: unknown key; did you mean 'platforms'? (allowed: schema, release, "
-      "upstream, distro_version, go, builder, components, platforms, patches, images)"]),
+      "upstream, distro_version, go, builder, components, platforms, patches, images, debian)"]),
     ("bad-commit", edit_manifest("commit: ", "commit: faecb19 #"), 3,
      [f"{M}:6: upstream.commit: expected a full 40-character lowercase hex commit SHA, "
       "got 'faecb19'"]),

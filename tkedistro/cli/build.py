@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from tkedistro.cli.common import (
+    DebianMirrorOpt,
     G,
     JsonOpt,
     UpstreamOpt,
@@ -14,6 +15,7 @@ from tkedistro.cli.common import (
     check_image,
     check_memory,
     check_registry,
+    debian_source,
     emit,
     guarded,
 )
@@ -58,6 +60,7 @@ def build(
         bool, typer.Option("--no-images",
                            help="Leave the component images out (tkedistro images adds them).")
     ] = False,
+    debian_mirror: DebianMirrorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build the release into _output/RELEASE: binaries (in the builder container), component
@@ -78,8 +81,12 @@ def build(
         conformance_tools=with_conformance_tools,
         images=not no_images,
     )
+    from tkedistro.debian.source import chosen
+
     ws = G.settled(release)
-    result = build_release(ws, load_release(ws, release), options, G.engines())
+    manifest = load_release(ws, release)
+    with chosen(debian_source(debian_mirror, (release,), (manifest,))):
+        result = build_release(ws, manifest, options, G.engines())
     emit(result.to_json(), result.format_text(), as_json)
 
 
@@ -94,14 +101,18 @@ def images(
                                       "127.0.0.1:5000 or registry.example.com/tke.")
     ] = None,
     upstream: UpstreamOpt = None,
+    debian_mirror: DebianMirrorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Make the release's component images (multi-arch OCI archives in _output/RELEASE/images),
     building what is not built yet; push them with --push."""
+    from tkedistro.debian.source import chosen
     from tkedistro.release import imagescmd
 
-    report = imagescmd.make_and_push(G.settled(release), release, tuple(platform or ()), push,
-                                     upstream, G.engines())
+    ws = G.settled(release)
+    with chosen(debian_source(debian_mirror, (release,))):
+        report = imagescmd.make_and_push(ws, release, tuple(platform or ()), push, upstream,
+                                         G.engines())
     emit(report.to_json(), report.format_text(), as_json)
 
 
@@ -126,17 +137,20 @@ def builder_image(
                                  help="Name it IMAGE instead of the manifest's builder.image "
                                       "(one release).")
     ] = None,
+    debian_mirror: DebianMirrorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Make each release's builder image offline for its go.version (debootstrap, root),
     reused while its inputs match."""
     from tkedistro.build import builderimage
+    from tkedistro.debian.source import chosen
 
     if image and len(release or ()) != 1:
         raise typer.BadParameter("--image names the image of exactly one release",
                                  param_hint="--image")
-    report = builderimage.make_builder_images(G.workspace(), tuple(release or ()), G.engines(),
-                                              force=force, image=image)
+    with chosen(debian_source(debian_mirror, tuple(release or ()))):
+        report = builderimage.make_builder_images(G.workspace(), tuple(release or ()),
+                                                  G.engines(), force=force, image=image)
     emit(report.to_json(), report.format_text(), as_json)
 
 
@@ -145,13 +159,16 @@ def host_setup(
         help="Releases (default: every release in releases/).")] = None,
     check: Annotated[bool, typer.Option("--check", help="Change nothing; list what is "
                                                         "missing and the fix.")] = False,
+    debian_mirror: DebianMirrorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Install the host packages, register qemu-user with binfmt_misc and make the builder
     images and component bases the releases need (root); a no-op when all are in place."""
+    from tkedistro.debian.source import chosen
     from tkedistro.setup import hostsetup
 
-    report = hostsetup.setup_host(G.workspace(), tuple(release or ()), G.engines(),
-                                  check_only=check)
+    with chosen(debian_source(debian_mirror, tuple(release or ()))):
+        report = hostsetup.setup_host(G.workspace(), tuple(release or ()), G.engines(),
+                                      check_only=check)
     emit(report.to_json(), report.format_text(), as_json)
     report.raise_if_not_ready()

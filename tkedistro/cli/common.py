@@ -13,14 +13,18 @@ import re
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from tkedistro.cli.session import G, emit, outcome
 from tkedistro.core.workspace import shorten
 from tkedistro.model.refs import COMMIT_PATTERN, image_problem, tag_problem
-from tkedistro.model.url import url_problem
+from tkedistro.model.url import debian_mirror_problem, url_problem
+
+if TYPE_CHECKING:
+    from tkedistro.debian.source import DebianSource
+    from tkedistro.model.manifest import Manifest
 
 __all__ = ["G", "emit", "guarded"]  # G and emit are session's, here for the command modules
 
@@ -137,6 +141,30 @@ def check_image(value: str | None) -> str | None:
     return value
 
 
+def check_debian_mirror(value: str | None) -> str | None:
+    """``--debian-mirror``: an http(s) Debian mirror URL, no credentials (the manifest's rule)."""
+    if value is not None and (problem := debian_mirror_problem(value)):
+        raise typer.BadParameter(problem)
+    return value
+
+
+def debian_source(option: str | None, releases: tuple[str, ...],
+                  loaded: tuple[Manifest, ...] = ()) -> DebianSource:
+    """The Debian mirror of a command on ``releases`` (default: every release; ``loaded``:
+    their manifests, when the command has them already): ``--debian-mirror``, else their
+    manifests' ``debian.mirror``, else ``DEBIAN_MIRROR``, else deb.debian.org; failed
+    debootstrap logs go to the cache's ``logs/``."""
+    from tkedistro.debian import source
+    from tkedistro.model.manifest import list_release_names, load_release
+
+    ws = G.workspace()
+    if not option and not loaded:
+        names = releases or tuple(list_release_names(ws.releases_dir))
+        loaded = tuple(load_release(ws, name) for name in names)
+    mirrors = {f"releases/{ws.manifest_path(m.release).name}": m.debian_mirror for m in loaded}
+    return source.resolve(option, mirrors, ws.cache / "logs")
+
+
 def check_memory(value: str | None) -> str | None:
     """``--memory``: a size in docker's units (512m, 8g, 8gb) from 6m (docker's least) to
     64 TiB, checked before docker."""
@@ -177,6 +205,15 @@ UpstreamOpt = Annotated[
     typer.Option("--upstream", envvar="TKEDISTRO_UPSTREAM", callback=check_upstream,
                  help="Fetch from this mirror URL (a user name or token in it reaches git "
                       "only: never a message, --json or a state file)."),
+]
+
+
+DebianMirrorOpt = Annotated[
+    str | None,
+    typer.Option("--debian-mirror", metavar="URL", callback=check_debian_mirror,
+                 help="Debootstrap from this Debian mirror (over the manifest's debian.mirror "
+                      "and DEBIAN_MIRROR); e.g. http://archive.debian.org/debian for an "
+                      "end-of-life suite."),
 ]
 
 

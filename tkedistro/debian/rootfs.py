@@ -1,6 +1,8 @@
 """A Debian root filesystem made offline and imported as a local image, reused by its inputs.
 
-``debootstrap --variant=minbase --include=PACKAGES SUITE ROOTFS MIRROR`` (mirror:
+``debootstrap --variant=minbase --keyring=... --include=PACKAGES SUITE ROOTFS MIRROR``
+(``debian/debootstrap.py``: the Release signature always verified; the mirror from
+``debian/source.py``: ``--debian-mirror``, the manifest's ``debian.mirror``,
 ``DEBIAN_MIRROR``, else deb.debian.org), then
 optional commands in a chroot of it (``update-alternatives``) and pruned folders (docs, man
 pages), then the engine imports it under the recipe's ref. The image is labelled with every
@@ -31,12 +33,14 @@ from tkedistro.core import console, files
 from tkedistro.core.errors import BuildError
 from tkedistro.core.files import json_digest
 from tkedistro.core.runner import run
+from tkedistro.debian import source
+from tkedistro.debian.debootstrap import Bootstrap, bootstrap
 from tkedistro.engine.emulation import can_run
 from tkedistro.engine.imagerecord import ImageRecord, local_id
 from tkedistro.engine.protocols import BuiltImage, ImageEngine
 
 SUITE = "bullseye"
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
+DEFAULT_MIRROR = source.DEFAULT_MIRROR
 INPUTS_LABEL = "org.tkedistro.inputs"
 SOURCE_LABEL = "org.opencontainers.image.source"
 PACKAGES_LABEL = "org.tkedistro.debian.packages"
@@ -99,7 +103,9 @@ class DebianBase:
 
 
 def mirror() -> str:
-    return os.environ.get("DEBIAN_MIRROR") or DEFAULT_MIRROR
+    """The mirror this run debootstraps from (``debian/source.py``): part of every inputs
+    digest, so a base made from another mirror is made again."""
+    return source.current().mirror
 
 
 def reusable(labels: Mapping[str, str] | None, digest: str) -> bool:
@@ -200,19 +206,25 @@ def make_rootfs(rootfs: Path, recipe: DebianRecipe, log: Path) -> tuple[str, ...
 def _debootstrap(rootfs: Path, recipe: DebianRecipe, log: Path) -> tuple[str, ...]:
     clear_rootfs(rootfs)
     files.ensure_dir(rootfs.parent)
-    arch = [f"--arch={recipe.arch}"] if recipe.arch else []
-    result = run(["debootstrap", "--variant=minbase", *arch,
-                  "--include=" + ",".join(recipe.packages), recipe.suite, rootfs, mirror()],
-                 check=False)
-    files.write_text(log, result.stdout + result.stderr)
-    if result.returncode != 0:
-        raise BuildError(f"debootstrap {recipe.suite} from {mirror()} failed (log: {log})",
-                         details=(result.stdout + result.stderr)[-4000:],
-                         hint="check that the mirror answers (DEBIAN_MIRROR) and the "
-                              "package names exist in " + recipe.suite)
+    bootstrap(Bootstrap(recipe.suite, rootfs, recipe.packages, recipe.arch), source.current(),
+              log)
     query = run(["chroot", rootfs, "dpkg-query", "-W", "-f", "${Package}=${Version}\n"],
                 message="listing the packages of the Debian base failed")
     return tuple(sorted(line for line in query.stdout.splitlines() if line))
+
+
+def _used_mirror(rootfs: Path) -> str:
+    """The mirror the root came from, as debootstrap wrote it to its ``sources.list`` (the
+    archive mirror when the default one no longer had the suite); else this run's."""
+    try:
+        text = files.read_text(rootfs / "etc/apt/sources.list", max_bytes=65536)
+    except (OSError, UnicodeDecodeError):
+        return mirror()
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[0] == "deb":
+            return fields[1]
+    return mirror()
 
 
 def _finish_rootfs(rootfs: Path, recipe: DebianRecipe) -> None:
@@ -235,9 +247,9 @@ def _import(engine: ImageEngine, rootfs: Path, tar: Path, recipe: DebianRecipe, 
                 files.remove_link(item)  # the file (or a link to one) itself, never its target
     run(["tar", "--numeric-owner", "-C", rootfs, "-c", "-f", tar, "."],
         message="packing the Debian base root filesystem failed")
-    source = f"debootstrap {recipe.suite} minbase from {mirror()}"
+    origin = f"debootstrap {recipe.suite} minbase from {_used_mirror(rootfs)}"
     changes = (f"ENV {PATH_ENV}",
-               f"LABEL {SOURCE_LABEL}={json.dumps(source)}",
+               f"LABEL {SOURCE_LABEL}={json.dumps(origin)}",
                f"LABEL {INPUTS_LABEL}={json.dumps(digest)}",
                f"LABEL {PACKAGES_LABEL}={json.dumps(','.join(installed))}",
                *recipe.changes, *_version_labels(recipe, installed))

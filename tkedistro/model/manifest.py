@@ -31,7 +31,7 @@ from tkedistro.core.workspace import (
 )
 from tkedistro.model.patches import header_problem
 from tkedistro.model.refs import COMMIT_PATTERN, MAX_TAG_CHARS, TAG_PATTERN, image_problem
-from tkedistro.model.url import url_problem
+from tkedistro.model.url import debian_mirror_problem, url_problem
 
 SCHEMA_VERSION = 1
 
@@ -97,6 +97,21 @@ class Builder(_Frozen):
     image: ImageRef
 
 
+def _checked_mirror(url: str) -> str:
+    problem = debian_mirror_problem(url)
+    if problem:
+        raise ValueError(problem)
+    return url
+
+
+class Debian(_Frozen):
+    """Where the Debian roots this release needs are fetched from (``--debian-mirror``
+    overrides it; ``DEBIAN_MIRROR`` and deb.debian.org come after it)."""
+
+    mirror: Annotated[str | None, Field(min_length=1, max_length=2048),
+                      AfterValidator(lambda u: None if u is None else _checked_mirror(u))] = None
+
+
 def _checked_subject(subject: str | None) -> str | None:
     if subject is not None and (problem := header_problem(subject)):
         raise ValueError(f"{problem}; a subject is one line of text")
@@ -124,12 +139,19 @@ class Manifest(_Frozen):
     platforms: tuple[Platform, ...] = Field(default=("linux/amd64",), min_length=1)
     patches: tuple[PatchEntry, ...] = ()
     images: tuple[ImageComponent, ...] = ()  # shipped as OCI images, one index per component
+    debian: Debian | None = None  # the Debian mirror of its builder image and bases
 
     # Where it was loaded from (not part of the YAML).
     path: Path = Field(default=Path(), exclude=True)
 
     def summary(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True, exclude={"path"})
+        left_out = {"path"} | ({"debian"} if self.debian is None else set())
+        return self.model_dump(mode="json", by_alias=True, exclude=left_out)
+
+    @property
+    def debian_mirror(self) -> str | None:
+        """``debian.mirror``, when the manifest names one."""
+        return self.debian.mirror if self.debian else None
 
 
 def _yaml() -> YAML:

@@ -142,3 +142,35 @@ def redact_urls(text: str) -> str:
     """``text`` with the secret user-info of every URL in it taken out (``redact_url``):
     a last guard on what the CLI prints."""
     return _ANY_USERINFO.sub(_kept_prefix, text)
+
+
+# -- a Debian mirror: where debootstrap fetches packages (their signatures are checked) -------
+
+DEBIAN_MIRROR_EXAMPLE = "http://deb.debian.org/debian"
+_MIRROR = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<netloc>[^/?#]*)"
+                     r"(?P<path>/[^?#]*)?(?P<extra>[?#].*)?", re.S)
+
+
+def debian_mirror_problem(url: str) -> str | None:
+    """Why ``url`` may not be a Debian mirror (``--debian-mirror``, a manifest's
+    ``debian.mirror``), or None: an http or https URL of a host and a path, with no user
+    name or password (it is shown in logs and image labels), query or fragment."""
+    shown = redact_url(url)
+    expected = f"expected an http or https URL of a Debian mirror like {DEBIAN_MIRROR_EXAMPLE}"
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        return f"{shown!r} holds a space or control character; {expected}"
+    match = _MIRROR.fullmatch(url)
+    if match is None or match.group("scheme").lower() not in ("http", "https"):
+        return f"{shown!r} is not an http or https URL; {expected}"
+    netloc = match.group("netloc")
+    if "@" in netloc:
+        return (f"{shown!r} has a user name or password in it; it would be shown in logs and "
+                "image labels: use a mirror that needs none (packages are checked against "
+                "Debian's keyring, not the connection)")
+    if match.group("extra"):
+        return f"{shown!r} has a query or fragment; {expected}"
+    if not re.fullmatch(rf"(?:{_HOST})(?::[0-9]+)?", netloc):
+        return f"{shown!r}: {netloc!r} is not a host name; {expected}"
+    if problem := port_problem(netloc):
+        return f"{shown!r}: {problem}"
+    return None

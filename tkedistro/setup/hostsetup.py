@@ -161,8 +161,10 @@ def _fix(ws: Workspace, needs: HostNeeds, items: list[Item], engine: ImageEngine
     missing = packages.missing_packages(needs.foreign)
     if missing:
         with console.step("host_packages", " ".join(missing)):
-            packages.install_packages(missing)
-        done.append("installed " + " ".join(missing))
+            real = packages.install_packages(missing)
+        done.append("installed " + " ".join(
+            name if name == asked else f"{name} (for {asked})"
+            for asked, name in zip(missing, real, strict=True)))
     for platform in packages.binfmt_problems(needs.foreign, binfmt_dir):
         with console.step("emulation", packages.qemu_name(platform)):
             packages.register_binfmt(platform, binfmt_dir)
