@@ -1,6 +1,7 @@
 """Docker tier, issues 15 and 26: the rendered nightly runs, step by step, as a GitHub-hosted
-runner runs it, two nights in a row, for a distro repo that is only `releases/` + `patches/`
-(no Makefile, no scripts).
+runner runs it, two nights in a row, for a distro repo that is only `releases/`, `patches/`,
+`tkedistro.yaml` and the wheel of this checkout it names as the install source (no Makefile,
+no scripts).
 
 The repo pins a small k8s-shaped upstream; a newer upstream tag conflicts with its one patch.
 Every step of the nightly job runs in order as a non-root user with passwordless sudo, with
@@ -112,7 +113,8 @@ def base(runner_user: str) -> Iterator[Path]:
 
 
 def _make_repo(base: Path, tmp_path: Path, builder: str) -> Path:
-    """The distro repo (releases/ + patches/ + the rendered workflows) and the wheel."""
+    """The distro repo: releases/, patches/, the wheel and tkedistro.yaml naming it, and the
+    rendered workflows."""
     files = {**upstream_files(), **TOOL_FILES, "hack/build.sh": K8S_BUILD_SH,
              "README.md": "# tiny kubernetes\n"}
     up = make_upstream(base / "up", {"v1.20.0": files,
@@ -128,10 +130,16 @@ def _make_repo(base: Path, tmp_path: Path, builder: str) -> Path:
     text = manifest.read_text()
     assert f"image: {BUILDER}\n" in text, text
     manifest.write_text(text.replace(f"image: {BUILDER}\n", f"image: {builder}\n"))
-    subprocess.run([sys.executable, "-m", "tkedistro", "--root", str(repo), "ci", "render"],
-                   env={**os.environ, "PYTHONPATH": str(REPO)}, check=True, capture_output=True)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w",
-                    str(base / "wheels"), str(REPO)], check=True, capture_output=True)
+                    str(repo / "wheels"), str(REPO)], check=True, capture_output=True)
+    wheel = next((repo / "wheels").glob("tkedistro-*.whl"))
+    # the nightly installs the tool from the wheel committed to the repo (ci.install)
+    (repo / "tkedistro.yaml").write_text(
+        f"schema: 1\nci:\n  install:\n    wheel: wheels/{wheel.name}\n")
+    rendered = subprocess.run(
+        [sys.executable, "-m", "tkedistro", "--root", str(repo), "ci", "render"],
+        env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, check=False)
+    assert rendered.returncode == 0, rendered.stdout + rendered.stderr
     subprocess.run(["chown", "-R", f"{USER}:{USER}", str(base)], check=True)
     return repo
 
@@ -193,7 +201,7 @@ def _run_night(number: int, base: Path, job: dict[str, Any], store: CacheStore,
         CONFORMANCE: "echo 'conformance needs the real Kubernetes tree' >&2; exit 1"},
         environment="github-hosted", cache=store, after_step=night.measure,
         trace=frozenset({DISK, LOAD}))
-    runner.env["PIP_FIND_LINKS"] = str(base / "wheels")
+    runner.env["PIP_FIND_LINKS"] = str(night.repo / "wheels")  # for a `tkedistro==X` install
     runner.env["PIP_CACHE_DIR"] = str(base / "pip-cache")  # the index's downloads, once
     results = runner.run_job(job)
     print(f"night {number}:\n" + "\n".join(f"{r.outcome:8} {r.seconds:6.1f}s {r.name}"
@@ -239,7 +247,8 @@ def _check_night(night: Night, disk: list[Path]) -> None:
 def test_two_nights_the_second_restores_every_cache_and_rebuilds_nothing(
         base: Path, builder_tag: str, tmp_path: Path) -> None:
     repo = _make_repo(base, tmp_path, builder_tag)
-    assert sorted(p.name for p in repo.iterdir()) == [".github", "patches", "releases"]
+    assert sorted(p.name for p in repo.iterdir()) == \
+        [".github", "patches", "releases", "tkedistro.yaml", "wheels"]
     nightly = YAML(typ="safe").load((repo / ".github/workflows/nightly.yml").read_text())
     job = nightly["jobs"]["nightly-1-20"]
     runs = "\n".join(str(step.get("run", "")) for step in job["steps"])

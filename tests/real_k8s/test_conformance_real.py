@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -97,7 +98,7 @@ def test_smoke_subset_passes_on_a_two_node_cluster_that_is_removed_after(
     assert missing_binaries(bin_dir, (*NODE_BINARIES, *TOOLS)) == []
 
     runner = _nightly_runner(ws, tmp_path)
-    step = _nightly_step(ws, CONFORMANCE_STEP)
+    step = _nightly_step(ws, CONFORMANCE_STEP, tmp_path)
     started = time.monotonic()
     run = runner.run_job({"steps": [step]})[0]
     print(f"nightly step {CONFORMANCE_STEP!r}: {time.monotonic() - started:.0f}s")
@@ -138,10 +139,22 @@ def test_smoke_subset_passes_on_a_two_node_cluster_that_is_removed_after(
     assert f"cluster {name}: down (no node containers)" in status.output
 
 
-def _nightly_step(ws: Workspace, name: str) -> dict[str, object]:
+def _nightly_step(ws: Workspace, name: str, tmp_path: Path) -> dict[str, object]:
     """The step ``name`` of the nightly job of 1.20, as ``tkedistro ci render`` renders it
-    for ``ws`` (nothing is written into the distro repo)."""
-    text = next(w.text for w in render_workflows(ws) if w.path.name == "nightly.yml")
+    for a copy of ``ws``'s releases and patches (nothing is written into the distro repo)
+    whose tkedistro.yaml names this checkout's commit as the install source (a distro repo's
+    render needs one; this step does not install)."""
+    copy = tmp_path / "render"
+    shutil.copytree(ws.root / "releases", copy / "releases")
+    patches = ws.root / "patches"
+    shutil.copytree(patches if patches.is_dir() else REPO / "patches", copy / "patches")
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    (copy / "tkedistro.yaml").write_text(
+        "schema: 1\nci:\n  install:\n    git: https://github.com/example/tkedistro.git\n"
+        f"    commit: {head}\n")
+    rendered = render_workflows(Workspace(root=copy, cache=ws.cache))
+    text = next(w.text for w in rendered if w.path.name == "nightly.yml")
     steps = YAML(typ="safe").load(text)["jobs"][job_id("1.20")]["steps"]
     found = [s for s in steps if s.get("name") == name]
     assert len(found) == 1, f"nightly.yml has {len(found)} steps named {name!r}"
@@ -158,7 +171,7 @@ def _nightly_runner(ws: Workspace, tmp_path: Path) -> Runner:
                     '-m tkedistro "$@"\n')
     tool.chmod(0o755)
     (tmp_path / "home").mkdir()
-    (tmp_path / "runner-temp").mkdir()
+    (tmp_path / "runner-temp" / "nightly" / "logs").mkdir(parents=True)  # made by the install
     return Runner("root", ws.root, tmp_path / "home", tmp_path / "runner-temp",
                   env={"TKEDISTRO": str(tool), "TKEDISTRO_CACHE": str(ws.cache)},
                   step_timeout=2400)
