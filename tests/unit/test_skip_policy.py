@@ -56,7 +56,8 @@ def test_with_ci_a_skip_for_something_missing_fails_naming_it(tmp_path: Path) ->
     assert run.returncode == 1, run.stdout
     assert ("CI is set and this test skipped: needs shellcheck (apt-get install shellcheck)"
             in run.stdout)
-    assert "CI is set and this test skipped: needs the host's busybox (busybox-static)" in run.stdout
+    assert ("CI is set and this test skipped: needs the host's busybox (busybox-static)"
+            in run.stdout)
     assert "`make install` installs what the tests need." in run.stdout
     assert "tkedistro: 1 skipped (1 deliberate, 0 other)" in run.stdout
     assert "1 passed, 1 skipped" in run.stdout
