@@ -23,8 +23,10 @@
 # The output goes to a log (its path is printed first); at the end the script prints each
 # step's duration and exit code and the skip count, then removes everything it made (the
 # engine and its containers, the namespaces, the veth pair, its iptables rules, the folder):
-# --keep (or CLEAN_ROOM_KEEP=1) keeps the engine stopped and the folder for inspection;
-# `scripts/clean-room.sh --remove DIR` removes a kept or interrupted room.
+# --keep (or CLEAN_ROOM_KEEP=1) leaves the room and its engine running for inspection:
+# `scripts/clean-room.sh --enter DIR [COMMAND...]` runs a shell (or COMMAND) in it, with its
+# environment, in the clone; `scripts/clean-room.sh --remove DIR` removes a kept or
+# interrupted room.
 # Exit code: 0 when both commands passed, else the first failing command's.
 set -euo pipefail
 
@@ -43,6 +45,7 @@ inside() {
   # this engine's socket where every client looks by default (private to this namespace)
   mount --bind "$ROOM/docker.sock" /run/docker.sock
   cd "$ROOM/src"
+  if [ $# -gt 0 ]; then exec "$@"; fi
   for step in "make install" "make test"; do
     local begin rc=0
     begin=$(date +%s)
@@ -112,7 +115,7 @@ room_environment() {
   local name
   for name in $(compgen -e); do
     case "$name" in
-      DEBIAN_MIRROR|PIP_*|http_proxy|https_proxy|no_proxy|HTTP_PROXY|HTTPS_PROXY|NO_PROXY)
+      TERM|DEBIAN_MIRROR|PIP_*|http_proxy|https_proxy|no_proxy|HTTP_PROXY|HTTPS_PROXY|NO_PROXY)
         ENVS+=("$name=${!name}") ;;
     esac
   done
@@ -192,8 +195,8 @@ finish() {
   if [ -n "${ROOM:-}" ] && [ -d "$ROOM" ]; then
     if [ -f "$ROOM/steps" ]; then report | tee -a "$LOG"; fi
     if [ "$KEEP" = 1 ]; then
-      stop_engine
-      say "kept $ROOM (engine stopped); remove it with: scripts/clean-room.sh --remove $ROOM"
+      say "kept $ROOM and its engine: enter it with scripts/clean-room.sh --enter $ROOM," \
+          "remove it with scripts/clean-room.sh --remove $ROOM"
     else
       remove_room "$ROOM" | tee -a "$LOG"
     fi
@@ -205,12 +208,14 @@ finish() {
 main() {
   KEEP=${CLEAN_ROOM_KEEP:-0}
   case "${1:-}" in
-    --inside) inside; return ;;
+    --inside) shift; inside "$@"; return ;;
+    --enter) [ $# -ge 2 ] || die "usage: scripts/clean-room.sh --enter DIR [COMMAND...]"
+             preflight_root; shift; enter_room "$@"; return ;;
     --remove) [ $# = 2 ] || die "usage: scripts/clean-room.sh --remove DIR"
               preflight_root; remove_room "$2"; return ;;
     --keep) KEEP=1 ;;
     "") ;;
-    *) die "usage: scripts/clean-room.sh [--keep] | --remove DIR" ;;
+    *) die "usage: scripts/clean-room.sh [--keep] | --enter DIR [COMMAND...] | --remove DIR" ;;
   esac
   preflight
   COMMIT=$(git -C "$REPO" rev-parse HEAD)
@@ -238,6 +243,17 @@ main() {
   nsenter --net="/run/netns/$NS" unshare --mount --propagation slave -- \
     env -i "${ENVS[@]}" bash "$SELF" --inside >> "$LOG" 2>&1 || rc=$?
   return "$rc"
+}
+
+enter_room() {
+  ROOM=${1%/}
+  shift
+  case "$ROOM" in /var/tmp/tkecr.??????) ;; *) die "not a clean room folder: $ROOM" ;; esac
+  docker -H "unix://$ROOM/docker.sock" info >/dev/null 2>&1 \
+    || die "the room's engine does not answer (only a room kept with --keep can be entered)"
+  room_environment
+  exec nsenter --net="/run/netns/$NS" unshare --mount --propagation slave -- \
+    env -i "${ENVS[@]}" bash "$SELF" --inside "${@:-bash}"
 }
 
 preflight_root() { [ "$(id -u)" = 0 ] || die "run as root"; }
