@@ -103,7 +103,7 @@ start_engine() {
 }
 
 room_environment() {
-  # what a brand-new shell has, plus the machine's own package-index and proxy settings
+  # what a brand-new shell has, plus the machine's own package-index, proxy and CA settings
   ENVS=("PATH=$ROOM/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         "HOME=$ROOM/home" "USER=root" "LOGNAME=root" "LANG=${LANG:-C.UTF-8}"
         "TMPDIR=$ROOM/tmp" "CI=true" "TKEDISTRO_REQUIRE_DOCKER=1"
@@ -115,7 +115,8 @@ room_environment() {
   local name
   for name in $(compgen -e); do
     case "$name" in
-      TERM|DEBIAN_MIRROR|PIP_*|http_proxy|https_proxy|no_proxy|HTTP_PROXY|HTTPS_PROXY|NO_PROXY)
+      TERM|DEBIAN_MIRROR|PIP_*|http_proxy|https_proxy|no_proxy|HTTP_PROXY|HTTPS_PROXY|NO_PROXY \
+        |SSL_CERT_FILE|SSL_CERT_DIR|NODE_EXTRA_CA_CERTS|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE)
         ENVS+=("$name=${!name}") ;;
     esac
   done
