@@ -121,6 +121,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """One line with the skip count, the deliberate ones apart; with TKEDISTRO_SKIP_REPORT set,
     the same counts and each skip's reason are appended to that file (.ci/run and
     scripts/clean-room.sh add them up over the tiers)."""
+    if hasattr(terminalreporter.config, "workerinput"):
+        return  # an xdist worker: the controller counts its skips
     skipped = terminalreporter.stats.get("skipped", [])
     reasons = [_skip_reason(r) for r in skipped]
     deliberate = sum(reason.startswith(DELIBERATE) for reason in reasons)

@@ -33,14 +33,14 @@ CONFTEST = ("from tests.conftest import (isolated_env, pytest_runtest_makereport
             "    pytest_terminal_summary)\n")
 
 
-def _pytest(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def _pytest(tmp_path: Path, *options: str, **env: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "conftest.py").write_text(CONFTEST)
     (tmp_path / "test_policy.py").write_text(TESTS)
     environ = {k: v for k, v in os.environ.items()
                if k not in ("CI", "TKEDISTRO_SKIP_REPORT", "PYTEST_ADDOPTS")}
     environ.update(PYTHONPATH=str(REPO), **env)
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "-p", "no:xdist", "-p", "no:randomly", "test_policy.py"],
+                           *(options or ("-p", "no:xdist")), "test_policy.py"],
                           cwd=tmp_path, env=environ, capture_output=True, text=True,
                           timeout=120)
 
@@ -69,10 +69,19 @@ def test_the_skip_report_collects_counts_and_reasons_over_runs(tmp_path: Path) -
     _pytest(tmp_path, CI="true", TKEDISTRO_SKIP_REPORT=str(report))
     lines = report.read_text().splitlines()
     assert lines[0] == ("tkedistro: 3 skipped (1 deliberate, 2 other) in "
-                        "`pytest -q -p no:cacheprovider -p no:xdist -p no:randomly "
-                        "test_policy.py`")
+                        "`pytest -q -p no:cacheprovider -p no:xdist test_policy.py`")
     assert "  skipped test_policy.py::test_lacks_a_tool: needs shellcheck " \
            "(apt-get install shellcheck)" in lines
     assert lines[-2].startswith("tkedistro: 1 skipped (1 deliberate, 0 other) in `pytest ")
     assert lines[-1] == ("  skipped test_policy.py::test_past_the_budget: deliberate: "
                          "the CI time budget for the vm tier is used up")
+
+
+def test_a_run_on_several_workers_is_counted_once(tmp_path: Path) -> None:
+    report = tmp_path / "skips.txt"
+    run = _pytest(tmp_path, "-n", "2", TKEDISTRO_SKIP_REPORT=str(report))
+    assert run.returncode == 0, run.stdout
+    assert run.stdout.count("tkedistro: 3 skipped (1 deliberate, 2 other)") == 1
+    counts = [line for line in report.read_text().splitlines() if line.startswith("tkedistro:")]
+    assert counts == ["tkedistro: 3 skipped (1 deliberate, 2 other) in "
+                      "`pytest -q -p no:cacheprovider -n 2 test_policy.py`"]
