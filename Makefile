@@ -5,7 +5,7 @@ BUILDER_IMAGE ?=
 NEWEST := $(shell ls releases/*.yaml 2>/dev/null | sed 's|releases/||; s|\.yaml$$||' | sort -t. -k1,1n -k2,2n | tail -n 1)
 RELEASE ?= $(NEWEST)
 
-.PHONY: all install install-python lint-tools engine builder-image host-setup conformance-host host-tools test test-unit test-docker test-real test-vm lint bench build source conformance clean
+.PHONY: all install install-python lint-tools engine builder-image host-setup conformance-host host-tools test test-unit test-docker test-real test-vm clean-room lint bench build source conformance clean
 
 all: build
 
@@ -55,6 +55,12 @@ test-unit:
 
 test-docker:
 	$(PYTHON) -m pytest -q -m 'docker and not real_k8s'
+
+## clean-room: the README's `make install && make test` on this commit as on a brand-new
+## machine, run before you stop: a fresh clone, venv, HOME, caches and an empty Docker engine
+## in its own namespaces (root; about 30 min; scripts/clean-room.sh says what is still shared)
+clean-room:
+	bash scripts/clean-room.sh
 
 ## test-real: the real Kubernetes v1.20.2 tree (slow: builds kubectl, runs go test)
 test-real:

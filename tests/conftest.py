@@ -118,9 +118,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """One line with the skip count, the deliberate ones apart (.ci/run shows it)."""
+    """One line with the skip count, the deliberate ones apart; with TKEDISTRO_SKIP_REPORT set,
+    the same counts and each skip's reason are appended to that file (.ci/run and
+    scripts/clean-room.sh add them up over the tiers)."""
+    if hasattr(terminalreporter.config, "workerinput"):
+        return  # an xdist worker: the controller counts its skips
     skipped = terminalreporter.stats.get("skipped", [])
-    deliberate = sum(_skip_reason(r).startswith(DELIBERATE) for r in skipped)
-    terminalreporter.write_line(
-        f"tkedistro: {len(skipped)} skipped ({deliberate} deliberate, "
-        f"{len(skipped) - deliberate} other)")
+    reasons = [_skip_reason(r) for r in skipped]
+    deliberate = sum(reason.startswith(DELIBERATE) for reason in reasons)
+    line = (f"tkedistro: {len(skipped)} skipped ({deliberate} deliberate, "
+            f"{len(skipped) - deliberate} other)")
+    terminalreporter.write_line(line)
+    report = os.environ.get("TKEDISTRO_SKIP_REPORT")
+    if report:
+        args = " ".join(terminalreporter.config.invocation_params.args)
+        with open(report, "a", encoding="utf-8") as out:  # a test-run log, not tool state
+            out.write(f"{line} in `pytest {args}`\n")
+            out.writelines(f"  skipped {r.nodeid}: {reason}\n"
+                           for r, reason in zip(skipped, reasons, strict=True))

@@ -2,7 +2,8 @@
 conformance specs use them, and a second call reuses all three.
 
 The Debian base is debootstrapped once (root, Debian mirror) and kept, with the images' record,
-in a fixed folder, so later runs reuse it; pause is built from a tiny C file in a synthetic tree
+in a fixed folder (``/var/tmp/tkedistro-test-images``, or ``TKEDISTRO_TEST_IMAGES_DIR``: the
+clean room's own), so later runs reuse it; pause is built from a tiny C file in a synthetic tree
 by the builder image, as the real tree's ``build/pause/linux/pause.c`` is.
 """
 
@@ -22,7 +23,7 @@ from tkedistro.images.upstream import imageset
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 
-WORK = Path("/var/tmp/tkedistro-test-images")
+WORK = Path(os.environ.get("TKEDISTRO_TEST_IMAGES_DIR") or "/var/tmp/tkedistro-test-images")
 BUILDER = "tkedistro/builder:go1.15-bullseye"
 BUSYBOX, PAUSE = "docker.io/library/busybox:1.29", "k8s.gcr.io/pause:3.2"
 HTTPD = "docker.io/library/httpd:2.4.38-alpine"

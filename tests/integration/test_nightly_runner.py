@@ -72,14 +72,22 @@ def runner_user() -> Iterator[str]:
         pytest.skip(message)
     if shutil.which("sudo") is None or shutil.which("runuser") is None:
         pytest.fail("sudo and runuser are needed (make install installs sudo)")
-    subprocess.run(["id", USER], capture_output=True, check=False).returncode == 0 or \
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", USER], check=True)
+    # a fresh user and home each run: nothing an earlier run left in ~/.cache may warm this one
+    _remove_user()
+    subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", USER], check=True)
     SUDOERS.write_text(f"{USER} ALL=(ALL) NOPASSWD:ALL\n")
     SUDOERS.chmod(0o440)
     try:
         yield USER
     finally:
         SUDOERS.unlink(missing_ok=True)
+        _remove_user()
+
+
+def _remove_user() -> None:
+    """The runner user and its home, when a run (this one or an earlier) made them."""
+    if subprocess.run(["id", USER], capture_output=True, check=False).returncode == 0:
+        subprocess.run(["userdel", "--remove", USER], capture_output=True, check=False)
 
 
 def _image_id(ref: str) -> str | None:

@@ -57,7 +57,8 @@ pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(3600
 REPO = Path(__file__).resolve().parents[2]
 BIN_OVERRIDE = os.environ.get("TKEDISTRO_REAL_BIN_DIR")
 SRC = Path(os.environ.get("TKEDISTRO_REAL_SRC", REPO / "_src/1.20"))
-IMAGE_CACHE = Path("/var/tmp/tkedistro-real-cache")  # registry and image binaries, kept warm
+# registry and image binaries, kept warm between runs
+IMAGE_CACHE = Path(os.environ.get("TKEDISTRO_REAL_IMAGE_CACHE") or "/var/tmp/tkedistro-real-cache")
 CONFORMANCE_STEP = "Conformance (--smoke)"
 IMAGE_SPECS = ("Docker Containers should use the image defaults if command and args are blank",
                "Deployment RollingUpdateDeployment should delete old pods and create new ones")
