@@ -410,3 +410,22 @@ def test_a_package_apt_does_not_know_says_to_enable_universe(
         "universe component: `sudo add-apt-repository universe` (or add universe to the "
         "sources), then run host-setup again"]
     assert not any(argv[:2] == ["apt-get", "install"] for argv in ran)
+
+
+# `apt-cache showpkg` of host-setup's whole package list, captured from Ubuntu's own indexes
+# (archive.ubuntu.com, main + universe, amd64, December 2026): 24.04 has a real
+# qemu-user-static; on 26.04 it is virtual (qemu-user-binfmt, qemu-user-binfmt-hwe), and
+# `apt-get install qemu-user-static` there says "has no installation candidate".
+UBUNTU_PACKAGES = ["debootstrap", "debian-archive-keyring", "docker-registry", "buildah",
+                   "skopeo", "qemu-user-static", "binfmt-support"]
+
+
+@pytest.mark.parametrize(("suite", "qemu"), [("noble", "qemu-user-static"),
+                                             ("resolute", "qemu-user-binfmt")])
+def test_ubuntu_runner_package_sets_resolve_to_installable_packages(suite: str,
+                                                                    qemu: str) -> None:
+    from tkedistro.setup.packages import resolve_packages
+
+    showpkg = (REPO / "tests/unit/data/apt" / f"showpkg-ubuntu-{suite}.txt").read_text()
+    resolved = resolve_packages(UBUNTU_PACKAGES, showpkg)
+    assert resolved == [qemu if p == "qemu-user-static" else p for p in UBUNTU_PACKAGES]
