@@ -338,7 +338,8 @@ def test_a_bad_debian_mirror_variable_is_refused_before_debootstrap(
 
 
 @pytest.mark.parametrize("command", [["host-setup"], ["builder-image"], ["build", "1.20"],
-                                     ["images", "1.20"]])
+                                     ["images", "1.20"], ["cluster", "up", "1.20"],
+                                     ["conformance", "1.20"], ["conformance", "images", "1.20"]])
 def test_every_command_that_debootstraps_takes_and_checks_debian_mirror(
         tmp_path: Path, host: Host, command: list[str]) -> None:
     result = runner.invoke(app, ["--root", str(_repo(tmp_path)), *command,
@@ -363,3 +364,28 @@ def test_a_release_that_does_not_verify_is_refused_and_the_hint_says_why(
         "did not verify against Debian's keyring: update it (apt-get install --only-upgrade "
         "debian-archive-keyring); a mirror serving a Release Debian did not sign is refused")
     assert host.engine.imported == [] and len(host.ran()) == 1
+
+
+@pytest.mark.parametrize(("command", "target"), [
+    (["cluster", "up", "1.20"], "tkedistro.cluster.clustercmd.up"),
+    (["conformance", "1.20", "--local"], "tkedistro.conformance.pipeline.run_conformance"),
+    (["conformance", "images", "1.20"], "tkedistro.conformance.imagecmd.conformance_images")])
+def test_the_cluster_and_conformance_commands_debootstrap_from_the_manifests_mirror(
+        tmp_path: Path, host: Host, monkeypatch: pytest.MonkeyPatch, command: list[str],
+        target: str) -> None:
+    """Their node, upstream-image and conformance bases come from ``debian.mirror`` (or the
+    option) like the build's: the source in effect while the command runs."""
+    root = _repo(tmp_path, "debian:\n  mirror: http://manifest.example/debian\n")
+    seen: list[str] = []
+
+    def record(*_args: object, **_kwargs: object) -> None:
+        seen.append(source.current().mirror)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(target, record)
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    base = ["--root", str(root), "--cache-dir", str(host.cache), *command]
+    assert runner.invoke(app, base).exit_code == 0
+    assert runner.invoke(app, [*base, "--debian-mirror", "http://option.example/d"]
+                         ).exit_code == 0
+    assert seen == ["http://manifest.example/debian", "http://option.example/d"]

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from tkedistro.cli.common import G, JsonOpt, emit, guarded
+from tkedistro.cli.common import DebianMirrorOpt, G, JsonOpt, debian_source, emit, guarded
 from tkedistro.core.workspace import ReleaseLayout
 
 cluster_app = typer.Typer(
@@ -51,14 +51,17 @@ def cluster_up(
              "by them, 0600) and make it the current context; `cluster down` removes it.")
     ] = True,
     retain: RetainOpt = False,
+    debian_mirror: DebianMirrorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Start (or restart from scratch) the release's cluster; prints its kubeconfig path.
     When it fails, the nodes' logs are collected into _cluster/RELEASE/logs-<UTC time>/."""
     from tkedistro.cluster import clustercmd
+    from tkedistro.debian.source import chosen
 
-    state = clustercmd.up(G.workspace(), release, nodes, G.engines(),
-                          merge_kubeconfig=merge_kubeconfig, retain=retain)
+    with chosen(debian_source(debian_mirror, (release,))):
+        state = clustercmd.up(G.workspace(), release, nodes, G.engines(),
+                              merge_kubeconfig=merge_kubeconfig, retain=retain)
     emit(state.to_json(), clustercmd.format_up(state), as_json)
 
 

@@ -11,6 +11,7 @@ from typer.core import TyperGroup
 
 from tkedistro.cli.common import (
     MAX_GINKGO_NODES,
+    DebianMirrorOpt,
     G,
     JsonOpt,
     UpstreamOpt,
@@ -18,6 +19,7 @@ from tkedistro.cli.common import (
     check_minutes,
     check_regex,
     check_registry,
+    debian_source,
     emit,
     guarded,
 )
@@ -56,6 +58,7 @@ def conformance_images(
              "local one.")] = None,
     serve: Annotated[bool, typer.Option(
         "--serve", help="Keep the local registry running after the push, until Ctrl-C.")] = False,
+    debian_mirror: DebianMirrorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build (or reuse) every image the conformance specs pull, from the release's tree and
@@ -63,11 +66,13 @@ def conformance_images(
     if push and serve:
         raise typer.BadParameter("--serve keeps the local registry up; it excludes --push")
     from tkedistro.conformance import imagecmd
+    from tkedistro.debian.source import chosen
 
-    result = imagecmd.conformance_images(G.settled(release), release, G.engines(), push=push,
-                                         serve=serve,
-                                         on_ready=lambda r: emit(r.to_json(), r.format_text(),
-                                                                 as_json))
+    ws = G.settled(release)
+    with chosen(debian_source(debian_mirror, (release,))):
+        result = imagecmd.conformance_images(ws, release, G.engines(), push=push, serve=serve,
+                                             on_ready=lambda r: emit(r.to_json(),
+                                                                     r.format_text(), as_json))
     if not G.emitted:
         emit(result.to_json(), result.format_text(), as_json)
 
@@ -94,6 +99,7 @@ def conformance(
                          "logs` and inspection (TKEDISTRO_KEEP_CLUSTER=1 does the same); "
                          "`tkedistro cluster down` removes it. Its logs are collected into "
                          "the results folder's cluster-logs/ either way.")] = False,
+    debian_mirror: DebianMirrorOpt = None,
     focus: Annotated[
         str | None, typer.Option("--focus", callback=check_regex,
                                  help="Spec regex (default: every Conformance spec).")
@@ -155,7 +161,11 @@ def conformance(
         repo_list=repo_list, cluster_nodes=cluster_nodes, keep_cluster=keep_cluster,
         retain=retain,
     )
-    result = conf.run_conformance(G.settled(release), release, options, G.engines())
+    from tkedistro.debian.source import chosen
+
+    ws = G.settled(release)
+    with chosen(debian_source(debian_mirror, (release,))):
+        result = conf.run_conformance(ws, release, options, G.engines())
     emit(result.to_json(), result.format_text(), as_json)
 
 
