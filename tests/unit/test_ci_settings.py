@@ -100,6 +100,22 @@ def test_an_unknown_key_gets_a_did_you_mean(distro: Path) -> None:
             "(allowed: runs-on, install)") in result.output
 
 
+def test_an_alias_bomb_or_a_syntax_error_is_refused_naming_file_and_line(distro: Path) -> None:
+    """tkedistro.yaml is read like a manifest: aliases bounded, syntax errors placed."""
+    bomb = "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n"
+                   for p, c in zip("abcdefgh", "bcdefghi", strict=True))
+    _settings(distro, 'schema: 1\na: &a ["lol"]\n' + bomb)
+    result = runner.invoke(app, ["--root", str(distro), "ci", "check"])
+    assert result.exit_code == 3
+    assert ("error: tkedistro.yaml: YAML anchors and aliases expand to more than 100000 values "
+            "(an alias bomb?); write the values out instead of using aliases") in result.output
+    _settings(distro, "schema: 1\nci: [ubuntu-24.04,\n  runs-on: x\n")
+    result = runner.invoke(app, ["--root", str(distro), "ci", "check"])
+    assert result.exit_code == 3
+    assert ("error: tkedistro.yaml:4: YAML syntax error: expected ',' or ']', but got "
+            "'<stream end>' (while parsing a flow sequence started on line 2)") in result.output
+
+
 # -- the install source: pinned, never an index --------------------------------------------
 
 def _install_line(repo: Path) -> str:

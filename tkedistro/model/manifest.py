@@ -15,9 +15,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.comments import CommentedMap
 
 from tkedistro.core.errors import ManifestError, ReleaseNotFoundError
 from tkedistro.core.files import write_atomic
@@ -32,6 +30,7 @@ from tkedistro.core.workspace import (
 from tkedistro.model.patches import header_problem
 from tkedistro.model.refs import COMMIT_PATTERN, MAX_TAG_CHARS, TAG_PATTERN, image_problem
 from tkedistro.model.url import debian_mirror_problem, url_problem
+from tkedistro.model.yamldoc import dotted, line_of, load_yaml, rt_yaml, unknown_key
 
 SCHEMA_VERSION = 1
 
@@ -56,7 +55,6 @@ Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Tag = Annotated[str, Field(pattern=f"^{TAG_PATTERN}$", max_length=MAX_TAG_CHARS)]
 MAX_MANIFEST_BYTES = 1024 * 1024  # real manifests are about 1 KiB
 MAX_VERSION_CHARS = 128  # distro_version is an image tag (Docker allows 128 characters)
-MAX_YAML_NODES = 100_000  # after expanding aliases; stops "billion laughs" alias bombs
 
 
 def _checked_url(url: str) -> str:
@@ -154,60 +152,6 @@ class Manifest(_Frozen):
         return self.debian.mirror if self.debian else None
 
 
-def _yaml() -> YAML:
-    y = YAML(typ="rt")
-    y.preserve_quotes = True
-    return y
-
-
-def _line_of(data: Any, loc: tuple[int | str, ...]) -> int | None:
-    """1-based line of the deepest node of ``loc`` that exists in the YAML."""
-    line: int | None = None
-    node = data
-    for key in loc:
-        if isinstance(node, CommentedMap) and key in node:
-            line = node.lc.key(key)[0] + 1
-            node = node[key]
-        elif isinstance(node, CommentedSeq) and isinstance(key, int) and key < len(node):
-            line = node.lc.item(key)[0] + 1
-            node = node[key]
-        else:
-            break
-    return line
-
-
-def _dotted(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(top level)"
-
-
-def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
-    """The pydantic model that owns the mapping at ``loc`` (for did-you-mean)."""
-    model: Any = Manifest
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part) or next(
-            (f for f in model.model_fields.values() if f.alias == part), None
-        )
-        if field is None:
-            return None
-        ann = field.annotation
-        candidates = [ann, *getattr(ann, "__args__", ())]
-        model = next(
-            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
-        )
-        if model is None:
-            return None
-    return model if isinstance(model, type) else None
-
-
-def _field_names(model: type[BaseModel]) -> list[str]:
-    return [f.alias or name for name, f in model.model_fields.items() if not f.exclude]
-
-
 _EXPECT = {
     "upstream.commit": "a full 40-character lowercase hex commit SHA",
     "upstream.tag": "a tag like v1.20.2",
@@ -226,14 +170,10 @@ def _describe(err: ErrorDetails) -> str:
     if kind == "value_error":
         return str(err.get("ctx", {}).get("error", err["msg"]))
     if kind == "extra_forbidden":
-        owner = _model_at(loc[:-1])
-        names = _field_names(owner) if owner else []
-        close = difflib.get_close_matches(str(loc[-1]), names, n=1)
-        guess = f"; did you mean '{close[0]}'?" if close else ""
-        return f"unknown key{guess} (allowed: {', '.join(names)})"
+        return unknown_key(Manifest, loc)
     if kind == "missing":
         return "required key is missing"
-    key = _dotted(tuple(p for p in loc if not isinstance(p, int)))
+    key = dotted(tuple(p for p in loc if not isinstance(p, int)))
     if kind == "literal_error" and loc and loc[0] in ("components", "platforms"):
         allowed = COMPONENTS if loc[0] == "components" else PLATFORMS
         close = difflib.get_close_matches(str(err.get("input")), allowed, n=1)
@@ -278,73 +218,19 @@ def _problems(exc: ValidationError, data: CommentedMap, display: str) -> list[st
         loc = tuple(err["loc"])
         if err["type"] == "too_short" and loc in bad:
             continue  # "at least 1 item" after an unknown value was rejected
-        line = _line_of(data, loc)
+        line = line_of(data, loc)
         where = f"{display}:{line}" if line else display
-        found.append((line or 0, f"{where}: {_dotted(loc)}: {_describe(err)}"))
+        found.append((line or 0, f"{where}: {dotted(loc)}: {_describe(err)}"))
     return [message for _, message in sorted(found, key=lambda item: item[0])]
-
-
-def _syntax_problem(exc: MarkedYAMLError, display: str) -> str:
-    """``file:line: YAML syntax error: ...`` plus where an unclosed [ { or quote started."""
-    mark = exc.problem_mark or exc.context_mark
-    where = f"{display}:{mark.line + 1}" if mark else display
-    message = f"{where}: YAML syntax error: {exc.problem or exc}"
-    start = exc.context_mark
-    unfinished = exc.context and ("flow" in exc.context or "quoted" in exc.context)
-    if unfinished and start and mark and start.line != mark.line:
-        message += f" ({exc.context} started on line {start.line + 1})"
-    return message
-
-
-def _expanded_size(data: Any, display: str) -> int:
-    """How many nodes ``data`` has with every alias expanded (what pydantic would walk)."""
-    sizes: dict[int, int] = {}
-    active: set[int] = set()
-
-    def size(node: Any) -> int:
-        if not isinstance(node, dict | list):
-            return 1
-        key = id(node)
-        if key in sizes:
-            return sizes[key]
-        if key in active:
-            raise ManifestError([f"{display}: YAML alias refers to itself (a recursive "
-                                 "structure); a manifest holds plain values"])
-        active.add(key)
-        children = node.values() if isinstance(node, dict) else node
-        total = 1
-        for child in children:
-            total += size(child)
-            if total > MAX_YAML_NODES:
-                break
-        active.discard(key)
-        sizes[key] = total
-        return total
-
-    return size(data)
-
-
-def _load_yaml(text: str, display: str) -> Any:
-    try:
-        data = _yaml().load(io.StringIO(text))
-    except MarkedYAMLError as exc:
-        raise ManifestError([_syntax_problem(exc, display)]) from exc
-    except RecursionError:
-        raise ManifestError([f"{display}: YAML nested too deeply"]) from None
-    if _expanded_size(data, display) > MAX_YAML_NODES:
-        raise ManifestError([f"{display}: YAML anchors and aliases expand to more than "
-                             f"{MAX_YAML_NODES} values (an alias bomb?); write the values "
-                             "out instead of using aliases"])
-    return data
 
 
 def parse_manifest(text: str, path: Path, display: str) -> Manifest:
     """Parse manifest text; every problem is collected into one ``ManifestError``."""
-    data = _load_yaml(text, display)
+    data = load_yaml(text, display, ManifestError)
     if not isinstance(data, CommentedMap):
         raise ManifestError([f"{display}: expected a mapping of keys at the top level"])
     if "path" in data:  # the loader's own field, never a YAML key
-        line = _line_of(data, ("path",))
+        line = line_of(data, ("path",))
         raise ManifestError([f"{display}:{line}: path: unknown key"])
     try:
         manifest = Manifest.model_validate({**data, "path": path})
@@ -352,7 +238,7 @@ def parse_manifest(text: str, path: Path, display: str) -> Manifest:
         raise ManifestError(_problems(exc, data, display)) from None
     expected = path.stem
     if manifest.release != expected:
-        line = _line_of(data, ("release",))
+        line = line_of(data, ("release",))
         raise ManifestError(
             [f"{display}:{line}: release: {manifest.release!r} does not match the file name "
              f"(expected {expected!r})"]
@@ -360,7 +246,7 @@ def parse_manifest(text: str, path: Path, display: str) -> Manifest:
     _refuse_repeats(manifest, data, display)
     unbuilt = [c for c in manifest.images if c != "pause" and c not in manifest.components]
     if unbuilt:
-        line = _line_of(data, ("images",))
+        line = line_of(data, ("images",))
         raise ManifestError(
             [f"{display}:{line}: images: {', '.join(unbuilt)} not in components (an image "
              "holds the component's binary: add it to components or drop the image)"])
@@ -375,7 +261,7 @@ def _refuse_repeats(manifest: Manifest, data: CommentedMap, display: str) -> Non
         values: tuple[str, ...] = getattr(manifest, key)
         for index, value in enumerate(values):
             if value in values[:index]:
-                line = _line_of(data, (key, index))
+                line = line_of(data, (key, index))
                 problems.append(f"{display}:{line}: {key}[{index}]: {value} is listed twice "
                                 f"(first as {key}[{values.index(value)}]); list each once")
     if problems:
@@ -452,7 +338,7 @@ def update_pin(path: Path, *, tag: str, commit: str, distro_version: str | None 
                renamed: dict[str, str] | None = None) -> None:
     """Rewrite the upstream pin (and optionally version and series) keeping comments;
     ``renamed`` maps a new patch file name to the entry (old name) it continues."""
-    y = _yaml()
+    y = rt_yaml()
     text = path.read_text(encoding="utf-8")
     if re.search(r"^[A-Za-z_][A-Za-z0-9_-]*:[ \t]*(#.*)?\n  - ", text, re.M):
         y.indent(mapping=2, sequence=4, offset=2)  # keep "key:\n  - item" lists as written

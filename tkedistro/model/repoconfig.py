@@ -20,21 +20,19 @@ branch or tag is refused. Whether a named wheel is there is checked by ``ci rend
 
 from __future__ import annotations
 
-import difflib
 import io
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import YAMLError
 
 from tkedistro.core import files
 from tkedistro.core.errors import RepoConfigError
 from tkedistro.model.refs import COMMIT_PATTERN
 from tkedistro.model.url import redact_url, url_problem
+from tkedistro.model.yamldoc import dotted, line_of, load_yaml, rt_yaml, unknown_key
 
 CONFIG_NAME = "tkedistro.yaml"
 DEFAULT_RUNS_ON = "ubuntu-24.04"
@@ -125,11 +123,6 @@ class RepoConfig(_Frozen):
     ci: CiConfig = CiConfig()
 
 
-# the model of each mapping, by where it is (for "did you mean")
-_OWNERS: dict[tuple[str, ...], type[BaseModel]] = {
-    (): RepoConfig, ("ci",): CiConfig, ("ci", "install"): InstallSource}
-
-
 def config_path(root: Path) -> Path:
     return root / CONFIG_NAME
 
@@ -177,15 +170,9 @@ def record_install(root: Path, source: InstallSource) -> None:
         ci = doc["ci"] = CommentedMap()
     ci["install"] = CommentedMap(source.model_dump(exclude_none=True))
     buf = io.StringIO()
-    _yaml().dump(doc, buf)
-    _validated(_yaml().load(buf.getvalue()))  # the rest of the file must be valid too
+    rt_yaml().dump(doc, buf)
+    _validated(rt_yaml().load(buf.getvalue()))  # the rest of the file must be valid too
     files.write_text(path, buf.getvalue())
-
-
-def _yaml() -> YAML:
-    y = YAML(typ="rt")
-    y.preserve_quotes = True
-    return y
 
 
 def _read(path: Path) -> Any:
@@ -196,10 +183,7 @@ def _read(path: Path) -> Any:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise RepoConfigError([f"{CONFIG_NAME}: cannot read: {exc}"]) from None
-    try:
-        data = _yaml().load(text)
-    except YAMLError as exc:
-        raise RepoConfigError([f"{CONFIG_NAME}: YAML syntax error: {exc}"]) from None
+    data = load_yaml(text, CONFIG_NAME, RepoConfigError)
     if data is not None and not isinstance(data, CommentedMap):
         raise RepoConfigError([f"{CONFIG_NAME}: expected a mapping of keys at the top level"])
     return data
@@ -207,9 +191,9 @@ def _read(path: Path) -> Any:
 
 def _describe(err: Any, data: CommentedMap | None) -> str:
     loc = tuple(p for p in err["loc"] if isinstance(p, str))
-    line = _line_of(data, loc)
+    line = line_of(data, loc)
     where = f"{CONFIG_NAME}:{line}" if line else CONFIG_NAME
-    return f"{where}: {'.'.join(loc) or '(top level)'}: {_reason(err)}"
+    return f"{where}: {dotted(loc)}: {_reason(err)}"
 
 
 def _reason(err: Any) -> str:
@@ -217,22 +201,9 @@ def _reason(err: Any) -> str:
     if kind == "value_error":
         return str(err.get("ctx", {}).get("error", err["msg"]))
     if kind == "extra_forbidden":
-        owner = _OWNERS.get(tuple(err["loc"][:-1]))
-        names = [f.alias or name for name, f in owner.model_fields.items()] if owner else []
-        close = difflib.get_close_matches(str(err["loc"][-1]), names, n=1)
-        guess = f"; did you mean '{close[0]}'?" if close else ""
-        return f"unknown key{guess} (allowed: {', '.join(names)})"
+        return unknown_key(RepoConfig, tuple(err["loc"]))
     if kind == "literal_error":
         return f"unsupported schema version {got!r}; this tkedistro reads 1"
     if kind in ("model_type", "dict_type"):
         return f"expected a mapping of keys, got {got!r}"
     return f"{err['msg']} (got {got!r})"
-
-
-def _line_of(data: Any, loc: tuple[str, ...]) -> int | None:
-    line, node = None, data
-    for key in loc:
-        if not (isinstance(node, CommentedMap) and key in node):
-            break
-        line, node = node.lc.key(key)[0] + 1, node[key]
-    return line
