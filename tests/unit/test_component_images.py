@@ -240,10 +240,11 @@ def test_component_base_runs_its_setup_in_the_chroot_and_is_then_reused(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     chroots: list[tuple[str, ...]] = []
 
-    def debootstrap(rootfs: Path, recipe: debian.DebianRecipe, log: Path) -> tuple[str, ...]:
+    def debootstrap(rootfs: Path, recipe: debian.DebianRecipe,
+                    log: Path) -> tuple[tuple[str, ...], str]:
         (rootfs / "usr/share/doc/iptables").mkdir(parents=True)
         (rootfs / "usr/share/doc/iptables/copyright").write_text("GPL\n")
-        return ("iptables=1.8.7-1", "kmod=28-1")
+        return ("iptables=1.8.7-1", "kmod=28-1"), debian.mirror()
 
     def fake_run(argv: Sequence[object], **kwargs: object) -> object:
         if argv[0] == "chroot":
@@ -267,10 +268,11 @@ def test_a_foreign_platform_base_is_made_under_emulation_and_imported_as_that_pl
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     made: list[str] = []
 
-    def debootstrap(rootfs: Path, recipe: debian.DebianRecipe, log: Path) -> tuple[str, ...]:
+    def debootstrap(rootfs: Path, recipe: debian.DebianRecipe,
+                    log: Path) -> tuple[tuple[str, ...], str]:
         made.append(recipe.arch)
         rootfs.mkdir(parents=True)
-        return ("iptables=1.8.7-1",)
+        return ("iptables=1.8.7-1",), debian.mirror()
 
     monkeypatch.setattr(debian, "_debootstrap", debootstrap)
     monkeypatch.setattr(debian, "_finish_rootfs", lambda rootfs, recipe: None)

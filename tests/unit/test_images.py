@@ -248,11 +248,12 @@ def test_debian_base_is_labelled_with_its_packages_and_reused(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runs: list[Path] = []
 
-    def debootstrap(rootfs: Path, recipe: debian.DebianRecipe, log: Path) -> tuple[str, ...]:
+    def debootstrap(rootfs: Path, recipe: debian.DebianRecipe,
+                    log: Path) -> tuple[tuple[str, ...], str]:
         runs.append(rootfs)
         (rootfs / "etc").mkdir(parents=True)
         (rootfs / "etc/os-release").write_text("ID=debian\n")
-        return ("apache2=2.4.62-1~deb11u1", "bash=5.1-2+deb11u1")
+        return ("apache2=2.4.62-1~deb11u1", "bash=5.1-2+deb11u1"), debian.mirror()
 
     monkeypatch.setattr(debian, "_debootstrap", debootstrap)
     monkeypatch.setattr(debian.os, "geteuid", lambda: 0)

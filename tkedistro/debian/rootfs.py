@@ -135,10 +135,11 @@ def ensure_debian_base(engine: ImageEngine, work: Path, recipe: DebianRecipe,
     _check_emulation(recipe)
     rootfs = work / "debian-rootfs"
     with console.step(recipe.step, f"debootstrap {recipe.suite} ({len(recipe.packages)} packages)"):
-        installed = _debootstrap(rootfs, recipe, work / "debootstrap.log")
+        installed, used = _debootstrap(rootfs, recipe, work / "debootstrap.log")
         _finish_rootfs(rootfs, recipe)
     with console.step(recipe.step, f"import {recipe.ref}"):
-        built = _import(engine, rootfs, work / "debian-rootfs.tar", recipe, digest, installed)
+        built = _import(engine, rootfs, work / "debian-rootfs.tar", recipe, digest, installed,
+                        used)
     try:
         files.remove(rootfs)
     except OSError:
@@ -198,33 +199,21 @@ def make_rootfs(rootfs: Path, recipe: DebianRecipe, log: Path) -> tuple[str, ...
     """debootstrap ``recipe`` into ``rootfs`` (cleared first), run its setup commands and empty
     its pruned folders, without importing it; returns the installed ``package=version`` lines.
     ``log`` gets debootstrap's output."""
-    installed = _debootstrap(rootfs, recipe, log)
+    installed, _ = _debootstrap(rootfs, recipe, log)
     _finish_rootfs(rootfs, recipe)
     return installed
 
 
-def _debootstrap(rootfs: Path, recipe: DebianRecipe, log: Path) -> tuple[str, ...]:
+def _debootstrap(rootfs: Path, recipe: DebianRecipe, log: Path) -> tuple[tuple[str, ...], str]:
+    """The installed ``package=version`` lines, and the mirror the root came from (the
+    archive mirror when the default one no longer had the suite)."""
     clear_rootfs(rootfs)
     files.ensure_dir(rootfs.parent)
-    bootstrap(Bootstrap(recipe.suite, rootfs, recipe.packages, recipe.arch), source.current(),
-              log)
+    used = bootstrap(Bootstrap(recipe.suite, rootfs, recipe.packages, recipe.arch),
+                     source.current(), log)
     query = run(["chroot", rootfs, "dpkg-query", "-W", "-f", "${Package}=${Version}\n"],
                 message="listing the packages of the Debian base failed")
-    return tuple(sorted(line for line in query.stdout.splitlines() if line))
-
-
-def _used_mirror(rootfs: Path) -> str:
-    """The mirror the root came from, as debootstrap wrote it to its ``sources.list`` (the
-    archive mirror when the default one no longer had the suite); else this run's."""
-    try:
-        text = files.read_text(rootfs / "etc/apt/sources.list", max_bytes=65536)
-    except (OSError, UnicodeDecodeError):
-        return mirror()
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) >= 3 and fields[0] == "deb":
-            return fields[1]
-    return mirror()
+    return tuple(sorted(line for line in query.stdout.splitlines() if line)), used
 
 
 def _finish_rootfs(rootfs: Path, recipe: DebianRecipe) -> None:
@@ -240,14 +229,14 @@ def _finish_rootfs(rootfs: Path, recipe: DebianRecipe) -> None:
 
 
 def _import(engine: ImageEngine, rootfs: Path, tar: Path, recipe: DebianRecipe, digest: str,
-            installed: tuple[str, ...]) -> BuiltImage:
+            installed: tuple[str, ...], used_mirror: str) -> BuiltImage:
     for cache in (rootfs / "var/cache/apt/archives", rootfs / "var/lib/apt/lists"):
         for item in cache.glob("*"):
             if item.is_file():
                 files.remove_link(item)  # the file (or a link to one) itself, never its target
     run(["tar", "--numeric-owner", "-C", rootfs, "-c", "-f", tar, "."],
         message="packing the Debian base root filesystem failed")
-    origin = f"debootstrap {recipe.suite} minbase from {_used_mirror(rootfs)}"
+    origin = f"debootstrap {recipe.suite} minbase from {used_mirror}"
     changes = (f"ENV {PATH_ENV}",
                f"LABEL {SOURCE_LABEL}={json.dumps(origin)}",
                f"LABEL {INPUTS_LABEL}={json.dumps(digest)}",

@@ -3,7 +3,8 @@
 Precedence: ``--debian-mirror URL`` (the commands that debootstrap), then the release
 manifest's ``debian.mirror``, then ``DEBIAN_MIRROR``, then deb.debian.org. The command line
 resolves it (``resolve``) and makes it the run's choice (``chosen``) for the commands below
-it; without a choice (``cluster up``, ``guest build``) the environment and the default apply.
+it; without a choice (``guest build``, tied to no release) the environment and the default
+apply.
 
 A suite past its end of life (``EOL``: the end of Debian LTS) leaves the main mirror for
 archive.debian.org. When the mirror was not chosen by the user (the default) and it no longer
