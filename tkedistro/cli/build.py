@@ -81,11 +81,10 @@ def build(
         conformance_tools=with_conformance_tools,
         images=not no_images,
     )
-    from tkedistro.debian.source import chosen
 
     ws = G.settled(release)
     manifest = load_release(ws, release)
-    with chosen(debian_source(debian_mirror, (release,), (manifest,))):
+    with debian_source(debian_mirror, (release,), (manifest,)):
         result = build_release(ws, manifest, options, G.engines())
     emit(result.to_json(), result.format_text(), as_json)
 
@@ -106,11 +105,10 @@ def images(
 ) -> None:
     """Make the release's component images (multi-arch OCI archives in _output/RELEASE/images),
     building what is not built yet; push them with --push."""
-    from tkedistro.debian.source import chosen
     from tkedistro.release import imagescmd
 
     ws = G.settled(release)
-    with chosen(debian_source(debian_mirror, (release,))):
+    with debian_source(debian_mirror, (release,)):
         report = imagescmd.make_and_push(ws, release, tuple(platform or ()), push, upstream,
                                          G.engines())
     emit(report.to_json(), report.format_text(), as_json)
@@ -143,12 +141,11 @@ def builder_image(
     """Make each release's builder image offline for its go.version (debootstrap, root),
     reused while its inputs match."""
     from tkedistro.build import builderimage
-    from tkedistro.debian.source import chosen
 
     if image and len(release or ()) != 1:
         raise typer.BadParameter("--image names the image of exactly one release",
                                  param_hint="--image")
-    with chosen(debian_source(debian_mirror, tuple(release or ()))):
+    with debian_source(debian_mirror, tuple(release or ())):
         report = builderimage.make_builder_images(G.workspace(), tuple(release or ()),
                                                   G.engines(), force=force, image=image)
     emit(report.to_json(), report.format_text(), as_json)
@@ -164,10 +161,9 @@ def host_setup(
 ) -> None:
     """Install the host packages, register qemu-user with binfmt_misc and make the builder
     images and component bases the releases need (root); a no-op when all are in place."""
-    from tkedistro.debian.source import chosen
     from tkedistro.setup import hostsetup
 
-    with chosen(debian_source(debian_mirror, tuple(release or ()))):
+    with debian_source(debian_mirror, tuple(release or ())):
         report = hostsetup.setup_host(G.workspace(), tuple(release or ()), G.engines(),
                                       check_only=check)
     emit(report.to_json(), report.format_text(), as_json)

@@ -57,9 +57,8 @@ def cluster_up(
     """Start (or restart from scratch) the release's cluster; prints its kubeconfig path.
     When it fails, the nodes' logs are collected into _cluster/RELEASE/logs-<UTC time>/."""
     from tkedistro.cluster import clustercmd
-    from tkedistro.debian.source import chosen
 
-    with chosen(debian_source(debian_mirror, (release,))):
+    with debian_source(debian_mirror, (release,)):
         state = clustercmd.up(G.workspace(), release, nodes, G.engines(),
                               merge_kubeconfig=merge_kubeconfig, retain=retain)
     emit(state.to_json(), clustercmd.format_up(state), as_json)

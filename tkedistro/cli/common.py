@@ -11,7 +11,8 @@ import math
 import os
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -148,12 +149,13 @@ def check_debian_mirror(value: str | None) -> str | None:
     return value
 
 
+@contextmanager
 def debian_source(option: str | None, releases: tuple[str, ...],
-                  loaded: tuple[Manifest, ...] = ()) -> DebianSource:
+                  loaded: tuple[Manifest, ...] = ()) -> Iterator[DebianSource]:
     """The Debian mirror of a command on ``releases`` (default: every release; ``loaded``:
-    their manifests, when the command has them already): ``--debian-mirror``, else their
-    manifests' ``debian.mirror``, else ``DEBIAN_MIRROR``, else deb.debian.org; failed
-    debootstrap logs go to the cache's ``logs/``."""
+    their manifests, when the command has them already), chosen for everything run inside:
+    ``--debian-mirror``, else their manifests' ``debian.mirror``, else ``DEBIAN_MIRROR``, else
+    deb.debian.org; failed debootstrap logs go to the cache's ``logs/``."""
     from tkedistro.debian import source
     from tkedistro.model.manifest import list_release_names, load_release
 
@@ -162,7 +164,8 @@ def debian_source(option: str | None, releases: tuple[str, ...],
         names = releases or tuple(list_release_names(ws.releases_dir))
         loaded = tuple(load_release(ws, name) for name in names)
     mirrors = {f"releases/{ws.manifest_path(m.release).name}": m.debian_mirror for m in loaded}
-    return source.resolve(option, mirrors, ws.cache / "logs")
+    with source.chosen(source.resolve(option, mirrors, ws.cache / "logs")) as found:
+        yield found
 
 
 def check_memory(value: str | None) -> str | None:

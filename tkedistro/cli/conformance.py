@@ -66,10 +66,9 @@ def conformance_images(
     if push and serve:
         raise typer.BadParameter("--serve keeps the local registry up; it excludes --push")
     from tkedistro.conformance import imagecmd
-    from tkedistro.debian.source import chosen
 
     ws = G.settled(release)
-    with chosen(debian_source(debian_mirror, (release,))):
+    with debian_source(debian_mirror, (release,)):
         result = imagecmd.conformance_images(ws, release, G.engines(), push=push, serve=serve,
                                              on_ready=lambda r: emit(r.to_json(),
                                                                      r.format_text(), as_json))
@@ -161,10 +160,9 @@ def conformance(
         repo_list=repo_list, cluster_nodes=cluster_nodes, keep_cluster=keep_cluster,
         retain=retain,
     )
-    from tkedistro.debian.source import chosen
 
     ws = G.settled(release)
-    with chosen(debian_source(debian_mirror, (release,))):
+    with debian_source(debian_mirror, (release,)):
         result = conf.run_conformance(ws, release, options, G.engines())
     emit(result.to_json(), result.format_text(), as_json)
 
