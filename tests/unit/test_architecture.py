@@ -29,10 +29,10 @@ MAX_FUNCTION_LINES = 60  # a function's body, without its signature and docstrin
 # runs together; ``conformance`` (whose missing tools that operation builds) above it.
 LAYERS = {
     "core": 0,
-    "git": 1, "model": 1, "engine": 1,
+    "git": 1, "model": 1, "engine": 1, "signing": 1,
     "debian": 2, "source": 2, "series": 2, "build": 2, "images": 2, "ci": 2,
     "cluster": 3, "artifacts": 3, "guest": 3,
-    "release": 4,
+    "release": 4, "verify": 4,
     "conformance": 5, "setup": 3,
     "cli": 6,
 }

@@ -266,6 +266,22 @@ class GuestTimeoutError(GuestError):
     meaning = "the command in the cgroup v2 guest ran past `--timeout`; the guest was killed"
 
 
+class VerifyFailedError(TkedistroError):
+    """``tkedistro verify`` found at least one problem; each one is listed before this."""
+
+    exit_code = 26
+    meaning = ("`tkedistro verify` found a problem: a sum, signature, SBOM, provenance or image "
+               "digest that does not match (each one is listed by file or image)")
+
+
+class SigningError(TkedistroError):
+    """A signing key could not be made, read, decrypted or used."""
+
+    exit_code = 27
+    meaning = ("a signing or verification key could not be made, read or used (the message names "
+               "the key file, flag or environment variable)")
+
+
 # Exit codes that no exception carries: the CLI's own.
 _NOT_RAISED = {
     0: "success",

@@ -1,0 +1,1 @@
+"""``tkedistro verify``: checks a release folder or a pushed image on the receiving side."""
