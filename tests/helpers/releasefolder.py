@@ -182,7 +182,11 @@ def sign_release(out: Path, private: Path) -> None:
     (out / "provenance.intoto.jsonl").write_text(json.dumps(envelope) + "\n")
     listed = [line.split("  ", 1)[1] for line in (out / "SHA256SUMS").read_text().splitlines()]
     for rel in [*listed, *SIGNED_BESIDE]:
-        (out / f"{rel}.sig").write_bytes(openssl_sign(private, (out / rel).read_bytes()))
+        sign_file(out, private, rel)
+
+
+def sign_file(out: Path, private: Path, rel: str) -> None:
+    (out / f"{rel}.sig").write_bytes(openssl_sign(private, (out / rel).read_bytes()))
 
 
 def flip_byte(path: Path, offset: int = 100) -> None:

@@ -22,6 +22,7 @@ from tests.helpers.releasefolder import (
     flip_byte,
     make_key,
     make_release,
+    sign_file,
     sign_release,
 )
 from tkedistro.artifacts.checksums import write_checksums
@@ -334,3 +335,26 @@ def test_skopeo_reads_an_image_into_a_layout_over_tls_except_on_loopback(tmp_pat
         "--src-tls-verify=false", "docker://127.0.0.1:5000/k/x:v1", f"oci:{tmp_path}"]
     assert "--src-tls-verify=false" not in skopeo.layout_argv("registry.example.com/k/x:v1",
                                                               tmp_path)
+
+
+def test_an_envelope_securesystemslib_signed_under_its_own_key_id_verifies(
+        release: Path, key: Path, signed: tuple[Path, Path, Path]) -> None:
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    from securesystemslib.dsse import Envelope
+    from securesystemslib.signer import CryptoSigner  # type: ignore[attr-defined]
+
+    private = load_pem_private_key(signed[2].read_bytes(), password=None)
+    envelope = Envelope((release / "provenance.intoto.json").read_bytes(),
+                        "application/vnd.in-toto+json", {})
+    envelope.sign(CryptoSigner(private))  # type: ignore[arg-type]
+    assert list(envelope.signatures) != [""]  # the key id securesystemslib computes
+    (release / "provenance.intoto.jsonl").write_text(json.dumps(envelope.to_dict()) + "\n")
+    sign_file(release, signed[2], "provenance.intoto.jsonl")
+    code, out = verify(str(release), "--key", str(key))
+    assert code == 0, out
+
+
+def test_a_file_given_as_the_folder_is_named(release: Path) -> None:
+    code, out = refused(str(release / "SHA256SUMS"))
+    assert code == 3
+    assert f"{release / 'SHA256SUMS'}: not a folder" in out

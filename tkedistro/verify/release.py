@@ -44,7 +44,7 @@ class Pins:
 def check_folder_shape(folder: Path) -> None:
     """``ReleaseNotFoundError`` naming ``folder`` when it is not a release folder."""
     if not folder.is_dir():
-        raise ReleaseNotFoundError([f"{folder}: no such folder"],
+        raise ReleaseNotFoundError([f"{folder}: not a folder"],
                                    hint="give a release (1.20), a release folder or an image")
     if not (folder / sums.SHA256_SUMS).is_file():
         raise ReleaseNotFoundError(
