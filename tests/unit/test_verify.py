@@ -106,8 +106,8 @@ def test_a_flipped_byte_in_a_tarball_is_named(release: Path, key: Path) -> None:
     assert code == 26
     assert (f"sums: {TARBALL}: does not match SHA256SUMS or SHA512SUMS (the file changed "
             "after the build)") in lines(out)
-    assert any(line.startswith(f"signature: {TARBALL}: {TARBALL}.sig does not verify with "
-                               f"--key {key}") for line in lines(out))
+    assert any(line.startswith(f"signature: {TARBALL}: kubernetes-node-linux-amd64.tar.gz.sig "
+                               f"does not verify with --key {key}") for line in lines(out))
     assert lines(out)[-1] == "verify: 2 problems"
 
 
@@ -238,6 +238,9 @@ def test_a_folder_that_is_not_a_release_is_named(tmp_path: Path) -> None:
     code, out = refused(str(tmp_path / "gone"))
     assert code == 3
     assert "no such folder, and not a release name or an image reference" in out
+    code, out = refused("outptu")
+    assert code == 3
+    assert "'outptu': no such folder, and not a release name or an image reference" in out
 
 
 def test_an_unreadable_key_is_named(release: Path, tmp_path: Path) -> None:
@@ -358,3 +361,11 @@ def test_a_file_given_as_the_folder_is_named(release: Path) -> None:
     code, out = refused(str(release / "SHA256SUMS"))
     assert code == 3
     assert f"{release / 'SHA256SUMS'}: not a folder" in out
+
+
+def test_a_missing_envelope_is_named_once(release: Path, key: Path) -> None:
+    (release / "provenance.intoto.jsonl").unlink()
+    code, out = verify(str(release), "--key", str(key))
+    assert code == 26
+    assert lines(out) == ["signature: provenance.intoto.jsonl: missing: the provenance has no "
+                          "signed envelope", "verify: 1 problem"]

@@ -97,7 +97,7 @@ def check_file_signature(key: PublicKey, folder: Path, rel: str,
         key.key.verify(signature, bytes.fromhex(sha256_hex),
                        ec.ECDSA(utils.Prehashed(hashes.SHA256())))
     except InvalidSignature:
-        return Finding(CHECK, rel, f"{rel}{SIGNATURE_SUFFIX} does not verify with "
+        return Finding(CHECK, rel, f"{Path(rel).name}{SIGNATURE_SUFFIX} does not verify with "
                                    f"{key.source} (the file or its signature changed, or it "
                                    "was signed with another key)")
     return None

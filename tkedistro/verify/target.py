@@ -3,8 +3,8 @@
 TARGET is, in this order: a folder that exists (an unpacked release anywhere), a release
 name (``1.20``: the workspace's ``_output/1.20``, whose manifest pin and patch files the
 provenance is also held against), else an image reference (``host/repo:tag``,
-``host/repo@sha256:...``). A path that does not exist is named as such, never taken for an
-image.
+``host/repo@sha256:...``: one with a ``/``, ``:`` or ``@``). A path that does not exist, or a
+bare word, is named as no such folder, never taken for an image.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ def kind_of(target: str) -> str:
         return "folder"
     if RELEASE_NAME.fullmatch(target):
         return "release"
-    if target.startswith((".", "/", "~")) or image_problem(target) is not None:
+    if target.startswith((".", "/", "~")) or image_problem(target) is not None \
+            or not any(mark in target for mark in "/:@"):  # a bare word: a folder's typo
         raise ReleaseNotFoundError(
             [f"{shorten(target)}: no such folder, and not a release name or an image reference"],
             hint="give a release (1.20), a release folder or an image (host/repo:tag)")
