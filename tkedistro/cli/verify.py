@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
 def verify(
     target: Annotated[str, typer.Argument(
         metavar="RELEASE|DIR|IMAGE",
-        help="A release (1.20: _output/1.20), a release folder copied anywhere, or an image "
+        help="A release (1.20: its build output), a release folder copied anywhere, or an image "
              "reference (host/repo:tag or host/repo@sha256:...).")],
     key: Annotated[Path | None, typer.Option(
         "--key", envvar=KEY_ENV, metavar="PATH",

@@ -49,7 +49,7 @@ def check_folder_shape(folder: Path) -> None:
     if not (folder / sums.SHA256_SUMS).is_file():
         raise ReleaseNotFoundError(
             [f"{folder}: not a release folder: it has no {sums.SHA256_SUMS}"],
-            hint="give the folder `tkedistro build` published (_output/<release>) or a copy")
+            hint="give the folder `tkedistro build` published, or a copy of it")
 
 
 def verify_folder(folder: Path, key: signatures.PublicKey | None,
