@@ -6,7 +6,9 @@
 - ``remote_digest``: the digest of the manifest or index a registry serves for a ref
   (``skopeo inspect --raw``, hashed here: the bytes the registry holds);
 - ``copy_platform``: one platform of a multi-platform image (an archive or a registry ref)
-  into the Docker engine (``docker-daemon:``, ``--override-os/--override-arch``).
+  into the Docker engine (``docker-daemon:``, ``--override-os/--override-arch``);
+- ``copy_to_layout``: every platform of a registry ref into an OCI layout folder, digests
+  kept (``oci:DIR``), for ``tkedistro verify IMAGE`` to check its blobs.
 
 TLS is verified except for a registry on loopback (127.0.0.0/8, ``localhost``, ``[::1]``),
 which is plain HTTP, as the engine and ``engine/registry.py``'s ``LocalRegistry`` have it.
@@ -72,6 +74,14 @@ def inspect_argv(ref: str) -> list[str]:
             *_tls("--tls-verify", ref), f"docker://{ref}"]
 
 
+def layout_argv(ref: str, layout: Path) -> list[str]:
+    if ":" in str(layout):
+        raise ImageError(f"skopeo cannot write an OCI layout whose path has a ':': {layout}",
+                         hint="set TKEDISTRO_CACHE (or --cache-dir) to a path without ':'")
+    return [BINARY, "copy", "--all", "--preserve-digests", "--retry-times", RETRIES,
+            *_tls("--src-tls-verify", ref), f"docker://{ref}", f"oci:{layout}"]
+
+
 def platform_argv(source: str, platform: str, dest_ref: str) -> list[str]:
     """``source``: ``oci-archive:PATH`` or ``docker://REF``; ``platform``: ``linux/arm64``."""
     parts = platform.split("/")
@@ -110,6 +120,16 @@ def remote_digest(ref: str) -> str:
     """``sha256:...`` of the manifest or index the registry serves for ``ref``."""
     result = _run(inspect_argv(ref), *_registry_failure("reading the manifest", ref))
     return "sha256:" + hashlib.sha256(result.stdout.encode()).hexdigest()
+
+
+def copy_to_layout(ref: str, layout: Path) -> None:
+    """Every platform of ``docker://ref`` (index, manifests, configs, layers, digests
+    unchanged) into the OCI layout folder ``layout``."""
+    failure, _ = _registry_failure("reading the image", ref)
+    registry = parse_image_ref(ref).registry or "docker.io"
+    _run(layout_argv(ref, layout), failure,
+         f"check that the registry answers and holds {ref} (`skopeo login {registry}` for "
+         "one that needs credentials)")
 
 
 def copy_platform(source: str, platform: str, dest_ref: str) -> None:
