@@ -26,7 +26,7 @@ FORMAT_URL = "debian.org/doc/packaging-manuals/copyright-format/1.0"
 _ALIASES = {"expat": "MIT", "artistic": "Artistic-1.0", "zlib": "Zlib", "cc0": "CC0-1.0",
             "psf-2": "PSF-2.0", "openssl": "OpenSSL", "bsd-2": "BSD-2-Clause",
             "bsd-3": "BSD-3-Clause", "bsd-4": "BSD-4-Clause", "mpl-2": "MPL-2.0"}
-_GNU = re.compile(r"(A?L?GPL|GFDL)-?(\d(?:\.\d)?)(\+?)", re.IGNORECASE)
+_GNU = re.compile(r"(A?L?GPL|GFDL)-?([0-9](?:\.[0-9])?)(\+?)", re.IGNORECASE)
 _OPERATOR = re.compile(r"\s+(or|and)\s+", re.IGNORECASE)
 
 
