@@ -164,8 +164,9 @@ def test_images_publishes_what_build_publishes(root: Path) -> None:
     cli(root, "build", "1.20")
     files, sums = take_published(root / "_output" / "1.20")
     assert {"SHA256SUMS", "SHA512SUMS", "sbom.spdx.json", "sbom.cdx.json",
-            "provenance.intoto.json", "images/kube-apiserver.oci.tar", "release/kubernetes-src.tar.gz",
-            "bin/linux/amd64/kubelet", "build-info.json"} <= set(files)
+            "provenance.intoto.json", "images/kube-apiserver.oci.tar",
+            "release/kubernetes-src.tar.gz", "bin/linux/amd64/kubelet",
+            "build-info.json"} <= set(files)
     cli(root, "images", "1.20")
     assert take_published(root / "_output" / "1.20") == (files, sums)
 

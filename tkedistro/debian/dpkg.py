@@ -99,7 +99,7 @@ def os_release_distro(text: str) -> str:
 
 def spdx_license_id(name: str) -> str | None:
     """The SPDX identifier of a Debian license short name; None when it has none."""
-    from license_expression import get_spdx_licensing
+    from license_expression import get_spdx_licensing  # type: ignore[import-untyped]
 
     name = name.strip()
     gnu = _GNU.fullmatch(name)

@@ -14,8 +14,8 @@ import json
 import os
 import secrets
 import tarfile
-from contextlib import suppress
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 

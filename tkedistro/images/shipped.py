@@ -118,8 +118,8 @@ def make_release_images(out_dir: Path, ctx: ReleaseInputs, work: Path, builder: 
     server components sit on (a ref the builder reads; default: the Debian component bases
     in the local Docker engine); ``previous`` is the published output whose archives may be
     reused; ``describer`` (when given) writes each image's SBOM, attached to its index as an
-    OCI referrer in the archive. ``ctx`` is the build's ``ReleaseContext``. Returns the images sorted by
-    component, as written to ``images/images.json``."""
+    OCI referrer in the archive. ``ctx`` is the build's ``ReleaseContext``. Returns the
+    images sorted by component, as written to ``images/images.json``."""
     missing = missing_binaries(out_dir, ctx)
     if missing:
         raise ImageError("the release images need binaries that are not built: "
