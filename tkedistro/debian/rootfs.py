@@ -6,8 +6,10 @@
 ``DEBIAN_MIRROR``, else deb.debian.org), then
 optional commands in a chroot of it (``update-alternatives``) and pruned folders (docs, man
 pages; a recipe may keep some files there, such as each package's copyright file), then
-the engine imports it under the recipe's ref. The image is labelled with every installed ``package=version`` and with the digest of its inputs (suite, mirror, packages and
-any setup/prune/arch); a later call reuses it while that digest matches. debootstrap needs root.
+the engine imports it under the recipe's ref. The image is labelled with every installed
+``package=version`` and with the digest of its inputs (suite, mirror, packages and any
+setup/prune/keep/arch); a later call reuses it while that digest matches. debootstrap needs
+root.
 
 A recipe for another architecture (``arch="arm64"`` on an amd64 host) is debootstrapped the
 same way: both stages run here, the second under qemu-user through binfmt_misc
