@@ -30,6 +30,7 @@ from tkedistro.debian.dpkg import copyright_license, parse_status, spdx_license_
 from tkedistro.engine.skopeo import oci_archive
 from tkedistro.images.contents import archive_blobs, image_files
 from tkedistro.images.ocilayout import read_index
+from tkedistro.images.push import archive_index_digest
 from tkedistro.images.shipped import SBOM_TYPE, make_release_images
 
 DATA = Path(__file__).parent / "data" / "dpkg"
@@ -194,8 +195,10 @@ def test_each_archive_carries_its_sbom_as_a_referrer_of_its_index(
     path = tmp_path / "image.spdx.json"
     path.write_text(json.dumps(sbom))
     assert validate_full_spdx_document(parse_file(str(path))) == []
-    # skopeo needs the image named once index.json lists the referrer too
+    # skopeo needs the image named once index.json lists the referrer too; the push reads
+    # the image index beside it
     assert oci_archive(out / proxy["archive"]) == f"oci-archive:{out / proxy['archive']}:{VERSION}"
+    assert archive_index_digest(out / proxy["archive"]) == proxy["index_digest"]
 
 
 def test_the_same_inputs_give_the_same_archive_bytes(
