@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from tkedistro.artifacts.context import ReleaseContext
 from tkedistro.artifacts.gomodules import GoModule, linked_modules, load_modules, main_module
 from tkedistro.artifacts.purl import golang_purl, oci_purl, split_ref
-from tkedistro.artifacts.sbom import K8S_LICENSE, SpdxDocument, _checksums, _purls, iso_utc
+from tkedistro.artifacts.sbom import K8S_LICENSE, SpdxDocument, iso_utc, purl_refs, spdx_checksums
 from tkedistro.images.contents import DebianContents
 from tkedistro.images.ocilayout import LayoutIndex
 from tkedistro.images.ociplan import ComponentPlan, PlatformImage
@@ -48,7 +48,7 @@ class ImageSbomWriter:
             for platform, digest in index.manifests.items()]
         image = doc.package(
             ["Image", plan.component], plan.ref, versionInfo=tag or index.digest,
-            primaryPackagePurpose="CONTAINER", externalRefs=_purls(*purls),
+            primaryPackagePurpose="CONTAINER", externalRefs=purl_refs(*purls),
             comment=f"OCI image index {index.digest}; platforms: "
                     + ", ".join(f"{p} {d}" for p, d in sorted(index.manifests.items())))
         doc.relate("SPDXRef-DOCUMENT", "DESCRIBES", image)
@@ -64,7 +64,7 @@ class ImageSbomWriter:
         ident = doc.package(
             ["Binary", image.os, image.arch, image.component], image.component,
             versionInfo=self.ctx.distro_version, packageFileName=str(image.target),
-            checksums=_checksums({"sha256": image.binary_sha256}),
+            checksums=spdx_checksums({"sha256": image.binary_sha256}),
             primaryPackagePurpose="APPLICATION", licenseDeclared=K8S_LICENSE,
             builtDate=iso_utc(self.ctx.source_date_epoch))
         linked = (linked_modules(image.binary, self.modules, self.main)
@@ -78,6 +78,6 @@ class ImageSbomWriter:
                 modules[path] = doc.package(
                     ["GoModule", path], path, versionInfo=mod.used_version,
                     primaryPackagePurpose="LIBRARY",
-                    externalRefs=_purls(golang_purl(mod.used_path, mod.used_version)))
+                    externalRefs=purl_refs(golang_purl(mod.used_path, mod.used_version)))
             doc.relate(ident, "STATIC_LINK", modules[path])
         return ident

@@ -5,18 +5,24 @@ upstream Kubernetes source (``git+<url>@<tag>``, the commit in ``sourceInfo``), 
 tree (the tree commit), every patch (sha256, its trailers such as ``Upstream-Ref`` and
 ``Upstream-Status`` in the comment), every binary (sha256 and sha512, purpose APPLICATION),
 every other release file (the tarballs), every image (``pkg:oci`` purls of the index and of each
-platform's manifest), every vendored Go module (``pkg:golang`` purls; see ``gomodules``), and
-the builder image with its Go toolchain. Patches, binaries and images are packages rather than
+platform's manifest), every Debian package inside the images (``pkg:deb/debian/<name>@<version>
+?arch=..&distro=debian-<version>``, one per purl, read from each platform's dpkg status by
+``images/contents.py``; the license of its machine-readable copyright file, else NOASSERTION,
+licenses without an SPDX identifier in ``hasExtractedLicensingInfos``; the source package in
+``sourceInfo``), every vendored Go module (``pkg:golang`` purls; see ``gomodules``), and the
+builder image with its Go toolchain. Patches, binaries and images are packages rather than
 SPDX files because an SPDX 2.3 file must carry a SHA1, which nothing here records.
 
 Relationships (SPDX 2.3 names; "A TYPE B"): patch PATCH_APPLIED tree, tree DESCENDANT_OF
 upstream, tree CONTAINS module (vendor/), binary and tarball GENERATED_FROM tree, binary
 STATIC_LINK module (only for the modules read from the binary, ``gomodules.linked_modules``),
-release CONTAINS binary/tarball/image, image CONTAINS the binary of each of its platforms,
-builder image and Go BUILD_TOOL_OF each binary, builder image CONTAINS Go.
+release CONTAINS binary/tarball/image, image CONTAINS the binary of each of its platforms and
+its Debian packages, builder image and Go BUILD_TOOL_OF each binary, builder image CONTAINS Go.
 
 The document is a function of its inputs: ``created`` is the tree commit's time, the namespace
-ends in the sha256 of the rest of the document, keys and lists are sorted.
+ends in the sha256 of the rest of the document, keys and lists are sorted. ``write_sboms`` also
+writes its CycloneDX rendering (``artifacts/cyclonedx.py``); each image's own SBOM, attached to
+its archive, is ``artifacts/imagesbom.py``'s.
 """
 
 from __future__ import annotations
@@ -63,7 +69,8 @@ def _bare(digest: str) -> str:
     return digest.removeprefix("sha256:")
 
 
-def _checksums(sums: Mapping[str, str]) -> list[dict[str, str]]:
+def spdx_checksums(sums: Mapping[str, str]) -> list[dict[str, str]]:
+    """SPDX ``checksums`` of ``{"sha256": hex, ...}`` (unknown algorithms left out)."""
     names = {"sha256": "SHA256", "sha512": "SHA512", "sha1": "SHA1"}
     return [
         {"algorithm": names[k], "checksumValue": _bare(v).lower()}
@@ -72,7 +79,8 @@ def _checksums(sums: Mapping[str, str]) -> list[dict[str, str]]:
     ]
 
 
-def _purls(*locators: str | None) -> list[dict[str, str]]:
+def purl_refs(*locators: str | None) -> list[dict[str, str]]:
+    """SPDX ``externalRefs`` of the given purls (None and duplicates left out)."""
     return [
         {"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": p}
         for p in sorted({p for p in locators if p})
@@ -149,7 +157,7 @@ class SpdxDocument:
         return self.package(
             ["Deb", deb.arch, deb.name], deb.name, versionInfo=deb.version,
             primaryPackagePurpose="LIBRARY" if deb.name.startswith("lib") else "APPLICATION",
-            licenseDeclared=deb.license or NOASSERTION, externalRefs=_purls(purl),
+            licenseDeclared=deb.license or NOASSERTION, externalRefs=purl_refs(purl),
             supplier="Organization: Debian",
             sourceInfo=f"built from the Debian source package {deb.source} "
                        f"{deb.source_version}",
@@ -179,7 +187,7 @@ def _source(doc: SpdxDocument, ctx: ReleaseContext) -> str:
         versionInfo=ctx.tag, downloadLocation=_vcs_location(ctx.upstream_url, ctx.tag),
         sourceInfo=f"upstream {ctx.upstream_url} tag {ctx.tag}, commit {ctx.upstream_commit}",
         licenseDeclared=K8S_LICENSE, primaryPackagePurpose="SOURCE",
-        externalRefs=_purls(github_purl(ctx.upstream_url, ctx.tag)),
+        externalRefs=purl_refs(github_purl(ctx.upstream_url, ctx.tag)),
     )
     tree = doc.package(
         ["Source", ctx.distro_version], f"kubernetes-{ctx.distro_version}-source",
@@ -192,7 +200,7 @@ def _source(doc: SpdxDocument, ctx: ReleaseContext) -> str:
     for number, patch in enumerate(ctx.patches, start=1):
         ident = doc.package(
             ["Patch", f"{number:04d}", Path(patch.file).name], Path(patch.file).name,
-            packageFileName=patch.file, checksums=_checksums({"sha256": patch.sha256}),
+            packageFileName=patch.file, checksums=spdx_checksums({"sha256": patch.sha256}),
             summary=patch.subject, comment=_trailer_comment(patch.trailers),
             primaryPackagePurpose="SOURCE",
         )
@@ -216,7 +224,7 @@ def _modules(doc: SpdxDocument, ctx: ReleaseContext, tree: str,
             purl = golang_purl(mod.used_path, mod.used_version)
         ident = doc.package(
             ["GoModule", mod.path], mod.path, versionInfo=mod.used_version,
-            primaryPackagePurpose="LIBRARY", comment=comment, externalRefs=_purls(purl),
+            primaryPackagePurpose="LIBRARY", comment=comment, externalRefs=purl_refs(purl),
             licenseDeclared=K8S_LICENSE if mod.in_tree else NOASSERTION,
         )
         doc.relate(tree, "CONTAINS", ident)
@@ -227,13 +235,14 @@ def _modules(doc: SpdxDocument, ctx: ReleaseContext, tree: str,
 def _toolchain(doc: SpdxDocument, ctx: ReleaseContext) -> tuple[str, str]:
     builder = doc.package(
         ["BuilderImage"], ctx.builder_image, versionInfo=ctx.builder_image_id,
-        checksums=_checksums({"sha256": ctx.builder_image_id}), primaryPackagePurpose="CONTAINER",
+        checksums=spdx_checksums({"sha256": ctx.builder_image_id}),
+        primaryPackagePurpose="CONTAINER",
         comment="the build container's image; its checksum is the image id (config digest)",
     )
     go = doc.package(
         ["Go", ctx.go_version], "go", versionInfo=ctx.go_version,
         primaryPackagePurpose="APPLICATION", licenseDeclared="BSD-3-Clause",
-        externalRefs=_purls(golang_purl("stdlib", ctx.go_version)),
+        externalRefs=purl_refs(golang_purl("stdlib", ctx.go_version)),
         comment="the Go toolchain of the builder image",
     )
     doc.relate(builder, "CONTAINS", go)
@@ -254,7 +263,7 @@ def _binaries(doc: SpdxDocument, ctx: ReleaseContext, files: Files, linked: Link
         ident = doc.package(
             ["Binary", found["os"], found["arch"], found["component"]], found["component"],
             versionInfo=ctx.distro_version, packageFileName=path,
-            checksums=_checksums(files[path]), primaryPackagePurpose="APPLICATION",
+            checksums=spdx_checksums(files[path]), primaryPackagePurpose="APPLICATION",
             licenseDeclared=K8S_LICENSE, builtDate=iso_utc(ctx.source_date_epoch),
             comment=comment,
         )
@@ -283,7 +292,7 @@ def _images(doc: SpdxDocument, ctx: ReleaseContext, files: Files,
             ["Image", str(image.get("component") or repository)], ref,
             versionInfo=tag or index, primaryPackagePurpose="CONTAINER",
             packageFileName=archive if archive in files else None,
-            checksums=_checksums(files.get(archive, {})), externalRefs=_purls(*purls),
+            checksums=spdx_checksums(files.get(archive, {})), externalRefs=purl_refs(*purls),
             comment=f"OCI image index {index}; platforms: "
                     + ", ".join(f"{p} {d}" for p, d in sorted(platforms.items())),
         )
@@ -323,7 +332,7 @@ def sbom_document(ctx: ReleaseContext, files: Files, images: Sequence[Mapping[st
     for path in sorted(set(files) - set(binaries) - archives):
         ident = doc.package(
             ["File", path], Path(path).name, versionInfo=ctx.distro_version,
-            packageFileName=path, checksums=_checksums(files[path]),
+            packageFileName=path, checksums=spdx_checksums(files[path]),
             primaryPackagePurpose="ARCHIVE" if ".tar" in path else "FILE",
         )
         doc.relate(release, "CONTAINS", ident)
