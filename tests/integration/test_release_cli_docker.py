@@ -41,7 +41,8 @@ def test_build_ships_everything_and_images_pushes_the_same_digests(
     assert code == 0, out
     output = root / "_output" / "1.20"
     archive = output / "images" / "pause.oci.tar"
-    raw = subprocess.run(["skopeo", "inspect", "--raw", f"oci-archive:{archive}"],
+    # index.json lists the image's SBOM referrer too: skopeo needs the image named
+    raw = subprocess.run(["skopeo", "inspect", "--raw", f"oci-archive:{archive}:{VERSION}"],
                          capture_output=True, text=True, check=True).stdout
     assert _platforms(raw) == ["linux/amd64", "linux/arm64"]
     images = json.loads((output / "images" / "images.json").read_text())["images"]
@@ -54,6 +55,7 @@ def test_build_ships_everything_and_images_pushes_the_same_digests(
     for tool, sums in (("sha256sum", "SHA256SUMS"), ("sha512sum", "SHA512SUMS")):
         subprocess.run([tool, "--check", "--quiet", sums], cwd=output, check=True)
     assert "  images/pause.oci.tar\n" in (output / "SHA256SUMS").read_text()
+    assert "  sbom.cdx.json\n" in (output / "SHA256SUMS").read_text()
 
     from spdx_tools.spdx.parser.parse_anything import parse_file
     from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document

@@ -1,7 +1,7 @@
 """Docker tier: the release's OCI image archives made by real buildah are reproducible
-(two runs from scratch, fresh storage: same digests, same archive bytes), hold both
-platforms, load into Docker and run, leave nothing in buildah's storage, and a run against
-the published output rebuilds nothing.
+(two runs from scratch, fresh storage: same digests, same archive bytes, the attached SBOM
+referrer included), hold both platforms, load into Docker and run, leave nothing in buildah's
+storage, and a run against the published output rebuilds nothing.
 
 The binaries are tiny static C programs compiled for amd64 and arm64 in the builder image
 (which has ``gcc`` and ``aarch64-linux-gnu-gcc``); the server components sit on a one-file
@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tkedistro.artifacts.context import ReleaseContext
+from tkedistro.artifacts.imagesbom import ImageSbomWriter
 from tkedistro.engine.buildah import Buildah
 from tkedistro.images.shipped import ShippedImage, make_release_images, read_images_json
 
@@ -115,7 +116,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     for run in ("1", "2"):  # fresh output, work folder and buildah storage each time
         out = _output(tmp, f"out{run}", tmp / "bins")
         made.append(make_release_images(out, ctx, tmp / f"work{run}",
-                                        Buildah(tmp / f"storage{run}"), bases))
+                                        Buildah(tmp / f"storage{run}"), bases,
+                                        describer=ImageSbomWriter.for_release(ctx)))
     seconds = (time.monotonic() - start) / 2
     yield Runs(tmp, made[0], made[1], tmp / "out1", tmp / "out2", tmp / "storage2", seconds)
     for ref in [BASE, *(f"{LOADED}/{c}:{a}" for c in COMPONENTS for a in ("amd64", "arm64"))]:
@@ -139,7 +141,8 @@ def test_two_runs_from_scratch_give_the_same_digests_and_bytes(runs: Runs) -> No
 @pytest.mark.parametrize("component", ["kube-proxy", "pause"])
 def test_skopeo_reads_one_index_with_both_platforms(runs: Runs, component: str) -> None:
     image = next(i for i in runs.first if i.component == component)
-    archive = f"oci-archive:{runs.out1 / image.archive}"
+    # index.json lists the image's SBOM referrer too: skopeo needs the image named
+    archive = f"oci-archive:{runs.out1 / image.archive}:{VERSION}"
     index = json.loads(_cmd("skopeo", "inspect", "--raw", archive))
     found = {f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"]
              for m in index["manifests"]}
@@ -151,6 +154,7 @@ def test_skopeo_reads_one_index_with_both_platforms(runs: Runs, component: str) 
     assert layout["manifests"][0]["digest"] == image.index_digest
     assert layout["manifests"][0]["annotations"] == {
         "org.opencontainers.image.ref.name": VERSION}
+    assert [m["artifactType"] for m in layout["manifests"][1:]] == ["application/spdx+json"]
     copied = runs.tmp / f"copied-{component}"
     _cmd("skopeo", "copy", "--all", archive, f"oci:{copied}:{VERSION}")
     assert json.loads((copied / "index.json").read_text())["manifests"][0]["digest"] == (
@@ -161,7 +165,7 @@ def _load(runs: Runs, component: str, arch: str) -> str:
     image = next(i for i in runs.first if i.component == component)
     ref = f"{LOADED}/{component}:{arch}"
     _cmd("skopeo", "copy", "--override-arch", arch,
-         f"oci-archive:{runs.out1 / image.archive}", f"docker-daemon:{ref}")
+         f"oci-archive:{runs.out1 / image.archive}:{VERSION}", f"docker-daemon:{ref}")
     return ref
 
 
@@ -209,7 +213,8 @@ def test_a_run_against_the_published_output_rebuilds_nothing(runs: Runs) -> None
     ctx = _context(runs.tmp)
     bases = {p: f"docker-daemon:{BASE}" for p in PLATFORMS}
     third = make_release_images(out, ctx, runs.tmp / "work3", Buildah(runs.storage), bases,
-                                previous=runs.out1)
+                                previous=runs.out1,
+                                describer=ImageSbomWriter.for_release(ctx))
     assert [i.reused for i in third] == [True] * len(COMPONENTS)
     assert [i.index_digest for i in third] == [i.index_digest for i in runs.first]
     for image in third:

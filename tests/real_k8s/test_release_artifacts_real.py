@@ -19,6 +19,7 @@ from tests.helpers.registrylogin import log_in
 from tests.real_k8s.conftest import PERSIST, Tool
 from tkedistro.core.workspace import Workspace
 from tkedistro.engine.registry import LocalRegistry
+from tkedistro.engine.skopeo import oci_archive
 
 pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(3600)]
 
@@ -54,7 +55,7 @@ def test_every_image_is_a_multi_arch_archive_and_pushes_with_both_platforms(
         assert report["build"] == "up_to_date"
         assert sorted(i["component"] for i in report["images"]) == sorted(IMAGES)
         for image in report["images"]:
-            archive = f"oci-archive:{out / image['archive']}"
+            archive = oci_archive(out / image["archive"])  # named: its SBOM referrer is beside
             raw = subprocess.run(["skopeo", "inspect", "--raw", archive],
                                  capture_output=True, text=True, check=True).stdout
             assert sorted(f"{m['platform']['os']}/{m['platform']['architecture']}"

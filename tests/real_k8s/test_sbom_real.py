@@ -1,4 +1,5 @@
-"""The SBOM over the real v1.20.2 tree and its real binaries.
+"""The SBOM over the real v1.20.2 tree and its real binaries, and the SBOMs of the real
+images (the Debian component base of each platform, made by debootstrap).
 
 The module test reads ``vendor/modules.txt`` of the local v1.20.2 fixture (conftest.py) with
 ``git show``. The SBOM test builds the persistent distro through the tool (a no-op when warm)
@@ -21,6 +22,7 @@ from tests.real_k8s.conftest import FIXTURE_COMMIT, FIXTURE_TAG, build_persisten
 from tkedistro.artifacts.context import PatchInfo, ReleaseContext
 from tkedistro.artifacts.gomodules import linked_modules, load_modules, parse_modules
 from tkedistro.artifacts.sbom import write_sbom
+from tkedistro.core.workspace import Workspace
 from tkedistro.model.patches import parse_patch
 
 pytestmark = [pytest.mark.real_k8s]
@@ -82,3 +84,54 @@ def test_real_sbom_names_what_each_binary_links(monkeypatch: pytest.MonkeyPatch,
     assert "k8s.io/api" in scheduler and "github.com/google/cadvisor" not in scheduler
     assert "github.com/google/cadvisor" in kubelet
     assert len(scheduler) < len(modules)
+
+
+def _image_sbom(archive: Path) -> dict[str, object]:
+    """The SPDX document attached to an archive's image index (its one referrer)."""
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        def read(name: str) -> dict[str, object]:
+            return json.loads(tar.extractfile(name).read())  # type: ignore[union-attr,no-any-return]
+
+        listing = read("index.json")
+        manifests = listing["manifests"]
+        assert isinstance(manifests, list)
+        index, referrer = manifests
+        manifest = read(f"blobs/sha256/{referrer['digest'][7:]}")
+        assert manifest["subject"]["digest"] == index["digest"]  # type: ignore[index]
+        layer = manifest["layers"][0]  # type: ignore[index]
+        return read(f"blobs/sha256/{layer['digest'][7:]}")
+
+
+def test_real_images_list_their_debian_packages_in_every_sbom(
+        built_release: Workspace, tmp_path: Path) -> None:
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    out = built_release.output_dir("1.20")
+    sbom_path = out / "sbom.spdx.json"
+    assert validate_full_spdx_document(parse_file(str(sbom_path))) == []
+    sbom = json.loads(sbom_path.read_text())
+    images = json.loads((out / "images" / "images.json").read_text())["images"]
+    purls = {r["referenceLocator"]: p for p in sbom["packages"]
+             for r in p.get("externalRefs", [])}
+    debs = [purl for purl in purls if purl.startswith("pkg:deb/debian/")]
+    for arch in ("amd64", "arm64"):
+        for name in ("iptables", "libc6", "conntrack", "ipset"):
+            assert any(p.startswith(f"pkg:deb/debian/{name}@") and f"arch={arch}" in p
+                       for p in debs), (name, arch)
+    iptables = next(purls[p] for p in debs if p.startswith("pkg:deb/debian/iptables@"))
+    assert "GPL-2.0" in iptables["licenseDeclared"]  # its copyright file stays in the base
+    for image in images:
+        doc = _image_sbom(out / image["archive"])
+        path = tmp_path / f"{image['component']}.spdx.json"
+        path.write_text(json.dumps(doc))
+        assert validate_full_spdx_document(parse_file(str(path))) == []
+        names = {p["name"] for p in doc["packages"]}  # type: ignore[attr-defined]
+        assert ("iptables" in names) == (image["component"] != "pause")
+    text = (out / "sbom.cdx.json").read_text()
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
+    assert "  sbom.cdx.json\n" in (out / "SHA256SUMS").read_text()
+    print(f"SBOM: {sbom_path.stat().st_size} bytes SPDX, {len(text)} CycloneDX, "
+          f"{len(sbom['packages'])} packages ({len(debs)} Debian)")

@@ -406,3 +406,24 @@ def test_pruning_never_deletes_through_a_symlink_in_the_rootfs(tmp_path: Path) -
     with pytest.raises(UnsafePathError, match=f"^{re.escape(str(shared))} is a symlink"):
         debian._finish_rootfs(rootfs, dataclasses.replace(recipe, prune=("usr/share/doc",)))
     assert (outside / "doc" / "precious").read_text() == "keep\n"
+
+
+def test_pruning_keeps_the_files_a_recipe_keeps(tmp_path: Path) -> None:
+    """The component base keeps each package's copyright file (its SBOM reads the licenses
+    there) and nothing else of the docs; never a file reached through a symlink."""
+    rootfs = tmp_path / "debian-rootfs"
+    doc = rootfs / "usr/share/doc"
+    (doc / "iptables").mkdir(parents=True)
+    (doc / "iptables" / "copyright").write_text("Format: ...\n")
+    (doc / "iptables" / "changelog.gz").write_text("long\n")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "copyright").write_text("not the package's\n")
+    (doc / "linked").symlink_to(tmp_path / "elsewhere")
+    recipe = debian.DebianRecipe("r:1", ("iptables",), prune=("usr/share/doc",),
+                                 keep=("usr/share/doc/*/copyright",))
+    debian._finish_rootfs(rootfs, recipe)
+    assert sorted(p.relative_to(doc).as_posix() for p in doc.rglob("*")) == [
+        "iptables", "iptables/copyright"]
+    assert (doc / "iptables" / "copyright").read_text() == "Format: ...\n"
+    assert recipe.inputs_digest("http://m") != dataclasses.replace(
+        recipe, keep=()).inputs_digest("http://m")

@@ -10,6 +10,9 @@ are the real ones, made from a tiny git tree.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +37,7 @@ from tkedistro.core import files
 from tkedistro.core.workspace import Workspace
 from tkedistro.engine import engines as engines_mod
 from tkedistro.engine.protocols import ContainerSpec, RunResult
+from tkedistro.images.ocilayout import pack_layout
 from tkedistro.images.shipped import ShippedImage
 from tkedistro.model import manifest as manifest_mod
 from tkedistro.release import operation
@@ -84,13 +88,38 @@ def fake_make_images(request: context.FinishRequest, ctx: context.ReleaseContext
     for component in ctx.image_components:
         archive = request.out / "images" / f"{component}.oci.tar"
         archive.parent.mkdir(exist_ok=True)
-        archive.write_text(f"{component} {ctx.distro_version}\n")
+        index, manifest = tiny_oci_archive(archive, f"{component} {ctx.distro_version}")
         made.append(ShippedImage(component, f"tkedistro.local/k8s/{component}:"
-                                 f"{ctx.distro_version}", "sha256:" + "1" * 64,
-                                 {"linux/amd64": "sha256:" + "2" * 64},
+                                 f"{ctx.distro_version}", index, {"linux/amd64": manifest},
                                  f"images/{component}.oci.tar", archive.stat().st_size,
                                  "3" * 64, "inputs").to_json())
     return made
+
+
+def tiny_oci_archive(archive: Path, text: str) -> tuple[str, str]:
+    """A real OCI archive of one linux/amd64 image without layers (its config holds
+    ``text``); returns the digests of its index and manifest."""
+    layout = archive.with_suffix(".layout")
+
+    def blob(data: dict[str, Any], media: str) -> dict[str, Any]:
+        raw = json.dumps(data).encode()
+        digest = hashlib.sha256(raw).hexdigest()
+        (layout / "blobs/sha256").mkdir(parents=True, exist_ok=True)
+        (layout / "blobs/sha256" / digest).write_bytes(raw)
+        return {"mediaType": media, "digest": "sha256:" + digest, "size": len(raw)}
+
+    config = blob({"architecture": "amd64", "os": "linux", "comment": text},
+                  "application/vnd.oci.image.config.v1+json")
+    manifest = blob({"schemaVersion": 2, "config": config, "layers": []},
+                    "application/vnd.oci.image.manifest.v1+json")
+    index = blob({"schemaVersion": 2, "manifests": [
+        {**manifest, "platform": {"os": "linux", "architecture": "amd64"}}]},
+        "application/vnd.oci.image.index.v1+json")
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [index]}))
+    pack_layout(layout, archive, 0)
+    shutil.rmtree(layout)
+    return index["digest"], manifest["digest"]
 
 
 @pytest.fixture
@@ -134,9 +163,10 @@ def conformance_build(root: Path, tmp_path: Path) -> None:
 def test_images_publishes_what_build_publishes(root: Path) -> None:
     cli(root, "build", "1.20")
     files, sums = take_published(root / "_output" / "1.20")
-    assert {"SHA256SUMS", "SHA512SUMS", "sbom.spdx.json", "provenance.intoto.json",
-            "images/kube-apiserver.oci.tar", "release/kubernetes-src.tar.gz",
-            "bin/linux/amd64/kubelet", "build-info.json"} <= set(files)
+    assert {"SHA256SUMS", "SHA512SUMS", "sbom.spdx.json", "sbom.cdx.json",
+            "provenance.intoto.json", "images/kube-apiserver.oci.tar",
+            "release/kubernetes-src.tar.gz", "bin/linux/amd64/kubelet",
+            "build-info.json"} <= set(files)
     cli(root, "images", "1.20")
     assert take_published(root / "_output" / "1.20") == (files, sums)
 

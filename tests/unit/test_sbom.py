@@ -148,7 +148,7 @@ def test_sbom_is_valid_spdx_23_and_names_what_was_shipped(release: Any) -> None:
     assert "pkg:golang/github.com/Azure/autorest@v14.2.0%2Bincompatible" in purls
     assert "pkg:golang/example.org/fork/net@v0.1.0" in purls  # the replacement is compiled in
     assert not any("k8s.io/api" in p for p in purls)  # staging is the tree itself
-    assert ("pkg:oci/kube-proxy@sha256%3A" + "b" * 64
+    assert ("pkg:oci/kube-proxy@sha256:" + "b" * 64
             + "?arch=amd64&repository_url=tkedistro.local/k8s/kube-proxy&tag=v1.20.2-tke.1"
             ) in purls
     assert "pkg:golang/stdlib@1.15.15" in purls

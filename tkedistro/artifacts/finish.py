@@ -4,7 +4,8 @@ whoever starts it) makes after the binaries, before publishing.
 In the staged output, in this order: the component images (``images/<component>.oci.tar``,
 one multi-arch index each, when the manifest lists ``images:`` and they are not turned off),
 the release tarballs (``release/``), the checksums of everything (``SHA256SUMS``,
-``SHA512SUMS``), the SPDX SBOM (``sbom.spdx.json``) and the in-toto provenance statement
+``SHA512SUMS``), the SPDX SBOM (``sbom.spdx.json``, each image's Debian packages included)
+and its CycloneDX rendering (``sbom.cdx.json``) and the in-toto provenance statement
 (``provenance.intoto.json``) naming every output's digest. Each step reuses what the published
 output already holds for the same inputs, so an unchanged release rewrites nothing.
 """
@@ -19,7 +20,7 @@ from typing import Any
 from tkedistro.artifacts.checksums import hash_files, write_checksums
 from tkedistro.artifacts.context import Finished, FinishRequest, ReleaseContext, release_context
 from tkedistro.artifacts.provenance import PROVENANCE_NAME, release_subjects, write_provenance
-from tkedistro.artifacts.sbom import SBOM_NAME, write_sbom
+from tkedistro.artifacts.sbom import SBOM_NAME, write_sboms
 from tkedistro.artifacts.tarballs import STEP as TARBALLS_STEP
 from tkedistro.artifacts.tarballs import write_tarballs
 from tkedistro.build.output import SHA512_SUMS_NAME, SUMS_NAME
@@ -31,7 +32,7 @@ from tkedistro.core.workspace import Workspace
 from tkedistro.engine.engines import Engines
 from tkedistro.model.manifest import Manifest
 
-ARTIFACTS_VERSION = 1  # bump when what the finisher writes changes meaning
+ARTIFACTS_VERSION = 2  # bump when what the finisher writes changes meaning
 
 
 @dataclass(frozen=True)
@@ -63,13 +64,13 @@ class ReleaseFinisher:
         files = [*request.binaries, *tarballs, *(str(image["archive"]) for image in shipped)]
         with console.step("sbom", f"{len(files)} files, {len(ctx.patches)} patches"):
             digests = hash_files(request.out, files)
-            write_sbom(request.out, ctx, per_file(digests), shipped)
-            digests = write_checksums(request.out, [*files, SBOM_NAME], known=digests)
+            sboms = write_sboms(request.out, ctx, per_file(digests), shipped)
+            digests = write_checksums(request.out, [*files, *sboms], known=digests)
         with console.step("provenance", f"{len(digests['sha256'])} files, "
                                         f"{len(shipped)} images"):
             subjects = release_subjects(per_file(digests), shipped)
             write_provenance(request.out, ctx, subjects)
-        info = {"images": shipped, "tarballs": tarballs, "sbom": SBOM_NAME,
+        info = {"images": shipped, "tarballs": tarballs, "sbom": SBOM_NAME, "sboms": sboms,
                 "provenance": PROVENANCE_NAME, "checksums": [SUMS_NAME, SHA512_SUMS_NAME]}
         return Finished(sums=dict(digests["sha256"]), info=info)
 
@@ -88,6 +89,7 @@ def make_images(request: FinishRequest, ctx: ReleaseContext,
     """The component images of ``ctx`` as OCI archives in ``request.out/images``: the Debian
     base of each platform in the Docker engine (made once, shared with the cluster's images),
     buildah's own storage in the cache (never the host's), one run at a time."""
+    from tkedistro.artifacts.imagesbom import ImageSbomWriter
     from tkedistro.images.base import ensure_component_base
     from tkedistro.images.components import LOCK_WAIT, work_dir
     from tkedistro.images.shipped import make_release_images
@@ -105,7 +107,8 @@ def make_images(request: FinishRequest, ctx: ReleaseContext,
                         waiting="another run is making release images; waiting for it"):
         shipped = make_release_images(request.out, ctx, oci / "work",
                                       engines.oci(oci / "storage"),
-                                      None, request.previous)
+                                      None, request.previous,
+                                      describer=ImageSbomWriter.for_release(ctx))
     return [image.to_json() for image in shipped]
 
 

@@ -1,35 +1,41 @@
-"""Package URLs (https://github.com/package-url/purl-spec) and SPDX identifiers for the SBOM."""
+"""Package URLs (https://github.com/package-url/purl-spec, made with packageurl-python) and
+SPDX identifiers for the SBOM."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from tkedistro.model.refs import parse_image_ref
 
 
-def _enc(value: str, safe: str = "") -> str:
-    return quote(value, safe=safe)
+def _purl(kind: str, name: str, version: str, namespace: str | None = None,
+          **qualifiers: str) -> str:
+    from packageurl import PackageURL
 
-
-def _qualifiers(qualifiers: Mapping[str, str]) -> str:
-    pairs = [f"{k}={_enc(v, safe='/:')}" for k, v in sorted(qualifiers.items()) if v]
-    return "?" + "&".join(pairs) if pairs else ""
+    return str(PackageURL(type=kind, namespace=namespace, name=name, version=version,
+                          qualifiers={k: v for k, v in sorted(qualifiers.items()) if v}
+                          ).to_string())
 
 
 def golang_purl(path: str, version: str) -> str:
     """``pkg:golang/<module path>@<version>``; the path keeps its case, as Go does."""
-    return f"pkg:golang/{'/'.join(_enc(s) for s in path.split('/'))}@{_enc(version)}"
+    namespace, _, name = path.rpartition("/")
+    return _purl("golang", name, version, namespace or None)
 
 
 def oci_purl(repository: str, digest: str, **qualifiers: str) -> str:
     """``pkg:oci/<name>@sha256:...`` with ``repository_url`` (where it is published) and any
     other qualifiers (``arch``, ``tag``)."""
     name = repository.rsplit("/", 1)[-1].lower()
-    return f"pkg:oci/{_enc(name)}@{_enc(digest)}" + _qualifiers(
-        {"repository_url": repository, **qualifiers}
-    )
+    return _purl("oci", name, digest, repository_url=repository, **qualifiers)
+
+
+def deb_purl(name: str, version: str, arch: str, distro: str, source: str = "") -> str:
+    """``pkg:deb/debian/<name>@<version>?arch=..&distro=debian-11`` (``upstream``: the source
+    package when its name differs)."""
+    return _purl("deb", name, version, "debian", arch=arch, distro=distro,
+                 upstream=source if source != name else "")
 
 
 def github_purl(url: str, version: str) -> str | None:
@@ -40,8 +46,8 @@ def github_purl(url: str, version: str) -> str | None:
     segments = parts.path.strip("/").removesuffix(".git").split("/")
     if len(segments) != 2 or not all(segments):
         return None
-    owner, repo = (_enc(s.lower()) for s in segments)
-    return f"pkg:github/{owner}/{repo}@{_enc(version)}"
+    owner, repo = (s.lower() for s in segments)
+    return _purl("github", repo, version, owner)
 
 
 def split_ref(ref: str) -> tuple[str, str]:

@@ -5,9 +5,11 @@
 ``debian/source.py``: ``--debian-mirror``, the manifest's ``debian.mirror``,
 ``DEBIAN_MIRROR``, else deb.debian.org), then
 optional commands in a chroot of it (``update-alternatives``) and pruned folders (docs, man
-pages), then the engine imports it under the recipe's ref. The image is labelled with every
-installed ``package=version`` and with the digest of its inputs (suite, mirror, packages and
-any setup/prune/arch); a later call reuses it while that digest matches. debootstrap needs root.
+pages; a recipe may keep some files there, such as each package's copyright file), then
+the engine imports it under the recipe's ref. The image is labelled with every installed
+``package=version`` and with the digest of its inputs (suite, mirror, packages and any
+setup/prune/keep/arch); a later call reuses it while that digest matches. debootstrap needs
+root.
 
 A recipe for another architecture (``arch="arm64"`` on an amd64 host) is debootstrapped the
 same way: both stages run here, the second under qemu-user through binfmt_misc
@@ -61,6 +63,7 @@ class DebianRecipe:
     arch: str = ""  # Debian architecture (``amd64``, ``arm64``); "" means debootstrap's default
     setup: tuple[tuple[str, ...], ...] = ()  # argv run with ``chroot ROOTFS`` after debootstrap
     prune: tuple[str, ...] = ()  # folders (relative to the root) emptied before the import
+    keep: tuple[str, ...] = ()  # globs (relative to the root) of files a prune leaves in place
     step: str = "debian_base"  # the pipeline step named in progress lines
     hint: str = "run as root once; later runs reuse the imported image"
     changes: tuple[str, ...] = ()  # more Dockerfile lines for the import (``ENV HOME=/tmp``)
@@ -78,7 +81,8 @@ class DebianRecipe:
                                   "packages": sorted(self.packages)}
         # only when set, so a recipe without them keeps the digest it always had
         for key, value in (("arch", self.arch), ("setup", [list(a) for a in self.setup]),
-                           ("prune", list(self.prune)), ("changes", list(self.changes)),
+                           ("prune", list(self.prune)), ("keep", list(self.keep)),
+                           ("changes", list(self.changes)),
                            ("version_labels", [list(v) for v in self.version_labels])):
             if value:
                 doc[key] = value
@@ -221,11 +225,23 @@ def _finish_rootfs(rootfs: Path, recipe: DebianRecipe) -> None:
     for argv in recipe.setup:
         run(["chroot", rootfs, *argv],
             message=f"setting up the Debian base {recipe.ref}: {' '.join(argv)} failed")
+    kept = {path: path.read_bytes() for pattern in recipe.keep for path in rootfs.glob(pattern)
+            if path.is_file() and not _through_symlink(rootfs, path)}
     for folder in recipe.prune:
         target = rootfs / folder
         if target.is_dir() and not target.is_symlink():
             files.remove(target)
             files.ensure_dir(target)
+    for path, data in sorted(kept.items()):
+        if not path.exists():
+            files.ensure_dir(path.parent)
+            files.write_atomic(path, data)
+
+
+def _through_symlink(rootfs: Path, path: Path) -> bool:
+    """Whether ``path`` (inside ``rootfs``) or a folder between them is a symlink."""
+    parts = path.relative_to(rootfs).parts
+    return any((rootfs.joinpath(*parts[:n])).is_symlink() for n in range(1, len(parts) + 1))
 
 
 def _import(engine: ImageEngine, rootfs: Path, tar: Path, recipe: DebianRecipe, digest: str,

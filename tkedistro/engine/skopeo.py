@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import shutil
+import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from tkedistro.model.refs import parse_image_ref
 BINARY = "skopeo"
 INSTALL_HINT = "apt-get install skopeo"
 RETRIES = "2"
+REF_NAME = "org.opencontainers.image.ref.name"
 
 
 def find_skopeo() -> str:
@@ -56,12 +59,30 @@ def _tls(option: str, ref: str) -> list[str]:
     return [f"{option}=false"] if is_loopback(ref) else []
 
 
+def image_name(archive: Path) -> str:
+    """The ref name of the one image in an OCI archive whose ``index.json`` also lists
+    referrers (skopeo then needs it named); "" when it lists one entry or is unreadable."""
+    try:
+        with tarfile.open(archive) as tar:
+            member = tar.extractfile("index.json")
+            listed = json.loads(member.read()).get("manifests") if member else None
+    except (OSError, KeyError, tarfile.TarError, ValueError, AttributeError):
+        return ""
+    if not isinstance(listed, list) or len(listed) < 2:
+        return ""
+    names = [str((m.get("annotations") or {}).get(REF_NAME, "")) for m in listed
+             if isinstance(m, dict) and "artifactType" not in m]
+    return names[0] if len(names) == 1 else ""
+
+
 def oci_archive(path: Path) -> str:
-    """The skopeo name of an OCI archive whose ``index.json`` holds one image (or index)."""
+    """The skopeo name of an OCI archive holding one image (or index), named by its ref name
+    when its ``index.json`` lists referrers beside it (``oci-archive:PATH:v1.20.2-tke.1``)."""
     if ":" in str(path):
         raise ImageError(f"skopeo cannot read an archive whose path has a ':': {path}",
                          hint="move the output folder to a path without ':'")
-    return f"oci-archive:{path}"
+    name = image_name(path)
+    return f"oci-archive:{path}:{name}" if name else f"oci-archive:{path}"
 
 
 def push_argv(archive: Path, dest_ref: str) -> list[str]:

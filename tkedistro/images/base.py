@@ -4,7 +4,8 @@ What upstream's ``debian-iptables``/``debian-base`` carry for kube-proxy (iptabl
 conntrack, ebtables, kmod, iproute2, netbase) plus ca-certificates; the control-plane binaries
 are static Go and need nothing more. iptables, ip6tables and ebtables are switched to the
 **legacy** backend, as the nodes' kubelet uses it: kube-proxy must write its rules where the
-kubelet writes its own. Docs, man pages and locales are left out. Made by ``debian/rootfs.py``
+kubelet writes its own. Docs, man pages and locales are left out, each package's copyright
+file kept. Made by ``debian/rootfs.py``
 (debootstrap, root) and reused while its inputs label matches. A base for another
 architecture (``linux/arm64`` on an amd64 host) is debootstrapped here too, its second stage
 under qemu-user (binfmt_misc with the F flag; ``engine/emulation.py`` says what to install
@@ -27,6 +28,9 @@ PACKAGES = ("iptables", "ipset", "conntrack", "ebtables", "kmod", "iproute2", "n
 LEGACY = tuple(("update-alternatives", "--set", name, f"/usr/sbin/{name}-legacy")
                for name in ("iptables", "ip6tables", "ebtables"))
 PRUNE = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale")
+# each package's copyright file stays, as in upstream's debian-base: the licenses the image
+# ships, and what its SBOM reads them from (``images/contents.py``)
+KEEP = ("usr/share/doc/*/copyright",)
 # Go's GOARCH -> Debian's architecture name (they differ for arm and ppc64le)
 DEBIAN_ARCH = {"amd64": "amd64", "arm64": "arm64", "arm": "armhf", "ppc64le": "ppc64el",
                "s390x": "s390x"}
@@ -52,7 +56,7 @@ def base_ref(platform: str) -> str:
 def base_recipe(platform: str) -> DebianRecipe:
     arch = split_platform(platform)[1]
     return DebianRecipe(base_ref(platform), PACKAGES, arch=DEBIAN_ARCH[arch], setup=LEGACY,
-                        prune=PRUNE, step=STEP,
+                        prune=PRUNE, keep=KEEP, step=STEP,
                         hint="run as root once (debootstrap); later runs reuse the image")
 
 

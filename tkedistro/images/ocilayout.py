@@ -9,10 +9,12 @@ times). ``skopeo``'s ``oci-archive:`` transport reads it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
 import tarfile
+from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,8 @@ INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
 MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json",
                   "application/vnd.docker.distribution.manifest.v2+json")
 REF_NAME = "org.opencontainers.image.ref.name"
+EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
+EMPTY_JSON = b"{}"
 
 
 @dataclass(frozen=True)
@@ -60,8 +64,10 @@ def _descriptors(doc: dict[str, object], key: str) -> list[dict[str, object]]:
 
 
 def read_index(layout: Path) -> LayoutIndex:
-    """The layout's single image index; ``ImageError`` when there is not exactly one."""
-    entries = _descriptors(_read_json(layout / "index.json"), "manifests")
+    """The layout's single image index (besides any referrers, which carry an
+    ``artifactType``); ``ImageError`` when there is not exactly one."""
+    listed = _descriptors(_read_json(layout / "index.json"), "manifests")
+    entries = [e for e in listed if "artifactType" not in e]
     if len(entries) != 1 or entries[0].get("mediaType") not in INDEX_TYPES:
         raise ImageError(f"{layout}/index.json: expected one image index, found "
                          f"{[e.get('mediaType') for e in entries]}")
@@ -75,6 +81,39 @@ def read_index(layout: Path) -> LayoutIndex:
             key = f"{platform.get('os')}/{platform.get('architecture')}"
             manifests[key] = str(entry.get("digest"))
     return LayoutIndex(digest, ref_name, manifests)
+
+
+def _put_blob(layout: Path, data: bytes) -> dict[str, object]:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    files.ensure_dir(blob_path(layout, digest).parent)
+    files.write_atomic(blob_path(layout, digest), data)
+    return {"digest": digest, "size": len(data)}
+
+
+def add_referrer(layout: Path, artifact_type: str, payload: bytes,
+                 annotations: Mapping[str, str]) -> str:
+    """Attach ``payload`` to the layout's image index as an OCI 1.1 referrer: an artifact
+    manifest (``artifactType``, the empty config, ``payload`` as its one layer, ``subject``
+    the index) listed in ``index.json`` beside the index, without a ref name. Returns the
+    artifact manifest's digest; the same payload gives the same bytes."""
+    listed = _read_json(layout / "index.json")
+    subject = next(e for e in _descriptors(listed, "manifests") if "artifactType" not in e)
+    manifest = {
+        "schemaVersion": 2, "mediaType": MANIFEST_TYPES[0], "artifactType": artifact_type,
+        "config": {"mediaType": EMPTY_TYPE, **_put_blob(layout, EMPTY_JSON)},
+        "layers": [{"mediaType": artifact_type, **_put_blob(layout, payload)}],
+        "subject": {k: subject[k] for k in ("mediaType", "digest", "size")},
+        "annotations": dict(sorted(annotations.items())),
+    }
+    written = _put_blob(layout, json.dumps(manifest, sort_keys=True,
+                                           separators=(",", ":")).encode())
+    entries = [e for e in _descriptors(listed, "manifests")
+               if e.get("artifactType") != artifact_type]
+    entries.append({"mediaType": MANIFEST_TYPES[0], "artifactType": artifact_type, **written,
+                    "annotations": dict(sorted(annotations.items()))})
+    files.write_atomic(layout / "index.json", json.dumps(
+        {**listed, "manifests": entries}, separators=(",", ":")).encode())
+    return str(written["digest"])
 
 
 def reachable_blobs(layout: Path) -> set[str]:

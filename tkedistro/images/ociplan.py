@@ -112,11 +112,13 @@ class ComponentPlan:
                 REVISION_LABEL: self.revision, SOURCE_LABEL: self.source,
                 CREATED_LABEL: created.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
-    def inputs_digest(self, builder_version: str) -> str:
-        return json_digest({"recipe": RECIPE_VERSION, "ref": self.ref, "epoch": self.epoch,
-                            "labels": self.labels(), "builder": builder_version,
-                            "mtime": FIXED_MTIME,
-                            "images": [image.to_json() for image in self.images]})
+    def inputs_digest(self, builder_version: str, sbom_version: int = 0) -> str:
+        """What the archive is made from (``sbom_version``: of the attached SBOM, 0 for
+        none)."""
+        doc = {"recipe": RECIPE_VERSION, "ref": self.ref, "epoch": self.epoch,
+               "labels": self.labels(), "builder": builder_version, "mtime": FIXED_MTIME,
+               "images": [image.to_json() for image in self.images]}
+        return json_digest({**doc, "sbom": sbom_version} if sbom_version else doc)
 
     def config(self, image: PlatformImage, inputs: str) -> ImageConfig:
         """The image's config; its labels carry the component's inputs digest (replacing a

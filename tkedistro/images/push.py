@@ -145,7 +145,8 @@ def _archive_path(out_dir: Path, archive: Path) -> Path:
 
 
 def archive_index_digest(archive: Path) -> str:
-    """The digest of the one image index an OCI archive's ``index.json`` names."""
+    """The digest of the one image index an OCI archive's ``index.json`` names (besides
+    its referrers)."""
     try:
         with tarfile.open(archive) as tar:
             member = next((m for m in tar.getmembers()
@@ -154,7 +155,10 @@ def archive_index_digest(archive: Path) -> str:
             index = json.loads(handle.read()) if handle is not None else None
     except (OSError, tarfile.TarError, ValueError) as exc:
         raise ImageError(f"{archive} is not a readable OCI archive: {exc}") from exc
-    manifests = index.get("manifests") if isinstance(index, dict) else None
+    listed = index.get("manifests") if isinstance(index, dict) else None
+    # referrers (the attached SBOM) carry an artifactType beside the image index
+    manifests = [m for m in listed if isinstance(m, dict) and "artifactType" not in m] \
+        if isinstance(listed, list) else None
     if not isinstance(manifests, list) or len(manifests) != 1:
         raise ImageError(f"{archive}: expected an index.json naming one image index, found "
                          f"{'none' if index is None else len(manifests or [])}")

@@ -19,17 +19,20 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Protocol
 
 from tkedistro.core import console, files
 from tkedistro.core.errors import ImageError
 from tkedistro.core.files import sha256_file, write_atomic
 from tkedistro.engine.protocols import OciBuilder
-from tkedistro.images.ocilayout import pack_layout, read_index
+from tkedistro.images.contents import DebianContents, layout_blobs, platform_contents
+from tkedistro.images.ocilayout import LayoutIndex, add_referrer, pack_layout, read_index
 from tkedistro.images.ociplan import (
+    CREATED_LABEL,
     PAUSE,
     ComponentPlan,
     PlatformImage,
@@ -45,6 +48,22 @@ STEP = "release_images"
 IMAGES_DIR = "images"
 IMAGES_JSON = "images.json"
 SCHEMA = 1
+SBOM_TYPE = "application/spdx+json"
+
+
+class ImageDescriber(Protocol):
+    """Writes the SPDX document attached to each image (``artifacts/imagesbom.py``)."""
+
+    @property
+    def version(self) -> int:
+        """Part of every image's inputs digest: a new version makes the images again."""
+        ...
+
+    def describe(self, plan: ComponentPlan, index: LayoutIndex,
+                 contents: Sequence[DebianContents]) -> bytes:
+        """The SPDX JSON of the image ``plan`` made (``index``), whose platforms hold
+        ``contents``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -90,15 +109,17 @@ def archive_name(component: str) -> str:
 
 def make_release_images(out_dir: Path, ctx: ReleaseInputs, work: Path, builder: OciBuilder,
                         bases: Mapping[str, str] | None = None, previous: Path | None = None,
-                        repository: str = DEFAULT_REPOSITORY) -> list[ShippedImage]:
+                        repository: str = DEFAULT_REPOSITORY,
+                        describer: ImageDescriber | None = None) -> list[ShippedImage]:
     """Make (or reuse) the archive of every component of ``ctx.image_components``.
 
     ``out_dir`` holds ``bin/<os>/<arch>/<component>`` and gets ``images/``; ``work`` is
     scratch space (emptied per component); ``bases`` maps each platform to the base the
     server components sit on (a ref the builder reads; default: the Debian component bases
     in the local Docker engine); ``previous`` is the published output whose archives may be
-    reused. ``ctx`` is the build's ``ReleaseContext``. Returns the images sorted by
-    component, as written to ``images/images.json``."""
+    reused; ``describer`` (when given) writes each image's SBOM, attached to its index as an
+    OCI referrer in the archive. ``ctx`` is the build's ``ReleaseContext``. Returns the
+    images sorted by component, as written to ``images/images.json``."""
     missing = missing_binaries(out_dir, ctx)
     if missing:
         raise ImageError("the release images need binaries that are not built: "
@@ -113,14 +134,15 @@ def make_release_images(out_dir: Path, ctx: ReleaseInputs, work: Path, builder: 
     shipped = []
     for component in sorted(ctx.image_components):
         plan = plan_component(out_dir, ctx, component, pulled, repository)
-        inputs = plan.inputs_digest(version)
+        inputs = plan.inputs_digest(version, describer.version if describer else 0)
         old = published.get(component)
         if previous is not None and old is not None and _intact(old, previous, plan.ref, inputs):
             shipped.append(_reuse(old, previous, out_dir))
             console.info(f"{plan.ref}: reused (inputs unchanged)")
         else:
             with console.step(STEP, f"{plan.ref} ({', '.join(ctx.platforms)})"):
-                shipped.append(_make(plan, inputs, builder, work / component, out_dir))
+                shipped.append(_make(plan, inputs, builder, work / component, out_dir,
+                                     describer))
     write_images_json(out_dir, shipped)
     return shipped
 
@@ -169,7 +191,7 @@ def _reuse(old: ShippedImage, previous: Path, out_dir: Path) -> ShippedImage:
 
 
 def _make(plan: ComponentPlan, inputs: str, builder: OciBuilder, work: Path,
-          out_dir: Path) -> ShippedImage:
+          out_dir: Path, describer: ImageDescriber | None) -> ShippedImage:
     files.remove(work)
     started = time.monotonic()
     for image in plan.images:
@@ -189,6 +211,10 @@ def _make(plan: ComponentPlan, inputs: str, builder: OciBuilder, work: Path,
     if index.ref_name != plan.version or sorted(index.manifests) != wanted:
         raise ImageError(f"{plan.ref}: the pushed index names {index.ref_name!r} for "
                          f"{sorted(index.manifests)}, expected {plan.version!r} for {wanted}")
+    if describer is not None:
+        contents = platform_contents(layout_blobs(layout), index.manifests)
+        add_referrer(layout, SBOM_TYPE, describer.describe(plan, index, contents),
+                     {CREATED_LABEL: plan.labels()[CREATED_LABEL]})
     archive = out_dir / archive_name(plan.component)
     pack_layout(layout, archive, plan.epoch)
     with suppress(OSError):
