@@ -176,14 +176,26 @@ class _Walk:
             top = _descriptors(json.loads(self.blobs.index_json or b"null"), "manifests")
         except ValueError:
             top = []
-        if len(top) != 1:
-            self.problem(f"index.json names {len(top)} images, expected one")
+        images = [d for d in top if "artifactType" not in d]
+        if len(images) != 1:
+            self.problem(f"index.json names {len(images)} images, expected one")
             return
-        self.result.index_digest = str(top[0].get("digest"))
-        if top[0].get("mediaType") in INDEX_TYPES:
-            self.index(top[0])
+        self.result.index_digest = str(images[0].get("digest"))
+        if images[0].get("mediaType") in INDEX_TYPES:
+            self.index(images[0])
         else:
-            self.manifest(top[0], _platform(top[0]))
+            self.manifest(images[0], _platform(images[0]))
+        for referrer in (d for d in top if "artifactType" in d):
+            self.referrer(referrer)
+
+    def referrer(self, descriptor: dict[str, Any]) -> None:
+        """An artifact attached to the image (its SBOM): its blobs, and its subject the image."""
+        self.manifest(descriptor, "")
+        kind = str(descriptor.get("artifactType"))
+        subject = (_document(self.blobs, str(descriptor.get("digest"))) or {}).get("subject")
+        if not isinstance(subject, dict) or subject.get("digest") != self.result.index_digest:
+            self.problem(f"the {kind} artifact {descriptor.get('digest')} is not attached to "
+                         f"the image {self.result.index_digest} (its subject differs)")
 
 
 def check_blobs(subject: str, blobs: Blobs) -> Walked:

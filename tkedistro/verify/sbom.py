@@ -3,7 +3,8 @@ every shipped file by its path and sha256.
 
 The build's SBOM (``artifacts/sbom.py``) gives each binary, tarball and image archive a
 package whose ``packageFileName`` is the file's path in the release folder and whose SHA256
-checksum is its digest; the SBOM cannot name itself, so ``sbom.spdx.json`` is not looked for.
+checksum is its digest; the SBOM cannot name itself, so ``sbom.spdx.json`` and its CycloneDX
+rendering ``sbom.cdx.json`` are not looked for.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from tkedistro.verify.findings import Finding
 
 SBOM_NAME = "sbom.spdx.json"
+RENDERINGS = frozenset({SBOM_NAME, "sbom.cdx.json"})  # the SBOM and its other format
 CHECK = "sbom"
 MAX_SHOWN = 5
 
@@ -62,7 +64,7 @@ def check_coverage(document: Mapping[str, Any], shipped: Mapping[str, str]) -> l
     findings = []
     named = named_files(document)
     for rel, digest in sorted(shipped.items()):
-        if rel == SBOM_NAME:
+        if rel in RENDERINGS:
             continue
         if rel not in named:
             findings.append(Finding(CHECK, rel, f"not named in {SBOM_NAME}"))
