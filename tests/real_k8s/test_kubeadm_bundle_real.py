@@ -140,3 +140,23 @@ def running(engine: NodeEngine, node: str) -> bool:
               for pod in json.loads(result.output)["items"]}
     return all(any(n.startswith(c) and p == "Running" for n, p in phases.items())
                for c in CONTROL_PLANE)
+
+
+def test_the_bundles_are_checksummed_and_the_server_tarballs_carry_the_images(
+        built_release: Workspace) -> None:
+    import tarfile
+
+    out = built_release.output_dir("1.20")
+    listed = (out / "SHA256SUMS").read_text()
+    version = load_release(built_release, "1.20").distro_version
+    for platform in ("linux/amd64", "linux/arm64"):
+        assert f"  {bundle_name(platform)}\n" in listed
+        tag = platform.replace("/", "-")
+        with tarfile.open(out / f"release/kubernetes-server-{tag}.tar.gz") as tar:
+            for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler",
+                              "kube-proxy"):
+                assert tar.getmember(f"kubernetes/server/bin/{component}.tar").size > 0
+                handle = tar.extractfile(f"kubernetes/server/bin/{component}.docker_tag")
+                assert handle is not None
+                assert handle.read().decode() == version.replace("+", "_") + "\n"
+    assert "  bundle/bundle.json\n" in listed
