@@ -187,3 +187,23 @@ def test_no_images_no_bundle(tmp_path: Path) -> None:
                                       images=False) as bundle:
         assert bundle == kubeadmbundle.Bundle()
     assert not (tmp_path / "bundle").exists()
+
+
+def test_what_a_bundle_lacks_is_read_from_the_archive_and_said(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(skopeo, "copy_to_docker_archive", fake_copy)
+    monkeypatch.setattr(kubeadmbundle, "_support_images", lambda request, engines: {
+        "etcd": "local/etcd:1"})  # no DNS image made
+    monkeypatch.setattr(kubeadmbundle, "host_platform", lambda: "linux/amd64")
+    ws = Workspace(tmp_path / "root", tmp_path / "cache")
+    request = FinishRequest(ws, tmp_path / "out", cast(Any, None), cast(Any, None), "1", [], None)
+    with kubeadmbundle.kubeadm_bundle(request, context(platforms=("linux/amd64",)),
+                                      cast(Engines, None)):
+        pass
+    entry = json.loads((tmp_path / "out/bundle/bundle.json").read_text())["bundles"][
+        "bundle/kubeadm-images-linux-amd64.tar"]
+    assert entry["missing"] == ["k8s.gcr.io/coredns:1.7.0"]
+    assert "k8s.gcr.io/etcd:3.4.13-0" in entry["images"]
+    assert "bundle/kubeadm-images-linux-amd64.tar: without k8s.gcr.io/coredns:1.7.0" in \
+        capsys.readouterr().err

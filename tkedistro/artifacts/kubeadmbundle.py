@@ -43,7 +43,7 @@ from tkedistro.core.host import host_platform
 from tkedistro.engine import skopeo
 from tkedistro.engine.engines import Engines
 from tkedistro.images import kubeadm
-from tkedistro.images.dockerbundle import join_archives
+from tkedistro.images.dockerbundle import archive_names, join_archives
 from tkedistro.images.shipped import archive_name
 
 STEP = "kubeadm_bundle"
@@ -86,8 +86,8 @@ def kubeadm_bundle(request: FinishRequest, ctx: ReleaseContext, engines: Engines
     work = files.make_temp_dir(files.ensure_dir(request.ws.cache / "kubeadm-bundle"),
                                f"{ctx.release}-")
     try:
-        parts = {p: _platform_parts(request.out, ctx, p, work) for p in ctx.platforms}
         with console.step(STEP, ", ".join(ctx.platforms)):
+            parts = {p: _platform_parts(request.out, ctx, p, work) for p in ctx.platforms}
             made = [_bundle(request.out, ctx, p, parts[p], support, work) for p in ctx.platforms]
         names = [bundle_name(p) for p in ctx.platforms]
         files.write_json(request.out / BUNDLE_DIR / BUNDLE_JSON,
@@ -128,21 +128,23 @@ def _platform_parts(out: Path, ctx: ReleaseContext, platform: str,
 
 def _bundle(out: Path, ctx: ReleaseContext, platform: str, parts: Mapping[str, Path],
             support: Mapping[str, str], work: Path) -> dict[str, object]:
-    """Join the platform's archives into its bundle; returns its entry of ``bundle.json``."""
+    """Join the platform's archives into its bundle; returns its entry of ``bundle.json``
+    (the names it holds, read back from it, and those of kubeadm's list it lacks)."""
     refs = {i.role: i.ref for i in kubeadm.kubeadm_images(ctx.distro_version)}
     joined: list[Path] = list(parts.values())
-    missing: list[str] = []
-    for role, local in sorted(support.items()):
-        if platform != host_platform():
-            missing.append(refs[role])
-            continue
-        dest = work / platform.split("/")[1] / f"{role}.tar"
-        skopeo.copy_to_docker_archive(f"docker-daemon:{local}", platform, dest, [refs[role]])
-        joined.append(dest)
+    if platform == host_platform():  # etcd and the responder are built for this host only
+        for role, local in sorted(support.items()):
+            dest = work / platform.split("/")[1] / f"{role}.tar"
+            skopeo.copy_to_docker_archive(f"docker-daemon:{local}", platform, dest,
+                                          [refs[role]])
+            joined.append(dest)
     target = files.ensure_dir(out / BUNDLE_DIR) / bundle_name(platform).split("/")[1]
     join_archives(joined, target, ctx.source_date_epoch, keep=refs.values())
+    held = sorted(archive_names(target))
+    missing = sorted(set(refs.values()) - set(held))
+    console.info(f"[{STEP}] {bundle_name(platform)} {console.size(target.stat().st_size)}")
     if missing:
-        console.warn(f"{bundle_name(platform)}: without {', '.join(missing)} (built only for "
-                     f"{host_platform()} here); load them on the node from another source")
-    return {"platform": platform, "images": sorted(r for r in refs.values() if r not in missing),
-            "missing": missing, "dns": DNS_NOTE}
+        console.warn(f"{bundle_name(platform)}: without {', '.join(missing)} (etcd and the DNS "
+                     f"responder are built for {host_platform()} only); load them on the node "
+                     "from another source")
+    return {"platform": platform, "images": held, "missing": missing, "dns": DNS_NOTE}
