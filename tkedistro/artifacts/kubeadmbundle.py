@@ -8,13 +8,14 @@ registry:
 
 - kube-apiserver, kube-controller-manager, kube-scheduler and kube-proxy: that platform's
   image of the shipped ``images/<component>.oci.tar``, as ``k8s.gcr.io/<component>:<tag>``
-  (the tag: the distro version, ``+`` made ``_``) and ``k8s.gcr.io/<component>-<arch>:<tag>``;
+  (the tag: the distro version, ``+`` made ``_``);
 - pause: the shipped ``images/pause.oci.tar`` (same image config, so the same image id) as
   ``k8s.gcr.io/pause:3.2``, the sandbox image kubeadm v1.20 asks for;
 - etcd ``k8s.gcr.io/etcd:3.4.13-0``: Debian's etcd, the image the local cluster runs;
 - DNS ``k8s.gcr.io/coredns:1.7.0``: NOT CoreDNS. Offline there is no CoreDNS image; the
   name carries the cluster's ``tkedistro-dns`` responder (``cluster/dns/``), which does not
-  read kubeadm's CoreDNS add-on configuration (``-conf /etc/coredns/Corefile``): skip that
+  read kubeadm's CoreDNS add-on configuration (``-conf /etc/coredns/Corefile`` is an unknown
+  flag to it: it exits, the pod crash-loops): skip that
   phase (``kubeadm init --skip-phases=addon/coredns``) and deploy the responder with its own
   manifests, as ``tkedistro cluster up`` does.
 
@@ -23,8 +24,9 @@ etcd and the responder are built in the Docker engine for this machine's platfor
 and the step says so (``bundle.json`` lists what each bundle lacks).
 
 The per-platform archives of the four components are also what the server tarballs carry as
-``kubernetes/server/bin/<component>.tar`` (named ``k8s.gcr.io/<component>-<arch>:<tag>``,
-as upstream's ``build/lib/release.sh`` saves them) beside ``<component>.docker_tag``.
+``kubernetes/server/bin/<component>.tar`` beside ``<component>.docker_tag``, named both
+``k8s.gcr.io/<component>-<arch>:<tag>`` (as upstream's ``build/lib/release.sh`` saves them)
+and kubeadm's ``k8s.gcr.io/<component>:<tag>``.
 
 Every archive is made by skopeo from the same inputs the same way and joined with fixed
 entries (``images/dockerbundle.py``), so the bytes depend only on the images and the epoch.
