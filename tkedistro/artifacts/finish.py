@@ -3,10 +3,12 @@ whoever starts it) makes after the binaries, before publishing.
 
 In the staged output, in this order: the component images (``images/<component>.oci.tar``,
 one multi-arch index each, when the manifest lists ``images:`` and they are not turned off),
-the release tarballs (``release/``), the checksums of everything (``SHA256SUMS``,
-``SHA512SUMS``), the SPDX SBOM (``sbom.spdx.json``, each image's Debian packages included)
-and its CycloneDX rendering (``sbom.cdx.json``) and the in-toto provenance statement
-(``provenance.intoto.json``) naming every output's digest. Each step reuses what the published
+the air-gapped kubeadm bundle (``bundle/``, ``artifacts/kubeadmbundle.py``), the release
+tarballs (``release/``, the server tarballs with upstream's ``<component>.tar`` image
+archives), the checksums of everything (``SHA256SUMS``, ``SHA512SUMS``), the SPDX SBOM
+(``sbom.spdx.json``, each image's Debian packages included) and its CycloneDX rendering
+(``sbom.cdx.json``) and the in-toto provenance statement (``provenance.intoto.json``) naming
+every output's digest. Each step reuses what the published
 output already holds for the same inputs, so an unchanged release rewrites nothing.
 """
 
@@ -19,6 +21,7 @@ from typing import Any
 
 from tkedistro.artifacts.checksums import hash_files, write_checksums
 from tkedistro.artifacts.context import Finished, FinishRequest, ReleaseContext, release_context
+from tkedistro.artifacts.kubeadmbundle import kubeadm_bundle
 from tkedistro.artifacts.provenance import PROVENANCE_NAME, release_subjects, write_provenance
 from tkedistro.artifacts.sbom import SBOM_NAME, write_sboms
 from tkedistro.artifacts.tarballs import STEP as TARBALLS_STEP
@@ -32,7 +35,7 @@ from tkedistro.core.workspace import Workspace
 from tkedistro.engine.engines import Engines
 from tkedistro.model.manifest import Manifest
 
-ARTIFACTS_VERSION = 2  # bump when what the finisher writes changes meaning
+ARTIFACTS_VERSION = 3  # bump when what the finisher writes changes meaning
 
 
 @dataclass(frozen=True)
@@ -59,9 +62,11 @@ class ReleaseFinisher:
         ctx = release_context(request)
         shipped = (make_images(request, ctx, self.engines)
                    if self.images and ctx.image_components else [])
-        with console.step(TARBALLS_STEP, ", ".join(ctx.platforms)):
-            tarballs = write_tarballs(request.out, ctx)
-        files = [*request.binaries, *tarballs, *(str(image["archive"]) for image in shipped)]
+        with kubeadm_bundle(request, ctx, self.engines, images=bool(shipped)) as bundle:
+            with console.step(TARBALLS_STEP, ", ".join(ctx.platforms)):
+                tarballs = write_tarballs(request.out, ctx, bundle.server_images)
+        files = [*request.binaries, *tarballs, *(str(image["archive"]) for image in shipped),
+                 *bundle.files]
         with console.step("sbom", f"{len(files)} files, {len(ctx.patches)} patches"):
             digests = hash_files(request.out, files)
             sboms = write_sboms(request.out, ctx, per_file(digests), shipped)
@@ -70,8 +75,9 @@ class ReleaseFinisher:
                                         f"{len(shipped)} images"):
             subjects = release_subjects(per_file(digests), shipped)
             write_provenance(request.out, ctx, subjects)
-        info = {"images": shipped, "tarballs": tarballs, "sbom": SBOM_NAME, "sboms": sboms,
-                "provenance": PROVENANCE_NAME, "checksums": [SUMS_NAME, SHA512_SUMS_NAME]}
+        info = {"images": shipped, "tarballs": tarballs, "bundle": bundle.files,
+                "sbom": SBOM_NAME, "sboms": sboms, "provenance": PROVENANCE_NAME,
+                "checksums": [SUMS_NAME, SHA512_SUMS_NAME]}
         return Finished(sums=dict(digests["sha256"]), info=info)
 
 

@@ -9,6 +9,9 @@
   into the Docker engine (``docker-daemon:``, ``--override-os/--override-arch``);
 - ``copy_to_layout``: every platform of a registry ref into an OCI layout folder, digests
   kept (``oci:DIR``), for ``tkedistro verify IMAGE`` to check its blobs.
+- ``copy_to_docker_archive``: one platform of an image (an OCI archive or an image in the
+  Docker engine) into a ``docker load`` archive under one or more names (skopeo writes it
+  the same for the same image: entries owned by 0:0, mtime 0).
 
 TLS is verified except for a registry on loopback (127.0.0.0/8, ``localhost``, ``[::1]``),
 which is plain HTTP, as the engine and ``engine/registry.py``'s ``LocalRegistry`` have it.
@@ -115,6 +118,19 @@ def platform_argv(source: str, platform: str, dest_ref: str) -> list[str]:
             *tls, source, f"docker-daemon:{dest_ref}"]
 
 
+def docker_archive_argv(source: str, platform: str, dest: Path,
+                        names: Sequence[str]) -> list[str]:
+    """``source``: ``oci-archive:PATH`` or ``docker-daemon:REF``; ``names``: at least one."""
+    if not names:
+        raise ValueError("a docker archive needs at least one name")
+    if ":" in str(dest):
+        raise ImageError(f"skopeo cannot write an archive whose path has a ':': {dest}",
+                         hint="move the output folder to a path without ':'")
+    head = platform_argv(source, platform, names[0])[:-1]  # its checks, without the dest
+    extra = [arg for name in names[1:] for arg in ("--additional-tag", name)]
+    return [*head, "--quiet", *extra, f"docker-archive:{dest}:{names[0]}"]
+
+
 def _run(argv: Sequence[str], failure: str, hint: str) -> Result:
     find_skopeo()
     result = run(argv, check=False)
@@ -163,3 +179,11 @@ def copy_platform(source: str, platform: str, dest_ref: str) -> None:
     else:
         _run(argv, f"{what} from {source} failed",
              "check that the Docker engine answers and the archive holds that platform")
+
+
+def copy_to_docker_archive(source: str, platform: str, dest: Path, names: Sequence[str]) -> None:
+    """The ``platform`` image of ``source`` (``oci-archive:PATH`` or ``docker-daemon:REF``)
+    as a ``docker load`` archive at ``dest`` (which must not exist) named ``names``."""
+    _run(docker_archive_argv(source, platform, dest, names),
+         f"writing {dest} ({platform}) from {source} failed",
+         "check that the source holds that platform and the folder is writable")
