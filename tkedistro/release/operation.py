@@ -43,6 +43,7 @@ from tkedistro.core.locks import output_lock
 from tkedistro.core.workspace import Workspace
 from tkedistro.engine.engines import Engines
 from tkedistro.model.manifest import Manifest
+from tkedistro.signing.keys import KEY_ENV, SIGN_KEY_FLAG
 from tkedistro.source.buildwrites import build_writes
 from tkedistro.source.prepared import PreparedRelease, prepare_release
 
@@ -54,6 +55,9 @@ def build_release(ws: Workspace, manifest: Manifest, options: BuildOptions,
     release = manifest.release
     targets = select_targets(manifest, options.components, options.platforms)  # before any work
     engines.containers.check_available()  # no engine: fail before fetching the source
+    if options.signing is None:
+        console.info(f"unsigned: no signing key (see `tkedistro keys generate`; "
+                     f"{SIGN_KEY_FLAG} or {KEY_ENV} gives one)")
     with output_lock(ws, release, f"build {release}"):
         return _build_locked(ws, manifest, targets, options, engines)
 
@@ -69,7 +73,7 @@ def _build_locked(ws: Workspace, manifest: Manifest, targets: Targets, options: 
     image = lookup_image(engines.containers, options.builder_image or manifest.builder.image,
                          manifest.release)
     plan = make_plan(prepared, targets, image, options)
-    finisher = ReleaseFinisher(engines, images=options.images)
+    finisher = ReleaseFinisher(engines, images=options.images, signing=options.signing)
     final = ws.output_dir(manifest.release)
     job = _Job(ws, prepared, plan, final, started, finisher, finisher.digest(plan, manifest))
     if not options.force and output.is_intact(final, plan.fingerprint, job.artifacts):
