@@ -79,7 +79,7 @@ class PushedImage:
     def to_json(self) -> dict[str, object]:
         return {"component": self.component, "ref": self.ref, "digest": self.digest,
                 "by_digest": self.by_digest, "manifests": dict(self.platforms),
-                "signatures": list(self.signatures)}
+                **({"signatures": list(self.signatures)} if self.signatures else {})}
 
 
 def check_registry(registry: str) -> str:
