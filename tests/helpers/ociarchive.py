@@ -31,8 +31,9 @@ def _blob(blobs: dict[str, bytes], data: bytes, media_type: str) -> dict[str, ob
     return {"mediaType": media_type, "digest": digest, "size": len(data)}
 
 
-def write_oci_archive(path: Path, text: str, tag: str) -> str:
-    """Write the archive to ``path``; returns its image index digest."""
+def write_oci_archive(path: Path, text: str, tag: str) -> tuple[str, str]:
+    """Write the archive to ``path``; returns its image index digest and the digest of its
+    one (linux/amd64) manifest."""
     blobs: dict[str, bytes] = {}
     raw_layer = _tar_bytes({"hello.txt": text.encode()})
     layer = _blob(blobs, gzip.compress(raw_layer, mtime=0),
@@ -55,4 +56,4 @@ def write_oci_archive(path: Path, text: str, tag: str) -> str:
                "index.json": json.dumps(top).encode()}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(_tar_bytes(entries))
-    return str(index["digest"])
+    return str(index["digest"]), str(manifest["digest"])

@@ -152,30 +152,33 @@ def _payload_problem(payload: bytes, digest: str, ref: ImageRef) -> str | None:
     return None
 
 
-def _digest_problem(ref: ImageRef, digest: str, public_key: Any, folder: Path) -> str | None:
+def _digest_problem(ref: ImageRef, digest: str, public_key: tuple[Path, Any],
+                    folder: Path) -> str | None:
     """None when an attachment of ``digest`` holds a valid signature by ``public_key``."""
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
 
+    key_path, key = public_key
     tag = attachment_tag(digest)
     layout = folder / tag
     said = skopeo.fetch_to_layout(f"{ref.repository}:{tag}", layout, tag)
     if said is not None:
-        return ("no sigstore signature (the image is unsigned)" if "manifest unknown" in said
+        return (f"no sigstore signature ({ref.repository}:{tag} does not exist)"
+                if "manifest unknown" in said
                 else f"its signature could not be fetched: {said.splitlines()[-1]}")
     problems = []
     for payload, signature in _attachment_payloads(layout, tag):
         try:
-            public_key.verify(base64.b64decode(signature), payload, ec.ECDSA(hashes.SHA256()))
+            key.verify(base64.b64decode(signature), payload, ec.ECDSA(hashes.SHA256()))
         except (InvalidSignature, ValueError):
-            problems.append("the signature does not verify with the public key")
+            problems.append(f"the signature does not verify with the public key {key_path}")
             continue
         problem = _payload_problem(payload, digest, ref)
         if problem is None:
             return None
         problems.append(problem)
-    return problems[0] if problems else "no sigstore signature (the image is unsigned)"
+    return problems[0] if problems else f"no sigstore signature in {ref.repository}:{tag}"
 
 
 def _signed_digests(ref: str) -> list[str]:
@@ -211,11 +214,11 @@ def verify_pushed_image(ref: str, public_key: Path, *,
     else the problem in words, naming the ref and the digest. ``parent``: where the scratch
     folder goes (the system's temporary folder by default). A public key that cannot be read
     is a ``SigningError``; a registry that does not answer an ``ImageError``."""
-    key = _public_key(public_key)
+    key = (public_key, _public_key(public_key))
     parsed = parse_image_ref(ref)
     with _private_folder(parent, "tkedistro-verify-") as folder:
         for digest in _signed_digests(ref):
             problem = _digest_problem(parsed, digest, key, folder)
             if problem is not None:
-                return f"{ref}: {digest}: {problem} ({public_key})"
+                return f"{ref}: {digest}: {problem}"
     return None
