@@ -104,9 +104,9 @@ def _openssl_verifies(public: Path, target: Path, tmp: Path) -> bool:
 
 def test_a_signed_build_signs_every_shipped_file_and_an_unsigned_one_says_so(
         root: Path, tmp_path: Path, key_pairs: tuple[Path, Path]) -> None:
+    from cryptography.hazmat.primitives import serialization
     from securesystemslib.dsse import Envelope
     from securesystemslib.signer import SSlibKey
-    from cryptography.hazmat.primitives import serialization
 
     release_key, _ = key_pairs
     result = CliRunner().invoke(app, ["--root", str(root), "build", "1.20", "-p", "linux/amd64",
