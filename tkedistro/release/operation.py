@@ -55,9 +55,6 @@ def build_release(ws: Workspace, manifest: Manifest, options: BuildOptions,
     release = manifest.release
     targets = select_targets(manifest, options.components, options.platforms)  # before any work
     engines.containers.check_available()  # no engine: fail before fetching the source
-    if options.signing is None:
-        console.info(f"unsigned: no signing key (see `tkedistro keys generate`; "
-                     f"{SIGN_KEY_FLAG} or {KEY_ENV} gives one)")
     with output_lock(ws, release, f"build {release}"):
         return _build_locked(ws, manifest, targets, options, engines)
 
@@ -75,7 +72,8 @@ def _build_locked(ws: Workspace, manifest: Manifest, targets: Targets, options: 
     plan = make_plan(prepared, targets, image, options)
     finisher = ReleaseFinisher(engines, images=options.images, signing=options.signing)
     final = ws.output_dir(manifest.release)
-    job = _Job(ws, prepared, plan, final, started, finisher, finisher.digest(plan, manifest))
+    job = _Job(ws, prepared, plan, final, started, finisher, finisher.digest(plan, manifest),
+               signed=options.signing is not None)
     if not options.force and output.is_intact(final, plan.fingerprint, job.artifacts):
         result = result_of(plan, final, "up_to_date", output.read_build_info(final), started)
     elif not options.force and output.is_intact(final, plan.fingerprint):
@@ -98,6 +96,7 @@ class _Job:
     started: float
     finisher: ReleaseFinisher
     artifacts: str  # the finisher's inputs digest
+    signed: bool = False  # whether the finisher signs (says so when it does not)
 
     def finish(self, out: Path, go_version: str, binaries: Sequence[str],
                previous: Path | None) -> Finished:
@@ -123,6 +122,9 @@ def _build_and_publish(engines: Engines, job: _Job) -> BuildResult:
 
 
 def _publish(staging: publish.Staging, job: _Job, info: dict[str, Any]) -> None:
+    if not job.signed:
+        console.info(f"unsigned: no signing key (see `tkedistro keys generate`; "
+                     f"{SIGN_KEY_FLAG} or {KEY_ENV} gives one)")
     output.write_build_info(staging.out, info)
     output.write_state(staging.out, job.plan.fingerprint, job.artifacts)
     with console.step("publish", job.ws.rel(job.final)):
