@@ -103,7 +103,8 @@ def _openssl_verifies(public: Path, target: Path, tmp: Path) -> bool:
 
 
 def test_a_signed_build_signs_every_shipped_file_and_an_unsigned_one_says_so(
-        root: Path, tmp_path: Path, key_pairs: tuple[Path, Path]) -> None:
+        root: Path, tmp_path: Path, key_pairs: tuple[Path, Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from cryptography.hazmat.primitives import serialization
     from securesystemslib.dsse import Envelope
     from securesystemslib.signer import SSlibKey
@@ -126,6 +127,21 @@ def test_a_signed_build_signs_every_shipped_file_and_an_unsigned_one_says_so(
     Envelope.from_dict(envelope).verify([SSlibKey.from_crypto(public, keyid=keyid)], 1)
     info = json.loads((output / "build-info.json").read_text())
     assert info["artifacts"]["signatures"]["files"] == len(summed) + 3
+
+    # images --push with the key (from the environment this time): the output is current,
+    # the pushed image is signed
+    monkeypatch.setenv(keys.KEY_ENV, str(release_key / "cosign.key"))
+    with LocalRegistry(tmp_path / "registry") as registry:
+        log_in(registry, tmp_path / "login", monkeypatch)
+        result = CliRunner().invoke(app, ["--root", str(root), "images", "1.20", "-p",
+                                          "linux/amd64", "--push", registry.address, "--json"])
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.stdout)
+        assert report["build"] == "up_to_date"
+        [pushed] = report["pushed"]
+        assert len(pushed["signatures"]) == 2  # the index and its one platform
+        assert verify_pushed_image(pushed["ref"], release_key / "cosign.pub") is None
+    monkeypatch.delenv(keys.KEY_ENV)
 
     # no key: the artifacts are remade unsigned, and the build says so
     result = CliRunner().invoke(app, ["--root", str(root), "build", "1.20", "-p", "linux/amd64"])
