@@ -36,6 +36,9 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     monkeypatch.setenv("TKEDISTRO_CACHE", str(home / ".cache" / "tkedistro"))
     monkeypatch.delenv("TKEDISTRO_UPSTREAM", raising=False)
+    # a caller's signing key never signs a test's build
+    for key in [k for k in os.environ if k.startswith("TKEDISTRO_SIGNING_")]:
+        monkeypatch.delenv(key)
     # kubectl's file and sudo's caller: a test's cluster never touches the caller's kubeconfig
     for key in ("KUBECONFIG", "SUDO_UID", "SUDO_GID", "SUDO_USER", "SUDO_COMMAND"):
         monkeypatch.delenv(key, raising=False)

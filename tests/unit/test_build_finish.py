@@ -90,7 +90,8 @@ def build(ws: Workspace, finisher: FakeFinisher,
           options: pipeline.BuildOptions | None = None) -> pipeline.BuildResult:
     """The release operation, finished by ``finisher`` instead of ``ReleaseFinisher``."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(operation, "ReleaseFinisher", lambda engines, images=True: finisher)
+        patch.setattr(operation, "ReleaseFinisher",
+                      lambda engines, images=True, signing=None: finisher)
         return operation.build_release(ws, load_release(ws, "1.20"),
                                        options or pipeline.BuildOptions(),
                                        fake_engines(FakeBackend(IMAGES)))

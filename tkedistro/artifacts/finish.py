@@ -10,11 +10,16 @@ archives), the checksums of everything (``SHA256SUMS``, ``SHA512SUMS``), the SPD
 (``sbom.cdx.json``) and the in-toto provenance statement (``provenance.intoto.json``) naming
 every output's digest. Each step reuses what the published
 output already holds for the same inputs, so an unchanged release rewrites nothing.
+
+With a signing key, last: a detached signature ``F.sig`` of every file in SHA256SUMS and of
+SHA256SUMS, SHA512SUMS and the provenance statement (``signing/blobs.py``), and the statement
+signed again as a DSSE envelope, ``provenance.intoto.jsonl`` (``signing/dsse.py``). All of it
+is in the staged output, published (renamed into place) only when every signature is written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +39,7 @@ from tkedistro.core.locks import exclusive_lock
 from tkedistro.core.workspace import Workspace
 from tkedistro.engine.engines import Engines
 from tkedistro.model.manifest import Manifest
+from tkedistro.signing.keys import SigningKey
 
 ARTIFACTS_VERSION = 3  # bump when what the finisher writes changes meaning
 
@@ -46,12 +52,15 @@ class ReleaseFinisher:
 
     engines: Engines
     images: bool = True
+    signing: SigningKey | None = None  # None: unsigned
 
     def inputs(self, manifest: Manifest) -> Mapping[str, object]:
-        """What the artifacts are made from besides the binaries (decides a refinish)."""
+        """What the artifacts are made from besides the binaries (decides a refinish): a
+        new signing key (or none after one) remakes them."""
+        signed = {"signed_by": self.signing.fingerprint} if self.signing else {}
         return {"artifacts_version": ARTIFACTS_VERSION,
                 "images": list(manifest.images) if self.images else [],
-                "upstream": manifest.upstream.url}
+                "upstream": manifest.upstream.url, **signed}
 
     def digest(self, plan: BuildPlan, manifest: Manifest) -> str:
         """The artifacts' inputs digest recorded in the output's state."""
@@ -78,7 +87,24 @@ class ReleaseFinisher:
         info = {"images": shipped, "tarballs": tarballs, "bundle": bundle.files,
                 "sbom": SBOM_NAME, "sboms": sboms, "provenance": PROVENANCE_NAME,
                 "checksums": [SUMS_NAME, SHA512_SUMS_NAME]}
+        if self.signing is not None:
+            info["signatures"] = sign_output(request.out, list(digests["sha256"]),
+                                             self.signing)
         return Finished(sums=dict(digests["sha256"]), info=info)
+
+
+def sign_output(out: Path, summed: Sequence[str], key: SigningKey) -> dict[str, Any]:
+    """Sign the finished output ``out``: ``F.sig`` for each file of ``summed`` (SHA256SUMS'
+    names), the sums files and the provenance; the provenance as a DSSE envelope too."""
+    from tkedistro.signing.blobs import sign_files
+    from tkedistro.signing.dsse import keyid_of, write_envelope
+
+    names = [*summed, SUMS_NAME, SHA512_SUMS_NAME, PROVENANCE_NAME]
+    with console.step("sign", f"{len(names)} files, key {key.fingerprint[:19]}"):
+        signatures = sign_files(out, names, key)
+        envelope = write_envelope(out, PROVENANCE_NAME, key)
+    return {"key": key.fingerprint, "keyid": keyid_of(key), "files": len(signatures),
+            "envelope": envelope}
 
 
 def per_file(digests: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:

@@ -1,5 +1,6 @@
 """The release's provenance: an in-toto Statement v1 with a SLSA Provenance v1 predicate,
-``<out_dir>/provenance.intoto.json`` (unsigned; signing is the publisher's step).
+``<out_dir>/provenance.intoto.json``; with a signing key the finisher also writes it signed,
+as the DSSE envelope ``provenance.intoto.jsonl`` (``signing/dsse.py``), and ``.sig``.
 
 Subjects are the release outputs by sha256: each file by its path relative to the output
 folder, each image by its reference with the digest of its index. The materials

@@ -25,6 +25,7 @@ from tkedistro.engine import emulation
 from tkedistro.engine.protocols import ContainerBackend, ImageInfo
 from tkedistro.git.repo import Repo
 from tkedistro.model.manifest import Manifest
+from tkedistro.signing.keys import SigningKey
 from tkedistro.source.prepared import PreparedRelease
 
 
@@ -40,6 +41,7 @@ class BuildOptions:
     verify_reproducible: bool = False
     conformance_tools: bool = False  # also e2e.test and ginkgo (plan.CONFORMANCE_TOOLS)
     images: bool = True  # the component images among the artifacts (False: build --no-images)
+    signing: SigningKey | None = field(default=None, repr=False)  # None: unsigned
 
 
 @dataclass

@@ -10,6 +10,7 @@ from tkedistro.cli.common import (
     DebianMirrorOpt,
     G,
     JsonOpt,
+    SignKeyOpt,
     UpstreamOpt,
     check_cpus,
     check_image,
@@ -61,13 +62,16 @@ def build(
                            help="Leave the component images out (tkedistro images adds them).")
     ] = False,
     debian_mirror: DebianMirrorOpt = None,
+    sign_key: SignKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build the release into _output/RELEASE: binaries (in the builder container), component
-    images, release tarballs, SHA256SUMS/SHA512SUMS, SBOM and provenance."""
+    images, release tarballs, SHA256SUMS/SHA512SUMS, SBOM and provenance, signed with a key
+    (--sign-key)."""
     from tkedistro.build.pipeline import BuildOptions
     from tkedistro.model.manifest import load_release
     from tkedistro.release.operation import build_release
+    from tkedistro.signing.keys import resolve_signing_key
 
     options = BuildOptions(
         components=tuple(component or ()),
@@ -80,6 +84,7 @@ def build(
         verify_reproducible=verify_reproducible,
         conformance_tools=with_conformance_tools,
         images=not no_images,
+        signing=resolve_signing_key(sign_key),  # before any work: a bad key stops here
     )
 
     ws = G.settled(release)
@@ -101,16 +106,19 @@ def images(
     ] = None,
     upstream: UpstreamOpt = None,
     debian_mirror: DebianMirrorOpt = None,
+    sign_key: SignKeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Make the release's component images (multi-arch OCI archives in _output/RELEASE/images),
-    building what is not built yet; push them with --push."""
+    building what is not built yet; push them with --push, signed with a key (--sign-key)."""
     from tkedistro.release import imagescmd
+    from tkedistro.signing.keys import resolve_signing_key
 
+    signing = resolve_signing_key(sign_key)  # before any work: a bad key stops here
     ws = G.settled(release)
     with debian_source(debian_mirror, (release,)):
         report = imagescmd.make_and_push(ws, release, tuple(platform or ()), push, upstream,
-                                         G.engines())
+                                         G.engines(), signing=signing)
     emit(report.to_json(), report.format_text(), as_json)
 
 

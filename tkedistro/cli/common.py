@@ -219,6 +219,15 @@ DebianMirrorOpt = Annotated[
                       "end-of-life suite."),
 ]
 
+SignKeyOpt = Annotated[
+    Path | None,
+    typer.Option("--sign-key", metavar="PATH",
+                 help="Sign with this cosign key (over TKEDISTRO_SIGNING_KEY, a path, and "
+                      "TKEDISTRO_SIGNING_KEY_PEM, its text); passphrase from "
+                      "TKEDISTRO_SIGNING_PASSPHRASE_FILE or TKEDISTRO_SIGNING_PASSPHRASE. "
+                      "None of them: unsigned."),
+]
+
 
 def guarded(fn: Callable[..., None]) -> Callable[..., None]:
     """Turn expected errors into one clean message and their documented exit code."""

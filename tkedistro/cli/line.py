@@ -27,10 +27,10 @@ COMMANDS = {
     "build": "build", "doctor": "build", "images": "build", "builder-image": "build",
     "host-setup": "build",
     "conformance": "conformance", "cluster": "cluster", "guest": "guest",
-    "ci": "ci", "verify": "verify",
+    "ci": "ci", "verify": "verify", "keys": "keys",
     "rebase": "series", "forecast": "series", "new": "series", "patches": "series",
 }
-MODULES = ("release", "build", "conformance", "cluster", "guest", "ci", "verify", "series")
+MODULES = ("release", "build", "conformance", "cluster", "guest", "ci", "verify", "keys", "series")
 
 
 class CommandLine(NamedTuple):

@@ -12,6 +12,8 @@
 - ``copy_to_docker_archive``: one platform of an image (an OCI archive or an image in the
   Docker engine) into a ``docker load`` archive under one or more names (skopeo writes it
   the same for the same image: entries owned by 0:0, mtime 0).
+- ``push_layout`` / ``fetch_to_layout``: one manifest of an OCI layout folder to a registry
+  as it is, and back (an image's sigstore signature attachment, ``signing/images.py``).
 
 TLS is verified except for a registry on loopback (127.0.0.0/8, ``localhost``, ``[::1]``),
 which is plain HTTP, as the engine and ``engine/registry.py``'s ``LocalRegistry`` have it.
@@ -93,6 +95,21 @@ def push_argv(archive: Path, dest_ref: str) -> list[str]:
             *_tls("--dest-tls-verify", dest_ref), oci_archive(archive), f"docker://{dest_ref}"]
 
 
+def push_layout_argv(layout: Path, tag: str, dest_ref: str) -> list[str]:
+    """One manifest of an OCI layout folder (by its ``tag``) to ``docker://dest_ref``, as
+    it is."""
+    if ":" in str(layout):
+        raise ImageError(f"skopeo cannot read a layout whose path has a ':': {layout}")
+    return [BINARY, "copy", "--preserve-digests", "--retry-times", RETRIES,
+            *_tls("--dest-tls-verify", dest_ref), f"oci:{layout}:{tag}", f"docker://{dest_ref}"]
+
+
+def fetch_argv(ref: str, layout: Path, tag: str) -> list[str]:
+    """``ref``'s manifest and blobs, as they are, into the OCI layout folder ``layout``."""
+    return [BINARY, "copy", "--preserve-digests", "--retry-times", RETRIES,
+            *_tls("--src-tls-verify", ref), f"docker://{ref}", f"oci:{layout}:{tag}"]
+
+
 def inspect_argv(ref: str) -> list[str]:
     return [BINARY, "inspect", "--raw", "--retry-times", RETRIES,
             *_tls("--tls-verify", ref), f"docker://{ref}"]
@@ -153,10 +170,30 @@ def push_archive(archive: Path, dest_ref: str) -> None:
     _run(push_argv(archive, dest_ref), *_registry_failure(f"pushing {archive}", dest_ref))
 
 
+def push_layout(layout: Path, tag: str, dest_ref: str) -> None:
+    """Copy the manifest ``tag`` of the OCI layout ``layout`` to ``docker://dest_ref``."""
+    _run(push_layout_argv(layout, tag, dest_ref),
+         *_registry_failure(f"pushing {layout}:{tag}", dest_ref))
+
+
+def fetch_to_layout(ref: str, layout: Path, tag: str) -> str | None:
+    """Copy ``ref`` (one manifest, not a platform of it) into the OCI layout ``layout`` as
+    ``tag``; None when done, else what skopeo said (``manifest unknown`` for a missing one)."""
+    find_skopeo()
+    result = run(fetch_argv(ref, layout, tag), check=False)
+    if result.returncode == 0:
+        return None
+    return (result.stderr or result.stdout).strip()[-2000:] or f"skopeo exit {result.returncode}"
+
+
+def remote_manifest(ref: str) -> str:
+    """The manifest or index the registry serves for ``ref``, as its bytes (text)."""
+    return _run(inspect_argv(ref), *_registry_failure("reading the manifest", ref)).stdout
+
+
 def remote_digest(ref: str) -> str:
     """``sha256:...`` of the manifest or index the registry serves for ``ref``."""
-    result = _run(inspect_argv(ref), *_registry_failure("reading the manifest", ref))
-    return "sha256:" + hashlib.sha256(result.stdout.encode()).hexdigest()
+    return "sha256:" + hashlib.sha256(remote_manifest(ref).encode()).hexdigest()
 
 
 def copy_to_layout(ref: str, layout: Path) -> None:

@@ -13,7 +13,9 @@ digest. ``push_images`` copies every archive with all its platforms to
 ``imageRepository`` for kubeadm is ``PushedImage.repository`` minus the component). After each
 push the registry's index is read back: its digest must be the archive's, so what was pushed
 is the index the build made, not a conversion of it. Everything is checked (the registry's
-shape, images.json, each archive's index) before the first push.
+shape, images.json, each archive's index) before the first push. Given a signing key, each
+pushed image is signed in the registry (its index and each platform's manifest: sigstore
+signatures, ``signing/images.py``) once its digest is checked.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from tkedistro.core import console
 from tkedistro.core.errors import ImageError
 from tkedistro.engine import skopeo
 from tkedistro.model.refs import parse_image_ref, registry_problem
+from tkedistro.signing.images import sign_pushed_image
+from tkedistro.signing.keys import SigningKey
 
 STEP = "push_images"
 DEFAULT_PATH = "tkedistro"  # the repository path under a registry given without one
@@ -62,6 +66,7 @@ class PushedImage:
     ref: str  # REGISTRY[/tkedistro]/<component>:<version>
     digest: str  # the image index's, the same as in the archive
     platforms: Mapping[str, str] = field(default_factory=dict)
+    signatures: Sequence[str] = ()  # where its sigstore signatures went (signed pushes)
 
     @property
     def repository(self) -> str:
@@ -73,7 +78,8 @@ class PushedImage:
 
     def to_json(self) -> dict[str, object]:
         return {"component": self.component, "ref": self.ref, "digest": self.digest,
-                "by_digest": self.by_digest, "manifests": dict(self.platforms)}
+                "by_digest": self.by_digest, "manifests": dict(self.platforms),
+                **({"signatures": list(self.signatures)} if self.signatures else {})}
 
 
 def check_registry(registry: str) -> str:
@@ -166,21 +172,24 @@ def archive_index_digest(archive: Path) -> str:
 
 
 def push_images(out_dir: Path, registry: str,
-                images: Sequence[Mapping[str, Any]] | None = None) -> list[PushedImage]:
+                images: Sequence[Mapping[str, Any]] | None = None,
+                signing: SigningKey | None = None) -> list[PushedImage]:
     """Push every image of ``images`` (default: ``out_dir/images/images.json``) to
     ``registry`` with all its platforms; each is read back and must have the archive's
-    index digest. Nothing is pushed when a check fails first."""
+    index digest. Nothing is pushed when a check fails first. With ``signing``, each image
+    (its index and every platform's manifest) is then signed with a sigstore signature in
+    the registry (``signing/images.py``)."""
     check_registry(registry)
     entries = load_images(out_dir) if images is None else list(images)
     where = str(out_dir / IMAGES_JSON)
     planned = [archived(out_dir, entry, f"{where}: images[{n}]")
                for n, entry in enumerate(entries)]
     skopeo.find_skopeo()
-    return [_push(image, destination(registry, image.component, image.version))
+    return [_push(image, destination(registry, image.component, image.version), signing)
             for image in planned]
 
 
-def _push(image: ArchivedImage, dest: str) -> PushedImage:
+def _push(image: ArchivedImage, dest: str, signing: SigningKey | None) -> PushedImage:
     with console.step(STEP, f"push {image.component} ({len(image.platforms)} platforms) "
                             f"to {dest}"):
         skopeo.push_archive(image.archive, dest)
@@ -190,4 +199,8 @@ def _push(image: ArchivedImage, dest: str) -> PushedImage:
                          f"archive's {image.index_digest}: the push changed the image",
                          hint="a registry that rewrites manifests (or another push racing "
                               "this one) cannot hold the release byte for byte")
-    return PushedImage(image.component, dest, remote, dict(image.platforms))
+    signatures: list[str] = []
+    if signing is not None:
+        with console.step("sign_images", f"sign {dest}"):
+            signatures = sign_pushed_image(dest, [remote, *image.platforms.values()], signing)
+    return PushedImage(image.component, dest, remote, dict(image.platforms), signatures)

@@ -18,6 +18,7 @@ from tkedistro.core.workspace import Workspace, manifest_name
 from tkedistro.engine.engines import Engines
 from tkedistro.model.manifest import load_release
 from tkedistro.release.operation import build_release
+from tkedistro.signing.keys import SigningKey
 
 
 @dataclass
@@ -43,13 +44,14 @@ class ImagesReport:
                          f"{' '.join(sorted(image['manifests']))}  "
                          f"{image['size'] / 1e6:.1f} MB{reused}")
         for pushed in self.pushed:
-            lines.append(f"  pushed {pushed['ref']}@{pushed['digest']}")
+            signed = ", signed" if pushed.get("signatures") else ""
+            lines.append(f"  pushed {pushed['ref']}@{pushed['digest']}{signed}")
         return "\n".join(lines)
 
 
 def make_and_push(ws: Workspace, release: str, platforms: tuple[str, ...],
                   registry: str | None, upstream: str | None,
-                  engines: Engines) -> ImagesReport:
+                  engines: Engines, signing: SigningKey | None = None) -> ImagesReport:
     from tkedistro.images.push import check_registry, push_images
 
     manifest = load_release(ws, release)
@@ -64,10 +66,11 @@ def make_and_push(ws: Workspace, release: str, platforms: tuple[str, ...],
     # that `images` after `build --with-conformance-tools` rebuilds nothing
     built = output.read_build_info(ws.output_dir(release)) or {}
     options = BuildOptions(platforms=platforms, upstream=upstream,
-                           conformance_tools=bool(built.get("tools")))
+                           conformance_tools=bool(built.get("tools")), signing=signing)
     result = build_release(ws, manifest, options, engines)
     images = list(result.artifacts.get("images") or [])
     report = ImagesReport(release, result.output_dir, result.status, images, registry=registry)
     if registry is not None:
-        report.pushed = [p.to_json() for p in push_images(result.output_dir, registry)]
+        report.pushed = [p.to_json() for p in push_images(result.output_dir, registry,
+                                                              signing=signing)]
     return report

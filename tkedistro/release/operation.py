@@ -43,6 +43,7 @@ from tkedistro.core.locks import output_lock
 from tkedistro.core.workspace import Workspace
 from tkedistro.engine.engines import Engines
 from tkedistro.model.manifest import Manifest
+from tkedistro.signing.keys import KEY_ENV, SIGN_KEY_FLAG
 from tkedistro.source.buildwrites import build_writes
 from tkedistro.source.prepared import PreparedRelease, prepare_release
 
@@ -69,9 +70,10 @@ def _build_locked(ws: Workspace, manifest: Manifest, targets: Targets, options: 
     image = lookup_image(engines.containers, options.builder_image or manifest.builder.image,
                          manifest.release)
     plan = make_plan(prepared, targets, image, options)
-    finisher = ReleaseFinisher(engines, images=options.images)
+    finisher = ReleaseFinisher(engines, images=options.images, signing=options.signing)
     final = ws.output_dir(manifest.release)
-    job = _Job(ws, prepared, plan, final, started, finisher, finisher.digest(plan, manifest))
+    job = _Job(ws, prepared, plan, final, started, finisher, finisher.digest(plan, manifest),
+               signed=options.signing is not None)
     if not options.force and output.is_intact(final, plan.fingerprint, job.artifacts):
         result = result_of(plan, final, "up_to_date", output.read_build_info(final), started)
     elif not options.force and output.is_intact(final, plan.fingerprint):
@@ -94,6 +96,7 @@ class _Job:
     started: float
     finisher: ReleaseFinisher
     artifacts: str  # the finisher's inputs digest
+    signed: bool = False  # whether the finisher signs (says so when it does not)
 
     def finish(self, out: Path, go_version: str, binaries: Sequence[str],
                previous: Path | None) -> Finished:
@@ -119,6 +122,9 @@ def _build_and_publish(engines: Engines, job: _Job) -> BuildResult:
 
 
 def _publish(staging: publish.Staging, job: _Job, info: dict[str, Any]) -> None:
+    if not job.signed:
+        console.info(f"unsigned: no signing key (see `tkedistro keys generate`; "
+                     f"{SIGN_KEY_FLAG} or {KEY_ENV} gives one)")
     output.write_build_info(staging.out, info)
     output.write_state(staging.out, job.plan.fingerprint, job.artifacts)
     with console.step("publish", job.ws.rel(job.final)):
