@@ -92,6 +92,17 @@ def test_pushed_images_are_signed_and_verify_only_with_their_key(
                         f"docker://{copied}"], check=True, capture_output=True)
         assert "no sigstore signature" in (verify_pushed_image(
             copied, release_key / "cosign.pub") or "")
+        # the same through `tkedistro verify IMAGE --key`: blobs and signatures, exit 0 or 26
+        ok = CliRunner().invoke(app, ["verify", pushed.ref, "--key",
+                                      str(release_key / "cosign.pub")])
+        assert ok.exit_code == 0, ok.output
+        assert ok.stdout.splitlines()[-1] == "verify: 0 problems in 0 files, 1 image"
+        for image, key, said in ((pushed.ref, other_key, "does not verify with the public key"),
+                                 (unsigned_image.ref, release_key, "no sigstore signature")):
+            bad = CliRunner().invoke(app, ["verify", image, "--key", str(key / "cosign.pub")])
+            assert bad.exit_code == 26, bad.output
+            pinned = image.rsplit(":", 1)[0] + "@sha256:"
+            assert f"signature: {image}: {pinned}" in bad.output and said in bad.output
 
 
 def _openssl_verifies(public: Path, target: Path, tmp: Path) -> bool:

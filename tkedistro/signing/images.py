@@ -37,7 +37,7 @@ from tkedistro.core import files
 from tkedistro.core.errors import SigningError
 from tkedistro.engine import skopeo
 from tkedistro.model.refs import ImageRef, parse_image_ref
-from tkedistro.signing.keys import SigningKey
+from tkedistro.signing.keys import SigningKey, load_public_key
 
 SIGNATURE_TYPE = "cosign container image signature"
 SIGNATURE_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
@@ -196,17 +196,6 @@ def _signed_digests(ref: str) -> list[str]:
                       and "digest" in m)]
 
 
-def _public_key(path: Path) -> Any:
-    from cryptography.hazmat.primitives import serialization
-
-    try:
-        return serialization.load_pem_public_key(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise SigningError(f"{path}: not a readable PEM public key ({exc})",
-                           hint="give the cosign.pub of the key the images were signed "
-                                "with") from exc
-
-
 def verify_pushed_image(ref: str, public_key: Path, *,
                         parent: Path | None = None) -> str | None:
     """None when the image ``ref`` (a registry's, by tag or digest) and each of its
@@ -214,7 +203,7 @@ def verify_pushed_image(ref: str, public_key: Path, *,
     else the problem in words, naming the ref and the digest. ``parent``: where the scratch
     folder goes (the system's temporary folder by default). A public key that cannot be read
     is a ``SigningError``; a registry that does not answer an ``ImageError``."""
-    key = (public_key, _public_key(public_key))
+    key = (public_key, load_public_key(public_key, "--key").key)
     parsed = parse_image_ref(ref)
     with _private_folder(parent, "tkedistro-verify-") as folder:
         for digest in _signed_digests(ref):

@@ -28,10 +28,13 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tkedistro.core import files
 from tkedistro.core.errors import SigningError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
 PRIVATE_KEY_NAME = "cosign.key"
 PUBLIC_KEY_NAME = "cosign.pub"
@@ -261,3 +264,35 @@ def resolve_signing_key(flag: Path | None,
     else:
         return None
     return load_signing_key(pem, read_passphrase(env), where)
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """A verification key (ECDSA P-256), the file it was read from and what named that
+    file (a flag or variable, for messages)."""
+
+    key: EllipticCurvePublicKey
+    source: str
+    path: Path
+
+
+def load_public_key(path: Path, source: str) -> PublicKey:
+    """The ECDSA P-256 public key in the PEM file ``path`` (``source``: the flag or variable
+    that named it); ``SigningError`` naming the file when it cannot be read or is not one."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SigningError(f"{source} {path}: cannot read the public key: "
+                           f"{exc.strerror or exc}") from None
+    try:
+        key = load_pem_public_key(data)
+    except (ValueError, TypeError) as exc:
+        raise SigningError(f"{source} {path}: not a PEM public key: {exc}",
+                           hint="give the release's cosign.pub (BEGIN PUBLIC KEY)") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise SigningError(f"{source} {path}: expected an ECDSA P-256 public key, got "
+                           f"{type(key).__name__}", hint="give the release's cosign.pub")
+    return PublicKey(key, f"{source} {path}", path)

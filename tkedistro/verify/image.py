@@ -11,14 +11,12 @@ from pathlib import Path
 
 from tkedistro.core import files
 from tkedistro.model.refs import parse_image_ref
+from tkedistro.signing.keys import PublicKey
 from tkedistro.verify import archives
 from tkedistro.verify.findings import Finding
 from tkedistro.verify.report import Report
-from tkedistro.verify.signatures import PublicKey
 
 Fetch = Callable[[str, Path], None]  # (ref, empty layout folder): fills the layout
-IMAGE_SIGNATURE_NOT_CHECKED = ("image signature not checked: this tkedistro does not check "
-                               "sigstore image signatures yet")
 
 
 def verify_image(ref: str, work: Path, fetch: Fetch, key: PublicKey | None,
@@ -38,20 +36,26 @@ def verify_image(ref: str, work: Path, fetch: Fetch, key: PublicKey | None,
         report.add([Finding(archives.CHECK, ref, f"the registry serves {walked.index_digest}, "
                                                  f"not {digest}")])
     report.add(check_image_signature(ref, walked.index_digest, key, require_signatures,
-                                     report.notes))
+                                     report.notes, work))
     return report
 
 
 def check_image_signature(ref: str, digest: str | None, key: PublicKey | None,
-                          require_signatures: bool, notes: list[str]) -> list[Finding]:
-    """The image's sigstore signature against ``key``: not checked yet (the signing side,
-    ``signing/images.py``, is where the check comes from); said in ``notes``, and a problem
-    when signatures are required."""
-    if key is None and not require_signatures:
+                          require_signatures: bool, notes: list[str],
+                          work: Path | None = None) -> list[Finding]:
+    """The image's sigstore signatures (its index and each platform manifest, as
+    ``images --push`` signs them: ``signing/images.py``) against ``key``; without a key it is
+    said in ``notes`` (a problem when signatures are required)."""
+    if key is None:
         notes.append("signatures not checked: no --key (or TKEDISTRO_VERIFY_KEY) given")
+        if require_signatures:
+            return [Finding("signature", ref, f"{digest or 'the image'}: its signature was "
+                                              "not checked (--require-signatures, no key)")]
         return []
-    notes.append(IMAGE_SIGNATURE_NOT_CHECKED)
-    if require_signatures:
-        return [Finding("signature", ref, f"{digest or 'the image'}: its signature was not "
-                                          "checked (--require-signatures)")]
-    return []
+    from tkedistro.signing.images import verify_pushed_image
+
+    parsed = parse_image_ref(ref)
+    repository = f"{parsed.registry}/{parsed.path}" if parsed.registry else parsed.path
+    pinned = f"{repository}@{digest}" if digest else ref  # the digest the blobs were checked at
+    problem = verify_pushed_image(pinned, key.path, parent=work)
+    return [] if problem is None else [Finding("signature", ref, problem)]

@@ -20,6 +20,8 @@ from typing import Any
 
 from tkedistro.core.errors import ReleaseNotFoundError
 from tkedistro.core.files import sha256_file
+from tkedistro.signing.dsse import ENVELOPE_NAME
+from tkedistro.signing.keys import PublicKey
 from tkedistro.verify import archives, provenance, sbom, signatures, sums
 from tkedistro.verify.findings import Finding
 from tkedistro.verify.report import Report
@@ -27,7 +29,7 @@ from tkedistro.verify.report import Report
 IMAGES_JSON = "images/images.json"
 ARCHIVE_SUFFIX = ".oci.tar"
 SIGNED_BESIDE = (sums.SHA256_SUMS, sums.SHA512_SUMS, provenance.PROVENANCE_NAME,
-                 signatures.ENVELOPE_NAME)
+                 ENVELOPE_NAME)
 NO_KEY = "signatures not checked: no --key (or TKEDISTRO_VERIFY_KEY) given"
 
 
@@ -52,7 +54,7 @@ def check_folder_shape(folder: Path) -> None:
             hint="give the folder `tkedistro build` published, or a copy of it")
 
 
-def verify_folder(folder: Path, key: signatures.PublicKey | None,
+def verify_folder(folder: Path, key: PublicKey | None,
                   pins: Pins | None = None) -> Report:
     """Every check on the release folder ``folder`` (its shape checked by the caller)."""
     report = Report(str(folder))
@@ -75,7 +77,7 @@ def verify_folder(folder: Path, key: signatures.PublicKey | None,
     return report
 
 
-def check_signatures(folder: Path, key: signatures.PublicKey,
+def check_signatures(folder: Path, key: PublicKey,
                      found: sums.Sums) -> list[Finding]:
     """Each listed file's and each file of ``SIGNED_BESIDE``'s ``.sig``, and the envelope
     (a file that is not there is named by the check that reads it)."""

@@ -15,53 +15,21 @@ import base64
 import binascii
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tkedistro.core.errors import SigningError
+from tkedistro.signing.blobs import SIGNATURE_SUFFIX
+from tkedistro.signing.dsse import ENVELOPE_NAME, PAYLOAD_TYPE
+from tkedistro.signing.keys import PublicKey
 from tkedistro.verify.findings import Finding
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+    pass
 
 CHECK = "signature"
-SIGNATURE_SUFFIX = ".sig"
-ENVELOPE_NAME = "provenance.intoto.jsonl"
-PAYLOAD_TYPE = "application/vnd.in-toto+json"
 SCHEME = "ecdsa-sha2-nistp256"
 MAX_SIGNATURE_BYTES = 4096
 MAX_ENVELOPE_BYTES = 64 * 2**20
-
-
-@dataclass(frozen=True)
-class PublicKey:
-    """The verification key and where it came from (for messages)."""
-
-    key: EllipticCurvePublicKey
-    source: str
-
-
-def load_public_key(path: Path, source: str) -> PublicKey:
-    """The ECDSA P-256 public key in the PEM file ``path`` (``source``: the flag or variable
-    that named it); ``SigningError`` naming the file when it cannot be read or is not one."""
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise SigningError(f"{source} {path}: cannot read the public key: "
-                           f"{exc.strerror or exc}") from None
-    try:
-        key = load_pem_public_key(data)
-    except (ValueError, TypeError) as exc:
-        raise SigningError(f"{source} {path}: not a PEM public key: {exc}",
-                           hint="give the release's cosign.pub (BEGIN PUBLIC KEY)") from None
-    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
-        raise SigningError(f"{source} {path}: expected an ECDSA P-256 public key, got "
-                           f"{type(key).__name__}", hint="give the release's cosign.pub")
-    return PublicKey(key, f"{source} {path}")
 
 
 def _signature_bytes(sig_path: Path) -> bytes | str:

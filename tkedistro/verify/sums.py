@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from tkedistro.core.files import file_digests
+from tkedistro.signing.blobs import SIGNATURE_SUFFIX
 from tkedistro.verify.findings import Finding
 
 SHA256_SUMS = "SHA256SUMS"
@@ -25,7 +26,6 @@ SUM_FILES = {"sha256": SHA256_SUMS, "sha512": SHA512_SUMS}
 UNLISTED = frozenset({SHA256_SUMS, SHA512_SUMS, "provenance.intoto.json",
                       "provenance.intoto.jsonl", "build.log", "build-info.json",
                       ".tkedistro-build.json", "images/images.json", "cosign.pub"})
-SIGNATURE_SUFFIX = ".sig"
 _LINE = re.compile(r"(?P<hex>[0-9a-f]+) [ *](?P<path>.+)")
 _HEX_LENGTH = {"sha256": 64, "sha512": 128}
 CHECK = "sums"

@@ -17,10 +17,10 @@ from pathlib import Path
 from tkedistro.core.errors import ReleaseNotFoundError, SigningError
 from tkedistro.core.workspace import RELEASE_NAME, Workspace, shorten
 from tkedistro.model.refs import image_problem
+from tkedistro.signing.keys import PublicKey, load_public_key
 from tkedistro.verify.image import Fetch, verify_image
 from tkedistro.verify.release import Pins, check_folder_shape, verify_folder
 from tkedistro.verify.report import Report
-from tkedistro.verify.signatures import PublicKey, load_public_key
 
 KEY_ENV = "TKEDISTRO_VERIFY_KEY"
 
