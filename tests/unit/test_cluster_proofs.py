@@ -459,3 +459,29 @@ def test_the_checks_name_what_each_kind_looked_at(tmp_path: Path,
         f"memory cgroups the kubelet on {WORKER} made for pod tkedistro-proofs/patch-proof "
         "(memory limit 33554432) and for kubepods: no kernel-memory limit; kmem usage judged "
         "where the kernel only accounts after a limit write (< 4.6)"]
+
+
+def test_prove_leaves_its_report_and_the_images_the_nodes_ran_in_a_results_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _distro(tmp_path)
+    result = _prove(monkeypatch, root, FakeCluster(), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    folder = Path(report["results_dir"])
+    assert folder.parent == root / "_results" / "1.20" / "prove"
+    assert folder.name.endswith("-v1.20.2-tke.1")
+    assert json.loads((folder / "summary.json").read_text()) == report
+    running = json.loads((folder / "running-images.json").read_text())
+    assert running == report["running_images"] and running["ok"] is True
+    recorded = {e["component"]: e for e in json.loads(
+        (root / "_output/1.20/images/images.json").read_text())["images"]}
+    assert {(r["component"], r["node"], r["index_digest"], r["manifest_digest"])
+            for r in running["images"]} == {
+        (c, node, recorded[c]["index_digest"], recorded[c]["manifests"]["linux/amd64"])
+        for c, node in [*((c, CONTROL) for c in SHIPPED), ("kube-proxy", WORKER),
+                        ("pause", WORKER)]}
+    text = _prove(monkeypatch, root, FakeCluster())
+    assert ("  shipped images running: 5 of 5 with the index and platform manifest digests of "
+            "images.json (kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy, "
+            "pause)") in text.stdout.splitlines()
+    assert len(list(folder.parent.iterdir())) == 2  # a folder per run

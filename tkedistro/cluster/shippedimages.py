@@ -85,8 +85,8 @@ def _archive_of(out: Path, component: str,
                 entries: Mapping[str, tuple[int, Mapping[str, object]]]) -> Path:
     entry = entries.get(component, (0, {}))[1]
     name = str(entry.get("archive") or f"images/{component}.oci.tar")
-    found = out / name
-    return found if found.exists() else out / IMAGES_JSON.parent / name
+    found, beside = out / name, out / IMAGES_JSON.parent / name
+    return beside if not found.exists() and beside.exists() else found
 
 
 def _checked(ws: Workspace, out: Path, release: str,
