@@ -21,6 +21,7 @@ from tkedistro.cluster.config import ClusterConfig
 from tkedistro.cluster.shippedimages import CONTROL_PLANE, PAUSE, SHIPPED
 from tkedistro.engine.protocols import NodeEngine
 from tkedistro.images.push import ArchivedImage
+from tkedistro.model.refs import parse_image_ref
 
 RECORD_NAME = "running-images.json"
 CTR = ("ctr", "--namespace", "k8s.io")
@@ -130,8 +131,7 @@ def pod_image_ids(pods: Mapping[str, object]) -> Iterable[tuple[tuple[str, str],
         for status in pod.get("status", {}).get("containerStatuses") or []:
             name = str(status.get("name", ""))
             if name in (*CONTROL_PLANE, "kube-proxy"):
-                image_id = str(status.get("imageID", ""))
-                yield (name, node), image_id.rpartition("@")[2]
+                yield (name, node), parse_image_ref(str(status.get("imageID", ""))).digest
 
 
 def _image_refs(engine: NodeEngine, node: str) -> dict[str, str]:
