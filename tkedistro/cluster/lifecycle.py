@@ -40,6 +40,7 @@ from tkedistro.cluster.config import (
     new_token,
 )
 from tkedistro.cluster.nodeimage import ensure_node_image
+from tkedistro.cluster.shippedimages import SHIPPED
 from tkedistro.cluster.supportimages import SupportImages
 from tkedistro.core import console, files
 from tkedistro.core.errors import ClusterError, DamagedStateError, Interrupted, LockedError
@@ -181,19 +182,22 @@ def _damaged(path: Path, config: ClusterConfig, why: str) -> DamagedStateError:
 
 
 def build_digest(bin_dir: Path) -> str:
-    """Which binaries a cluster runs: the digest of the lines of the output's ``SHA256SUMS``
+    """Which build a cluster runs: the digest of the lines of the output's ``SHA256SUMS``
     (in the output folder ``bin_dir``, the host platform's, is in) that name the node's
-    binaries, so adding or dropping the conformance tools does not make a running cluster look
-    stale; the binaries' own digests when there is no ``SHA256SUMS``."""
+    binaries and the shipped images' archives, so adding or dropping the conformance tools
+    does not make a running cluster look stale; those files' own digests when there is no
+    ``SHA256SUMS``."""
     rel = output_bin()
-    sums = bin_dir.parents[len(rel.parts) - 1] / "SHA256SUMS"
+    out = bin_dir.parents[len(rel.parts) - 1]
+    sums = out / "SHA256SUMS"
     wanted = {f"{rel}/{name}" for name in NODE_BINARIES}
+    wanted |= {f"images/{name}.oci.tar" for name in SHIPPED}
     if sums.is_file():
         lines = sorted(line for line in sums.read_text(encoding="utf-8").splitlines()
                        if line.partition("  ")[2] in wanted)
     else:
-        lines = sorted(f"{sha256_file(bin_dir / n)}  {rel}/{n}"
-                       for n in NODE_BINARIES if (bin_dir / n).is_file())
+        lines = sorted(f"{sha256_file(out / name)}  {name}"
+                       for name in wanted if (out / name).is_file())
     return "sha256:" + hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
