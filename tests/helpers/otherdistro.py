@@ -9,10 +9,19 @@ from pathlib import Path
 
 from tests.helpers.fake_nodes import FakeNodes
 from tests.helpers.gitrepo import K8S_LIKE_FILES, git, write_manifest
+from tests.helpers.shipped import (
+    NODE_COMPONENTS,
+    SHIPPED,
+    containerd_answers,
+    kube_system_pods,
+    make_shipped,
+    write_shipped_images,
+)
 from tkedistro.cluster.config import cluster_name
 from tkedistro.cluster.lifecycle import ClusterState
 
 RELEASE = "1.21"
+VERSION = "v1.21.0-tke.1"
 REQUIRED = "Patch-Kind: carry\nUpstream-Ref: none\nUpstream-Status: not-submitted"
 SCHEDULER_PROOF = ("Proof: component-http component=kube-scheduler method=PUT\n"
                    " path=/debug/flags/v anonymous=403 body=3 restore-flag=v")
@@ -70,7 +79,9 @@ def make_other_distro(tmp_path: Path) -> OtherDistro:
     base = _format_patches(tmp_path, root / "patches" / RELEASE)
     write_manifest(root, RELEASE, url="https://example.invalid/acme/kubernetes.git",
                    tag="v1.21.0", commit=base,
-                   patches=[f"patches/{RELEASE}/{name}" for name in PATCHES])
+                   patches=[f"patches/{RELEASE}/{name}" for name in PATCHES],
+                   components=list(NODE_COMPONENTS), extra=f"images: [{', '.join(SHIPPED)}]\n")
+    write_shipped_images(root / "_output" / RELEASE, version=VERSION)
     name = cluster_name(RELEASE, root)
     control, worker = f"{name}-control-plane", f"{name}-worker"
     state = ClusterState(name, RELEASE, (control, worker), ("172.18.0.2", "172.18.0.3"),
@@ -84,6 +95,7 @@ def make_other_distro(tmp_path: Path) -> OtherDistro:
 def answering_cluster(distro: OtherDistro, *, quota: str = "5000") -> FakeNodes:
     """Its nodes, up and Ready, answering what the two proofs ask (``quota``: what the pod's
     cpu.cfs_quota_us reads)."""
+    shipped = {c: make_shipped(c) for c in SHIPPED}  # as make_other_distro wrote them
     nodes = FakeNodes()
     nodes.add_cluster(distro.cluster, [distro.control, distro.worker])
     nodes.pod_cidrs = {distro.control: "10.244.0.0/24", distro.worker: "10.244.1.0/24"}
@@ -101,5 +113,8 @@ def answering_cluster(distro: OtherDistro, *, quota: str = "5000") -> FakeNodes:
         "cat /run/tkedistro-cgroup-root": (0, ROOT + "\n"),
         "uname -r": (0, "5.10.0\n"),
         f"grep -H  {folder}/cpu.cfs_quota_us": (0, f"{folder}/cpu.cfs_quota_us:{quota}\n"),
+        "get pods -n kube-system -o json": (0, kube_system_pods(
+            shipped, [distro.control, distro.worker], VERSION)),
+        **containerd_answers(shipped, version=VERSION),
     }
     return nodes

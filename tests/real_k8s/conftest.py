@@ -192,3 +192,35 @@ def built_release() -> Workspace:
         pytest.fail(f"arm64 emulation is not registered: {why} (make install registers it)")
     with pytest.MonkeyPatch.context() as monkeypatch:
         return build_persistent_distro(monkeypatch)
+
+
+SHIPPED_IMAGES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy",
+                  "pause")
+
+
+def shipped_digests(output: Path) -> dict[str, dict[str, object]]:
+    """``_output/<release>/images/images.json`` by component."""
+    import json
+
+    data = json.loads((output / "images" / "images.json").read_text())
+    return {e["component"]: e for e in data["images"]}
+
+
+def assert_ran_shipped_images(record: dict[str, object], output: Path) -> None:
+    """A results folder's ``running-images.json``: every shipped image ran, on each node with
+    images.json's index digest and the amd64 manifest digest of that index (and the pods'
+    imageID the kubelet reports is that index too)."""
+    recorded = shipped_digests(output)
+    assert (record["ok"], record["missing"]) == (True, []), record
+    rows = record["images"]
+    assert isinstance(rows, list)
+    assert {r["component"] for r in rows} == set(SHIPPED_IMAGES), rows
+    for row in rows:
+        entry = recorded[row["component"]]
+        manifests = entry["manifests"]
+        assert isinstance(manifests, dict)
+        assert row["index_digest"] == entry["index_digest"], row
+        assert (row["platform"], row["manifest_digest"]) == (
+            "linux/amd64", manifests["linux/amd64"]), row
+        if row["component"] != "pause":
+            assert row["pod_image_id"] == entry["index_digest"], row

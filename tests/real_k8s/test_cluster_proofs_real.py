@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from tests.real_k8s.conftest import refresh_persistent_distro
+from tests.real_k8s.conftest import assert_ran_shipped_images, refresh_persistent_distro
 from tkedistro.cluster.bootstrap import kubectl
 from tkedistro.engine.docker_nodes import DockerNodes
 
@@ -60,6 +60,13 @@ def test_each_patch_shows_its_effect_on_the_running_cluster(root: Path) -> None:
     assert [p["kind"] for p in report["proofs"]] == ["component-http", "metric-labels",
                                                      "cgroup-value"]
     assert report["unproven"] == [] and report["runs_current_build"] is True
+    # the cluster ran the release's shipped OCI images: digests read back from its nodes
+    assert_ran_shipped_images(report["running_images"], root / "_output" / "1.20")
+    results = Path(report["results_dir"])
+    assert results.parent == root / "_results" / "1.20" / "prove"
+    assert json.loads((results / "running-images.json").read_text()) == \
+        report["running_images"]
+    assert json.loads((results / "summary.json").read_text()) == report
 
     kcm = by_patch[KCM_PATCH]["evidence"]
     assert 'no credentials -> 403 forbidden: User "system:anonymous" cannot put path ' \

@@ -27,11 +27,13 @@ import pytest
 
 from tests.helpers import host
 from tests.real_k8s.conftest import (
+    SHIPPED_IMAGES,
     Tool,
     build_persistent_distro,
     cgroup_parents,
     cluster_objects,
     cluster_skip_reason,
+    shipped_digests,
 )
 from tkedistro.cluster.config import cluster_name
 from tkedistro.core.workspace import Workspace
@@ -119,6 +121,29 @@ def _assert_host_as_before(before: host.Snapshot, ws: Workspace, tool: Tool, ids
     assert not (cluster_dir / "cluster.json").exists()
 
 
+def _assert_runs_the_shipped_images(ws: Workspace, kubectl: Path, kubeconfig: Path,
+                                    name: str) -> None:
+    """The control plane's and kube-proxy's pods run images.json's index (the imageID the
+    kubelet reports, seen from the host), and each node's containerd holds that index for
+    pause, the sandbox, as well (``ctr`` in the node, not the tool's own reader)."""
+    recorded = shipped_digests(ws.output_dir("1.20"))
+    pods = json.loads(subprocess.run(
+        [str(kubectl), "--kubeconfig", str(kubeconfig), "-n", "kube-system", "get", "pods",
+         "-o", "json"], capture_output=True, text=True, check=True, timeout=60).stdout)["items"]
+    ran = {(s["name"], p["spec"]["nodeName"]): s["imageID"].rpartition("@")[2]
+           for p in pods for s in p["status"].get("containerStatuses", [])
+           if s["name"] in SHIPPED_IMAGES}
+    assert {c for c, _ in ran} == set(SHIPPED_IMAGES) - {"pause"}, ran
+    assert {k: v for k, v in ran.items() if v != recorded[k[0]]["index_digest"]} == {}, ran
+    assert ran[("kube-proxy", f"{name}-worker")] == recorded["kube-proxy"]["index_digest"]
+    for node in (f"{name}-control-plane", f"{name}-worker"):
+        listed = subprocess.run(["docker", "exec", node, "ctr", "-n", "k8s.io", "images", "ls"],
+                                capture_output=True, text=True, check=True).stdout
+        pause = [line.split() for line in listed.splitlines()
+                 if line.startswith("127.0.0.1:5000/tkedistro/pause:v1.20.2-tke.1 ")]
+        assert [row[2] for row in pause] == [recorded["pause"]["index_digest"]], listed
+
+
 def test_cluster_up_then_down_leaves_the_host_exactly_as_before(
         ws: Workspace, tool: Tool, node_like_host: list[subprocess.Popen[bytes]]) -> None:
     name = cluster_name("1.20", ws.root)
@@ -138,6 +163,7 @@ def test_cluster_up_then_down_leaves_the_host_exactly_as_before(
                                         for c in n["status"]["conditions"]) for n in nodes}
     assert ready == {f"{name}-control-plane": True, f"{name}-worker": True}
     assert {n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes} == {"v1.20.2-tke.1"}
+    _assert_runs_the_shipped_images(ws, kubectl, kubeconfig, name)
     status = json.loads(tool.run("cluster", "status", "1.20", "--json").ok().stdout)
     assert (status["name"], status["up"]) == (name, True), status
     # while it runs: kube-proxy's rules live in the nodes' network namespaces, not the host's,

@@ -25,7 +25,7 @@ from tests.real_k8s.conftest import PERSIST, refresh_persistent_distro
 from tkedistro.cli.app import app
 from tkedistro.engine.docker_images import DockerImages
 from tkedistro.engine.registry import LocalRegistry
-from tkedistro.images import components
+from tkedistro.images.upstream.imageset import LOCAL_PREFIX
 
 pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(3600)]
 
@@ -145,15 +145,17 @@ def _docker_run(ref: str, *argv: str) -> str:
     return proc.stdout + proc.stderr
 
 
-def test_kubeadm_finds_etcd_and_pause_under_the_repository(
+def test_etcd_and_pause_run_as_kubeadm_runs_them(
         runs: tuple[Path, dict[str, object], dict[str, object]]) -> None:
-    """The conformance etcd and pause (made by `runs`) tagged where a kubeadm cluster of the
-    component images looks for them."""
-    etcd, pause = components.tag_kubeadm_images(DockerImages())
-    assert _docker_run(etcd.ref, "sh", "-c", "command -v etcd").strip() == "/usr/local/bin/etcd"
-    helptext = _docker_run(etcd.ref, "etcd", "--help")
+    """The conformance etcd (the one the local cluster's kubeadm runs) and pause (made by
+    `runs`): etcd takes every flag kubeadm's static pod passes, pause's entrypoint is /pause."""
+    etcd = f"{LOCAL_PREFIX}/k8s.gcr.io/etcd:3.4.13-0"
+    pause = f"{LOCAL_PREFIX}/k8s.gcr.io/pause:3.2"
+    assert DockerImages().labels(etcd) is not None and DockerImages().labels(pause) is not None
+    assert _docker_run(etcd, "sh", "-c", "command -v etcd").strip() == "/usr/local/bin/etcd"
+    helptext = _docker_run(etcd, "etcd", "--help")
     assert [f for f in KUBEADM_ETCD_FLAGS if f"--{f} " not in helptext] == []
     entry = subprocess.run(["docker", "image", "inspect", "--format",
-                            "{{json .Config.Entrypoint}}", pause.ref], capture_output=True,
+                            "{{json .Config.Entrypoint}}", pause], capture_output=True,
                            text=True, check=True).stdout.strip()
     assert entry == '["/pause"]'

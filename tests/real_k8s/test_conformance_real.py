@@ -38,6 +38,7 @@ from tests.helpers import host
 from tests.helpers.runner import Runner
 from tests.real_k8s.conftest import (
     Tool,
+    assert_ran_shipped_images,
     build_persistent_distro,
     cgroup_parents,
     cluster_objects,
@@ -71,8 +72,13 @@ def _given_binaries(bin_dir: Path) -> Iterator[Workspace]:
     root = Path(tempfile.mkdtemp(prefix="tkc-", dir="/var/tmp"))
     (root / "releases").mkdir()
     shutil.copy(REPO / "releases/1.20.yaml", root / "releases/1.20.yaml")
+    images = bin_dir.resolve().parents[2] / "images"  # <output>/bin/linux/amd64 -> <output>
+    if not (images / "images.json").is_file():
+        pytest.skip(f"no shipped images beside {bin_dir}: {images}/images.json (the cluster "
+                    "runs them; tkedistro build makes them)")
     (root / "_output/1.20/bin/linux").mkdir(parents=True)
     (root / "_output/1.20/bin/linux/amd64").symlink_to(bin_dir.resolve())
+    (root / "_output/1.20/images").symlink_to(images)
     (root / "_src").mkdir()
     (root / "_src/1.20").symlink_to(SRC.resolve())
     IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
@@ -117,6 +123,12 @@ def test_smoke_subset_passes_on_a_two_node_cluster_that_is_removed_after(
     assert summary["unavailable_images"] == []
     assert any(i.endswith("/k8s.gcr.io/pause:3.2") for i in summary["loaded_images"]), \
         summary["loaded_images"]
+    # the nodes ran the release's shipped OCI images (digests read back from the nodes)
+    record = json.loads((report / "running-images.json").read_text())
+    assert record == summary["running_images"]
+    assert_ran_shipped_images(record, ws.output_dir("1.20"))
+    assert "shipped images running: 5 of 5 with the index and platform manifest digests " \
+           "of images.json" in run.output
 
     results = parse_junit(report / "junit_01.xml")
     passed = sorted(s.name for s in results.specs if s.status.value == "passed")

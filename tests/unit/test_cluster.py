@@ -406,3 +406,11 @@ def test_the_build_a_cluster_runs_is_read_for_this_host_s_platform(
     other = [f"{'1' * 64}  bin/linux/s390x/kubelet", f"{'2' * 64}  bin/{platform}/e2e.test"]
     (bins.parents[2] / "SHA256SUMS").write_text("\n".join(sums + other) + "\n")
     assert lifecycle.build_digest(bins) == from_sums
+    # the nodes run the shipped images too: a changed archive is another build
+    image = [f"{'3' * 64}  images/kube-proxy.oci.tar"]
+    (bins.parents[2] / "SHA256SUMS").write_text("\n".join(sums + other + image) + "\n")
+    with_image = lifecycle.build_digest(bins)
+    assert with_image != from_sums
+    image = [f"{'4' * 64}  images/kube-proxy.oci.tar"]
+    (bins.parents[2] / "SHA256SUMS").write_text("\n".join(sums + other + image) + "\n")
+    assert lifecycle.build_digest(bins) not in (with_image, from_sums)

@@ -15,6 +15,7 @@ from typer.testing import CliRunner, Result
 from tests.helpers.engines import fake_engines
 from tests.helpers.fake_nodes import CA_HASH, FakeNodes, install_fake_nodes
 from tests.helpers.manifests import manifest_text
+from tests.helpers.shipped import SHIPPED, cluster_manifest_text, write_shipped_images
 from tkedistro.cli.app import app
 from tkedistro.cluster import bootstrap, clustercmd, lifecycle
 from tkedistro.cluster.config import ClusterConfig, cluster_name
@@ -22,6 +23,7 @@ from tkedistro.cluster.supportimages import SupportImages
 from tkedistro.core.errors import ClusterError
 from tkedistro.core.workspace import Workspace
 from tkedistro.engine.protocols import NodeInfo
+from tkedistro.images.push import ArchivedImage
 from tkedistro.model.manifest import Manifest, parse_manifest
 
 TOKEN = "abcdef.0123456789abcdef"
@@ -146,7 +148,7 @@ def test_up_refuses_one_node_before_touching_the_engine(ws: Workspace,
     with pytest.raises(ClusterError, match=r"^--nodes 1: a cluster has 2 to 5 nodes$"):
         lifecycle.up(ws, parse_manifest(manifest_text(), ws.manifest_path("1.20"), "1.20.yaml"),
                      ws.root, nodes=1, support=None,  # type: ignore[arg-type]
-                     engines=fake_engines(nodes=engine))
+                     shipped=(), engines=fake_engines(nodes=engine))
     assert engine.containers == before and engine.runs == []
 
 
@@ -207,19 +209,21 @@ def test_cluster_status_and_down_through_the_cli(ws: Workspace, fake_engine: Fak
 
 
 def _built(ws: Workspace) -> None:
-    (ws.root / "releases" / "1.20.yaml").write_text(manifest_text())
+    (ws.root / "releases" / "1.20.yaml").write_text(cluster_manifest_text())
     bin_dir = ws.root / "_output" / "1.20" / "bin" / "linux" / "amd64"
     bin_dir.mkdir(parents=True)
     for name in lifecycle.NODE_BINARIES:
         (bin_dir / name).write_text("")
+    write_shipped_images(ws.root / "_output" / "1.20")
 
 
 def test_cluster_up_makes_its_support_images_from_the_prepared_tree(
         ws: Workspace, fake_engine: FakeNodes) -> None:
-    _built(ws)  # built binaries, but no _src/1.20 to build pause, etcd and the DNS from
+    _built(ws)  # built binaries and images, but no _src/1.20 to build etcd and the DNS from
     result = cli(ws, "cluster", "up", "1.20")
     assert result.exit_code == 16, result.output
-    assert "error: _src/1.20: no Kubernetes source tree to build pause from" in result.stderr
+    assert ("error: _src/1.20: no Kubernetes source tree to build etcd and the cluster DNS "
+            "from") in result.stderr
     assert "hint: prepare it first: tkedistro source 1.20" in result.stderr
     assert fake_engine.containers == {} and fake_engine.runs == []
 
@@ -227,10 +231,11 @@ def test_cluster_up_makes_its_support_images_from_the_prepared_tree(
 def test_cluster_up_runs_the_support_images_it_made(ws: Workspace,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     _built(ws)
-    made = SupportImages(etcd="local/etcd:1", pause="local/pause:1", dns="local/dns:1")
+    made = SupportImages(etcd="local/etcd:1", dns="local/dns:1")
     asked: list[tuple[str, str]] = []
     handed: list[SupportImages] = []
     retained: list[bool] = []
+    archives: list[list[str]] = []
 
     def support_images(ws_: Workspace, release: str, manifest: Manifest,
                        engines_: object) -> SupportImages:
@@ -238,13 +243,15 @@ def test_cluster_up_runs_the_support_images_it_made(ws: Workspace,
         return made
 
     def up(ws_: Workspace, manifest: Manifest, out: Path, *, nodes: int,
-           support: SupportImages, registry: object, engines: object,
-           merge_kubeconfig: bool, retain: bool) -> str:
+           support: SupportImages, shipped: list[ArchivedImage], registry: object,
+           engines: object, merge_kubeconfig: bool, retain: bool) -> str:
         handed.append(support)
         retained.append(retain)
+        archives.append([ws_.rel(i.archive) for i in shipped])
         return "state"
 
     monkeypatch.setattr(clustercmd, "support_images", support_images)
     monkeypatch.setattr(lifecycle, "up", up)
     assert clustercmd.up(ws, "1.20", 2, fake_engines()) == "state"
     assert (asked, handed, retained) == ([("1.20", "1.20")], [made], [False])
+    assert archives == [[f"_output/1.20/images/{c}.oci.tar" for c in SHIPPED]]

@@ -148,7 +148,7 @@ def test_up_refuses_a_symlinked_cluster_folder_before_touching_the_engine(
     manifest = parse_manifest(manifest_text(), ws.manifest_path("1.20"), "1.20.yaml")
     with pytest.raises(UnsafePathError) as caught:
         lifecycle.up(ws, manifest, ws.root, support=None,  # type: ignore[arg-type]
-                     engines=fake_engines(nodes=engine))
+                     shipped=(), engines=fake_engines(nodes=engine))
     assert caught.value.exit_code == 3
     assert caught.value.message.startswith(f"{ws.root}/_cluster/1.20 is a symlink")
     assert engine.runs == [] and engine.containers == {}

@@ -334,7 +334,7 @@ def test_up_refuses_a_broken_kubeconfig_before_touching_the_engine(
     manifest = parse_manifest(manifest_text(), ws.manifest_path("1.20"), "1.20.yaml")
     with pytest.raises(ClusterError) as caught:
         lifecycle.up(ws, manifest, ws.root, support=None,  # type: ignore[arg-type]
-                     engines=fake_engines(nodes=engine), merge_kubeconfig=True)
+                     shipped=(), engines=fake_engines(nodes=engine), merge_kubeconfig=True)
     assert caught.value.message.startswith(f"{broken}: kind: 'Pod'")
     assert engine.runs == [] and engine.containers == {}
     assert broken.read_text() == "kind: Pod\n"

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from tests.helpers.fake_nodes import FakeNodes, install_fake_nodes
-from tests.helpers.manifests import manifest_text
+from tests.helpers.shipped import cluster_manifest_text, write_shipped_images
 from tkedistro.cli.app import app
 from tkedistro.cluster import clustercmd, lifecycle, logs
 from tkedistro.cluster.config import cluster_name
@@ -226,17 +226,19 @@ def test_cluster_logs_refuses_a_symlinked_cluster_folder(
 @pytest.fixture
 def startable(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     """`cluster up` as far as the node containers: images made and pushed (faked)."""
-    (ws.root / "releases" / "1.20.yaml").write_text(manifest_text())
+    (ws.root / "releases" / "1.20.yaml").write_text(cluster_manifest_text())
     bin_dir = ws.root / "_output" / "1.20" / "bin" / "linux" / "amd64"
     bin_dir.mkdir(parents=True)
     for name in lifecycle.NODE_BINARIES:
         (bin_dir / name).write_text("")
+    write_shipped_images(ws.root / "_output" / "1.20")
     registry = SimpleNamespace(folder=ws.cache / "registry")
     monkeypatch.setattr(clustercmd, "support_images", lambda *a: None)
     monkeypatch.setattr(lifecycle, "_registry", lambda ws_, given: _given(registry))
     monkeypatch.setattr(lifecycle, "ensure_node_image",
                         lambda *a: SimpleNamespace(ref="tkedistro/node:1", id="sha256:1"))
-    monkeypatch.setattr(lifecycle.pushing, "push_cluster_images", lambda *a: None)
+    monkeypatch.setattr(lifecycle.pushing, "push_cluster_images",
+                        lambda *a: SimpleNamespace(dns=None, shipped=()))
 
 
 class _given:

@@ -16,6 +16,14 @@ from typer.testing import CliRunner, Result
 
 from tests.conftest import REPO
 from tests.helpers.engines import use_engines
+from tests.helpers.shipped import (
+    SHIPPED,
+    Shipped,
+    containerd_answers,
+    kube_system_pods,
+    make_shipped,
+    write_shipped_images,
+)
 from tkedistro.cli.app import app
 from tkedistro.cluster import proofs
 from tkedistro.cluster.config import cluster_name
@@ -87,6 +95,13 @@ class FakeCluster:
     files: dict[str, bytes] = field(default_factory=dict)
     cgroup_fs: str = "tmpfs"  # ``stat -fc %T /sys/fs/cgroup``: "cgroup2fs" on a v2 node
     root: str = ROOT  # the node's /run/tkedistro-cgroup-root
+    # the release's shipped images (as _distro writes them) and what containerd says of them
+    shipped: dict[str, Shipped] = field(default_factory=lambda: {
+        c: make_shipped(c) for c in SHIPPED})
+    containerd: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.containerd = self.containerd or containerd_answers(self.shipped)
 
     def nodes(self, labels: Mapping[str, str]) -> list[NodeInfo]:
         return [NodeInfo(n, n, True, dict(labels), a)
@@ -101,6 +116,9 @@ class FakeCluster:
         return RunResult(tuple(argv), code, out)
 
     def _answer(self, node: str, argv: list[str]) -> tuple[int, str]:
+        if argv[:3] == ["ctr", "--namespace", "k8s.io"]:
+            line = " ".join(argv)
+            return next((v for k, v in self.containerd.items() if k in line), (1, "not found"))
         if argv[0] == "kubectl":
             return self._kubectl(argv[2:])
         if argv[0] == "curl":
@@ -153,6 +171,8 @@ class FakeCluster:
                   f'"{body}": invalid syntax\n400'
 
     def _kubectl(self, args: list[str]) -> tuple[int, str]:
+        if args[:4] == ["get", "pods", "-n", "kube-system"]:
+            return 0, kube_system_pods(self.shipped, [CONTROL, WORKER])
         if args[:2] == ["get", "nodes"]:
             ready = [{"type": "Ready", "status": "True"}]
             return 0, json.dumps({"items": [{"metadata": {"name": n}, "status": {
@@ -355,6 +375,7 @@ def _distro(tmp_path: Path, *, state: bool = True) -> Path:
     (root / "releases").mkdir(parents=True)
     shutil.copy(REPO / "releases" / "1.20.yaml", root / "releases" / "1.20.yaml")
     shutil.copytree(REPO / "patches", root / "patches")
+    write_shipped_images(root / "_output" / "1.20")
     if state:
         name = cluster_name("1.20", root)
         data = {**STATE.to_json(), "name": name,
@@ -438,3 +459,29 @@ def test_the_checks_name_what_each_kind_looked_at(tmp_path: Path,
         f"memory cgroups the kubelet on {WORKER} made for pod tkedistro-proofs/patch-proof "
         "(memory limit 33554432) and for kubepods: no kernel-memory limit; kmem usage judged "
         "where the kernel only accounts after a limit write (< 4.6)"]
+
+
+def test_prove_leaves_its_report_and_the_images_the_nodes_ran_in_a_results_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _distro(tmp_path)
+    result = _prove(monkeypatch, root, FakeCluster(), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    folder = Path(report["results_dir"])
+    assert folder.parent == root / "_results" / "1.20" / "prove"
+    assert folder.name.endswith("-v1.20.2-tke.1")
+    assert json.loads((folder / "summary.json").read_text()) == report
+    running = json.loads((folder / "running-images.json").read_text())
+    assert running == report["running_images"] and running["ok"] is True
+    recorded = {e["component"]: e for e in json.loads(
+        (root / "_output/1.20/images/images.json").read_text())["images"]}
+    assert {(r["component"], r["node"], r["index_digest"], r["manifest_digest"])
+            for r in running["images"]} == {
+        (c, node, recorded[c]["index_digest"], recorded[c]["manifests"]["linux/amd64"])
+        for c, node in [*((c, CONTROL) for c in SHIPPED), ("kube-proxy", WORKER),
+                        ("pause", WORKER)]}
+    text = _prove(monkeypatch, root, FakeCluster())
+    assert ("  shipped images running: 5 of 5 with the index and platform manifest digests of "
+            "images.json (kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy, "
+            "pause)") in text.stdout.splitlines()
+    assert len(list(folder.parent.iterdir())) == 2  # a folder per run

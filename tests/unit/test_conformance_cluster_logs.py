@@ -14,7 +14,7 @@ from typer.testing import CliRunner, Result
 
 from tests.helpers.engines import use_engines
 from tests.helpers.fake_nodes import FakeNodes
-from tests.helpers.manifests import manifest_text
+from tests.helpers.shipped import cluster_manifest_text, write_shipped_images
 from tkedistro.cli.app import app
 from tkedistro.cluster import lifecycle
 from tkedistro.cluster.config import cluster_name
@@ -46,7 +46,8 @@ class _Registry:
 def ws(tmp_path: Path) -> Workspace:
     root = tmp_path / "distro"
     (root / "releases").mkdir(parents=True)
-    (root / "releases" / "1.20.yaml").write_text(manifest_text())
+    (root / "releases" / "1.20.yaml").write_text(cluster_manifest_text())
+    write_shipped_images(root / "_output" / "1.20")
     bin_dir = root / "_output" / "1.20" / "bin" / "linux" / "amd64"
     bin_dir.mkdir(parents=True)
     for name in {*conf.TOOLS, *lifecycle.NODE_BINARIES}:

@@ -55,6 +55,11 @@ def _prove(monkeypatch: pytest.MonkeyPatch, distro: OtherDistro, nodes: FakeNode
     return _tool(distro.root, "cluster", "prove", RELEASE, *args)
 
 
+def _prove_folder(distro: OtherDistro) -> Path:
+    [folder] = (distro.root / "_results" / RELEASE / "prove").iterdir()
+    return folder
+
+
 def test_another_distro_declares_its_own_proofs_and_prove_runs_them(
         acme: OtherDistro, monkeypatch: pytest.MonkeyPatch) -> None:
     nodes = answering_cluster(acme)
@@ -74,6 +79,10 @@ def test_another_distro_declares_its_own_proofs_and_prove_runs_them(
         f"        evidence: {acme.worker} {ROOT} (uname 5.10.0): kubepods/pod{UID}: "
         "cfs_quota_us=5000",
         f"  (no check on the cluster)  {README}",
+        "  shipped images running: 5 of 5 with the index and platform manifest digests of "
+        "images.json (kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy, "
+        "pause)",
+        f"  results: {_prove_folder(acme)}",
         f"note: the cluster runs another build than _output/{RELEASE}; "
         f"`tkedistro cluster up {RELEASE}` to prove the current one",
     ]

@@ -231,3 +231,24 @@ def test_the_served_password_is_the_owners_alone_and_goes_with_the_registry(
     assert path.read_text() == registry.login.password + "\n"
     registry._forget_login()  # what leaving the ``with`` block does after the registry stops
     assert not path.exists()
+
+
+def test_skopeos_login_file_is_the_owners_alone_and_goes_with_the_registry(
+        tmp_path: Path) -> None:
+    import base64
+    import json
+
+    old = os.umask(0)
+    try:
+        registry = LocalRegistry(tmp_path / "registry")
+        registry.port = 40123
+        path = registry.write_auth_file()
+    finally:
+        os.umask(old)
+    assert path == tmp_path / "registry" / "auth.json"
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    login = f"{registry.login.username}:{registry.login.password}".encode()
+    assert json.loads(path.read_text()) == {
+        "auths": {"127.0.0.1:40123": {"auth": base64.b64encode(login).decode()}}}
+    registry._forget_login()
+    assert not path.exists()

@@ -119,11 +119,10 @@ def per_file(digests: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, st
 def make_images(request: FinishRequest, ctx: ReleaseContext,
                 engines: Engines) -> list[dict[str, Any]]:
     """The component images of ``ctx`` as OCI archives in ``request.out/images``: the Debian
-    base of each platform in the Docker engine (made once, shared with the cluster's images),
+    base of each platform in the Docker engine (made once, reused while its inputs match),
     buildah's own storage in the cache (never the host's), one run at a time."""
     from tkedistro.artifacts.imagesbom import ImageSbomWriter
-    from tkedistro.images.base import ensure_component_base
-    from tkedistro.images.components import LOCK_WAIT, work_dir
+    from tkedistro.images.base import LOCK_WAIT, ensure_component_base, work_dir
     from tkedistro.images.shipped import make_release_images
 
     if any(c != "pause" for c in ctx.image_components):

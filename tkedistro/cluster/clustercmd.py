@@ -8,6 +8,7 @@ from pathlib import Path
 from tkedistro.cluster import lifecycle, logs
 from tkedistro.cluster.kubeconfig import context_name
 from tkedistro.cluster.lifecycle import NODE_BINARIES, ClusterState, ClusterStatus
+from tkedistro.cluster.shippedimages import release_images
 from tkedistro.cluster.supportimages import support_images
 from tkedistro.core.errors import ClusterError
 from tkedistro.core.locks import output_lock
@@ -33,10 +34,13 @@ def up(ws: Workspace, release: str, nodes: int, engines: Engines,
 
     manifest = load_release(ws, release)
     out = bin_dir_of(ws, release)
+    release_images(ws, manifest)  # refused before anything is built
     images = support_images(ws, release, manifest, engines)
-    # the node and component images copy the binaries: a build must not swap them meanwhile
+    # the node image copies the binaries and the nodes run the shipped images: a build must
+    # not swap them meanwhile
     with output_lock(ws, release, f"start the cluster of {release}"):
-        return lifecycle.up(ws, manifest, out, nodes=nodes, support=images, registry=registry,
+        return lifecycle.up(ws, manifest, out, nodes=nodes, support=images,
+                            shipped=release_images(ws, manifest), registry=registry,
                             engines=engines, merge_kubeconfig=merge_kubeconfig,
                             retain=retain)
 

@@ -32,7 +32,9 @@ LABEL = "org.tkedistro.cluster"
 RELEASE_LABEL = "org.tkedistro.release"
 ROLE_LABEL = "org.tkedistro.role"
 NODE_REGISTRY = "127.0.0.1:5000"  # each node serves the registry's storage read-only here
-IMAGE_PATH = "tkedistro"  # kubeadm's images: NODE_REGISTRY/tkedistro/<component>:<version>
+# kubeadm's images: NODE_REGISTRY/tkedistro/<component>:<version>, the release's shipped
+# images (``shippedimages.py``), pause among them (the sandbox), and etcd
+IMAGE_PATH = "tkedistro"
 REGISTRY_ROOT = PurePosixPath("/srv/registry")
 POD_SUBNET = "10.244.0.0/16"
 SERVICE_SUBNET = "10.96.0.0/16"
@@ -40,7 +42,7 @@ DNS_IP = "10.96.0.10"
 DOMAIN = "cluster.local"
 CRI_SOCKET = "unix:///run/containerd/containerd.sock"
 ETCD_TAG = "3.4.13-0"
-PAUSE_TAG = "3.2"
+PAUSE_TAG = "3.2"  # kubeadm v1.20's name for pause: the shipped pause is pushed under it too
 MAX_NODES = 5
 
 
@@ -129,12 +131,23 @@ class ClusterConfig:
     def image_repository(self) -> str:
         return f"{NODE_REGISTRY}/{IMAGE_PATH}"
 
+    def shipped_image(self, component: str) -> str:
+        """The name the nodes pull a shipped image by (kubeadm's for the components)."""
+        return f"{self.image_repository}/{component}:{image_tag(self.version)}"
+
     @property
     def sandbox_image(self) -> str:
-        return f"{self.image_repository}/pause:{PAUSE_TAG}"
+        """The pods' sandbox: the release's shipped pause image."""
+        return self.shipped_image("pause")
 
     def volume(self, node: str) -> str:
         return f"{node}-var"
+
+
+def image_tag(version: str) -> str:
+    """The tag kubeadm gives the control plane's images for ``kubernetesVersion: version``
+    (an image tag has no ``+``: kubeadm writes ``_``)."""
+    return version.replace("+", "_")
 
 
 def new_token() -> str:

@@ -1,8 +1,9 @@
 """``up``, ``down`` and ``status`` of the local cluster of one release.
 
 ``up`` removes what an earlier (killed) run of the same cluster left, builds or reuses the
-node image and the component images, pushes them to the local registry (whose storage every
-node serves read-only at ``127.0.0.1:5000``), starts the node containers on a network of
+node image, pushes the release's shipped images (the OCI archives of ``_output/<release>/
+images``) with etcd and the DNS responder to the local registry (whose storage every node
+serves read-only at ``127.0.0.1:5000``), starts the node containers on a network of
 their own, bootstraps them with kubeadm, deploys the cluster DNS and writes the kubeconfig
 and ``cluster.json`` under ``_cluster/<release>/``. ``down`` removes exactly what carries the
 cluster's label: containers, volumes, the network, and the cgroup parent docker made for it.
@@ -16,7 +17,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from ipaddress import IPv4Address
@@ -39,6 +40,7 @@ from tkedistro.cluster.config import (
     new_token,
 )
 from tkedistro.cluster.nodeimage import ensure_node_image
+from tkedistro.cluster.shippedimages import SHIPPED
 from tkedistro.cluster.supportimages import SupportImages
 from tkedistro.core import console, files
 from tkedistro.core.errors import ClusterError, DamagedStateError, Interrupted, LockedError
@@ -48,10 +50,11 @@ from tkedistro.core.workspace import Workspace, output_bin
 from tkedistro.engine.engines import Engines
 from tkedistro.engine.protocols import Mount, NodeEngine, NodeInfo, NodeSpec
 from tkedistro.engine.registry import LocalRegistry
+from tkedistro.images.push import ArchivedImage
 from tkedistro.model.manifest import Manifest
 
 STATE_VERSION: Literal[1] = 1
-# what a node image and the component images are made of (also what `up` needs built)
+# what a node image is made of and what its shipped images hold (also what `up` needs built)
 NODE_BINARIES = ("kubelet", "kubeadm", "kubectl", "kube-apiserver", "kube-controller-manager",
                  "kube-scheduler", "kube-proxy")
 KEEP_ENV = "TKEDISTRO_KEEP_CLUSTER"
@@ -179,19 +182,22 @@ def _damaged(path: Path, config: ClusterConfig, why: str) -> DamagedStateError:
 
 
 def build_digest(bin_dir: Path) -> str:
-    """Which binaries a cluster runs: the digest of the lines of the output's ``SHA256SUMS``
+    """Which build a cluster runs: the digest of the lines of the output's ``SHA256SUMS``
     (in the output folder ``bin_dir``, the host platform's, is in) that name the node's
-    binaries, so adding or dropping the conformance tools does not make a running cluster look
-    stale; the binaries' own digests when there is no ``SHA256SUMS``."""
+    binaries and the shipped images' archives, so adding or dropping the conformance tools
+    does not make a running cluster look stale; those files' own digests when there is no
+    ``SHA256SUMS``."""
     rel = output_bin()
-    sums = bin_dir.parents[len(rel.parts) - 1] / "SHA256SUMS"
+    out = bin_dir.parents[len(rel.parts) - 1]
+    sums = out / "SHA256SUMS"
     wanted = {f"{rel}/{name}" for name in NODE_BINARIES}
+    wanted |= {f"images/{name}.oci.tar" for name in SHIPPED}
     if sums.is_file():
         lines = sorted(line for line in sums.read_text(encoding="utf-8").splitlines()
                        if line.partition("  ")[2] in wanted)
     else:
-        lines = sorted(f"{sha256_file(bin_dir / n)}  {rel}/{n}"
-                       for n in NODE_BINARIES if (bin_dir / n).is_file())
+        lines = sorted(f"{sha256_file(out / name)}  {name}"
+                       for name in wanted if (out / name).is_file())
     return "sha256:" + hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
@@ -326,12 +332,14 @@ def retained(retain: bool) -> bool:
 
 
 def up(ws: Workspace, manifest: Manifest, bin_dir: Path, *, nodes: int = DEFAULT_NODES,
-       support: SupportImages, registry: LocalRegistry | None = None,
-       engines: Engines, merge_kubeconfig: bool = False, retain: bool = False,
+       support: SupportImages, shipped: Sequence[ArchivedImage],
+       registry: LocalRegistry | None = None, engines: Engines,
+       merge_kubeconfig: bool = False, retain: bool = False,
        logs_dir: Path | None = None) -> ClusterState:
     """Bring the cluster up from scratch (an earlier one of the same name is removed first).
 
-    ``support``: local etcd, pause and DNS images (``supportimages.support_images``);
+    ``support``: local etcd and DNS images (``supportimages.support_images``);
+    ``shipped``: the release's OCI archives the nodes run (``shippedimages.release_images``);
     ``registry``: the caller's running registry, else one for this call;
     ``merge_kubeconfig``: add context ``tkedistro-<release>`` to the user's kubeconfig (a
     file that is not a kubeconfig is refused before anything starts). When bootstrapping
@@ -355,7 +363,7 @@ def up(ws: Workspace, manifest: Manifest, bin_dir: Path, *, nodes: int = DEFAULT
         work = ws.cache / "cluster" / release
         node_image = ensure_node_image(images, config, bin_dir, work)
         with _registry(ws, registry) as reg:
-            dns = pushing.push_cluster_images(ws, manifest, config, images, reg, support)
+            dns = pushing.push_cluster_images(config, images, reg, support, shipped).dns
             data = reg.folder / "data"
         try:
             state = _bootstrap(engine, config, node_image.ref, data, dns, layout)

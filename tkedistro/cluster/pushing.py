@@ -2,24 +2,24 @@
 
 kubeadm asks for ``127.0.0.1:5000/tkedistro/<name>:<tag>`` (``ClusterConfig.image_repository``);
 the host registry stores the same repositories, so pushing ``<host registry>/tkedistro/...``
-is all it takes. Which local images those are: the component images of this release, etcd,
-pause and the cluster DNS (``supportimages.SupportImages``).
+is all it takes. Which images those are: the release's shipped images (the control plane,
+kube-proxy and pause, from their OCI archives: ``shippedimages``), etcd and the cluster DNS
+(``supportimages.SupportImages``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tkedistro.cluster.config import ETCD_TAG, IMAGE_PATH, NODE_REGISTRY, PAUSE_TAG, ClusterConfig
+from tkedistro.cluster.config import ETCD_TAG, IMAGE_PATH, NODE_REGISTRY, ClusterConfig
+from tkedistro.cluster.shippedimages import ClusterImage, push_release_images
 from tkedistro.cluster.supportimages import SupportImages
 from tkedistro.core import console
-from tkedistro.core.workspace import Workspace
 from tkedistro.engine.protocols import ImageEngine
 from tkedistro.engine.registry import LocalRegistry
-from tkedistro.model.manifest import Manifest
+from tkedistro.images.push import ArchivedImage
 from tkedistro.model.refs import parse_image_ref
-
-COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,15 @@ class DnsImage:
     manifests: str
     deployment: str
     description: str
+
+
+@dataclass(frozen=True)
+class PushedImages:
+    """What ``push_cluster_images`` leaves in the registry: the DNS add-on to apply and the
+    shipped images the nodes run."""
+
+    dns: DnsImage
+    shipped: tuple[ClusterImage, ...]
 
 
 def push(engine: ImageEngine, registry: LocalRegistry, local: str, name: str, tag: str) -> str:
@@ -41,22 +50,18 @@ def push(engine: ImageEngine, registry: LocalRegistry, local: str, name: str, ta
     return f"{NODE_REGISTRY}/{IMAGE_PATH}/{name}:{tag}"
 
 
-def push_cluster_images(ws: Workspace, manifest: Manifest, config: ClusterConfig,
-                        engine: ImageEngine, registry: LocalRegistry,
-                        support: SupportImages) -> DnsImage:
+def push_cluster_images(config: ClusterConfig, engine: ImageEngine, registry: LocalRegistry,
+                        support: SupportImages,
+                        shipped: Sequence[ArchivedImage]) -> PushedImages:
     from tkedistro.cluster.config import POD_SUBNET, SERVICE_SUBNET
     from tkedistro.cluster.dns.manifests import NAME, dns_manifests
-    from tkedistro.images.components import ensure_component_images
 
-    with console.step("cluster", "component images"):
-        built = ensure_component_images(ws, manifest.release, manifest, engine)
     with console.step("cluster", f"push the cluster's images to {registry.address}"):
-        for image in built:
-            push(engine, registry, image.ref, image.component, config.version)
+        ran = push_release_images(shipped, registry, config.version)
         push(engine, registry, support.etcd, "etcd", ETCD_TAG)
-        push(engine, registry, support.pause, "pause", PAUSE_TAG)
         served = push(engine, registry, support.dns, "dns-responder",
                       parse_image_ref(support.dns).tag)
     manifests = dns_manifests(served, reverse_cidrs=(SERVICE_SUBNET, POD_SUBNET))
-    return DnsImage(manifests, NAME,
-                    "tkedistro-dns, built from the tree's vendored miekg/dns and client-go")
+    dns = DnsImage(manifests, NAME,
+                   "tkedistro-dns, built from the tree's vendored miekg/dns and client-go")
+    return PushedImages(dns, tuple(ran))

@@ -1,7 +1,9 @@
 """``tkedistro conformance RELEASE``: the suite built from the same tree, run against an
 existing cluster (``--kubeconfig``) or the release's local multi-node cluster
 (``tkedistro.cluster``: the one ``tkedistro cluster up`` started when it runs the current
-binaries, else one started for the run and removed after it).
+binaries, else one started for the run and removed after it). A local cluster runs the
+release's shipped images (``_output/<release>/images/*.oci.tar``); which ones ran, with the
+digests read back from its nodes, is recorded in the results (``running-images.json``).
 
 Results go to ``_results/<release>/conformance/<run>/`` (``archive.py``), which a build leaves
 alone.
@@ -20,6 +22,8 @@ from tkedistro.cluster import lifecycle, logs
 from tkedistro.cluster.config import NODE_REGISTRY, ClusterConfig
 from tkedistro.cluster.host import missing_binaries, require_root
 from tkedistro.cluster.lifecycle import NODE_BINARIES
+from tkedistro.cluster.runningimages import RECORD_NAME, RunningImages, read_running_images
+from tkedistro.cluster.shippedimages import release_images
 from tkedistro.cluster.supportimages import support_images
 from tkedistro.conformance import archive
 from tkedistro.conformance.offline import OfflineImages, prepare_images, skip_regex
@@ -40,6 +44,7 @@ from tkedistro.core.workspace import Workspace
 from tkedistro.engine.engines import Engines
 from tkedistro.engine.protocols import NodeEngine
 from tkedistro.engine.registry import LocalRegistry
+from tkedistro.images.push import ArchivedImage
 from tkedistro.model.manifest import Manifest, load_release
 
 TOOLS = ("e2e.test", "ginkgo", "kubectl")
@@ -83,6 +88,7 @@ class ConformanceResult:
     unavailable_images: tuple[str, ...] = ()
     files: tuple[Path, ...] = field(default=())
     build: archive.BuildRef | None = None  # the build whose binaries ran
+    running_images: RunningImages | None = None  # what a local cluster's nodes ran
 
     @property
     def ok(self) -> bool:
@@ -97,6 +103,8 @@ class ConformanceResult:
             "loaded_images": list(self.loaded_images),
             "unavailable_images": list(self.unavailable_images),
             "files": [str(f) for f in self.files],
+            "running_images": (self.running_images.to_json()
+                               if self.running_images is not None else None),
         }
 
     def format_text(self) -> str:
@@ -109,6 +117,8 @@ class ConformanceResult:
         lines.append(f"  results: {self.report_dir}")
         if self.build:
             lines.append(f"  build tested: {self.build.format_text()}")
+        if self.running_images is not None:
+            lines.append(f"  {self.running_images.format_text()}")
         return "\n".join(lines)
 
 
@@ -179,6 +189,8 @@ def run_conformance(ws: Workspace, release: str, options: ConformanceOptions,
     manifest = load_release(ws, release)
     bin_dir = ws.release(release).bin_dir()  # the suite and the nodes run on this host
     ensure_binaries(ws, manifest, options, bin_dir, engines)
+    if options.kubeconfig is None:
+        release_images(ws, manifest)  # refused before the conformance images are made
     start = time.monotonic()
     offline: OfflineImages | None = None
     # a build must not swap _output/<release> while the suite or cluster runs from it
@@ -215,15 +227,19 @@ def _run_local(ws: Workspace, manifest: Manifest, options: ConformanceOptions, b
         offline = prepare_images(ws, release, manifest, registry.address, registry.has,
                                  served_as=NODE_REGISTRY, engines=engines, login=registry.login)
         _warn_missing(offline)
-        with _cluster(ws, manifest, options, bin_dir, registry, engines, report_dir) as local:
+        shipped = release_images(ws, manifest)
+        with _cluster(ws, manifest, options, bin_dir, registry, engines, report_dir,
+                      shipped) as local:
             state = local.state
             cluster = (f"local cluster {state.name}: {len(state.nodes)} node "
                        f"containers, kubeadm; DNS: {state.dns}")
             console.info(f"testing the {cluster}")
             try:
+                running = record_running_images(engines.nodes, local, shipped, report_dir)
                 timed_out = _suite(options, bin_dir, Path(state.kubeconfig), report_dir,
                                    offline.repo_list, _with_skips(options.skip, offline))
-                result = _finish(release, manifest, options, run, cluster, timed_out, offline)
+                result = _finish(release, manifest, options, run, cluster, timed_out, offline,
+                                 running)
             except Exception as exc:
                 if not isinstance(exc, Interrupted):
                     logs.add_note(exc, local.fail(engines.nodes))
@@ -255,6 +271,17 @@ class LocalCluster:
         return logs.failure_note(self.config.release, collected, self.kept)
 
 
+def record_running_images(engine: NodeEngine, local: LocalCluster,
+                          shipped: list[ArchivedImage], report_dir: Path) -> RunningImages:
+    """The shipped images the cluster's nodes run, read back from them, in
+    ``<report_dir>/running-images.json``."""
+    with console.step("conformance", "the shipped images the nodes run"):
+        running = read_running_images(engine, local.config, local.state.nodes, shipped)
+    write_json(report_dir / RECORD_NAME, running.to_json())
+    (console.info if running.ok else console.warn)(running.format_text())
+    return running
+
+
 def registry_dir(ws: Workspace) -> Path:
     """The local registry's storage: in the user cache, so images survive between runs."""
     return ws.cache / "registry"
@@ -262,8 +289,8 @@ def registry_dir(ws: Workspace) -> Path:
 
 @contextmanager
 def _cluster(ws: Workspace, manifest: Manifest, options: ConformanceOptions, bin_dir: Path,
-             registry: LocalRegistry, engines: Engines, report_dir: Path
-             ) -> Iterator[LocalCluster]:
+             registry: LocalRegistry, engines: Engines, report_dir: Path,
+             shipped: list[ArchivedImage]) -> Iterator[LocalCluster]:
     """The running cluster of the release when it runs these binaries, else a new one for
     this run (removed afterwards unless ``keep_cluster``, or ``retain`` after a failure).
     Logs of a failed cluster go into ``<report_dir>/cluster-logs``."""
@@ -279,7 +306,7 @@ def _cluster(ws: Workspace, manifest: Manifest, options: ConformanceOptions, bin
     state = lifecycle.up(ws, manifest, bin_dir,
                          nodes=options.cluster_nodes, registry=registry, engines=engines,
                          support=support_images(ws, release, manifest, engines),
-                         retain=options.retain, logs_dir=logs_dir)
+                         shipped=shipped, retain=options.retain, logs_dir=logs_dir)
     local = LocalCluster(state, config, True, options, logs_dir)
     try:
         yield local
@@ -303,7 +330,8 @@ def _with_skips(skip: str, offline: OfflineImages) -> str:
 
 
 def _finish(release: str, manifest: Manifest, options: ConformanceOptions, run: archive.Run,
-            cluster: str, timed_out: bool, offline: OfflineImages | None) -> ConformanceResult:
+            cluster: str, timed_out: bool, offline: OfflineImages | None,
+            running: RunningImages | None = None) -> ConformanceResult:
     loaded = [i.pushed for i in offline.images] if offline else []
     unavailable = [m.ref for m in offline.missing] if offline else []
     report_dir = run.folder
@@ -314,7 +342,8 @@ def _finish(release: str, manifest: Manifest, options: ConformanceOptions, run: 
                         unavailable_images=tuple(unavailable), command=_command(release, options))
     files = write_bundle(ctx, report_dir)
     result = ConformanceResult(release, report_dir, results, cluster, timed_out,
-                               tuple(loaded), tuple(unavailable), tuple(files), run.build)
+                               tuple(loaded), tuple(unavailable), tuple(files), run.build,
+                               running)
     write_json(report_dir / "summary.json", result.to_json())
     return result
 

@@ -216,6 +216,7 @@ class LocalRegistry:
         self.state_file = folder / "registry.json"
         self.htpasswd = folder / "htpasswd"
         self.password_file = folder / "password"
+        self.auth_file = folder / "auth.json"
         self.port = 0
         self.login = new_login()
         self._process: subprocess.Popen[bytes] | None = None
@@ -312,6 +313,15 @@ class LocalRegistry:
     def _forget_login(self) -> None:
         files.remove(self.htpasswd)
         files.remove(self.password_file)
+        files.remove(self.auth_file)
+
+    def write_auth_file(self) -> Path:
+        """The login as a containers-auth.json (``folder/auth.json``, 0600 from creation,
+        removed when the registry stops), for skopeo's ``--dest-authfile``."""
+        token = base64.b64encode(f"{self.login.username}:{self.login.password}".encode())
+        data = {"auths": {self.address: {"auth": token.decode()}}}
+        write_text(self.auth_file, json.dumps(data) + "\n", mode=0o600)
+        return self.auth_file
 
     def write_password(self) -> Path:
         """The password in ``folder/password`` (0600 from creation, removed when the registry

@@ -90,9 +90,13 @@ def oci_archive(path: Path) -> str:
     return f"oci-archive:{path}:{name}" if name else f"oci-archive:{path}"
 
 
-def push_argv(archive: Path, dest_ref: str) -> list[str]:
+def push_argv(archive: Path, dest_ref: str, authfile: Path | None = None) -> list[str]:
+    """``authfile``: the credentials for the destination (``--dest-authfile``), never on the
+    command line, where every local user could read them."""
+    auth = ["--dest-authfile", str(authfile)] if authfile is not None else []
     return [BINARY, "copy", "--all", "--preserve-digests", "--retry-times", RETRIES,
-            *_tls("--dest-tls-verify", dest_ref), oci_archive(archive), f"docker://{dest_ref}"]
+            *_tls("--dest-tls-verify", dest_ref), *auth, oci_archive(archive),
+            f"docker://{dest_ref}"]
 
 
 def push_layout_argv(layout: Path, tag: str, dest_ref: str) -> list[str]:
@@ -165,9 +169,10 @@ def _registry_failure(what: str, ref: str) -> tuple[str, str]:
             f"{registry}` for one that needs credentials)")
 
 
-def push_archive(archive: Path, dest_ref: str) -> None:
+def push_archive(archive: Path, dest_ref: str, authfile: Path | None = None) -> None:
     """Copy every platform of the OCI archive to ``docker://dest_ref``, digests unchanged."""
-    _run(push_argv(archive, dest_ref), *_registry_failure(f"pushing {archive}", dest_ref))
+    _run(push_argv(archive, dest_ref, authfile),
+         *_registry_failure(f"pushing {archive}", dest_ref))
 
 
 def push_layout(layout: Path, tag: str, dest_ref: str) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tkedistro.core.errors import BuildError
+from tkedistro.core.workspace import Workspace
 from tkedistro.debian.rootfs import DebianBase, DebianRecipe, ensure_debian_base
 from tkedistro.engine import emulation
 from tkedistro.engine.protocols import ImageEngine
@@ -31,9 +32,16 @@ PRUNE = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale")
 # each package's copyright file stays, as in upstream's debian-base: the licenses the image
 # ships, and what its SBOM reads them from (``images/contents.py``)
 KEEP = ("usr/share/doc/*/copyright",)
+LOCK_WAIT = 900.0  # seconds: a cold base (debootstrap) takes about 2 minutes here
 # Go's GOARCH -> Debian's architecture name (they differ for arm and ppc64le)
 DEBIAN_ARCH = {"amd64": "amd64", "arm64": "arm64", "arm": "armhf", "ppc64le": "ppc64el",
                "s390x": "s390x"}
+
+
+def work_dir(ws: Workspace) -> Path:
+    """The bases' scratch space and record (which id for which inputs), one run at a time
+    (its ``.lock``)."""
+    return ws.cache / "component-images"
 
 
 def split_platform(platform: str) -> tuple[str, str]:

@@ -25,8 +25,7 @@ from tkedistro.debian.rootfs import reusable
 from tkedistro.engine import emulation
 from tkedistro.engine.engines import Engines
 from tkedistro.engine.protocols import ContainerBackend, ImageEngine
-from tkedistro.images import components
-from tkedistro.images.base import base_recipe, ensure_component_base
+from tkedistro.images.base import LOCK_WAIT, base_recipe, ensure_component_base, work_dir
 from tkedistro.model.manifest import Manifest, list_release_names, load_release
 from tkedistro.setup import packages
 from tkedistro.setup.doctor import ENGINE_FIX, Check
@@ -181,9 +180,9 @@ def _fix(ws: Workspace, needs: HostNeeds, items: list[Item], engine: ImageEngine
                 done.append(made.line())
     wanted = [p for p in needs.base_platforms if f"component base {p}" in bad]
     if wanted:
-        bases = components.work_dir(ws)
+        bases = work_dir(ws)
         with exclusive_lock(bases / ".lock", "another tkedistro run is making component bases "
-                            f"(lock {bases / '.lock'})", wait=components.LOCK_WAIT,
+                            f"(lock {bases / '.lock'})", wait=LOCK_WAIT,
                             waiting="another run is making a component base; waiting"):
             for platform in wanted:
                 base = ensure_component_base(engine, bases, platform)
