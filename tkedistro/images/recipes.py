@@ -33,6 +33,7 @@ TITLE_LABEL = "org.opencontainers.image.title"
 VERSION_LABEL = "org.opencontainers.image.version"
 REVISION_LABEL = "org.opencontainers.image.revision"
 BASE_NAME_LABEL = "org.opencontainers.image.base.name"
+BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"
 BASE_LABEL = "org.tkedistro.base"
 PLATFORM_LABEL = "org.tkedistro.platform"
 BINARY_LABEL = "org.tkedistro.binary.sha256"
@@ -75,7 +76,8 @@ class ComponentRecipe:
         """The labels besides the inputs digest."""
         return {TITLE_LABEL: self.component, VERSION_LABEL: self.version,
                 REVISION_LABEL: self.revision, SOURCE_LABEL: self.source,
-                BASE_NAME_LABEL: self.base_ref, BASE_LABEL: self.base_id,
+                BASE_NAME_LABEL: self.base_ref, BASE_DIGEST_LABEL: self.base_id,
+                BASE_LABEL: self.base_id,
                 PLATFORM_LABEL: self.platform, BINARY_LABEL: "sha256:" + self.binary_sha256}
 
     def inputs_digest(self) -> str:
