@@ -63,8 +63,10 @@ def test_each_image_runs_the_stamped_binary(made: tuple, component: str) -> None
 def test_kube_proxy_has_legacy_iptables_and_its_tools(made: tuple) -> None:
     ref = recipes.component_ref("kube-proxy", VERSION)
     out = _run(ref, "sh", "-c", "iptables --version; ip6tables --version; "
-               "for t in ipset conntrack ebtables modprobe ip; do command -v $t; done")
+               "for t in ipset conntrack ebtables modprobe ip; do command -v $t; done; "
+               ". /etc/os-release; echo $VERSION_CODENAME $VERSION_ID")
     lines = out.split("\n")
+    assert lines[7] == "trixie 13"
     assert lines[0].startswith("iptables v1.8.") and lines[0].endswith("(legacy)")
     assert lines[1].startswith("ip6tables v1.8.") and lines[1].endswith("(legacy)")
     assert lines[2:7] == ["/usr/sbin/ipset", "/usr/sbin/conntrack", "/usr/sbin/ebtables",
