@@ -16,9 +16,11 @@ import json
 import tarfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
+from typer.testing import CliRunner
 
 from tests.unit.test_images import (
     FakeEngine,
@@ -31,9 +33,12 @@ from tests.unit.test_release_images import (
     _fake_buildah,
     _out,
 )
+from tests.unit.test_release_operation import root  # noqa: F401  (the faked build's repo)
 from tests.unit.test_sbom import STATEMENT_SCHEMA
+from tkedistro.artifacts import finish
 from tkedistro.artifacts.provenance import release_subjects, write_provenance
 from tkedistro.build import builderimage
+from tkedistro.cli.app import app
 from tkedistro.core.runner import run as real_run
 from tkedistro.debian import release, source
 from tkedistro.debian import rootfs as debian
@@ -243,3 +248,21 @@ def test_buildah_sets_the_annotations_and_reads_an_images_labels(tmp_path: Path)
     assert lines[1].endswith("config --os linux --arch amd64 --label a=b "
                              "--annotation org.opencontainers.image.base.name=x c1")
     assert len(lines) == 2
+
+
+def _build(repo: Path) -> str:
+    result = CliRunner().invoke(app, ["--root", str(repo), "build", "1.20", "--json"])
+    assert result.exit_code == 0, result.output
+    status: str = json.loads(result.stdout)["status"]
+    return status
+
+
+def test_a_second_build_is_up_to_date_and_a_moved_base_remakes_the_images(
+        root: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    made: list[Any] = []
+    faked = finish.make_images  # test_release_operation's fake: one small archive per image
+    monkeypatch.setattr(finish, "make_images", lambda *a: made.append(1) or faked(*a))
+    assert (_build(root), _build(root), len(made)) == ("built", "up_to_date", 1)
+    monkeypatch.setattr(base, "SUITE", "forky")  # the next Debian: the bases' recipe moved
+    assert (_build(root), len(made)) == ("finished", 2)
+    assert _build(root) == "up_to_date"

@@ -17,6 +17,7 @@ when it is missing), and imported as that platform.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from tkedistro.core.errors import BuildError
@@ -59,6 +60,13 @@ def base_recipe(platform: str) -> DebianRecipe:
     return DebianRecipe(base_ref(platform), PACKAGES, suite=SUITE, arch=DEBIAN_ARCH[arch],
                         setup=LEGACY, prune=PRUNE, step=STEP,
                         hint="run as root once (debootstrap); later runs reuse the image")
+
+
+def bases_identity(platforms: Sequence[str]) -> dict[str, str]:
+    """Platform -> its base's ref and recipe digest (suite, mirror, packages, setup), known
+    without an engine: what a release's images depend on besides the binaries, so a build
+    whose bases moved (another suite, mirror or package list) makes its images again."""
+    return {p: f"{base_ref(p)}@{base_recipe(p).inputs_digest()}" for p in platforms}
 
 
 def ensure_component_base(engine: ImageEngine, work: Path,
