@@ -1,7 +1,7 @@
 """The linux/arm64 Debian component base, made on an amd64 host: debootstrap ``--arch arm64``
 with its second stage under qemu (binfmt_misc, F flag), imported as an arm64 image whose
-legacy iptables and tools run under ``docker run --platform linux/arm64``; a second call
-reuses it.
+legacy iptables and tools run under ``docker run --platform linux/arm64`` on Debian 13 trixie;
+a second call reuses it.
 
 The first call debootstraps (root, about 5 to 7 minutes under emulation; Debian's mirror) and
 leaves the image in the engine; later runs reuse it in under a second. Touches no distro
@@ -53,10 +53,12 @@ def test_the_arm64_base_is_an_arm64_image_with_legacy_iptables(tmp_path: Path) -
     assert seen.strip() == PLATFORM
     out = _run_arm64(ref, "uname -m; dpkg --print-architecture; iptables --version; "
                           "ip6tables --version; "
-                          "for t in ipset conntrack ebtables; do command -v $t; done")
+                          "for t in ipset conntrack ebtables; do command -v $t; done; "
+                          ". /etc/os-release; echo $VERSION_CODENAME $VERSION_ID")
     lines = out.split("\n")
     assert lines[:2] == ["aarch64", "arm64"]
     assert lines[2].startswith("iptables v1.8.") and lines[2].endswith("(legacy)")
     assert lines[3].startswith("ip6tables v1.8.") and lines[3].endswith("(legacy)")
     assert lines[4:7] == ["/usr/sbin/ipset", "/usr/sbin/conntrack", "/usr/sbin/ebtables"]
+    assert lines[7] == "trixie 13"  # Debian 13, supported until 2030 (bullseye ended 2026-08-31)
     assert made.version("iptables").startswith("1.8.")

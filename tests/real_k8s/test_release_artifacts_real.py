@@ -103,3 +103,43 @@ def test_the_sbom_and_the_checksums_cover_every_shipped_file(built_release: Work
         assert f"  images/{image}.oci.tar\n" in listed
     assert (out / "sbom.spdx.json").is_file() and (out / "provenance.intoto.json").is_file()
     assert PERSIST.is_dir()
+
+
+def test_the_shipped_images_sit_on_trixie_and_name_their_base(
+        built_release: Workspace) -> None:
+    """Issue 27: the server images' base is Debian 13 trixie; each image's manifest and
+    config name the base (its id, as ``docker image inspect`` shows it) and the provenance
+    lists each base and the InRelease it was debootstrapped from."""
+    out = built_release.output_dir("1.20")
+    images = json.loads((out / "images/images.json").read_text())["images"]
+    proxy = next(i for i in images if i["component"] == "kube-proxy")
+    assert sorted(proxy["bases"]) == PLATFORMS
+    deps = json.loads((out / "provenance.intoto.json").read_text())[
+        "predicate"]["buildDefinition"]["resolvedDependencies"]
+    for platform, base in proxy["bases"].items():
+        arch = platform.split("/")[1]
+        assert base["name"] == f"tkedistro/component-base:trixie-{arch}"
+        seen = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}",
+                               base["name"]], capture_output=True, text=True, check=True)
+        assert seen.stdout.strip() == base["digest"]
+        assert base["labels"]["org.tkedistro.debian.suite"] == "trixie"
+        material = next(d for d in deps if d.get("name") == base["name"])
+        assert material["digest"] == {"sha256": base["digest"].removeprefix("sha256:")}
+        inrelease = base["labels"]["org.tkedistro.debian.release"]
+        assert any(d.get("uri") == inrelease for d in deps)
+    loaded = "tkedistro.test/real-kube-proxy:amd64"
+    subprocess.run(["skopeo", "copy", "--override-arch", "amd64",
+                    f"oci-archive:{out / proxy['archive']}", f"docker-daemon:{loaded}"],
+                   capture_output=True, check=True)
+    try:
+        release = subprocess.run(["docker", "run", "--rm", "--network", "none", "--entrypoint",
+                                  "cat", loaded, "/etc/os-release"],
+                                 capture_output=True, text=True, check=True).stdout
+        labels = json.loads(subprocess.run(
+            ["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", loaded],
+            capture_output=True, text=True, check=True).stdout)
+    finally:
+        subprocess.run(["docker", "rmi", loaded], capture_output=True, check=False)
+    assert 'PRETTY_NAME="Debian GNU/Linux 13 (trixie)"' in release
+    assert labels["org.opencontainers.image.base.digest"] == proxy["bases"]["linux/amd64"][
+        "digest"]

@@ -61,7 +61,7 @@ def test_the_platform_picks_the_binaries_folder(tmp_path: Path) -> None:
 
 def test_component_base_has_kube_proxys_packages_and_legacy_iptables() -> None:
     recipe = base.base_recipe("linux/amd64")
-    assert recipe.ref == "tkedistro/component-base:bullseye-amd64" and recipe.arch == "amd64"
+    assert recipe.ref == "tkedistro/component-base:trixie-amd64" and recipe.arch == "amd64"
     assert {"iptables", "ipset", "conntrack", "ebtables", "kmod", "iproute2",
             "ca-certificates"} <= set(recipe.packages)
     assert ("update-alternatives", "--set", "iptables", "/usr/sbin/iptables-legacy") \
@@ -103,7 +103,7 @@ def test_component_base_runs_its_setup_in_the_chroot_and_is_then_reused(
     assert chroots == [a for a in base.LEGACY]
     assert (first.reused, again.reused, again.image_id) == (False, True, first.image_id)
     assert first.version("iptables") == "1.8.7-1"
-    assert engine.builds == ["tkedistro/component-base:bullseye-amd64"]
+    assert engine.builds == ["tkedistro/component-base:trixie-amd64"]
 
 
 def test_a_foreign_platform_base_is_made_under_emulation_and_imported_as_that_platform(
@@ -122,8 +122,8 @@ def test_a_foreign_platform_base_is_made_under_emulation_and_imported_as_that_pl
     monkeypatch.setattr(debian, "can_run", lambda platform: (True, "qemu-aarch64 via binfmt"))
     engine = FakeEngine()
     made_base = base.ensure_component_base(engine, tmp_path, "linux/arm64")
-    assert made == ["arm64"] and made_base.ref == "tkedistro/component-base:bullseye-arm64"
-    assert engine.platforms == {"tkedistro/component-base:bullseye-arm64": "linux/arm64"}
+    assert made == ["arm64"] and made_base.ref == "tkedistro/component-base:trixie-arm64"
+    assert engine.platforms == {"tkedistro/component-base:trixie-arm64": "linux/arm64"}
 
 
 def test_a_foreign_platform_base_without_emulation_says_what_to_install(
@@ -136,7 +136,7 @@ def test_a_foreign_platform_base_without_emulation_says_what_to_install(
     with pytest.raises(BuildError) as caught:
         base.ensure_component_base(FakeEngine(), tmp_path, "linux/arm64")
     assert caught.value.message.startswith(
-        "making the linux/arm64 Debian base image tkedistro/component-base:bullseye-arm64 "
+        "making the linux/arm64 Debian base image tkedistro/component-base:trixie-arm64 "
         "needs emulation: linux/arm64 binaries cannot run on this amd64 host (emulation needs "
         f"{tmp_path}/binfmt_misc/qemu-aarch64, enabled, with the F flag): it is not registered; "
         "install qemu-user-static and binfmt-support")

@@ -256,7 +256,7 @@ def test_check_lists_what_is_missing_with_the_fix_and_exits_19(
     assert f"binfmt_misc is not mounted at {procfs}" in lines[2]
     assert f"BAD  builder image 1.20             {IMAGE} missing" in lines
     assert "                                    fix: sudo tkedistro builder-image 1.20" in lines
-    assert ("BAD  component base linux/arm64     tkedistro/component-base:bullseye-arm64 "
+    assert ("BAD  component base linux/arm64     tkedistro/component-base:trixie-arm64 "
             "missing or out of date") in lines
     assert ran == []  # --check changes nothing
     assert not report.ready

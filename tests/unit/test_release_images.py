@@ -50,8 +50,11 @@ def _write_layout(layout: Path, media: str, data: bytes, tag: str) -> None:
 class FakeBuilder:
     """An ``OciBuilder`` that writes real (tiny) OCI layouts and records every call."""
 
-    def __init__(self, version: str = "1.28.2") -> None:
+    def __init__(self, version: str = "1.28.2", ids: dict[str, str] | None = None,
+                 labels: dict[str, dict[str, str]] | None = None) -> None:
         self._version = version
+        self.ids = ids or {}  # source -> the id pull gives (default ``id-of-<source>``)
+        self.labels = labels or {}  # image id -> its labels
         self.calls: list[tuple[object, ...]] = []
         self.containers: dict[str, dict[str, object]] = {}
         self.lists: dict[str, list[Path]] = {}
@@ -62,7 +65,11 @@ class FakeBuilder:
 
     def pull(self, source: str) -> str:
         self.calls.append(("pull", source))
-        return "scratch" if source == "scratch" else "id-of-" + source
+        return "scratch" if source == "scratch" else self.ids.get(source, "id-of-" + source)
+
+    def image_labels(self, image: str) -> dict[str, str]:
+        self.calls.append(("labels", image))
+        return dict(self.labels.get(image, {}))
 
     def from_image(self, image: str) -> str:
         name = f"c{len(self.containers)}"
@@ -85,13 +92,15 @@ class FakeBuilder:
         config: ImageConfig = state["config"]  # type: ignore[assignment]
         layout.mkdir(parents=True)
         cfg = json.dumps({"os": config.os, "architecture": config.arch, "created": timestamp,
-                          "labels": dict(config.labels), "base": state["image"],
+                          "labels": {**self.labels.get(str(state["image"]), {}),
+                                     **config.labels}, "base": state["image"],
                           "entrypoint": list(config.entrypoint), "user": config.user},
                          sort_keys=True).encode()
         layer = json.dumps({k: v.hex() for k, v in state["files"].items()}).encode()  # type: ignore[attr-defined]
         cdigest, csize = _blob(layout, cfg)
         ldigest, lsize = _blob(layout, layer)
         manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                               "annotations": dict(config.annotations),
                                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
                                           "digest": cdigest, "size": csize},
                                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",

@@ -63,8 +63,13 @@ class ReleaseFinisher:
                 "upstream": manifest.upstream.url, **signed}
 
     def digest(self, plan: BuildPlan, manifest: Manifest) -> str:
-        """The artifacts' inputs digest recorded in the output's state."""
-        return json_digest({"binaries": plan.fingerprint, **self.inputs(manifest)})
+        """The artifacts' inputs digest recorded in the output's state; with server images,
+        their Debian bases' recipes too (``images/base.py``: a new suite remakes the images)."""
+        from tkedistro.images.base import bases_identity
+
+        servers = self.images and any(c != "pause" for c in manifest.images)
+        bases = {"bases": bases_identity(plan.platforms)} if servers else {}
+        return json_digest({"binaries": plan.fingerprint, **self.inputs(manifest), **bases})
 
     def finish(self, request: FinishRequest) -> Finished:
         """Make the artifacts in ``request.out`` and write its checksum files."""

@@ -7,9 +7,10 @@
 optional commands in a chroot of it (``update-alternatives``) and pruned folders (docs, man
 pages; a recipe may keep some files there, such as each package's copyright file), then
 the engine imports it under the recipe's ref. The image is labelled with every installed
-``package=version`` and with the digest of its inputs (suite, mirror, packages and any
-setup/prune/keep/arch); a later call reuses it while that digest matches. debootstrap needs
-root.
+``package=version``, with the digest of its inputs (suite, mirror, packages and any
+setup/prune/keep/arch), and with the archive state it came from (``debian/release.py``:
+suite, mirror, the (In)Release's URL, sha256, date and point release); a later call reuses it
+while the inputs digest matches. debootstrap needs root.
 
 A recipe for another architecture (``arch="arm64"`` on an amd64 host) is debootstrapped the
 same way: both stages run here, the second under qemu-user through binfmt_misc
@@ -37,6 +38,7 @@ from tkedistro.core.files import json_digest
 from tkedistro.core.runner import run
 from tkedistro.debian import source
 from tkedistro.debian.debootstrap import Bootstrap, bootstrap
+from tkedistro.debian.release import MIRROR_LABEL, SUITE_LABEL, read_release
 from tkedistro.engine.emulation import can_run
 from tkedistro.engine.imagerecord import ImageRecord, local_id
 from tkedistro.engine.protocols import BuiltImage, ImageEngine
@@ -141,9 +143,10 @@ def ensure_debian_base(engine: ImageEngine, work: Path, recipe: DebianRecipe,
     with console.step(recipe.step, f"debootstrap {recipe.suite} ({len(recipe.packages)} packages)"):
         installed, used = _debootstrap(rootfs, recipe, work / "debootstrap.log")
         _finish_rootfs(rootfs, recipe)
+    archive = _archive_labels(rootfs, recipe, used)
     with console.step(recipe.step, f"import {recipe.ref}"):
         built = _import(engine, rootfs, work / "debian-rootfs.tar", recipe, digest, installed,
-                        used)
+                        archive)
     try:
         files.remove(rootfs)
     except OSError:
@@ -244,19 +247,28 @@ def _through_symlink(rootfs: Path, path: Path) -> bool:
     return any((rootfs.joinpath(*parts[:n])).is_symlink() for n in range(1, len(parts) + 1))
 
 
+def _archive_labels(rootfs: Path, recipe: DebianRecipe, used_mirror: str) -> dict[str, str]:
+    """Where the root came from: suite, mirror and, when debootstrap left it, the suite's
+    (In)Release (read before ``_import`` empties the package lists)."""
+    release = read_release(rootfs, recipe.suite, used_mirror)
+    return {SUITE_LABEL: recipe.suite, MIRROR_LABEL: used_mirror,
+            **(release.labels() if release else {})}
+
+
 def _import(engine: ImageEngine, rootfs: Path, tar: Path, recipe: DebianRecipe, digest: str,
-            installed: tuple[str, ...], used_mirror: str) -> BuiltImage:
+            installed: tuple[str, ...], archive: Mapping[str, str]) -> BuiltImage:
     for cache in (rootfs / "var/cache/apt/archives", rootfs / "var/lib/apt/lists"):
         for item in cache.glob("*"):
             if item.is_file():
                 files.remove_link(item)  # the file (or a link to one) itself, never its target
     run(["tar", "--numeric-owner", "-C", rootfs, "-c", "-f", tar, "."],
         message="packing the Debian base root filesystem failed")
-    origin = f"debootstrap {recipe.suite} minbase from {used_mirror}"
+    origin = f"debootstrap {recipe.suite} minbase from {archive[MIRROR_LABEL]}"
     changes = (f"ENV {PATH_ENV}",
                f"LABEL {SOURCE_LABEL}={json.dumps(origin)}",
                f"LABEL {INPUTS_LABEL}={json.dumps(digest)}",
                f"LABEL {PACKAGES_LABEL}={json.dumps(','.join(installed))}",
+               *(f"LABEL {key}={json.dumps(value)}" for key, value in sorted(archive.items())),
                *recipe.changes, *_version_labels(recipe, installed))
     try:
         if recipe.platform:

@@ -31,9 +31,11 @@ ENV = "DEBIAN_MIRROR"
 OPTION = "--debian-mirror"
 MANIFEST_KEY = "debian.mirror"
 DEFAULT_ORIGIN = "the default"
-# suite -> the day its support ended (Debian LTS); after it the main mirror may drop it
+# suite -> the last day of its support (Debian LTS; planned for the suites still supported);
+# after it the main mirror may drop it
 EOL = {"jessie": datetime.date(2020, 6, 30), "stretch": datetime.date(2022, 6, 30),
-       "buster": datetime.date(2024, 6, 30), "bullseye": datetime.date(2026, 8, 31)}
+       "buster": datetime.date(2024, 6, 30), "bullseye": datetime.date(2026, 8, 31),
+       "trixie": datetime.date(2030, 6, 30)}
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,19 @@ class Buildah:
         image_id = self._run("pull", "--quiet", source).splitlines()[-1].strip()
         return image_id if image_id.startswith("sha256:") else "sha256:" + image_id
 
+    def image_labels(self, image: str) -> dict[str, str]:
+        if image == SCRATCH:
+            return {}
+        output = self._run("inspect", "--type", "image", image)
+        try:
+            labels = json.loads(output)["OCIv1"]["config"].get("Labels") or {}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            labels = None
+        if not isinstance(labels, dict):
+            raise ImageError(f"buildah inspect {image} answered something unexpected",
+                             details=output[:500])
+        return {str(key): str(value) for key, value in labels.items()}
+
     def from_image(self, image: str) -> str:
         return self._run("from", "--quiet", "--pull-never", image).splitlines()[-1].strip()
 
@@ -67,6 +80,8 @@ class Buildah:
             args += ["--entrypoint", json.dumps(list(config.entrypoint))]
         if config.user:
             args += ["--user", config.user]
+        for key, value in sorted(config.annotations.items()):
+            args += ["--annotation", f"{key}={value}"]
         self._run("config", *args, container)
 
     def commit(self, container: str, layout: Path, tag: str, timestamp: int) -> None:

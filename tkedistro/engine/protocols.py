@@ -298,13 +298,15 @@ class NodeEngine(Protocol):
 
 @dataclass(frozen=True)
 class ImageConfig:
-    """The config a committed OCI image gets (what a Dockerfile's LABEL/ENTRYPOINT/USER set)."""
+    """The config a committed OCI image gets (what a Dockerfile's LABEL/ENTRYPOINT/USER set)
+    and the annotations of its OCI manifest."""
 
     os: str
     arch: str
     labels: Mapping[str, str] = field(default_factory=dict)
     entrypoint: tuple[str, ...] = ()  # () keeps the base's
     user: str = ""  # "uid:gid"; "" keeps the base's
+    annotations: Mapping[str, str] = field(default_factory=dict)  # the image manifest's
 
 
 class OciBuilder(Protocol):
@@ -322,6 +324,10 @@ class OciBuilder(Protocol):
     def pull(self, source: str) -> str:
         """Bring ``source`` (e.g. ``docker-daemon:name:tag``) into the builder's storage;
         its image id. ``scratch`` is the empty image (id ``scratch``)."""
+        ...
+
+    def image_labels(self, image: str) -> Mapping[str, str]:
+        """The labels of ``image`` (an id from ``pull``) in the builder's storage."""
         ...
 
     def from_image(self, image: str) -> str:

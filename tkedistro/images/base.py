@@ -1,5 +1,9 @@
 """The minimal Debian base every component image starts from, one per platform.
 
+Debian 13 **trixie** (``SUITE``), the current stable release: released 2025-08-09, security
+support until about 2028-08-09, Debian LTS until 2030-06-30. (bullseye, which the bases were
+before, ended on 2026-08-31; the builder image stays on bullseye for its Go 1.15.)
+
 What upstream's ``debian-iptables``/``debian-base`` carry for kube-proxy (iptables, ipset,
 conntrack, ebtables, kmod, iproute2, netbase) plus ca-certificates; the control-plane binaries
 are static Go and need nothing more. iptables, ip6tables and ebtables are switched to the
@@ -14,6 +18,7 @@ when it is missing), and imported as that platform.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from tkedistro.core.errors import BuildError
@@ -23,6 +28,7 @@ from tkedistro.engine import emulation
 from tkedistro.engine.protocols import ImageEngine
 
 STEP = "component_images"
+SUITE = "trixie"
 BASE_REPOSITORY = "tkedistro/component-base"
 PACKAGES = ("iptables", "ipset", "conntrack", "ebtables", "kmod", "iproute2", "netbase",
             "ca-certificates")
@@ -58,14 +64,21 @@ def host_arch() -> str:
 
 
 def base_ref(platform: str) -> str:
-    return f"{BASE_REPOSITORY}:bullseye-{split_platform(platform)[1]}"
+    return f"{BASE_REPOSITORY}:{SUITE}-{split_platform(platform)[1]}"
 
 
 def base_recipe(platform: str) -> DebianRecipe:
     arch = split_platform(platform)[1]
-    return DebianRecipe(base_ref(platform), PACKAGES, arch=DEBIAN_ARCH[arch], setup=LEGACY,
-                        prune=PRUNE, keep=KEEP, step=STEP,
+    return DebianRecipe(base_ref(platform), PACKAGES, suite=SUITE, arch=DEBIAN_ARCH[arch],
+                        setup=LEGACY, prune=PRUNE, keep=KEEP, step=STEP,
                         hint="run as root once (debootstrap); later runs reuse the image")
+
+
+def bases_identity(platforms: Sequence[str]) -> dict[str, str]:
+    """Platform -> its base's ref and recipe digest (suite, mirror, packages, setup), known
+    without an engine: what a release's images depend on besides the binaries, so a build
+    whose bases moved (another suite, mirror or package list) makes its images again."""
+    return {p: f"{base_ref(p)}@{base_recipe(p).inputs_digest()}" for p in platforms}
 
 
 def ensure_component_base(engine: ImageEngine, work: Path,

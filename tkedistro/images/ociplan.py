@@ -20,11 +20,14 @@ from typing import Protocol
 from tkedistro.core import files
 from tkedistro.core.errors import ImageError
 from tkedistro.core.files import json_digest, sha256_file
+from tkedistro.debian.release import IDENTITY_LABELS
 from tkedistro.debian.rootfs import INPUTS_LABEL, SOURCE_LABEL
 from tkedistro.engine.protocols import ImageConfig
 from tkedistro.images.base import base_ref
 from tkedistro.images.recipes import (
+    BASE_DIGEST_LABEL,
     BASE_LABEL,
+    BASE_NAME_LABEL,
     BIN_DIR,
     BINARY_LABEL,
     FIXED_MTIME,
@@ -35,11 +38,12 @@ from tkedistro.images.recipes import (
     component_ref,
 )
 
-RECIPE_VERSION = 1  # bump when the image layout, config or archive packing changes meaning
+RECIPE_VERSION = 2  # bump when the image layout, config or archive packing changes meaning
 SCRATCH = "scratch"
 PAUSE = "pause"
 PAUSE_USER = "65535:65535"
 CREATED_LABEL = "org.opencontainers.image.created"
+DAEMON = "docker-daemon:"  # the transport of a base in the local Docker engine
 
 
 class ReleaseInputs(Protocol):
@@ -61,6 +65,34 @@ class ReleaseInputs(Protocol):
 
 
 @dataclass(frozen=True)
+class BaseImage:
+    """What a server image sits on: where the builder read it, its image id there, and the
+    Debian archive labels it carries (``debian/release.py``: suite, mirror, (In)Release)."""
+
+    source: str  # a ref the builder can read (``docker-daemon:...``) or ``scratch``
+    image_id: str  # ``sha256:<config digest>`` (``scratch`` for none)
+    debian: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The base's ref, without the transport (``tkedistro/component-base:trixie-amd64``)."""
+        return self.source.removeprefix(DAEMON)
+
+    def identity(self) -> dict[str, object]:
+        """What ``images.json`` and the provenance record of it."""
+        return {"name": self.name, "digest": self.image_id, "labels": dict(self.debian)}
+
+
+SCRATCH_BASE = BaseImage(SCRATCH, SCRATCH)
+
+
+def base_image(source: str, image_id: str, labels: Mapping[str, str]) -> BaseImage:
+    """``source`` as the builder pulled it (``image_id``), with its Debian archive labels."""
+    return BaseImage(source, image_id,
+                     tuple((key, labels[key]) for key in IDENTITY_LABELS if key in labels))
+
+
+@dataclass(frozen=True)
 class PlatformImage:
     """One component for one platform: the binary, where it goes and what it sits on."""
 
@@ -68,8 +100,11 @@ class PlatformImage:
     platform: str
     binary: Path
     binary_sha256: str
-    base_source: str  # a ref the builder can read (``docker-daemon:...``) or ``scratch``
-    base_id: str  # the base's image id in the builder (``scratch`` for none)
+    base: BaseImage
+
+    @property
+    def base_id(self) -> str:
+        return self.base.image_id
 
     @property
     def os(self) -> str:
@@ -90,8 +125,8 @@ class PlatformImage:
 
     def to_json(self) -> dict[str, object]:
         return {"platform": self.platform, "binary": self.binary_sha256,
-                "base": self.base_source, "base_id": self.base_id,
-                "target": str(self.target)}
+                "base": self.base.source, "base_id": self.base.image_id,
+                "base_labels": dict(self.base.debian), "target": str(self.target)}
 
 
 @dataclass(frozen=True)
@@ -120,16 +155,24 @@ class ComponentPlan:
                "images": [image.to_json() for image in self.images]}
         return json_digest({**doc, "sbom": sbom_version} if sbom_version else doc)
 
+    def bases(self) -> dict[str, dict[str, object]]:
+        """Platform -> the identity of its base (none for an image on scratch)."""
+        return {image.platform: image.base.identity() for image in self.images
+                if image.base_id != SCRATCH}
+
     def config(self, image: PlatformImage, inputs: str) -> ImageConfig:
         """The image's config; its labels carry the component's inputs digest (replacing a
-        base's own) and, where there is a base, its id."""
+        base's own) and, where there is a base, its name and id (as the manifest's
+        annotations do)."""
         labels = {**self.labels(), BINARY_LABEL: "sha256:" + image.binary_sha256,
                   INPUTS_LABEL: inputs}
-        if image.base_id != SCRATCH:
-            labels[BASE_LABEL] = image.base_id
         if self.component == PAUSE:
             return ImageConfig(image.os, image.arch, labels, ("/pause",), PAUSE_USER)
-        return ImageConfig(image.os, image.arch, labels)
+        if image.base_id == SCRATCH:
+            return ImageConfig(image.os, image.arch, labels)
+        names = {BASE_NAME_LABEL: image.base.name, BASE_DIGEST_LABEL: image.base_id}
+        return ImageConfig(image.os, image.arch, {**labels, **names, BASE_LABEL: image.base_id},
+                           annotations=names)
 
 
 def base_sources(ctx: ReleaseInputs, bases: Mapping[str, str] | None) -> dict[str, str]:
@@ -150,14 +193,13 @@ def missing_binaries(out_dir: Path, ctx: ReleaseInputs) -> list[Path]:
 
 
 def plan_component(out_dir: Path, ctx: ReleaseInputs, component: str,
-                   bases: Mapping[str, tuple[str, str]], repository: str) -> ComponentPlan:
-    """The plan of ``component``; ``bases``: platform -> (source ref, image id)."""
+                   bases: Mapping[str, BaseImage], repository: str) -> ComponentPlan:
+    """The plan of ``component``; ``bases``: platform -> the base its server images sit on."""
     images = []
     for platform in ctx.platforms:
         binary = binary_path(out_dir, component, platform)
-        source, base_id = (SCRATCH, SCRATCH) if component == PAUSE else bases[platform]
-        images.append(PlatformImage(component, platform, binary, sha256_file(binary),
-                                    source, base_id))
+        base = SCRATCH_BASE if component == PAUSE else bases[platform]
+        images.append(PlatformImage(component, platform, binary, sha256_file(binary), base))
     return ComponentPlan(component, component_ref(component, ctx.distro_version, repository),
                          ctx.distro_version, ctx.upstream_commit, ctx.upstream_url,
                          ctx.source_date_epoch, tuple(images))

@@ -23,6 +23,8 @@ FIXED_MTIME = 315532800
 TITLE_LABEL = "org.opencontainers.image.title"
 VERSION_LABEL = "org.opencontainers.image.version"
 REVISION_LABEL = "org.opencontainers.image.revision"
+BASE_NAME_LABEL = "org.opencontainers.image.base.name"
+BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"
 BASE_LABEL = "org.tkedistro.base"
 BINARY_LABEL = "org.tkedistro.binary.sha256"
 

@@ -8,6 +8,9 @@ time in an image is the release's ``source_date_epoch``, so two runs from the sa
 the same digests and the same archive bytes. ``<out>/images/images.json`` lists them (the
 checksums, the SBOM and the provenance read it).
 
+Each entry also names, per platform, the base its image sits on (``bases``: its ref, image id
+and Debian archive labels; none for pause), which the provenance lists as a material.
+
 A component whose inputs digest (``images/ociplan.py``: binaries, base ids, labels, epoch,
 recipe and builder version) equals the one in the previously published output, and whose
 archive there still has its recorded sha256, is linked (or copied) from there, not rebuilt.
@@ -21,7 +24,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -34,9 +37,11 @@ from tkedistro.images.ocilayout import LayoutIndex, add_referrer, pack_layout, r
 from tkedistro.images.ociplan import (
     CREATED_LABEL,
     PAUSE,
+    BaseImage,
     ComponentPlan,
     PlatformImage,
     ReleaseInputs,
+    base_image,
     base_sources,
     missing_binaries,
     plan_component,
@@ -69,7 +74,8 @@ class ImageDescriber(Protocol):
 @dataclass(frozen=True)
 class ShippedImage:
     """One component's archive: its index and per-platform manifest digests, where it is
-    (``archive`` relative to the output folder), its size and sha256, and its inputs."""
+    (``archive`` relative to the output folder), its size and sha256, its inputs, and the
+    base of each platform's image (``ociplan.BaseImage.identity``; none on scratch)."""
 
     component: str
     ref: str
@@ -80,12 +86,14 @@ class ShippedImage:
     sha256: str
     inputs: str
     reused: bool = False
+    bases: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         return {"component": self.component, "ref": self.ref,
                 "index_digest": self.index_digest, "manifests": dict(sorted(
                     self.manifests.items())), "archive": self.archive, "size": self.size,
-                "sha256": self.sha256, "inputs": self.inputs, "reused": self.reused}
+                "sha256": self.sha256, "inputs": self.inputs, "reused": self.reused,
+                "bases": {p: dict(b) for p, b in sorted(self.bases.items())}}
 
     @classmethod
     def from_json(cls, data: object) -> ShippedImage | None:
@@ -93,12 +101,14 @@ class ShippedImage:
         if not isinstance(data, dict):
             return None
         try:
-            manifests = data["manifests"]
-            if not isinstance(manifests, dict):
+            manifests, bases = data["manifests"], data.get("bases", {})
+            if not isinstance(manifests, dict) or not isinstance(bases, dict) or not all(
+                    isinstance(base, dict) for base in bases.values()):
                 return None
             return cls(str(data["component"]), str(data["ref"]), str(data["index_digest"]),
                        {str(k): str(v) for k, v in manifests.items()}, str(data["archive"]),
-                       int(data["size"]), str(data["sha256"]), str(data["inputs"]))
+                       int(data["size"]), str(data["sha256"]), str(data["inputs"]),
+                       bases={str(k): dict(v) for k, v in bases.items()})
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -128,8 +138,7 @@ def make_release_images(out_dir: Path, ctx: ReleaseInputs, work: Path, builder: 
     version = builder.version()
     servers = [c for c in ctx.image_components if c != PAUSE]
     sources = base_sources(ctx, bases) if servers else {}
-    ids = {src: builder.pull(src) for src in sorted(set(sources.values()))}
-    pulled = {p: (src, ids[src]) for p, src in sources.items()}
+    pulled = _pull_bases(builder, sources)
     published = _published(previous)
     shipped = []
     for component in sorted(ctx.image_components):
@@ -145,6 +154,15 @@ def make_release_images(out_dir: Path, ctx: ReleaseInputs, work: Path, builder: 
                                      describer))
     write_images_json(out_dir, shipped)
     return shipped
+
+
+def _pull_bases(builder: OciBuilder, sources: Mapping[str, str]) -> dict[str, BaseImage]:
+    """Platform -> its base, each distinct source pulled once and its labels read."""
+    found = {}
+    for source in sorted(set(sources.values())):
+        image_id = builder.pull(source)
+        found[source] = base_image(source, image_id, builder.image_labels(image_id))
+    return {platform: found[source] for platform, source in sources.items()}
 
 
 def write_images_json(out_dir: Path, shipped: list[ShippedImage]) -> Path:
@@ -186,8 +204,7 @@ def _reuse(old: ShippedImage, previous: Path, out_dir: Path) -> ShippedImage:
     source, target = previous / old.archive, out_dir / old.archive
     if files.is_symlink(target) or not (target.exists() and os.path.samefile(source, target)):
         files.link_or_copy(source, target)
-    return ShippedImage(old.component, old.ref, old.index_digest, old.manifests, old.archive,
-                        old.size, old.sha256, old.inputs, reused=True)
+    return replace(old, reused=True)
 
 
 def _make(plan: ComponentPlan, inputs: str, builder: OciBuilder, work: Path,
@@ -223,7 +240,7 @@ def _make(plan: ComponentPlan, inputs: str, builder: OciBuilder, work: Path,
                        f"{console.size(archive.stat().st_size)}")
     return ShippedImage(plan.component, plan.ref, index.digest, index.manifests,
                         archive_name(plan.component), archive.stat().st_size,
-                        "sha256:" + sha256_file(archive), inputs)
+                        "sha256:" + sha256_file(archive), inputs, bases=plan.bases())
 
 
 def _progress(started: float, text: str) -> None:
