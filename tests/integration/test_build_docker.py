@@ -224,7 +224,8 @@ def test_build_publishes_stamped_checked_binaries_with_provenance(distro: Distro
     sums = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=distro.out,
                           capture_output=True, text=True)
     # the three binaries, the release tarballs of the platform, the source tarball, the SBOM
-    assert sums.returncode == 0 and sums.stdout.count(": OK") == 8, sums.stdout
+    # in SPDX and in CycloneDX
+    assert sums.returncode == 0 and sums.stdout.count(": OK") == 9, sums.stdout
     info = json.loads((distro.out / "build-info.json").read_text())
     assert info["distro_version"] == "v1.20.0-tke.1"
     assert info["upstream"]["tag"] == "v1.20.0"
@@ -359,8 +360,8 @@ def test_a_build_that_depends_on_its_path_fails_verification_with_18(distro: Dis
     assert "error: not reproducible: bin/linux/amd64/kubeadm, bin/linux/amd64/kubectl, " \
            "bin/linux/amd64/kubelet, release/kubernetes-client-linux-amd64.tar.gz, " \
            "release/kubernetes-node-linux-amd64.tar.gz, " \
-           "release/kubernetes-server-linux-amd64.tar.gz, sbom.spdx.json differ between " \
-           "_output/1.20 and a second build" in out
+           "release/kubernetes-server-linux-amd64.tar.gz, sbom.cdx.json, sbom.spdx.json differ " \
+           "between _output/1.20 and a second build" in out
     kept = distro.root / "_output" / "1.20.verify" / "bin" / "linux" / "amd64" / "kubectl"
     published = distro.out / "bin" / "linux" / "amd64" / "kubectl"
     assert b"/go/src/k8s.io/kubernetes/cmd/kubectl" in published.read_bytes()
@@ -413,7 +414,7 @@ def test_conformance_tools_are_built_stamped_and_published_beside_the_components
     assert run_binary(bins / "ginkgo", "version") == "Ginkgo Version 1.11.0"
     sums = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=distro.out,
                           capture_output=True, text=True)
-    assert sums.returncode == 0 and sums.stdout.count(": OK") == 10, sums.stdout
+    assert sums.returncode == 0 and sums.stdout.count(": OK") == 11, sums.stdout
     info = json.loads((distro.out / "build-info.json").read_text())
     assert info["tools"] == ["e2e.test", "ginkgo"]
     assert [(s["component"], s["version"]) for s in info["smoke"]][-2:] == [

@@ -10,16 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_push_docker import BUILDER, VERSION, _archive, _compile
+from tests.integration.test_push_docker import VERSION, two_platform_source
 from tkedistro.cluster.shippedimages import push_release_images
-from tkedistro.engine import emulation
-from tkedistro.engine.docker import DockerBackend
 from tkedistro.engine.registry import LocalRegistry
 from tkedistro.images.push import archived
 
@@ -29,18 +26,8 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
 @pytest.fixture(scope="module")
 def output(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``_output/1.20`` holding ``images/pause.oci.tar`` (two platforms) and images.json."""
-    for tool in ("buildah", "skopeo", "docker-registry"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"needs {tool} (apt-get install {tool})")
-    if DockerBackend().image_info(BUILDER) is None:
-        pytest.skip(f"needs the builder image {BUILDER} (make install)")
-    able, why = emulation.can_run("linux/arm64")
-    if not able:
-        pytest.skip(why)
     tmp = tmp_path_factory.mktemp("cluster-images")
-    (tmp / "src").mkdir()
-    _compile(tmp / "src")
-    made = _archive(tmp, tmp / "src")
+    made = two_platform_source(tmp)
     out = made.parent.parent
     made.rename(out / "images/pause.oci.tar")
     layout = tmp / "layout"

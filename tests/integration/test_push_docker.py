@@ -102,8 +102,9 @@ def _images_json(out: Path, layout: Path) -> dict[str, str]:
     return platforms
 
 
-@pytest.fixture(scope="module")
-def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def two_platform_source(tmp: Path) -> Path:
+    """A two-platform pause archive made in ``tmp`` (buildah, skopeo, the registry, the builder
+    image and arm64 emulation needed; skipped with what to install otherwise); its path."""
     for tool in ("buildah", "skopeo", "docker-registry"):
         if shutil.which(tool) is None:
             pytest.skip(f"needs {tool} (apt-get install {tool})")
@@ -112,10 +113,15 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
     able, why = emulation.can_run("linux/arm64")
     if not able:
         pytest.skip(why)
-    tmp = tmp_path_factory.mktemp("push")
     (tmp / "src").mkdir()
     _compile(tmp / "src")
-    _archive(tmp, tmp / "src")
+    return _archive(tmp, tmp / "src")
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("push")
+    two_platform_source(tmp)
     return tmp
 
 
