@@ -39,6 +39,9 @@ def load_sbom(path: Path) -> tuple[dict[str, Any] | None, list[Finding]]:
                               + "; ".join(messages[:MAX_SHOWN]))]
     except (OSError, ValueError) as exc:
         return None, [Finding(CHECK, path.name, f"not readable JSON: {exc}")]
+    except Exception as exc:  # noqa: BLE001 - the parser's own failures on a bad document
+        # (spdx-tools 0.8.0 lets beartype's type violations out instead of SPDXParsingError)
+        return None, [Finding(CHECK, path.name, f"not an SPDX document: {exc}")]
     invalid = validate_full_spdx_document(document, "SPDX-2.3")
     problems = [Finding(CHECK, path.name, f"not valid SPDX 2.3: {m.validation_message}")
                 for m in invalid[:MAX_SHOWN]]
