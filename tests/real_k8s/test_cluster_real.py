@@ -127,12 +127,18 @@ def _assert_runs_the_shipped_images(ws: Workspace, kubectl: Path, kubeconfig: Pa
     kubelet reports, seen from the host), and each node's containerd holds that index for
     pause, the sandbox, as well (``ctr`` in the node, not the tool's own reader)."""
     recorded = shipped_digests(ws.output_dir("1.20"))
-    pods = json.loads(subprocess.run(
-        [str(kubectl), "--kubeconfig", str(kubeconfig), "-n", "kube-system", "get", "pods",
-         "-o", "json"], capture_output=True, text=True, check=True, timeout=60).stdout)["items"]
-    ran = {(s["name"], p["spec"]["nodeName"]): s["imageID"].rpartition("@")[2]
-           for p in pods for s in p["status"].get("containerStatuses", [])
-           if s["name"] in SHIPPED_IMAGES}
+    deadline = time.monotonic() + 120  # the static pods' mirror pods start Pending
+    while True:
+        pods = json.loads(subprocess.run(
+            [str(kubectl), "--kubeconfig", str(kubeconfig), "-n", "kube-system", "get", "pods",
+             "-o", "json"], capture_output=True, text=True, check=True, timeout=60).stdout)["items"]
+        ran = {(s["name"], p["spec"]["nodeName"]): s["imageID"].rpartition("@")[2]
+               for p in pods for s in p["status"].get("containerStatuses", [])
+               if s["name"] in SHIPPED_IMAGES and s.get("imageID")}
+        if {c for c, _ in ran} == set(SHIPPED_IMAGES) - {"pause"} or \
+                time.monotonic() > deadline:
+            break
+        time.sleep(2)
     assert {c for c, _ in ran} == set(SHIPPED_IMAGES) - {"pause"}, ran
     assert {k: v for k, v in ran.items() if v != recorded[k[0]]["index_digest"]} == {}, ran
     assert ran[("kube-proxy", f"{name}-worker")] == recorded["kube-proxy"]["index_digest"]

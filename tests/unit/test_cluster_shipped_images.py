@@ -361,3 +361,34 @@ def test_conformance_records_what_the_nodes_ran_in_its_results(
     assert "  shipped images running: 5 of 5 with the index and platform manifest digests " \
            "of images.json" in text.stdout
     assert os.path.islink(run.parent / "latest")
+
+
+def test_static_pods_the_kubelet_has_not_reported_yet_are_waited_for(
+        ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Right after kubeadm init the control plane's mirror pods are Pending, without container
+    statuses: the record asks again until the kubelet reports their images."""
+    from tkedistro.cluster import runningimages
+
+    monkeypatch.setattr(runningimages, "REPORT_POLL_S", 0.0)
+    made = {c: make_shipped(c) for c in SHIPPED}
+    nodes = _nodes(made)
+    reported = json.loads(kube_system_pods(made, [CP, WORKER]))
+    pending = json.loads(kube_system_pods(made, [CP, WORKER]))
+    for pod in pending["items"][:3]:  # the three static pods
+        pod["metadata"]["labels"] = {"component": pod["status"]["containerStatuses"][0]["name"]}
+        pod["status"] = {"phase": "Pending"}
+    answers = [json.dumps(pending), json.dumps(pending), json.dumps(reported)]
+    asked = []
+    real_exec = nodes.exec
+
+    def exec_(name: str, argv: Sequence[str]) -> object:
+        if "pods" in argv:
+            asked.append(name)
+            nodes.answers["get pods -n kube-system -o json"] = (0, answers[min(len(asked),
+                                                                              3) - 1])
+        return real_exec(name, argv)
+
+    monkeypatch.setattr(nodes, "exec", exec_)
+    found = _read(ws, nodes)
+    assert len(asked) == 3
+    assert (found["ok"], found["missing"]) == (True, [])

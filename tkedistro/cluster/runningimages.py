@@ -13,6 +13,7 @@ results folder, one line in its summary).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,8 @@ from tkedistro.model.refs import parse_image_ref
 
 RECORD_NAME = "running-images.json"
 CTR = ("ctr", "--namespace", "k8s.io")
+REPORT_WAIT_S = 120.0  # how long the kubelet may take to report a static pod's image
+REPORT_POLL_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ class RunningImages:
 def read_running_images(engine: NodeEngine, config: ClusterConfig, nodes: Sequence[str],
                         expected: Sequence[ArchivedImage]) -> RunningImages:
     """What ``nodes`` (the control plane first) run of the ``expected`` shipped images."""
-    pods = _pod_images(engine, nodes[0])
+    pods = _reported_pod_images(engine, nodes[0])
     found = []
     for node in nodes:
         refs = _image_refs(engine, node)
@@ -110,6 +113,19 @@ def _on_node(engine: NodeEngine, node: str, ref: str, image: ArchivedImage,
     platform, manifest = _unpacked(engine, node, index, refs) if index else ("", "")
     return RunningImage(image.component, node, ref, image.index_digest, index, pod_id,
                         platform, manifest, image.platforms.get(platform, ""))
+
+
+def _reported_pod_images(engine: NodeEngine, control: str,
+                         wait_s: float = REPORT_WAIT_S) -> dict[tuple[str, str], str]:
+    """``_pod_images``, read again (for up to ``wait_s``) while a control-plane or kube-proxy
+    pod exists whose image the kubelet has not reported yet: right after ``kubeadm init`` the
+    static pods' mirror pods are Pending, without container statuses, for a while."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        pods = _pod_images(engine, control)
+        if all(pods.values()) or time.monotonic() >= deadline:
+            return {key: digest for key, digest in pods.items() if digest}
+        time.sleep(REPORT_POLL_S)
 
 
 def _pod_images(engine: NodeEngine, control: str) -> dict[tuple[str, str], str]:
@@ -132,6 +148,11 @@ def pod_image_ids(pods: Mapping[str, object]) -> Iterable[tuple[tuple[str, str],
             name = str(status.get("name", ""))
             if name in (*CONTROL_PLANE, "kube-proxy"):
                 yield (name, node), parse_image_ref(str(status.get("imageID", ""))).digest
+        named = {str(s.get("name", "")) for s in pod.get("status", {}).get(
+            "containerStatuses") or []}
+        component = str(pod.get("metadata", {}).get("labels", {}).get("component", ""))
+        if component in CONTROL_PLANE and component not in named:
+            yield (component, node), ""  # its mirror pod has no container status yet
 
 
 def _image_refs(engine: NodeEngine, node: str) -> dict[str, str]:
