@@ -129,7 +129,7 @@ def test_the_shipped_images_sit_on_trixie_and_name_their_base(
         assert any(d.get("uri") == inrelease for d in deps)
     loaded = "tkedistro.test/real-kube-proxy:amd64"
     subprocess.run(["skopeo", "copy", "--override-arch", "amd64",
-                    f"oci-archive:{out / proxy['archive']}", f"docker-daemon:{loaded}"],
+                    oci_archive(out / proxy["archive"]), f"docker-daemon:{loaded}"],
                    capture_output=True, check=True)
     try:
         release = subprocess.run(["docker", "run", "--rm", "--network", "none", "--entrypoint",

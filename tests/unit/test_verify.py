@@ -369,3 +369,24 @@ def test_a_missing_envelope_is_named_once(release: Path, key: Path) -> None:
     assert code == 26
     assert lines(out) == ["signature: provenance.intoto.jsonl: missing: the provenance has no "
                           "signed envelope", "verify: 1 problem"]
+
+
+def test_base_images_and_debian_releases_among_the_materials_are_not_patches() -> None:
+    """The provenance names each component image's Debian base (``digestOf``) and the
+    ``InRelease`` it came from (``uri``): verify takes neither for a patch."""
+    from tkedistro.verify.provenance import materials
+
+    statement = {"predicate": {"buildDefinition": {
+        "internalParameters": {"builderImage": "tkedistro/builder:go1.15-bullseye"},
+        "resolvedDependencies": [
+            {"name": "kubernetes", "uri": "git+https://example.invalid/k.git",
+             "digest": {"gitCommit": "a" * 40}},
+            {"name": "patches/1.20/0001-x.patch", "digest": {"sha256": "1" * 64},
+             "annotations": {"Patch-Kind": "carry"}},
+            {"name": "tkedistro/builder:go1.15-bullseye", "digest": {"sha256": "2" * 64},
+             "annotations": {"digestOf": "image id"}},
+            {"name": "tkedistro/component-base:trixie-amd64", "digest": {"sha256": "3" * 64},
+             "annotations": {"digestOf": "image id", "debianSuite": "trixie"}},
+            {"uri": "http://deb.debian.org/debian/dists/trixie/InRelease",
+             "digest": {"sha256": "4" * 64}, "annotations": {"date": "x"}}]}}}
+    assert materials(statement) == ("a" * 40, {"patches/1.20/0001-x.patch": "1" * 64})

@@ -4,8 +4,10 @@ files and images by sha256, and whose materials name the upstream commit and eve
 The build's statement (``artifacts/provenance.py``) has one subject per ``SHA256SUMS`` line
 and one per image (its reference, the digest of its index). Its ``resolvedDependencies`` hold
 the upstream (``digest.gitCommit``), the builder image (named by
-``internalParameters.builderImage``) and, between them, every patch with its sha256; the
-SBOM lists the same patches and commit, and the two must agree.
+``internalParameters.builderImage``), every patch with its sha256, and each component image's
+Debian base and the ``InRelease`` it came from (images carry a ``digestOf`` annotation, the
+``InRelease`` a ``uri``: neither is a patch); the SBOM lists the same patches and commit, and
+the two must agree.
 """
 
 from __future__ import annotations
@@ -65,6 +67,14 @@ def check_subjects(statement: Mapping[str, Any], expected: Mapping[str, str]) ->
     return findings
 
 
+def _is_patch(entry: Mapping[str, Any], builder: object) -> bool:
+    """A patch file among the materials: named, not fetched from a URI (the upstream, a Debian
+    ``InRelease``) and not an image (the builder, a component base: ``digestOf``)."""
+    annotations = entry.get("annotations")
+    image = isinstance(annotations, dict) and "digestOf" in annotations
+    return "name" in entry and "uri" not in entry and not image and entry.get("name") != builder
+
+
 def materials(statement: Mapping[str, Any]) -> tuple[str | None, dict[str, str]]:
     """(the upstream commit, {patch file: sha256 hex}) of the statement's materials."""
     definition = (statement.get("predicate") or {}).get("buildDefinition") or {}
@@ -76,7 +86,7 @@ def materials(statement: Mapping[str, Any]) -> tuple[str | None, dict[str, str]]
             continue
         if "gitCommit" in entry["digest"]:
             commit = str(entry["digest"]["gitCommit"])
-        elif entry.get("name") != builder:
+        elif _is_patch(entry, builder):
             patches[str(entry.get("name"))] = str(entry["digest"].get("sha256", ""))
     return commit, patches
 
