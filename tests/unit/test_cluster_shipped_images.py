@@ -392,3 +392,28 @@ def test_static_pods_the_kubelet_has_not_reported_yet_are_waited_for(
     found = _read(ws, nodes)
     assert len(asked) == 3
     assert (found["ok"], found["missing"]) == (True, [])
+
+
+def test_a_static_pod_whose_mirror_pod_is_not_there_yet_is_waited_for(
+        ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tkedistro.cluster import runningimages
+
+    monkeypatch.setattr(runningimages, "REPORT_POLL_S", 0.0)
+    made = {c: make_shipped(c) for c in SHIPPED}
+    nodes = _nodes(made)
+    early = json.loads(kube_system_pods(made, [CP, WORKER]))
+    early["items"] = [p for p in early["items"] if "kube-scheduler" not in p["metadata"]["name"]]
+    answers = [json.dumps(early), kube_system_pods(made, [CP, WORKER])]
+    asked = []
+    real_exec = nodes.exec
+
+    def exec_(name: str, argv: Sequence[str]) -> object:
+        if "pods" in argv:
+            asked.append(name)
+            nodes.answers["get pods -n kube-system -o json"] = (0, answers[min(len(asked), 2) - 1])
+        return real_exec(name, argv)
+
+    monkeypatch.setattr(nodes, "exec", exec_)
+    found = _read(ws, nodes)
+    assert len(asked) == 2
+    assert (found["ok"], found["missing"]) == (True, [])

@@ -117,14 +117,17 @@ def _on_node(engine: NodeEngine, node: str, ref: str, image: ArchivedImage,
 
 def _reported_pod_images(engine: NodeEngine, control: str,
                          wait_s: float = REPORT_WAIT_S) -> dict[tuple[str, str], str]:
-    """``_pod_images``, read again (for up to ``wait_s``) while a control-plane or kube-proxy
-    pod exists whose image the kubelet has not reported yet: right after ``kubeadm init`` the
-    static pods' mirror pods are Pending, without container statuses, for a while."""
+    """``_pod_images``, read again (for up to ``wait_s``) until the kubelet has reported the
+    image of every control-plane pod on ``control`` and of every kube-proxy pod: right after
+    ``kubeadm init`` a static pod's mirror pod may not exist yet, or be Pending without
+    container statuses."""
     deadline = time.monotonic() + wait_s
     while True:
         pods = _pod_images(engine, control)
-        if all(pods.values()) or time.monotonic() >= deadline:
-            return {key: digest for key, digest in pods.items() if digest}
+        reported = {key: digest for key, digest in pods.items() if digest}
+        complete = all(pods.values()) and all((c, control) in reported for c in CONTROL_PLANE)
+        if complete or time.monotonic() >= deadline:
+            return reported
         time.sleep(REPORT_POLL_S)
 
 
