@@ -138,6 +138,11 @@ def test_a_signed_build_signs_every_shipped_file_and_an_unsigned_one_says_so(
     Envelope.from_dict(envelope).verify([SSlibKey.from_crypto(public, keyid=keyid)], 1)
     info = json.loads((output / "build-info.json").read_text())
     assert info["artifacts"]["signatures"]["files"] == len(summed) + 3
+    # what the receiving side runs: every signature and the envelope check out with the key
+    checked = CliRunner().invoke(app, ["--root", str(root), "verify", "1.20", "--key",
+                                       str(release_key / "cosign.pub"), "--require-signatures"])
+    assert checked.exit_code == 0, checked.output
+    assert checked.stdout.splitlines()[-1].startswith("verify: 0 problems in ")
 
     # images --push with the key (from the environment this time): the output is current,
     # the pushed image is signed
