@@ -108,23 +108,20 @@ def push_layout_argv(layout: Path, tag: str, dest_ref: str) -> list[str]:
             *_tls("--dest-tls-verify", dest_ref), f"oci:{layout}:{tag}", f"docker://{dest_ref}"]
 
 
-def fetch_argv(ref: str, layout: Path, tag: str) -> list[str]:
-    """``ref``'s manifest and blobs, as they are, into the OCI layout folder ``layout``."""
-    return [BINARY, "copy", "--preserve-digests", "--retry-times", RETRIES,
-            *_tls("--src-tls-verify", ref), f"docker://{ref}", f"oci:{layout}:{tag}"]
-
-
 def inspect_argv(ref: str) -> list[str]:
     return [BINARY, "inspect", "--raw", "--retry-times", RETRIES,
             *_tls("--tls-verify", ref), f"docker://{ref}"]
 
 
-def layout_argv(ref: str, layout: Path) -> list[str]:
+def layout_argv(ref: str, layout: Path, tag: str | None = None) -> list[str]:
+    """``docker://ref`` into the OCI layout folder ``layout``, digests kept: every platform,
+    or, with ``tag``, the one manifest ``ref`` names (an index as it is) stored as ``tag``."""
     if ":" in str(layout):
         raise ImageError(f"skopeo cannot write an OCI layout whose path has a ':': {layout}",
                          hint="set TKEDISTRO_CACHE (or --cache-dir) to a path without ':'")
-    return [BINARY, "copy", "--all", "--preserve-digests", "--retry-times", RETRIES,
-            *_tls("--src-tls-verify", ref), f"docker://{ref}", f"oci:{layout}"]
+    which, dest = (["--all"], f"oci:{layout}") if tag is None else ([], f"oci:{layout}:{tag}")
+    return [BINARY, "copy", *which, "--preserve-digests", "--retry-times", RETRIES,
+            *_tls("--src-tls-verify", ref), f"docker://{ref}", dest]
 
 
 def platform_argv(source: str, platform: str, dest_ref: str) -> list[str]:
@@ -185,7 +182,7 @@ def fetch_to_layout(ref: str, layout: Path, tag: str) -> str | None:
     """Copy ``ref`` (one manifest, not a platform of it) into the OCI layout ``layout`` as
     ``tag``; None when done, else what skopeo said (``manifest unknown`` for a missing one)."""
     find_skopeo()
-    result = run(fetch_argv(ref, layout, tag), check=False)
+    result = run(layout_argv(ref, layout, tag), check=False)
     if result.returncode == 0:
         return None
     return (result.stderr or result.stdout).strip()[-2000:] or f"skopeo exit {result.returncode}"
