@@ -33,7 +33,7 @@ LAYERS = {
     "debian": 2, "source": 2, "series": 2, "build": 2, "images": 2, "ci": 2,
     "cluster": 3, "artifacts": 3, "guest": 3,
     "release": 4, "verify": 4,
-    "conformance": 5, "setup": 3,
+    "conformance": 5, "bisect": 5, "setup": 3,
     "cli": 6,
 }
 TOP_LEVEL = {"tkedistro": 0, "tkedistro.__main__": 6}

@@ -282,6 +282,14 @@ class SigningError(TkedistroError):
                "the key file, flag or environment variable)")
 
 
+class BisectError(TkedistroError):
+    """``tkedistro bisect`` could not name a first bad patch."""
+
+    exit_code = 28
+    meaning = ("`tkedistro bisect` could not name a first bad patch: the check fails on upstream "
+               "alone, passes with the whole series, or could not run (the message says which)")
+
+
 # Exit codes that no exception carries: the CLI's own.
 _NOT_RAISED = {
     0: "success",

@@ -1,0 +1,1 @@
+"""``tkedistro bisect``: the first patch of a release's series after which a check fails."""
