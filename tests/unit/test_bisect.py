@@ -155,3 +155,22 @@ def test_search_skips_like_git_bisect() -> None:
     assert (bounds.good, bounds.bad, bounds.skipped) == (2, 4, (3,))
     assert not bounds.found
     assert narrow(0, 1, probe).found and seen == [2, 3, 4]
+
+
+def test_ctrl_c_in_a_check_puts_src_back_and_frees_the_lock(distro: Distro) -> None:
+    from tkedistro.bisect.checks import RunCheck
+    from tkedistro.bisect.operation import bisect_release
+
+    class Interrupted(RunCheck):
+        def run(self, tree: Path, commit: str, log: Path) -> int:
+            if (tree / "pkg/feature/tke.go").exists() is False and "kmem = false" in \
+                    (tree / "pkg/kubelet/cm/limits.go").read_text():
+                raise KeyboardInterrupt  # at position 2: mid-search
+            return super().run(tree, commit, log)
+
+    before = where(distro)
+    with pytest.raises(KeyboardInterrupt):
+        bisect_release(distro.workspace(), "1.20", Interrupted(tuple(CHECK[2:])))
+    assert where(distro) == before
+    assert not (distro.root / "_src" / ".1.20.tkedistro" / "build-run.json").exists()
+    assert cli(distro, "1.20", *CHECK).exit_code == 0  # the lock is free again
