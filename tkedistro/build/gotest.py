@@ -4,7 +4,7 @@ The same container as the build (``container.builder_spec``: the invoking user, 
 the tree where upstream's build container keeps it, the tool's Go cache) and the same Go cache
 Kubernetes' own ``make`` uses in the tree (``hack/lib/golang.sh``: ``_output/local/go/cache``,
 which the tree's ``info/exclude`` keeps out of ``git status``), so packages a build compiled are
-not compiled again. Go picks ``vendor/`` itself (a ``go 1.14`` or later ``go.mod``).
+not compiled again.
 """
 
 from __future__ import annotations
@@ -24,10 +24,12 @@ from tkedistro.engine.protocols import ContainerBackend, RunResult
 TREE_GO_CACHE = CONTAINER_SRC / "_output/local/go/cache"
 
 
-def go_test_env() -> dict[str, str]:
-    """The build's ``HOME``, Kubernetes' Go cache, no ``GOFLAGS`` from the image."""
+def go_test_env(tree: Path) -> dict[str, str]:
+    """The build's ``HOME``, Kubernetes' Go cache; ``GOFLAGS=-mod=vendor`` for a tree with a
+    ``vendor/modules.txt`` (no network to fetch modules), else none from the image."""
+    vendored = (tree / "vendor" / "modules.txt").is_file()
     return {"HOME": str(CONTAINER_CACHE / "home"), "GOCACHE": str(TREE_GO_CACHE),
-            "GOFLAGS": ""}
+            "GOFLAGS": "-mod=vendor" if vendored else ""}
 
 
 def go_test_argv(packages: Sequence[str], *, verbose: bool = False,
@@ -48,7 +50,7 @@ def run_go_test(backend: ContainerBackend, image: str, ws: Workspace, tree: Path
     """``go test PACKAGES`` in ``tree`` in the builder container ``image``; the whole output
     goes to ``log`` (the result keeps its tail), its exit code decides."""
     argv = go_test_argv(packages, verbose=verbose, count=count)
-    spec = builder_spec(image, go_test_env(), ws, tree)
+    spec = builder_spec(image, go_test_env(tree), ws, tree)
     files.write_text(log, f"# tkedistro {__version__}: {' '.join(argv)}\n"
                           f"# container: {spec.describe()}\n")
     with backend.session(spec) as session:
