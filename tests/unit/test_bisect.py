@@ -133,6 +133,11 @@ def test_options_name_exactly_one_check(distro: Distro) -> None:
     assert res.exit_code == 2 and "--run needs the command after `--`" in res.output
     res = cli(distro, "1.20", "--run", "--build", "kubelet", "--", "true")
     assert res.exit_code == 2 and "(got --run and --build)" in res.output
+    res = cli(distro, "1.20", "--go-test=-race")
+    assert res.exit_code == 2
+    assert "'-race' is not a package pattern (go would read it as a flag)" in res.output
+    res = cli(distro, "1.20", "--build", "kubelet", "make")
+    assert res.exit_code == 2 and "'make': a command is for --run only" in res.output
 
 
 def test_a_missing_command_is_named(distro: Distro) -> None:
@@ -174,3 +179,14 @@ def test_ctrl_c_in_a_check_puts_src_back_and_frees_the_lock(distro: Distro) -> N
     assert where(distro) == before
     assert not (distro.root / "_src" / ".1.20.tkedistro" / "build-run.json").exists()
     assert cli(distro, "1.20", *CHECK).exit_code == 0  # the lock is free again
+
+
+def test_skipped_positions_leave_the_candidates_named(distro: Distro) -> None:
+    # exit 125 (skip) exactly at position 2: patch 2 applied, patch 3 not yet
+    script = ("grep -q 'kmem = true' pkg/kubelet/cm/limits.go && exit 0; "
+              "test -f pkg/feature/tke.go || exit 125; exit 1")
+    res = cli(distro, "1.20", "--run", "--", "sh", "-c", script)
+    assert res.exit_code == 28, res.output
+    assert (f"the check skipped (exit 125) every position left to test: the first bad patch "
+            f"is one of positions 2 ({P[1]}), 3 ({P[2]})") in res.output
+    assert git(distro.src, "symbolic-ref", "-q", "HEAD") == "refs/heads/tkedistro"

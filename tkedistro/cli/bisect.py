@@ -61,6 +61,10 @@ def _check(release: str, command: list[str], run: bool, build: str | None,
         raise typer.BadParameter(
             "give exactly one check: --run -- CMD..., --build COMPONENT or --go-test PKG"
             + (f" (got {' and '.join(given)})" if given else ""), param_hint="check")
+    if bad := next((p for p in go_test if not p or p.startswith("-")), None):
+        raise typer.BadParameter(f"{bad!r} is not a package pattern (go would read it as a "
+                                 "flag); give one like ./pkg/kubelet/cm/...",
+                                 param_hint="--go-test")
     if command and not run:
         raise typer.BadParameter(f"{' '.join(command)!r}: a command is for --run only",
                                  param_hint="CMD")
