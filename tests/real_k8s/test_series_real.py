@@ -26,7 +26,7 @@ from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
 from tests.conftest import REPO
-from tests.real_k8s.conftest import refresh_persistent_distro
+from tests.real_k8s.conftest import PERSIST, refresh_persistent_distro
 from tkedistro.cli.app import app
 
 pytestmark = [pytest.mark.real_k8s, pytest.mark.docker, pytest.mark.timeout(7200)]
@@ -70,15 +70,18 @@ def _series() -> list[Path]:
     return files
 
 
-def _in_builder(tree: Path, *cmd: str) -> subprocess.CompletedProcess[str]:
-    """Run ``cmd`` in the builder as the tool does: the invoking user, no network, the tree at
-    the path the build uses, so Kubernetes' Go cache in ``_output/local/go/cache`` is shared."""
-    work = "/go/src/k8s.io/kubernetes"
-    return subprocess.run(
-        ["docker", "run", "--rm", "--network", "none", "-u", f"{os.getuid()}:{os.getgid()}",
-         "--cap-drop", "ALL", "-e", "HOME=/tmp", "-e", f"GOCACHE={work}/_output/local/go/cache",
-         "-e", "GOFLAGS=-mod=vendor", "-v", f"{tree}:{work}", "-w", work, BUILDER, *cmd],
-        capture_output=True, text=True, check=False)
+def _go_test(tree: Path, log: Path, *packages: str) -> tuple[int, str]:
+    """``go test -v -count=1 PACKAGES`` in the builder as the tool runs it (``build/gotest.py``,
+    what `tkedistro bisect --go-test` runs): the invoking user, no network, the tree at the
+    path the build uses, so Kubernetes' Go cache in ``_output/local/go/cache`` is shared."""
+    from tkedistro.build.gotest import run_go_test
+    from tkedistro.core.workspace import Workspace
+    from tkedistro.engine.engines import docker_engines
+
+    ws = Workspace(root=tree.parent.parent, cache=PERSIST / "cache")
+    done = run_go_test(docker_engines().containers, BUILDER, ws, tree, packages, log,
+                       verbose=True, count=1)
+    return done.exit_code, log.read_text(errors="replace")
 
 
 @pytest.fixture(scope="module")
@@ -105,12 +108,12 @@ def test_series_applies_in_order_on_v1_20_2(patched_tree: Path) -> None:
     assert "kernel memory" in subjects[2]
 
 
-def test_go_tests_of_touched_packages_pass(patched_tree: Path) -> None:
-    done = _in_builder(patched_tree, "go", "test", "-v", "-count=1", *TOUCHED_PACKAGES)
-    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+def test_go_tests_of_touched_packages_pass(patched_tree: Path, tmp_path: Path) -> None:
+    code, output = _go_test(patched_tree, tmp_path / "go-test.log", *TOUCHED_PACKAGES)
+    assert code == 0, output[-9000:]
     for name in NEW_TESTS:
-        assert f"--- PASS: {name} " in done.stdout, f"{name} did not run and pass"
-    assert "--- FAIL" not in done.stdout
+        assert f"--- PASS: {name} " in output, f"{name} did not run and pass"
+    assert "--- FAIL" not in output
 
 
 @pytest.fixture(scope="module")

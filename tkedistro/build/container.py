@@ -7,7 +7,7 @@ backend protocol only, never Docker.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import NoReturn
@@ -36,26 +36,34 @@ LOG_TAIL_LINES = 20
 
 def container_spec(plan: BuildPlan, ws: Workspace, tree: Path, work: Path, out: Path,
                    src_target: PurePosixPath = CONTAINER_SRC) -> ContainerSpec:
-    """The builder container: ``tree``, ``work``, ``out`` and the Go cache are bind-mounted,
-    so each is checked for a symlink first (the engine would follow one)."""
+    """The builder container of ``plan``: ``tree``, ``work``, ``out`` and the Go cache are
+    bind-mounted, so each is checked for a symlink first (the engine would follow one)."""
+    return builder_spec(plan.image, plan.env, ws, tree, cpus=plan.cpus, memory=plan.memory,
+                        src_target=src_target,
+                        mounts=(Mount(work, CONTAINER_WORK, read_only=True),
+                                Mount(out, CONTAINER_OUT, read_only=True)))
+
+
+def builder_spec(image: str, env: Mapping[str, str], ws: Workspace, tree: Path, *,
+                 cpus: float | None = None, memory: str | None = None,
+                 src_target: PurePosixPath = CONTAINER_SRC,
+                 mounts: tuple[Mount, ...] = ()) -> ContainerSpec:
+    """A builder container as every build runs it: as the invoking user, no network, the
+    tree at ``src_target``, ``mounts``, the tool's Go cache; every host folder is checked
+    for a symlink first (the engine would follow one)."""
     cache = ws.gocache_dir
     for sub in ("home", "go-build"):
         files.ensure_dir(cache / sub)
-    for folder in (tree, work, out, cache):
+    for folder in (tree, *(m.source for m in mounts), cache):
         files.check_path(folder)
     return ContainerSpec(
-        image=plan.image,
-        env=dict(plan.env),
-        mounts=(
-            Mount(tree, src_target),
-            Mount(work, CONTAINER_WORK, read_only=True),
-            Mount(out, CONTAINER_OUT, read_only=True),
-            Mount(cache, CONTAINER_CACHE),
-        ),
+        image=image,
+        env=dict(env),
+        mounts=(Mount(tree, src_target), *mounts, Mount(cache, CONTAINER_CACHE)),
         user=f"{os.getuid()}:{os.getgid()}",
         network="none",
-        cpus=plan.cpus,
-        memory=plan.memory,
+        cpus=cpus,
+        memory=memory,
         workdir=src_target,
     )
 

@@ -29,8 +29,10 @@ COMMANDS = {
     "conformance": "conformance", "cluster": "cluster", "guest": "guest",
     "ci": "ci", "verify": "verify", "keys": "keys",
     "rebase": "series", "forecast": "series", "new": "series", "patches": "series",
+    "bisect": "bisect",
 }
-MODULES = ("release", "build", "conformance", "cluster", "guest", "ci", "verify", "keys", "series")
+MODULES = ("release", "build", "conformance", "cluster", "guest", "ci", "verify", "keys", "series",
+           "bisect")
 
 
 class CommandLine(NamedTuple):

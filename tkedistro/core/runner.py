@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from tkedistro.core import console
 from tkedistro.core.errors import CommandError, CommandTimeoutError
@@ -104,6 +105,7 @@ def run(
     hint: str | None = None,
     die_with_us: bool = False,
     timeout: float | None = None,
+    output: IO[bytes] | None = None,
 ) -> Result:
     """Run ``argv``; raise ``CommandError`` (command, exit code, output) when it fails.
 
@@ -111,6 +113,8 @@ def run(
     stripped. ``check=False`` returns the result of a failing command instead of raising.
     ``die_with_us`` kills the command when this process dies (costs a fork). ``timeout``
     (seconds) kills it when it runs longer: ``CommandTimeoutError``, whatever ``check`` says.
+    ``output``: a file (opened by ``files.open_for_writing``) that gets stdout and stderr as
+    they come, in order (the result then holds no output).
     """
     args = [os.fspath(a) for a in argv]
     console.verbose("$ " + " ".join(args) + (f"   (in {cwd})" if cwd else ""))
@@ -121,7 +125,9 @@ def run(
             env=clean_env(env),
             input=input,
             text=True,
-            capture_output=capture,
+            capture_output=capture and output is None,
+            stdout=output,
+            stderr=subprocess.STDOUT if output is not None else None,
             check=False,
             preexec_fn=child_setup(os.getpid()) if die_with_us else None,
             timeout=timeout,

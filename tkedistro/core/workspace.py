@@ -352,6 +352,11 @@ class ReleasePaths:
         return self.root / self.layout.conformance_results
 
     @property
+    def bisect_results(self) -> Path:
+        """One folder per ``tkedistro bisect`` run: the log of every check it ran."""
+        return self.results / "bisect"
+
+    @property
     def cluster(self) -> Path:
         """``_cluster/<release>``: runtime files of a local cluster (kept out of ``output``:
         the kubelet mounts under it, and a build must be able to replace ``output``)."""

@@ -48,25 +48,32 @@ _CLOCK_SLACK_NS = 2_000_000_000
 @contextmanager
 def build_writes(ws: Workspace, release: str, tree_path: Path) -> Iterator[None]:
     """Around a build of ``tree_path`` (``_src/<release>``): remove what the build left."""
+    with release_lock(ws, release), writes_removed(ws, release, tree_path, "build"):
+        yield
+
+
+@contextmanager
+def writes_removed(ws: Workspace, release: str, tree_path: Path, what: str) -> Iterator[None]:
+    """``build_writes`` for a caller that holds the release lock already (``tkedistro
+    bisect`` runs its checks under it): the same record, the same removal after ``what``."""
     tree = Repo(tree_path, ws.rel(tree_path))
     record = ws.release(release).build_run
-    with release_lock(ws, release):
-        before = tree.untracked_files()
-        started = time.time_ns()
-        write_json(record, {"version": RECORD_VERSION, "started_ns": started,
-                            "before": sorted(before)})
-        try:
-            yield
-        finally:
-            files = written_since(tree, set(before), started)
-            # saved first: a file someone made in the tree while the build ran looks the same
-            ref = tree.backup(f"tkedistro backup of {tree.shown}: files a build wrote") \
-                if files else ""
-            removed = remove_files(tree, files)
-            remove(record)
-            if removed:
-                console.info(f"removed {_listed(removed)} the build wrote into {tree.shown} "
-                             f"(not tracked, not ignored; saved to {ref})")
+    before = tree.untracked_files()
+    started = time.time_ns()
+    write_json(record, {"version": RECORD_VERSION, "started_ns": started,
+                        "before": sorted(before)})
+    try:
+        yield
+    finally:
+        files = written_since(tree, set(before), started)
+        # saved first: a file someone made in the tree while the build ran looks the same
+        ref = tree.backup(f"tkedistro backup of {tree.shown}: files a {what} wrote") \
+            if files else ""
+        removed = remove_files(tree, files)
+        remove(record)
+        if removed:
+            console.info(f"removed {_listed(removed)} the {what} wrote into {tree.shown} "
+                         f"(not tracked, not ignored; saved to {ref})")
 
 
 def recover_build_writes(tree: Repo, paths: ReleasePaths) -> None:
