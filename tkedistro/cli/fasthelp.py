@@ -30,7 +30,8 @@ _PREFIXES = ("TTY_", "_TYPER_", "TYPER_", "JUPYTER_", "PYTHON", "LC_", "TKEDISTR
 
 
 class KeptHelp(NamedTuple):
-    """A help line: the name its help is kept as, the key, and the text kept (or None)."""
+    """A help line: the name its help is kept as (in the cache folder ``cache``), the key,
+    and the text kept under that key (None when there is none)."""
 
     name: str
     cache: Path
