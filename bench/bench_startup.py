@@ -5,9 +5,15 @@ Each row runs tkedistro as the installed script does (a new Python process enter
 ``tkedistro.cli.app:main``, the checkout first on ``PYTHONPATH``) beside git's own quick
 commands, measured in the same run:
 
-  tkedistro --version    vs  git --version
-  tkedistro --help       vs  git --version
-  tkedistro list         vs  git status (in a small repo of the same files)
+  tkedistro --version          vs  git --version
+  tkedistro --help             vs  git --help
+  tkedistro patches --help     vs  git --help
+  tkedistro list [--json]      vs  git status (in a small repo of the same files)
+
+``--help`` and ``list`` print what they kept from the run before when nothing it was made
+from changed (``core/startcache.py``): the plain rows measure that, every run after the
+first; the ``1st`` rows start each run without the kept answers (a first run, or the first
+after an edit or upgrade).
 
 ``list`` runs in a small distro repo made in a temporary folder: copies of this repo's
 ``releases/`` and ``patches/``, committed to git so ``git status`` has a tree to read.
@@ -52,12 +58,17 @@ class Row:
     label: str
     args: tuple[str, ...]  # tkedistro's
     baseline: tuple[str, ...]  # git's
+    cold: bool = False  # each run starts without the answers kept in the cache (first run)
 
 
 ROWS = (
     Row("--version", ("--version",), ("git", "--version")),
-    Row("--help", ("--help",), ("git", "--version")),
+    Row("--help", ("--help",), ("git", "--help")),
+    Row("patches -h", ("patches", "--help"), ("git", "--help")),
     Row("list", ("list",), ("git", "status", "--porcelain")),
+    Row("list --json", ("list", "--json"), ("git", "status", "--porcelain")),
+    Row("--help 1st", ("--help",), ("git", "--help"), cold=True),
+    Row("list 1st", ("list",), ("git", "status", "--porcelain"), cold=True),
 )
 
 
@@ -93,6 +104,8 @@ def round_of(row: Row, codes: list[Path], distro: Path, cache: Path) -> list[flo
     spent = []
     for code in codes:
         env = {**CLEAN, "PYTHONPATH": str(code), "TKEDISTRO_CACHE": str(cache)}
+        if row.cold:
+            shutil.rmtree(cache / "startup", ignore_errors=True)
         spent.append(timed([sys.executable, "-c", SCRIPT, *row.args], distro, env))
     spent.append(timed(list(row.baseline), distro, CLEAN))
     return spent
@@ -117,6 +130,9 @@ def main() -> None:
         clock = "CPU (user + system)" if args.cpu else "wall-clock"
         print(f"{distro}; {clock} time; warm-up round, then median of {args.runs} paired "
               f"rounds; python start-up alone: {python * 1000:.1f} ms", flush=True)
+        if kubectl := shutil.which("kubectl"):  # another Kubernetes CLI, for scale
+            spent = [timed([kubectl, "--help"], distro, CLEAN) for _ in range(args.runs + 1)]
+            print(f"kubectl --help: {statistics.median(spent[1:]) * 1000:.1f} ms", flush=True)
         before = f" {'before':>9} {'/git':>6} {'now/before':>10}" if args.before else ""
         print(f"{'':<12} {'tkedistro':>9} {'git':>8} {'ratio':>6}{before}   baseline")
         for row in ROWS:

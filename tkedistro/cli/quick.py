@@ -83,10 +83,10 @@ def _source(release: str, force: bool, as_json: bool) -> None:
 def list_releases(as_json: bool) -> None:
     """``tkedistro list``, here and through typer (``cli/release.py``)."""
     from tkedistro.cli.session import G, emit
-    from tkedistro.model import report
+    from tkedistro.model import releaselist
 
-    data = report.list_releases(G.workspace())
-    emit(data, report.format_list(data), as_json)
+    data = releaselist.list_releases(G.workspace())
+    emit(data, releaselist.format_list(data), as_json)
 
 
 def show_release(release: str, as_json: bool) -> None:

@@ -19,6 +19,7 @@ from tkedistro.core.host import host_platform
 
 RELEASES = "releases"  # the distro repo's folder of manifests, <release>.yaml each
 MANIFEST_SUFFIX = ".yaml"
+MAX_MANIFEST_BYTES = 1024 * 1024  # real manifests are about 1 KiB
 CLUSTER_STATE = "cluster.json"  # in a cluster's folder (``_cluster/<release>``)
 # ASCII digits only (``\d`` takes any script's), and short: the name is part of folder,
 # file, container and image names
@@ -152,6 +153,19 @@ def default_cache_dir() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return (base / "tkedistro").resolve()
+
+
+def list_release_names(releases_dir: Path) -> list[str]:
+    """Release names from ``releases/*.yaml``, in version order."""
+    names = [p.stem for p in releases_dir.glob("*.yaml")]
+
+    def key(name: str) -> tuple[int, ...] | tuple[float]:
+        try:
+            return tuple(int(x) for x in name.split("."))
+        except ValueError:
+            return (float("inf"),)
+
+    return sorted(names, key=key)
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,14 @@ from tkedistro.core.errors import ManifestError, ReleaseNotFoundError
 from tkedistro.core.files import write_atomic
 from tkedistro.core.workspace import (
     MANIFEST_SUFFIX,
+    MAX_MANIFEST_BYTES,
     MAX_RELEASE_CHARS,
     RELEASE_NAME,
     Workspace,
     check_release_name,
     manifest_name,
 )
+from tkedistro.core.workspace import list_release_names as list_release_names  # its old home
 from tkedistro.model.patches import header_problem
 from tkedistro.model.refs import COMMIT_PATTERN, MAX_TAG_CHARS, TAG_PATTERN, image_problem
 from tkedistro.model.url import debian_mirror_problem, url_problem
@@ -53,7 +55,6 @@ PLATFORMS: tuple[str, ...] = get_args(Platform)
 Hex40 = Annotated[str, Field(pattern=f"^{COMMIT_PATTERN}$")]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Tag = Annotated[str, Field(pattern=f"^{TAG_PATTERN}$", max_length=MAX_TAG_CHARS)]
-MAX_MANIFEST_BYTES = 1024 * 1024  # real manifests are about 1 KiB
 MAX_VERSION_CHARS = 128  # distro_version is an image tag (Docker allows 128 characters)
 
 
@@ -318,19 +319,6 @@ def _read_text(path: Path, shown: str) -> str:
         line = data[: exc.start].count(b"\n") + 1
         raise ManifestError([f"{shown}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x} "
                              "cannot be decoded); save the manifest as UTF-8"]) from None
-
-
-def list_release_names(releases_dir: Path) -> list[str]:
-    """Release names from ``releases/*.yaml``, in version order."""
-    names = [p.stem for p in releases_dir.glob("*.yaml")]
-
-    def key(name: str) -> tuple[int, ...] | tuple[float]:
-        try:
-            return tuple(int(x) for x in name.split("."))
-        except ValueError:
-            return (float("inf"),)
-
-    return sorted(names, key=key)
 
 
 def update_pin(path: Path, *, tag: str, commit: str, distro_version: str | None = None,

@@ -1,53 +1,14 @@
-"""``tkedistro list`` and ``tkedistro show``: what the release manifests say, as data and text."""
+"""``tkedistro show``: what a release manifest says, as data and text (``list``:
+``releaselist.py``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tkedistro.core.errors import ManifestError, PatchFormatError
+from tkedistro.core.errors import PatchFormatError
 from tkedistro.core.workspace import Workspace, path_problem
-from tkedistro.model.manifest import Manifest, PatchEntry, list_release_names, load_release
+from tkedistro.model.manifest import PatchEntry, load_release
 from tkedistro.model.patches import parse_patch, subject_from_filename
-
-
-def list_releases(ws: Workspace) -> dict[str, Any]:
-    """Every release with its pin, distro version and patch count (all manifests must load)."""
-    manifests, problems = [], []
-    for name in list_release_names(ws.releases_dir):
-        try:
-            manifests.append(load_release(ws, name))
-        except ManifestError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise ManifestError(problems, hint="run `tkedistro validate` to see every problem")
-    return {"releases": [_list_row(m) for m in manifests]}
-
-
-def _list_row(manifest: Manifest) -> dict[str, Any]:
-    return {
-        "release": manifest.release,
-        "tag": manifest.upstream.tag,
-        "commit": manifest.upstream.commit,
-        "distro_version": manifest.distro_version,
-        "patches": len(manifest.patches),
-    }
-
-
-def format_list(data: dict[str, Any]) -> str:
-    rows = [
-        [r["release"], r["tag"], r["commit"][:12], r["distro_version"], str(r["patches"])]
-        for r in data["releases"]
-    ]
-    if not rows:
-        return "no release manifests in releases/"
-    return _table(["RELEASE", "TAG", "COMMIT", "DISTRO VERSION", "PATCHES"], rows)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-             for row in [header, *rows]]
-    return "\n".join(lines)
 
 
 def show_release(ws: Workspace, release: str) -> dict[str, Any]:
