@@ -350,6 +350,16 @@ class Repo:
         finally:
             files.remove(index)
 
+    def commit_tree(self, tree: str, message: str) -> str:
+        """A new commit of ``tree`` on top of HEAD (no ref, the index untouched)."""
+        return self.run("commit-tree", checked(tree, "tree"), "-p", self.head(), "-m",
+                        message).stdout.strip()
+
+    def push_commit(self, dest: Path, commit: str, ref: str) -> None:
+        """Give the repository at ``dest`` ``commit`` as ``ref`` (only the objects it lacks)."""
+        self.run("push", "-q", "--no-verify", "--", str(files.check_path(dest)),
+                 f"{checked(commit, 'commit')}:{checked(ref, 'ref')}")
+
     def backup_refs(self) -> list[str]:
         """The backup refs (``refs/tkedistro/backup/``) this repository holds, oldest first."""
         out = self.run("for-each-ref", "--format=%(refname)", "refs/tkedistro/backup/").stdout
