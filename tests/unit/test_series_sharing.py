@@ -9,8 +9,6 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.helpers.gitrepo import git, write_manifest
 from tests.helpers.series import Distro, fingerprint, make_distro
 from tests.unit.test_rebase import P, cli

@@ -4,9 +4,10 @@
 ``_output/<release>`` (a build publishing it, a local conformance cluster running from it).
 
 ``exclusive_lock`` is the one file-lock helper (fail at once, or wait a while first): an
-``flock`` on the lock file, which stays in place and holds the holder's PID (written when the
-lock is taken; another run's busy message names it, and it is used for nothing else) (the ``filelock`` package locks the same
+``flock`` on the lock file, which stays in place (the ``filelock`` package locks the same
 way; its import costs more than ``tkedistro source``'s up-to-date check, so it is not used).
+The holder writes its PID into the file while it holds the lock (and clears it after);
+another run's busy message names it, and it is used for nothing else.
 Cheap to import (no pydantic, no git): ``tkedistro source``'s up-to-date path uses it.
 """
 
