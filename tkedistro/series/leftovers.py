@@ -31,7 +31,8 @@ def save_edits(repo: Repo, state: RebaseState, doing: str, *,
         return None
     tree, changed = found
     ref = repo.backup_with_tree(tree) or repo.backup(
-        f"tkedistro: edits left in {repo.shown} by the rebase of {state.release} ({doing})")
+        f"tkedistro: edits left in {repo.shown} by the rebase of {state.release} ({doing})",
+        tree)
     listed = ", ".join(changed[:10]) + (" ..." if len(changed) > 10 else "")
     only = changed if carry_on and len(changed) <= 10 else None
     console.warn(f"edits made during the rebase were saved to {ref}"
