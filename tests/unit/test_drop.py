@@ -5,6 +5,7 @@ lock folder is left; a release `new` did not make is refused; a busy lock names 
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -189,3 +190,28 @@ def test_a_busy_release_lock_names_the_process_holding_it(tmp_path: Path) -> Non
         f"process {holder.pid}")
     assert (d.root / "releases/1.21.yaml").exists()
     assert cli(d, "drop", "1.21").exit_code == 0  # the lock is free again: no stale PID matters
+
+
+def test_a_new_that_fails_before_its_rebase_leaves_no_trace(tmp_path: Path) -> None:
+    d = make_distro(tmp_path)
+    before = snapshot(d)
+    res = cli(d, *NEW, "v9.9.9")  # no such tag upstream
+    assert res.exit_code == 5, res.output
+    assert snapshot(d) == before  # no manifest, no patch folder, no lock folder
+
+
+def test_drop_json_names_what_went_and_how_to_get_edits_back(tmp_path: Path) -> None:
+    d = make_distro(tmp_path)
+    assert cli(d, *NEW, "v1.20.1").exit_code == 0
+    (d.root / "_src/1.21/scratch.txt").write_text("untracked\n")
+    res = cli(d, "drop", "1.21", "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    [backup] = (d.root / "_src/.1.21.dropped").iterdir()
+    shown = str(backup.relative_to(d.root))
+    assert data == {
+        "release": "1.21", "status": "dropped",
+        "removed": ["releases/1.21.yaml", "_src/1.21", "patches/1.21/ (4 files)",
+                    "_src/.1.21.tkedistro/"],
+        "backup": shown, "saved": ["_src/1.21: scratch.txt"],
+        "restore": [f"git clone -q -b edits {shown}/edits.git _src/1.21"], "kept": []}
