@@ -166,6 +166,7 @@ def test_drop_refuses_a_release_new_did_not_make(tmp_path: Path) -> None:
     assert gone.stderr.startswith(
         "error: tkedistro new --abort 1.22: refused: release 1.22: no release line made by "
         "`tkedistro new` (_src/.1.22.tkedistro/new-line.json is missing)\n")
+    assert snapshot(d) == before  # not even a lock folder for the release that is not there
 
 
 def test_a_busy_release_lock_names_the_process_holding_it(tmp_path: Path) -> None:

@@ -63,7 +63,9 @@ class DropResult:
 
 
 def drop_release(ws: Workspace, release: str, *, doing: str = "drop") -> DropResult:
-    """``tkedistro drop``: the line ``release`` removed, under its release lock."""
+    """``tkedistro drop``: the line ``release`` removed, under its release lock (a release
+    without ``new``'s record is refused first: taking its lock would make its state folder)."""
+    _record(ws, ws.release(release), doing)
     with release_lock(ws, release):
         return drop_line(ws, release, doing=doing)
 
