@@ -216,3 +216,25 @@ def test_drop_json_names_what_went_and_how_to_get_edits_back(tmp_path: Path) -> 
                     "_src/.1.21.tkedistro/"],
         "backup": shown, "saved": ["_src/1.21: scratch.txt"],
         "restore": [f"git clone -q -b edits {shown}/edits.git _src/1.21"], "kept": []}
+
+
+def test_rebase_abort_prints_how_to_restore_the_backup_ref(tmp_path: Path) -> None:
+    d = make_distro(tmp_path)
+    assert cli(d, "rebase", "1.20", "--onto", "v1.20.2").exit_code == 7
+    (d.src / "README.md").write_text("half resolved\n")
+    res = cli(d, "rebase", "1.20", "--abort", "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    ref = data["backup_ref"]
+    assert data["restore"] == [f"git -C _src/1.20 checkout {ref} -- ."]
+    run_shown(d, data["restore"][0])
+    assert (d.src / "README.md").read_text() == "half resolved\n"
+    git(d.src, "checkout", "-q", "HEAD", "--", ".")
+    assert cli(d, "rebase", "1.20", "--onto", "v1.20.2").exit_code == 7
+    (d.src / "README.md").write_text("again\n")
+    text = cli(d, "rebase", "1.20", "--abort")
+    [ref2] = [r for r in git(d.src, "for-each-ref", "--format=%(refname)",
+                             "refs/tkedistro/backup/").split() if r != ref]
+    assert text.stdout.splitlines()[-2:] == [
+        f"edits saved to {ref2}; get them back with: git -C _src/1.20 checkout {ref2} -- .",
+        "rebase aborted: releases/1.20.yaml, patches/1.20/ and _src/1.20 are back as they were"]
