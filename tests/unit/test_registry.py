@@ -146,7 +146,8 @@ def test_a_second_user_of_the_folder_waits_then_says_who_holds_it(tmp_path: Path
     with exclusive_lock(folder / "registry.lock", "held"), pytest.raises(LockedError) as caught:
         LocalRegistry(folder, binary=Path(sys.executable), lock_wait=0.2).__enter__()
     assert caught.value.message == (f"another tkedistro run is using the local registry in "
-                                    f"{folder} (lock {folder / 'registry.lock'})")
+                                    f"{folder} (lock {folder / 'registry.lock'}); held by "
+                                    f"process {os.getpid()}")
 
 
 def test_free_port_keeps_a_free_preferred_port_and_replaces_a_taken_one() -> None:

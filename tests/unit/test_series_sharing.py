@@ -9,8 +9,6 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.helpers.gitrepo import git, write_manifest
 from tests.helpers.series import Distro, fingerprint, make_distro
 from tests.unit.test_rebase import P, cli
@@ -180,14 +178,12 @@ def test_abort_of_a_prepared_tree_saves_every_kind_of_edit(tmp_path: Path) -> No
     assert_restorable(d, d.src, res.stderr)
 
 
-@pytest.mark.parametrize("how", ["rebase", "new"])
-def test_abort_keeps_a_tree_the_rebase_made_when_it_holds_edits(tmp_path: Path, how: str) -> None:
+def test_abort_keeps_a_tree_the_rebase_made_when_it_holds_edits(tmp_path: Path) -> None:
+    """(A line `tkedistro new` made is dropped whole instead: tests/unit/test_drop.py.)"""
     d = make_distro(tmp_path, prepare=False)
-    release = "1.20" if how == "rebase" else "1.21"
+    release = "1.20"
     src = d.root / "_src" / release
-    start = (("rebase", "1.20", "--onto", "v1.20.2") if how == "rebase" else
-             ("new", "1.21", "--from", "1.20", "--onto", "v1.20.2"))
-    assert cli(d, *start).exit_code == 7
+    assert cli(d, "rebase", "1.20", "--onto", "v1.20.2").exit_code == 7
     edit_stopped_tree(src)
     res = cli(d, "rebase", release, "--abort")
     assert res.exit_code == 0, res.output
@@ -198,14 +194,10 @@ def test_abort_keeps_a_tree_the_rebase_made_when_it_holds_edits(tmp_path: Path, 
                     f"_src/{release} when you no longer need them")
     assert git(src, "status", "--porcelain") == ""
     assert_restorable(d, src, res.stderr)
-    if how == "new":
-        assert not (d.root / "releases/1.21.yaml").exists()
-        assert not (d.root / "patches/1.21").exists()
-    else:
-        git(src, "reset", "-q", "--hard")
-        git(src, "clean", "-fdq")
-        assert cli(d, "source", "1.20").exit_code == 0  # the kept tree is taken up again
-        assert backup_refs(src) == [ref]
+    git(src, "reset", "-q", "--hard")
+    git(src, "clean", "-fdq")
+    assert cli(d, "source", "1.20").exit_code == 0  # the kept tree is taken up again
+    assert backup_refs(src) == [ref]
 
 
 def test_abort_without_edits_still_removes_a_tree_the_rebase_made(tmp_path: Path) -> None:

@@ -28,8 +28,8 @@ COMMANDS = {
     "host-setup": "build",
     "conformance": "conformance", "cluster": "cluster", "guest": "guest",
     "ci": "ci", "verify": "verify", "keys": "keys",
-    "rebase": "series", "forecast": "series", "new": "series", "patches": "series",
-    "bisect": "bisect",
+    "rebase": "series", "forecast": "series", "new": "series", "drop": "series",
+    "patches": "series", "bisect": "bisect",
 }
 MODULES = ("release", "build", "conformance", "cluster", "guest", "ci", "verify", "keys", "series",
            "bisect")

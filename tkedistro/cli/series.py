@@ -92,23 +92,48 @@ def forecast_cmd(
 
 def new_cmd(
     release: str,
-    from_release: Annotated[str, typer.Option("--from", help="The release line to start from.")],
+    from_release: Annotated[
+        str | None, typer.Option("--from", help="The release line to start from.")
+    ] = None,
     onto: Annotated[
-        str, typer.Option("--onto", callback=check_tag, help="The upstream tag of the new line.")
-    ],
+        str | None,
+        typer.Option("--onto", callback=check_tag, help="The upstream tag of the new line."),
+    ] = None,
     commit: Annotated[
         str | None, typer.Option("--commit", callback=check_commit, help="Pin the tag's commit.")
     ] = None,
     upstream: UpstreamOpt = None,
+    abort: Annotated[
+        bool, typer.Option("--abort", help="Take the line away again (as `tkedistro drop`).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Start release line RELEASE from OLD's series, rebased onto TAG."""
     from tkedistro.series import newline as newrelease
 
+    if abort:
+        if from_release is not None or onto is not None:
+            raise typer.BadParameter("--abort takes no --from or --onto")
+        _drop(release, "new --abort", as_json)
+        return
+    if from_release is None or onto is None:
+        raise typer.BadParameter("give --from OLD and --onto TAG (or --abort)")
     result = newrelease.new_release(G.settled(from_release), release, from_release, onto,
                                     commit=commit, upstream=upstream)
     emit(result.to_json(), result.format_text(), as_json)
     result.raise_for_conflict()
+
+
+def drop_cmd(release: str, as_json: JsonOpt = False) -> None:
+    """Remove release line RELEASE that `tkedistro new` made, backing up edits first."""
+    _drop(release, "drop", as_json)
+
+
+def _drop(release: str, doing: str, as_json: bool) -> None:
+    from tkedistro.series import drop
+
+    result = drop.drop_release(G.workspace(), release, doing=doing)
+    emit(result.to_json(), result.format_text(), as_json)
 
 
 def export_cmd(release: str, as_json: JsonOpt = False) -> None:
@@ -163,6 +188,7 @@ def register(app: typer.Typer, patches: typer.Typer | None = None) -> None:
     app.command("rebase")(guarded(rebase_cmd))
     app.command("forecast")(guarded(forecast_cmd))
     app.command("new")(guarded(new_cmd))
+    app.command("drop")(guarded(drop_cmd))
     group = patches if patches is not None else patches_app
     group.command("export")(guarded(export_cmd))
     group.command("import")(guarded(import_cmd))

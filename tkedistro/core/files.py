@@ -274,6 +274,22 @@ def open_lock_file(path: Path) -> int:
     return fd
 
 
+def note_in_lock_file(fd: int, text: str) -> None:
+    """Make ``text`` the whole content of the lock file open at ``fd`` (its holder, for the
+    message another run gives; the lock itself is the ``flock``, not the content)."""
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, text.encode(), 0)
+
+
+def read_lock_note(fd: int, limit: int = 64) -> str:
+    """What ``note_in_lock_file`` left in the lock file open at ``fd`` (at most ``limit``
+    bytes; "" when unreadable)."""
+    try:
+        return os.pread(fd, limit, 0).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
 def read_bytes(path: Path, *, max_bytes: int | None = None) -> bytes:
     """The bytes of the regular file ``path``, reached without following a symlink
     (``FileNotFoundError`` when missing; ``UnsafePathError`` for a symlink)."""

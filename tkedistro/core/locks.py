@@ -6,6 +6,8 @@
 ``exclusive_lock`` is the one file-lock helper (fail at once, or wait a while first): an
 ``flock`` on the lock file, which stays in place (the ``filelock`` package locks the same
 way; its import costs more than ``tkedistro source``'s up-to-date check, so it is not used).
+The holder writes its PID into the file while it holds the lock (and clears it after);
+another run's busy message names it, and it is used for nothing else.
 Cheap to import (no pydantic, no git): ``tkedistro source``'s up-to-date path uses it.
 """
 
@@ -35,20 +37,32 @@ def exclusive_lock(path: Path, busy: str, *, wait: float = 0, waiting: str = "",
     ``wait`` seconds after printing ``waiting`` and waiting that long for the lock.
     """
     fd = files.open_lock_file(path)
+    held = False
     try:
         if not _locked(fd):
             if wait <= 0:
-                raise LockedError(busy, hint=hint)
+                raise LockedError(_busy(busy, fd), hint=hint)
             if waiting:
                 console.info(waiting)
             deadline = time.monotonic() + wait
             while not _locked(fd):
                 if time.monotonic() >= deadline:
-                    raise LockedError(busy, hint=hint)
+                    raise LockedError(_busy(busy, fd), hint=hint)
                 time.sleep(0.05)
+        files.note_in_lock_file(fd, f"{os.getpid()}\n")
+        held = True
         yield
     finally:
+        if held:  # no stale PID for the next holder's rival to read
+            files.note_in_lock_file(fd, "")
         os.close(fd)  # lets go of the lock
+
+
+def _busy(busy: str, fd: int) -> str:
+    """``busy`` with the holder's PID, as the holder wrote it in the lock file (read only
+    for the message: digits, or nothing is said)."""
+    pid = files.read_lock_note(fd).strip()
+    return f"{busy}; held by process {pid}" if pid.isdigit() and len(pid) <= 10 else busy
 
 
 def _locked(fd: int) -> bool:

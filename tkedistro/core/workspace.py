@@ -283,6 +283,11 @@ class ReleaseLayout:
         return self.src.with_name(f".{self.name}.tkedistro")
 
     @property
+    def dropped(self) -> PurePosixPath:
+        """Where ``tkedistro drop`` keeps the edits of a dropped line (outlives ``state``)."""
+        return self.src.with_name(f".{self.name}.dropped")
+
+    @property
     def output(self) -> PurePosixPath:
         return PurePosixPath("_output", self.name)
 
@@ -409,6 +414,17 @@ class ReleasePaths:
     def build_run(self) -> Path:
         """What a running build may write into ``src`` (removed after it, even a killed one)."""
         return self.state_dir / "build-run.json"
+
+    @property
+    def new_line_record(self) -> Path:
+        """What ``tkedistro new`` wrote (file hashes): proof the line is the tool's, and the
+        base ``tkedistro drop`` compares the manifest and patch files with."""
+        return self.state_dir / "new-line.json"
+
+    @property
+    def dropped(self) -> Path:
+        """``_src/.<release>.dropped``: one folder per ``tkedistro drop`` that saved edits."""
+        return self.root / self.layout.dropped
 
     @property
     def rebase_state(self) -> Path:

@@ -313,19 +313,16 @@ class Repo:
         return f"git -C {shlex.quote(self.shown)} checkout {ref} -- " + (
             " ".join(shlex.quote(p) for p in paths) if paths else ".")
 
-    def backup(self, message: str) -> str:
-        """Save HEAD plus uncommitted and untracked files as a commit under a new ref."""
+    def backup(self, message: str, tree: str | None = None) -> str:
+        """Save HEAD plus uncommitted and untracked files as a commit under a new ref.
+        ``tree``: that snapshot when the caller has it (``worktree_tree``, which reuses the
+        index's stat data: a fresh index would hash every file of the tree again, seconds
+        on a Kubernetes tree)."""
         commit = self.head()
-        if self.status():
-            index = self.gitdir / "tkedistro-backup.index"
-            files.remove(index)  # git writes an index through a symlink: refuse one first
-            env = {"GIT_INDEX_FILE": str(index)}
-            self.run("read-tree", "HEAD", env=env)
-            self.run("add", "-A", env=env)
-            tree = self.run("write-tree", env=env).stdout.strip()
-            commit = self.run("commit-tree", tree, "-p", commit, "-m", message,
-                              env=env).stdout.strip()
-            files.remove(index)
+        if tree is None and self.status():
+            tree = self.worktree_tree()
+        if tree is not None:
+            commit = self.commit_tree(tree, message)
         ref = f"refs/tkedistro/backup/{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
         name, n = ref, 1
         while self.run("rev-parse", "-q", "--verify", name, check=False).returncode == 0:
@@ -349,6 +346,16 @@ class Repo:
             return self.run("write-tree", env=env).stdout.strip()
         finally:
             files.remove(index)
+
+    def commit_tree(self, tree: str, message: str) -> str:
+        """A new commit of ``tree`` on top of HEAD (no ref, the index untouched)."""
+        return self.run("commit-tree", checked(tree, "tree"), "-p", self.head(), "-m",
+                        message).stdout.strip()
+
+    def push_commit(self, dest: Path, commit: str, ref: str) -> None:
+        """Give the repository at ``dest`` ``commit`` as ``ref`` (only the objects it lacks)."""
+        self.run("push", "-q", "--no-verify", "--", str(files.check_path(dest)),
+                 f"{checked(commit, 'commit')}:{checked(ref, 'ref')}")
 
     def backup_refs(self) -> list[str]:
         """The backup refs (``refs/tkedistro/backup/``) this repository holds, oldest first."""

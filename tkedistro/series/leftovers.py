@@ -8,6 +8,7 @@ command that brings the files back. What the tool's own step left is not an edit
 conflict, only a tree that differs from the one the conflict left (``conflict_tree``) is
 saved, under an existing backup ref when one holds the same tree; in the other phases the
 commits come from the patch files, so uncommitted and untracked files are what counts.
+``edits_to_keep`` is the same judgement for ``tkedistro drop``, which removes the tree whole.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def save_edits(repo: Repo, state: RebaseState, doing: str, *,
         return None
     tree, changed = found
     ref = repo.backup_with_tree(tree) or repo.backup(
-        f"tkedistro: edits left in {repo.shown} by the rebase of {state.release} ({doing})")
+        f"tkedistro: edits left in {repo.shown} by the rebase of {state.release} ({doing})",
+        tree)
     listed = ", ".join(changed[:10]) + (" ..." if len(changed) > 10 else "")
     only = changed if carry_on and len(changed) <= 10 else None
     console.warn(f"edits made during the rebase were saved to {ref}"
@@ -50,3 +52,19 @@ def _edits(repo: Repo, state: RebaseState) -> tuple[str, list[str]] | None:
     if not changed:
         return None
     return repo.worktree_tree(), changed
+
+
+def edits_to_keep(repo: Repo, state: RebaseState | None) -> tuple[str, list[str]] | None:
+    """What ``tkedistro drop`` must save before it removes ``repo``: (the tree of HEAD and
+    the work tree, what is edited), or None. Mid-rebase, as the aborts judge it; otherwise
+    an operation in progress, changed or untracked files, and commits the tool did not make
+    (upstream's, which the mirror's refs reach, are nobody's)."""
+    if not repo.exists() or repo.rev("HEAD") is None:
+        return None
+    if state is not None:
+        return _edits(repo, state)
+    work = repo.work_in_progress([], repo.made())
+    if not (work.operation or work.changed or work.commits):
+        return None
+    commits = [f"commit {sha[:12]} {subject}" for sha, subject in work.commits]
+    return repo.worktree_tree(), [*work.changed, *commits]

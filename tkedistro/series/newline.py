@@ -6,7 +6,9 @@ release name and the patch folder change), the old line's own patch files
 two copies never share a path, and the rebase flow takes it onto ``TAG``. A file the old
 series lists from elsewhere (``patches/common/...``) is not copied: the new manifest lists
 it in place, shared with the old line, and the rebase never deletes or rewrites it. No
-existing file is ever overwritten.
+existing file is ever overwritten. What it wrote is recorded (``linerecord.py``), so
+``tkedistro drop`` (``drop.py``) can take the line away again and tell the maintainer's
+later changes from the tool's.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from tkedistro.core.files import create_exclusive, read_bytes, remove
 from tkedistro.core.rebasemark import is_rebasing
 from tkedistro.core.workspace import ReleaseLayout, Workspace
 from tkedistro.model.manifest import Manifest, load_release, parse_manifest
+from tkedistro.series.linerecord import LineRecord, line_files, write_record
 from tkedistro.series.rebase import RebaseResult, rebase
 from tkedistro.series.state import NewLine
 
@@ -41,6 +44,8 @@ def new_release(ws: Workspace, release: str, from_release: str, onto: str, *,
     text = _retarget(old.path.read_text(encoding="utf-8"), from_release, release)
     parse_manifest(text, target, shown)  # never write a manifest that does not load
     made = NewLine(tuple(copies.values()), folder.is_dir())
+    kept = tuple(line_files(ws, release)) if made.patches_dir_existed else ()
+    state_existed = ws.state_dir(release).exists()
     written: list[str] = []  # what this run made, the only files it may take away again
     manifest_made = False
     try:
@@ -50,11 +55,16 @@ def new_release(ws: Workspace, release: str, from_release: str, onto: str, *,
         if not create_exclusive(target, text.encode("utf-8")):
             raise ManifestError([f"{shown}: already exists"])
         manifest_made = True
+        write_record(ws, LineRecord(release, from_release, line_files(ws, release, kept),
+                                    made.patches_dir_existed, kept))
         result = rebase(ws, release, onto, commit=commit, upstream=upstream, new_line=made)
     except BaseException:
         if not is_rebasing(ws.release(release)):  # the rebase never began: leave no half-made line
             _remove(target if manifest_made else None, folder,
                     NewLine(tuple(written), made.patches_dir_existed))
+            remove(ws.release(release).new_line_record)
+            if not state_existed:  # the rebase's lock folder: no trace of the line is left
+                remove(ws.state_dir(release))
         raise
     result.notes.insert(0, _made_note(ws, shown, folder, from_release, old, copies))
     return result

@@ -7,7 +7,8 @@ in ``ws.state_dir(release)`` survives a crash, and ``--continue``, ``--skip`` or
 pick it up. ``--abort`` puts the manifest, the patch files and ``_src`` back byte for byte;
 edits the maintainer made in ``_src`` are saved to a backup ref first (``leftovers.py``), as
 ``--skip`` and ``--continue`` do before they reset anything, and a ``_src`` the rebase made
-is kept rather than removed while it holds a backup ref. On success the manifest's pin and
+is kept rather than removed while it holds a backup ref; a line ``tkedistro new`` made is
+dropped whole instead (``drop.py``: edits saved outside ``_src``). On success the manifest's pin and
 series are updated and the patch files regenerated, never deleting or rewriting a file
 another release lists (``sharing.py``).
 """
@@ -32,8 +33,10 @@ from tkedistro.git.repo import BRANCH, Repo
 from tkedistro.model.diffscan import conflict_markers, describe_markers
 from tkedistro.model.manifest import Manifest, load_release, update_pin
 from tkedistro.model.url import redact_url
+from tkedistro.series.drop import drop_line
 from tkedistro.series.export import check_work_in_progress
 from tkedistro.series.leftovers import save_edits
+from tkedistro.series.linerecord import load_record, refresh_record
 from tkedistro.series.replay import (
     Job,
     PatchOutcome,
@@ -175,6 +178,8 @@ def abort_rebase(ws: Workspace, release: str) -> RebaseResult:
     """``--abort``: manifest, patch files and ``_src`` as before the rebase; edits made in
     ``_src`` are saved to a backup ref first (a tree the rebase made is then kept for it)."""
     state = load_state(ws, release)
+    if state.new_line and load_record(ws, release) is not None:
+        return _abort_new_line(ws, state)
     listing = load_listing(ws, release)  # a damaged backup is refused before any change
     repo = _repo(ws, release)
     ref = save_edits(repo, state, "--abort")
@@ -192,6 +197,16 @@ def abort_rebase(ws: Workspace, release: str) -> RebaseResult:
     clear(ws, release)
     result = RebaseResult.from_state(state, "aborted")
     result.backup_ref, result.src_kept = ref, kept
+    result.restore = [repo.restore_command(ref)] if ref else []
+    return result
+
+
+def _abort_new_line(ws: Workspace, state: RebaseState) -> RebaseResult:
+    """A line ``tkedistro new`` made, stopped mid-rebase: dropped whole (``drop.py``), its
+    edits saved where the removal of ``_src`` cannot reach, and no state folder left."""
+    dropped = drop_line(ws, state.release, doing=f"rebase {state.release} --abort")
+    result = RebaseResult.from_state(state, "aborted")
+    result.backup_ref, result.restore = dropped.backup, dropped.restore
     return result
 
 
@@ -368,6 +383,8 @@ def _finalize(ws: Workspace, state: RebaseState) -> RebaseResult:
     version = suggest_version(state.distro_version, state.old_tag, state.onto_tag)
     update_pin(manifest.path, tag=state.onto_tag, commit=state.onto_commit,
                distro_version=version, patch_files=exported.series)
+    if state.new_line:  # what `new` made, as its rebase leaves it: what drop compares with
+        refresh_record(ws, state.release)
     if state.orig_head:
         repo.update_ref(f"refs/tkedistro/pre-rebase/{state.old_tag}", state.orig_head)
     if state.orig_branch:

@@ -38,6 +38,7 @@ class RebaseResult:
     new_line: bool = False  # the release line was started by `tkedistro new`
     backup_ref: str | None = None  # where --abort saved the edits made in _src
     src_kept: bool = False  # --abort kept a _src the rebase made: it holds backup_ref
+    restore: list[str] = field(default_factory=list)  # --abort: how to get the edits back
 
     @classmethod
     def from_state(cls, state: RebaseState, status: Phase) -> RebaseResult:
@@ -79,6 +80,7 @@ class RebaseResult:
             "next_commands": self.next_commands(),
             "notes": self.notes,
             "backup_ref": self.backup_ref,
+            "restore": self.restore,
         }
 
     def format_text(self) -> str:
@@ -103,7 +105,8 @@ class RebaseResult:
         else:
             line = f"rebase aborted: {files}{src} are back as they were"
         if not self.src_kept:
-            return [line]
+            return [*(f"edits saved to {self.backup_ref}; get them back with: {command}"
+                      for command in self.restore), line]
         return [line, f"{shown.src} is kept, as the rebase made it, for the edits saved to "
                       f"{self.backup_ref} (get them back: git -C {shown.src} checkout "
                       f"{self.backup_ref} -- .); delete {shown.src} when you no longer "
