@@ -87,6 +87,17 @@ def ensure_pin(mirrors_dir: Path, pin: Pin, fetch_url: str | None = None) -> Mir
     return MirrorResult(path=path, fetch_url=redact_url(source))
 
 
+def share_tags(mirror: Path, tree: Repo) -> list[str]:
+    """Give ``tree`` (which borrows the mirror's objects) the upstream tags of ``mirror`` it
+    lacks, so ``git -C _src/<release> diff v1.20.3`` works: refs only, no object is copied.
+    The tags added."""
+    source = Repo(mirror)
+    try:
+        return tree.add_tags(source.tags())
+    finally:
+        source.close()
+
+
 def _damage(path: Path, pin: Pin) -> list[str]:
     """What is missing in the mirror that this run would read: packs, the tag, the tree."""
     if damage := pack_damage(path / "objects"):

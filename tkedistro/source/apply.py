@@ -20,7 +20,7 @@ from tkedistro.core.locks import release_lock
 from tkedistro.core.rebasemark import refuse_if_rebasing
 from tkedistro.core.workspace import ReleaseLayout, ReleasePaths, Workspace, manifest_name
 from tkedistro.git.mbox import crlf_note, diff_part
-from tkedistro.git.mirror import Pin, ensure_pin
+from tkedistro.git.mirror import Pin, ensure_pin, share_tags
 from tkedistro.git.patching import Entered, Patcher
 from tkedistro.git.repo import Repo
 from tkedistro.model.patches import PatchFile, check_trailers, parse_patch, subject_from_filename
@@ -274,6 +274,7 @@ def prepare_fully(ws: Workspace, release: str, tree: Repo, *, upstream: str | No
             mirror = ensure_pin(ws.mirrors_dir, pin, upstream)
         job = SeriesRun(tree, paths, manifest, Series(tuple(inputs), stamp, digest), state)
         backup = job.prepare_tree(mirror.path, force)
+        share_tags(mirror.path, tree)  # `git -C _src/<release> diff <tag>` works (refs only)
         with console.step("apply_patches", f"{len(inputs)} in the series"):
             final = job.apply_series(patches)
         return result_of(release, tree.path, mirror.fetch_url, final, kept=job.kept, backup=backup)
