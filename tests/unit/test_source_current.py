@@ -111,3 +111,19 @@ def test_src_carries_the_upstream_tags_of_its_mirror(tmp_path: Path) -> None:
     assert "4 files changed" in diff
     assert git(distro.src, "rev-parse", "v1.20.0^{commit}") == distro.upstream.tags["v1.20.0"]
     assert not list((distro.src / ".git" / "objects" / "pack").iterdir())  # refs, no copy
+
+
+def test_one_status_run_names_head_and_every_changed_path(distro: Distro) -> None:
+    """The unchanged re-run's only git command: HEAD from its header, every kind of entry."""
+    from tkedistro.git.repo import Repo
+
+    tree = Repo(distro.src)
+    assert tree.head_and_status() == (git(distro.src, "rev-parse", "HEAD"), [])
+    git(distro.src, "mv", "README.md", "READ ME.md")
+    (distro.src / "cmd" / "kubelet" / "main.go").write_text("edited\n")
+    (distro.src / "new file.txt").write_text("new\n")
+    head, changed = tree.head_and_status()
+    assert head == git(distro.src, "rev-parse", "HEAD")
+    assert sorted(changed) == ["READ ME.md", "cmd/kubelet/main.go", "new file.txt"]
+    res = cli(distro, "source", "1.20")
+    assert res.exit_code == 8 and "uncommitted changes in 3 file(s)" in res.stderr

@@ -134,6 +134,14 @@ class Repo:
     def has_commit(self, sha: str) -> bool:
         return self.rev(sha) is not None
 
+    def commits_present(self, shas: Sequence[str]) -> list[bool]:
+        """For each of ``shas``: a commit this repository has (or borrows), in one git run."""
+        if not shas:
+            return []
+        out = self.run("cat-file", "--batch-check=%(objecttype)",
+                       input="".join(f"{checked(sha, 'commit')}\n" for sha in shas)).stdout
+        return [line == "commit" for line in out.splitlines()]
+
     def object_type(self, sha: str) -> str | None:
         res = self.run("cat-file", "-t", checked(sha, "object"), check=False)
         return res.stdout.strip() if res.returncode == 0 else None
@@ -375,6 +383,12 @@ class Repo:
         """Each tag (``refs/tags/...``) and the object it names (a tag object stays one)."""
         out = self.run("for-each-ref", "--format=%(refname) %(objectname)", "refs/tags/").stdout
         return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+
+    def has_tag(self, tag: str) -> bool:
+        """Whether ``refs/tags/<tag>`` is here, loose or packed (read, no git run)."""
+        if (self.gitdir / "refs" / "tags" / tag).is_file():
+            return True
+        return f" refs/tags/{tag}\n" in _read_or_empty(self.gitdir / "packed-refs")
 
     def add_tags(self, tags: dict[str, str]) -> list[str]:
         """Create the ``tags`` (ref -> object) this repository lacks, in one transaction, as
