@@ -65,14 +65,15 @@ def ensure_pin(mirrors_dir: Path, pin: Pin, fetch_url: str | None = None) -> Mir
         files.check_path(path)  # git would follow a symlinked mirror
         _ensure_bare(path)
         _remove_stale_locks(path)
-        if damage := _damage(path, pin):
+        damage, found = _damage(path, pin)
+        if damage:
             console.warn(f"the cache mirror {path} is damaged ({'; '.join(damage)}); "
                          "deleting it and fetching again")
             files.remove(path)
             _ensure_bare(path)
+            found = None
         repo = Repo(path)
         try:
-            found = _peeled(repo, pin.tag)
             if found != pin.commit:
                 fetch_tag(repo, source, pin.tag)  # git checks the fetched history is whole
                 found = _peeled(repo, pin.tag)
@@ -87,21 +88,36 @@ def ensure_pin(mirrors_dir: Path, pin: Pin, fetch_url: str | None = None) -> Mir
     return MirrorResult(path=path, fetch_url=redact_url(source))
 
 
-def _damage(path: Path, pin: Pin) -> list[str]:
-    """What is missing in the mirror that this run would read: packs, the tag, the tree."""
+def share_tags(mirror: Path, tree: Repo, *, unless: str | None = None) -> list[str]:
+    """Give ``tree`` (which borrows the mirror's objects) the upstream tags of ``mirror`` it
+    lacks, so ``git -C _src/<release> diff v1.20.3`` works: refs only, no object is copied.
+    ``unless``: a tag whose presence in ``tree`` says it had them all already (the pin's: a
+    re-run then costs a stat, no git run). The tags added."""
+    if unless is not None and tree.has_tag(check_tag(unless)):
+        return []
+    source = Repo(mirror)
+    try:
+        return tree.add_tags(source.tags())
+    finally:
+        source.close()
+
+
+def _damage(path: Path, pin: Pin) -> tuple[list[str], str | None]:
+    """What is missing in the mirror that this run would read (packs, the tag, the tree),
+    and the commit the tag names there (None: no such tag)."""
     if damage := pack_damage(path / "objects"):
-        return damage
+        return damage, None
     repo = Repo(path)
     try:
         tag = f"refs/tags/{check_tag(pin.tag)}"
         found = repo.rev(tag)
         if found is None and repo.ref_target(tag):
-            return [f"{tag} names a missing object"]
+            return [f"{tag} names a missing object"], None
         if found == pin.commit and not _verified(path, pin.commit):
             if missing := repo.missing_objects(pin.commit):
-                return [missing]
+                return [missing], found
             _note_verified(path, pin.commit)
-        return []
+        return [], found
     finally:
         repo.close()
 

@@ -7,10 +7,10 @@ Most commands go through ``Repo.run`` (``ls_remote``, which needs no repository,
 ``execute`` itself): ``execute.py`` runs them with GitPython's
 ``Git.execute`` with a clean environment, the tool's settings and identity, and makes writing
 commands die with this process, so a killed run leaves no git writing into a tree after its
-lock is gone (GitPython sets ``LC_ALL=C``, so parsed output is English). Three go through
-``core.runner.run`` as plain subprocesses instead: ``head`` and ``status`` (the unchanged
-re-run of ``tkedistro source`` needs only these two and never loads GitPython) and
-``clone_at``'s ``git clone``. GitPython also creates repositories and writes their config.
+lock is gone (GitPython sets ``LC_ALL=C``, so parsed output is English). Four go through
+``core.runner.run`` as plain subprocesses instead: ``head``, ``status``, ``head_and_status``
+(the unchanged re-run of ``tkedistro source`` needs only this one and never loads GitPython)
+and ``clone_at``'s ``git clone``. GitPython also creates repositories and writes their config.
 
 Rules kept here once: the committer identity and the settings a user's config must not
 change (``CONFIG``), what counts as work in progress and which commits are the tool's, and
@@ -36,7 +36,7 @@ from tkedistro.core import console, files
 from tkedistro.core.errors import CommandError, WorkInProgressError
 from tkedistro.core.runner import Result, run
 from tkedistro.git.execute import execute, git_found, gitpython_module
-from tkedistro.git.work import OPERATIONS, Work, porcelain_paths
+from tkedistro.git.work import OPERATIONS, Work, porcelain_paths, porcelain_v2
 
 if TYPE_CHECKING:
     import git as gitpython
@@ -134,6 +134,14 @@ class Repo:
     def has_commit(self, sha: str) -> bool:
         return self.rev(sha) is not None
 
+    def commits_present(self, shas: Sequence[str]) -> list[bool]:
+        """For each of ``shas``: a commit this repository has (or borrows), in one git run."""
+        if not shas:
+            return []
+        out = self.run("cat-file", "--batch-check=%(objecttype)",
+                       input="".join(f"{checked(sha, 'commit')}\n" for sha in shas)).stdout
+        return [line == "commit" for line in out.splitlines()]
+
     def object_type(self, sha: str) -> str | None:
         res = self.run("cat-file", "-t", checked(sha, "object"), check=False)
         return res.stdout.strip() if res.returncode == 0 else None
@@ -166,6 +174,20 @@ class Repo:
         return self.run("rev-list", "--reverse", "--no-merges",
                         f"{checked(base, 'commit')}..{head}", "--").stdout.split()
 
+    def tool_committed(self, shas: Sequence[str]) -> list[bool]:
+        """For each of ``shas``: committed as the tool commits a patch (``Patcher.apply``:
+        the tool's committer identity, the author date, time zone included, as committer
+        date), so ``git am`` of its patch file onto its parent makes this very commit."""
+        if not shas:
+            return []
+        out = self.run("log", "--no-walk=unsorted", "--date=raw",
+                       "--format=%H%x00%cn <%ce>%x00%cd%x00%ad",
+                       *(checked(sha, "commit") for sha in shas), "--").stdout
+        tool = f"{TOOL_NAME} <{TOOL_EMAIL}>"
+        found = {sha: who == tool and cdate == adate for sha, who, cdate, adate in
+                 (line.split("\0") for line in out.splitlines() if line.count("\0") == 3)}
+        return [found.get(sha, False) for sha in shas]
+
     def first_parents(self, count: int) -> list[str]:
         """HEAD and its first parents, newest first, at most ``count``; [] without HEAD."""
         res = self.run("rev-list", "--first-parent", f"--max-count={count}", "HEAD", "--",
@@ -193,6 +215,13 @@ class Repo:
         out = run(["git", "status", "--porcelain", "-z", "--untracked-files=normal"],
                   cwd=self.path).stdout
         return porcelain_paths(out)
+
+    def head_and_status(self) -> tuple[str | None, list[str]]:
+        """HEAD's commit (None before the first) and what ``status`` lists, from one ``git
+        status`` (the unchanged `source` re-run's only git command: a plain subprocess)."""
+        out = run(["git", "status", "--porcelain=v2", "-z", "--branch",
+                   "--untracked-files=normal"], cwd=self.path).stdout
+        return porcelain_v2(out)
 
     def untracked_files(self) -> list[str]:
         """Untracked, not ignored files, one by one (no folder collapsed into ``dir/``)."""
@@ -356,6 +385,30 @@ class Repo:
         """Give the repository at ``dest`` ``commit`` as ``ref`` (only the objects it lacks)."""
         self.run("push", "-q", "--no-verify", "--", str(files.check_path(dest)),
                  f"{checked(commit, 'commit')}:{checked(ref, 'ref')}")
+
+    def tags(self) -> dict[str, str]:
+        """Each tag (``refs/tags/...``) and the object it names (a tag object stays one)."""
+        out = self.run("for-each-ref", "--format=%(refname) %(objectname)", "refs/tags/").stdout
+        return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+
+    def has_tag(self, tag: str) -> bool:
+        """Whether ``refs/tags/<tag>`` is here, loose or packed (read, no git run)."""
+        if (self.gitdir / "refs" / "tags" / tag).is_file():
+            return True
+        return f" refs/tags/{tag}\n" in _read_or_empty(self.gitdir / "packed-refs")
+
+    def add_tags(self, tags: dict[str, str]) -> list[str]:
+        """Create the ``tags`` (ref -> object) this repository lacks, in one transaction, as
+        refs only (the objects must be here or borrowed); a tag it has is left as it is.
+        The refs created."""
+        have = self.tags()
+        new = {ref: sha for ref, sha in tags.items()
+               if ref.startswith("refs/tags/") and ref not in have}
+        if new:
+            self.run("update-ref", "--stdin", input="".join(
+                f"create {checked(ref, 'tag')} {checked(sha, 'object')}\n"
+                for ref, sha in new.items()))
+        return list(new)
 
     def backup_refs(self) -> list[str]:
         """The backup refs (``refs/tkedistro/backup/``) this repository holds, oldest first."""

@@ -28,6 +28,29 @@ def porcelain_paths(out: str) -> list[str]:
     return paths
 
 
+def porcelain_v2(out: str) -> tuple[str | None, list[str]]:
+    """HEAD's commit (None before the first commit) and the paths of ``git status
+    --porcelain=v2 -z --branch``: ``1 XY ... path`` (8 fields before the path), ``2 ...
+    path`` (9, then the path it came from as one more field), ``u ... path`` (10), ``? path``
+    and ``! path``; the ``# branch.*`` headers are not entries."""
+    fields = iter(out.split("\0"))
+    head, paths = None, []
+    for entry in fields:
+        kind = entry[:2]
+        if entry.startswith("# branch.oid "):
+            oid = entry.removeprefix("# branch.oid ")
+            head = None if oid == "(initial)" else oid
+        elif kind in _V2_FIELDS and entry.count(" ") >= _V2_FIELDS[kind]:
+            paths.append(entry.split(" ", _V2_FIELDS[kind])[-1])
+            if kind == "2 ":
+                next(fields, None)
+    return head, paths
+
+
+# porcelain v2: how many space-separated fields come before the path, per entry kind
+_V2_FIELDS = {"1 ": 8, "2 ": 9, "u ": 10, "? ": 1, "! ": 1}
+
+
 @dataclass(frozen=True)
 class Work:
     """Work in progress in a tree: an operation, changed paths, commits not the tool's."""

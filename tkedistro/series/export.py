@@ -28,6 +28,7 @@ from tkedistro.model.manifest import Manifest, load_release
 from tkedistro.model.patches import parse_patch, subject_from_filename
 from tkedistro.series import transaction
 from tkedistro.series.transaction import SeriesChange
+from tkedistro.source.record import record_exported
 from tkedistro.source.state import recorded_commits
 
 Action = Literal["unchanged", "rewritten", "added", "removed"]
@@ -118,6 +119,10 @@ def export_series(ws: Workspace, release: str) -> ExportResult:
         # refused again until exported. (Matching patch-ids in `source` instead would also
         # take a commit whose message differs from its file, and lose that message.)
         repo.note_made(e.commit for e in result.entries if e.commit)
+        # and they are what `source` would make from the files: recorded as its own, so the
+        # next `source` finds the tree current (``source/record.py``)
+        record_exported(ws, release, [(e.file, e.subject, e.commit)
+                                      for e in result.entries if e.commit])
     return result
 
 

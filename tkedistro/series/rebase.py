@@ -28,6 +28,7 @@ from tkedistro.core.files import check_path, remove
 from tkedistro.core.locks import release_lock
 from tkedistro.core.rebasemark import is_rebasing
 from tkedistro.core.workspace import ReleaseLayout, Workspace, manifest_name, path_problem
+from tkedistro.git.mirror import mirror_path, share_tags
 from tkedistro.git.patching import Patcher
 from tkedistro.git.repo import BRANCH, Repo
 from tkedistro.model.diffscan import conflict_markers, describe_markers
@@ -60,6 +61,7 @@ from tkedistro.series.state import (
     save_state,
     snapshot,
 )
+from tkedistro.source.record import record_exported
 
 __all__ = ["RebaseResult", "abort_rebase", "continue_rebase", "rebase", "skip_patch",
            "suggest_version"]
@@ -385,6 +387,9 @@ def _finalize(ws: Workspace, state: RebaseState) -> RebaseResult:
                distro_version=version, patch_files=exported.series)
     if state.new_line:  # what `new` made, as its rebase leaves it: what drop compares with
         refresh_record(ws, state.release)
+    record_exported(ws, state.release, [(e.file, e.subject, e.commit)  # `source`: current
+                                        for e in exported.entries if e.commit])
+    share_tags(mirror_path(ws.mirrors_dir, manifest.upstream.url), repo)  # `git diff TAG`
     if state.orig_head:
         repo.update_ref(f"refs/tkedistro/pre-rebase/{state.old_tag}", state.orig_head)
     if state.orig_branch:

@@ -20,7 +20,7 @@ from tkedistro.core.locks import release_lock
 from tkedistro.core.rebasemark import refuse_if_rebasing
 from tkedistro.core.workspace import ReleaseLayout, ReleasePaths, Workspace, manifest_name
 from tkedistro.git.mbox import crlf_note, diff_part
-from tkedistro.git.mirror import Pin, ensure_pin
+from tkedistro.git.mirror import Pin, ensure_pin, share_tags
 from tkedistro.git.patching import Entered, Patcher
 from tkedistro.git.repo import Repo
 from tkedistro.model.patches import PatchFile, check_trailers, parse_patch, subject_from_filename
@@ -153,19 +153,20 @@ class SeriesRun:
         state = self.previous
         if state is None or state.base != self.base:
             return []
-        kept: list[Applied] = []
+        same: list[Applied] = []
         for inp, done in zip(self.inputs, state.applied, strict=False):
-            if inp.key != done.key or not self.tree.has_commit(done.commit):
+            if inp.key != done.key:
                 break
-            kept.append(done)
-        return kept
+            same.append(done)
+        here = self.tree.commits_present([done.commit for done in same])  # one git run
+        return same[:here.index(False)] if False in here else same
 
     def apply_series(self, patches: list[PatchFile]) -> State:
         start = len(self.applied)
         try:
             for inp, patch in zip(self.inputs[start:], patches[start:], strict=True):
                 self._apply_one(inp, patch)
-                self._save(stamp=None)
+                self._save(stamp=None, head=self.applied[-1].commit)
         except KeyboardInterrupt:
             self.patcher.discard()
             self._drop_unrecorded()
@@ -174,7 +175,8 @@ class SeriesRun:
             raise
         if self.created:  # later index writes keep the untracked cache up to date
             self.tree.refresh_status_cache()
-        final = self._save(stamp=self.stamp)
+        final = self._save(stamp=self.stamp,  # HEAD: the last commit made or kept
+                           head=self.applied[-1].commit if self.applied else None)
         files.remove(self.marker)
         return final
 
@@ -236,9 +238,9 @@ class SeriesRun:
         self._save(stamp=None)
         files.remove(self.marker)
 
-    def _save(self, stamp: str | None) -> State:
+    def _save(self, stamp: str | None, head: str | None = None) -> State:
         up = self.manifest.upstream
-        state = State(self.base, self.tree.head(), stamp, tuple(self.applied), tag=up.tag,
+        state = State(self.base, head or self.tree.head(), stamp, tuple(self.applied), tag=up.tag,
                        url=up.url, inputs=self.digest if stamp else None,
                        packs=borrowed_packs(self.tree) if stamp else ())
         write_state(self.paths, state)
@@ -274,6 +276,7 @@ def prepare_fully(ws: Workspace, release: str, tree: Repo, *, upstream: str | No
             mirror = ensure_pin(ws.mirrors_dir, pin, upstream)
         job = SeriesRun(tree, paths, manifest, Series(tuple(inputs), stamp, digest), state)
         backup = job.prepare_tree(mirror.path, force)
+        share_tags(mirror.path, tree, unless=pin.tag)  # `git -C _src/1.20 diff TAG` works
         with console.step("apply_patches", f"{len(inputs)} in the series"):
             final = job.apply_series(patches)
         return result_of(release, tree.path, mirror.fetch_url, final, kept=job.kept, backup=backup)

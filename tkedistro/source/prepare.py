@@ -5,8 +5,8 @@ commit per patch in series order. Commits keep each patch's author, date and mes
 committer is always ``tkedistro <tkedistro@invalid>`` with the author's date, so the same
 inputs give the same SHAs. ``_src/.<release>.tkedistro/source.json`` records which input
 made which commit, so a re-run re-applies from the first changed patch only. An unchanged
-re-run hashes the manifest and patch bytes (no YAML or patch parsing, no fetch) and runs
-``git rev-parse HEAD`` and one ``git status`` (fast with git's untracked cache).
+re-run hashes the manifest and patch bytes (no YAML or patch parsing, no fetch) and runs one
+``git status`` (HEAD's commit from its ``--branch`` header; fast with git's untracked cache).
 
 Everything a maintainer may have done in the tree (edits, untracked files, own commits, a
 ``git am`` in progress) is work in progress: refused, or with ``force`` saved to
@@ -14,7 +14,7 @@ Everything a maintainer may have done in the tree (edits, untracked files, own c
 mirror (``tkedistro.git.mirror``) through ``objects/info/alternates``, so no tree copies them.
 
 All git calls go through the one repository class, ``tkedistro.git.repo.Repo``; the
-unchanged re-run uses only its ``head`` and ``status``, which do not load GitPython.
+unchanged re-run uses only its ``head_and_status``, which does not load GitPython.
 """
 
 from __future__ import annotations

@@ -170,11 +170,12 @@ def tree_matches(tree: Repo, state: State, paths: ReleasePaths) -> bool:
     if paths.source_applying.exists():
         return False
     try:
-        if not tree.exists() or tree.head() != state.head:
+        if not tree.exists() or tree.operation_in_progress() is not None:
             return False
         if not mirror_intact(tree, state):
             return False  # the cache mirror lost objects: the full run repairs it
-        return not tree.status() and tree.operation_in_progress() is None
+        head, changed = tree.head_and_status()  # one git run
+        return head == state.head and not changed
     except CommandError:  # e.g. the cache (and the objects it lends) was deleted
         return False
 
