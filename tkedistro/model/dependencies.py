@@ -1,0 +1,177 @@
+"""Which patch of a series builds on which: the lines one patch needs before it (context and
+removed lines) that another one adds, in the same file and the same place.
+
+A patch B *needs* a patch A when a hunk of B overlaps a hunk of A (same file; B's old line
+range meets A's new one, widened by how far the other patches of the series shift that file)
+and B's pre-image holds a meaningful line A adds (not one A already had, not a blank, ``}``,
+``import (`` or other line found everywhere). When each needs the other (a revert, a patch that
+moves lines back), the one later in the series needs the earlier one.
+
+Pure: the functions take the patch texts (and, for a failing patch, a way to read the tree's
+files); ``validate``, ``patches reorder``, ``source`` and ``patches import`` call them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from tkedistro.core.errors import ManifestError
+from tkedistro.core.workspace import path_problem
+from tkedistro.git.mbox import Hunk, diff_part, parse_hunks
+
+# Lines that say nothing about where they are: found in most files, many times.
+_COMMON = frozenset({
+    "import (", "else {", "} else {", "return", "return nil", "return err", "return nil, err",
+    "return false", "return true", "default:", "break", "continue", "fi", "done", "end",
+    "else", "try:", "pass", "if err != nil {", "return nil, nil", "//", "#", "/*", "*/", "*",
+    "var (", "const (", "type (",
+})
+_WORD = re.compile(r"[A-Za-z0-9_]")
+
+
+@dataclass(frozen=True)
+class Need:
+    """``patch`` builds on ``needed``: both change ``path`` around lines ``first``-``last``
+    (of the file as ``patch`` finds it)."""
+
+    patch: str
+    needed: str
+    path: str
+    first: int
+    last: int
+
+    def describe(self, verb: str = "comes") -> str:
+        """``0016-x.patch now comes before 0011-y.patch, which it needs (both change …)``."""
+        return (f"{_name(self.patch)} {verb} before {_name(self.needed)}, which it needs "
+                f"(both change {self.path} lines {self.first}-{self.last})")
+
+
+def meaningful(line: str) -> bool:
+    """Whether a line can tell where a patch applies: not blank, not punctuation only, not
+    a line every file of its kind holds (``}``, ``import (``, ``return nil``)."""
+    text = line.strip()
+    return bool(_WORD.search(text)) and text not in _COMMON
+
+
+def dependencies(series: Sequence[tuple[str, str]]) -> list[Need]:
+    """Every (patch, patch it needs) of ``series`` (name, patch text), in series order.
+
+    The text is parsed once per patch; pairs are compared by file, so a 20-patch series is
+    a few milliseconds."""
+    parsed = [(name, parse_hunks(diff_part(text))) for name, text in series]
+    slack = _slack(parsed)
+    found: list[Need] = []
+    for j, (later, later_hunks) in enumerate(parsed):
+        for i, (other, other_hunks) in enumerate(parsed):
+            if i == j:
+                continue
+            uses = _uses(later_hunks, other_hunks, slack)
+            if uses is None:
+                continue
+            mutual = _uses(other_hunks, later_hunks, slack) is not None
+            if mutual and i > j:
+                continue  # each needs the other: the later one needs the earlier one
+            found.append(Need(later, other, *uses))
+    return found
+
+
+def misplaced(needs: Sequence[Need], order: Sequence[str]) -> list[Need]:
+    """The needs ``order`` breaks: a patch placed before one it needs."""
+    at = {name: index for index, name in enumerate(order)}
+    return [n for n in needs if n.patch in at and n.needed in at and at[n.needed] > at[n.patch]]
+
+
+def _slack(parsed: list[tuple[str, list[Hunk]]]) -> dict[str, int]:
+    """File -> how many lines all hunks of the series shift it in total (the tolerance of a
+    line range compared across patches)."""
+    shift: dict[str, int] = {}
+    for _, hunks in parsed:
+        for hunk in hunks:
+            shift[hunk.path] = shift.get(hunk.path, 0) + abs(hunk.new_count - hunk.old_count)
+    return shift
+
+
+def _uses(hunks: list[Hunk], others: list[Hunk],
+          slack: dict[str, int]) -> tuple[str, int, int] | None:
+    """(file, first line, last line) of the first hunk of ``hunks`` whose pre-image holds a
+    meaningful line a nearby hunk of ``others`` adds; None when none does."""
+    for hunk in hunks:
+        wanted = {line for line in hunk.before if meaningful(line)}
+        if not wanted:
+            continue
+        last = hunk.old_start + max(hunk.old_count, 1) - 1
+        for other in others:
+            if other.path != hunk.old_path:
+                continue
+            tolerance = slack.get(other.path, 0)
+            end = other.new_start + max(other.new_count, 1) - 1
+            if hunk.old_start > end + tolerance or last < other.new_start - tolerance:
+                continue
+            if wanted & (set(other.added) - set(other.before)):
+                return hunk.old_path, hunk.old_start, last
+    return None
+
+
+def missing_preimage(diff: str, read: Callable[[str], str | None]) -> dict[str, set[str]]:
+    """File -> the meaningful pre-image lines of ``diff`` that the tree's file does not hold
+    (``read(path)``: the file's text, None when there is none)."""
+    missing: dict[str, set[str]] = {}
+    for hunk in parse_hunks(diff):
+        text = read(hunk.old_path)
+        have = set(text.split("\n")) if text is not None else set()
+        lost = {line for line in hunk.before if meaningful(line) and line not in have}
+        if lost:
+            missing.setdefault(hunk.old_path, set()).update(lost)
+    return missing
+
+
+def providers(wanted: dict[str, set[str]], candidates: Sequence[tuple[str, str]]) -> list[str]:
+    """The names of ``candidates`` (name, patch text) that add some of the ``wanted`` lines
+    (file -> lines) to that file."""
+    found = []
+    for name, text in candidates:
+        added: dict[str, set[str]] = {}
+        for hunk in parse_hunks(diff_part(text)):
+            added.setdefault(hunk.path, set()).update(hunk.added)
+        if any(lines & added.get(path, set()) for path, lines in wanted.items()):
+            found.append(name)
+    return found
+
+
+def tree_reader(tree: Path) -> Callable[[str], str | None]:
+    """``read`` for ``missing_preimage``: a file of ``tree`` by its path in a diff (None when
+    it is missing, or the path would leave the tree)."""
+    def read(path: str) -> str | None:
+        if path.startswith("/") or ".." in path.split("/"):
+            return None
+        target = tree / path
+        return target.read_text(encoding="utf-8", errors="replace") if target.is_file() else None
+    return read
+
+
+def refuse_broken_order(root: Path, old: Sequence[str], new: Sequence[str], where: str) -> None:
+    """Refuse (exit 3) a new order of the series files ``old`` (paths under ``root``) that puts
+    a patch before one it needs, where ``old`` did not; each need named."""
+    series = [(file, _read(root, file)) for file in old]
+    needs = dependencies(series)
+    before = set(misplaced(needs, old))
+    broken = [n for n in misplaced(needs, new) if n not in before]
+    if broken:
+        raise ManifestError(
+            [f"{where}: {n.describe('would come')}" for n in broken],
+            hint="move the needed patch along with it, or choose another place; nothing was "
+                 "changed")
+
+
+def _read(root: Path, file: str) -> str:
+    """A series file's text ("" when the path policy refuses it: ``validate`` says why)."""
+    if path_problem(root, file) is not None:
+        return ""
+    return (root / file).read_bytes().decode("utf-8", errors="surrogateescape")
+
+
+def _name(file: str) -> str:
+    return PurePosixPath(file).name
