@@ -61,6 +61,19 @@ def test_common_lines_in_the_same_place_are_no_dependency() -> None:
         False, False, False, False, True]
 
 
+def test_a_patch_needs_the_one_whose_removal_made_its_context() -> None:
+    """No line is added: the first patch removes a function, so two lines become neighbours
+    that the second patch has as context."""
+    drop = diff("pkg/a.go", 20, [" const limit = 10", "-func old() {}", "-const gone = 1",
+                                 " const step = 2"])
+    edit = diff("pkg/a.go", 20, [" const limit = 10", " const step = 2", "+const more = 3"])
+
+    needs = dependencies([("0001-drop.patch", drop), ("0002-edit.patch", edit)])
+
+    assert [(n.patch, n.needed, n.first, n.last) for n in needs] == [
+        ("0002-edit.patch", "0001-drop.patch", 20, 21)]
+
+
 def test_a_line_in_another_file_is_no_dependency() -> None:
     other = DOUBLE_STEP.replace("pkg/a.go", "pkg/b.go")
 

@@ -8,19 +8,13 @@ give the same commit. This is the one place that conversion is written.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from tkedistro.git.repo import TOOL_EMAIL, TOOL_NAME
+from tkedistro.model.diffscan import diff_part as diff_part  # its home; kept importable here
 
 PLAIN_DATE = "Thu, 1 Jan 1970 00:00:00 +0000"  # a placeholder for jobs parsed, never applied
 _ZERO = "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
-
-
-def diff_part(text: str) -> str:
-    """The diff of a patch file's text, from its first ``diff --git`` (or ``---``) line."""
-    start = text.find("diff --git ")
-    return text[start:] if start >= 0 else text[max(text.find("--- "), 0):]
 
 
 def to_mbox(diff: str, subject: str, message: str = "", *, author: str | None = None,
@@ -110,69 +104,3 @@ def _section_paths(section: str) -> set[str]:
         elif line.startswith(("rename from ", "rename to ", "copy from ", "copy to ")):
             found.add(line.split(" ", 2)[2])
     return found
-
-
-@dataclass(frozen=True)
-class Hunk:
-    """One ``@@`` hunk of a diff: the file before (``old_path``) and after (``path``), where it
-    starts and how many lines it spans on each side, its pre-image lines (context and
-    removed) and the lines it adds."""
-
-    old_path: str
-    path: str
-    old_start: int
-    old_count: int
-    new_start: int
-    new_count: int
-    before: tuple[str, ...]
-    added: tuple[str, ...]
-
-
-def parse_hunks(diff: str) -> list[Hunk]:
-    """The hunks of a diff, file by file (a deleted file keeps its old name as ``path``).
-
-    Hunk lines are counted from the ``@@`` header, so content that looks like a header is
-    never misread. Used to tell which patch another one builds on (model/dependencies.py).
-    """
-    hunks: list[Hunk] = []
-    old = new = ""
-    lines = diff.split("\n")
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        index += 1
-        if line.startswith("--- "):
-            old = line[4:].split("\t")[0].removeprefix("a/")
-        elif line.startswith("+++ "):
-            new = line[4:].split("\t")[0].removeprefix("b/")
-        elif match := _COUNTS.match(line):
-            before, added, index = _hunk_body(lines, index, match)
-            path = new if new != "/dev/null" else old
-            hunks.append(Hunk(old if old != "/dev/null" else path, path,
-                              int(match.group(1)), int(match.group(2) or 1),
-                              int(match.group(3)), int(match.group(4) or 1), before, added))
-    return hunks
-
-
-def _hunk_body(lines: list[str], index: int,
-               header: re.Match[str]) -> tuple[tuple[str, ...], tuple[str, ...], int]:
-    """(pre-image lines, added lines, index after the hunk) of the hunk ``header`` opens."""
-    left, right = int(header.group(2) or 1), int(header.group(4) or 1)
-    before: list[str] = []
-    added: list[str] = []
-    while (left > 0 or right > 0) and index < len(lines):
-        tag, text = lines[index][:1], lines[index][1:]
-        index += 1
-        if tag in (" ", ""):
-            before.append(text)
-            left, right = left - 1, right - 1
-        elif tag == "-":
-            before.append(text)
-            left -= 1
-        elif tag == "+":
-            added.append(text)
-            right -= 1
-    return tuple(before), tuple(added), index
-
-
-_COUNTS = re.compile(r"^@@ -([0-9]+)(?:,([0-9]+))? \+([0-9]+)(?:,([0-9]+))? @@")

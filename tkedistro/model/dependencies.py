@@ -4,8 +4,9 @@ removed lines) that another one adds, in the same file and the same place.
 A patch B *needs* a patch A when a hunk of B overlaps a hunk of A (same file; B's old line
 range meets A's new one, widened by how far the other patches of the series shift that file)
 and B's pre-image holds a meaningful line A adds (not one A already had, not a blank, ``}``,
-``import (`` or other line found everywhere). When each needs the other (a revert, a patch that
-moves lines back), the one later in the series needs the earlier one.
+``import (`` or other line found everywhere), or two neighbouring meaningful lines that A
+made neighbours by removing the lines between them. When each needs the other (a revert, a
+patch that moves lines back), the one later in the series needs the earlier one.
 
 Pure: the functions take the patch texts (and, for a failing patch, a way to read the tree's
 files); ``validate``, ``patches reorder``, ``source`` and ``patches import`` call them.
@@ -20,7 +21,86 @@ from pathlib import Path, PurePosixPath
 
 from tkedistro.core.errors import ManifestError
 from tkedistro.core.workspace import path_problem
-from tkedistro.git.mbox import Hunk, diff_part, parse_hunks
+from tkedistro.model.diffscan import diff_part
+
+
+@dataclass(frozen=True)
+class Hunk:
+    """One ``@@`` hunk of a diff: the file before (``old_path``) and after (``path``), where it
+    starts and how many lines it spans on each side, its pre-image lines (context and
+    removed) and the lines it adds."""
+
+    old_path: str
+    path: str
+    old_start: int
+    old_count: int
+    new_start: int
+    new_count: int
+    before: tuple[str, ...]
+    added: tuple[str, ...]
+    joins: tuple[tuple[str, str], ...] = ()  # lines made neighbours by removing those between
+
+
+def parse_hunks(diff: str) -> list[Hunk]:
+    """The hunks of a diff, file by file (a deleted file keeps its old name as ``path``).
+
+    Hunk lines are counted from the ``@@`` header, so content that looks like a header is
+    never misread.
+    """
+    hunks: list[Hunk] = []
+    old = new = ""
+    lines = diff.split("\n")
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        index += 1
+        if line.startswith("--- "):
+            old = line[4:].split("\t")[0].removeprefix("a/")
+        elif line.startswith("+++ "):
+            new = line[4:].split("\t")[0].removeprefix("b/")
+        elif match := _COUNTS.match(line):
+            before, added, joins, index = _hunk_body(lines, index, match)
+            path = new if new != "/dev/null" else old
+            hunks.append(Hunk(old if old != "/dev/null" else path, path,
+                              int(match.group(1)), int(match.group(2) or 1),
+                              int(match.group(3)), int(match.group(4) or 1), before, added,
+                              joins))
+    return hunks
+
+
+def _hunk_body(lines: list[str], index: int, header: re.Match[str]) -> tuple[
+        tuple[str, ...], tuple[str, ...], tuple[tuple[str, str], ...], int]:
+    """(pre-image lines, added lines, joins, index after the hunk) of the hunk ``header``
+    opens; a join is two post-image lines that removed lines stood between."""
+    left, right = int(header.group(2) or 1), int(header.group(4) or 1)
+    before: list[str] = []
+    added: list[str] = []
+    joins: list[tuple[str, str]] = []
+    last: str | None = None  # the previous post-image line
+    cut = False  # lines were removed since it
+    while (left > 0 or right > 0) and index < len(lines):
+        tag, text = lines[index][:1], lines[index][1:]
+        index += 1
+        if tag == "-":
+            before.append(text)
+            left, cut = left - 1, True
+            continue
+        if tag not in (" ", "", "+"):
+            continue
+        if cut and last is not None:
+            joins.append((last, text))
+        last, cut = text, False
+        if tag == "+":
+            added.append(text)
+            right -= 1
+        else:
+            before.append(text)
+            left, right = left - 1, right - 1
+    return tuple(before), tuple(added), tuple(joins), index
+
+
+_COUNTS = re.compile(r"^@@ -([0-9]+)(?:,([0-9]+))? \+([0-9]+)(?:,([0-9]+))? @@")
+
 
 # Lines that say nothing about where they are: found in most files, many times.
 _COMMON = frozenset({
@@ -110,9 +190,17 @@ def _uses(hunks: list[Hunk], others: list[Hunk],
             end = other.new_start + max(other.new_count, 1) - 1
             if hunk.old_start > end + tolerance or last < other.new_start - tolerance:
                 continue
-            if wanted & (set(other.added) - set(other.before)):
+            if wanted & (set(other.added) - set(other.before)) or _joined(hunk, other):
                 return hunk.old_path, hunk.old_start, last
     return None
+
+
+def _joined(hunk: Hunk, other: Hunk) -> bool:
+    """Whether ``hunk``'s pre-image has two neighbouring meaningful lines that
+    ``other`` made neighbours by removing the lines between them."""
+    joins = {pair for pair in other.joins if meaningful(pair[0]) and meaningful(pair[1])}
+    neighbours = zip(hunk.before, hunk.before[1:], strict=False)
+    return bool(joins) and any(pair in joins for pair in neighbours)
 
 
 def missing_preimage(diff: str, read: Callable[[str], str | None]) -> dict[str, set[str]]:
