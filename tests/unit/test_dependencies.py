@@ -11,7 +11,14 @@ from tests.conftest import REPO
 from tests.helpers.gitrepo import git, write_manifest
 from tests.helpers.series import FEATURE, TRAILERS, Distro, make_patches, make_upstream_tags
 from tests.unit.test_rebase import cli
-from tkedistro.model.dependencies import dependencies, meaningful, misplaced
+from tkedistro.model.dependencies import (
+    dependencies,
+    meaningful,
+    misplaced,
+    missing_preimage,
+    providers,
+    tree_reader,
+)
 
 # --- the pure module ---------------------------------------------------------------------
 
@@ -92,6 +99,21 @@ def test_a_revert_needs_the_patch_it_reverts_whatever_the_direction() -> None:
 
     assert [(n.patch, n.needed) for n in needs] == [("0002-revert.patch", "0001-change.patch")]
     assert misplaced(needs, [name for name, _ in series]) == []
+
+
+def test_the_tree_is_read_without_leaving_it(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg/a.go").write_text("func quotaStep() int {\n}\n")
+    (tmp_path / "outside.go").write_text("\treturn 11\n")
+    (tmp_path / "pkg/link.go").symlink_to(tmp_path / "outside.go")
+    read = tree_reader(tmp_path / "pkg")
+
+    assert missing_preimage(DOUBLE_STEP.replace("pkg/a.go", "a.go"), read) == {
+        "a.go": {"\treturn 11"}}
+    assert read("link.go") is None
+    assert read("../outside.go") is None
+    assert providers({"pkg/a.go": {"\treturn 11"}}, [("0001", ADD_STEP), ("0002", DOUBLE_STEP)]) \
+        == ["0001"]
 
 
 def test_the_real_120_series_has_no_dependency() -> None:

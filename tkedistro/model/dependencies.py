@@ -231,9 +231,12 @@ def providers(wanted: dict[str, set[str]], candidates: Sequence[tuple[str, str]]
 
 def tree_reader(tree: Path) -> Callable[[str], str | None]:
     """``read`` for ``missing_preimage``: a file of ``tree`` by its path in a diff (None when
-    it is missing, or the path would leave the tree)."""
+    it is missing, or the path would leave the tree or pass a symlink)."""
     def read(path: str) -> str | None:
-        if path.startswith("/") or ".." in path.split("/"):
+        parts = path.split("/")
+        if path.startswith("/") or ".." in parts:
+            return None
+        if any((tree.joinpath(*parts[:n])).is_symlink() for n in range(1, len(parts) + 1)):
             return None
         target = tree / path
         return target.read_text(encoding="utf-8", errors="replace") if target.is_file() else None
