@@ -203,3 +203,12 @@ def test_source_failure_names_the_later_patch_it_needs(tmp_path: Path) -> None:
             "--after 0003-feature-add-quota-step.patch`, then run `tkedistro source 1.20` "
             "again") in " ".join(result.output.split())
     assert git(d.src, "rev-list", "--count", "HEAD~2..HEAD") == "2"
+
+
+def test_reorder_that_mends_a_wrong_order_goes_ahead(tmp_path: Path) -> None:
+    d = make_series(tmp_path, [P[0], P[1], P[3], P[2]])
+
+    result = cli(d, "patches", "reorder", "1.20", "--move", "0004", "--after", "0003")
+
+    assert result.exit_code == 0, result.output
+    assert cli(d, "validate", "1.20").exit_code == 0
