@@ -11,15 +11,10 @@ import re
 from pathlib import Path
 
 from tkedistro.git.repo import TOOL_EMAIL, TOOL_NAME
+from tkedistro.model.diffscan import diff_part as diff_part  # its home; kept importable here
 
 PLAIN_DATE = "Thu, 1 Jan 1970 00:00:00 +0000"  # a placeholder for jobs parsed, never applied
 _ZERO = "From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
-
-
-def diff_part(text: str) -> str:
-    """The diff of a patch file's text, from its first ``diff --git`` (or ``---``) line."""
-    start = text.find("diff --git ")
-    return text[start:] if start >= 0 else text[max(text.find("--- "), 0):]
 
 
 def to_mbox(diff: str, subject: str, message: str = "", *, author: str | None = None,
@@ -109,39 +104,3 @@ def _section_paths(section: str) -> set[str]:
         elif line.startswith(("rename from ", "rename to ", "copy from ", "copy to ")):
             found.add(line.split(" ", 2)[2])
     return found
-
-
-def hunk_lines(diff: str) -> dict[str, tuple[list[str], list[str]]]:
-    """File -> (pre-image lines: context and removed; added lines) of a diff's hunks.
-
-    Hunk lines are counted from the ``@@`` header, so content that looks like a header is
-    never misread. Used to tell which earlier patch a failing one builds on.
-    """
-    files: dict[str, tuple[list[str], list[str]]] = {}
-    current: tuple[list[str], list[str]] = ([], [])
-    left = right = 0
-    name = ""
-    for line in diff.split("\n"):
-        if left > 0 or right > 0:
-            tag, text = line[:1], line[1:]
-            if tag in (" ", ""):
-                current[0].append(text)
-                left, right = left - 1, right - 1
-            elif tag == "-":
-                current[0].append(text)
-                left -= 1
-            elif tag == "+":
-                current[1].append(text)
-                right -= 1
-            continue
-        if line.startswith("--- "):
-            name = line[4:].split("\t")[0].removeprefix("a/")
-        elif line.startswith("+++ "):
-            new = line[4:].split("\t")[0].removeprefix("b/")
-            current = files.setdefault(new if new != "/dev/null" else name, ([], []))
-        elif match := _COUNTS.match(line):
-            left, right = int(match.group(1) or 1), int(match.group(2) or 1)
-    return files
-
-
-_COUNTS = re.compile(r"^@@ -[0-9]+(?:,([0-9]+))? \+[0-9]+(?:,([0-9]+))? @@")

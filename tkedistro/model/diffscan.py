@@ -178,6 +178,12 @@ class _Scanner:
         self.section = None
 
 
+def diff_part(text: str) -> str:
+    """The diff of a patch file's text, from its first ``diff --git`` (or ``---``) line."""
+    start = text.find("diff --git ")
+    return text[start:] if start >= 0 else text[max(text.find("--- "), 0):]
+
+
 def scan_diffs(diff: str, shown: str) -> _Diffs:
     return _Scanner(shown).scan(diff)
 

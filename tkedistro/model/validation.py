@@ -13,12 +13,14 @@ from typing import Any, Literal
 
 from tkedistro.core.errors import ManifestError, PatchFormatError
 from tkedistro.core.workspace import (
+    MAX_PATCH_BYTES,
     RELEASE_NAME,
     Workspace,
     check_release_name,
     manifest_name,
     path_problem,
 )
+from tkedistro.model.dependencies import dependencies, misplaced
 from tkedistro.model.diffscan import conflict_markers, describe_markers
 from tkedistro.model.manifest import Manifest, list_release_names, load_manifest
 from tkedistro.model.patches import (
@@ -153,10 +155,26 @@ def _check_series(ws: Workspace, manifest: Manifest, check: ReleaseCheck) -> Non
             continue
         seen[resolved] = index
         _check_patch_file(resolved, entry.file, check)
+    check.add("manifest", order_problems(manifest, seen, check.manifest))
     for path in _patch_dir_files(ws, manifest.release):
         if path not in named and path.resolve() not in seen:
             check.add("manifest", [f"{_shown(ws, path)}: not listed in {check.manifest} patches; "
                                    "add it to the series or delete it"])
+
+
+def order_problems(manifest: Manifest, files: dict[Path, int], display: str) -> list[str]:
+    """A patch the series lists before one it needs (``files``: real path -> entry index)."""
+    series = [(manifest.patches[index].file, path.read_bytes().decode("utf-8", "surrogateescape"))
+              for path, index in files.items()
+              if path.is_file() and path.stat().st_size <= MAX_PATCH_BYTES]
+    return [f"{display}: patches: {need.describe()}; move it after that one "
+            f"(tkedistro patches reorder {manifest.release} --move {_base(need.patch)} "
+            f"--after {_base(need.needed)})"
+            for need in misplaced(dependencies(series), [file for file, _ in series])]
+
+
+def _base(file: str) -> str:
+    return Path(file).name
 
 
 def _resolve_entry(ws: Workspace, file: str, where: str, check: ReleaseCheck) -> Path | None:

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tkedistro.git.mbox import hunk_lines
+from tkedistro.model.dependencies import missing_preimage, providers, tree_reader
 from tkedistro.model.patches import (
     DEFAULTED_TRAILER,
     REQUIRED_TRAILERS,
@@ -119,27 +119,5 @@ def number_of(name: str) -> str:
 def needed_results(tree: Path, diff: str, skipped: list[tuple[str, str]]) -> list[str]:
     """The names of the earlier, not imported patches (``skipped``: name, diff) that add
     pre-image lines of ``diff`` the tree does not hold: the failing patch builds on them."""
-    needs = []
-    wanted = _missing_preimage(tree, diff)
-    if not wanted:
-        return []
-    for name, other in skipped:
-        added = hunk_lines(other)
-        if any(lines & set(added.get(path, ([], []))[1]) for path, lines in wanted.items()):
-            needs.append(name)
-    return needs
-
-
-def _missing_preimage(tree: Path, diff: str) -> dict[str, set[str]]:
-    """File -> the non-blank pre-image lines of ``diff`` that are not in the tree's file."""
-    missing: dict[str, set[str]] = {}
-    for path, (before, _) in hunk_lines(diff).items():
-        if path.startswith("/") or ".." in path.split("/"):
-            continue  # never read outside the tree
-        target = tree / path
-        have = set(target.read_text(encoding="utf-8", errors="replace").split("\n")) \
-            if target.is_file() else set()
-        lost = {line for line in before if line.strip() and line not in have}
-        if lost:
-            missing[path] = lost
-    return missing
+    wanted = missing_preimage(diff, tree_reader(tree))
+    return providers(wanted, skipped) if wanted else []

@@ -20,6 +20,7 @@ from typing import Any
 
 from tkedistro.core.errors import ManifestError
 from tkedistro.core.workspace import Workspace, manifest_name
+from tkedistro.model.dependencies import refuse_broken_order
 from tkedistro.model.manifest import Manifest
 from tkedistro.series import transaction
 from tkedistro.series.export import locked_release, require_manifest
@@ -66,6 +67,7 @@ def reorder_series(ws: Workspace, release: str, move: str, *, before: str | None
         order.insert(at, moved)
         if order == files:
             return ReorderResult(release)
+        refuse_broken_order(ws.root, files, order, manifest_name(release))
         return _write(ws, manifest, order)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, NoReturn
 
 from tkedistro.core import console, files
@@ -23,6 +23,7 @@ from tkedistro.git.mbox import crlf_note, diff_part
 from tkedistro.git.mirror import Pin, ensure_pin, share_tags
 from tkedistro.git.patching import Entered, Patcher
 from tkedistro.git.repo import Repo
+from tkedistro.model.dependencies import missing_preimage, providers, tree_reader
 from tkedistro.model.patches import PatchFile, check_trailers, parse_patch, subject_from_filename
 from tkedistro.source.result import SourceResult, result_of
 from tkedistro.source.state import (
@@ -217,8 +218,25 @@ class SeriesRun:
             + ("\n".join(f"  {h}" for h in hunks) or "  (git named no failing hunk)")
             + (f"\n  {crlf}" if crlf else "") + "\n" + self._where_now(),
             details=f"git said:\n{stderr}" if stderr else None,
-            hint=crlf or self._refresh_hint(inp, plain),
+            hint=crlf or self._order_hint(inp) or self._refresh_hint(inp, plain),
         )
+
+    def _order_hint(self, inp: Input) -> str | None:
+        """When a later patch of the series adds the lines the failing one needs: move it."""
+        text = inp.path.read_bytes().decode("utf-8", errors="surrogateescape")
+        wanted = missing_preimage(diff_part(text), tree_reader(self.tree.path))
+        later = [(str(i.position), i.path.read_bytes().decode("utf-8", errors="surrogateescape"))
+                 for i in self.inputs[inp.position:]] if wanted else []
+        found = providers(wanted, later)
+        if not found:
+            return None
+        needs = [self.inputs[int(position) - 1] for position in found]
+        move, after = PurePosixPath(inp.file).name, PurePosixPath(needs[-1].file).name
+        named = ", ".join(f"patch {n.position} ({PurePosixPath(n.file).name})" for n in needs)
+        verb = "comes" if len(needs) == 1 else "come"
+        return (f"patch {inp.position} ({move}) needs {named}, which {verb} after it: move it "
+                f"with `tkedistro patches reorder {self.manifest.release} --move {move} "
+                f"--after {after}`, then run `tkedistro source {self.manifest.release}` again")
 
     def _refresh_hint(self, inp: Input, plain: bool) -> str:
         release, tag, shown = self.manifest.release, self.manifest.upstream.tag, self.tree.shown
