@@ -75,8 +75,8 @@ def test_export_with_the_flags_writes_a_patch_validate_and_source_accept(
               "--upstream-status", "not-submitted")
     assert res.exit_code == 0, res.output
     assert f"added      {NEW}  kubeadm: add stub" in res.stdout
-    assert "_src/1.20: gave 1 commit(s) the trailers they lacked (--kind carry, " \
-        "--upstream-ref none, --upstream-status not-submitted)" in res.stderr
+    assert "_src/1.20: gave 1 commit(s) the trailers they lacked; each commit now matches " \
+        "its patch file" in res.stderr
     patch = parse_patch(distro.root / NEW)
     assert patch.trailers == {"Patch-Kind": "carry", "Upstream-Ref": "none",
                               "Upstream-Status": "not-submitted"}
@@ -109,6 +109,17 @@ def test_trailers_the_commit_message_states_win_and_the_flags_fill_the_rest(
                               "Signed-off-by": "Dev <dev@example.com>",
                               "Upstream-Status": "not-submitted"}
     assert patch.body.startswith("Why: we need it.\n\nPatch-Kind: fix\n")
+
+
+def test_trailers_written_above_the_last_paragraph_are_moved_into_the_trailer_block(
+        distro: Distro) -> None:
+    commit_by_hand(distro, "kubeadm: add stub\n\nPatch-Kind: carry\nUpstream-Ref: none\n"
+                   "Upstream-Status: not-submitted\n\nSigned-off-by: Dev <dev@example.com>")
+    res = cli(distro, "patches", "export", "1.20", "--kind", "fix")
+    assert res.exit_code == 0, res.output
+    assert parse_patch(distro.root / NEW).trailers == {
+        "Signed-off-by": "Dev <dev@example.com>", "Patch-Kind": "carry",
+        "Upstream-Ref": "none", "Upstream-Status": "not-submitted"}
 
 
 def test_a_commit_with_all_its_trailers_exports_without_flags(distro: Distro) -> None:

@@ -194,8 +194,9 @@ def complete_commits(repo: Repo, result: ExportResult, fill: TrailerFill, base: 
         _, subject, body = repo.metadata(entry.commit)
         stated = {key.lower(): value for key, value in parse_trailers(body).items()}
         missing = [key for key in REQUIRED_TRAILERS if not stated.get(key.lower())]
-        added = [(key, fill.values()[key]) for key in missing if key in fill.values()]
-        lacking |= {key for key in missing if key not in fill.values()}
+        given = {**fill.values(), **_written_elsewhere(body)}  # the message's own wins
+        added = [(key, given[key]) for key in missing if key in given]
+        lacking |= {key for key in missing if key not in given}
         have = stated | {key.lower(): value for key, value in added}
         problems += required_trailer_problems(
             _lookup(have), f"commit {entry.commit[:12]} {subject!r} (for {entry.file})")
@@ -206,9 +207,21 @@ def complete_commits(repo: Repo, result: ExportResult, fill: TrailerFill, base: 
                                hint=_fill_hint(result.release, repo.shown, lacking))
     if messages:
         repo.reword(base, messages)
-        console.info(f"{repo.shown}: gave {len(messages)} commit(s) the trailers they lacked "
-                     "(" + ", ".join(f"{FLAGS[k]} {v}" for k, v in fill.values().items()) + ")")
+        console.info(f"{repo.shown}: gave {len(messages)} commit(s) the trailers they lacked; "
+                     "each commit now matches its patch file")
     return bool(messages)
+
+
+def _written_elsewhere(body: str) -> dict[str, str]:
+    """Required trailers a commit message writes outside its last paragraph (where they
+    are not read as trailers): export moves them into the trailer block."""
+    found: dict[str, str] = {}
+    for paragraph in re.split(r"\n\s*\n", body)[:-1]:
+        for key, value in parse_trailers(paragraph).items():
+            name = next((k for k in REQUIRED_TRAILERS if k.lower() == key.lower()), None)
+            if name and value:
+                found.setdefault(name, value)
+    return found
 
 
 def _lookup(trailers: dict[str, str]) -> Callable[[str], str | None]:
