@@ -1,4 +1,5 @@
-"""Maintainer commands: rebase, forecast, new release line, patches export/import/reorder.
+"""Maintainer commands: rebase, forecast, new release line, patches export/import/reorder/
+confirm.
 
 Mounted by ``tkedistro.cli.app`` through ``register(app)``; no business logic here.
 """
