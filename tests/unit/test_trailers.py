@@ -224,3 +224,27 @@ def test_confirm_all_clears_every_patch_and_names_an_unknown_one(distro: Distro)
     assert res.stdout.splitlines()[-1].startswith("1.20: confirmed the trailers of 1 of 6 ")
     assert cli(d, "validate", "1.20").stdout == "releases/1.20.yaml: ok (6 patches)\n"
     assert P[0] in cli(d, "show", "1.20").stdout
+
+
+def test_a_commit_inserted_mid_series_is_completed_and_the_ones_above_kept(
+        distro: Distro) -> None:
+    shas = git(distro.src, "rev-list", "--reverse", "HEAD").split()[-5:]
+    git(distro.src, "checkout", "-q", "-b", "mid", shas[1])
+    sha = commit_by_hand(distro)
+    git(distro.src, "cherry-pick", f"{shas[1]}..tkedistro", env=DATES)
+    git(distro.src, "checkout", "-q", "-B", "tkedistro", "mid")
+    res = cli(distro, "patches", "export", "1.20", "--kind", "carry", "--upstream-ref", "none",
+              "--upstream-status", "not-submitted")
+    assert res.exit_code == 0, res.output
+    assert [line.split()[0] for line in res.stdout.splitlines()[:-1]] == [
+        "unchanged", "unchanged", "added", "unchanged", "unchanged", "unchanged"]
+    log = git(distro.src, "log", "--format=%H %s", "-4").splitlines()
+    assert log[3].split()[0] != sha and log[3].endswith("kubeadm: add stub")
+    assert "Patch-Kind: carry" in git(distro.src, "log", "-1", "--format=%B", log[3].split()[0])
+    assert cli(distro, "validate", "1.20").exit_code == 0
+    res = cli(distro, "source", "1.20")
+    assert res.exit_code == 0, res.output
+    assert [line.split()[1] for line in res.stdout.splitlines()[1:]] == \
+        ["unchanged"] * 2 + ["applied"] * 4  # from the new patch on, from the files
+    again = cli(distro, "patches", "export", "1.20")
+    assert again.stdout.splitlines()[-1] == "1.20: 6 unchanged; 0 bytes written"
