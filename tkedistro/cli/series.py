@@ -131,14 +131,11 @@ def export_cmd(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write the commits of _src/RELEASE back as patch files (only what changed).
-
-    A new or changed commit whose message lacks a required trailer gets it from --kind,
-    --upstream-ref, --upstream-status (they fill only what is missing, for every such
-    commit; the commit in _src is reworded to match). Without them export refuses (exit 4)
-    and names the commit. Commits that need different values: write the trailers into each
-    commit's message (git commit --amend) and export again.
-    """
+    """Write the commits of _src/RELEASE back as patch files (only what changed); a new or
+    changed commit whose message lacks a required trailer gets it from --kind, --upstream-ref,
+    --upstream-status (only what is missing, for every such commit; the commit in _src is
+    reworded to match), else export refuses (exit 4) naming the commit. Commits that need
+    different values: write the trailers into each commit's message and export again."""
     from tkedistro.series import export
 
     fill = export.TrailerFill(kind, upstream_ref, upstream_status)
