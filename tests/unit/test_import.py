@@ -74,6 +74,7 @@ def test_import_converts_applies_and_reports_what_it_cannot(tmp_path: Path) -> N
     assert third.trailers == {"Patch-Kind": "backport",
                               "Upstream-Ref": "https://github.com/kubernetes/kubernetes/pull/12345",
                               "Upstream-Status": "submitted",
+                              "Trailer-Inferred": "Patch-Kind, Upstream-Ref",
                               "Trailer-Defaulted": "Upstream-Status"}
     assert check_trailers(first, "x") == [] and check_trailers(third, "x") == []
     assert third.body.startswith("Backport of https://github.com/kubernetes/kubernetes/pull/12345")

@@ -82,7 +82,17 @@ def _import_from(d: Distro) -> Path:
     return folder
 
 
+def _confirm_setup(d: Distro) -> None:
+    """Three imported patches whose trailers are inferred or defaulted, so marked."""
+    folder = _import_from(d)
+    (folder / "0003-revert-pr63066-c.patch").write_text(
+        plain_diff(d.src, {"pkg/c/c.go": "package c\n"}))
+    res = cli(d, "patches", "import", "1.20", "--from", str(folder))
+    assert res.exit_code == 0, res.output
+
+
 CASES = {
+    "confirm": Case(_confirm_setup, lambda d: cli(d, "patches", "confirm", "1.20"), True),
     "export": Case(_export_setup, lambda d: cli(d, "patches", "export", "1.20"), True),
     "reorder": Case(lambda d: None, lambda d: cli(
         d, "patches", "reorder", "1.20", "--move", "0005", "--before", "0002"), False),

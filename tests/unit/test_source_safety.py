@@ -21,7 +21,8 @@ runner = CliRunner()
 
 HINT = (
     "hint: keep it: commit it in _src/1.20 and run `tkedistro patches export 1.20` (writes it "
-    "into patches/ and the manifest); discard it: `git -C _src/1.20 reset --hard && "
+    "into patches/ and the manifest; give --kind, --upstream-ref and --upstream-status for a "
+    "commit whose message lacks those trailers); discard it: `git -C _src/1.20 reset --hard && "
     "git -C _src/1.20 clean -fd`; or run again with --force to save it to a backup ref first"
 )
 

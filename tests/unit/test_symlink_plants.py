@@ -91,6 +91,20 @@ def _committed(copy: Copy) -> None:
         "Upstream-Status: not-submitted")
 
 
+def _by_hand(copy: Copy) -> None:
+    """A commit without trailers (`patches export --kind ...` completes and rewords it)."""
+    src = copy.root / "_src" / "1.20"
+    (src / "docs").mkdir()
+    (src / "docs" / "mine.md").write_text("mine\n")
+    git(src, "add", "-A")
+    git(src, "commit", "-q", "-m", "docs: mine")
+
+
+def _imported(copy: Copy) -> None:
+    result = copy.cli("patches", "import", "1.20", "--from", str(copy.imports))
+    assert result.exit_code == 0, result.output
+
+
 def _stopped(copy: Copy) -> None:
     result = copy.cli("rebase", "1.20", "--onto", "v1.20.2")
     assert result.exit_code not in (0, 1), result.output  # stopped on 0004's conflict
@@ -101,6 +115,10 @@ COMMANDS = [
     Command("source --force", ("source", "1.20", "--force"), _dirty),
     Command("ci render", ("ci", "render")),
     Command("patches export", ("patches", "export", "1.20"), _committed),
+    Command("patches export --kind", ("patches", "export", "1.20", "--kind", "carry",
+                                      "--upstream-ref", "none", "--upstream-status",
+                                      "not-submitted"), _by_hand),
+    Command("patches confirm", ("patches", "confirm", "1.20"), _imported),
     Command("patches reorder", ("patches", "reorder", "1.20", "--move", "0005",
                                 "--before", "0004")),
     Command("patches import", ("patches", "import", "1.20", "--from", "@IMPORTS@")),

@@ -174,26 +174,38 @@ def test_trailers_are_inferred_from_name_and_message_and_defaulted_ones_marked(
         p.name for p in series.iterdir())}
     assert written["0001-TKE-FIX-pr72914-banner.patch"] == {
         "Patch-Kind": "backport", "Upstream-Ref": f"{PR_URL}72914",
-        "Upstream-Status": "submitted", "Trailer-Defaulted": "Upstream-Status"}
+        "Upstream-Status": "submitted", "Trailer-Inferred": "Patch-Kind, Upstream-Ref",
+        "Trailer-Defaulted": "Upstream-Status"}
     assert written["0002-CVE-2021-25741-subpath.patch"] == {
         "Patch-Kind": "fix", "Upstream-Ref": "https://www.cve.org/CVERecord?id=CVE-2021-25741",
         "Upstream-Status": "not-submitted", "Security-Fix": "CVE-2021-25741",
+        "Trailer-Inferred": "Upstream-Ref, Security-Fix",
         "Trailer-Defaulted": "Patch-Kind, Upstream-Status"}
     assert written["0003-TKE-FIX-commit.patch"] == {
         "Patch-Kind": "backport", "Upstream-Ref": "https://github.com/kubernetes/kubernetes/"
-        "commit/0123456789abcdef0123456789abcdef01234567", "Upstream-Status": "merged"}
+        "commit/0123456789abcdef0123456789abcdef01234567", "Upstream-Status": "merged",
+        "Trailer-Inferred": "Patch-Kind, Upstream-Ref, Upstream-Status"}
     assert written["0004-TKE-FIX-ours.patch"]["Trailer-Defaulted"] == (
         "Patch-Kind, Upstream-Ref, Upstream-Status")
     assert written["0005-TKE-FIX-repo-ref.patch"] == {
-        "Patch-Kind": "backport", "Upstream-Ref": f"{PR_URL}97752", "Upstream-Status": "merged"}
+        "Patch-Kind": "backport", "Upstream-Ref": f"{PR_URL}97752", "Upstream-Status": "merged",
+        "Trailer-Inferred": "Patch-Kind, Upstream-Ref"}
     assert out[10:] == [
         "1.20: 5 of 5 patches imported from " + str(series),
-        "3 patch(es) have defaulted trailers (listed in their Trailer-Defaulted trailer); check "
-        "each value, then remove it from that trailer (delete the line when none is left); "
-        "`tkedistro validate` warns until then:",
-        "  patches/1.20/0001-TKE-FIX-pr72914-banner.patch: Upstream-Status",
-        "  patches/1.20/0002-CVE-2021-25741-subpath.patch: Patch-Kind, Upstream-Status",
-        "  patches/1.20/0004-TKE-FIX-ours.patch: Patch-Kind, Upstream-Ref, Upstream-Status",
+        "5 patch(es) have trailers import inferred or defaulted (listed in their "
+        "Trailer-Inferred and Trailer-Defaulted trailers); check each value (fix it in the "
+        "patch file if wrong), then run `tkedistro patches confirm 1.20`; `tkedistro validate` "
+        "warns until then:",
+        "  patches/1.20/0001-TKE-FIX-pr72914-banner.patch: Patch-Kind (inferred), Upstream-Ref "
+        "(inferred), Upstream-Status (defaulted)",
+        "  patches/1.20/0002-CVE-2021-25741-subpath.patch: Patch-Kind (defaulted), Upstream-Ref "
+        "(inferred), Upstream-Status (defaulted), Security-Fix (inferred)",
+        "  patches/1.20/0003-TKE-FIX-commit.patch: Patch-Kind (inferred), Upstream-Ref "
+        "(inferred), Upstream-Status (inferred)",
+        "  patches/1.20/0004-TKE-FIX-ours.patch: Patch-Kind (defaulted), Upstream-Ref "
+        "(defaulted), Upstream-Status (defaulted)",
+        "  patches/1.20/0005-TKE-FIX-repo-ref.patch: Patch-Kind (inferred), Upstream-Ref "
+        "(inferred)",
     ]
 
 
@@ -205,15 +217,17 @@ def test_validate_warns_about_each_defaulted_trailer_until_it_is_confirmed(
     name = "patches/1.20/0001-TKE-FIX-pr72914-banner.patch"
     res = cli(d, "validate", "1.20")
     assert res.exit_code == 0, res.output
-    assert res.stdout.splitlines() == [
-        "releases/1.20.yaml: ok (6 patches)",
-        f"  warning: {name}: trailer Upstream-Status was defaulted by `patches import`, not "
-        "stated by the patch; check its value, then remove Upstream-Status from the "
-        "Trailer-Defaulted trailer (delete the line when none is left) to confirm it"]
+    assert res.stdout.splitlines() == ["releases/1.20.yaml: ok (6 patches)"] + [
+        f"  warning: {name}: trailer {key} was {how} by `patches import`, not stated by the "
+        f"patch; check its value, then run `tkedistro patches confirm` (or remove {key} from "
+        f"the Trailer-{how.title()} trailer, deleting the line when none is left)"
+        for key, how in (("Patch-Kind", "inferred"), ("Upstream-Ref", "inferred"),
+                         ("Upstream-Status", "defaulted"))]
     data = json.loads(cli(d, "validate", "1.20", "--json").stdout)
-    assert len(data["releases"][0]["warnings"]) == 1 and data["ok"] is True
+    assert len(data["releases"][0]["warnings"]) == 3 and data["ok"] is True
     path = d.root / name
-    path.write_text(path.read_text().replace("Trailer-Defaulted: Upstream-Status\n", ""))
+    path.write_text(path.read_text().replace("Trailer-Defaulted: Upstream-Status\n", "")
+                    .replace("Trailer-Inferred: Patch-Kind, Upstream-Ref\n", ""))
     assert cli(d, "validate", "1.20").stdout == "releases/1.20.yaml: ok (6 patches)\n"
 
 

@@ -95,7 +95,8 @@ def test_validate_rejects_a_patch_that_adds_conflict_markers(distro: Distro) -> 
     assert res.stderr.startswith(
         f"error: {P[3]}: README.md line 1: '<<<<<<< HEAD' (and 2 more marker line(s)): adds a "
         "conflict marker; resolve the conflict in the file and write the patch again "
-        "(tkedistro patches export)\n")
+        "(tkedistro patches export), giving --kind, --upstream-ref, --upstream-status if its "
+        "commit lacks those trailers\n")
 
 
 def test_validate_accepts_heading_underlines(distro: Distro) -> None:

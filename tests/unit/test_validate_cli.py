@@ -344,10 +344,11 @@ def test_show_patch_series(repo: Path) -> None:
     assert result.exit_code == 0
     assert json.loads(result.stdout)["patches"] == [
         {"file": P1, "subject": "kubelet: disable kmem accounting", "kind": "carry",
-         "upstream_ref": "none", "upstream_status": "not-submitted", "problem": None},
+         "upstream_ref": "none", "upstream_status": "not-submitted", "unconfirmed": {},
+         "problem": None},
         {"file": P2, "subject": "kubectl: backport fix", "kind": "backport",
          "upstream_ref": "https://github.com/kubernetes/kubernetes/pull/97654",
-         "upstream_status": "merged", "problem": None},
+         "upstream_status": "merged", "unconfirmed": {}, "problem": None},
     ]
     text = run(repo, "show", "1.20").stdout
     assert f"     1. {P1}  [carry, not-submitted]  kubelet: disable kmem accounting\n" in text

@@ -1,4 +1,5 @@
-"""Maintainer commands: rebase, forecast, new release line, patches export/import/reorder.
+"""Maintainer commands: rebase, forecast, new release line, patches export/import/reorder/
+confirm.
 
 Mounted by ``tkedistro.cli.app`` through ``register(app)``; no business logic here.
 """
@@ -136,11 +137,34 @@ def _drop(release: str, doing: str, as_json: bool) -> None:
     emit(result.to_json(), result.format_text(), as_json)
 
 
-def export_cmd(release: str, as_json: JsonOpt = False) -> None:
-    """Write the commits of _src/RELEASE back as patch files (only what changed)."""
+def export_cmd(
+    release: str,
+    kind: Annotated[
+        str | None,
+        typer.Option("--kind", help="Patch-Kind for each new or changed commit that lacks "
+                     "one (backport, carry, fix)."),
+    ] = None,
+    upstream_ref: Annotated[
+        str | None,
+        typer.Option("--upstream-ref", help="Upstream-Ref (a PR or commit URL, or none) for "
+                     "each new or changed commit that lacks one."),
+    ] = None,
+    upstream_status: Annotated[
+        str | None,
+        typer.Option("--upstream-status", help="Upstream-Status (merged, submitted, "
+                     "not-submitted, rejected, superseded) for each one that lacks it."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the commits of _src/RELEASE back as patch files (only what changed); a new or
+    changed commit whose message lacks a required trailer gets it from --kind, --upstream-ref,
+    --upstream-status (only what is missing, for every such commit; the commit in _src is
+    reworded to match), else export refuses (exit 4) naming the commit. Commits that need
+    different values: write the trailers into each commit's message and export again."""
     from tkedistro.series import export
 
-    result = export.export_series(G.workspace(), release)
+    fill = export.TrailerFill(kind, upstream_ref, upstream_status)
+    result = export.export_series(G.workspace(), release, fill)
     emit(result.to_json(), result.format_text(), as_json)
 
 
@@ -183,6 +207,22 @@ def reorder_cmd(
     emit(result.to_json(), result.format_text(), as_json)
 
 
+def confirm_cmd(
+    release: str,
+    patches: Annotated[
+        list[str] | None,
+        typer.Argument(help="Patches to confirm (file name or NNNN); all when none given.",
+                       metavar="[PATCH]..."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Confirm the trailers `patches import` inferred or defaulted (removes the markers)."""
+    from tkedistro.series import confirm
+
+    result = confirm.confirm_trailers(G.workspace(), release, patches or [])
+    emit(result.to_json(), result.format_text(), as_json)
+
+
 def register(app: typer.Typer, patches: typer.Typer | None = None) -> None:
     """Add the maintainer commands to ``app`` (``patches`` defaults to a new group)."""
     app.command("rebase")(guarded(rebase_cmd))
@@ -193,5 +233,6 @@ def register(app: typer.Typer, patches: typer.Typer | None = None) -> None:
     group.command("export")(guarded(export_cmd))
     group.command("import")(guarded(import_cmd))
     group.command("reorder")(guarded(reorder_cmd))
+    group.command("confirm")(guarded(confirm_cmd))
     if patches is None:
         app.add_typer(patches_app, name="patches")

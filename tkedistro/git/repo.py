@@ -526,6 +526,42 @@ class Repo:
                         "--binary", "-N", "--no-stat", "--stdout", "-1",
                         checked(sha, "commit"), "--").stdout
 
+    def reword(self, base: str, messages: dict[str, str]) -> dict[str, str]:
+        """Give the commits of ``base..HEAD`` named in ``messages`` (SHA -> message) their
+        new message, keeping their trees, authors and committers (names and dates); the
+        commits above them are made again on their new parents. HEAD moves to the new tip
+        with ``reset --soft``: the index and the work tree stay as they are. Returns old
+        SHA -> new SHA of every commit made again."""
+        out = self.run("rev-list", "--reverse", "--topo-order", "--parents",
+                       f"{checked(base, 'commit')}..HEAD", "--").stdout
+        new: dict[str, str] = {}
+        for line in out.splitlines():
+            sha, *parents = line.split()
+            mapped = [new.get(parent, parent) for parent in parents]
+            if sha in messages or mapped != parents:
+                new[sha] = self._commit_again(sha, mapped, messages.get(sha))
+        head = self.head()
+        if head in new:
+            self.run("reset", "-q", "--soft", new[head])
+        return new
+
+    def _commit_again(self, sha: str, parents: list[str], message: str | None) -> str:
+        """A copy of commit ``sha`` on ``parents`` (its own message unless ``message``)."""
+        raw = self.run("cat-file", "commit", checked(sha, "commit")).stdout
+        header, _, own = raw.partition("\n\n")
+        env: dict[str, str] = {}
+        for role in ("author", "committer"):
+            match = re.search(rf"^{role} (.*) <(.*)> ([0-9]+ [+-][0-9]{{4}})$", header, re.M)
+            if match is None:
+                raise CommandError(["git", "cat-file", "commit", sha], 0, raw, "",
+                                   message=f"{self.shown}: commit {sha[:12]} has no {role}")
+            name, email, date = match.groups()
+            env |= {f"GIT_{role.upper()}_NAME": name, f"GIT_{role.upper()}_EMAIL": email,
+                    f"GIT_{role.upper()}_DATE": date}
+        text = own if message is None else message.rstrip("\n") + "\n"
+        argv = ["commit-tree", f"{sha}^{{tree}}", *(x for p in parents for x in ("-p", p))]
+        return self.run(*argv, env=env, input=text).stdout.strip()
+
 
 def _read_or_empty(path: Path) -> str:
     """The text of the tool's own file ``path`` in a ``.git`` folder; "" when missing."""

@@ -17,6 +17,7 @@ import email.utils
 import hashlib
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -31,6 +32,10 @@ KINDS = ("backport", "carry", "fix")
 STATUSES = ("merged", "submitted", "not-submitted", "rejected", "superseded")
 # Written by ``tkedistro patches import`` (docs/patches.md, "Trailers an import adds"):
 DEFAULTED_TRAILER = "Trailer-Defaulted"  # required trailers import guessed; a person confirms
+INFERRED_TRAILER = "Trailer-Inferred"  # trailers import worked out from a name or message
+REVERTS_TRAILER = "Reverts"  # the upstream PR or commit a carry undoes
+# marker trailer -> how the trailers it lists came about; ``patches confirm`` removes them
+MARKERS = {DEFAULTED_TRAILER: "defaulted", INFERRED_TRAILER: "inferred"}
 OMITTED_TRAILER = "Binary-Omitted"  # binary files ``import --text-only`` left out
 SECURITY_TRAILER = "Security-Fix"  # the CVE a file name or message names
 
@@ -296,20 +301,7 @@ _EXPECTED = {
 def check_trailers(patch: PatchFile, display: str) -> list[str]:
     """Problems with the required trailers of ``patch`` (missing, empty or not allowed) and
     with its ``Proof:`` trailer when it has one (unknown kind, wrong parameters)."""
-    problems: list[str] = []
-    for key in REQUIRED_TRAILERS:
-        value = patch.trailer(key)
-        if value is None or not value:
-            state = "missing" if value is None else "empty"
-            problems.append(f"{display}: trailer {key}: {state} (expected {_EXPECTED[key]})")
-        elif (problem := _check_value(key, value)) is not None:
-            problems.append(f"{display}: trailer {key}: {problem}")
-    kind, ref = patch.trailer("Patch-Kind"), patch.trailer("Upstream-Ref")
-    if kind == "backport" and ref == "none":
-        problems.append(
-            f"{display}: trailer Upstream-Ref: a backport must name the upstream PR or commit "
-            "it comes from (got none)"
-        )
+    problems = required_trailer_problems(patch.trailer, display)
     proof = patch.trailer("Proof")
     if proof is None:
         return problems
@@ -319,7 +311,27 @@ def check_trailers(patch: PatchFile, display: str) -> list[str]:
     return problems + proof_problems(proof, display)
 
 
-def _check_value(key: str, value: str) -> str | None:
+def required_trailer_problems(trailer: Callable[[str], str | None], display: str) -> list[str]:
+    """Problems with the required trailers ``trailer(key)`` gives (missing, empty, not
+    allowed, a backport naming no upstream change); ``display`` starts each message."""
+    problems: list[str] = []
+    for key in REQUIRED_TRAILERS:
+        value = trailer(key)
+        if value is None or not value:
+            state = "missing" if value is None else "empty"
+            problems.append(f"{display}: trailer {key}: {state} (expected {_EXPECTED[key]})")
+        elif (problem := trailer_value_problem(key, value)) is not None:
+            problems.append(f"{display}: trailer {key}: {problem}")
+    if trailer("Patch-Kind") == "backport" and trailer("Upstream-Ref") == "none":
+        problems.append(
+            f"{display}: trailer Upstream-Ref: a backport must name the upstream PR or commit "
+            "it comes from (got none)"
+        )
+    return problems
+
+
+def trailer_value_problem(key: str, value: str) -> str | None:
+    """Why ``value`` is not allowed for the required trailer ``key``, or None."""
     if key == "Upstream-Ref":
         if value == "none" or re.match(r"^https?://\S+$", value):
             return None
@@ -344,5 +356,46 @@ def subject_from_filename(path: Path) -> str:
 
 def defaulted_trailers(patch: PatchFile) -> list[str]:
     """The trailers ``Trailer-Defaulted`` says import guessed (empty once a person confirms)."""
-    value = patch.trailer(DEFAULTED_TRAILER) or ""
-    return [key.strip() for key in value.split(",") if key.strip()]
+    return [key for key, how in unconfirmed_trailers(patch).items() if how == "defaulted"]
+
+
+def unconfirmed_trailers(patch: PatchFile) -> dict[str, str]:
+    """Trailer -> ``defaulted`` or ``inferred``: the ones ``patches import`` guessed or
+    worked out, listed in a marker trailer (``MARKERS``) until a person confirms them."""
+    out: dict[str, str] = {}
+    for marker, how in MARKERS.items():
+        for key in (patch.trailer(marker) or "").split(","):
+            if key.strip():
+                out.setdefault(key.strip(), how)
+    order = {key: i for i, key in enumerate(REQUIRED_TRAILERS)}  # then as the markers say
+    return dict(sorted(out.items(), key=lambda item: order.get(item[0], len(order))))
+
+
+def message_with_trailers(body: str, pairs: list[tuple[str, str]]) -> str:
+    """``body`` (a commit message without its subject) ending in the trailers ``pairs``:
+    a line of ``body`` naming one of their keys is dropped (its value is in ``pairs``), and
+    the lines join the trailer block ``body`` ends in, or start a new paragraph."""
+    keys = {key.lower() for key, _ in pairs}
+    kept = [line for line in body.splitlines()
+            if line.split(":", 1)[0].strip().lower() not in keys]
+    text = "\n".join(kept).strip()
+    block = "\n".join(f"{key}: {value}" for key, value in pairs)
+    if not text:
+        return block
+    last = re.split(r"\n\s*\n", text)[-1].split("\n")
+    ends_in_trailers = all(_TRAILER.match(line) or line[:1] in (" ", "\t") for line in last)
+    return f"{text}\n{block}" if ends_in_trailers and block else f"{text}\n\n{block}".strip()
+
+
+def without_markers(text: str) -> str:
+    """A patch file's text without its marker trailers (``MARKERS``): what ``patches
+    confirm`` writes. Only the commit message (before the diff) is touched."""
+    lines = text.split("\n")
+    wanted = tuple(f"{marker.lower()}:" for marker in MARKERS)
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        if line.rstrip() == "---" or line.startswith("diff --git ") or starts_unified(lines, i):
+            return "\n".join(out + lines[i:])
+        if not line.lower().startswith(wanted):
+            out.append(line)
+    return "\n".join(out)

@@ -8,7 +8,7 @@ from typing import Any
 from tkedistro.core.errors import PatchFormatError
 from tkedistro.core.workspace import Workspace, path_problem
 from tkedistro.model.manifest import PatchEntry, load_release
-from tkedistro.model.patches import parse_patch, subject_from_filename
+from tkedistro.model.patches import parse_patch, subject_from_filename, unconfirmed_trailers
 
 
 def show_release(ws: Workspace, release: str) -> dict[str, Any]:
@@ -28,6 +28,7 @@ def _patch_info(ws: Workspace, entry: PatchEntry) -> dict[str, Any]:
         "kind": None,
         "upstream_ref": None,
         "upstream_status": None,
+        "unconfirmed": {},  # trailer -> "inferred" or "defaulted" (by patches import)
         "problem": None,
     }
     problem = path_problem(ws.root, entry.file)
@@ -43,6 +44,7 @@ def _patch_info(ws: Workspace, entry: PatchEntry) -> dict[str, Any]:
     info["kind"] = patch.trailer("Patch-Kind")
     info["upstream_ref"] = patch.trailer("Upstream-Ref")
     info["upstream_status"] = patch.trailer("Upstream-Status")
+    info["unconfirmed"] = unconfirmed_trailers(patch)
     return info
 
 
@@ -64,11 +66,17 @@ def format_show(data: dict[str, Any]) -> str:
     lines = [f"release {data['release']}"]
     lines += [f"  {name.ljust(width)}  {value}" for name, value in fields]
     lines += [_patch_line(n, p) for n, p in enumerate(data["patches"], start=1)]
+    if any(p["unconfirmed"] for p in data["patches"]):
+        lines.append(f"  ? = inferred or defaulted by `patches import`, not confirmed yet: "
+                     f"check it, then run `tkedistro patches confirm {data['release']}`")
     return "\n".join(lines)
 
 
 def _patch_line(number: int, patch: dict[str, Any]) -> str:
     if patch["problem"]:
         return f"  {number:>4}. {patch['file']}  (unreadable: run tkedistro validate)"
-    meta = f"{patch['kind']}, {patch['upstream_status']}"
-    return f"  {number:>4}. {patch['file']}  [{meta}]  {patch['subject']}"
+    guessed = patch["unconfirmed"]
+    kind, status = (f"{patch[field]}{'?' if key in guessed else ''}"
+                    for field, key in (("kind", "Patch-Kind"),
+                                       ("upstream_status", "Upstream-Status")))
+    return f"  {number:>4}. {patch['file']}  [{kind}, {status}]  {patch['subject']}"

@@ -24,11 +24,11 @@ from tkedistro.model.dependencies import dependencies, misplaced
 from tkedistro.model.diffscan import conflict_markers, describe_markers
 from tkedistro.model.manifest import Manifest, list_release_names, load_manifest
 from tkedistro.model.patches import (
-    DEFAULTED_TRAILER,
+    MARKERS,
     PatchFile,
     check_trailers,
-    defaulted_trailers,
     parse_patch,
+    unconfirmed_trailers,
 )
 
 ProblemKind = Literal["manifest", "patch"]
@@ -206,16 +206,21 @@ def _marker_problems(path: Path, display: str) -> list[str]:
     """A patch that adds conflict markers (a conflict committed unresolved), one per file."""
     text = path.read_bytes().decode("utf-8", errors="surrogateescape")
     return [f"{display}: {where}: adds a conflict marker; resolve the conflict in the file "
-            "and write the patch again (tkedistro patches export)"
+            "and write the patch again (tkedistro patches export), giving --kind, "
+            "--upstream-ref, --upstream-status if its commit lacks those trailers"
             for where in describe_markers(conflict_markers(text, display))]
 
 
 def defaulted_warnings(patch: PatchFile, display: str) -> list[str]:
-    """One warning per trailer ``patches import`` defaulted and no person has confirmed."""
-    return [f"{display}: trailer {key} was defaulted by `patches import`, not stated by the "
-            f"patch; check its value, then remove {key} from the {DEFAULTED_TRAILER} trailer "
-            "(delete the line when none is left) to confirm it"
-            for key in defaulted_trailers(patch)]
+    """One warning per trailer ``patches import`` defaulted or inferred and no person has
+    confirmed (listed in a ``MARKERS`` trailer)."""
+    return [f"{display}: trailer {key} was {how} by `patches import`, not stated by the "
+            f"patch; check its value, then run `tkedistro patches confirm` (or remove {key} "
+            f"from the {_MARKER_OF[how]} trailer, deleting the line when none is left)"
+            for key, how in unconfirmed_trailers(patch).items()]
+
+
+_MARKER_OF = {how: marker for marker, how in MARKERS.items()}
 
 
 def _patch_dir_files(ws: Workspace, release: str) -> list[Path]:

@@ -7,12 +7,23 @@ Files are written by ``git format-patch --no-signature --zero-commit --full-inde
 (no tool-version footer, no changing hash, index lines kept so 3-way works), all at once
 with the manifest as one series transaction (``series/transaction.py``): an interrupted
 export leaves the series as before or as after.
+
+Export never writes a patch ``validate`` or ``source`` would refuse for its trailers: a new
+or changed commit whose message lacks a required trailer (``Patch-Kind``, ``Upstream-Ref``,
+``Upstream-Status``) gets the values of ``--kind``/``--upstream-ref``/``--upstream-status``
+(``TrailerFill``; they fill only what is missing, for every such commit; a trailer in the
+message wins). The commit in ``_src`` is reworded to carry them (``Repo.reword``: same tree,
+author and dates; the index and work tree untouched), so it matches its file afterwards.
+A commit still lacking one, or with a value the rules refuse, stops the export before
+anything is written (``PatchFormatError``, exit 4), naming the commit and the flags to give.
+Commits that need different values: put the trailers in each commit's message in ``_src``
+(``git commit --amend``, ``git rebase -i``) and export again.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +36,17 @@ from tkedistro.core.rebasemark import refuse_if_rebasing
 from tkedistro.core.workspace import ReleaseLayout, Workspace, manifest_name
 from tkedistro.git.repo import Repo
 from tkedistro.model.manifest import Manifest, load_release
-from tkedistro.model.patches import parse_patch, subject_from_filename
+from tkedistro.model.patches import (
+    KINDS,
+    REQUIRED_TRAILERS,
+    STATUSES,
+    message_with_trailers,
+    parse_patch,
+    parse_trailers,
+    required_trailer_problems,
+    subject_from_filename,
+    trailer_value_problem,
+)
 from tkedistro.series import transaction
 from tkedistro.series.transaction import SeriesChange
 from tkedistro.source.record import record_exported
@@ -95,11 +116,47 @@ class _Existing:
     text: str
 
 
-def export_series(ws: Workspace, release: str) -> ExportResult:
-    """``tkedistro patches export RELEASE``: commits base..HEAD of ``_src`` into patch files.
+FLAGS = {"Patch-Kind": "--kind", "Upstream-Ref": "--upstream-ref",
+         "Upstream-Status": "--upstream-status"}
+# what every hint that points at export adds
+EXPORT_FLAGS_HINT = ("give --kind, --upstream-ref and --upstream-status for a commit whose "
+                     "message lacks those trailers")
+_FLAG_VALUES = {"Patch-Kind": "|".join(KINDS), "Upstream-Ref": "URL|none",
+                "Upstream-Status": "|".join(STATUSES)}
+
+
+@dataclass(frozen=True)
+class TrailerFill:
+    """What ``patches export --kind/--upstream-ref/--upstream-status`` give: the values of
+    the required trailers a new or changed commit lacks (None: the flag was not given)."""
+
+    kind: str | None = None
+    upstream_ref: str | None = None
+    upstream_status: str | None = None
+
+    def values(self) -> dict[str, str]:
+        given = (self.kind, self.upstream_ref, self.upstream_status)
+        return {key: value for key, value in zip(REQUIRED_TRAILERS, given, strict=True)
+                if value is not None}
+
+    def check(self) -> None:
+        """Each given value against the rules ``validate`` applies (exit 4 naming the flag)."""
+        problems = [f"{FLAGS[key]} {value!r}: {problem}"
+                    for key, value in self.values().items()
+                    if (problem := trailer_value_problem(key, value)) is not None]
+        if problems:
+            raise PatchFormatError(problems, hint="patch format: docs/patches.md")
+
+
+def export_series(ws: Workspace, release: str,
+                  fill: TrailerFill | None = None) -> ExportResult:
+    """``tkedistro patches export RELEASE``: commits base..HEAD of ``_src`` into patch files,
+    each new or changed one completed with the trailers it lacks from ``fill`` (or refused).
 
     Holds the release lock: ``patches/`` and the manifest are rewritten from ``_src``.
     """
+    fill = fill or TrailerFill()
+    fill.check()
     require_manifest(ws, release)
     repo = prepared_tree(ws, release, "to export from")
     with locked_release(ws, release) as manifest:
@@ -107,6 +164,9 @@ def export_series(ws: Workspace, release: str) -> ExportResult:
             console.warn(f"{repo.shown} has uncommitted changes; they are not exported "
                          "(commit them first)")
         result = export_commits(ws, manifest, repo, manifest.upstream.commit, dry_run=True)
+        if complete_commits(repo, result, fill, manifest.upstream.commit):
+            result = export_commits(ws, manifest, repo, manifest.upstream.commit,
+                                    dry_run=True)
         if result.writes or result.deletes or result.manifest_updated:
             with transaction.staging(ws, release):
                 transaction.commit(ws, manifest, SeriesChange(
@@ -124,6 +184,61 @@ def export_series(ws: Workspace, release: str) -> ExportResult:
         record_exported(ws, release, [(e.file, e.subject, e.commit)
                                       for e in result.entries if e.commit])
     return result
+
+
+def complete_commits(repo: Repo, result: ExportResult, fill: TrailerFill, base: str) -> bool:
+    """Reword the new or changed commits of ``result`` that lack required trailers with the
+    values of ``fill`` (True when any was); refuse, before anything is written, a commit
+    that still lacks one or whose trailers the rules refuse."""
+    messages: dict[str, str] = {}
+    problems: list[str] = []
+    lacking: set[str] = set()  # the trailers some commit still lacks (the flags to give)
+    for entry in result.entries:
+        if entry.action not in ("added", "rewritten"):
+            continue
+        _, subject, body = repo.metadata(entry.commit)
+        stated = {key.lower(): value for key, value in parse_trailers(body).items()}
+        missing = [key for key in REQUIRED_TRAILERS if not stated.get(key.lower())]
+        given = {**fill.values(), **_written_elsewhere(body)}  # the message's own wins
+        added = [(key, given[key]) for key in missing if key in given]
+        lacking |= {key for key in missing if key not in given}
+        have = stated | {key.lower(): value for key, value in added}
+        problems += required_trailer_problems(
+            _lookup(have), f"commit {entry.commit[:12]} {subject!r} (for {entry.file})")
+        if added:
+            messages[entry.commit] = f"{subject}\n\n{message_with_trailers(body, added)}"
+    if problems:
+        raise PatchFormatError([*problems, "nothing was exported"],
+                               hint=_fill_hint(result.release, repo.shown, lacking))
+    if messages:
+        repo.reword(base, messages)
+        console.info(f"{repo.shown}: gave {len(messages)} commit(s) the trailers they lacked; "
+                     "each commit now matches its patch file")
+    return bool(messages)
+
+
+def _written_elsewhere(body: str) -> dict[str, str]:
+    """Required trailers a commit message writes outside its last paragraph (where they
+    are not read as trailers): export moves them into the trailer block."""
+    found: dict[str, str] = {}
+    for paragraph in re.split(r"\n\s*\n", body)[:-1]:
+        for key, value in parse_trailers(paragraph).items():
+            name = next((k for k in REQUIRED_TRAILERS if k.lower() == key.lower()), None)
+            if name and value:
+                found.setdefault(name, value)
+    return found
+
+
+def _lookup(trailers: dict[str, str]) -> Callable[[str], str | None]:
+    return lambda key: trailers.get(key.lower())
+
+
+def _fill_hint(release: str, shown: str, lacking: set[str]) -> str:
+    keys = [key for key in REQUIRED_TRAILERS if key in lacking] or list(REQUIRED_TRAILERS)
+    flags = " ".join(f"{FLAGS[key]} {_FLAG_VALUES[key]}" for key in keys)
+    return (f"run `tkedistro patches export {release} {flags}` (the flags fill the trailers "
+            "each new or changed commit lacks), or write the trailers into each commit's "
+            f"message in {shown} (`git commit --amend`, `git rebase -i`) and export again")
 
 
 def require_manifest(ws: Workspace, release: str) -> None:
@@ -171,8 +286,9 @@ def check_work_in_progress(ws: Workspace, manifest: Manifest, repo: Repo) -> Non
         raise WorkInProgressError(
             f"{shown} holds work in progress ({what}); a rebase would lose it",
             details="\n".join(f"  {path}" for path in work.changed[:20]) or None,
-            hint=(f"commit them and run `tkedistro patches export {manifest.release}`, or "
-                  f"discard them with `git -C {shown} reset --hard && git -C {shown} clean -fd`"),
+            hint=(f"commit them and run `tkedistro patches export {manifest.release}` "
+                  f"({EXPORT_FLAGS_HINT}), or discard them with "
+                  f"`git -C {shown} reset --hard && git -C {shown} clean -fd`"),
         )
     if repo.rev("HEAD") is not None and not based:
         raise WorkInProgressError(
@@ -184,7 +300,8 @@ def check_work_in_progress(ws: Workspace, manifest: Manifest, repo: Repo) -> Non
         raise WorkInProgressError(
             f"{shown} holds commits that are not in the patch files; a rebase would lose them",
             details="\n".join(f"  {e.action}: {e.file}" for e in pending if e.commit in foreign),
-            hint=f"run `tkedistro patches export {manifest.release}` first, then rebase",
+            hint=f"run `tkedistro patches export {manifest.release}` first, then rebase "
+                 f"({EXPORT_FLAGS_HINT})",
         )
 
 

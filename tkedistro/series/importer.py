@@ -33,6 +33,7 @@ from tkedistro.model.manifest import Manifest
 from tkedistro.model.patches import (
     OMITTED_TRAILER,
     PatchFile,
+    message_with_trailers,
     parse_patch,
     subject_from_filename,
 )
@@ -45,8 +46,8 @@ from tkedistro.series.export import (
 )
 from tkedistro.series.importplan import (
     Trailer,
-    defaulted_line,
     infer_trailers,
+    marker_lines,
     needed_results,
     number_of,
 )
@@ -71,6 +72,11 @@ class ImportEntry:
     @property
     def defaulted(self) -> list[str]:
         return [t.key for t in self.trailers if t.how == "defaulted"]
+
+    @property
+    def unconfirmed(self) -> list[str]:
+        """The trailers import inferred or defaulted, each with how (for the report)."""
+        return [f"{t.key} ({t.how})" for t in self.trailers if t.how != "stated"]
 
     def to_json(self) -> dict[str, Any]:
         return {"source": self.source, "status": self.status, "file": self.file,
@@ -113,13 +119,14 @@ class ImportResult:
         lines = [line for e in self.entries for line in e.format_text()]
         lines.append(f"{self.release}: {len(self.entries) - len(self.failed)} of "
                      f"{len(self.entries)} patches imported from {self.from_dir}")
-        guessed = [e for e in self.entries if e.defaulted]
+        guessed = [e for e in self.entries if e.unconfirmed]
         if guessed:
-            lines.append(f"{len(guessed)} patch(es) have defaulted trailers (listed in their "
-                         "Trailer-Defaulted trailer); check each value, then remove it from "
-                         "that trailer (delete the line when none is left); `tkedistro "
-                         "validate` warns until then:")
-            lines += [f"  {e.file}: {', '.join(e.defaulted)}" for e in guessed]
+            lines.append(f"{len(guessed)} patch(es) have trailers import inferred or defaulted "
+                         "(listed in their Trailer-Inferred and Trailer-Defaulted trailers); "
+                         "check each value (fix it in the patch file if wrong), then run "
+                         f"`tkedistro patches confirm {self.release}`; `tkedistro validate` "
+                         "warns until then:")
+            lines += [f"  {e.file}: {', '.join(e.unconfirmed)}" for e in guessed]
         return "\n".join(lines)
 
     def raise_for_problems(self) -> None:
@@ -134,7 +141,9 @@ class ImportResult:
             + "".join(f"\n  {line}" for line in needs),
             hint="a patch whose binary diffs lack index lines: import its text part with "
             "--text-only; one that needs an earlier patch: import that one first; else port "
-            f"them by hand in _src and run `tkedistro patches export {self.release}`",
+            f"them by hand in _src, commit them and run `tkedistro patches export "
+            f"{self.release} --kind K --upstream-ref URL|none --upstream-status S` (the "
+            "trailers a commit's message lacks)",
         )
 
 
@@ -302,17 +311,13 @@ class _Run:
 def mail_of(patch: PatchFile, subject: str, date: str, trailers: list[Trailer], diff: str,
             omitted: tuple[str, ...] = ()) -> str:
     """A ``git am``-able mail of ``patch`` with ``subject`` and ``trailers`` (plus the
-    ``Binary-Omitted`` and ``Trailer-Defaulted`` ones that apply) around ``diff``."""
+    ``Binary-Omitted``, ``Trailer-Inferred`` and ``Trailer-Defaulted`` ones that apply)
+    around ``diff``."""
     lines = [(t.key, t.value) for t in trailers]
     if omitted:
         lines.append((OMITTED_TRAILER, ", ".join(omitted)))
-    if marker := defaulted_line(trailers):
-        lines.append((marker.key, marker.value))
-    keys = {key.lower() for key, _ in lines}
-    body_lines = [line for line in patch.body.splitlines()
-                  if line.split(":", 1)[0].strip().lower() not in keys]
-    body = "\n".join(body_lines).strip()
-    message = (f"{body}\n\n" if body else "") + "\n".join(f"{k}: {v}" for k, v in lines)
+    lines += [(marker.key, marker.value) for marker in marker_lines(trailers)]
+    message = message_with_trailers(patch.body, lines)
     if patch.format == "mbox":
         author = f"{patch.author_name or ''} <{patch.author_email}>"
         return to_mbox(diff, subject, message, author=author, date=patch.date or date)

@@ -2,6 +2,15 @@
 ``git am``: its trailers (stated, inferred from the file name and message, or defaulted)
 and, for one that fails, which earlier patch left out of the import it builds on.
 
+A revert of an upstream change (a file name like ``revert-pr63066``, a ``Revert "..."``
+subject or a ``This reverts commit <sha>`` message) is ours, not upstream's: it is recorded
+as ``Patch-Kind: carry`` with ``Reverts: <the upstream PR or commit URL>``,
+``Upstream-Ref: none`` (the change comes from no upstream PR; the one it undoes is in
+``Reverts``) and ``Upstream-Status: not-submitted`` (defaulted: whether the revert was
+proposed upstream is not stated). Nothing import works out is taken as confirmed: every
+inferred trailer is listed in ``Trailer-Inferred``, every defaulted one in
+``Trailer-Defaulted``, until a person checks them and runs ``tkedistro patches confirm``.
+
 Pure functions on text and the tree's files; the import itself is ``series/importer.py``.
 """
 
@@ -14,7 +23,9 @@ from pathlib import Path
 from tkedistro.model.dependencies import missing_preimage, providers, tree_reader
 from tkedistro.model.patches import (
     DEFAULTED_TRAILER,
+    INFERRED_TRAILER,
     REQUIRED_TRAILERS,
+    REVERTS_TRAILER,
     SECURITY_TRAILER,
     PatchFile,
 )
@@ -26,6 +37,9 @@ _PR_REPO = re.compile(r"\bkubernetes/kubernetes#([0-9]+)\b")
 _PR_HASH = re.compile(r"(?<![\w&/])#([0-9]{4,6})\b")
 _PR_NAME = re.compile(r"(?<![a-z])pr[-_]?([0-9]{4,6})(?![0-9])", re.I)
 _CVE = re.compile(r"\bCVE-[0-9]{4}-[0-9]{4,7}\b", re.I)
+_REVERT_NAME = re.compile(r"(?<![a-z])revert(?![a-z])", re.I)
+_REVERT_SUBJECT = re.compile(r'^\s*Revert\s+"')
+_REVERTS_COMMIT = re.compile(r"\bThis reverts commit ([0-9a-f]{7,40})\b")
 
 
 @dataclass(frozen=True)
@@ -40,32 +54,76 @@ class Trailer:
 
 
 def infer_trailers(patch: PatchFile, name: str) -> list[Trailer]:
-    """The required trailers (and a ``Security-Fix`` for a CVE) of a patch being imported.
+    """The required trailers (plus ``Reverts`` for a revert, ``Security-Fix`` for a CVE)
+    of a patch being imported.
 
-    A trailer the file states is kept. Otherwise the file name and message decide: a
+    A trailer the file states is kept. Otherwise the file name and message decide: a revert
+    is a carry that ``Reverts`` the upstream change it names (see the module docstring); a
     kubernetes commit URL is a merged backport; a PR (``pr72914``, ``#97752``,
     ``kubernetes/kubernetes#97752``, a pull URL) is a backport of that PR, submitted at least
     (merged is not stated, so the status is defaulted); a CVE is a security fix referring to
-    the CVE record. Whatever nothing states is defaulted and listed in ``Trailer-Defaulted``.
+    the CVE record. What nothing states is defaulted (``Trailer-Defaulted``); what is worked
+    out is inferred (``Trailer-Inferred``).
     """
     text = f"{name}\n{patch.subject or ''}\n{patch.body}"
-    found = _reference(text, name)
+    revert = _revert(patch, name)
+    found = _reverted(patch, text, name) if revert else _reference(text, name)
     cve = _CVE.search(text)
-    guesses = _guesses(found, cve.group(0).upper() if cve else None)
+    guesses = _revert_guesses(found, revert) if revert else \
+        _guesses(found, cve.group(0).upper() if cve else None)
     out = []
     for key in REQUIRED_TRAILERS:
         stated = patch.trailer(key)
         out.append(Trailer(key, stated, "stated") if stated else guesses[key])
+    if revert and found and not patch.trailer(REVERTS_TRAILER):
+        out.append(Trailer(REVERTS_TRAILER, found[1], "inferred", found[2]))
     if cve and not patch.trailer(SECURITY_TRAILER):
         out.append(Trailer(SECURITY_TRAILER, cve.group(0).upper(), "inferred",
                            f"{_where(cve.group(0), name)} names it"))
     return out
 
 
-def defaulted_line(trailers: list[Trailer]) -> Trailer | None:
-    """The ``Trailer-Defaulted`` trailer listing the defaulted ones, None when none is."""
-    keys = [t.key for t in trailers if t.how == "defaulted"]
-    return Trailer(DEFAULTED_TRAILER, ", ".join(keys), "stated") if keys else None
+def marker_lines(trailers: list[Trailer]) -> list[Trailer]:
+    """The ``Trailer-Inferred`` and ``Trailer-Defaulted`` trailers listing the trailers
+    that are not stated (none when every one is)."""
+    out = []
+    for marker, how in ((INFERRED_TRAILER, "inferred"), (DEFAULTED_TRAILER, "defaulted")):
+        keys = [t.key for t in trailers if t.how == how]
+        if keys:
+            out.append(Trailer(marker, ", ".join(keys), "stated"))
+    return out
+
+
+def _revert(patch: PatchFile, name: str) -> str | None:
+    """What says the patch reverts a change (None when nothing does)."""
+    if _REVERT_NAME.search(name):
+        return "the file name says revert"
+    if _REVERT_SUBJECT.match(patch.subject or "") or _REVERT_SUBJECT.match(patch.body):
+        return 'the subject says Revert "..."'
+    if _REVERTS_COMMIT.search(patch.body):
+        return "the message says This reverts commit"
+    return None
+
+
+def _reverted(patch: PatchFile, text: str, name: str) -> tuple[str, str, str] | None:
+    """The upstream change a revert undoes: a URL or PR it names, or the commit of a
+    ``This reverts commit <sha>`` line."""
+    if found := _reference(text, name):
+        return found
+    if match := _REVERTS_COMMIT.search(patch.body):
+        return "commit", f"{_K8S}/commit/{match.group(1)}", \
+            f"the message says it reverts commit {match.group(1)[:12]}"
+    return None
+
+
+def _revert_guesses(found: tuple[str, str, str] | None, revert: str) -> dict[str, Trailer]:
+    why = f"{revert}: undoing {'an upstream change' if found else 'a change'} is ours to carry"
+    return {"Patch-Kind": Trailer("Patch-Kind", "carry", "inferred", why),
+            "Upstream-Ref": Trailer("Upstream-Ref", "none", "inferred",
+                                    "a revert comes from no upstream change"
+                                    + ("; the one it undoes is in Reverts" if found else "")),
+            "Upstream-Status": Trailer("Upstream-Status", "not-submitted", "defaulted",
+                                       "whether the revert was proposed upstream is not stated")}
 
 
 def _reference(text: str, name: str) -> tuple[str, str, str] | None:

@@ -137,7 +137,9 @@ class SeriesRun:
             raise WorkInProgressError(
                 f"{tree.shown} holds work in progress: {problem}; refusing to touch it",
                 hint=f"keep it: commit it in {tree.shown} and run `tkedistro patches export "
-                f"{self.manifest.release}` (writes it into patches/ and the manifest); "
+                f"{self.manifest.release}` (writes it into patches/ and the manifest; "
+                "give --kind, --upstream-ref and --upstream-status for a commit whose "
+                "message lacks those trailers); "
                 f"discard it: `git -C {tree.shown} reset --hard && git -C {tree.shown} clean -fd`"
                 "; or run again with --force to save it to a backup ref first",
             )
