@@ -260,12 +260,14 @@ def test_reorder_never_renames_away_a_file_another_release_lists(tmp_path: Path)
     d = make_distro(tmp_path, prepare=False)
     _second_release(d)
     before = series_of(d)
-    res = cli(d, "patches", "reorder", "1.20", "--move", "0005", "--before", "0002")
+    res = cli(d, "patches", "reorder", "1.20", "--move", "0005", "--before", "0002",
+              "--renumber")  # issue 28: only --renumber renames the files not moved
     assert res.exit_code == 3
     assert res.stderr.splitlines()[0] == (
         f"error: {P[2]}: listed by releases/1.20-lts.yaml too; `patches reorder 1.20` would "
         "overwrite or delete it, and release 1.20-lts still needs it")
     assert series_of(d) == before
-    moved = cli(d, "patches", "reorder", "1.20", "--move", "0005", "--after", "0003")
+    moved = cli(d, "patches", "reorder", "1.20", "--move", "0005", "--after", "0003",
+                "--renumber")
     assert moved.exit_code == 0, moved.output  # 0001-0003 keep their names
     assert (d.root / P[2]).is_file()
