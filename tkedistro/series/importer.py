@@ -8,12 +8,23 @@ top of ``_src/<release>`` to make real commits, and written as ``git format-patc
 under the same names in ``patches/<release>/``. A file that cannot be applied as it is (a
 binary diff without index lines, a failing hunk, an unparseable file) is reported by name,
 with the earlier skipped patch it builds on when there is one; it is not added to the series
-and not silently dropped. ``--text-only`` imports the text part of a patch whose binary diffs
-lack index lines and records the files left out in a ``Binary-Omitted`` trailer. What the
-import applied is recorded as ``tkedistro source`` records it, so the next ``source`` run
-applies nothing again. The new files, the manifest and that record are written as one series
-transaction (``series/transaction.py``): an interrupted import leaves the series as before
-(and ``_src`` reset to where it started) or as after.
+and not silently dropped.
+
+Running the import again resumes it: a file already in the series (under its name, its name
+renumbered by ``patches reorder``, or the same change by ``git patch-id``) is reported as
+already imported and skipped; each missing one is inserted where it belongs
+(``importplan.placement``: after the file before it in the folder, or where its number
+falls among the series' numbers), and ``_src`` is rebuilt from the first inserted position:
+reset to the commit of the patch before it, then the new patches and the listed ones after
+them applied in the new order (the commits before it are kept). A listed patch that no
+longer applies after an inserted one stops the import with nothing changed.
+
+``--text-only`` imports the text part of a patch whose binary diffs lack index lines and
+records the files left out in a ``Binary-Omitted`` trailer. What the import applied is
+recorded as ``tkedistro source`` records it, so the next ``source`` run applies nothing
+again. The new files, the manifest and that record are written as one series transaction
+(``series/transaction.py``): an interrupted import leaves the series as before (and ``_src``
+reset to where it started) or as after.
 """
 
 from __future__ import annotations
@@ -257,13 +268,13 @@ def _commit(ws: Workspace, manifest: Manifest, result: ImportResult, run: _Run,
     """Swap the imported files in with the manifest listing them where ``order`` puts them,
     and (``start``: when ``source.json`` described the tree the import started from) the
     record of the commits from the first imported one on."""
-    added = {e.source: e for e in result.entries if e.file and e.status != "already-imported"}
+    added = {e.source: e.file for e in result.entries
+             if e.file and e.status != "already-imported"}
     if not added:
         return
-    series = [added[name].file or "" if name in added else name for name in order
-              if name in added or name in run.listed]
+    series = [added.get(name, name) for name in order if name in added or name in run.listed]
     record = None if start is None else ImportRecord(start, run.repo.head(), tuple(run.made))
-    change = SeriesChange(writes={e.file: run.staged[e.file] for e in added.values() if e.file},
+    change = SeriesChange(writes={file: run.staged[file] for file in added.values()},
                           series=series, record=record)
     transaction.commit(ws, manifest, change, "patches import")
 
