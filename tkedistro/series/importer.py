@@ -45,7 +45,7 @@ from tkedistro.core.workspace import ReleaseLayout, Workspace, manifest_name
 from tkedistro.git.mbox import crlf_note, diff_part, to_mbox, without_files
 from tkedistro.git.patching import Patcher
 from tkedistro.git.repo import Repo
-from tkedistro.model.manifest import Manifest
+from tkedistro.model.manifest import Manifest, load_release
 from tkedistro.model.patches import (
     OMITTED_TRAILER,
     PatchFile,
@@ -254,13 +254,24 @@ def _import_locked(ws: Workspace, repo: Repo, manifest: Manifest, from_dir: Path
             result = ImportResult(release, str(from_dir), [entries[p.name] for p in sources])
             _commit(ws, manifest, result, run, order, start if record else None)
     except BaseException:
-        if repo.head() != start and not repo.is_ancestor(start, repo.head()):
-            Patcher(repo).discard()
-            repo.reset_hard(start)  # a rebuild from an earlier position, not committed
+        _undo_rebuild(ws, repo, manifest, start)
         raise
     finally:
         files.remove(run.scratch)
     return result
+
+
+def _undo_rebuild(ws: Workspace, repo: Repo, manifest: Manifest, start: str) -> None:
+    """Put ``_src`` back at ``start`` after an import that rebuilt it from an earlier
+    position and stopped before its series change committed (the manifest still lists the
+    old series); an appending import is reset by the transaction (``staging``)."""
+    if repo.head() == start or repo.is_ancestor(start, repo.head()):
+        return
+    if [e.file for e in load_release(ws, manifest.release).patches] != \
+            [e.file for e in manifest.patches]:
+        return  # committed: the series is the new one, and so is _src
+    Patcher(repo).discard()
+    repo.reset_hard(start)
 
 
 def _commit(ws: Workspace, manifest: Manifest, result: ImportResult, run: _Run,
