@@ -30,6 +30,7 @@ reset to where it started) or as after.
 from __future__ import annotations
 
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -47,6 +48,7 @@ from tkedistro.git.patching import Patcher
 from tkedistro.git.repo import Repo
 from tkedistro.model.manifest import Manifest, load_release
 from tkedistro.model.patches import (
+    MAX_PATCH_BYTES,
     OMITTED_TRAILER,
     PatchFile,
     parse_patch,
@@ -215,13 +217,22 @@ def _same_change(ws: Workspace, repo: Repo, sources: list[Path],
     if not sources or not files:
         return {}
     ids = {pid: file for file in files
-           if (pid := repo.patch_id(_text(ws.root / file))) is not None}
+           if (text := _text(ws.root / file)) and (pid := repo.patch_id(text)) is not None}
     return {path.name: ids[pid] for path in sources
-            if (pid := repo.patch_id(_text(path))) is not None and pid in ids}
+            if (text := _text(path)) and (pid := repo.patch_id(text)) is not None
+            and pid in ids}
 
 
 def _text(path: Path) -> str:
-    return path.read_bytes().decode("utf-8", errors="surrogateescape")
+    """A patch file's text; "" for what is no regular file of a patch's size (a FIFO, a
+    device: never opened; the import reports it as ``parse_patch`` does)."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_PATCH_BYTES:
+            return ""
+        return path.read_bytes().decode("utf-8", errors="surrogateescape")
+    except OSError:
+        return ""
 
 
 def _unnumbered(name: str) -> str:
