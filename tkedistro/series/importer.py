@@ -42,13 +42,12 @@ from tkedistro.core.errors import (
     PatchFormatError,
     WorkInProgressError,
 )
-from tkedistro.core.workspace import ReleaseLayout, Workspace, manifest_name
+from tkedistro.core.workspace import MAX_PATCH_BYTES, ReleaseLayout, Workspace, manifest_name
 from tkedistro.git.mbox import crlf_note, diff_part, to_mbox, without_files
 from tkedistro.git.patching import Patcher
 from tkedistro.git.repo import Repo
 from tkedistro.model.manifest import Manifest, load_release
 from tkedistro.model.patches import (
-    MAX_PATCH_BYTES,
     OMITTED_TRAILER,
     PatchFile,
     parse_patch,
