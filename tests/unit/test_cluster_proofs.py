@@ -426,7 +426,8 @@ def test_reordering_the_series_keeps_every_proof_attached(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = _distro(tmp_path)
     moved = CliRunner().invoke(app, ["--root", str(root), "patches", "reorder", "1.20",
-                                     "--move", "0003", "--before", "0001"])
+                                     "--move", "0003", "--before", "0001",
+                                     "--renumber"])  # issue 28: every file renamed
     assert moved.exit_code == 0, moved.output
     renamed = ["0001-kubelet-kmem-accounting-off.patch",
                "0002-kube-controller-manager-dynamic-log-level.patch",

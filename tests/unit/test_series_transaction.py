@@ -91,6 +91,16 @@ def _confirm_setup(d: Distro) -> None:
     assert res.exit_code == 0, res.output
 
 
+def _resume_setup(d: Distro) -> None:
+    """An import of 0001 and 0003: the re-run (with 0002 too) inserts 0002 between them."""
+    folder = d.root.parent / "third-party"
+    folder.mkdir()
+    (folder / "0001-TKE-FIX-banner.patch").write_text(plain_diff(d.src, BANNER))
+    (folder / "0003-TKE-FIX-docs.patch").write_text(plain_diff(d.src, DOCS))
+    assert cli(d, "patches", "import", "1.20", "--from", str(folder)).exit_code == 0
+    (folder / "0002-TKE-FIX-notes.patch").write_text(plain_diff(d.src, {"notes.md": "n\n"}))
+
+
 CASES = {
     "confirm": Case(_confirm_setup, lambda d: cli(d, "patches", "confirm", "1.20"), True),
     "export": Case(_export_setup, lambda d: cli(d, "patches", "export", "1.20"), True),
@@ -98,6 +108,8 @@ CASES = {
         d, "patches", "reorder", "1.20", "--move", "0005", "--before", "0002"), False),
     "import": Case(lambda d: None, lambda d: cli(
         d, "patches", "import", "1.20", "--from", str(_import_from(d))), False),
+    "import-resume": Case(_resume_setup, lambda d: cli(  # issue 28: _src rebuilt from 0002
+        d, "patches", "import", "1.20", "--from", str(d.root.parent / "third-party")), True),
 }
 
 
@@ -150,7 +162,7 @@ def test_an_interrupt_at_every_write_leaves_the_series_before_or_after(
         _no_debris(d)
         state = d.root / "_src/.1.20.tkedistro"
         assert not (state / "series-tx").exists() and not (state / "series-tx.json").exists()
-        if name == "import":
+        if name.startswith("import"):
             _source_keeps_head(d)
 
 
@@ -179,7 +191,7 @@ def test_a_run_killed_after_the_commit_point_is_finished_by_the_next(
         assert series_of(d) == after
         _no_debris(d)
         assert not (d.root / "_src/.1.20.tkedistro/series-tx").exists()
-        if name == "import":
+        if name.startswith("import"):
             _source_keeps_head(d)
 
 
@@ -270,12 +282,14 @@ def test_reorder_never_renames_away_a_file_another_release_lists(tmp_path: Path)
     d = make_distro(tmp_path, prepare=False)
     _second_release(d)
     before = series_of(d)
-    res = cli(d, "patches", "reorder", "1.20", "--move", "0005", "--before", "0002")
+    res = cli(d, "patches", "reorder", "1.20", "--move", "0005", "--before", "0002",
+              "--renumber")  # issue 28: only --renumber renames the files not moved
     assert res.exit_code == 3
     assert res.stderr.splitlines()[0] == (
         f"error: {P[2]}: listed by releases/1.20-lts.yaml too; `patches reorder 1.20` would "
         "overwrite or delete it, and release 1.20-lts still needs it")
     assert series_of(d) == before
-    moved = cli(d, "patches", "reorder", "1.20", "--move", "0005", "--after", "0003")
+    moved = cli(d, "patches", "reorder", "1.20", "--move", "0005", "--after", "0003",
+                "--renumber")
     assert moved.exit_code == 0, moved.output  # 0001-0003 keep their names
     assert (d.root / P[2]).is_file()

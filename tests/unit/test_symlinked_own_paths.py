@@ -60,7 +60,7 @@ def test_committed_tmp_symlinks_are_never_written_through(tmp_path: Path,
 
     assert tree_digest(outside) == before
     assert all(link.is_symlink() for link in links)
-    assert "0004-kubelet-print-tke.patch" in (d.root / "releases" / "1.20.yaml").read_text()
+    assert "0003a-kubelet-print-tke.patch" in (d.root / "releases" / "1.20.yaml").read_text()
     assert (d.root / ".github" / "workflows" / "nightly.yml").is_file()
 
 

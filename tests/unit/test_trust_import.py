@@ -246,40 +246,87 @@ def test_source_after_a_partial_import_applies_nothing_again(tmp_path: Path) -> 
     assert git(d.src, "rev-parse", "HEAD") == head
 
 
-def test_reimporting_a_patch_in_the_series_exits_21(tmp_path: Path) -> None:
+def test_reimporting_a_patch_in_the_series_skips_it(tmp_path: Path) -> None:
+    """Issue 28 (item 4): what once exited 21 is now reported as already imported."""
     d = make_distro(tmp_path)
     series = folder(d, {"0001-TKE-FIX-banner.patch": plain_diff(d.src, BANNER)})
     assert cli(d, "patches", "import", "1.20", "--from", str(series)).exit_code == 0
+    head = git(d.src, "rev-parse", "HEAD")
     res = cli(d, "patches", "import", "1.20", "--from", str(series))
-    assert res.exit_code == 21
-    assert res.stderr.splitlines() == [
-        "error: patches/1.20/0001-TKE-FIX-banner.patch: already in the series "
-        "(releases/1.20.yaml patches[5]); not importing over it",
-        "hint: import only the files not imported yet (move the others out of the --from "
-        "folder); to import one again, delete its patch file and manifest entry first"]
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines() == [
+        "already imported  0001-TKE-FIX-banner.patch (in the series as "
+        "patches/1.20/0001-TKE-FIX-banner.patch)",
+        f"1.20: all 1 patch(es) of {series} are in the series already; nothing imported"]
+    assert git(d.src, "rev-parse", "HEAD") == head
+    assert len(load_manifest(d.manifest).patches) == 6
 
 
-def test_reimporting_a_patch_renumbered_by_reorder_exits_21(tmp_path: Path) -> None:
+def test_reimporting_a_patch_renumbered_or_renamed_skips_it(tmp_path: Path) -> None:
     d = make_distro(tmp_path)
     series = folder(d, {"0009-TKE-FIX-banner.patch": plain_diff(d.src, BANNER)})
     assert cli(d, "patches", "import", "1.20", "--from", str(series)).exit_code == 0
     moved = cli(d, "patches", "reorder", "1.20", "--move", "0009", "--before", "0001")
     assert moved.exit_code == 0, moved.output
     assert moved.stdout.splitlines()[0] == (
-        "renamed  patches/1.20/0009-TKE-FIX-banner.patch -> patches/1.20/0001-TKE-FIX-banner.patch")
+        "renamed  patches/1.20/0009-TKE-FIX-banner.patch -> patches/1.20/0000-TKE-FIX-banner.patch")
     res = cli(d, "patches", "import", "1.20", "--from", str(series))
-    assert res.exit_code == 21
-    assert res.stderr.splitlines()[0] == (
-        "error: 0009-TKE-FIX-banner.patch: already in the series as "
-        "patches/1.20/0001-TKE-FIX-banner.patch (releases/1.20.yaml patches[0]); "
-        "not importing it again")
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines()[0] == (
+        "already imported  0009-TKE-FIX-banner.patch (in the series as "
+        "patches/1.20/0000-TKE-FIX-banner.patch)")
+    (series / "0009-TKE-FIX-banner.patch").rename(series / "0042-kubectl-banner.patch")
+    res = cli(d, "patches", "import", "1.20", "--from", str(series), "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["already_imported"] == {
+        "0042-kubectl-banner.patch": "patches/1.20/0000-TKE-FIX-banner.patch"}  # by patch-id
 
 
-def test_reorder_moves_a_patch_and_renumbers_the_files(tmp_path: Path) -> None:
+def test_reorder_moves_a_patch_and_keeps_the_other_names(tmp_path: Path) -> None:
+    """Issue 28 (item 4): only the moved file is renamed, to a number between its new
+    neighbours' (was: every later file renumbered; that is --renumber now)."""
     d = make_distro(tmp_path)
     before = {p: (d.root / p).read_bytes() for p in P}
     res = cli(d, "patches", "reorder", "1.20", "--move", "0005", "--before",
               "0002-kubelet-kmem-accounting-off.patch")
+    assert res.exit_code == 0, res.output
+    new = [P[0], "patches/1.20/0001a-kubelet-print-tke.patch", *P[1:4]]
+    assert res.stdout.splitlines() == [
+        f"renamed  {P[4]} -> {new[1]}",
+        *(f"  {i:>3}  {f}" for i, f in enumerate(new, 1)),
+        "1.20: new order written to releases/1.20.yaml; run `tkedistro source 1.20` to apply it"]
+    assert [e.file for e in load_manifest(d.manifest).patches] == new
+    assert sorted(p.name for p in d.patch_dir.iterdir()) == [Path(f).name for f in new]
+    assert (d.root / new[1]).read_bytes() == before[P[4]]
+    again = cli(d, "patches", "reorder", "1.20", "--move", "0001a", "--after", "0004")
+    assert again.stdout.splitlines()[0] == (
+        f"renamed  {new[1]} -> patches/1.20/0005-kubelet-print-tke.patch")  # back again
+    again = cli(d, "patches", "reorder", "1.20", "--move", "0003", "--before", "0002")
+    assert again.stdout.splitlines()[0] == (
+        f"renamed  {P[2]} -> patches/1.20/0001a-feature-add-TKEFeature.patch")
+    full = cli(d, "patches", "reorder", "1.20", "--move", "0004", "--before", "0001a")
+    assert (full.exit_code, full.stderr) == (3, (
+        "error: releases/1.20.yaml: patches: no number is free for "
+        f"{P[3]} between {P[0]} and patches/1.20/0001a-feature-add-TKEFeature.patch; run the "
+        "reorder again with --renumber to number the whole series 0001.. in order\n"))
+    again = cli(d, "patches", "reorder", "1.20", "--move", "0004", "--after", "0001a")
+    assert again.stdout.splitlines()[0] == (
+        f"renamed  {P[3]} -> patches/1.20/0001b-README-say-tke.patch")
+    assert [e.file for e in load_manifest(d.manifest).patches] == [
+        P[0], "patches/1.20/0001a-feature-add-TKEFeature.patch",
+        "patches/1.20/0001b-README-say-tke.patch", P[1], P[4]]
+    assert [p.name for p in sorted(d.patch_dir.iterdir())] == [
+        Path(e.file).name for e in load_manifest(d.manifest).patches]  # sorted as the series
+    src = cli(d, "source", "1.20")
+    assert src.exit_code == 0, src.output
+    assert cli(d, "validate", "1.20").exit_code == 0
+
+
+def test_reorder_renumber_numbers_the_whole_series(tmp_path: Path) -> None:
+    d = make_distro(tmp_path)
+    before = {p: (d.root / p).read_bytes() for p in P}
+    res = cli(d, "patches", "reorder", "1.20", "--move", "0005", "--before",
+              "0002-kubelet-kmem-accounting-off.patch", "--renumber")
     assert res.exit_code == 0, res.output
     new = ["patches/1.20/0001-kubectl-print-tke.patch",
            "patches/1.20/0002-kubelet-print-tke.patch",
@@ -313,8 +360,8 @@ def test_reorder_keeps_manifest_entry_keys_and_says_when_nothing_changes(
     res = cli(d, "patches", "reorder", "1.20", "--move", "0004", "--after", "0005")
     assert res.exit_code == 0, res.output
     text = d.manifest.read_text()
-    assert "file: patches/1.20/0005-README-say-tke.patch\n    subject: README for tke  # why" \
-        in text
+    assert "file: patches/1.20/0006-README-say-tke.patch\n    subject: README for tke  # why" \
+        in text  # issue 28: the moved file gets the next free number, 0005 keeps its name
 
 
 def test_reorder_refuses_unknown_files_and_a_release_mid_rebase(tmp_path: Path) -> None:

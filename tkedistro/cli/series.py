@@ -196,14 +196,19 @@ def reorder_cmd(
         str | None, typer.Option("--before", help="Put it before this patch.")
     ] = None,
     after: Annotated[str | None, typer.Option("--after", help="Put it after this patch.")] = None,
+    renumber: Annotated[
+        bool, typer.Option("--renumber", help="Number every NNNN- file by its new position "
+                           "(else only the moved file gets a free number between its neighbours).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Move one patch of the series and renumber the NNNN- files to their new positions."""
+    """Move one patch of the series; the other files keep their names (or --renumber)."""
     from tkedistro.series import reorder
 
     if (before is None) == (after is None):
         raise typer.BadParameter("give exactly one of --before FILE, --after FILE")
-    result = reorder.reorder_series(G.workspace(), release, move, before=before, after=after)
+    result = reorder.reorder_series(G.workspace(), release, move, before=before, after=after,
+                                    renumber=renumber)
     emit(result.to_json(), result.format_text(), as_json)
 
 

@@ -8,28 +8,45 @@ top of ``_src/<release>`` to make real commits, and written as ``git format-patc
 under the same names in ``patches/<release>/``. A file that cannot be applied as it is (a
 binary diff without index lines, a failing hunk, an unparseable file) is reported by name,
 with the earlier skipped patch it builds on when there is one; it is not added to the series
-and not silently dropped. ``--text-only`` imports the text part of a patch whose binary diffs
-lack index lines and records the files left out in a ``Binary-Omitted`` trailer. What the
-import applied is recorded as ``tkedistro source`` records it, so the next ``source`` run
-applies nothing again. The new files, the manifest and that record are written as one series
-transaction (``series/transaction.py``): an interrupted import leaves the series as before
-(and ``_src`` reset to where it started) or as after.
+and not silently dropped.
+
+Running the import again resumes it: a file already in the series (under its name, its name
+renumbered by ``patches reorder``, or the same change by ``git patch-id``) is reported as
+already imported and skipped; each missing one is inserted where it belongs
+(``importplan.placement``: after the file before it in the folder, or where its number
+falls among the series' numbers), and ``_src`` is rebuilt from the first inserted position:
+reset to the commit of the patch before it, then the new patches and the listed ones after
+them applied in the new order (the commits before it are kept). A listed patch that no
+longer applies after an inserted one stops the import with nothing changed.
+
+``--text-only`` imports the text part of a patch whose binary diffs lack index lines and
+records the files left out in a ``Binary-Omitted`` trailer. What the import applied is
+recorded as ``tkedistro source`` records it, so the next ``source`` run applies nothing
+again. The new files, the manifest and that record are written as one series transaction
+(``series/transaction.py``): an interrupted import leaves the series as before (and ``_src``
+reset to where it started) or as after.
 """
 
 from __future__ import annotations
 
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from tkedistro.core import console, files
-from tkedistro.core.errors import ImportExistsError, PatchApplyError, PatchFormatError
-from tkedistro.core.workspace import ReleaseLayout, Workspace, manifest_name
+from tkedistro.core.errors import (
+    ImportExistsError,
+    PatchApplyError,
+    PatchFormatError,
+    WorkInProgressError,
+)
+from tkedistro.core.workspace import MAX_PATCH_BYTES, ReleaseLayout, Workspace, manifest_name
 from tkedistro.git.mbox import crlf_note, diff_part, to_mbox, without_files
 from tkedistro.git.patching import Patcher
 from tkedistro.git.repo import Repo
-from tkedistro.model.manifest import Manifest
+from tkedistro.model.manifest import Manifest, load_release
 from tkedistro.model.patches import (
     OMITTED_TRAILER,
     PatchFile,
@@ -50,11 +67,12 @@ from tkedistro.series.importplan import (
     marker_lines,
     needed_results,
     number_of,
+    placement,
 )
 from tkedistro.series.importstate import ImportRecord, recordable
 from tkedistro.series.transaction import SeriesChange
 
-Status = Literal["imported", "imported-3way", "failed"]
+Status = Literal["imported", "imported-3way", "failed", "already-imported"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +106,8 @@ class ImportEntry:
     def format_text(self) -> list[str]:
         if self.status == "failed":
             return [f"NOT IMPORTED  {self.source}: {self.reason}"]
+        if self.status == "already-imported":
+            return [f"already imported  {self.source} (in the series as {self.file})"]
         how = " (3-way)" if self.status == "imported-3way" else ""
         lines = [f"imported{how}  {self.source} -> {self.file}",
                  "  " + "; ".join(t.describe() for t in self.trailers)]
@@ -107,18 +127,30 @@ class ImportResult:
     def failed(self) -> list[ImportEntry]:
         return [e for e in self.entries if e.status == "failed"]
 
+    @property
+    def already(self) -> list[ImportEntry]:
+        return [e for e in self.entries if e.status == "already-imported"]
+
     def to_json(self) -> dict[str, Any]:
         return {"release": self.release, "from": self.from_dir,
                 "patches": [e.to_json() for e in self.entries],
-                "imported": len(self.entries) - len(self.failed),
+                "imported": len(self.entries) - len(self.failed) - len(self.already),
                 "failed": [e.source for e in self.failed],
+                "already_imported": {e.source: e.file for e in self.already},
                 "defaulted": {e.file: e.defaulted for e in self.entries if e.defaulted},
                 "omitted": {e.file: list(e.omitted) for e in self.entries if e.omitted}}
 
     def format_text(self) -> str:
         lines = [line for e in self.entries for line in e.format_text()]
-        lines.append(f"{self.release}: {len(self.entries) - len(self.failed)} of "
-                     f"{len(self.entries)} patches imported from {self.from_dir}")
+        tried = len(self.entries) - len(self.already)
+        if self.already and not tried:
+            lines.append(f"{self.release}: all {len(self.already)} patch(es) of {self.from_dir} "
+                         "are in the series already; nothing imported")
+        else:
+            lines.append(f"{self.release}: {tried - len(self.failed)} of {tried} patches "
+                         f"imported from {self.from_dir}" + (
+                             f"; {len(self.already)} already in the series" if self.already
+                             else ""))
         guessed = [e for e in self.entries if e.unconfirmed]
         if guessed:
             lines.append(f"{len(guessed)} patch(es) have trailers import inferred or defaulted "
@@ -159,76 +191,121 @@ def import_series(ws: Workspace, release: str, from_dir: Path, *,
         return _import_locked(ws, repo, manifest, from_dir, text_only)
 
 
-def _refuse_existing(ws: Workspace, manifest: Manifest, files: list[Path]) -> None:
-    """A file of ``--from`` already in the patch folder or the series (under its name, or
-    renumbered by ``patches reorder``: the same name after the ``NNNN-``): exit 21."""
+def _present(ws: Workspace, repo: Repo, manifest: Manifest,
+             sources: list[Path]) -> dict[str, str]:
+    """The files of ``--from`` already in the series (source name -> listed file): under
+    their name, renumbered by ``patches reorder`` (the same name after the ``NNNN-``) or
+    renamed with the same change (patch-id). A file of the patch folder the series does not
+    list is in the way of one of the same name: exit 21."""
     folder = ws.patches_dir(manifest.release)
-    listed = {Path(e.file).name: i for i, e in enumerate(manifest.patches)}
-    unnumbered = {_unnumbered(name): i for name, i in listed.items()}
-    yaml = manifest_name(manifest.release)
+    listed = {Path(e.file).name: e.file for e in manifest.patches}
+    unnumbered = {_unnumbered(name): file for name, file in listed.items()}
+    found: dict[str, str] = {}
     clash = []
-    for path in files:
-        where = ws.rel(folder / path.name)
+    for path in sources:
         if path.name in listed:
-            clash.append(f"{where}: already in the series ({yaml} patches[{listed[path.name]}]);"
-                         " not importing over it")
+            found[path.name] = listed[path.name]
         elif (folder / path.name).exists():
-            clash.append(f"{where}: already exists; not importing over it")
-        elif (index := unnumbered.get(_unnumbered(path.name))) is not None:
-            clash.append(f"{path.name}: already in the series as {manifest.patches[index].file} "
-                         f"({yaml} patches[{index}]); not importing it again")
+            clash.append(f"{ws.rel(folder / path.name)}: already exists; not importing over it")
+        elif (file := unnumbered.get(_unnumbered(path.name))) is not None:
+            found[path.name] = file
     if clash:
         raise ImportExistsError(
             "\n".join(clash),
-            hint="import only the files not imported yet (move the others out of the --from "
-            "folder); to import one again, delete its patch file and manifest entry first",
+            hint="the series does not list it: move it out of the patch folder (or delete "
+            "it), then import again",
         )
+    return found | _same_change(ws, repo, [p for p in sources if p.name not in found],
+                                [f for f in listed.values() if f not in found.values()])
+
+
+def _same_change(ws: Workspace, repo: Repo, sources: list[Path],
+                 files: list[str]) -> dict[str, str]:
+    """Source name -> the listed file that holds the same change (by ``git patch-id``)."""
+    if not sources or not files:
+        return {}
+    ids = {pid: file for file in files
+           if (text := _text(ws.root / file)) and (pid := repo.patch_id(text)) is not None}
+    return {path.name: ids[pid] for path in sources
+            if (text := _text(path)) and (pid := repo.patch_id(text)) is not None
+            and pid in ids}
+
+
+def _text(path: Path) -> str:
+    """A patch file's text; "" for what is no regular file of a patch's size (a FIFO, a
+    device: never opened; the import reports it as ``parse_patch`` does)."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_PATCH_BYTES:
+            return ""
+        return path.read_bytes().decode("utf-8", errors="surrogateescape")
+    except OSError:
+        return ""
 
 
 def _unnumbered(name: str) -> str:
-    """``0013-TKE-FIX-x.patch`` -> ``TKE-FIX-x.patch`` (what ``patches reorder`` keeps)."""
-    return re.sub(r"^[0-9]+-", "", name)
+    """``0013a-TKE-FIX-x.patch`` -> ``TKE-FIX-x.patch`` (what ``patches reorder`` keeps)."""
+    return re.sub(r"^[0-9]+[a-z]*-", "", name)
 
 
 def _import_locked(ws: Workspace, repo: Repo, manifest: Manifest, from_dir: Path,
                    text_only: bool) -> ImportResult:
-    """The import, under the release lock, from the manifest read under it."""
+    """The import, under the release lock, from the manifest read under it: the files not
+    in the series yet, each where it belongs (``placement``), ``_src`` rebuilt from the
+    first of them."""
     release = manifest.release
     sources = sorted(p for p in from_dir.iterdir() if p.suffix in (".patch", ".diff"))
     folder = ws.patches_dir(release)
     ws.repo_file(str(ReleaseLayout(release).patches), "patch folder", must_exist=False)
-    _refuse_existing(ws, manifest, sources)
-    result = ImportResult(release, str(from_dir))
+    present = _present(ws, repo, manifest, sources)
     check_work_in_progress(ws, manifest, repo)
+    order = placement([e.file for e in manifest.patches], [p.name for p in sources], present)
+    entries = {name: ImportEntry(name, "already-imported", file=file)
+               for name, file in present.items()}
     start = repo.head()
     record = recordable(ws, manifest, start)  # read before anything changes
     date = repo.commit_date(manifest.upstream.commit)
     run = _Run(ws, repo, folder, ws.release(release).import_patch, date, text_only)
     try:
         with transaction.staging(ws, release, start=start):
-            for path in sources:
-                entry = run.one(path)
-                console.info(f"{path.name}: {entry.status} {entry.reason}".rstrip())
-                result.entries.append(entry)
-            _commit(ws, manifest, result, run, start if record else None)
+            run.rebuild(manifest, order, {p.name: p for p in sources if p.name not in present},
+                        entries)
+            result = ImportResult(release, str(from_dir), [entries[p.name] for p in sources])
+            _commit(ws, manifest, result, run, order, start if record else None)
+    except BaseException:
+        _undo_rebuild(ws, repo, manifest, start)
+        raise
     finally:
         files.remove(run.scratch)
     return result
 
 
+def _undo_rebuild(ws: Workspace, repo: Repo, manifest: Manifest, start: str) -> None:
+    """Put ``_src`` back at ``start`` after an import that rebuilt it from an earlier
+    position and stopped before its series change committed (the manifest still lists the
+    old series); an appending import is reset by the transaction (``staging``)."""
+    if repo.head() == start or repo.is_ancestor(start, repo.head()):
+        return
+    if [e.file for e in load_release(ws, manifest.release).patches] != \
+            [e.file for e in manifest.patches]:
+        return  # committed: the series is the new one, and so is _src
+    Patcher(repo).discard()
+    repo.reset_hard(start)
+
+
 def _commit(ws: Workspace, manifest: Manifest, result: ImportResult, run: _Run,
-            start: str | None) -> None:
-    """Swap the imported files in with the manifest listing them, and (``start``: when
-    ``source.json`` described the tree the import started from) the record of their commits."""
-    added = [e for e in result.entries if e.file]
+            order: list[str], start: str | None) -> None:
+    """Swap the imported files in with the manifest listing them where ``order`` puts them,
+    and (``start``: when ``source.json`` described the tree the import started from) the
+    record of the commits from the first imported one on."""
+    added = {e.source: e.file for e in result.entries
+             if e.file and e.status != "already-imported"}
     if not added:
         return
-    record = None if start is None else ImportRecord(
-        start, run.repo.head(), tuple((e.subject, e.status, e.commit) for e in added))
-    change = SeriesChange(writes={e.file: run.staged[e.file] for e in added if e.file},
-                          series=[*(e.file for e in manifest.patches),
-                                  *(e.file for e in added if e.file)],
-                          record=record)
+    series = [added.get(name, name) for name in order if name in added or name in run.listed]
+    record = None if start is None else ImportRecord(start, run.repo.head(), tuple(run.made))
+    change = SeriesChange(writes={file: run.staged[file] for file in added.values()},
+                          series=series, record=record)
     transaction.commit(ws, manifest, change, "patches import")
 
 
@@ -245,6 +322,70 @@ class _Run:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # name, diff text
     staged: dict[str, bytes] = field(default_factory=dict)  # the new patch files' bytes
     diff: str = ""  # the diff of the patch being imported, once it parsed
+    listed: set[str] = field(default_factory=set)  # the series' files before the import
+    made: list[tuple[str, str, str]] = field(default_factory=list)  # subject, status, commit
+    inserted: list[str] = field(default_factory=list)  # the new patches, so far
+
+    def rebuild(self, manifest: Manifest, order: list[str], new: dict[str, Path],
+                entries: dict[str, ImportEntry]) -> None:
+        """Apply the new series ``order`` from its first new patch (``new``: name -> the
+        source file) on the commit of the patch before it: the new patches imported (their
+        entries in ``entries``), the listed ones after them applied again from their files."""
+        listed = [e.file for e in manifest.patches]
+        self.listed = set(listed)
+        first = next((i for i, name in enumerate(order) if name not in self.listed), None)
+        if first is None:
+            return
+        if first < len(listed):
+            self._rewind(manifest, first)
+        for name in order[first:]:
+            if name in self.listed:
+                self._again(manifest, name)
+                continue
+            entry = self.one(new[name])
+            console.info(f"{name}: {entry.status} {entry.reason}".rstrip())
+            entries[name] = entry
+            if entry.file:
+                self.made.append((entry.subject, entry.status, entry.commit))
+                self.inserted.append(name)
+
+    def _rewind(self, manifest: Manifest, first: int) -> None:
+        """``_src`` back to the commit of the series' patch ``first - 1`` (the pinned one
+        for 0): it must hold the series as listed, one commit a patch."""
+        pinned, listed = manifest.upstream.commit, manifest.patches
+        commits = self.repo.commits(pinned)
+        if len(commits) != len(listed):
+            raise WorkInProgressError(
+                f"{self.repo.shown} holds {len(commits)} commit(s) above the pinned commit, "
+                f"the series {len(listed)} patch(es); the import inserts patches at their "
+                f"positions and needs the tree to hold the series as "
+                f"{manifest_name(manifest.release)} lists it",
+                hint=f"run `tkedistro source {manifest.release}`, then import again")
+        self.repo.reset_hard(commits[first - 1] if first else pinned)
+
+    def _again(self, manifest: Manifest, file: str) -> None:
+        """Apply the listed patch ``file`` again, on top of the patches inserted before it."""
+        index = [e.file for e in manifest.patches].index(file)
+        where = f"{manifest_name(manifest.release)}: patches[{index}].file"
+        path = self.ws.repo_file(file, where)
+        patcher = Patcher(self.repo)
+        entered = patcher.apply(path, quiet=True)
+        if not entered.ok:
+            hunks = patcher.failed_hunks(path)
+            if patcher.in_progress():
+                patcher.abort()
+            raise PatchApplyError(
+                f"{file} (patch {index + 1} of the series) does not apply once "
+                f"{', '.join(self.inserted)} {'is' if len(self.inserted) == 1 else 'are'} "
+                f"inserted before it: {'; '.join(hunks) or 'git am failed'}; nothing imported",
+                details=entered.result.stderr.strip() or None,
+                hint="the inserted patch changes what this one builds on: import it on its "
+                "own after the series (move it to a folder of its own with a number after "
+                "the last patch's), then put it in place with `tkedistro patches reorder`")
+        head = self.repo.head()
+        self.repo.note_made([head])
+        self.made.append((self.repo.subject(head),
+                          "imported-3way" if entered.three_way else "applied", head))
 
     def one(self, path: Path) -> ImportEntry:
         self.diff = ""

@@ -1,6 +1,7 @@
 """What ``tkedistro patches import`` works out about a third-party patch before and after
 ``git am``: its trailers (stated, inferred from the file name and message, or defaulted)
-and, for one that fails, which earlier patch left out of the import it builds on.
+and, for one that fails, which earlier patch left out of the import it builds on; and where
+in the series each patch goes (``placement``).
 
 A revert of an upstream change (a file name like ``revert-pr63066``, a ``Revert "..."``
 subject or a ``This reverts commit <sha>`` message) is ours, not upstream's: it is recorded
@@ -29,6 +30,7 @@ from tkedistro.model.patches import (
     SECURITY_TRAILER,
     PatchFile,
 )
+from tkedistro.series.reorder import number_key
 
 _K8S = "https://github.com/kubernetes/kubernetes"
 _COMMIT_URL = re.compile(r"https://github\.com/kubernetes/kubernetes/commit/([0-9a-f]{7,40})\b")
@@ -179,3 +181,33 @@ def needed_results(tree: Path, diff: str, skipped: list[tuple[str, str]]) -> lis
     pre-image lines of ``diff`` the tree does not hold: the failing patch builds on them."""
     wanted = missing_preimage(diff, tree_reader(tree))
     return providers(wanted, skipped) if wanted else []
+
+
+def placement(series: list[str], sources: list[str], present: dict[str, str]) -> list[str]:
+    """The series after an import: the listed files of ``series`` with each source of
+    ``sources`` (source order) that is not ``present`` (source -> the listed file it is)
+    inserted where it belongs. A source goes after the nearest earlier source of the import
+    (before the nearest later one in the series when none is earlier) once any source is
+    in the series; else where its number says among the listed files' numbers (in a gap of
+    them, or before the start of a numbered run it comes first in); else at the end."""
+    order = list(series)
+    for index, name in enumerate(sources):
+        if name not in present:
+            order.insert(_slot(order, sources, index, present), name)
+    return order
+
+
+def _slot(order: list[str], sources: list[str], index: int, present: dict[str, str]) -> int:
+    if present and index:
+        earlier = sources[index - 1]  # in the series, or inserted just before
+        return order.index(present.get(earlier, earlier)) + 1
+    if present:
+        return order.index(next(present[n] for n in sources[1:] if n in present))
+    mine = number_key(sources[index])
+    if mine is not None:
+        for at in range(len(order) - 1, -1, -1):
+            low = number_key(order[at - 1]) if at else None
+            high = number_key(order[at])
+            if high is not None and mine < high and (low is None or low < mine or high < low):
+                return at
+    return len(order)

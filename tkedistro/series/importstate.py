@@ -29,7 +29,9 @@ from tkedistro.source.state import (
 @dataclass(frozen=True)
 class ImportRecord:
     """What to add to ``source.json``: the import went from ``start`` to ``head`` and made
-    ``added`` (subject, status, commit), in series order."""
+    ``added`` (subject, status, commit), in series order: the series' last ``len(added)``
+    entries (the patches it inserted, and the listed ones after the first of them, applied
+    again); the entries before them keep the commits ``source.json`` has."""
 
     start: str
     head: str
@@ -48,8 +50,9 @@ def recordable(ws: Workspace, old: Manifest, start: str) -> bool:
 
 
 def record_import(ws: Workspace, release: str, record: ImportRecord) -> bool:
-    """Extend ``source.json`` by the imported commits, read against the series now in place.
-    True when recorded (or already recorded by the run this one finishes)."""
+    """Record in ``source.json`` the commits the import made (from its first inserted patch
+    on), read against the series now in place. True when recorded (or already recorded by
+    the run this one finishes)."""
     paths = ws.release(release)
     prev = load_state(paths)
     if prev is not None and prev.head == record.head and record.head != record.start:
@@ -58,11 +61,12 @@ def record_import(ws: Workspace, release: str, record: ImportRecord) -> bool:
         return False
     new = load_release(ws, release)
     inputs = series_inputs(ws, new, paths.manifest_name)
-    fresh = inputs[len(prev.applied):]
-    if len(fresh) != len(record.added) or [i.file for i in inputs[:len(prev.applied)]] != \
-            [a.file for a in prev.applied]:
+    kept = len(inputs) - len(record.added)
+    fresh = inputs[kept:]
+    if not 0 <= kept <= len(prev.applied) or [i.file for i in inputs[:kept]] != \
+            [a.file for a in prev.applied[:kept]]:
         return False
-    applied = prev.applied + tuple(
+    applied = prev.applied[:kept] + tuple(
         Applied(inp.key, inp.file, subject, "3-way" if status == "imported-3way" else "applied",
                 commit)
         for inp, (subject, status, commit) in zip(fresh, record.added, strict=True))

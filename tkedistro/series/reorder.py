@@ -1,8 +1,18 @@
 """``tkedistro patches reorder RELEASE --move FILE --before|--after FILE``: change the order
-of the series (e.g. after porting one patch by hand) and renumber its files.
+of the series (e.g. after porting one patch by hand), keeping the numbers of the files it
+does not move.
 
-Every file named ``NNNN-…`` gets the number of its new position (same width); other names
-stay. Under the release lock and never mid-rebase, as one series transaction
+A file name's number is its ``NNNN`` prefix, optionally followed by lowercase letters
+(``0011a-…``): numbers sort by their digits' value, then by the letters, so the names sort
+as the series does (``0011-`` < ``0011a-`` < ``0011b-`` < ``0012-``). The moved file keeps
+its name when its number already lies between its new neighbours'; else it gets a free
+number between them: the next integer after the one before it when there is a gap, else
+that one's number with a letter suffix. Only when no such number is left (e.g. between
+``0011-`` and ``0011a-``, or between two files of the same number) does the reorder ask for
+``--renumber``, which numbers every ``NNNN-…`` file by its new position (same width), as
+``patches reorder`` always did; other names stay.
+
+Under the release lock and never mid-rebase, as one series transaction
 (``series/transaction.py``): the renamed files and the manifest are staged, then swapped
 in, and the old names deleted; an interrupted reorder leaves the series as before or as
 after. A file another release lists is neither overwritten nor deleted. The patch contents
@@ -26,7 +36,10 @@ from tkedistro.series import transaction
 from tkedistro.series.export import locked_release, require_manifest
 from tkedistro.series.transaction import SeriesChange
 
-_NUMBERED = re.compile(r"^([0-9]+)-(.+)$")
+_NUMBERED = re.compile(r"^([0-9]+)([a-z]*)-(.+)$")
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+NumberKey = tuple[int, str]  # (the digits' value, the letters after them)
 
 
 @dataclass
@@ -50,8 +63,9 @@ class ReorderResult:
 
 
 def reorder_series(ws: Workspace, release: str, move: str, *, before: str | None = None,
-                   after: str | None = None) -> ReorderResult:
-    """Move patch ``move`` before or after another one; renumber the ``NNNN-`` files."""
+                   after: str | None = None, renumber: bool = False) -> ReorderResult:
+    """Move patch ``move`` before or after another one; the files it does not move keep
+    their names (``renumber``: every ``NNNN-`` file gets the number of its position)."""
     if (before is None) == (after is None):
         raise ManifestError(["give exactly one of --before FILE, --after FILE"])
     require_manifest(ws, release)
@@ -65,14 +79,18 @@ def reorder_series(ws: Workspace, release: str, move: str, *, before: str | None
         order = [f for f in files if f != moved]
         at = order.index(anchor) + (1 if after else 0)
         order.insert(at, moved)
-        if order == files:
+        # The new order is decided here: checks of it (e.g. a patch now before one it
+        # needs) go on this line, before any name is chosen or anything written.
+        new = renumbered(order) if renumber else kept_numbers(manifest, order, moved)
+        if new == files:
             return ReorderResult(release)
         refuse_broken_order(ws.root, files, order, manifest_name(release))
-        return _write(ws, manifest, order)
+        return _write(ws, manifest, order, new)
 
 
 def _find(manifest: Manifest, wanted: str) -> int:
-    """The index of the entry ``wanted`` names: its path, file name or ``NNNN`` number."""
+    """The index of the entry ``wanted`` names: its path, file name or number
+    (``0011``, ``0011a``)."""
     names = [e.file for e in manifest.patches]
     hits = [i for i, f in enumerate(names) if wanted in (f, PurePosixPath(f).name,
                                                            _number(PurePosixPath(f).name))]
@@ -89,7 +107,13 @@ def _find(manifest: Manifest, wanted: str) -> int:
 
 def _number(name: str) -> str:
     match = _NUMBERED.match(name)
-    return match.group(1) if match else name
+    return match.group(1) + match.group(2) if match else name
+
+
+def number_key(name: str) -> NumberKey | None:
+    """``0011a-x.patch`` -> (11, "a"); None for a name without a number."""
+    match = _NUMBERED.match(PurePosixPath(name).name)
+    return (int(match.group(1)), match.group(2)) if match else None
 
 
 def renumbered(order: list[str]) -> list[str]:
@@ -100,13 +124,62 @@ def renumbered(order: list[str]) -> list[str]:
         match = _NUMBERED.match(path.name)
         if match:
             width = len(match.group(1))
-            path = path.with_name(f"{position:0{width}d}-{match.group(2)}")
+            path = path.with_name(f"{position:0{width}d}-{match.group(3)}")
         out.append(str(path))
     return out
 
 
-def _write(ws: Workspace, manifest: Manifest, order: list[str]) -> ReorderResult:
-    new = renumbered(order)
+def kept_numbers(manifest: Manifest, order: list[str], moved: str) -> list[str]:
+    """``order`` with every name kept but ``moved``'s, which gets a number between its new
+    numbered neighbours' when its own is not (a ``ManifestError`` when none is free)."""
+    mine = number_key(moved)
+    if mine is None:
+        return order
+    at = order.index(moved)
+    low = next((k for f in reversed(order[:at]) if (k := number_key(f))), None)
+    high = next((k for f in order[at + 1:] if (k := number_key(f))), None)
+    if (low is None or low < mine) and (high is None or mine < high):
+        return order
+    free = between(low, high)
+    if free is None:
+        around = [f for f in (order[at - 1] if at else None,
+                              order[at + 1] if at + 1 < len(order) else None) if f]
+        raise ManifestError([f"{manifest_name(manifest.release)}: patches: no number is free "
+                             f"for {moved} between {' and '.join(around)}; run the reorder "
+                             "again with --renumber to number the whole series 0001.. in "
+                             "order"])
+    path = PurePosixPath(moved)
+    match = _NUMBERED.match(path.name)
+    assert match is not None
+    digits = f"{free[0]:0{len(match.group(1))}d}{free[1]}"
+    return [str(path.with_name(f"{digits}-{match.group(3)}")) if f == moved else f
+            for f in order]
+
+
+def between(low: NumberKey | None, high: NumberKey | None) -> NumberKey | None:
+    """A number after ``low`` and before ``high`` (None: no bound), as short as can be:
+    the next integer when there is a gap, else ``low``'s with a letter suffix."""
+    if low is None:
+        if high is None:
+            return (1, "")
+        if high[0] > 0:
+            return (high[0] - 1, "")
+        letters = _letters_between("", high[1])
+        return None if letters is None else (0, letters)
+    if high is None or high[0] - low[0] >= 2:
+        return (low[0] + 1, "")
+    letters = _letters_between(low[1], high[1] if high[0] == low[0] else None)
+    return None if letters is None else (low[0], letters)
+
+
+def _letters_between(low: str, high: str | None) -> str | None:
+    """The shortest (then first) lowercase string after ``low`` and before ``high``."""
+    candidates = sorted({low[:cut] + c for cut in range(len(low) + 1) for c in _LETTERS},
+                        key=lambda s: (len(s), s))
+    return next((s for s in candidates if low < s and (high is None or s < high)), None)
+
+
+def _write(ws: Workspace, manifest: Manifest, order: list[str], new: list[str]) -> ReorderResult:
     renames = [(old, name) for old, name in zip(order, new, strict=True) if old != name]
     listed = [e.file for e in manifest.patches]
     for old, _ in renames:  # the path rules of the series, as `source` has them
