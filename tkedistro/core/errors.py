@@ -231,10 +231,11 @@ class ForecastConflictError(TkedistroError):
 
 
 class ImportExistsError(TkedistroError):
-    """``tkedistro patches import``: the patch is already in the series."""
+    """``tkedistro patches import``: an unlisted file in the patch folder is in the way."""
 
     exit_code = 21
-    meaning = "`patches import`: a patch being imported is already in the series (file or entry)"
+    meaning = ("`patches import`: a file in the patch folder that the series does not list "
+               "has the name of a patch being imported (move it away or list it)")
 
 
 class PatchProofError(TkedistroError):
