@@ -141,12 +141,19 @@ def test_an_inserted_patch_that_breaks_a_later_one_imports_nothing(tmp_path: Pat
     assert not (d.patch_dir / "0002-TKE-FIX-notes-too.patch").exists()
 
 
-def test_reorder_resolves_duplicate_numbers(tmp_path: Path) -> None:
+def _imported_notes(tmp_path: Path, name: str) -> Distro:
+    """A distro whose series ends with a third-party notes patch imported as ``name``
+    (a number the series already has: two files share it)."""
     d = make_distro(tmp_path)
     folder = d.root.parent / "third-party"
     folder.mkdir()
-    (folder / "0005-TKE-FIX-notes.patch").write_text(plain_diff(d.src, {"docs/n.md": "n\n"}))
+    (folder / name).write_text(plain_diff(d.src, {"docs/n.md": "n\n"}))
     assert cli(d, "patches", "import", "1.20", "--from", str(folder)).exit_code == 0
+    return d
+
+
+def test_reorder_resolves_duplicate_numbers(tmp_path: Path) -> None:
+    d = _imported_notes(tmp_path, "0005-TKE-FIX-notes.patch")
     twin = "patches/1.20/0005-TKE-FIX-notes.patch"
     assert series(d) == [*P, twin]
 
@@ -164,11 +171,7 @@ def test_reorder_resolves_duplicate_numbers(tmp_path: Path) -> None:
 
 
 def test_renumber_fixes_duplicate_numbers(tmp_path: Path) -> None:
-    d = make_distro(tmp_path)
-    folder = d.root.parent / "third-party"
-    folder.mkdir()
-    (folder / "0003-TKE-FIX-notes.patch").write_text(plain_diff(d.src, {"docs/n.md": "n\n"}))
-    assert cli(d, "patches", "import", "1.20", "--from", str(folder)).exit_code == 0
+    d = _imported_notes(tmp_path, "0003-TKE-FIX-notes.patch")
     assert series(d) == [*P, "patches/1.20/0003-TKE-FIX-notes.patch"]
     res = cli(d, "patches", "reorder", "1.20", "--move", "0003-TKE-FIX-notes.patch",
               "--after", "0005", "--renumber")
