@@ -18,6 +18,7 @@ from tkedistro.core.files import write_json
 from tkedistro.core.statefile import StateFile, kind_of
 from tkedistro.core.workspace import ReleasePaths
 from tkedistro.git.packs import pack_damage
+from tkedistro.git.probe import StatusProbe
 from tkedistro.git.repo import Repo
 from tkedistro.model.refs import COMMIT_PATTERN, TAG_PATTERN
 
@@ -165,8 +166,10 @@ def inputs_digest(manifest: Path, files: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def tree_matches(tree: Repo, state: State, paths: ReleasePaths) -> bool:
-    """HEAD is the recorded one and nothing is changed, untracked or half-done in the tree."""
+def tree_matches(tree: Repo, state: State, paths: ReleasePaths,
+                 probe: StatusProbe | None = None) -> bool:
+    """HEAD is the recorded one and nothing is changed, untracked or half-done in the tree
+    (as ``probe``, the status started when the command started, saw it, if given)."""
     if paths.source_applying.exists():
         return False
     try:
@@ -174,7 +177,7 @@ def tree_matches(tree: Repo, state: State, paths: ReleasePaths) -> bool:
             return False
         if not mirror_intact(tree, state):
             return False  # the cache mirror lost objects: the full run repairs it
-        head, changed = tree.head_and_status()  # one git run
+        head, changed = tree.head_and_status(probe)  # one git run
         return head == state.head and not changed
     except CommandError:  # e.g. the cache (and the objects it lends) was deleted
         return False
