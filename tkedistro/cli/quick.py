@@ -70,8 +70,10 @@ def run_quick(line: QuickLine) -> int:
     """The command as ``cli/release.py`` runs it, through the same session; the exit code."""
     if line.command == "source" and "verbose" not in line.flags:  # --verbose: each git
         from tkedistro.git.probe import StatusProbe  # command shown as it runs, none early
+        from tkedistro.source.digest import inputs_unchanged
 
-        probe = StatusProbe.start(line.paths.get("root"), line.release)  # before the imports
+        # before the imports; only when the inputs look unchanged (else nobody reads it)
+        probe = StatusProbe.start(line.paths.get("root"), line.release, inputs_unchanged)
         try:
             return _run(line, probe)
         finally:

@@ -15,6 +15,7 @@ path then runs the same status itself and says what is wrong. git gets the envir
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 # HEAD and every changed or untracked path of a work tree, in one git run
@@ -34,13 +35,17 @@ class StatusProbe:
         self._code: int | None = None
 
     @classmethod
-    def start(cls, root: Path | None, release: str) -> StatusProbe | None:
+    def start(cls, root: Path | None, release: str,
+              wanted: Callable[[Path, str], bool]) -> StatusProbe | None:
         """The probe of ``ROOT/_src/<release>`` (``root``: ``--root``, else found as
-        ``core.workspace.find_root`` finds it); None when there is none to start."""
+        ``core.workspace.find_root`` finds it) when ``wanted(ROOT, release)`` says its answer
+        will be read; None when there is none to start."""
         if release[:1] not in _DIGITS or not _NAME.issuperset(release):
             return None
         path = _tree(root, release)
-        return None if path is None else cls._spawn(path)
+        if path is None or not wanted(path.parents[1], release):
+            return None
+        return cls._spawn(path)
 
     @classmethod
     def _spawn(cls, path: Path) -> StatusProbe | None:

@@ -21,6 +21,7 @@ from tkedistro.git.packs import pack_damage
 from tkedistro.git.probe import StatusProbe
 from tkedistro.git.repo import Repo
 from tkedistro.model.refs import COMMIT_PATTERN, TAG_PATTERN
+from tkedistro.source.digest import inputs_digest as inputs_digest  # its home before
 
 STATE_VERSION = 1
 
@@ -156,14 +157,6 @@ def recorded_commits(paths: ReleasePaths) -> set[str]:
     """The commits ``source.json`` says this tool made (one per applied patch)."""
     state = load_state(paths)
     return {a.commit for a in state.applied} if state else set()
-
-
-def inputs_digest(manifest: Path, files: list[Path]) -> str:
-    digest = hashlib.sha256(manifest.read_bytes())
-    for path in files:
-        digest.update(f"\0{path}\0".encode())
-        digest.update(path.read_bytes() if path.is_file() else b"\0missing")
-    return digest.hexdigest()
 
 
 def tree_matches(tree: Repo, state: State, paths: ReleasePaths,
