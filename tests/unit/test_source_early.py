@@ -146,3 +146,13 @@ def test_verbose_shows_the_status_it_runs_and_starts_none_early(prepared: Distro
     assert done.returncode == 0, done.stderr
     assert "$ git status --porcelain=v2 -z --branch --untracked-files=normal" in done.stderr
     assert "--no-optional-locks" not in log.read_text()
+
+
+def test_a_changed_patch_starts_no_early_status(prepared: Distro, tmp_path: Path) -> None:
+    folder, log = wrap_git(tmp_path)
+    prepared.mbox("0002-ten.patch", {"pkg/big/lines.go": big(l10="theirs10")}, "ten")
+    done = script(prepared, path=folder)
+    assert done.returncode == 0, done.stderr
+    assert "  1/2  unchanged  patches/1.20/0001-kubectl.patch" in done.stdout
+    assert "  2/2  3-way      patches/1.20/0002-ten.patch  ten" in done.stdout
+    assert "--no-optional-locks" not in log.read_text()  # no status started to be thrown away

@@ -69,17 +69,29 @@ def source_line(line: CommandLine) -> QuickLine | None:
 def run_quick(line: QuickLine) -> int:
     """The command as ``cli/release.py`` runs it, through the same session; the exit code."""
     if line.command == "source" and "verbose" not in line.flags:  # --verbose: each git
-        from tkedistro.git.probe import StatusProbe  # command shown as it runs, none early
-        from tkedistro.source.digest import inputs_unchanged
-
-        # before the imports; only when the inputs look unchanged (else nobody reads it)
-        probe = StatusProbe.start(line.paths.get("root"), line.release, inputs_unchanged)
+        probe = _early_status(line)  # command is shown as it runs, none starts early
         try:
             return _run(line, probe)
         finally:
             if probe is not None:
                 probe.close()
     return _run(line, None)
+
+
+def _early_status(line: QuickLine) -> StatusProbe | None:
+    """The ``git status`` of ``_src/<release>``, started before the rest of the code loads,
+    when the inputs look unchanged (only the unchanged re-run reads it); else None."""
+    from tkedistro.core.errors import TkedistroError
+    from tkedistro.core.workspace import Workspace
+    from tkedistro.git.probe import StatusProbe
+    from tkedistro.source.digest import inputs_unchanged
+
+    try:
+        paths = Workspace.discover(line.paths.get("root"), line.paths.get("cache_dir")) \
+            .release(line.release)
+    except TkedistroError:
+        return None  # the command says what is wrong
+    return StatusProbe.start(paths.src) if inputs_unchanged(paths) else None
 
 
 def _run(line: QuickLine, probe: StatusProbe | None) -> int:

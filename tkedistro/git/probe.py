@@ -7,23 +7,18 @@ it runs before anything else is loaded. It only reads (``--no-optional-locks``: 
 answer is a snapshot of the tree as the command started, used only by the check that changes
 nothing (``Repo.head_and_status``). A run that goes on to change the tree closes it first and
 looks at the tree again itself, under the lock. Best-effort: there is no probe (None) unless
-the tree is plainly ``ROOT/_src/<release>`` with a ``.git`` folder and no symlink; the normal
-path then runs the same status itself and says what is wrong. git gets the environment
-``core.runner`` gives it (loaded first only when a ``GIT_*`` variable is set).
+the tree and its ``.git`` are folders, neither a symlink; the normal path then runs the same
+status itself and says what is wrong. git gets the environment ``core.runner`` gives it
+(loaded first only when a ``GIT_*`` variable is set).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 # HEAD and every changed or untracked path of a work tree, in one git run
 STATUS_V2 = ("status", "--porcelain=v2", "-z", "--branch", "--untracked-files=normal")
-# what a release name is made of (``core.workspace.RELEASE_NAME`` says which names are
-# ones): no ``/``, and a digit first, so ``_src/<release>`` stays a folder of ``_src``
-_DIGITS = frozenset("0123456789")
-_NAME = _DIGITS | frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-")
 
 
 class StatusProbe:
@@ -35,15 +30,11 @@ class StatusProbe:
         self._code: int | None = None
 
     @classmethod
-    def start(cls, root: Path | None, release: str,
-              wanted: Callable[[Path, str], bool]) -> StatusProbe | None:
-        """The probe of ``ROOT/_src/<release>`` (``root``: ``--root``, else found as
-        ``core.workspace.find_root`` finds it) when ``wanted(ROOT, release)`` says its answer
-        will be read; None when there is none to start."""
-        if release[:1] not in _DIGITS or not _NAME.issuperset(release):
-            return None
-        path = _tree(root, release)
-        if path is None or not wanted(path.parents[1], release):
+    def start(cls, path: Path) -> StatusProbe | None:
+        """The probe of work tree ``path`` (``_src/<release>``, from the workspace's paths);
+        None when it, its folder or its ``.git`` is not a folder, or is a symlink."""
+        if any(os.path.islink(p) or not os.path.isdir(p)
+               for p in (path.parent, path, path / ".git")):
             return None
         return cls._spawn(path)
 
@@ -92,20 +83,3 @@ class StatusProbe:
         _, status = os.waitpid(self._pid, 0)
         self._code = os.waitstatus_to_exitcode(status)
 
-
-def _tree(root: Path | None, release: str) -> Path | None:
-    """``ROOT/_src/<release>`` when it and its ``.git`` are folders, none a symlink; ROOT is
-    ``root`` resolved, else the nearest folder at or above the working directory that holds
-    ``releases/``."""
-    try:
-        here = Path(os.path.realpath(root if root is not None else os.getcwd()))
-    except OSError:
-        return None
-    found = next((folder for folder in ((here,) if root is not None else (here, *here.parents))
-                  if os.path.isdir(folder / "releases")), None)
-    if found is None:
-        return None
-    path = found / "_src" / release
-    if any(os.path.islink(p) or not os.path.isdir(p) for p in (path.parent, path, path / ".git")):
-        return None
-    return path

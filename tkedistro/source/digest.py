@@ -9,7 +9,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from tkedistro.core.workspace import ReleaseLayout
+from tkedistro.core.workspace import ReleasePaths
 
 
 def inputs_digest(manifest: Path, files: list[Path]) -> str:
@@ -20,15 +20,14 @@ def inputs_digest(manifest: Path, files: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def inputs_unchanged(root: Path, release: str) -> bool:
-    """Whether the manifest's and patches' bytes under distro repo ``root`` are the ones
-    ``source.json`` recorded. A hint read without the lock or any check of the file (the
-    unchanged re-run decides under the lock); False when anything is missing or odd."""
-    layout = ReleaseLayout(release)
+def inputs_unchanged(paths: ReleasePaths) -> bool:
+    """Whether the manifest's and patches' bytes are the ones ``source.json`` recorded. A
+    hint read without the lock or any check of the file (the unchanged re-run decides under
+    the lock); False when anything is missing or odd."""
     try:
-        data = json.loads((root / layout.state / "source.json").read_bytes())
-        files = [root / entry["file"] for entry in data["applied"]]
-        return bool(data["inputs"]) and data["inputs"] == inputs_digest(root / layout.manifest,
-                                                                        files)
+        data = json.loads(paths.source_state.read_bytes())
+        files = [paths.root / entry["file"] for entry in data["applied"]]
+        recorded = data["inputs"]
+        return bool(recorded) and recorded == inputs_digest(paths.manifest_file, files)
     except (OSError, ValueError, KeyError, TypeError):
         return False
