@@ -23,10 +23,8 @@ import errno
 import hashlib
 import json
 import os
-import secrets
 import shutil
 import stat
-import tarfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -157,6 +155,8 @@ def is_symlink(path: Path) -> bool:
 
 
 def _temp_name(path: Path) -> str:
+    import secrets  # here: not loaded by commands that write nothing
+
     return f".{path.name[:200]}.{secrets.token_hex(6)}.tmp"
 
 
@@ -467,6 +467,8 @@ def write_tarball(folder: Path, target: Path, *, mode: int = 0o644) -> None:
     """A gzip'd tar of ``folder`` (members under ``<folder name>/``, in sorted order; a
     symlink in it is stored as a link, never followed) written to ``target`` through an
     exclusively created temporary file renamed into place."""
+    import tarfile
+
     check_path(folder)
     with _replacing(target, mode) as handle, tarfile.open(fileobj=handle, mode="w:gz") as tar:
         tar.add(folder, arcname=folder.name)
@@ -474,6 +476,8 @@ def write_tarball(folder: Path, target: Path, *, mode: int = 0o644) -> None:
 
 def make_temp_dir(parent: Path, prefix: str) -> Path:
     """A new, empty folder in ``parent`` (made when missing) named ``<prefix><random>``."""
+    import secrets
+
     with opened_dir(parent, create=True) as dir_fd:
         while True:
             name = f"{prefix}{secrets.token_hex(6)}"

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from tkedistro.core.errors import ManifestError
-from tkedistro.core.host import host_platform
 
 RELEASES = "releases"  # the distro repo's folder of manifests, <release>.yaml each
 MANIFEST_SUFFIX = ".yaml"
@@ -256,6 +255,8 @@ def manifest_name(release: str) -> str:
 def output_bin(platform: str | None = None) -> PurePosixPath:
     """Where an output folder keeps one platform's binaries: ``bin/<os>/<arch>`` (the host's
     platform when None); relative, as ``SHA256SUMS`` and the SBOM name them."""
+    from tkedistro.core.host import host_platform  # loads ``platform``: only when needed
+
     return PurePosixPath("bin", platform or host_platform())
 
 

@@ -36,6 +36,7 @@ from tkedistro.core import console, files
 from tkedistro.core.errors import CommandError, WorkInProgressError
 from tkedistro.core.runner import Result, run
 from tkedistro.git.execute import execute, git_found, gitpython_module
+from tkedistro.git.probe import STATUS_V2, StatusProbe
 from tkedistro.git.work import OPERATIONS, Work, porcelain_paths, porcelain_v2
 
 if TYPE_CHECKING:
@@ -216,11 +217,13 @@ class Repo:
                   cwd=self.path).stdout
         return porcelain_paths(out)
 
-    def head_and_status(self) -> tuple[str | None, list[str]]:
+    def head_and_status(self, probe: StatusProbe | None = None) -> tuple[str | None, list[str]]:
         """HEAD's commit (None before the first) and what ``status`` lists, from one ``git
-        status`` (the unchanged `source` re-run's only git command: a plain subprocess)."""
-        out = run(["git", "status", "--porcelain=v2", "-z", "--branch",
-                   "--untracked-files=normal"], cwd=self.path).stdout
+        status`` (the unchanged `source` re-run's only git command: a plain subprocess), or
+        from ``probe``, the same status started early in this tree, when it succeeded."""
+        out = probe.output() if probe is not None and probe.path == self.path else None
+        if out is None:
+            out = run(["git", *STATUS_V2], cwd=self.path).stdout
         return porcelain_v2(out)
 
     def untracked_files(self) -> list[str]:

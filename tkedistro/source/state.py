@@ -18,8 +18,10 @@ from tkedistro.core.files import write_json
 from tkedistro.core.statefile import StateFile, kind_of
 from tkedistro.core.workspace import ReleasePaths
 from tkedistro.git.packs import pack_damage
+from tkedistro.git.probe import StatusProbe
 from tkedistro.git.repo import Repo
 from tkedistro.model.refs import COMMIT_PATTERN, TAG_PATTERN
+from tkedistro.source.digest import inputs_digest as inputs_digest  # its home before
 
 STATE_VERSION = 1
 
@@ -157,16 +159,10 @@ def recorded_commits(paths: ReleasePaths) -> set[str]:
     return {a.commit for a in state.applied} if state else set()
 
 
-def inputs_digest(manifest: Path, files: list[Path]) -> str:
-    digest = hashlib.sha256(manifest.read_bytes())
-    for path in files:
-        digest.update(f"\0{path}\0".encode())
-        digest.update(path.read_bytes() if path.is_file() else b"\0missing")
-    return digest.hexdigest()
-
-
-def tree_matches(tree: Repo, state: State, paths: ReleasePaths) -> bool:
-    """HEAD is the recorded one and nothing is changed, untracked or half-done in the tree."""
+def tree_matches(tree: Repo, state: State, paths: ReleasePaths,
+                 probe: StatusProbe | None = None) -> bool:
+    """HEAD is the recorded one and nothing is changed, untracked or half-done in the tree
+    (as ``probe``, the status started when the command started, saw it, if given)."""
     if paths.source_applying.exists():
         return False
     try:
@@ -174,7 +170,7 @@ def tree_matches(tree: Repo, state: State, paths: ReleasePaths) -> bool:
             return False
         if not mirror_intact(tree, state):
             return False  # the cache mirror lost objects: the full run repairs it
-        head, changed = tree.head_and_status()  # one git run
+        head, changed = tree.head_and_status(probe)  # one git run
         return head == state.head and not changed
     except CommandError:  # e.g. the cache (and the objects it lends) was deleted
         return False
