@@ -10,12 +10,11 @@ fails is never kept: each run reports its problems afresh.
 from __future__ import annotations
 
 import hashlib
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
-from tkedistro.core import startcache
+from tkedistro.core import files, startcache
+from tkedistro.core.errors import TkedistroError
 from tkedistro.core.workspace import (
     MANIFEST_SUFFIX,
     MAX_MANIFEST_BYTES,
@@ -72,24 +71,13 @@ def _listing_key(ws: Workspace, names: list[str]) -> list[Any] | None:
 
 
 def _digest(path: Path) -> str | None:
-    """The SHA-256 of the regular file ``path`` (never blocking on a FIFO); None for any
-    other file, a missing one, or one larger than a manifest may be."""
+    """The SHA-256 of the regular file ``path``, read through the safe file layer (never
+    blocking on a FIFO, never through a symlink); None for any other file, a missing one, or
+    one larger than a manifest may be."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
+        return hashlib.sha256(files.read_bytes(path, max_bytes=MAX_MANIFEST_BYTES)).hexdigest()
+    except (OSError, TkedistroError):
         return None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_MANIFEST_BYTES:
-            return None
-        digest = hashlib.sha256()
-        while chunk := os.read(fd, 1 << 16):
-            digest.update(chunk)
-        return digest.hexdigest()
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def format_list(data: dict[str, Any]) -> str:
