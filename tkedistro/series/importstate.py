@@ -16,14 +16,8 @@ from tkedistro.core.workspace import Workspace
 from tkedistro.git.repo import Repo
 from tkedistro.model.manifest import Manifest, load_release
 from tkedistro.source.apply import borrowed_packs, series_inputs
-from tkedistro.source.state import (
-    Applied,
-    State,
-    inputs_digest,
-    load_state,
-    stamp_of,
-    write_state,
-)
+from tkedistro.source.digest import inputs_digest
+from tkedistro.source.state import Applied, State, load_state, stamp_of, write_state
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,13 @@ from tkedistro.git.patching import Entered, Patcher
 from tkedistro.git.repo import Repo
 from tkedistro.model.dependencies import missing_preimage, providers, tree_reader
 from tkedistro.model.patches import PatchFile, check_trailers, parse_patch, subject_from_filename
+from tkedistro.source.digest import inputs_digest
 from tkedistro.source.result import SourceResult, result_of
 from tkedistro.source.state import (
     Applied,
     Input,
     Series,
     State,
-    inputs_digest,
     load_state,
     stamp_of,
     tree_matches,

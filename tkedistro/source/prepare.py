@@ -29,8 +29,9 @@ from tkedistro.core.workspace import ReleasePaths, Workspace, path_problem
 from tkedistro.git.probe import StatusProbe
 from tkedistro.git.repo import Repo
 from tkedistro.source.buildwrites import recover_build_writes
+from tkedistro.source.digest import inputs_digest
 from tkedistro.source.result import SourceResult, result_of
-from tkedistro.source.state import inputs_digest, load_state, tree_matches
+from tkedistro.source.state import load_state, tree_matches
 
 
 def prepare_source(

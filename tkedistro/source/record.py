@@ -19,7 +19,8 @@ from tkedistro.core.workspace import Workspace
 from tkedistro.git.repo import Repo
 from tkedistro.model.manifest import load_release
 from tkedistro.source.apply import borrowed_packs, series_inputs
-from tkedistro.source.state import Applied, State, inputs_digest, stamp_of, write_state
+from tkedistro.source.digest import inputs_digest
+from tkedistro.source.state import Applied, State, stamp_of, write_state
 
 
 def record_exported(ws: Workspace, release: str,

@@ -21,7 +21,6 @@ from tkedistro.git.packs import pack_damage
 from tkedistro.git.probe import StatusProbe
 from tkedistro.git.repo import Repo
 from tkedistro.model.refs import COMMIT_PATTERN, TAG_PATTERN
-from tkedistro.source.digest import inputs_digest as inputs_digest  # its home before
 
 STATE_VERSION = 1
 
