@@ -28,6 +28,9 @@ from tkedistro.core.workspace import MAX_PATCH_BYTES
 from tkedistro.model.diffscan import scan_diffs, starts_unified
 
 REQUIRED_TRAILERS = ("Patch-Kind", "Upstream-Ref", "Upstream-Status")
+# what every hint that points at `patches export` adds (export, source, ...)
+EXPORT_FLAGS_HINT = ("give --kind, --upstream-ref and --upstream-status for a commit whose "
+                     "message lacks those trailers")
 KINDS = ("backport", "carry", "fix")
 STATUSES = ("merged", "submitted", "not-submitted", "rejected", "superseded")
 # Written by ``tkedistro patches import`` (docs/patches.md, "Trailers an import adds"):

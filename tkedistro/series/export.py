@@ -37,6 +37,7 @@ from tkedistro.core.workspace import ReleaseLayout, Workspace, manifest_name
 from tkedistro.git.repo import Repo
 from tkedistro.model.manifest import Manifest, load_release
 from tkedistro.model.patches import (
+    EXPORT_FLAGS_HINT,
     KINDS,
     REQUIRED_TRAILERS,
     STATUSES,
@@ -118,9 +119,6 @@ class _Existing:
 
 FLAGS = {"Patch-Kind": "--kind", "Upstream-Ref": "--upstream-ref",
          "Upstream-Status": "--upstream-status"}
-# what every hint that points at export adds
-EXPORT_FLAGS_HINT = ("give --kind, --upstream-ref and --upstream-status for a commit whose "
-                     "message lacks those trailers")
 _FLAG_VALUES = {"Patch-Kind": "|".join(KINDS), "Upstream-Ref": "URL|none",
                 "Upstream-Status": "|".join(STATUSES)}
 

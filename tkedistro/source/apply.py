@@ -24,7 +24,13 @@ from tkedistro.git.mirror import Pin, ensure_pin, share_tags
 from tkedistro.git.patching import Entered, Patcher
 from tkedistro.git.repo import Repo
 from tkedistro.model.dependencies import missing_preimage, providers, tree_reader
-from tkedistro.model.patches import PatchFile, check_trailers, parse_patch, subject_from_filename
+from tkedistro.model.patches import (
+    EXPORT_FLAGS_HINT,
+    PatchFile,
+    check_trailers,
+    parse_patch,
+    subject_from_filename,
+)
 from tkedistro.source.digest import inputs_digest
 from tkedistro.source.result import SourceResult, result_of
 from tkedistro.source.state import (
@@ -138,8 +144,7 @@ class SeriesRun:
                 f"{tree.shown} holds work in progress: {problem}; refusing to touch it",
                 hint=f"keep it: commit it in {tree.shown} and run `tkedistro patches export "
                 f"{self.manifest.release}` (writes it into patches/ and the manifest; "
-                "give --kind, --upstream-ref and --upstream-status for a commit whose "
-                "message lacks those trailers); "
+                f"{EXPORT_FLAGS_HINT}); "
                 f"discard it: `git -C {tree.shown} reset --hard && git -C {tree.shown} clean -fd`"
                 "; or run again with --force to save it to a backup ref first",
             )
